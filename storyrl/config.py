@@ -1,0 +1,204 @@
+"""Typed configuration, validated once and shared by the Snakefile, the CLI and the tests.
+
+Each stage reads only its own section, so a rule's params (and so Snakemake's rerun decisions)
+depend on that section alone. Every field is documented once, here.
+"""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from storyrl.units import parse_words
+
+Words = Annotated[int, BeforeValidator(parse_words)]
+"""A word count: an integer or a label such as `500K`, `20M`, `1B`."""
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message names the file(s) and key(s)."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- corpus
+class CorpusConfig(Section):
+    """A corpus slice: where its text comes from and which subset of it is used."""
+
+    format: Literal["demo", "babylm", "hf", "text"]
+    """`demo`: generated synthetic BabyLM-format corpus; `babylm`: the official folder of six
+    `*.train` files (`train_100M/` or `train_10M/`, or the parent holding one of them);
+    `hf`: a Hugging Face dataset saved with `save_to_disk`, or Parquet file(s), with a `text`
+    column; `text`: plain text file(s) or a folder of them, one document per line."""
+    path: str | None = None
+    """Where the text is (not used by `demo`)."""
+    split: str = "train"
+    """For `hf` datasets saved as a DatasetDict: the split to use."""
+    demo_words: Words = 3_000_000
+    """For `demo`: the size of the generated corpus in words."""
+    demo_seed: int = 0
+    """For `demo`: the generator's seed."""
+    fraction: float = Field(0.9, gt=0, le=1)
+    """Share of the shuffled lines kept (paper: 0.9)."""
+    seed: int = 42
+    """Seed of the shuffle that picks the subset (paper: 42)."""
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.format != "demo" and not self.path:
+            raise ValueError(f"format '{self.format}' needs 'path'")
+        return self
+
+
+# --------------------------------------------------------------------------- tokenizer
+class TokenizerConfig(Section):
+    """Byte-level BPE trained on each corpus subset."""
+
+    vocab_size: int = Field(16_000, ge=300)
+    min_frequency: int = Field(2, ge=1)
+    bos: str = "<s>"
+    pad: str = "<pad>"
+    eos: str = "</s>"
+    """Joins documents in the token stream; ends every student story."""
+    unk: str = "<unk>"
+    mask: str = "<mask>"
+
+    @property
+    def special_tokens(self) -> list[str]:
+        # This order gives the ids 0..4 that the paper's tokenizer has.
+        return [self.bos, self.pad, self.eos, self.unk, self.mask]
+
+
+# --------------------------------------------------------------------------- model
+class ModelConfig(Section):
+    """A GPT-2 built from a config with random weights."""
+
+    n_layer: int = Field(12, ge=1)
+    n_head: int = Field(12, ge=1)
+    n_embd: int = Field(768, ge=8)
+    n_positions: int = Field(512, ge=8)
+    """Context length; pretraining blocks have this many tokens."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Used for residual, embedding and attention dropout alike."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+# --------------------------------------------------------------------------- pretraining
+class TrainingConfig(Section):
+    """Pretraining hyper-parameters (paper values are the defaults)."""
+
+    lr: float = Field(5e-4, gt=0)
+    warmup_ratio: float = Field(0.01, ge=0, lt=1)
+    """Linear warm-up as a share of the whole run, then linear decay to 0 at the run's end."""
+    weight_decay: float = Field(0.0, ge=0)
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    grad_clip: float = Field(1.0, gt=0)
+    batch_size: int = Field(256, ge=1)
+    """Sequences per optimizer step, over all devices (the effective batch)."""
+    micro_batch_size: int = Field(32, ge=1)
+    """Sequences per device per forward pass; gradient accumulation makes up the rest."""
+    epochs: float = Field(10, gt=0)
+    """Length of the planned run; the learning-rate schedule spans all of it."""
+    bf16: Literal["auto", True, False] = "auto"
+    """`auto`: bf16 mixed precision on a GPU that supports it, fp32 on CPU."""
+    log_every: int = Field(10, ge=1)
+    """Steps between rows of the pretraining log."""
+    save_every: int = Field(500, ge=1)
+    """Steps between resume states (milestone checkpoints are saved in addition)."""
+    keep_states: int = Field(2, ge=1)
+    """Resume states kept on disk (the newest ones)."""
+    threads: int | None = None
+    """torch CPU threads; None leaves torch's default."""
+
+
+class PretrainRun(Section):
+    """One pretraining run: a corpus slice, a model shape and a seed."""
+
+    corpus: str
+    model: str
+    seed: int = 42
+
+
+class PretrainConfig(Section):
+    training: TrainingConfig = TrainingConfig()
+    milestones: list[Words]
+    """Words seen at which a checkpoint is kept (`1M`, `20M`, ...); they name the checkpoints."""
+    runs: dict[str, PretrainRun]
+
+    @model_validator(mode="after")
+    def _milestones_increase(self):
+        if not self.milestones:
+            raise ValueError("milestones: at least one is needed")
+        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:])):
+            raise ValueError("milestones must be strictly increasing")
+        if self.milestones[0] <= 0:
+            raise ValueError("milestones must be > 0")
+        return self
+
+
+# --------------------------------------------------------------------------- top level
+class Config(Section):
+    corpora: dict[str, CorpusConfig]
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    models: dict[str, ModelConfig]
+    pretrain: PretrainConfig
+
+    @model_validator(mode="after")
+    def _references(self):
+        for name, run in self.pretrain.runs.items():
+            if run.corpus not in self.corpora:
+                raise ValueError(
+                    f"pretrain.runs.{name}.corpus: '{run.corpus}' is not in corpora "
+                    f"({', '.join(self.corpora)})"
+                )
+            if run.model not in self.models:
+                raise ValueError(
+                    f"pretrain.runs.{name}.model: '{run.model}' is not in models "
+                    f"({', '.join(self.models)})"
+                )
+        return self
+
+
+def validate(raw: dict, source: str = "config") -> Config:
+    """Validate a config dict; errors name `source` and each offending key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg}")
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines)) from None
+
+
+def load(*paths: str | Path) -> Config:
+    """Load YAML files (later ones override earlier, key by key) and validate."""
+    merged: dict = {}
+    for p in paths:
+        try:
+            data = yaml.safe_load(Path(p).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read config {p}: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config file must be a mapping of sections")
+        merged = deep_merge(merged, data)
+    return validate(merged, source=", ".join(map(str, paths)))
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """Merge like Snakemake does with several --configfile: nested dicts key by key."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

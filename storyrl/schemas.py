@@ -1,0 +1,147 @@
+"""The Parquet tables the workflow writes: one schema each, file-level metadata, checked reads.
+
+Every table carries, in its Parquet key-value metadata under `storyrl`, a JSON object with the
+storyrl version, the git commit, the hash of the config section that produced it and the ids
+that matter (run id, checkpoint, teacher, rubric hash, seed...). Figures and tables read only
+these files, so a folder of them is enough to rebuild every table and figure.
+"""
+
+import hashlib
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storyrl import __version__
+from storyrl.atomic import atomic_path
+
+META_KEY = b"storyrl"
+
+SCHEMAS: dict[str, pa.Schema] = {
+    # One row per logging step of pretraining.
+    "pretrain_log": pa.schema([
+        ("step", pa.int64()),
+        ("epoch", pa.float64()),
+        ("words_seen", pa.int64()),
+        ("tokens_seen", pa.int64()),
+        ("loss", pa.float64()),
+        ("learning_rate", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("tokens_per_s", pa.float64()),
+    ]),
+    # One row per story the teacher scored (RL rollouts and story evaluation).
+    "rollouts": pa.schema([
+        ("run_id", pa.string()),
+        ("step", pa.int64()),
+        ("sample", pa.int64()),
+        ("budget_words", pa.int64()),
+        ("prompt", pa.string()),
+        ("continuation", pa.string()),
+        ("teacher_reply", pa.string()),
+        ("readability", pa.int8()),
+        ("coherence", pa.int8()),
+        ("creativity", pa.int8()),
+        ("parsed", pa.bool_()),
+        ("teacher_score", pa.float64()),
+        ("length_bonus", pa.float64()),
+        ("reward", pa.float64()),
+        ("n_tokens", pa.int64()),
+        ("n_words", pa.int64()),
+        ("logprob_sum", pa.float64()),
+        ("kl", pa.float64()),
+    ]),
+    # Tidy long format of every evaluation number.
+    "eval_scores": pa.schema([
+        ("model_id", pa.string()),
+        ("pretrain_words", pa.int64()),
+        ("rl_words", pa.int64()),
+        ("task", pa.string()),
+        ("subtask", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("n_items", pa.int64()),
+    ]),
+}
+
+
+class SchemaError(ValueError):
+    """A Parquet file does not have the columns its table must have."""
+
+
+@cache
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+            capture_output=True, text=True, timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def config_hash(section) -> str:
+    """A short, stable hash of a config section (a dict, or anything JSON-serialisable)."""
+    blob = json.dumps(section, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def make_metadata(table: str, config_section=None, **ids) -> dict:
+    meta = {"table": table, "storyrl_version": __version__, "git_commit": git_commit()}
+    if config_section is not None:
+        meta["config_hash"] = config_hash(config_section)
+    meta.update(ids)
+    return meta
+
+
+def to_table(table: str, data, meta: dict) -> pa.Table:
+    """Conform `data` (a DataFrame, a dict of columns or a list of row dicts) to the schema."""
+    schema = SCHEMAS[table]
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):
+        data = data.to_dict(orient="list")
+    if isinstance(data, list):
+        data = {name: [row.get(name) for row in data] for name in schema.names}
+    missing = [name for name in schema.names if name not in data]
+    if missing:
+        raise SchemaError(f"{table}: missing columns {missing}")
+    arrays = [pa.array(data[f.name], type=f.type) for f in schema]
+    full = schema.with_metadata({META_KEY: json.dumps(meta, default=str).encode()})
+    return pa.Table.from_arrays(arrays, schema=full)
+
+
+def write_table(path, table: str, data, meta: dict) -> None:
+    """Write atomically: readers never see a half-written file."""
+    tbl = to_table(table, data, meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(tbl, tmp)
+
+
+def read_metadata(path) -> dict:
+    raw = pq.read_schema(path).metadata or {}
+    return json.loads(raw.get(META_KEY, b"{}"))
+
+
+def read_table(path, table: str) -> pa.Table:
+    """Read and check that every column of the schema is there with a compatible type."""
+    path = Path(path)
+    try:
+        got = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise SchemaError(f"{path}: not a readable Parquet file ({err})") from None
+    for field in SCHEMAS[table]:
+        if field.name not in got.names:
+            raise SchemaError(f"{path}: column '{field.name}' missing (expected table '{table}')")
+        have = got.field(field.name).type
+        if have != field.type and not _castable(have, field.type):
+            raise SchemaError(
+                f"{path}: column '{field.name}' has type {have}, expected {field.type}"
+            )
+    return pq.read_table(path).select(SCHEMAS[table].names).cast(SCHEMAS[table])
+
+
+def _castable(have: pa.DataType, want: pa.DataType) -> bool:
+    numeric = pa.types.is_integer, pa.types.is_floating
+    return any(f(have) for f in numeric) and any(f(want) for f in numeric)
