@@ -8,7 +8,12 @@ from snakemake.exceptions import WorkflowError
 
 from storyrl.config import ConfigError, validate
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# --configfile FILE(s) replace the default config rather than merging into it, so that e.g.
+# config/paper.yaml does not inherit the demo corpus; --config key=value still overrides.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
 
 try:
     CFG = validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")

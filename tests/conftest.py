@@ -1,5 +1,4 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +11,11 @@ TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` (so results/ lands there) with the test config."""
-    cmd = [shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake")),
+    cmd = [str(Path(sys.executable).with_name("snakemake")),
            "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(TEST_CONFIG), *args]
+           *args]
+    if "--configfile" not in args:
+        cmd += ["--configfile", str(TEST_CONFIG)]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and out.returncode:

@@ -2,9 +2,15 @@
 
 
 def corpus_source(wildcards):
-    """The folder a slice reads: the generated demo corpus, or the user's path."""
+    """The folder a slice reads: the generated demo corpus, or the user's path.
+
+    A user path that does not exist (yet) is not declared as an input, so a dry run of a config
+    with a placeholder path still shows the whole DAG; the subset job then fails naming the path.
+    """
     cfg = CFG.corpora[wildcards.corpus]
-    return f"{corpus_dir(wildcards.corpus)}/raw" if cfg.format == "demo" else cfg.path
+    if cfg.format == "demo":
+        return f"{corpus_dir(wildcards.corpus)}/raw"
+    return cfg.path if os.path.exists(cfg.path) else []
 
 
 rule demo_corpus:
@@ -29,12 +35,13 @@ rule subset:
         stats=f"{RESULTS}/corpus/{{corpus}}/stats.json",
     params:
         section=lambda w: section(CFG.corpora[w.corpus]),
+        path=lambda w: corpus_source(w) or CFG.corpora[w.corpus].path,
     log:
         log_path("subset", "{corpus}"),
     benchmark:
         bench_path("subset", "{corpus}")
     shell:
-        "storyrl subset --section {params.section:q} --path {input:q}"
+        "storyrl subset --section {params.section:q} --path {params.path:q}"
         " --output {output.subset} --stats {output.stats} > {log} 2>&1"
 
 
