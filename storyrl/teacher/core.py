@@ -56,7 +56,8 @@ class Teacher:
             "sampling": backend.sampling,
         }
         self.stats: Counter = Counter()
-        """Running totals over all batches: stories, cache_hits, failed_calls, unparsed."""
+        """Running totals over all batches: stories, cache_hits, failed_calls, unparsed,
+        retries (backends that retry)."""
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[Judgement]:
         if len(prompts) != len(continuations):
@@ -64,7 +65,7 @@ class Teacher:
         t0 = time.perf_counter()
         keys = [cache_key(self.identity, p, c) for p, c in zip(prompts, continuations)]
         replies: list[str | None] = [None] * len(keys)
-        hits = self.cache.get_many(keys) if self.cache else {}
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
         todo = [i for i, k in enumerate(keys) if k not in hits]
         for i, k in enumerate(keys):
             if k in hits:
@@ -74,7 +75,7 @@ class Teacher:
                                          [continuations[i] for i in todo])
             for i, r in zip(todo, fresh):
                 replies[i] = r
-            if self.cache:
+            if self.cache is not None:
                 self.cache.put_many({keys[i]: r for i, r in zip(todo, fresh) if r is not None})
 
         out = [self._judge(r) for r in replies]
@@ -82,6 +83,7 @@ class Teacher:
         n_unparsed = sum(not j.parsed and not j.failed_call for j in out)
         self.stats.update(stories=len(out), cache_hits=len(hits), failed_calls=n_failed,
                           unparsed=n_unparsed)
+        self.stats["retries"] = getattr(self.backend, "retries_done", 0)
         log.debug("teacher: %d stories, %d from cache, %d failed, %d unparsed in %.2fs",
                   len(out), len(hits), n_failed, n_unparsed, time.perf_counter() - t0)
         bad = n_failed + n_unparsed
@@ -104,7 +106,7 @@ class Teacher:
                          weighted_score(scores, self.weights))
 
     def close(self) -> None:
-        if self.cache:
+        if self.cache is not None:
             self.cache.close()
         close = getattr(self.backend, "close", None)
         if close:

@@ -3,6 +3,7 @@ hosted APIs). Requests run concurrently; each is retried with exponential backof
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -35,6 +36,7 @@ class OpenAIBackend:
                                     timeout=self.o.timeout_s, max_retries=0)
         self._openai = openai
         self.retries_done = 0
+        self._lock = threading.Lock()
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
         messages = [self.rubric.render(p, c) for p, c in zip(prompts, continuations)]
@@ -45,21 +47,24 @@ class OpenAIBackend:
         errors = self._openai
         for attempt in range(self.o.retries + 1):
             if attempt:
-                self.retries_done += 1
+                with self._lock:
+                    self.retries_done += 1
                 time.sleep(self.o.backoff_s * 2 ** (attempt - 1))
             try:
                 resp = self.client.chat.completions.create(
                     model=self.model, messages=[{"role": "user", "content": message}],
                     **self.sampling)
-                content = resp.choices[0].message.content
+                try:
+                    content = resp.choices[0].message.content
+                except (AttributeError, IndexError, TypeError):
+                    raise ValueError(f"not a chat completion: {str(resp)[:80]!r}") from None
                 if content is None:
-                    raise ValueError("reply without content")
+                    raise ValueError("a chat completion without content")
                 return content
             except (errors.APIConnectionError, errors.InternalServerError,
                     errors.RateLimitError, errors.APIResponseValidationError,
-                    ValueError, AttributeError, IndexError, TypeError) as err:
-                # APITimeoutError is an APIConnectionError; a 200 whose body is not a chat
-                # completion ends up as one of the last exceptions.
+                    ValueError) as err:
+                # APITimeoutError is an APIConnectionError.
                 why = f"{type(err).__name__}: {str(err)[:200]}"
             except errors.APIStatusError as err:
                 if err.status_code in (408, 409):
