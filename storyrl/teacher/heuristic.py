@@ -17,6 +17,7 @@ An empty story, or one with no complete sentence of the student's own, gets `0 0
 
 import math
 import re
+from functools import lru_cache
 
 VERSION = "heuristic-v1"
 """Goes into the teacher identity (and so into the cache key): bump it when scores change."""
@@ -41,7 +42,7 @@ _VERBS = frozenset("""said went saw found made took came gave knew thought told 
     come comes give gives know knows think thinks tell tells feel feels live lives run runs want
     wants like likes love loves look looks say says get gets""".split())
 _LINKS = _PRON | frozenset("""then so but and one after later soon suddenly finally when while
-    there that this together again also still now the his her their""".split())
+    there that this together again also still now his her their""".split())
 _STOCK = [
     "once upon a time", "in a faraway land", "there lived a", "there was a", "one day",
     "happily ever after", "the end", "lived happily", "a long time ago", "in the forest",
@@ -53,6 +54,11 @@ _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 # Not word-like: letters mixed with digits, a letter three times in a row, no vowel, or a
 # capital inside a lower-case word ("caTs") -- typical of broken subword output.
 _BAD_TOKEN = re.compile(r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|([A-Za-z])\1\1|^[^AEIOUYaeiouy0-9]+$|[a-z][A-Z]")
+
+
+@lru_cache(maxsize=1 << 16)  # a student's vocabulary is small; this is the hot loop
+def _bad_token(token: str) -> bool:
+    return _BAD_TOKEN.search(token.strip(".,;:!?\"'()“”‘’-")) is not None
 
 
 def student_text(prompt: str, continuation: str) -> str:
@@ -107,7 +113,7 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
             elif a in _SUBJ and (b in _DET or b in _SUBJ or b in _PREP):
                 errors += 1  # "he the", "she they"
     tokens = continuation.split()
-    errors += sum(1 for t in tokens if _BAD_TOKEN.search(t.strip(".,;:!?\"'()“”‘’-")))
+    errors += sum(map(_bad_token, tokens))
     error_rate = errors / max(n, 1)
     grams = list(zip(words, words[1:], words[2:]))
     repeated = 1 - len(set(grams)) / len(grams) if len(grams) >= 4 else 0.0
