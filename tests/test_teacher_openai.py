@@ -144,3 +144,39 @@ def test_failed_calls_are_not_cached(server, tmp_path):
     srv.mode = "ok"  # the server is back: the story is asked again, not served from the cache
     js = make_teacher(c, seed=0, cache_path=str(tmp_path / "c.sqlite")).score([PROMPT], CONTS[:1])
     assert js[0].parsed and len(srv.requests) == 2
+
+
+def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path):
+    import pandas as pd
+    from storyrl.schemas import read_metadata, read_table
+    from storyrl.teacher.score_file import ScoreSection, score_file
+
+    stories = tmp_path / "stories.parquet"
+    pd.DataFrame({"prompt": [PROMPT] * 10, "continuation": CONTS}).to_parquet(stories)
+    out, cache = tmp_path / "out.parquet", str(tmp_path / "cache.sqlite")
+    srv = server(reply_fn=lambda m: "1 2 3")
+    section = ScoreSection(teacher=cfg(srv.url, openai={"retries": 0}), batch_size=5)
+    n = {"count": 0}
+
+    def go_down_after_first_batch(msg):
+        n["count"] += 1
+        if n["count"] == 5:  # the last reply of the first batch; later requests fail
+            srv.mode = "error500"
+        return "1 2 3"
+    srv.reply_fn = go_down_after_first_batch
+    with pytest.raises(TeacherFailure, match="5 of 5 replies failed"):
+        score_file(stories, out, section, cache)
+    assert not out.exists()  # no half-scored table
+    srv.mode, srv.reply_fn = "ok", lambda m: "1 2 3"
+    before = len(srv.requests)
+    counts = score_file(stories, out, section, cache)
+    assert len(srv.requests) - before == 5  # the first batch came from the cache
+    assert counts == {"stories": 10, "failed_calls": 0, "unparsed": 0, "cache_hits": 5}
+    df = read_table(out, "teacher_scores").to_pandas()
+    assert df["teacher_reply"].tolist() == ["1 2 3"] * 10
+    meta = read_metadata(out)
+    assert meta["teacher"] == {"backend": "openai", "model": "teacher-x",
+                               "template": "config/prompts/teacher_rubric.txt",
+                               "template_sha256": load_rubric(TeacherConfig().template).sha256,
+                               "sampling": {"temperature": 0.2, "max_tokens": 6, "seed": 42}}
+    assert meta["counts"]["failed_calls"] == 0

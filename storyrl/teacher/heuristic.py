@@ -53,7 +53,8 @@ _SENTENCE = re.compile(r"[^.!?]*[.!?]+[\"'”’)]*")
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 # Not word-like: letters mixed with digits, a letter three times in a row, no vowel, or a
 # capital inside a lower-case word ("caTs") -- typical of broken subword output.
-_BAD_TOKEN = re.compile(r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|([A-Za-z])\1\1|^[^AEIOUYaeiouy0-9]+$|[a-z][A-Z]")
+_BAD_TOKEN = re.compile(
+    r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|([A-Za-z])\1\1|^[^AEIOUYaeiouy0-9]+$|[a-z][A-Z]")
 
 
 @lru_cache(maxsize=1 << 16)  # a student's vocabulary is small; this is the hot loop
@@ -141,7 +142,8 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     openers = len({ws[0] for ws in sent_words}) / len(sent_words)
     lengths = [len(ws) for ws in sent_words]
     mean = sum(lengths) / len(lengths)
-    spread = min(1.0, (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5 / max(mean, 1) * 2)
+    std = (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5
+    spread = min(1.0, 2 * std / max(mean, 1))
     joined = " ".join(w.lower() for w in _WORD.findall(continuation))  # the student's own
     stock = sum(joined.count(p) * len(p.split()) for p in _STOCK) / max(n, 1)
     size = min(1.0, n / 70)

@@ -19,7 +19,9 @@ class HFBackend:
         self.model = cfg.model
         self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
         h = cfg.hf
-        device = h.device if h.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = h.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
                  "float32": torch.float32, "bfloat16": torch.bfloat16,
                  "float16": torch.float16}[h.dtype]
