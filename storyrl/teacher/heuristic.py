@@ -77,6 +77,8 @@ def _clamp(x: float) -> int:
 
 
 def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
+    """Readability, coherence, creativity (0..3 each) of the student's continuation. Each is a
+    continuous estimate rounded to an integer, like the LLM teacher's answer."""
     if len(continuation.split()) < 2:
         return 0, 0, 0
     text = student_text(prompt, continuation)
@@ -144,8 +146,8 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     mean = sum(lengths) / len(lengths)
     std = (sum((x - mean) ** 2 for x in lengths) / len(lengths)) ** 0.5
     spread = min(1.0, 2 * std / max(mean, 1))
-    joined = " ".join(w.lower() for w in _WORD.findall(continuation))  # the student's own
-    stock = sum(joined.count(p) * len(p.split()) for p in _STOCK) / max(n, 1)
+    joined = " " + " ".join(w.lower() for w in _WORD.findall(continuation)) + " "  # own words
+    stock = sum(joined.count(f" {p} ") * len(p.split()) for p in _STOCK) / max(n, 1)
     size = min(1.0, n / 70)
     creativity = (3.2 * size * (0.35 * variety + 0.3 * min(1.0, 2.5 * rare) + 0.2 * openers
                                 + 0.15 * spread) - 4 * stock)
