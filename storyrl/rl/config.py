@@ -1,0 +1,121 @@
+"""The RL stage's config section: sampling, the algorithm and its hyper-parameters, the budget.
+
+Defaults are the paper's values (TRL 0.9.4's `PPOConfig` as the authors set it) unless a field
+says otherwise; `config/paper.yaml` repeats them so they are visible in one place.
+"""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from storyrl.config import Section, Words
+
+PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
+
+
+class SamplingConfig(Section):
+    """How the student writes a story (HF `generate`, the whole batch at once)."""
+
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0)
+    """0 turns top-k off (paper: 0)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(90, ge=1)
+    """Also the length bonus's denominator (paper: 90)."""
+    train_mode: bool = True
+    """TRL 0.9.4 quirk the paper inherited: its update leaves the policy in train mode, so from
+    the second step on the student samples with the checkpoint's dropout (its forward passes for
+    the loss run in eval mode). False samples in eval mode always."""
+    chunk_size: int | None = Field(None, ge=1)
+    """Prompts per `generate` call; None samples the whole batch at once (TRL 0.9.4: 4)."""
+
+
+class PPOConfig(Section):
+    """PPO exactly as TRL 0.9.4's step-wise `PPOTrainer` ran it (paper values)."""
+
+    lr: float = Field(1e-6, gt=0)
+    """Adam (betas 0.9/0.999, eps 1e-8, no weight decay), constant: no schedule."""
+    mini_batch_size: int | None = Field(None, ge=1)
+    """Stories per minibatch; None = the whole batch (paper: 360 = one minibatch)."""
+    ppo_epochs: int = Field(4, ge=1)
+    init_kl_coef: float = Field(0.2, ge=0)
+    adaptive_kl: bool = True
+    """Adaptive KL controller (Ziegler et al. 2019); False keeps the coefficient fixed."""
+    kl_target: float = Field(6.0, gt=0)
+    kl_horizon: float = Field(10_000, gt=0)
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(0.95, ge=0, le=1)
+    cliprange: float = Field(0.2, gt=0)
+    cliprange_value: float = Field(0.2, gt=0)
+    vf_coef: float = Field(0.1, ge=0)
+    ratio_threshold: float = Field(10.0, gt=0)
+    """A minibatch whose mean probability ratio exceeds this has its loss zeroed (TRL still
+    calls `optimizer.step()`, so Adam's momentum moves the weights; we do the same)."""
+    max_grad_norm: float | None = Field(None, gt=0)
+    """Gradient clipping; None = none (paper)."""
+    whiten_rewards: bool = False
+    """Whiten the per-token rewards before GAE (paper: no)."""
+
+
+class GroupConfig(Section):
+    """Settings for TRL's GRPO/RLOO trainers (not used by PPO)."""
+
+    num_generations: int = Field(8, ge=2)
+    """Stories per prompt in a group; the batch must be a multiple of it."""
+    beta: float = Field(0.0, ge=0)
+    """KL coefficient to the reference model (TRL's default is 0 for GRPO)."""
+    num_iterations: int = Field(1, ge=1)
+    """Updates per generated batch (GRPO's mu)."""
+    epsilon: float = Field(0.2, gt=0)
+    lr: float = Field(1e-6, gt=0)
+
+
+class RLConfig(Section):
+    """One RL run from a pretraining checkpoint: what is sampled, how it is learned, how long."""
+
+    algorithm: Literal["ppo", "grpo", "rloo"] = "ppo"
+    """`ppo`: ours, TRL 0.9.4 semantics (paper). `grpo`, `rloo`: TRL's maintained trainers."""
+    prompts: list[str] = [PAPER_PROMPT]
+    """Story prompts; the batch cycles through them (paper: one, 16 words)."""
+    batch_size: int = Field(360, ge=2)
+    """Stories per step (paper: 360)."""
+    sampling: SamplingConfig = SamplingConfig()
+    ppo: PPOConfig = PPOConfig()
+    group: GroupConfig = GroupConfig()
+    budget: Words = 1_000_000
+    """Interaction budget in words: prompt words charged once plus every teacher reply's words;
+    the run stops before a step would pass it (paper: 1M -> 920 steps)."""
+    checkpoint_every: Words = 100_000
+    """Save the policy as an HF folder each time the budget crosses a multiple of this."""
+    max_steps: int | None = Field(None, ge=1)
+    """Optional cap on steps (for tests and demos); None = run until the budget ends."""
+    seed: int = 42
+    """Seeds sampling, the value head and minibatch order (paper: 42; the teacher gets it too)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads; None leaves torch's default."""
+    device: str = "auto"
+    """`auto`: CUDA when present, else CPU."""
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.prompts or any(not p.strip() for p in self.prompts):
+            raise ValueError("prompts: at least one non-empty prompt is needed")
+        mb = self.ppo.mini_batch_size
+        if mb is not None and self.batch_size % mb:
+            raise ValueError(f"ppo.mini_batch_size ({mb}) must divide batch_size ({self.batch_size})")
+        if self.algorithm != "ppo" and self.batch_size % self.group.num_generations:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of "
+                             f"group.num_generations ({self.group.num_generations})")
+        return self
+
+
+class RunSpec(Section):
+    """A row of the run table: RL from one pretraining checkpoint, for each seed, as a variant."""
+
+    checkpoint: Words
+    """Pretraining words of the starting checkpoint (e.g. `90M`)."""
+    seeds: list[int] = [42]
+    variant: str = "base"
+    """Name of the variant; it goes into the run id and the results path."""
+    overrides: dict = {}
+    """Settings of `rl` (and later teacher/reward) that this variant changes, nested as in YAML."""

@@ -1,0 +1,69 @@
+"""The interaction budget, counted as the paper counts it, and the BabyLM interaction-track check.
+
+Budget words = the student's input during RL: each distinct story prompt's words, charged once,
+plus the whitespace words of every teacher reply. A step is taken only if its replies still fit
+(the check happens once the replies are in, before the update, so no step ever passes the
+budget). The student's own generated words are counted separately.
+"""
+
+from dataclasses import asdict, dataclass
+
+from storyrl.units import count_words
+
+# BabyLM 2025 interaction track (strict): input words incl. teacher text, generated words, epochs.
+LIMIT_INPUT_WORDS = 100_000_000
+LIMIT_GENERATED_WORDS = 100_000_000
+LIMIT_EPOCHS = 10
+
+
+@dataclass
+class Ledger:
+    budget: int
+    prompt_words: int = 0
+    teacher_words: int = 0
+    generated_words: int = 0
+    stories: int = 0
+    steps: int = 0
+
+    @classmethod
+    def start(cls, budget: int, prompts: list[str]) -> "Ledger":
+        return cls(budget=budget, prompt_words=sum(count_words(p) for p in dict.fromkeys(prompts)))
+
+    @property
+    def used(self) -> int:
+        return self.prompt_words + self.teacher_words
+
+    def fits(self, replies: list[str]) -> bool:
+        """Would a step with these teacher replies stay within the budget?"""
+        return self.used + sum(count_words(r) for r in replies) <= self.budget
+
+    def charge(self, replies: list[str], continuations: list[str]) -> None:
+        if not self.fits(replies):
+            raise ValueError(f"step would pass the budget of {self.budget} words")
+        self.teacher_words += sum(count_words(r) for r in replies)
+        self.generated_words += sum(count_words(c) for c in continuations)
+        self.stories += len(replies)
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Ledger":
+        return cls(**state)
+
+    def summary(self, pretrain_words_seen: int | None = None, corpus_words: int | None = None) -> dict:
+        """Totals and whether the BabyLM interaction-track limits hold. `pretrain_words_seen`:
+        words the checkpoint saw in pretraining; `corpus_words`: distinct words of its corpus.
+        Input words = distinct pretraining words + interaction budget words."""
+        out = {**self.state_dict(), "budget_words": self.used}
+        if pretrain_words_seen is not None:
+            out["total_words_seen"] = pretrain_words_seen + self.used
+        if corpus_words is not None:
+            out["input_words"] = corpus_words + self.used
+            out["input_ok"] = out["input_words"] <= LIMIT_INPUT_WORDS
+            if pretrain_words_seen is not None and corpus_words > 0:
+                out["epochs"] = pretrain_words_seen / corpus_words
+                out["epochs_ok"] = out["epochs"] <= LIMIT_EPOCHS + 1e-9
+        out["generated_ok"] = self.generated_words <= LIMIT_GENERATED_WORDS
+        return out

@@ -1,0 +1,265 @@
+"""PPO as the paper ran it: TRL 0.9.4's step-wise `PPOTrainer.step`, rewritten compactly.
+
+Semantics kept from TRL 0.9.4 (checked against its source):
+- policy = causal LM + a linear value head (dropout 0.1 before it) on the last hidden state;
+  the reference is a frozen copy of the starting checkpoint;
+- queries and responses are concatenated and right-padded; position t of the shifted sequence
+  scores token t+1, and the response mask covers the response tokens only;
+- per-token reward -beta * (logp - ref_logp) on every response token, plus the scalar score
+  on the last response token; GAE over the whole row with values and rewards masked;
+  advantages whitened over the whole batch (unbiased variance, eps 1e-8);
+- every forward pass (old log-probs, reference, and the minibatch passes) runs in eval mode;
+- clipped policy loss, clipped value loss 0.5 * max(...) times vf_coef; a minibatch whose mean
+  ratio exceeds `ratio_threshold` has its loss zeroed but the optimizer still steps;
+- the adaptive KL controller is updated once per batch with the mean per-sequence KL summed
+  over response tokens and n_steps = batch size.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from storyrl.rl.config import PPOConfig
+
+
+# --------------------------------------------------------------------------- masked statistics
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, axis=None) -> torch.Tensor:
+    if axis is None:
+        return (x * mask).sum() / mask.sum()
+    return (x * mask).sum(axis) / mask.sum(axis)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    var = masked_mean((x - masked_mean(x, mask)) ** 2, mask)
+    if unbiased:
+        n = mask.sum()
+        if n < 2:
+            raise ValueError("masked_var needs at least two unmasked values")
+        var = var * n / (n - 1)
+    return var
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return out if shift_mean else out + mean
+
+
+# --------------------------------------------------------------------------- KL controller
+class KLController:
+    """Adaptive (Ziegler et al. 2019, TRL's rule) or fixed KL coefficient."""
+
+    def __init__(self, init: float, target: float, horizon: float, adaptive: bool = True):
+        self.value, self.target, self.horizon, self.adaptive = init, target, horizon, adaptive
+
+    def update(self, current: float, n_steps: int) -> None:
+        if not self.adaptive:
+            return
+        error = float(np.clip(current / self.target - 1, -0.2, 0.2))
+        self.value *= 1 + error * n_steps / self.horizon
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
+
+
+# --------------------------------------------------------------------------- rewards and GAE
+def per_token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef: float):
+    """-kl_coef * (logp - ref_logp) everywhere, plus each row's score on its last response token.
+
+    Returns (rewards, non_score_rewards, kls), all shaped like `logprobs`."""
+    kls = logprobs - ref_logprobs
+    non_score = -kl_coef * kls
+    rewards = non_score.clone()
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    last = torch.where(mask.bool(), positions, -1).max(dim=1).values
+    rewards[torch.arange(len(scores)), last] += scores.to(rewards.dtype)
+    return rewards, non_score, kls
+
+
+def gae(values, rewards, mask, gamma: float, lam: float, whiten_rewards: bool = False):
+    """GAE over each row (TRL: values and rewards masked first). Returns (values, whitened
+    advantages, returns), with returns = raw advantages + values."""
+    values, rewards = values * mask, rewards * mask
+    if whiten_rewards:
+        rewards = masked_whiten(rewards, mask, shift_mean=False)
+    length = rewards.shape[-1]
+    last = torch.zeros_like(rewards[:, 0])
+    reversed_adv = []
+    for t in reversed(range(length)):
+        next_values = values[:, t + 1] if t < length - 1 else 0.0
+        delta = rewards[:, t] + gamma * next_values - values[:, t]
+        last = delta + gamma * lam * last
+        reversed_adv.append(last)
+    advantages = torch.stack(reversed_adv[::-1], dim=1)
+    returns = advantages + values
+    return values, masked_whiten(advantages, mask).detach(), returns
+
+
+def ppo_losses(old_logprobs, values, logprobs, vpreds, mask, advantages, returns, cfg: PPOConfig):
+    """Clipped policy and value losses. Returns (policy loss, vf_coef * value loss, stats);
+    both losses are zeroed when the mean ratio exceeds the threshold (stats['skipped'] = 1)."""
+    vpred_clipped = torch.max(torch.min(vpreds, values + cfg.cliprange_value), values - cfg.cliprange_value)
+    vf_losses1 = (vpreds - returns) ** 2
+    vf_losses2 = (vpred_clipped - returns) ** 2
+    vf_loss = 0.5 * masked_mean(torch.max(vf_losses1, vf_losses2), mask)
+    ratio = torch.exp(logprobs - old_logprobs)
+    pg_losses = -advantages * ratio
+    pg_losses2 = -advantages * torch.clamp(ratio, 1.0 - cfg.cliprange, 1.0 + cfg.cliprange)
+    pg_loss = masked_mean(torch.max(pg_losses, pg_losses2), mask)
+    avg_ratio = masked_mean(ratio, mask).item()
+    skipped = avg_ratio > cfg.ratio_threshold
+    if skipped:
+        pg_loss, vf_loss = pg_loss * 0.0, vf_loss * 0.0
+    with torch.no_grad():
+        stats = {
+            "policy_loss": pg_loss.item(),
+            "value_loss": vf_loss.item(),
+            "ratio": avg_ratio,
+            "clipfrac": masked_mean((pg_losses2 > pg_losses).float(), mask).item(),
+            "vf_clipfrac": masked_mean((vf_losses2 > vf_losses1).float(), mask).item(),
+            "approxkl": (0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)).item(),
+            "policykl": masked_mean(old_logprobs - logprobs, mask).item(),
+            "value_error": masked_mean((vpreds - returns) ** 2, mask).item(),
+            "skipped": float(skipped),
+        }
+    return pg_loss, cfg.vf_coef * vf_loss, stats
+
+
+# --------------------------------------------------------------------------- the model
+class PolicyWithValue(nn.Module):
+    """A causal LM and a linear value head on its last hidden state (TRL's ValueHead)."""
+
+    def __init__(self, lm: nn.Module, value_dropout: float = 0.1):
+        super().__init__()
+        self.lm = lm
+        self.v_dropout = nn.Dropout(value_dropout)
+        self.v_head = nn.Linear(lm.config.hidden_size, 1)
+
+    def forward(self, input_ids, attention_mask):
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        values = self.v_head(self.v_dropout(out.hidden_states[-1])).squeeze(-1)
+        return out.logits.float(), values.float()
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    p = F.softmax(logits, dim=-1)
+    return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
+
+
+def pack(queries, responses, pad_id: int, device):
+    """Right-padded query+response ids, attention mask, and the response mask (shifted: index t
+    covers token t+1), as TRL's `prepare_model_inputs` + `batched_forward_pass` build them."""
+    rows = [torch.cat([q, r]) for q, r in zip(queries, responses)]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width - 1))
+    for j, (row, q, r) in enumerate(zip(rows, queries, responses)):
+        ids[j, : len(row)] = row
+        attn[j, : len(row)] = 1
+        mask[j, len(q) - 1: len(q) - 1 + len(r)] = 1
+    return ids.to(device), attn.to(device), mask.to(device)
+
+
+# --------------------------------------------------------------------------- the trainer
+class PPOTrainer:
+    """Holds the policy, the frozen reference, Adam and the KL controller; `step` is one batch."""
+
+    def __init__(self, policy: PolicyWithValue, ref: nn.Module, cfg: PPOConfig, pad_id: int):
+        self.policy, self.ref, self.cfg, self.pad_id = policy, ref, cfg, pad_id
+        self.ref.eval().requires_grad_(False)
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        self.kl_ctl = KLController(cfg.init_kl_coef, cfg.kl_target, cfg.kl_horizon, cfg.adaptive_kl)
+
+    @property
+    def device(self):
+        return next(self.policy.parameters()).device
+
+    def _forward(self, model, ids, attn, with_values: bool):
+        if with_values:
+            logits, values = model(ids, attn)
+        else:
+            logits, values = model(input_ids=ids, attention_mask=attn).logits.float(), None
+        logits = logits[:, :-1]
+        return logits, token_logprobs(logits, ids[:, 1:]), None if values is None else values[:, :-1]
+
+    def step(self, queries: list, responses: list, scores: torch.Tensor):
+        """One PPO step on a batch. Returns (stats dict, per-story dict of logprob_sum and kl)."""
+        cfg, bs = self.cfg, len(queries)
+        ids, attn, mask = pack(queries, responses, self.pad_id, self.device)
+        scores = scores.to(self.device, torch.float32)
+        self.policy.eval()
+        with torch.no_grad():
+            _, old_logprobs, old_values = self._forward(self.policy, ids, attn, True)
+            _, ref_logprobs, _ = self._forward(self.ref, ids, attn, False)
+            kl_coef = self.kl_ctl.value
+            rewards, non_score, kls = per_token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_coef)
+            values, advantages, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards)
+
+        mbs = cfg.mini_batch_size or bs
+        mb_stats = []
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(bs)
+            for start in range(0, bs, mbs):
+                idx = order[start: start + mbs].to(self.device)
+                m_attn, m_mask = attn[idx], mask[idx]
+                # Trim padding columns that no row of this minibatch uses.
+                width = int(m_attn.sum(1).max())
+                m_ids, m_attn, m_mask = ids[idx, :width], m_attn[:, :width], m_mask[:, : width - 1]
+                self.policy.eval()  # TRL's batched_forward_pass runs eval(), even for the loss
+                logits, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, True)
+                pg_loss, vf_loss, st = ppo_losses(
+                    old_logprobs[idx, : width - 1], values[idx, : width - 1], logprobs, vpreds,
+                    m_mask, advantages[idx, : width - 1], returns[idx, : width - 1], cfg,
+                )
+                (pg_loss + vf_loss).backward()
+                if cfg.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    st["policy_entropy"] = masked_mean(entropy_from_logits(logits), m_mask).item()
+                mb_stats.append(st)
+
+        with torch.no_grad():
+            kl_per_seq = (kls * mask).sum(1)
+            mean_kl = kl_per_seq.mean().item()
+            per_story = {
+                "logprob_sum": (old_logprobs * mask).sum(1).cpu().numpy(),
+                "kl": kl_per_seq.cpu().numpy(),
+            }
+            stats = {k: float(np.mean([s[k] for s in mb_stats])) for k in mb_stats[0]}
+            stats["skipped_minibatches"] = float(sum(s["skipped"] for s in mb_stats))
+            del stats["skipped"]
+            stats.update({
+                "kl": mean_kl,
+                "kl_coef": kl_coef,
+                "entropy": (-old_logprobs * mask).sum(1).mean().item(),
+                "non_score_reward": masked_mean(non_score, mask).item(),
+                "returns_mean": masked_mean(returns, mask).item(),
+                "value_mean": masked_mean(values, mask).item(),
+                "advantage_mean": masked_mean(advantages, mask).item(),
+            })
+            ret_var = masked_var(returns, mask).item()
+            stats["value_var_explained"] = 1 - stats["value_error"] / ret_var if ret_var > 0 else math.nan
+        self.kl_ctl.update(mean_kl, bs)
+        return stats, per_story
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "kl_ctl": self.kl_ctl.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_ctl.load_state_dict(state["kl_ctl"])

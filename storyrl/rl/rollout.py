@@ -1,0 +1,70 @@
+"""The student writes stories: batched sampling with HF `generate`, cut after the first EOS."""
+
+from dataclasses import dataclass
+
+import torch
+
+from storyrl.rl.config import SamplingConfig
+
+
+@dataclass
+class Rollouts:
+    prompts: list[str]
+    queries: list[torch.Tensor]
+    """Prompt token ids, one 1-D tensor per story (no BOS: the paper's tokenizer adds none)."""
+    responses: list[torch.Tensor]
+    """Sampled token ids, up to and including the first EOS."""
+    texts: list[str]
+    """Decoded continuations, special tokens dropped."""
+    logprobs: list[torch.Tensor] | None = None
+    """Per-token log-probs under the sampling distribution (only when asked for)."""
+
+
+def batch_prompts(prompts: list[str], batch_size: int) -> list[str]:
+    """The batch cycles through the prompts in order (one prompt: the paper's batch)."""
+    return [prompts[i % len(prompts)] for i in range(batch_size)]
+
+
+def sample(lm, tokenizer, prompts: list[str], cfg: SamplingConfig, train_mode: bool = False,
+           with_logprobs: bool = False) -> Rollouts:
+    """Sample one continuation per prompt. Sampling draws from torch's global RNG."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    device = next(lm.parameters()).device
+    queries = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    chunk = cfg.chunk_size or len(queries)
+    was_training = lm.training
+    lm.train(train_mode)
+    responses, logprobs = [], []
+    try:
+        for s in range(0, len(queries), chunk):
+            part = queries[s: s + chunk]
+            width = max(len(q) for q in part)
+            ids = torch.full((len(part), width), pad, dtype=torch.long)
+            attn = torch.zeros_like(ids)
+            for j, q in enumerate(part):  # left padding, as TRL pads for generation
+                ids[j, width - len(q):] = q
+                attn[j, width - len(q):] = 1
+            with torch.no_grad():
+                out = lm.generate(
+                    input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=True,
+                    temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+                    max_new_tokens=cfg.max_new_tokens, min_length=-1, num_beams=1,
+                    pad_token_id=eos, eos_token_id=eos, output_scores=with_logprobs,
+                    return_dict_in_generate=True,
+                )
+            new = out.sequences[:, width:].cpu()
+            if with_logprobs:
+                # `scores` are after temperature/top-k/top-p: the distribution sampled from.
+                logits = torch.stack(out.scores, dim=1).float().cpu()
+                lp = torch.gather(torch.log_softmax(logits, -1), 2, new.unsqueeze(-1)).squeeze(-1)
+            for j in range(len(part)):
+                row = new[j]
+                hits = (row == eos).nonzero()
+                n = int(hits[0, 0]) + 1 if len(hits) else len(row)
+                responses.append(row[:n])
+                if with_logprobs:
+                    logprobs.append(lp[j, :n])
+    finally:
+        lm.train(was_training)
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    return Rollouts(list(prompts), queries, responses, texts, logprobs if with_logprobs else None)

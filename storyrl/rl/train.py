@@ -1,0 +1,241 @@
+"""The RL run loop: sample, score, update, log, checkpoint, until the word budget ends.
+
+A scorer is any callable `scorer(prompts, continuations) -> (judgements, rewards)`:
+`judgements` are objects with `.reply` (the teacher's raw text), `.scores` (a 3-tuple or None),
+`.parsed` and `.teacher_score` (in [0, 1]); `rewards` is a dict of arrays `teacher_score`,
+`length_bonus` and `reward` (what the update uses). The teacher's replies are charged to the
+ledger by their whitespace words.
+
+Output folder of a run:
+    rollouts.parquet, steps.parquet   consolidated tables (schemas `rollouts`, `steps`)
+    parts/{rollouts,steps}/NNNNNN.parquet   one file per step, written atomically as it ends
+    state/state.pt                    resume state after the last finished step
+    checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
+    final/                            the final policy (HF folder); summary.json
+Killed at any moment and started again, a run continues from `state/` and drops part files of
+steps after it, so it produces the same remaining steps as an uninterrupted run.
+
+Step stats: `kl` is the mean over stories of the KL to the reference summed over response
+tokens, `entropy` the mean over stories of the summed -log p of the sampled tokens (both as
+TRL 0.9.4 logged them), `policy_entropy` the mean per-token entropy of the policy's
+distribution in the update, `ratio` the mean probability ratio over minibatches.
+"""
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from storyrl.atomic import atomic_path, write_text
+from storyrl.rl.config import RLConfig
+from storyrl.rl.ledger import Ledger
+from storyrl.rl.rollout import batch_prompts, sample
+from storyrl.schemas import SCHEMAS, make_metadata, write_table
+from storyrl.units import count_words, words_label
+
+log = logging.getLogger(__name__)
+
+
+def setup_torch(cfg: RLConfig) -> torch.device:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def load_checkpoint(checkpoint):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / "config.json").exists():
+        raise FileNotFoundError(f"{checkpoint}: not a Hugging Face model folder (no config.json)")
+    tok = AutoTokenizer.from_pretrained(checkpoint)
+    if tok.eos_token_id is None:
+        raise ValueError(f"{checkpoint}: the tokenizer has no eos_token")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok, AutoModelForCausalLM.from_pretrained(checkpoint)
+
+
+# --------------------------------------------------------------------------- rows
+def rollout_rows(run_id, step, budget_words, prompts, texts, judgements, rewards, n_tokens, per_story):
+    rows = []
+    for i, (p, c, j) in enumerate(zip(prompts, texts, judgements)):
+        scores = tuple(j.scores) if j.scores is not None else (None, None, None)
+        rows.append({
+            "run_id": run_id, "step": step, "sample": i, "budget_words": budget_words,
+            "prompt": p, "continuation": c, "teacher_reply": j.reply,
+            "readability": scores[0], "coherence": scores[1], "creativity": scores[2],
+            "parsed": bool(j.parsed), "teacher_score": float(rewards["teacher_score"][i]),
+            "length_bonus": float(rewards["length_bonus"][i]), "reward": float(rewards["reward"][i]),
+            "n_tokens": int(n_tokens[i]), "n_words": count_words(c),
+            "logprob_sum": float(per_story["logprob_sum"][i]) if per_story else None,
+            "kl": float(per_story["kl"][i]) if per_story else None,
+        })
+    return rows
+
+
+def step_row(run_id, step, ledger, judgements, rewards, n_tokens, texts, stats, times):
+    r = {k: np.asarray(v, dtype=float) for k, v in rewards.items()}
+    row = {name: float("nan") for name in SCHEMAS["steps"].names}
+    row.update({k: v for k, v in stats.items() if k in row})
+    row.update({
+        "run_id": run_id, "step": step, "budget_words": ledger.used, "stories": ledger.stories,
+        "generated_words": ledger.generated_words,
+        "teacher_score_mean": r["teacher_score"].mean(), "teacher_score_std": r["teacher_score"].std(ddof=1),
+        "length_bonus_mean": r["length_bonus"].mean(), "length_bonus_std": r["length_bonus"].std(ddof=1),
+        "reward_mean": r["reward"].mean(), "reward_std": r["reward"].std(ddof=1),
+        "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
+        "response_tokens_mean": float(np.mean(n_tokens)),
+        "response_words_mean": float(np.mean([count_words(t) for t in texts])),
+        "time_sample_s": times[0], "time_score_s": times[1], "time_update_s": times[2],
+    })
+    return row
+
+
+class RunFiles:
+    """The run's folder: part files per step, consolidated tables, resume state."""
+
+    def __init__(self, output, meta: dict):
+        self.out, self.meta = Path(output), meta
+
+    def part(self, table: str, step: int) -> Path:
+        return self.out / "parts" / table / f"{step:06d}.parquet"
+
+    def write_step(self, step: int, rollouts: list[dict], steps_row: dict) -> None:
+        write_table(self.part("rollouts", step), "rollouts", rollouts, make_metadata("rollouts", **self.meta))
+        write_table(self.part("steps", step), "steps", [steps_row], make_metadata("steps", **self.meta))
+
+    def drop_parts_after(self, step: int) -> None:
+        for table in ("rollouts", "steps"):
+            for f in sorted((self.out / "parts" / table).glob("*.parquet")):
+                if int(f.stem) > step:
+                    f.unlink()
+
+    def consolidate(self) -> None:
+        for table in ("rollouts", "steps"):
+            files = sorted((self.out / "parts" / table).glob("*.parquet"))
+            tbl = (pa.concat_tables([pq.read_table(f) for f in files]) if files
+                   else SCHEMAS[table].empty_table())
+            write_table(self.out / f"{table}.parquet", table, tbl.to_pydict(), make_metadata(table, **self.meta))
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "state" / "state.pt"
+
+    def save_state(self, state: dict) -> None:
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_state(self) -> dict | None:
+        if not self.state_path.exists():
+            return None
+        return torch.load(self.state_path, weights_only=False)
+
+
+def rng_state() -> dict:
+    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def save_hf(path, lm, tokenizer) -> None:
+    with atomic_path(path, is_dir=True) as tmp:
+        lm.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- the loop
+def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
+          pretrain_words_seen: int | None = None, corpus_words: int | None = None) -> dict:
+    """Run RL from `checkpoint` into `output` until the budget (or `max_steps`) ends; resumes."""
+    output = Path(output)
+    run_id = run_id or output.name
+    device = setup_torch(cfg)
+    meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
+            "algorithm": cfg.algorithm, "config_hash": make_metadata("x", cfg.model_dump())["config_hash"]}
+    files = RunFiles(output, meta)
+    if (output / "summary.json").exists() and (output / "final" / "config.json").exists():
+        log.info("%s: already finished", output)
+        return json.loads((output / "summary.json").read_text())
+    if cfg.algorithm != "ppo":
+        from storyrl.rl.trl_algos import train_trl
+        return train_trl(checkpoint, output, cfg, scorer, files, device, pretrain_words_seen, corpus_words)
+
+    from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
+    seed_all(cfg.seed)
+    tokenizer, lm = load_checkpoint(checkpoint)
+    _, ref = load_checkpoint(checkpoint)
+    policy = PolicyWithValue(lm).to(device)  # the value head is drawn from the seeded RNG
+    trainer = PPOTrainer(policy, ref.to(device), cfg.ppo, pad_id=tokenizer.pad_token_id)
+    ledger = Ledger.start(cfg.budget, cfg.prompts)
+
+    state = files.load_state()
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        ledger = Ledger.from_state(state["ledger"])
+        set_rng_state(state["rng"])
+        log.info("%s: resuming after step %d (%d budget words)", output, ledger.steps, ledger.used)
+    files.drop_parts_after(ledger.steps)
+
+    prompts = batch_prompts(cfg.prompts, cfg.batch_size)
+    while cfg.max_steps is None or ledger.steps < cfg.max_steps:
+        step = ledger.steps + 1
+        t0 = time.perf_counter()
+        ro = sample(policy.lm, tokenizer, prompts, cfg.sampling,
+                    train_mode=cfg.sampling.train_mode and ledger.steps > 0)
+        t1 = time.perf_counter()
+        judgements, rewards = scorer(prompts, ro.texts)
+        replies = [j.reply for j in judgements]
+        t2 = time.perf_counter()
+        if not ledger.fits(replies):
+            log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+            break
+        stats, per_story = trainer.step(ro.queries, ro.responses,
+                                        torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
+        t3 = time.perf_counter()
+        before = ledger.used
+        ledger.charge(replies, ro.texts)
+        n_tokens = [len(r) for r in ro.responses]
+        files.write_step(
+            step,
+            rollout_rows(run_id, step, ledger.used, prompts, ro.texts, judgements, rewards, n_tokens, per_story),
+            step_row(run_id, step, ledger, judgements, rewards, n_tokens, ro.texts, stats, (t1 - t0, t2 - t1, t3 - t2)),
+        )
+        k = cfg.checkpoint_every
+        if ledger.used // k > before // k:
+            save_hf(output / "checkpoints" / words_label(ledger.used // k * k), policy.lm, tokenizer)
+        files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(), "rng": rng_state()})
+        log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
+                 float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
+
+    return finish(output, files, policy.lm, tokenizer, ledger, pretrain_words_seen, corpus_words)
+
+
+def finish(output, files, lm, tokenizer, ledger, pretrain_words_seen, corpus_words) -> dict:
+    files.consolidate()
+    save_hf(output / "final", lm, tokenizer)
+    summary = ledger.summary(pretrain_words_seen, corpus_words)
+    write_text(output / "summary.json", json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,60 @@
+"""Tiny real components for the RL tests: a word-level tokenizer, a GPT-2 checkpoint folder, and a
+deterministic scorer whose reward is the share of one chosen word in the story."""
+
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+WORDS = ("once upon a time in land far away there lived king queen moon star tale magical "
+         "long let me tell you the and of").split()
+
+
+def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
+    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", pad_token="<pad>",
+                                  eos_token="</s>", unk_token="<unk>", mask_token="<mask>")
+    import torch
+    torch.manual_seed(seed)
+    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=n_positions, vocab_size=len(vocab),
+                     bos_token_id=0, pad_token_id=1, eos_token_id=2)
+    model = GPT2LMHeadModel(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@dataclass(frozen=True)
+class ToyJudgement:
+    reply: str
+    scores: tuple | None
+    parsed: bool
+    failed_call: bool
+    teacher_score: float
+
+
+class ShareScorer:
+    """teacher_score = share of the story's words that are `word`; the reply is three numbers
+    (three words), or 'n/a' (one word, unparsed) for an empty story."""
+
+    def __init__(self, word: str = "moon", max_new_tokens: int = 12):
+        self.word, self.max_new_tokens = word, max_new_tokens
+
+    def __call__(self, prompts, continuations):
+        judgements, ts, lb = [], [], []
+        for c in continuations:
+            words = c.split()
+            share = words.count(self.word) / len(words) if words else 0.0
+            n = round(3 * share)
+            if words:
+                judgements.append(ToyJudgement(f"{n} {n} {n}", (n, n, n), True, False, share))
+            else:
+                judgements.append(ToyJudgement("n/a", None, False, False, 0.5))
+            ts.append(judgements[-1].teacher_score)
+            lb.append(0.0 * len(words))
+        ts = np.asarray(ts)
+        return judgements, {"teacher_score": ts, "length_bonus": np.asarray(lb), "reward": ts}
