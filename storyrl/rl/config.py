@@ -87,6 +87,8 @@ class RLConfig(Section):
     the run stops before a step would pass it (paper: 1M -> 920 steps)."""
     checkpoint_every: Words = 100_000
     """Save the policy as an HF folder each time the budget crosses a multiple of this."""
+    state_every: int = Field(1, ge=1)
+    """Steps between resume states; a killed run redoes at most this many steps."""
     max_steps: int | None = Field(None, ge=1)
     """Optional cap on steps (for tests and demos); None = run until the budget ends."""
     seed: int = 42

@@ -108,9 +108,8 @@ class RunFiles:
     def part(self, table: str, step: int) -> Path:
         return self.out / "parts" / table / f"{step:06d}.parquet"
 
-    def write_step(self, step: int, rollouts: list[dict], steps_row: dict) -> None:
-        write_table(self.part("rollouts", step), "rollouts", rollouts, make_metadata("rollouts", **self.meta))
-        write_table(self.part("steps", step), "steps", [steps_row], make_metadata("steps", **self.meta))
+    def write(self, table: str, step: int, rows: list[dict]) -> None:
+        write_table(self.part(table, step), table, rows, make_metadata(table, **self.meta))
 
     def drop_parts_after(self, step: int) -> None:
         for table in ("rollouts", "steps"):
@@ -218,15 +217,15 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
         before = ledger.used
         ledger.charge(replies, ro.texts)
         n_tokens = [len(r) for r in ro.responses]
-        files.write_step(
-            step,
-            rollout_rows(run_id, step, ledger.used, prompts, ro.texts, judgements, rewards, n_tokens, per_story),
-            step_row(run_id, step, ledger, judgements, rewards, n_tokens, ro.texts, stats, (t1 - t0, t2 - t1, t3 - t2)),
-        )
+        files.write("rollouts", step, rollout_rows(run_id, step, ledger.used, prompts, ro.texts,
+                                                   judgements, rewards, n_tokens, per_story))
+        files.write("steps", step, [step_row(run_id, step, ledger, judgements, rewards, n_tokens, ro.texts,
+                                             stats, (t1 - t0, t2 - t1, t3 - t2))])
         k = cfg.checkpoint_every
         if ledger.used // k > before // k:
             save_hf(output / "checkpoints" / words_label(ledger.used // k * k), policy.lm, tokenizer)
-        files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(), "rng": rng_state()})
+        if step % cfg.state_every == 0:
+            files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(), "rng": rng_state()})
         log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
                  float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
 
