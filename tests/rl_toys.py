@@ -38,8 +38,8 @@ class ToyJudgement:
 
 
 class ShareScorer:
-    """teacher_score = share of the story's words that are `word`; the reply is three numbers
-    (three words), or 'n/a' (one word, unparsed) for an empty story."""
+    """teacher_score = share of the story's words that are `word`; the reply is always three
+    numbers (three words), `0 0 0` for an empty story."""
 
     def __init__(self, word: str = "moon", max_new_tokens: int = 12):
         self.word, self.max_new_tokens = word, max_new_tokens
@@ -50,10 +50,7 @@ class ShareScorer:
             words = c.split()
             share = words.count(self.word) / len(words) if words else 0.0
             n = round(3 * share)
-            if words:
-                judgements.append(ToyJudgement(f"{n} {n} {n}", (n, n, n), True, False, share))
-            else:
-                judgements.append(ToyJudgement("n/a", None, False, False, 0.5))
+            judgements.append(ToyJudgement(f"{n} {n} {n}", (n, n, n), True, False, share))
             ts.append(judgements[-1].teacher_score)
             lb.append(0.0 * len(words))
         ts = np.asarray(ts)

@@ -1,0 +1,51 @@
+"""The interaction budget: prompt words once, every teacher reply's words; stop before passing."""
+
+import pandas as pd
+
+from rl_toys import ShareScorer, make_checkpoint
+from storyrl.rl.config import PAPER_PROMPT, RLConfig
+from storyrl.rl.ledger import Ledger
+from storyrl.rl.train import train
+
+
+def steps_until_stop(ledger: Ledger, replies: list[str]) -> int:
+    while ledger.fits(replies):
+        ledger.charge(replies, ["x"] * len(replies))
+    return ledger.steps
+
+
+def test_paper_budget_arithmetic():
+    # 16 prompt words once; 360 replies of 3 words = 1080 words a step: floor(999984 / 1080) = 925
+    ledger = Ledger.start(1_000_000, [PAPER_PROMPT])
+    assert ledger.prompt_words == 16
+    assert steps_until_stop(ledger, ["2 3 1"] * 360) == 925
+    assert ledger.used == 16 + 925 * 1080 <= 1_000_000
+    assert not ledger.fits(["2 3 1"] * 360)
+    # a few longer replies (as the paper's teacher sometimes wrote) give the paper's 920 steps
+    replies = ["2 3 1"] * 354 + ["2 3 1 ."] * 6
+    assert steps_until_stop(Ledger.start(1_000_000, [PAPER_PROMPT]), replies) == 920
+
+
+def test_prompts_charged_once_and_generated_words_apart():
+    ledger = Ledger.start(100, ["a b c", "a b c", "d e"])
+    assert ledger.prompt_words == 5
+    ledger.charge(["1 2 3", "0"], ["one two", "three four five"])
+    assert (ledger.teacher_words, ledger.generated_words, ledger.used) == (4, 5, 9)
+    s = ledger.summary(pretrain_words_seen=900_000_000, corpus_words=90_000_000)
+    assert s["total_words_seen"] == 900_000_009
+    assert s["input_words"] == 90_000_009 and s["input_ok"]
+    assert s["epochs"] == 10 and s["epochs_ok"] and s["generated_ok"]
+    assert not Ledger.start(100, ["a"]).summary(900_000_000, 80_000_000)["epochs_ok"]
+
+
+def test_run_stops_at_the_right_step(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "ckpt")
+    # 4 prompt words + 4 replies x 3 words = 12 a step: 4 + 12k <= 64 -> 5 steps
+    cfg = RLConfig(prompts=["once upon a time"], batch_size=4, budget=64, checkpoint_every=30, threads=1,
+                   sampling={"max_new_tokens": 6})
+    summary = train(ckpt, tmp_path / "run", cfg, ShareScorer())
+    steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
+    assert summary["steps"] == 5 and steps["step"].tolist() == [1, 2, 3, 4, 5]
+    assert steps["budget_words"].tolist() == [16, 28, 40, 52, 64]
+    # checkpoints where the budget crossed 30 and 60
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["30", "60"]
