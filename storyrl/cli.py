@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache", default=None, help="SQLite score cache (local disk)")
     s.set_defaults(func=_teacher_score)
 
+    s = sub.add_parser("rl", help="reinforcement learning from a pretraining checkpoint")
+    rl = s.add_subparsers(dest="rl_command", required=True)
+    s = rl.add_parser("train", help="run (or resume) one RL run until its word budget ends")
+    from storyrl.rl.config import RLConfig
+    s.add_argument("--section", type=_section(RLConfig), required=True, help="the rl section (JSON)")
+    s.add_argument("--checkpoint", required=True, help="pretraining checkpoint (HF folder)")
+    s.add_argument("--output", required=True, help="run folder (tables, checkpoints, state)")
+    s.add_argument("--run-id", help="default: the output folder's name")
+    s.add_argument("--teacher", type=json.loads, default={}, help="teacher section (JSON)")
+    s.add_argument("--reward", type=json.loads, default={}, help="reward section (JSON)")
+    s.add_argument("--teacher-cache", help="score cache file")
+    s.add_argument("--scorer", help="'module:factory' building another scorer (instead of the teacher)")
+    s.add_argument("--pretrain-words", type=parse_words, help="words the checkpoint saw in pretraining")
+    s.add_argument("--corpus-words", type=parse_words, help="distinct words of its pretraining corpus")
+    s.set_defaults(func=_rl_train)
+
     return p
 
 
@@ -136,6 +152,18 @@ def _teacher_score(args):
         print(f"storyrl teacher score: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps(counts))
+
+
+def _rl_train(args):
+    from storyrl.rl import scoring
+    from storyrl.rl.train import train
+    cfg = args.section
+    scorer = (scoring.scorer_from_name(args.scorer) if args.scorer else
+              scoring.teacher_scorer(args.teacher, args.reward, cfg.sampling.max_new_tokens, cfg.seed,
+                                     args.teacher_cache))
+    summary = train(args.checkpoint, args.output, cfg, scorer, run_id=args.run_id,
+                    pretrain_words_seen=args.pretrain_words, corpus_words=args.corpus_words)
+    print(json.dumps(summary))
 
 
 def _check_config(args):

@@ -162,6 +162,10 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 
 
 # --------------------------------------------------------------------------- top level
+# Imported here, after Section and Words exist: storyrl.rl.config builds on them.
+from storyrl.rl.config import RLConfig  # noqa: E402
+
+
 class Config(Section):
     corpora: dict[str, CorpusConfig]
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -171,6 +175,8 @@ class Config(Section):
     """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
     reward: RewardConfig = RewardConfig()
     """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
+    rl: RLConfig = RLConfig()
+    """Settings shared by every RL run (paper values by default; see storyrl/rl/config.py)."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]

@@ -49,3 +49,32 @@ def test_run_stops_at_the_right_step(tmp_path):
     assert steps["budget_words"].tolist() == [16, 28, 40, 52, 64]
     # checkpoints where the budget crossed 30 and 60
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["30", "60"]
+
+
+def test_cli_rl_train(tmp_path):
+    import json
+    from storyrl.cli import main
+    ckpt = make_checkpoint(tmp_path / "ckpt")
+    section = {"prompts": ["once upon a time"], "batch_size": 4, "budget": 40, "threads": 1,
+               "sampling": {"max_new_tokens": 6}}
+    rc = main(["rl", "train", "--checkpoint", str(ckpt), "--output", str(tmp_path / "run"),
+               "--section", json.dumps(section), "--scorer", "rl_toys:ShareScorer",
+               "--pretrain-words", "20M", "--corpus-words", "2M"])
+    assert rc == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["total_words_seen"] == 20_000_040 and summary["epochs"] == 10
+
+
+def test_run_table_expands_seeds_and_variants():
+    from storyrl.config import load
+    from storyrl.rl.config import RunSpec, expand_runs
+    from pathlib import Path
+    base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    assert base == RLConfig()  # the paper's values are the defaults
+    runs = expand_runs(base, [RunSpec(checkpoint="900M", seeds=[42, 43, 44]),
+                              RunSpec(checkpoint="90M", variant="grpo",
+                                      overrides={"algorithm": "grpo", "ppo": {"lr": 2e-6}})])
+    assert list(runs) == ["900M-seed42-base", "900M-seed43-base", "900M-seed44-base", "90M-seed42-grpo"]
+    ckpt, cfg = runs["90M-seed42-grpo"]
+    assert ckpt == 90_000_000 and cfg.algorithm == "grpo" and cfg.ppo.lr == 2e-6 and cfg.ppo.ppo_epochs == 4
+    assert runs["900M-seed43-base"][1].seed == 43

@@ -120,4 +120,23 @@ class RunSpec(Section):
     variant: str = "base"
     """Name of the variant; it goes into the run id and the results path."""
     overrides: dict = {}
-    """Settings of `rl` (and later teacher/reward) that this variant changes, nested as in YAML."""
+    """Settings this variant changes, nested as in YAML: keys of `rl` directly, or under an `rl`
+    key (room for `teacher`/`reward` keys, which the workflow applies to those sections)."""
+
+
+def expand_runs(base: RLConfig, runs: list[RunSpec]) -> dict[str, tuple[int, RLConfig]]:
+    """Run id `<checkpoint>-seed<S>-<variant>` -> (checkpoint words, the run's RLConfig), with the
+    variant's overrides merged key by key into `base` and the seed set."""
+    from storyrl.config import deep_merge
+    from storyrl.units import words_label
+
+    out = {}
+    for i, spec in enumerate(runs):
+        rl_overrides = spec.overrides.get("rl", spec.overrides)
+        for seed in spec.seeds:
+            run_id = f"{words_label(spec.checkpoint)}-seed{seed}-{spec.variant}"
+            if run_id in out:
+                raise ValueError(f"runs[{i}]: run '{run_id}' is declared twice")
+            merged = deep_merge(base.model_dump(), {**rl_overrides, "seed": seed})
+            out[run_id] = (spec.checkpoint, RLConfig.model_validate(merged))
+    return out
