@@ -105,3 +105,27 @@ def test_resume_after_sigkill_gives_the_same_run(ckpt, tmp_path):
         wa = AutoModelForCausalLM.from_pretrained(tmp_path / "straight" / name).state_dict()
         wb = AutoModelForCausalLM.from_pretrained(killed / name).state_dict()
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_grpo_resumes_after_sigkill(ckpt, tmp_path):
+    """TRL's path resumes from the Trainer's checkpoints: steps 1..N once each, ledger consistent."""
+    cfg = RLConfig.model_validate({**TOY, "algorithm": "grpo", "max_steps": 8, "batch_size": 8,
+                                   "group": {"lr": 3e-3, "num_generations": 4}})
+    script = tmp_path / "run.py"
+    script.write_text(RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt)))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((run / "parts" / "steps").glob("*.parquet"))) < 4:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    subprocess.run([sys.executable, str(script), str(run)], env=env, check=True, capture_output=True)
+    steps = pd.read_parquet(run / "steps.parquet")
+    rollouts = pd.read_parquet(run / "rollouts.parquet")
+    assert steps["step"].tolist() == list(range(1, 9))
+    assert rollouts.groupby("step").size().tolist() == [8] * 8
+    assert steps["budget_words"].tolist() == [4 + 24 * k for k in range(1, 9)]

@@ -141,19 +141,22 @@ class PolicyWithValue(nn.Module):
         self.v_dropout = nn.Dropout(value_dropout)
         self.v_head = nn.Linear(lm.config.hidden_size, 1)
 
-    def forward(self, input_ids, attention_mask):
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        values = self.v_head(self.v_dropout(out.hidden_states[-1])).squeeze(-1)
-        return out.logits.float(), values.float()
+    def forward(self, input_ids, attention_mask, start: int = 0):
+        """Logits and values at positions start .. L-2 (each predicts the next token)."""
+        h = hidden_states(self.lm, input_ids, attention_mask, start)
+        values = self.v_head(self.v_dropout(h)).squeeze(-1)
+        return self.lm.get_output_embeddings()(h).float(), values.float()
 
 
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return torch.gather(F.log_softmax(logits, dim=-1), 2, labels.unsqueeze(-1)).squeeze(-1)
+def hidden_states(lm, input_ids, attention_mask, start: int = 0):
+    # Only positions from `start` on are ever scored (the prompt's are masked out), so the LM head
+    # and the softmax run on those alone; the masked results are the same as TRL's.
+    out = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    return out.last_hidden_state[:, start:-1]
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    p = F.softmax(logits, dim=-1)
-    return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
+def lm_logits(lm, input_ids, attention_mask, start: int = 0):
+    return lm.get_output_embeddings()(hidden_states(lm, input_ids, attention_mask, start)).float()
 
 
 def pack(queries, responses, pad_id: int, device):
@@ -185,23 +188,26 @@ class PPOTrainer:
     def device(self):
         return next(self.policy.parameters()).device
 
-    def _forward(self, model, ids, attn, with_values: bool):
+    def _forward(self, model, ids, attn, start: int, with_values: bool):
+        """(full log-softmax, token log-probs, values) at shifted positions start .. L-2."""
         if with_values:
-            logits, values = model(ids, attn)
+            logits, values = model(ids, attn, start)
         else:
-            logits, values = model(input_ids=ids, attention_mask=attn).logits.float(), None
-        logits = logits[:, :-1]
-        return logits, token_logprobs(logits, ids[:, 1:]), None if values is None else values[:, :-1]
+            logits, values = lm_logits(model, ids, attn, start), None
+        logp = F.log_softmax(logits, dim=-1)
+        return logp, torch.gather(logp, 2, ids[:, start + 1:].unsqueeze(-1)).squeeze(-1), values
 
     def step(self, queries: list, responses: list, scores: torch.Tensor):
         """One PPO step on a batch. Returns (stats dict, per-story dict of logprob_sum and kl)."""
         cfg, bs = self.cfg, len(queries)
         ids, attn, mask = pack(queries, responses, self.pad_id, self.device)
+        start = min(len(q) for q in queries) - 1  # the first scored (shifted) position
+        mask = mask[:, start:]
         scores = scores.to(self.device, torch.float32)
         self.policy.eval()
         with torch.no_grad():
-            _, old_logprobs, old_values = self._forward(self.policy, ids, attn, True)
-            _, ref_logprobs, _ = self._forward(self.ref, ids, attn, False)
+            _, old_logprobs, old_values = self._forward(self.policy, ids, attn, start, True)
+            _, ref_logprobs, _ = self._forward(self.ref, ids, attn, start, False)
             kl_coef = self.kl_ctl.value
             rewards, non_score, kls = per_token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_coef)
             values, advantages, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards)
@@ -210,17 +216,18 @@ class PPOTrainer:
         mb_stats = []
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(bs)
-            for start in range(0, bs, mbs):
-                idx = order[start: start + mbs].to(self.device)
+            for first in range(0, bs, mbs):
+                idx = order[first: first + mbs].to(self.device)
                 m_attn, m_mask = attn[idx], mask[idx]
                 # Trim padding columns that no row of this minibatch uses.
                 width = int(m_attn.sum(1).max())
-                m_ids, m_attn, m_mask = ids[idx, :width], m_attn[:, :width], m_mask[:, : width - 1]
+                cols = width - 1 - start
+                m_ids, m_attn, m_mask = ids[idx, :width], m_attn[:, :width], m_mask[:, :cols]
                 self.policy.eval()  # TRL's batched_forward_pass runs eval(), even for the loss
-                logits, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, True)
+                logp, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, start, True)
                 pg_loss, vf_loss, st = ppo_losses(
-                    old_logprobs[idx, : width - 1], values[idx, : width - 1], logprobs, vpreds,
-                    m_mask, advantages[idx, : width - 1], returns[idx, : width - 1], cfg,
+                    old_logprobs[idx, :cols], values[idx, :cols], logprobs, vpreds,
+                    m_mask, advantages[idx, :cols], returns[idx, :cols], cfg,
                 )
                 (pg_loss + vf_loss).backward()
                 if cfg.max_grad_norm is not None:
@@ -228,7 +235,7 @@ class PPOTrainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():
-                    st["policy_entropy"] = masked_mean(entropy_from_logits(logits), m_mask).item()
+                    st["policy_entropy"] = masked_mean(-(logp.exp() * logp).sum(-1), m_mask).item()
                 mb_stats.append(st)
 
         with torch.no_grad():
