@@ -224,6 +224,15 @@ def main():
         if res[k]:
             print(f"{names[k]:<34}{med(res[k], 'generate_s'):>10.3f}{med(res[k], 'reward_s'):>10.4f}"
                   f"{med(res[k], 'update_s'):>10.3f}{med(res[k], 'total_s'):>10.3f}{len(res[k]):>4}")
+    quiet = {k: [r for r in v if (r.get("other_cores") if r.get("other_cores") is not None else 9) < 0.25]
+             for k, v in res.items() if k != "grpo"}
+    if quiet.get("paper") and quiet.get("ours"):
+        print("quiet steps only (other processes < 0.25 cores):")
+        for k in ("paper", "ours"):
+            print(f"{names[k]:<34}{med(quiet[k], 'generate_s'):>10.3f}{med(quiet[k], 'reward_s'):>10.4f}"
+                  f"{med(quiet[k], 'update_s'):>10.3f}{med(quiet[k], 'total_s'):>10.3f}{len(quiet[k]):>4}")
+        print(f"ours / paper stack, whole step, quiet: "
+              f"{med(quiet['ours'], 'total_s') / med(quiet['paper'], 'total_s'):.2f}")
     summary = {k: {f: med(v, f) for f in ("generate_s", "reward_s", "update_s", "total_s")} for k, v in res.items() if v}
     if res["paper"]:
         summary["ratio_ours_to_paper"] = summary["ours"]["total_s"] / summary["paper"]["total_s"]
