@@ -10,11 +10,13 @@ every `state_every` steps, with the ledger stored beside each.
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 from transformers import TrainerCallback
 
+from storyrl.atomic import write_text
 from storyrl.rl.config import RLConfig
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
@@ -72,7 +74,7 @@ class _Bridge(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        (folder / "ledger.json").write_text(json.dumps(self.ledger.state_dict()))
+        write_text(folder / "ledger.json", json.dumps(self.ledger.state_dict()))
 
 
 def _trainer_classes(algorithm):
@@ -92,7 +94,14 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
     ledger = Ledger.start(cfg.budget, cfg.prompts)
     trl_dir = output / "trl"
     resume = None
-    done = sorted(trl_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    # The Trainer writes a checkpoint folder piece by piece; our ledger.json comes last (on_save),
+    # so a folder without it was cut short by a kill and is dropped.
+    done = []
+    for folder in sorted(trl_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        if (folder / "ledger.json").exists():
+            done.append(folder)
+        else:
+            shutil.rmtree(folder)
     if done:
         resume = str(done[-1])
         ledger = Ledger.from_state(json.loads((done[-1] / "ledger.json").read_text()))
@@ -112,6 +121,7 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
         weight_decay=0.0, max_steps=max_steps, max_completion_length=s.max_new_tokens,
         temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=cfg.seed, data_seed=cfg.seed,
         logging_steps=1, save_strategy="steps", save_steps=cfg.state_every, save_only_model=False,
+        save_total_limit=2,
         report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu", bf16=False,
     )
     bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output)
