@@ -78,3 +78,20 @@ def test_run_table_expands_seeds_and_variants():
     ckpt, cfg = runs["90M-seed42-grpo"]
     assert ckpt == 90_000_000 and cfg.algorithm == "grpo" and cfg.ppo.lr == 2e-6 and cfg.ppo.ppo_epochs == 4
     assert runs["900M-seed43-base"][1].seed == 43
+
+
+def test_cli_rl_train_with_the_heuristic_teacher(tmp_path):
+    import json
+    from storyrl.cli import main
+    ckpt = make_checkpoint(tmp_path / "ckpt")
+    section = {"prompts": ["once upon a time"], "batch_size": 8, "budget": 100, "threads": 1,
+               "sampling": {"max_new_tokens": 12}}
+    rc = main(["rl", "train", "--checkpoint", str(ckpt), "--output", str(tmp_path / "run"),
+               "--section", json.dumps(section), "--teacher", json.dumps({"backend": "heuristic"}),
+               "--teacher-cache", str(tmp_path / "cache.sqlite")])
+    assert rc == 0
+    rollouts = pd.read_parquet(tmp_path / "run" / "rollouts.parquet")
+    steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
+    assert rollouts["parsed"].all() and steps["budget_words"].iloc[-1] <= 100
+    # the ledger charged exactly the replies' words, plus the prompt once
+    assert steps["budget_words"].iloc[-1] == 4 + sum(len(r.split()) for r in rollouts["teacher_reply"])
