@@ -147,11 +147,16 @@ class PretrainConfig(Section):
 
 
 # --------------------------------------------------------------------------- top level
+from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
+
+
 class Config(Section):
     corpora: dict[str, CorpusConfig]
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
+    """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
 
     @model_validator(mode="after")
     def _references(self):
