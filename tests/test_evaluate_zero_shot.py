@@ -225,3 +225,29 @@ def test_bad_input_names_the_file_and_field(tmp_path, scorer):
         read_items(TASKS["ewok"], folder)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         read_items(TASKS["ewok"], tmp_path / "nowhere")
+
+
+def test_shared_prefix_scoring_equals_full_passes(ckpt):
+    folder, model, tok = ckpt
+    # Prefixes of different lengths in one batch: the cache is padded, positions continue.
+    items = [
+        ("Box 0 contains the apple, Box 1 contains the key. Box 0 contains",
+         [" the apple.", " the key.", " nothing."]),
+        ("The fox has fur.", [" The fox is soft.", " The fox is wet."]),
+        ("A robin is a bird. A bird can fly. The chef saw a wug and said that",
+         [" the wug was wuggy.", " it flew.", " the wug was wuggy."]),  # a repeated candidate
+    ]
+    groups_text = [[(p + o, o) for o in opts] for p, opts in items]
+    want = [[hand_logprob(model, tok, t, c) for t, c in g] for g in groups_text]
+    for bs in (1, 2, 64):
+        shared = Scorer(folder, device="cpu", batch_size=bs, min_shared=1, model=model,
+                        tokenizer=tok)
+        groups = [shared.encode_all(g) for g in groups_text]
+        assert all(len(set(g)) > 1 for g in groups)
+        got = shared.score_groups(groups)
+        for g, w in zip(got, want):
+            assert g == pytest.approx(w, abs=1e-4)
+        assert got[2][0] == got[2][2]  # identical candidates: exactly the same score
+    plain = Scorer(folder, device="cpu", share_prefix=False, model=model, tokenizer=tok)
+    flat = plain.score([e for g in groups for e in g])
+    assert flat == pytest.approx([v for g in got for v in g], abs=1e-5)

@@ -43,7 +43,8 @@ class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 64, model=None, tokenizer=None):
+                 batch_size: int = 64, share_prefix: bool = True, min_shared: int = 2,
+                 model=None, tokenizer=None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = resolve_device(device)
@@ -52,6 +53,9 @@ class Scorer:
         # bf16 autocast on GPU only: on CPU it is slower and less exact.
         self.low_precision = dtype == "bfloat16" or (dtype == "auto" and self.device.type == "cuda")
         self.batch_size = batch_size
+        self.share_prefix = share_prefix
+        self.min_shared = min_shared
+        """Share a common prefix only when it is at least this many tokens (plus one)."""
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_dir))
         self.model = model or AutoModelForCausalLM.from_pretrained(str(model_dir))
         self.model.to(self.device).eval()
@@ -97,30 +101,113 @@ class Scorer:
                 sums[i] = v
         return [sums[i] for i in index]
 
+    def score_groups(self, groups: list[list[Encoded]], precise: bool = False,
+                     progress: bool = False) -> list[list[float]]:
+        """Like `score`, per item; candidates of an item that share a token prefix run it once.
+
+        The shared prefix (all but its last token) is run once with the KV cache kept; each
+        candidate then runs from the prefix's last token on with that cache, the padded cache
+        positions masked out and positions continuing from the prefix. This is the same
+        computation as a full forward pass, reordered.
+        """
+        out = [[0.0] * len(g) for g in groups]
+        jobs, plain = [], []
+        for gi, g in enumerate(groups):
+            uniq = list(dict.fromkeys(g))
+            n = _shared_len(uniq) if self.share_prefix and len(uniq) > 1 else 0
+            if n - 1 >= self.min_shared:
+                jobs.append((gi, uniq, n))
+            else:
+                plain += [(gi, ci, e) for ci, e in enumerate(g)]
+        for (gi, ci, _), v in zip(plain, self.score([e for *_, e in plain], precise)):
+            out[gi][ci] = v
+        jobs.sort(key=lambda j: -j[2])
+        chunks = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
+        if progress:
+            from tqdm import tqdm
+            chunks = tqdm(chunks, desc="scoring shared prefixes", unit="batch", leave=False)
+        for chunk in chunks:
+            for (gi, uniq, _), vals in zip(chunk, self._shared_chunk(chunk, precise)):
+                by_seq = dict(zip(uniq, vals))
+                out[gi] = [by_seq[e] for e in groups[gi]]
+        return out
+
     @torch.inference_mode()
-    def _score_batch(self, seqs: list[Encoded], precise: bool) -> list[float]:
+    def _shared_chunk(self, jobs, precise: bool) -> list[list[float]]:
+        from transformers import DynamicCache
+
+        # Phase 1: each item's shared prefix; its scored tokens count once for every candidate.
+        prefixes = [Encoded(u[0].ids[:n], u[0].scored[:n]) for _, u, n in jobs]
+        ids, mask = self._pad(prefixes)
+        head, cache = self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, use_cache=True)
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        past = ids.shape[1] - 1
+        # Phase 2: every candidate from the prefix's last token on.
+        cands = [(j, k) for j, (_, u, _) in enumerate(jobs) for k in range(len(u))]
+        cands.sort(key=lambda c: -(len(jobs[c[0]][1][c[1]].ids) - jobs[c[0]][2]))
+        vals = [[head[j]] * len(u) for j, (_, u, _) in enumerate(jobs)]
+        for i in range(0, len(cands), self.batch_size):
+            batch = cands[i:i + self.batch_size]
+            rows = torch.tensor([j for j, _ in batch], device=self.device)
+            starts = [jobs[j][2] - 1 for j, _ in batch]
+            tails = [Encoded(jobs[j][1][k].ids[s:], jobs[j][1][k].scored[s:])
+                     for (j, k), s in zip(batch, starts)]
+            t_ids, t_mask = self._pad(tails)
+            width = t_ids.shape[1]
+            start = torch.tensor(starts, device=self.device)[:, None]
+            seen = torch.arange(past, device=self.device)[None, :] < start
+            real = torch.arange(width, device=self.device)[None, :] < torch.tensor(
+                [len(t.ids) for t in tails], device=self.device)[:, None]
+            kv = DynamicCache(ddp_cache_data=[(k.index_select(0, rows), v.index_select(0, rows))
+                                              for k, v in layers])
+            sums, _ = self._forward(
+                t_ids[:, :-1], t_ids[:, 1:], t_mask[:, 1:], precise, cache=kv,
+                attention_mask=torch.cat([seen, real[:, :-1]], 1).long(),
+                position_ids=start + torch.arange(width - 1, device=self.device)[None, :])
+            for (j, k), v in zip(batch, sums):
+                vals[j][k] += v
+        return vals
+
+    def _pad(self, seqs: list[Encoded]):
         width = max(len(s.ids) for s in seqs)
-        if width < 2:  # one token each: nothing is predicted, nothing scored
-            return [0.0] * len(seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.bool)
         for row, s in enumerate(seqs):
             ids[row, :len(s.ids)] = torch.tensor(s.ids)
             mask[row, :len(s.ids)] = torch.tensor(s.scored)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def _score_batch(self, seqs: list[Encoded], precise: bool) -> list[float]:
+        if max(len(s.ids) for s in seqs) < 2:  # one token each: nothing is predicted
+            return [0.0] * len(seqs)
+        ids, mask = self._pad(seqs)
         # Position t predicts token t+1: inputs are ids[:, :-1], targets ids[:, 1:].
-        target_mask = mask[:, 1:]
+        return self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise)[0]
+
+    def _forward(self, inputs, targets, target_mask, precise, use_cache=False, **kw):
+        """Per row: the summed log-prob of `targets` where `target_mask`; and the KV cache."""
         rows = target_mask.nonzero(as_tuple=True)[0]
-        targets = ids[:, 1:][target_mask]
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
                                   enabled=self.low_precision and not precise)
         with autocast:
             if self.plain_head:
-                hidden = self.model.base_model(input_ids=ids[:, :-1])[0]
-                logits = self.model.get_output_embeddings()(hidden[target_mask])
+                out = self.model.base_model(input_ids=inputs, use_cache=use_cache, **kw)
+                logits = self.model.get_output_embeddings()(out[0][target_mask])
             else:
-                logits = self.model(input_ids=ids[:, :-1]).logits[target_mask]
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None])[:, 0]
-        sums = torch.zeros(len(seqs), dtype=torch.float32, device=self.device)
-        sums.index_add_(0, rows, logp)
-        return sums.tolist()
+                out = self.model(input_ids=inputs, use_cache=use_cache, **kw)
+                logits = out.logits[target_mask]
+        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, targets[target_mask][:, None])
+        sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
+        sums.index_add_(0, rows, logp[:, 0])
+        return sums.tolist(), (out.cache if use_cache else None)
+
+
+def _shared_len(seqs: list[Encoded]) -> int:
+    """Tokens (and scored flags) all candidates share, leaving each at least one of its own."""
+    n = min(len(s.ids) for s in seqs) - 1
+    first = seqs[0]
+    for i in range(n):
+        if any(s.ids[i] != first.ids[i] or s.scored[i] != first.scored[i] for s in seqs[1:]):
+            return i
+    return n

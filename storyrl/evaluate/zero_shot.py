@@ -56,31 +56,26 @@ def official_output_path(output_dir, model_dir, task: Task, data_path,
 def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0,
                   progress: bool = False) -> TaskResult:
     items = read_items(task, data_path)
-    flat, bounds = [], []
-    for item in items:
-        bounds.append((len(flat), len(flat) + len(item.texts)))
-        flat += scorer.encode_all(zip(item.texts, item.completions))
+    groups = [scorer.encode_all(zip(item.texts, item.completions)) for item in items]
     t0 = time.perf_counter()
-    scores_flat = scorer.score(flat, progress=progress)
-    scores = [scores_flat[a:b] for a, b in bounds]
+    scores = scorer.score_groups(groups, progress=progress)
     if scorer.low_precision:
-        _recheck(scorer, flat, bounds, scores, recheck_margin)
+        _recheck(scorer, groups, scores, recheck_margin)
     dt = time.perf_counter() - t0
+    n = sum(map(len, groups))
     log.info("%s (%s): %d items, %d candidates in %.1fs (%.0f candidates/s)", task.name,
-             Path(str(data_path)).name, len(items), len(flat), dt, len(flat) / max(dt, 1e-9))
+             Path(str(data_path)).name, len(items), n, dt, n / max(dt, 1e-9))
     return aggregate(task, items, scores)
 
 
-def _recheck(scorer, flat, bounds, scores, margin):
+def _recheck(scorer, groups, scores, margin):
     """Rescore in fp32 the items whose choice bf16 rounding could have flipped."""
     close = [k for k, s in enumerate(scores)
              if len(s) > 1 and sorted(s)[-1] - sorted(s)[-2] < margin]
     if not close:
         return
-    seqs = [flat[j] for k in close for j in range(*bounds[k])]
-    exact = iter(scorer.score(seqs, precise=True))
-    for k in close:
-        scores[k] = [next(exact) for _ in range(len(scores[k]))]
+    for k, exact in zip(close, scorer.score_groups([groups[k] for k in close], precise=True)):
+        scores[k] = exact
     log.info("re-checked %d of %d items in fp32", len(close), len(scores))
 
 
