@@ -36,7 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_check_config)
 
     _add_eval(sub)
+
+    s = sub.add_parser("demo-eval", help="write demo evaluation sets in the official layout")
+    s.add_argument("--out", required=True, help="the evaluation_data/ folder to write")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n-full", type=int, default=200, help="items per full set (file)")
+    s.add_argument("--n-fast", type=int, default=50, help="items per fast set (file)")
+    s.set_defaults(func=_demo_eval)
     return p
+
+
+def _demo_eval(args):
+    from storyrl.demo_eval import generate
+    counts = generate(args.out, seed=args.seed, n_full=args.n_full, n_fast=args.n_fast)
+    for (task, variant), n in counts.items():
+        print(f"{variant}\t{task}\t{n}")
 
 
 def _add_eval(sub):
