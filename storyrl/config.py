@@ -129,6 +129,16 @@ class PretrainRun(Section):
     seed: int = 42
 
 
+class PretrainJob(Section):
+    """What the pretraining rule passes to `storyrl pretrain`: one run, fully resolved."""
+
+    run_id: str
+    model: ModelConfig
+    training: TrainingConfig
+    milestones: list[Words]
+    seed: int
+
+
 class PretrainConfig(Section):
     training: TrainingConfig = TrainingConfig()
     milestones: list[Words]
@@ -157,6 +167,11 @@ class Config(Section):
     pretrain: PretrainConfig
     zero_shot: ZeroShotConfig = ZeroShotConfig()
     """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
+
+    def pretrain_job(self, run_id: str) -> PretrainJob:
+        run = self.pretrain.runs[run_id]
+        return PretrainJob(run_id=run_id, model=self.models[run.model], seed=run.seed,
+                           training=self.pretrain.training, milestones=self.pretrain.milestones)
 
     @model_validator(mode="after")
     def _references(self):
