@@ -10,7 +10,8 @@ items where candidates share a prefix. Modes:
   items in file order, one padded forward per candidate position, full-vocabulary log-softmax at
   every position, fp32;
 - `batched`: our `Scorer` (sorted by length, LM head at scored positions only, shared prefixes
-  run once, 64 sequences per pass); `batched_256`: the same with 256.
+  run once, 64 sequences per pass); `batched_noshare`: the same without prefix sharing;
+`batched_256`: with 256 sequences per pass.
 
 Prints items per second (a BLiMP item is one minimal pair), medians over repeats, the ratios to
 `one_at_a_time` and to `official_style`, and checks that every mode picks the same candidates.
@@ -98,6 +99,8 @@ def bench(label: str, ckpt: Path, data: Path, sizes: dict[str, int], repeats: in
     scorers["official_style"] = base
     scorers["batched"] = Scorer(ckpt, device="cpu", batch_size=64, model=base.model,
                                 tokenizer=base.tokenizer)
+    scorers["batched_noshare"] = Scorer(ckpt, device="cpu", batch_size=64, share_prefix=False,
+                                        model=base.model, tokenizer=base.tokenizer)
     scorers["batched_256"] = Scorer(ckpt, device="cpu", batch_size=256, model=base.model,
                                     tokenizer=base.tokenizer)
     rows = []
@@ -151,10 +154,10 @@ def main():
                       build_checkpoint(tmp / "small", corpus, 12, 12, 768, 16_000, 512),
                       data, small, max(1, repeats - 1))
     print(f"torch threads: {torch.get_num_threads()}")
-    print(f"{'model':22} {'task':16} {'items':>5} {'mode':15} {'items/s':>9} "
+    print(f"{'model':22} {'task':16} {'items':>5} {'mode':16} {'items/s':>9} "
           f"{'x 1-at-a-time':>13} {'x official':>10} same")
     for r in rows:
-        print(f"{r['model']:22} {r['task']:16} {r['items']:5d} {r['mode']:15} "
+        print(f"{r['model']:22} {r['task']:16} {r['items']:5d} {r['mode']:16} "
               f"{r['items_per_s']:9.1f} {r['x_one_at_a_time']:13.1f} "
               f"{r['x_official_style']:10.1f} {r['same_choices']}")
     out = Path(__file__).parent / "out" / "zero_shot.json"

@@ -206,6 +206,17 @@ def test_suite_one_load_all_tasks_official_layout_and_parquet(ckpt, scorer, data
             json.loads((out / "predictions.json").read_text())
     assert set(table.pretrain_words) == {1_000_000} and set(table.rl_words) == {0}
 
+    from storyrl.cli import main
+    pq = tmp_path / "cli.parquet"
+    assert main(["eval", "zero-shot-suite", "--model", str(folder), "--data-path", str(data),
+                 "--variant", "fast", "--tasks", "blimp", "wug_past", "--parquet", str(pq),
+                 "--pretrain-words", "1M", "--device", "cpu"]) == 0
+    cli = read_table(pq, "eval_scores").to_pandas()
+    assert sorted(cli[cli.subtask == ""].task) == ["blimp_fast", "wug_past_fast"]
+    assert set(cli.model_id) == {"tiny.v2"} and set(cli.pretrain_words) == {1_000_000}
+    merged = cli.merge(table, on=["task", "subtask", "metric"], suffixes=("", "_api"))
+    assert len(merged) == len(cli) and (merged.value - merged.value_api).abs().max() < 1e-9
+
 
 def test_bf16_with_recheck_gives_the_fp32_choices(ckpt, data):
     folder, model, tok = ckpt

@@ -57,7 +57,10 @@ class Scorer:
         self.min_shared = min_shared
         """Share a common prefix only when it is at least this many tokens (plus one)."""
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_dir))
-        self.model = model or AutoModelForCausalLM.from_pretrained(str(model_dir))
+        # fp32 weights whatever the saved dtype, as the official run loads them; bf16 comes
+        # from autocast only.
+        self.model = model or AutoModelForCausalLM.from_pretrained(str(model_dir),
+                                                                   dtype=torch.float32)
         self.model.to(self.device).eval()
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or \
