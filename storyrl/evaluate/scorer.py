@@ -6,8 +6,8 @@ tokenizer's own special tokens; a token is scored when its character span ends a
 completion starts (offsets), and token 0 is never scored since nothing predicts it (so with a
 tokenizer that adds no BOS the first word of a sentence does not count; nothing adds one here).
 
-Batches are right-padded and sorted by length; with a causal model a real token never attends to
-the padding after it, so padding changes nothing. The LM head runs only at scored positions.
+Batches are right-padded (with an attention mask, as the official run) and sorted by length; a
+real token never attends to the padding after it, so padding changes nothing. The LM head runs only at scored positions.
 On a GPU the forward pass runs under bf16 autocast unless `dtype="float32"`; `score(...,
 precise=True)` always runs in fp32 (used to re-check close calls).
 """
@@ -141,8 +141,9 @@ class Scorer:
 
         # Phase 1: each item's shared prefix; its scored tokens count once for every candidate.
         prefixes = [Encoded(u[0].ids[:n], u[0].scored[:n]) for _, u, n in jobs]
-        ids, mask = self._pad(prefixes)
-        head, cache = self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, use_cache=True)
+        ids, mask, att = self._pad(prefixes)
+        head, cache = self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, use_cache=True,
+                                    attention_mask=att[:, :-1])
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         past = ids.shape[1] - 1
         # Phase 2: every candidate from the prefix's last token on.
@@ -155,38 +156,39 @@ class Scorer:
             starts = [jobs[j][2] - 1 for j, _ in batch]
             tails = [Encoded(jobs[j][1][k].ids[s:], jobs[j][1][k].scored[s:])
                      for (j, k), s in zip(batch, starts)]
-            t_ids, t_mask = self._pad(tails)
+            t_ids, t_mask, real = self._pad(tails)
             width = t_ids.shape[1]
             start = torch.tensor(starts, device=self.device)[:, None]
             seen = torch.arange(past, device=self.device)[None, :] < start
-            real = torch.arange(width, device=self.device)[None, :] < torch.tensor(
-                [len(t.ids) for t in tails], device=self.device)[:, None]
             kv = DynamicCache(ddp_cache_data=[(k.index_select(0, rows), v.index_select(0, rows))
                                               for k, v in layers])
             sums, _ = self._forward(
                 t_ids[:, :-1], t_ids[:, 1:], t_mask[:, 1:], precise, cache=kv,
-                attention_mask=torch.cat([seen, real[:, :-1]], 1).long(),
+                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
                 position_ids=start + torch.arange(width - 1, device=self.device)[None, :])
             for (j, k), v in zip(batch, sums):
                 vals[j][k] += v
         return vals
 
     def _pad(self, seqs: list[Encoded]):
+        """Right-padded ids, scored mask and attention mask (1 on real tokens)."""
         width = max(len(s.ids) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.bool)
         for row, s in enumerate(seqs):
             ids[row, :len(s.ids)] = torch.tensor(s.ids)
             mask[row, :len(s.ids)] = torch.tensor(s.scored)
-        return ids.to(self.device), mask.to(self.device)
+        att = torch.arange(width)[None, :] < torch.tensor([len(s.ids) for s in seqs])[:, None]
+        return ids.to(self.device), mask.to(self.device), att.long().to(self.device)
 
     @torch.inference_mode()
     def _score_batch(self, seqs: list[Encoded], precise: bool) -> list[float]:
         if max(len(s.ids) for s in seqs) < 2:  # one token each: nothing is predicted
             return [0.0] * len(seqs)
-        ids, mask = self._pad(seqs)
+        ids, mask, att = self._pad(seqs)
         # Position t predicts token t+1: inputs are ids[:, :-1], targets ids[:, 1:].
-        return self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise)[0]
+        return self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise,
+                             attention_mask=att[:, :-1])[0]
 
     def _forward(self, inputs, targets, target_mask, precise, use_cache=False, **kw):
         """Per row: the summed log-prob of `targets` where `target_mask`; and the KV cache."""
