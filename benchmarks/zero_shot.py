@@ -110,18 +110,19 @@ def bench(label: str, ckpt: Path, data: Path, sizes: dict[str, int], repeats: in
         items = read_items(TASKS[task], data_folder(data, TASKS[task], "full"))[:n]
         groups = [base.encode_all(zip(it.texts, it.completions)) for it in items]
         n_tok = sum(len(s.ids) for g in groups for s in g)
-        choices, speed, counted = {}, {}, {}
+        choices, times, counted = {}, {m: [] for m in scorers}, {}
         for mode, scorer in scorers.items():
-            part = groups[:slow_cap] if mode == "one_at_a_time" and slow_cap else groups
             run_mode(mode, scorer, groups[:8])  # warm-up: lazy inits, allocator
-            times = []
-            for _ in range(repeats):
+        # Modes interleaved within each repeat, so that load from other jobs hits them alike.
+        for _ in range(repeats):
+            for mode, scorer in scorers.items():
+                part = groups[:slow_cap] if mode == "one_at_a_time" and slow_cap else groups
                 t0 = time.perf_counter()
                 scores = run_mode(mode, scorer, part)
-                times.append(time.perf_counter() - t0)
-            choices[mode] = [choose(s) for s in scores]
-            speed[mode] = len(part) / statistics.median(times)
-            counted[mode] = len(part)
+                times[mode].append(time.perf_counter() - t0)
+                choices[mode] = [choose(s) for s in scores]
+                counted[mode] = len(part)
+        speed = {m: counted[m] / statistics.median(t) for m, t in times.items()}
         k = len(choices["one_at_a_time"])
         same = all(c[:k] == choices["one_at_a_time"] for c in choices.values())
         for mode, v in speed.items():

@@ -43,7 +43,7 @@ class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 64, share_prefix: bool = True, min_shared: int = 2,
+                 batch_size: int = 64, share_prefix: bool = True, min_shared: int = 8,
                  model=None, tokenizer=None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -55,7 +55,8 @@ class Scorer:
         self.batch_size = batch_size
         self.share_prefix = share_prefix
         self.min_shared = min_shared
-        """Share a common prefix only when it is at least this many tokens (plus one)."""
+        """Share a common prefix only when it is at least this many tokens (plus one): a
+        shared item costs two passes, which short prefixes do not repay."""
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_dir))
         # fp32 weights whatever the saved dtype, as the official run loads them; bf16 comes
         # from autocast only.
@@ -125,7 +126,14 @@ class Scorer:
         for (gi, ci, _), v in zip(plain, self.score([e for *_, e in plain], precise)):
             out[gi][ci] = v
         jobs.sort(key=lambda j: -j[2])
-        chunks = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]
+        # A chunk holds at most `batch_size` candidates, so each phase is one forward pass.
+        chunks, size = [], self.batch_size
+        for job in jobs:
+            if size + len(job[1]) > self.batch_size:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(job)
+            size += len(job[1])
         if progress:
             from tqdm import tqdm
             chunks = tqdm(chunks, desc="scoring shared prefixes", unit="batch", leave=False)
