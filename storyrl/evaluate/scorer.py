@@ -72,19 +72,24 @@ class Scorer:
 
     # ------------------------------------------------------------------ tokenization
     def encode(self, text: str, completion: str) -> Encoded:
-        out = self.tokenizer(text, return_offsets_mapping=True)
-        ids, offsets = out["input_ids"], out["offset_mapping"]
-        # The official rule: the completion starts at len(text) - len(completion), shifted by
-        # where the first token starts; a token is scored when its span ends after that.
-        start = len(text) - len(completion) + offsets[0][0]
-        scored = tuple(i > 0 and end > start for i, (_, end) in enumerate(offsets))
-        if self.max_len and len(ids) > self.max_len:
-            raise ValueError(f"{len(ids)} tokens is more than the model's {self.max_len} "
-                             f"positions: {text[:80]!r}...")
-        return Encoded(tuple(ids), scored)
+        return self.encode_all([(text, completion)])[0]
 
     def encode_all(self, pairs) -> list[Encoded]:
-        return [self.encode(t, c) for t, c in pairs]
+        """Tokenize (text, completion) pairs in one call; mark the scored tokens."""
+        pairs = list(pairs)
+        out = self.tokenizer([t for t, _ in pairs], return_offsets_mapping=True)
+        encoded = []
+        for (text, completion), ids, offsets in zip(pairs, out["input_ids"],
+                                                    out["offset_mapping"]):
+            # The official rule: the completion starts at len(text) - len(completion), shifted
+            # by where the first token starts; a token is scored when its span ends after that.
+            start = len(text) - len(completion) + offsets[0][0]
+            scored = tuple(i > 0 and end > start for i, (_, end) in enumerate(offsets))
+            if self.max_len and len(ids) > self.max_len:
+                raise ValueError(f"{len(ids)} tokens is more than the model's {self.max_len} "
+                                 f"positions: {text[:80]!r}...")
+            encoded.append(Encoded(tuple(ids), scored))
+        return encoded
 
     # ------------------------------------------------------------------ scoring
     def score(self, seqs: list[Encoded], precise: bool = False,

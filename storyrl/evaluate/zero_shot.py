@@ -56,7 +56,11 @@ def official_output_path(output_dir, model_dir, task: Task, data_path,
 def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0,
                   progress: bool = False) -> TaskResult:
     items = read_items(task, data_path)
-    groups = [scorer.encode_all(zip(item.texts, item.completions)) for item in items]
+    flat = scorer.encode_all((t, c) for it in items for t, c in zip(it.texts, it.completions))
+    groups, k = [], 0
+    for item in items:
+        groups.append(flat[k:k + len(item.texts)])
+        k += len(item.texts)
     t0 = time.perf_counter()
     scores = scorer.score_groups(groups, progress=progress)
     if scorer.low_precision:
