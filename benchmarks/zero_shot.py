@@ -1,7 +1,8 @@
 """Zero-shot scoring throughput on CPU: one candidate at a time vs batched, in the same run.
 
 Models (random init, built here, nothing downloaded): the default config's tiny GPT-2 (2 layers,
-4 heads, 128 dims, 128 positions, vocab 2,000) and GPT-2 small (12 layers, 12 heads, 768 dims, 512 positions, vocab 16,000). Data: the demo
+4 heads, 128 dims, 128 positions, vocab 2,000) and GPT-2 small (12 layers, 12 heads, 768 dims,
+512 positions, vocab 16,000). Data: the demo
 evaluation sets (`storyrl.demo_eval`): BLiMP-format minimal pairs, plus entity tracking and EWoK
 items where candidates share a prefix. Modes:
 

@@ -98,7 +98,8 @@ def _ewok(r: random.Random, n: int) -> dict[str, list[dict]]:
             q = "he" if p == "she" else "she"
             poss = {"she": "her", "he": "his"}
             home = f"{_a(r.choice(PLACE_ADJ))} {r.choice(PLACES).sg}"
-            ctx = f"Once upon a time, in a faraway land, there lived {_a(r.choice(['brave', 'kind', 'shy']))} {r.choice(CREATURES).sg} named {name}."
+            who = f"{_a(r.choice(['brave', 'kind', 'shy']))} {r.choice(CREATURES).sg}"
+            ctx = f"Once upon a time, in a faraway land, there lived {who} named {name}."
             t1 = f"{p.capitalize()} lived in {home} with {poss[p]} mother."
             t2 = f"{q.capitalize()} lived in {home} with {poss[q]} mother."
             domain, cdiff, tdiff = "agent-properties", "name", "pronoun"

@@ -75,7 +75,8 @@ def test_answers_are_right(tmp_path):
                          data_folder(root, TASKS["blimp_supplement"], "full")):
         name = it.texts[0].split()[0]
         assert f" {NAMES[name]} never" in it.texts[0]
-    art = root / "full_eval" / "blimp_filtered" / "determiner_noun_agreement_indefinite_article.jsonl"
+    art = (root / "full_eval" / "blimp_filtered" /
+           "determiner_noun_agreement_indefinite_article.jsonl")
     rows = [json.loads(x) for x in art.read_text().splitlines()]
     good_an = sum(" an " in r["sentence_good"] for r in rows)
     assert 0.3 < good_an / len(rows) < 0.7  # "a" alone does not win

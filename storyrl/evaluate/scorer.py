@@ -7,7 +7,8 @@ completion starts (offsets), and token 0 is never scored since nothing predicts 
 tokenizer that adds no BOS the first word of a sentence does not count; nothing adds one here).
 
 Batches are right-padded (with an attention mask, as the official run) and sorted by length; a
-real token never attends to the padding after it, so padding changes nothing. The LM head runs only at scored positions.
+real token never attends to the padding after it, so padding changes nothing. The LM head
+runs only at scored positions.
 On a GPU the forward pass runs under bf16 autocast unless `dtype="float32"`; `score(...,
 precise=True)` always runs in fp32 (used to re-check close calls).
 """
