@@ -156,6 +156,11 @@ class PretrainConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------- teacher, reward
+# Defined in the teacher's own module (imported here, below Section, to avoid an import cycle).
+from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
+
+
 # --------------------------------------------------------------------------- top level
 from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
 
@@ -165,6 +170,10 @@ class Config(Section):
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+    teacher: TeacherConfig = TeacherConfig()
+    """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
+    reward: RewardConfig = RewardConfig()
+    """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
     zero_shot: ZeroShotConfig = ZeroShotConfig()
     """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
 
