@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus-words", type=parse_words, help="distinct words of its pretraining corpus")
     s.set_defaults(func=_rl_train)
 
+    _add_eval(sub)
+
+    s = sub.add_parser("demo-eval", help="write demo evaluation sets in the official layout")
+    s.add_argument("--out", required=True, help="the evaluation_data/ folder to write")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n-full", type=int, default=200, help="items per full set (file)")
+    s.add_argument("--n-fast", type=int, default=50, help="items per fast set (file)")
+    s.set_defaults(func=_demo_eval)
+
     return p
 
 
@@ -164,6 +173,53 @@ def _rl_train(args):
     summary = train(args.checkpoint, args.output, cfg, scorer, run_id=args.run_id,
                     pretrain_words_seen=args.pretrain_words, corpus_words=args.corpus_words)
     print(json.dumps(summary))
+
+def _demo_eval(args):
+    from storyrl.demo_eval import generate
+    counts = generate(args.out, seed=args.seed, n_full=args.n_full, n_fast=args.n_fast)
+    for (task, variant), n in counts.items():
+        print(f"{variant}\t{task}\t{n}")
+
+
+def _add_eval(sub):
+    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    esub = e.add_subparsers(dest="eval_command", required=True)
+
+    def common(q):
+        q.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
+        q.add_argument("--device", default="auto", help="auto (CUDA if any), cpu, cuda, cuda:1")
+        q.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                       help="auto: bf16 on GPU with fp32 re-check of close calls, fp32 on CPU")
+        q.add_argument("--revision-name", default="main", help="names the results sub-folder")
+
+    q = esub.add_parser("zero-shot", help="one BabyLM zero-shot task; official flags and layout")
+    q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+    q.add_argument("--task", required=True,
+                   help="official task: blimp, ewok, entity_tracking, comps, wug_adj, wug_past")
+    q.add_argument("--data-path", required=True, help="the task's data folder")
+    q.add_argument("--output-dir", default="results")
+    common(q)
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_one")(a))
+
+    from storyrl.evaluate.tasks import TASKS
+    q = esub.add_parser("zero-shot-suite",
+                        help="several zero-shot tasks, one model load, tidy Parquet rows")
+    q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+    q.add_argument("--data-path", required=True, help="evaluation_data/ folder")
+    q.add_argument("--variant", choices=["full", "fast"], default="fast")
+    q.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    q.add_argument("--output-dir", default=None, help="also write the official layout here")
+    q.add_argument("--parquet", default=None, help="write the eval_scores rows here")
+    q.add_argument("--model-id", default=None, help="default: the model folder's name")
+    q.add_argument("--pretrain-words", default=None, help="e.g. 20M")
+    q.add_argument("--rl-words", default=None, help="e.g. 1M")
+    common(q)
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_suite")(a))
+
+
+def _lazy(module: str, name: str):
+    import importlib
+    return getattr(importlib.import_module(module), name)
 
 
 def _check_config(args):

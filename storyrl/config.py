@@ -164,6 +164,7 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 # --------------------------------------------------------------------------- top level
 # Imported here, after Section and Words exist: storyrl.rl.config builds on them.
 from storyrl.rl.config import RLConfig  # noqa: E402
+from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
 
 
 class Config(Section):
@@ -177,6 +178,8 @@ class Config(Section):
     """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
     rl: RLConfig = RLConfig()
     """Settings shared by every RL run (paper values by default; see storyrl/rl/config.py)."""
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
+    """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]

@@ -1,0 +1,232 @@
+"""One scorer for every zero-shot task: the summed log-probability of a scored span.
+
+A candidate is a text and a `completion`, its scored suffix. As in the official pipeline
+(`sentence_zero_shot/dataset.py`, causal backend) the text is tokenized as a whole with the
+tokenizer's own special tokens; a token is scored when its character span ends after the
+completion starts (offsets), and token 0 is never scored since nothing predicts it (so with a
+tokenizer that adds no BOS the first word of a sentence does not count; nothing adds one here).
+
+Batches are right-padded (with an attention mask, as the official run) and sorted by length; a
+real token never attends to the padding after it, so padding changes nothing. The LM head
+runs only at scored positions.
+On a GPU the forward pass runs under bf16 autocast unless `dtype="float32"`; `score(...,
+precise=True)` always runs in fp32 (used to re-check close calls).
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+# Architectures whose logits are exactly `get_output_embeddings()(base_model(...)[0])`, so the head
+# can run on the scored positions only; any other model gets full logits.
+_PLAIN_HEAD = {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neo", "gptj"}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: tuple[int, ...]
+    scored: tuple[bool, ...]
+    """Per token: is it part of the scored span (token 0 never is)."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Scorer:
+    """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
+                 batch_size: int = 64, share_prefix: bool = True, min_shared: int = 8,
+                 model=None, tokenizer=None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = resolve_device(device)
+        if dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"dtype: '{dtype}' is not one of auto, float32, bfloat16")
+        # bf16 autocast on GPU only: on CPU it is slower and less exact.
+        self.low_precision = dtype == "bfloat16" or (dtype == "auto" and self.device.type == "cuda")
+        self.batch_size = batch_size
+        self.share_prefix = share_prefix
+        self.min_shared = min_shared
+        """Share a common prefix only when it is at least this many tokens (plus one): a
+        shared item costs two passes, which short prefixes do not repay."""
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_dir))
+        # fp32 weights whatever the saved dtype, as the official run loads them; bf16 comes
+        # from autocast only.
+        self.model = model or AutoModelForCausalLM.from_pretrained(str(model_dir),
+                                                                   dtype=torch.float32)
+        self.model.to(self.device).eval()
+        self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
+        self.max_len = getattr(self.model.config, "max_position_embeddings", None) or \
+            getattr(self.model.config, "n_positions", None)
+        self.pad_id = self.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = self.tokenizer.eos_token_id or 0
+
+    # ------------------------------------------------------------------ tokenization
+    def encode(self, text: str, completion: str) -> Encoded:
+        return self.encode_all([(text, completion)])[0]
+
+    def encode_all(self, pairs) -> list[Encoded]:
+        """Tokenize (text, completion) pairs in one call; mark the scored tokens."""
+        pairs = list(pairs)
+        out = self.tokenizer([t for t, _ in pairs], return_offsets_mapping=True)
+        encoded = []
+        for (text, completion), ids, offsets in zip(pairs, out["input_ids"],
+                                                    out["offset_mapping"]):
+            # The official rule: the completion starts at len(text) - len(completion), shifted
+            # by where the first token starts; a token is scored when its span ends after that.
+            start = len(text) - len(completion) + offsets[0][0]
+            scored = tuple(i > 0 and end > start for i, (_, end) in enumerate(offsets))
+            if self.max_len and len(ids) > self.max_len:
+                raise ValueError(f"{len(ids)} tokens is more than the model's {self.max_len} "
+                                 f"positions: {text[:80]!r}...")
+            encoded.append(Encoded(tuple(ids), scored))
+        return encoded
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, seqs: list[Encoded], precise: bool = False,
+              progress: bool = False) -> list[float]:
+        """Summed log-prob of the scored tokens of each sequence (fp32 sums)."""
+        # Identical candidates get one forward pass and so exactly equal scores (a tie).
+        unique: dict[Encoded, int] = {}
+        index = [unique.setdefault(s, len(unique)) for s in seqs]
+        uniq = list(unique)
+        order = sorted(range(len(uniq)), key=lambda i: -len(uniq[i].ids))
+        sums = [0.0] * len(uniq)
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc="scoring", unit="batch", leave=False)
+        for batch in batches:
+            for i, v in zip(batch, self._score_batch([uniq[i] for i in batch], precise)):
+                sums[i] = v
+        return [sums[i] for i in index]
+
+    def score_groups(self, groups: list[list[Encoded]], precise: bool = False,
+                     progress: bool = False) -> list[list[float]]:
+        """Like `score`, per item; candidates of an item that share a token prefix run it once.
+
+        The shared prefix (all but its last token) is run once with the KV cache kept; each
+        candidate then runs from the prefix's last token on with that cache, the padded cache
+        positions masked out and positions continuing from the prefix. This is the same
+        computation as a full forward pass, reordered.
+        """
+        out = [[0.0] * len(g) for g in groups]
+        jobs, plain = [], []
+        for gi, g in enumerate(groups):
+            uniq = list(dict.fromkeys(g))
+            n = _shared_len(uniq) if self.share_prefix and len(uniq) > 1 else 0
+            if n - 1 >= self.min_shared:
+                jobs.append((gi, uniq, n))
+            else:
+                plain += [(gi, ci, e) for ci, e in enumerate(g)]
+        for (gi, ci, _), v in zip(plain, self.score([e for *_, e in plain], precise)):
+            out[gi][ci] = v
+        jobs.sort(key=lambda j: -j[2])
+        # A chunk holds at most `batch_size` candidates, so each phase is one forward pass.
+        chunks, size = [], self.batch_size
+        for job in jobs:
+            if size + len(job[1]) > self.batch_size:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(job)
+            size += len(job[1])
+        if progress:
+            from tqdm import tqdm
+            chunks = tqdm(chunks, desc="scoring shared prefixes", unit="batch", leave=False)
+        for chunk in chunks:
+            for (gi, uniq, _), vals in zip(chunk, self._shared_chunk(chunk, precise)):
+                by_seq = dict(zip(uniq, vals))
+                out[gi] = [by_seq[e] for e in groups[gi]]
+        return out
+
+    @torch.inference_mode()
+    def _shared_chunk(self, jobs, precise: bool) -> list[list[float]]:
+        from transformers import DynamicCache
+
+        # Phase 1: each item's shared prefix; its scored tokens count once for every candidate.
+        prefixes = [Encoded(u[0].ids[:n], u[0].scored[:n]) for _, u, n in jobs]
+        ids, mask, att = self._pad(prefixes)
+        head, cache = self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, use_cache=True,
+                                    attention_mask=att[:, :-1])
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        past = ids.shape[1] - 1
+        # Phase 2: every candidate from the prefix's last token on.
+        cands = [(j, k) for j, (_, u, _) in enumerate(jobs) for k in range(len(u))]
+        cands.sort(key=lambda c: -(len(jobs[c[0]][1][c[1]].ids) - jobs[c[0]][2]))
+        vals = [[head[j]] * len(u) for j, (_, u, _) in enumerate(jobs)]
+        for i in range(0, len(cands), self.batch_size):
+            batch = cands[i:i + self.batch_size]
+            rows = torch.tensor([j for j, _ in batch], device=self.device)
+            starts = [jobs[j][2] - 1 for j, _ in batch]
+            tails = [Encoded(jobs[j][1][k].ids[s:], jobs[j][1][k].scored[s:])
+                     for (j, k), s in zip(batch, starts)]
+            t_ids, t_mask, real = self._pad(tails)
+            width = t_ids.shape[1]
+            start = torch.tensor(starts, device=self.device)[:, None]
+            seen = torch.arange(past, device=self.device)[None, :] < start
+            kv = DynamicCache(ddp_cache_data=[(k.index_select(0, rows), v.index_select(0, rows))
+                                              for k, v in layers])
+            sums, _ = self._forward(
+                t_ids[:, :-1], t_ids[:, 1:], t_mask[:, 1:], precise, cache=kv,
+                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
+                position_ids=start + torch.arange(width - 1, device=self.device)[None, :])
+            for (j, k), v in zip(batch, sums):
+                vals[j][k] += v
+        return vals
+
+    def _pad(self, seqs: list[Encoded]):
+        """Right-padded ids, scored mask and attention mask (1 on real tokens)."""
+        width = max(len(s.ids) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+        for row, s in enumerate(seqs):
+            ids[row, :len(s.ids)] = torch.tensor(s.ids)
+            mask[row, :len(s.ids)] = torch.tensor(s.scored)
+        att = torch.arange(width)[None, :] < torch.tensor([len(s.ids) for s in seqs])[:, None]
+        return ids.to(self.device), mask.to(self.device), att.long().to(self.device)
+
+    @torch.inference_mode()
+    def _score_batch(self, seqs: list[Encoded], precise: bool) -> list[float]:
+        if max(len(s.ids) for s in seqs) < 2:  # one token each: nothing is predicted
+            return [0.0] * len(seqs)
+        ids, mask, att = self._pad(seqs)
+        # Position t predicts token t+1: inputs are ids[:, :-1], targets ids[:, 1:].
+        return self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise,
+                             attention_mask=att[:, :-1])[0]
+
+    def _forward(self, inputs, targets, target_mask, precise, use_cache=False, **kw):
+        """Per row: the summed log-prob of `targets` where `target_mask`; and the KV cache."""
+        rows = target_mask.nonzero(as_tuple=True)[0]
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                  enabled=self.low_precision and not precise)
+        with autocast:
+            if self.plain_head:
+                out = self.model.base_model(input_ids=inputs, use_cache=use_cache, **kw)
+                logits = self.model.get_output_embeddings()(out[0][target_mask])
+            else:
+                out = self.model(input_ids=inputs, use_cache=use_cache, **kw)
+                logits = out.logits[target_mask]
+        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, targets[target_mask][:, None])
+        sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
+        sums.index_add_(0, rows, logp[:, 0])
+        return sums.tolist(), (out.cache if use_cache else None)
+
+
+def _shared_len(seqs: list[Encoded]) -> int:
+    """Tokens (and scored flags) all candidates share, leaving each at least one of its own."""
+    n = min(len(s.ids) for s in seqs) - 1
+    first = seqs[0]
+    for i in range(n):
+        if any(s.ids[i] != first.ids[i] or s.scored[i] != first.scored[i] for s in seqs[1:]):
+            return i
+    return n

@@ -1,0 +1,161 @@
+"""Entry points: score BabyLM zero-shot tasks on one checkpoint with one model load.
+
+`evaluate_task` scores one task folder; `run_zero_shot` scores several tasks of an
+`evaluation_data/` folder with one `Scorer`, writes the official results layout and returns (and
+optionally writes) tidy `eval_scores` rows. `storyrl eval zero-shot` mirrors the official
+`sentence_zero_shot.run` flags for a single task.
+"""
+
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from storyrl.atomic import write_text
+from storyrl.config import Section
+from storyrl.evaluate.results import (TaskResult, aggregate, predictions_json, report_text,
+                                      tidy_rows)
+from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
+
+log = logging.getLogger(__name__)
+
+
+class ZeroShotConfig(Section):
+    """BabyLM zero-shot evaluation of a checkpoint (BLiMP, supplement, EWoK, entity tracking,
+    COMPS, WUG)."""
+
+    data_path: str | None = None
+    """The official `evaluation_data/` folder (holding `full_eval/` and `fast_eval/`); None: the
+    demo evaluation sets that `storyrl.demo_eval` writes."""
+    variant: Literal["full", "fast"] = "fast"
+    """Which sets to score (paper: full on 900M-pre and the final policies, fast on every
+    checkpoint)."""
+    tasks: list[str] = list(TASKS)
+    """Tasks to score; a task whose folder is missing is skipped with a warning."""
+    batch_size: int = Field(64, ge=1)
+    """Sequences per forward pass (the official pipeline: 64 items per candidate)."""
+    device: str = "auto"
+    """`auto`: CUDA when available, else CPU."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """`auto`: bf16 autocast on GPU (close calls re-checked in fp32), fp32 on CPU."""
+    recheck_margin: float = Field(1.0, ge=0)
+    """With bf16: items whose best two candidates are closer than this (nats) are rescored in
+    fp32, so that the choices are those of an fp32 run."""
+
+
+def official_output_path(output_dir, model_dir, task: Task, data_path,
+                         revision_name: str = "main") -> Path:
+    """`OUTPUT_DIR/<model stem>/<revision>/zero_shot/causal/<task>/<data stem>`, as the official
+    run (the model folder's name up to its last dot, `Path.stem`)."""
+    return (Path(output_dir) / Path(str(model_dir)).stem / revision_name / "zero_shot" /
+            "causal" / task.official / Path(str(data_path)).stem)
+
+
+def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0,
+                  progress: bool = False) -> TaskResult:
+    items = read_items(task, data_path)
+    flat = scorer.encode_all((t, c) for it in items for t, c in zip(it.texts, it.completions))
+    groups, k = [], 0
+    for item in items:
+        groups.append(flat[k:k + len(item.texts)])
+        k += len(item.texts)
+    t0 = time.perf_counter()
+    scores = scorer.score_groups(groups, progress=progress)
+    if scorer.low_precision:
+        _recheck(scorer, groups, scores, recheck_margin)
+    dt = time.perf_counter() - t0
+    n = sum(map(len, groups))
+    log.info("%s (%s): %d items, %d candidates in %.1fs (%.0f candidates/s)", task.name,
+             Path(str(data_path)).name, len(items), n, dt, n / max(dt, 1e-9))
+    return aggregate(task, items, scores)
+
+
+def _recheck(scorer, groups, scores, margin):
+    """Rescore in fp32 the items whose choice bf16 rounding could have flipped."""
+    close = [k for k, s in enumerate(scores)
+             if len(s) > 1 and sorted(s)[-1] - sorted(s)[-2] < margin]
+    if not close:
+        return
+    for k, exact in zip(close, scorer.score_groups([groups[k] for k in close], precise=True)):
+        scores[k] = exact
+    log.info("re-checked %d of %d items in fp32", len(close), len(scores))
+
+
+def write_official(result: TaskResult, out_path: Path) -> None:
+    write_text(out_path / "best_temperature_report.txt", report_text(result))
+    write_text(out_path / "predictions.json", predictions_json(result))
+
+
+def data_folder(data_path, task: Task, variant: str) -> Path:
+    """`<data_path>/<variant>_eval/<task dir>`; `data_path` may also be the variant folder."""
+    root = Path(data_path)
+    if root.name != VARIANTS[variant]:
+        root = root / VARIANTS[variant]
+    return root / task.dirs[variant]
+
+
+def run_zero_shot(model_dir, data_path, output_dir=None, cfg: ZeroShotConfig | None = None,
+                  parquet=None, model_id: str | None = None, pretrain_words: int | None = None,
+                  rl_words: int | None = None, revision_name: str = "main",
+                  scorer: "Scorer | None" = None) -> list[dict]:
+    """Score `cfg.tasks` of `data_path` on one checkpoint, loading the model once.
+
+    Writes the official layout under `output_dir` (if given) and the tidy rows to `parquet` (if
+    given); returns the rows.
+    """
+    cfg = cfg or ZeroShotConfig()
+    unknown = [t for t in cfg.tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"tasks: unknown {unknown} (known: {', '.join(TASKS)})")
+    from storyrl.evaluate.scorer import Scorer
+    scorer = scorer or Scorer(model_dir, device=cfg.device, dtype=cfg.dtype,
+                              batch_size=cfg.batch_size)
+    model_id = model_id or Path(str(model_dir)).name
+    rows = []
+    for name in cfg.tasks:
+        task = TASKS[name]
+        folder = data_folder(data_path, task, cfg.variant)
+        if not folder.is_dir():
+            log.warning("%s: no folder %s, skipped", name, folder)
+            continue
+        result = evaluate_task(scorer, task, folder, cfg.recheck_margin)
+        if output_dir is not None:
+            write_official(result, official_output_path(output_dir, model_dir, task, folder,
+                                                        revision_name))
+        label = name if cfg.variant == "full" else f"{name}_fast"
+        rows += tidy_rows(result, label, model_id, pretrain_words, rl_words)
+    if parquet is not None:
+        from storyrl.schemas import make_metadata, write_table
+        meta = make_metadata("eval_scores", cfg.model_dump(), model_id=model_id,
+                             model_dir=str(model_dir), variant=cfg.variant)
+        write_table(parquet, "eval_scores", rows, meta)
+    return rows
+
+
+# ------------------------------------------------------------------------------ CLI
+def cli_one(args):
+    """`storyrl eval zero-shot`: one task, official flags and layout."""
+    from storyrl.evaluate.scorer import Scorer
+    task = task_for_official(args.task, args.data_path)
+    scorer = Scorer(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    result = evaluate_task(scorer, task, args.data_path, progress=True)
+    out = official_output_path(args.output_dir, args.model, task, args.data_path,
+                               args.revision_name)
+    write_official(result, out)
+    print(report_text(result), end="")
+
+
+def cli_suite(args):
+    """`storyrl eval zero-shot-suite`: several tasks, one model load, tidy Parquet."""
+    from storyrl.units import parse_words
+    cfg = ZeroShotConfig(variant=args.variant, tasks=args.tasks, batch_size=args.batch_size,
+                         device=args.device, dtype=args.dtype)
+    words = [parse_words(w) if w is not None else None for w in (args.pretrain_words,
+                                                                 args.rl_words)]
+    rows = run_zero_shot(args.model, args.data_path, args.output_dir, cfg, args.parquet,
+                         args.model_id, *words, revision_name=args.revision_name)
+    for r in rows:
+        if r["subtask"] == "":
+            print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}\t{r['n_items']}")
