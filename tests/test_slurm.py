@@ -1,0 +1,216 @@
+"""A real SLURM in the tests: workflows run through `--profile profiles/slurm` on a live cluster.
+
+CI starts a one-node cluster on localhost with `.ci/slurm-up` (one GPU entry backed by
+/dev/null). Without a controller that answers `sinfo`, these tests skip and say why.
+
+What is checked: every job snakemake ran went through sbatch (it is in squeue's record of this
+run, COMPLETED, with its SLURM log), GPU-tagged jobs asked SLURM for a GPU and CPU jobs did not,
+and the outputs equal those of a local run of the same workflow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "profiles" / "slurm"
+RUN_TIMEOUT_S = 600
+
+
+def slurm_unavailable() -> str | None:
+    """Why the SLURM tests cannot run here, or None when a controller answers with a node up."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "no SLURM client on PATH (sinfo/sbatch); CI starts one with .ci/slurm-up"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 30 s (slurmctld not running?); see .ci/slurm-up"
+    if out.returncode != 0:
+        return f"sinfo failed (no SLURM controller?): {out.stderr.strip()}; see .ci/slurm-up"
+    states = out.stdout.split()
+    if not any(s in ("idle", "mix", "alloc") for s in states):
+        return f"no usable SLURM node (states: {states or 'none'}); see .ci/slurm-up"
+    return None
+
+
+_reason = slurm_unavailable()
+if _reason and os.environ.get("STORYRL_REQUIRE_SLURM") == "1":  # set by .ci/run
+    raise RuntimeError(f"STORYRL_REQUIRE_SLURM=1 but SLURM is unusable: {_reason}")
+pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
+
+
+@dataclass
+class SlurmJob:
+    rule: str
+    gpu_tagged: bool  # the job's snakemake resources include gpu>0
+    slurm_id: str
+    state: str = ""
+    comment: str = ""
+    tres_per_job: str = ""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Jobs run with sbatch --export=ALL: they find this interpreter's snakemake through PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("STORYRL_SLURM_PARTITION", None)
+    env.pop("SNAKEMAKE_SLURM_PARTITIONS", None)
+    return env
+
+
+def _snakemake(workdir: Path, args: list[str]) -> str:
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    try:
+        done = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        log = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        _cancel_run(log)
+        raise AssertionError(f"snakemake did not finish in {RUN_TIMEOUT_S} s: {' '.join(cmd)}\n{log[-4000:]}")
+    log = done.stdout + done.stderr
+    if done.returncode != 0:
+        _cancel_run(log)
+        raise AssertionError(f"snakemake failed ({done.returncode}): {' '.join(cmd)}\n{log[-6000:]}")
+    return log
+
+
+def _run_uuid(log: str) -> str | None:
+    m = re.search(r"SLURM run ID: (\S+)", log)
+    return m.group(1) if m else None
+
+
+def _cancel_run(log: str) -> None:
+    """Cancel what this run left queued (only its own jobs: they carry the run id as job name)."""
+    uuid = _run_uuid(log)
+    if uuid and shutil.which("scancel"):
+        subprocess.run(["scancel", "--name", uuid], capture_output=True, timeout=30)
+
+
+def run_local(workdir: Path, extra: list[str]) -> str:
+    return _snakemake(workdir, ["--cores", "2", "--workflow-profile", "none", *extra])
+
+
+def run_slurm(workdir: Path, extra: list[str]) -> tuple[str, list[SlurmJob]]:
+    """Run through the repo's SLURM profile; return the log and the jobs it submitted."""
+    log = _snakemake(workdir, [
+        "--profile", str(PROFILE),
+        # Ask squeue every second instead of after 40 s: these jobs take seconds.
+        "--slurm-init-seconds-before-status-checks", "1",
+        *extra,
+    ])
+    uuid = _run_uuid(log)
+    assert uuid, f"the SLURM executor did not report a run id:\n{log[-3000:]}"
+    return log, _submitted_jobs(log, uuid)
+
+
+def _submitted_jobs(log: str, uuid: str) -> list[SlurmJob]:
+    # Snakemake prints one block per job ("rule NAME:" ... "jobid: N" ... "resources: ...") and
+    # the executor one line per submission; blocks of concurrent jobs can interleave lines.
+    rule_of, gpu_of = {}, {}
+    rule = None
+    for line in log.splitlines():
+        m = re.match(r"^(local)?rule (\S+):$", line.strip())
+        if m:
+            rule = None if m.group(1) else m.group(2)
+            jobid = None
+            continue
+        m = re.match(r"^jobid: (\d+)$", line.strip())
+        if m and rule:
+            jobid = m.group(1)
+            rule_of[jobid] = rule
+            continue
+        m = re.match(r"^resources: (.*)$", line.strip())
+        if m and rule and jobid:
+            gpus = re.search(r"\bgpu=(\d+)", m.group(1))
+            gpu_of[jobid] = bool(gpus and int(gpus.group(1)) > 0)
+    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log)
+    jobs = [SlurmJob(rule_of.get(j, "?"), gpu_of.get(j, False), sid) for j, sid in submitted]
+
+    # squeue keeps finished jobs for MinJobAge (300 s); the run id is every job's name.
+    q = subprocess.run(["squeue", "--states=all", "--noheader", "--name", uuid,
+                        "--format=%i|%T|%k"], capture_output=True, text=True, timeout=30, check=True)
+    queued = {}
+    for row in q.stdout.splitlines():
+        sid, state, comment = row.strip().split("|", 2)
+        queued[sid] = (state, comment)
+    for job in jobs:
+        job.state, job.comment = queued.get(job.slurm_id, ("", ""))
+        show = subprocess.run(["scontrol", "-o", "show", "job", job.slurm_id],
+                              capture_output=True, text=True, timeout=30)
+        m = re.search(r"\bTresPerJob=(\S*)", show.stdout)
+        job.tres_per_job = m.group(1) if m else ""
+    # Nothing of this run may have reached SLURM without snakemake reporting it, or vice versa.
+    assert sorted(queued) == sorted(j.slurm_id for j in jobs), (queued, jobs)
+    return jobs
+
+
+def executed_rules(log: str) -> list[str]:
+    """Rules of the non-local jobs a run executed, one entry per job."""
+    done = re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", log)
+    local = set(re.findall(r"^\s*localrule (\S+):", log, flags=re.M))
+    return sorted(r for r in done if r not in local)
+
+
+def check_jobs(workdir: Path, log: str, jobs: list[SlurmJob]) -> None:
+    assert jobs, f"no job was submitted to SLURM:\n{log[-3000:]}"
+    assert sorted(j.rule for j in jobs) == executed_rules(log), (
+        "every job snakemake ran must have gone through sbatch", jobs, executed_rules(log))
+    for job in jobs:
+        assert job.state == "COMPLETED", f"{job} did not complete in SLURM"
+        assert job.comment.startswith(f"rule_{job.rule}"), job
+        slurm_log = workdir / ".snakemake" / "slurm_logs" / f"rule_{job.rule}"
+        assert any(slurm_log.glob(f"{job.slurm_id}*.log")), f"no SLURM log for {job} in {slurm_log}"
+        if job.gpu_tagged:
+            assert "gpu" in job.tres_per_job, f"GPU rule did not ask SLURM for a GPU: {job}"
+        else:
+            assert "gpu" not in job.tres_per_job, f"CPU rule asked SLURM for a GPU: {job}"
+
+
+# --- a tiny self-contained workflow: one CPU rule, one GPU-tagged rule --------------------------
+
+TINY_SNAKEFILE = r"""
+rule all:
+    input: "results/squares.txt"
+
+rule numbers:
+    output: "results/numbers.txt"
+    log: "logs/numbers.log"
+    benchmark: "benchmarks/numbers.tsv"
+    shell: "seq 1 10 > {output}; echo slurm_job=${{SLURM_JOB_ID:-none}} > {log}"
+
+rule squares:
+    input: "results/numbers.txt"
+    output: "results/squares.txt"
+    log: "logs/squares.log"
+    benchmark: "benchmarks/squares.tsv"
+    resources: gpu=1
+    shell: "awk '{{print $1*$1}}' {input} > {output}; echo slurm_job=${{SLURM_JOB_ID:-none}} > {log}"
+"""
+
+
+def test_tiny_workflow_through_slurm(tmp_path):
+    for name in ("local", "slurm"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "Snakefile").write_text(TINY_SNAKEFILE)
+    run_local(tmp_path / "local", [])
+    log, jobs = run_slurm(tmp_path / "slurm", [])
+
+    check_jobs(tmp_path / "slurm", log, jobs)
+    assert sorted((j.rule, j.gpu_tagged) for j in jobs) == [("numbers", False), ("squares", True)]
+    for job in jobs:
+        # The rule's own command ran inside that very SLURM job.
+        assert (tmp_path / "slurm" / "logs" / f"{job.rule}.log").read_text().strip() == \
+            f"slurm_job={job.slurm_id}"
+        assert (tmp_path / "slurm" / "benchmarks" / f"{job.rule}.tsv").is_file()
+    assert (tmp_path / "local" / "logs" / "numbers.log").read_text().strip() == "slurm_job=none"
+    for out in ("results/numbers.txt", "results/squares.txt"):
+        assert (tmp_path / "slurm" / out).read_bytes() == (tmp_path / "local" / out).read_bytes()
+    assert (tmp_path / "slurm" / "results" / "squares.txt").read_text().split()[-1] == "100"
