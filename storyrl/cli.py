@@ -9,6 +9,8 @@ import json
 import logging
 import sys
 
+from storyrl.units import parse_words
+
 
 def _section(model):
     """argparse type: a JSON object validated against a config section model."""
@@ -35,7 +37,76 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.set_defaults(func=_check_config)
 
+    s = sub.add_parser("demo-corpus", help="write the synthetic BabyLM-format corpus")
+    s.add_argument("--output", required=True, help="folder to write (train_demo/, dev/)")
+    s.add_argument("--words", type=parse_words, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_demo_corpus)
+
+    s = sub.add_parser("subset", help="read a corpus and write its seeded subset as Parquet")
+    s.add_argument("--section", type=_section(C.CorpusConfig), required=True)
+    s.add_argument("--path", required=True, help="the corpus (file or folder)")
+    s.add_argument("--output", required=True, help="subset Parquet (text, source)")
+    s.add_argument("--stats", required=True, help="JSON with lines and words per source")
+    s.set_defaults(func=_subset)
+
+    s = sub.add_parser("tokenizer", help="train the byte-level BPE on a subset")
+    s.add_argument("--section", type=_section(C.TokenizerConfig), required=True)
+    s.add_argument("--subset", required=True)
+    s.add_argument("--output", required=True, help="tokenizer folder")
+    s.set_defaults(func=_tokenizer)
+
+    s = sub.add_parser("tokens", help="tokenize a subset once into a flat token file")
+    s.add_argument("--subset", required=True)
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--output", required=True, help="token stream (.bin)")
+    s.add_argument("--meta", required=True, help="JSON with counts and tokens per word")
+    s.set_defaults(func=_tokens)
+
+    s = sub.add_parser("pretrain", help="train (or resume) one pretraining run")
+    s.add_argument("--section", type=_section(C.PretrainJob), required=True)
+    s.add_argument("--tokens", required=True)
+    s.add_argument("--tokens-meta", required=True)
+    s.add_argument("--tokenizer", required=True)
+    s.add_argument("--work-dir", required=True, help="resume states and milestones (kept)")
+    s.add_argument("--checkpoint-dir", help="if given, link every milestone here as ckpt-<W>")
+    s.add_argument("--log", help="if given, link the pretraining log Parquet here")
+    s.set_defaults(func=_pretrain)
+
     return p
+
+
+def _demo_corpus(args):
+    from storyrl.demo_corpus import generate
+    counts = generate(args.output, args.words, args.seed)
+    print(json.dumps(counts))
+
+
+def _subset(args):
+    from storyrl.corpus import build_subset
+    build_subset(args.section, args.path, args.output, args.stats)
+
+
+def _tokenizer(args):
+    from storyrl.tokenizer import train_tokenizer
+    train_tokenizer(args.section, args.subset, args.output)
+
+
+def _tokens(args):
+    from storyrl.tokens import encode_corpus
+    encode_corpus(args.subset, args.tokenizer, args.output, args.meta)
+
+
+def _pretrain(args):
+    from pathlib import Path
+    from storyrl.pretrain import pretrain, publish
+    from storyrl.units import words_label
+    job = args.section
+    pretrain(args.tokens, args.tokens_meta, args.tokenizer, args.work_dir, job.run_id, job.model,
+             job.training, job.milestones, job.seed)
+    if args.checkpoint_dir:
+        outs = {w: Path(args.checkpoint_dir) / f"ckpt-{words_label(w)}" for w in job.milestones}
+        publish(args.work_dir, outs, args.log)
 
 
 def _check_config(args):
@@ -51,9 +122,11 @@ def main(argv=None) -> int:
     )
     args = build_parser().parse_args(argv)
     from storyrl.config import ConfigError
+    from storyrl.corpus import CorpusError
+    from storyrl.schemas import SchemaError
     try:
         args.func(args)
-    except ConfigError as err:
+    except (ConfigError, CorpusError, SchemaError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
     return 0

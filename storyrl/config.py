@@ -129,6 +129,16 @@ class PretrainRun(Section):
     seed: int = 42
 
 
+class PretrainJob(Section):
+    """What the pretraining rule passes to `storyrl pretrain`: one run, fully resolved."""
+
+    run_id: str
+    model: ModelConfig
+    training: TrainingConfig
+    milestones: list[Words]
+    seed: int
+
+
 class PretrainConfig(Section):
     training: TrainingConfig = TrainingConfig()
     milestones: list[Words]
@@ -152,6 +162,11 @@ class Config(Section):
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+
+    def pretrain_job(self, run_id: str) -> PretrainJob:
+        run = self.pretrain.runs[run_id]
+        return PretrainJob(run_id=run_id, model=self.models[run.model], seed=run.seed,
+                           training=self.pretrain.training, milestones=self.pretrain.milestones)
 
     @model_validator(mode="after")
     def _references(self):

@@ -1,0 +1,32 @@
+# storyrl: the paper "Once Upon a Time" (arXiv 2509.15714) as one workflow.
+#   snakemake --cores 2                                   the default (demo) config, CPU, minutes
+#   snakemake --configfile config/paper.yaml --profile profiles/slurm   the paper on a cluster
+import json
+import os
+
+from snakemake.exceptions import WorkflowError
+
+from storyrl.config import ConfigError, validate
+
+# --configfile FILE(s) replace the default config rather than merging into it, so that e.g.
+# config/paper.yaml does not inherit the demo corpus; --config key=value still overrides.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+try:
+    CFG = validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/pretrain.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_pretrain_outputs(),

@@ -1,0 +1,278 @@
+"""Pretraining: one GPT-2 run with the transformers Trainer, keeping a checkpoint at every word
+milestone, resumable from its last saved state.
+
+Layout of a run folder (`work_dir`, not a Snakemake output, so it survives a failed job):
+    work_dir/run_config.json         the settings the state belongs to
+    work_dir/checkpoint-<step>/      Trainer resume states (newest `keep_states` kept)
+    work_dir/milestones/ckpt-<W>/    a Hugging Face folder per milestone, exported when reached
+    work_dir/log.parquet             the pretraining log so far
+`publish` then links the milestone folders and the log to the rule's outputs.
+"""
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, ProgressCallback,
+                          Trainer, TrainerCallback, TrainingArguments)
+
+from storyrl.atomic import atomic_path, write_text
+from storyrl.config import ConfigError, ModelConfig, TrainingConfig
+from storyrl.schemas import make_metadata, write_table
+from storyrl.tokens import load_tokens
+from storyrl.units import words_label
+
+log = logging.getLogger(__name__)
+
+STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
+               "training_args.bin", "scaler.pt"}
+CHECKPOINT_INFO = "storyrl_checkpoint.json"
+
+
+class Blocks(torch.utils.data.Dataset):
+    """Non-overlapping blocks of the token stream; the tail shorter than a block is dropped."""
+
+    def __init__(self, tokens: np.ndarray, block: int):
+        self.tokens, self.block = tokens, block
+
+    def __len__(self):
+        return len(self.tokens) // self.block
+
+    def __getitem__(self, i):
+        ids = torch.from_numpy(self.tokens[i * self.block:(i + 1) * self.block].astype(np.int64))
+        return {"input_ids": ids, "labels": ids}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole run in optimizer steps, fixed before the first step so the schedule spans it."""
+
+    tokens_per_step: int
+    tokens_per_word: float
+    total_steps: int
+    milestone_steps: dict[int, int]  # milestone words -> step at which it is saved
+
+    def words_at(self, step: int) -> int:
+        return round(step * self.tokens_per_step / self.tokens_per_word)
+
+
+def plan_run(n_blocks: int, block: int, tokens_per_word: float, training: TrainingConfig,
+             milestones: list[int]) -> Plan:
+    tokens_per_step = training.batch_size * block
+    total = math.floor(training.epochs * n_blocks / training.batch_size)
+    if total < 1:
+        raise ConfigError(f"pretrain.training: {n_blocks} blocks of {block} tokens make less "
+                          f"than one batch of {training.batch_size}")
+    total_words = total * tokens_per_step / tokens_per_word
+    steps = {}
+    for w in milestones:
+        step = math.ceil(w * tokens_per_word / tokens_per_step)
+        # "≈900M": a last milestone up to 2% past the run's end is the run's end.
+        if step > total and w <= total_words * 1.02:
+            step = total
+        if step > total:
+            raise ConfigError(
+                f"pretrain.milestones: {words_label(w)} words is past the end of the run "
+                f"({total_words:,.0f} words = {training.epochs} epochs); lower it or add epochs")
+        if step in steps.values():
+            raise ConfigError(f"pretrain.milestones: {words_label(w)} falls on the same step as "
+                              f"an earlier milestone ({tokens_per_step} tokens per step)")
+        steps[w] = step
+    return Plan(tokens_per_step, tokens_per_word, total, steps)
+
+
+def build_model(cfg: ModelConfig, tokenizer) -> GPT2LMHeadModel:
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+class _Milestones(TrainerCallback):
+    """Save at milestone steps and export each as a Hugging Face folder; stop on SIGTERM."""
+
+    def __init__(self, plan: Plan, out_dir: Path, run_id: str):
+        self.by_step = {s: w for w, s in plan.milestone_steps.items()}
+        self.plan, self.out_dir, self.run_id = plan, out_dir, run_id
+        self.terminate = False
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step in self.by_step or self.terminate:
+            control.should_save = True
+        if self.terminate:
+            control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kw):
+        words = self.by_step.get(state.global_step)
+        if words is None:
+            return
+        target = self.out_dir / f"ckpt-{words_label(words)}"
+        if target.exists():
+            return
+        src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        info = {"run_id": self.run_id, "milestone_words": words, "step": state.global_step,
+                "words_seen": self.plan.words_at(state.global_step),
+                "tokens_seen": state.global_step * self.plan.tokens_per_step}
+        with atomic_path(target, is_dir=True) as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True,
+                            ignore=lambda d, names: [n for n in names if n in STATE_FILES])
+            (tmp / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        log.info("milestone %s words at step %d -> %s", words_label(words), state.global_step, target)
+
+
+class _Throughput(TrainerCallback):
+    """Put tokens/s on the progress bar."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        bar = next((cb.training_bar for cb in self.trainer.callback_handler.callbacks
+                    if isinstance(cb, ProgressCallback) and cb.training_bar), None)
+        if bar is not None and logs and "tokens_per_s" in logs:
+            bar.set_postfix(tok_s=f"{logs['tokens_per_s']:,.0f}", refresh=False)
+
+
+class _Trainer(Trainer):
+    """Trainer whose log rows also carry words and tokens seen and throughput."""
+
+    plan: Plan
+    _last = None
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:
+            step, now = self.state.global_step, time.perf_counter()
+            if self._last is not None and step > self._last[0]:
+                logs["tokens_per_s"] = (step - self._last[0]) * self.plan.tokens_per_step / (now - self._last[1])
+            self._last = (step, now)
+            logs["tokens_seen"] = step * self.plan.tokens_per_step
+            logs["words_seen"] = self.plan.words_at(step)
+        super().log(logs, *args, **kwargs)
+
+
+def latest_state(work_dir: Path) -> Path | None:
+    """The newest complete resume state; a save cut short (no trainer_state.json) is removed."""
+    best = None
+    for d in sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        # trainer_state.json is the last file a save writes.
+        if (d / "trainer_state.json").exists():
+            best = d
+        else:
+            log.warning("removing incomplete resume state %s", d)
+            shutil.rmtree(d, ignore_errors=True)
+    return best
+
+
+def _check_run_config(work_dir: Path, settings: dict) -> None:
+    """Resume only a state made with the same settings; a stale one is moved aside."""
+    path = work_dir / "run_config.json"
+    text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
+    if path.exists() and path.read_text() != text:
+        stale = work_dir.with_name(work_dir.name + f".stale-{int(time.time())}")
+        log.warning("settings changed since %s was started: moving it to %s", work_dir, stale)
+        work_dir.rename(stale)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    write_text(path, text)
+
+
+def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
+             training: TrainingConfig, milestones: list[int], seed: int) -> Path:
+    """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints."""
+    work_dir = Path(work_dir)
+    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
+                "training": training.model_dump(), "milestones": milestones,
+                "tokens": str(tokens_bin)}
+    _check_run_config(work_dir, settings)
+    if training.threads:
+        torch.set_num_threads(training.threads)
+
+    tokens, meta = load_tokens(tokens_bin, tokens_meta)
+    block = model_cfg.n_positions
+    dataset = Blocks(tokens, block)
+    plan = plan_run(len(dataset), block, meta["tokens_per_word"], training, milestones)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    cuda = torch.cuda.is_available()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_step = training.micro_batch_size * world
+    if training.batch_size % per_step:
+        raise ConfigError(f"pretrain.training.batch_size ({training.batch_size}) must be a "
+                          f"multiple of micro_batch_size x devices ({per_step})")
+    bf16 = (cuda and torch.cuda.is_bf16_supported()) if training.bf16 == "auto" else training.bf16
+    args = TrainingArguments(
+        output_dir=str(work_dir), max_steps=plan.total_steps, seed=seed, data_seed=seed,
+        per_device_train_batch_size=training.micro_batch_size,
+        gradient_accumulation_steps=training.batch_size // per_step,
+        learning_rate=training.lr, lr_scheduler_type="linear",
+        warmup_steps=math.ceil(training.warmup_ratio * plan.total_steps),
+        weight_decay=training.weight_decay, adam_beta1=training.adam_beta1,
+        adam_beta2=training.adam_beta2, adam_epsilon=training.adam_eps,
+        max_grad_norm=training.grad_clip, bf16=bool(bf16), use_cpu=not cuda,
+        logging_steps=training.log_every, save_strategy="steps", save_steps=training.save_every,
+        save_total_limit=training.keep_states, report_to="none", dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    torch.manual_seed(seed)
+    model = build_model(model_cfg, tokenizer)
+    milestones_dir = work_dir / "milestones"
+    marks = _Milestones(plan, milestones_dir, run_id)
+    trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                       callbacks=[marks])
+    trainer.plan = plan
+    trainer.add_callback(_Throughput(trainer))
+
+    resume = latest_state(work_dir)
+    log.info("run %s: %d steps x %d tokens (%.0f words), %d milestones, resume from %s",
+             run_id, plan.total_steps, plan.tokens_per_step, plan.words_at(plan.total_steps),
+             len(milestones), resume or "scratch")
+    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(marks, "terminate", True))
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _write_log(trainer, work_dir / "log.parquet", run_id, settings)
+    if marks.terminate:
+        log.warning("stopped by SIGTERM at step %d; state saved, start again to resume",
+                    trainer.state.global_step)
+        raise SystemExit(143)
+    missing = [w for w in milestones if not (milestones_dir / f"ckpt-{words_label(w)}").exists()]
+    if missing:
+        raise RuntimeError(f"run ended without milestones {[words_label(w) for w in missing]}")
+    return milestones_dir
+
+
+def _write_log(trainer, path: Path, run_id: str, settings: dict) -> None:
+    rows = [r for r in trainer.state.log_history if "loss" in r]
+    data = {
+        "step": [r["step"] for r in rows], "epoch": [r.get("epoch") for r in rows],
+        "words_seen": [r.get("words_seen") for r in rows],
+        "tokens_seen": [r.get("tokens_seen") for r in rows],
+        "loss": [r["loss"] for r in rows], "learning_rate": [r.get("learning_rate") for r in rows],
+        "grad_norm": [r.get("grad_norm") for r in rows],
+        "tokens_per_s": [r.get("tokens_per_s") for r in rows],
+    }
+    write_table(path, "pretrain_log", data, make_metadata("pretrain_log", settings, run_id=run_id))
+
+
+def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None = None) -> None:
+    """Link (no copy) each milestone folder and the log to the rule's declared outputs."""
+    work_dir = Path(work_dir)
+    for words, out in outputs.items():
+        src = work_dir / "milestones" / f"ckpt-{words_label(words)}"
+        with atomic_path(out, is_dir=True) as tmp:
+            shutil.copytree(src, tmp, copy_function=os.link, dirs_exist_ok=True)
+    if log_out:
+        with atomic_path(log_out) as tmp:
+            os.link(work_dir / "log.parquet", tmp)

@@ -1,0 +1,48 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repo's Snakefile in `workdir` (so results/ lands there) with the test config."""
+    cmd = [str(Path(sys.executable).with_name("snakemake")),
+           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           *args]
+    if "--configfile" not in args:
+        cmd += ["--configfile", str(TEST_CONFIG)]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and out.returncode:
+        raise AssertionError(f"snakemake failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory) -> Path:
+    """A small generated corpus in the official BabyLM layout."""
+    from storyrl.demo_corpus import generate
+
+    out = tmp_path_factory.mktemp("demo")
+    generate(out, 120_000, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_prepared(tmp_path_factory, demo_raw):
+    """Subset, tokenizer and token stream of the small corpus."""
+    from storyrl.config import CorpusConfig, TokenizerConfig
+    from storyrl.corpus import build_subset
+    from storyrl.tokenizer import train_tokenizer
+    from storyrl.tokens import encode_corpus
+
+    out = tmp_path_factory.mktemp("prepared")
+    build_subset(CorpusConfig(format="demo"), demo_raw, out / "subset.parquet", out / "stats.json")
+    train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out / "tokenizer")
+    encode_corpus(out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json")
+    return out

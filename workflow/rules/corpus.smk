@@ -1,0 +1,76 @@
+# Corpus slices -> seeded subset -> byte-level BPE -> one flat token stream per slice.
+
+
+def corpus_source(wildcards):
+    """The folder a slice reads: the generated demo corpus, or the user's path.
+
+    A user path that does not exist (yet) is not declared as an input, so a dry run of a config
+    with a placeholder path still shows the whole DAG; the subset job then fails naming the path.
+    """
+    cfg = CFG.corpora[wildcards.corpus]
+    if cfg.format == "demo":
+        return f"{corpus_dir(wildcards.corpus)}/raw"
+    return cfg.path if os.path.exists(cfg.path) else []
+
+
+rule demo_corpus:
+    output:
+        directory(f"{RESULTS}/corpus/{{corpus}}/raw"),
+    params:
+        words=lambda w: CFG.corpora[w.corpus].demo_words,
+        seed=lambda w: CFG.corpora[w.corpus].demo_seed,
+    log:
+        log_path("demo_corpus", "{corpus}"),
+    benchmark:
+        bench_path("demo_corpus", "{corpus}")
+    shell:
+        "storyrl demo-corpus --output {output} --words {params.words} --seed {params.seed} > {log} 2>&1"
+
+
+rule subset:
+    input:
+        corpus_source,
+    output:
+        subset=f"{RESULTS}/corpus/{{corpus}}/subset.parquet",
+        stats=f"{RESULTS}/corpus/{{corpus}}/stats.json",
+    params:
+        section=lambda w: section(CFG.corpora[w.corpus]),
+        path=lambda w: corpus_source(w) or CFG.corpora[w.corpus].path,
+    log:
+        log_path("subset", "{corpus}"),
+    benchmark:
+        bench_path("subset", "{corpus}")
+    shell:
+        "storyrl subset --section {params.section:q} --path {params.path:q}"
+        " --output {output.subset} --stats {output.stats} > {log} 2>&1"
+
+
+rule tokenizer:
+    input:
+        rules.subset.output.subset,
+    output:
+        directory(f"{RESULTS}/corpus/{{corpus}}/tokenizer"),
+    params:
+        section=section(CFG.tokenizer),
+    log:
+        log_path("tokenizer", "{corpus}"),
+    benchmark:
+        bench_path("tokenizer", "{corpus}")
+    shell:
+        "storyrl tokenizer --section {params.section:q} --subset {input} --output {output} > {log} 2>&1"
+
+
+rule tokens:
+    input:
+        subset=rules.subset.output.subset,
+        tokenizer=rules.tokenizer.output,
+    output:
+        bin=f"{RESULTS}/corpus/{{corpus}}/tokens.bin",
+        meta=f"{RESULTS}/corpus/{{corpus}}/tokens.json",
+    log:
+        log_path("tokens", "{corpus}"),
+    benchmark:
+        bench_path("tokens", "{corpus}")
+    shell:
+        "storyrl tokens --subset {input.subset} --tokenizer {input.tokenizer}"
+        " --output {output.bin} --meta {output.meta} > {log} 2>&1"
