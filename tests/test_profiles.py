@@ -8,6 +8,7 @@ profile wholesale; so the two must not share keys.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import subprocess
 import sys
 import tomllib
@@ -74,3 +75,44 @@ def test_pinned_slurm_plugin_is_installed_and_snakemake_sees_its_options():
     for key in _profile("slurm"):
         if key.startswith("slurm-"):
             assert f"--{key}" in helptext, f"snakemake does not know --{key}"
+
+
+def _snakemake(tmp_path, *args) -> str:
+    """The repo's workflow, run in tmp_path so that nothing lands in the checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+         "--configfile", str(REPO / "config/paper.yaml"), *args],
+        cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+
+def test_profile_rule_names_exist_in_the_paper_workflow(tmp_path):
+    # snakemake silently ignores set-resources for a rule it does not know.
+    rules = set(_snakemake(tmp_path, "--list-rules").split())
+    slurm = _profile("slurm")
+    for key in ("set-resources", "set-threads"):
+        unknown = set(slurm[key]) - rules
+        assert not unknown, f"profiles/slurm {key} names rules the workflow lacks: {unknown}"
+
+
+def test_paper_plan_gives_gpu_jobs_a_gpu_and_a_runtime_of_their_own(tmp_path):
+    # The paper on the cluster, planned (-n) with the SLURM profile and the workflow profile.
+    plan = _snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"))
+    jobs = []  # (rule, resources line) of each planned job
+    rule = None
+    for line in plan.splitlines():
+        line = line.strip()
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1][:-1]
+        elif line.startswith("resources:") and rule:
+            jobs.append((rule, line))
+            rule = None
+    default_runtime = f"runtime={_profile('slurm')['default-resources']['runtime']}"
+    gpu_jobs = [(r, res) for r, res in jobs if re.search(r"\bgpu=[1-9]", res)]
+    assert any(r.startswith("pretrain_") for r, _ in gpu_jobs), jobs
+    for r, res in gpu_jobs:
+        # A GPU job at paper scale left on the default runtime would be killed early, again and
+        # again: set its runtime in profiles/slurm (set-resources) or in the rule.
+        assert not re.search(rf"\b{default_runtime}\b", res), (r, res)
+    for r, res in jobs:
+        if r in ("demo_corpus", "subset", "tokenizer", "tokens"):
+            assert not re.search(r"\bgpu=", res), (r, res)

@@ -18,10 +18,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+import yte
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
+TEST_CONFIG = REPO / "tests" / "config" / "test.yaml"
+# Parquet columns that measure wall-clock speed differ between any two runs.
+TIMING_COLUMN = re.compile(r"(_per_s|_seconds|_time|^seconds|^elapsed)$")
 RUN_TIMEOUT_S = 600
 
 
@@ -95,7 +100,27 @@ def _cancel_run(log: str) -> None:
 
 
 def run_local(workdir: Path, extra: list[str]) -> str:
-    return _snakemake(workdir, ["--cores", "2", "--workflow-profile", "none", *extra])
+    return _snakemake(workdir, ["--cores", "2", *extra])
+
+
+def _fit_to_node() -> list[str]:
+    """The profile's per-rule CPUs and memory, capped at what the test cluster's node has.
+
+    The profile is sized for the paper on a real cluster (e.g. 32 GB for the tokenizer); sbatch
+    rejects a job the node cannot hold. These flags replace the profile's set-threads and
+    set-resources keys with the same rules and values, capped.
+    """
+    cpus, mem = (int(float(v)) for v in subprocess.run(
+        ["sinfo", "-h", "-o", "%c %m"], capture_output=True, text=True, check=True,
+        timeout=30).stdout.split()[:2])
+    with (PROFILE / "config.yaml").open() as f:
+        profile = yte.process_yaml(f, require_use_yte=True)
+    threads = [f"{rule}={min(int(n), cpus)}" for rule, n in profile["set-threads"].items()]
+    resources = [
+        f"{rule}:{key}={min(int(v), mem // 4) if key == 'mem_mb' else v}"
+        for rule, res in profile["set-resources"].items() for key, v in res.items()
+    ]
+    return ["--set-threads", *threads, "--set-resources", *resources]
 
 
 def run_slurm(workdir: Path, extra: list[str]) -> tuple[str, list[SlurmJob]]:
@@ -104,6 +129,7 @@ def run_slurm(workdir: Path, extra: list[str]) -> tuple[str, list[SlurmJob]]:
         "--profile", str(PROFILE),
         # Ask squeue every second instead of after 40 s: these jobs take seconds.
         "--slurm-init-seconds-before-status-checks", "1",
+        *_fit_to_node(),
         *extra,
     ])
     uuid = _run_uuid(log)
@@ -167,7 +193,7 @@ def check_jobs(workdir: Path, log: str, jobs: list[SlurmJob]) -> None:
         assert job.state == "COMPLETED", f"{job} did not complete in SLURM"
         assert job.comment.startswith(f"rule_{job.rule}"), job
         slurm_log = workdir / ".snakemake" / "slurm_logs" / f"rule_{job.rule}"
-        assert any(slurm_log.glob(f"{job.slurm_id}*.log")), f"no SLURM log for {job} in {slurm_log}"
+        assert any(slurm_log.rglob(f"{job.slurm_id}.log")), f"no SLURM log for {job} in {slurm_log}"
         if job.gpu_tagged:
             assert "gpu" in job.tres_per_job, f"GPU rule did not ask SLURM for a GPU: {job}"
         else:
@@ -214,3 +240,43 @@ def test_tiny_workflow_through_slurm(tmp_path):
     for out in ("results/numbers.txt", "results/squares.txt"):
         assert (tmp_path / "slurm" / out).read_bytes() == (tmp_path / "local" / out).read_bytes()
     assert (tmp_path / "slurm" / "results" / "squares.txt").read_text().split()[-1] == "100"
+
+
+# --- the repo's own workflow on the test config -------------------------------------------------
+
+def _result_files(workdir: Path) -> list[str]:
+    """Every file the workflow wrote under results/, minus logs, benchmarks and resume state."""
+    root = workdir / "results"
+    return sorted(
+        str(p.relative_to(workdir)) for p in root.rglob("*")
+        if p.is_file() and p.name != ".snakemake_timestamp"
+        and not {"logs", "benchmarks", "work"} & set(p.relative_to(root).parts)
+    )
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    files = _result_files(a)
+    assert files and files == _result_files(b)
+    for rel in files:
+        if rel.endswith(".parquet"):
+            ta, tb = pq.read_table(a / rel), pq.read_table(b / rel)
+            assert ta.schema == tb.schema, rel
+            for col in ta.column_names:
+                if not TIMING_COLUMN.search(col):
+                    assert ta[col].equals(tb[col]), f"{rel}: column {col} differs"
+        else:
+            assert (a / rel).read_bytes() == (b / rel).read_bytes(), f"{rel} differs"
+
+
+def test_repo_workflow_through_slurm_equals_a_local_run(tmp_path):
+    args = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG)]
+    local, slurm = tmp_path / "local", tmp_path / "slurm"
+    local.mkdir(), slurm.mkdir()
+    run_local(local, ["--directory", str(local), *args])
+    log, jobs = run_slurm(slurm, ["--directory", str(slurm), *args])
+
+    check_jobs(slurm, log, jobs)
+    # The Snakefile tags pretraining as a GPU rule and the corpus rules as CPU rules.
+    tagged = {j.rule: j.gpu_tagged for j in jobs}
+    assert tagged["pretrain_demo"] and not tagged["demo_corpus"] and not tagged["tokenizer"], jobs
+    assert_same_results(local, slurm)
