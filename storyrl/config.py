@@ -156,12 +156,21 @@ class PretrainConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------- teacher, reward
+# Defined in the teacher's own module (imported here, below Section, to avoid an import cycle).
+from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
+
+
 # --------------------------------------------------------------------------- top level
 class Config(Section):
     corpora: dict[str, CorpusConfig]
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+    teacher: TeacherConfig = TeacherConfig()
+    """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
+    reward: RewardConfig = RewardConfig()
+    """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]

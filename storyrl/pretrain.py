@@ -188,7 +188,8 @@ def _check_run_config(work_dir: Path, settings: dict) -> None:
 
 
 def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
-             training: TrainingConfig, milestones: list[int], seed: int) -> Path:
+             training: TrainingConfig, milestones: list[int], seed: int,
+             callbacks=()) -> Path:
     """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints."""
     work_dir = Path(work_dir)
     settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
@@ -229,7 +230,7 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
     milestones_dir = work_dir / "milestones"
     marks = _Milestones(plan, milestones_dir, run_id)
     trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                       callbacks=[marks])
+                       callbacks=[marks, *callbacks])
     trainer.plan = plan
     trainer.add_callback(_Throughput(trainer))
 

@@ -1,0 +1,140 @@
+"""Pretraining loop throughput against bare compute on the same batches, side by side.
+
+For each model it times, interleaved `--reps` times:
+  bare f+b      forward + backward only
+  bare step     forward + backward + grad clipping + AdamW + LR schedule (the irreducible step)
+  storyrl loop  the real `storyrl.pretrain.pretrain` (Trainer, callbacks, logging, progress bar)
+on the same token blocks and batch size, and reports tokens/s and the loop's overhead.
+
+    python benchmarks/pretrain_throughput.py                 # tiny (default config) + GPT-2 small
+    python benchmarks/pretrain_throughput.py --models tiny --steps 40
+"""
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerFast, TrainerCallback, get_linear_schedule_with_warmup
+from tokenizers import Tokenizer, models
+
+from storyrl.config import ModelConfig, TrainingConfig
+from storyrl.pretrain import Blocks, build_model, pretrain
+
+MODELS = {
+    "tiny": (ModelConfig(n_layer=2, n_head=4, n_embd=128, n_positions=128), 2000, 32),
+    "gpt2-small": (ModelConfig(n_layer=12, n_head=12, n_embd=768, n_positions=512), 16000, 2),
+}
+
+
+def make_tokenizer(vocab: int, out: Path) -> Path:
+    """A word-level tokenizer with `vocab` entries: only its size and special ids matter here."""
+    words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + [f"w{i}" for i in range(vocab - 5)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+    fast.save_pretrained(out)
+    return out
+
+
+def batches(tokens, block, batch, n):
+    ds = Blocks(tokens, block)
+    for i in range(n):
+        yield torch.stack([ds[(i * batch + j) % len(ds)]["input_ids"] for j in range(batch)])
+
+
+def bare(model_cfg, vocab_tok, tokens, batch, steps, warmup, with_optimizer: bool) -> float:
+    torch.manual_seed(0)
+    model = build_model(model_cfg, vocab_tok).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0)
+    sched = get_linear_schedule_with_warmup(opt, 1, steps + warmup)
+    t0 = None
+    for i, x in enumerate(batches(tokens, model_cfg.n_positions, batch, steps + warmup)):
+        if i == warmup:
+            t0 = time.perf_counter()
+        loss = model(input_ids=x, labels=x).loss
+        loss.backward()
+        if with_optimizer:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+        opt.zero_grad(set_to_none=True)
+    return steps * batch * model_cfg.n_positions / (time.perf_counter() - t0)
+
+
+class StepClock(TrainerCallback):
+    def __init__(self):
+        self.begins = []
+
+    def on_step_begin(self, args, state, control, **kw):
+        self.begins.append(time.perf_counter())
+
+
+def loop(model_cfg, tok_dir, tokens_bin, meta_path, batch, steps, warmup, work) -> float:
+    meta = json.loads(Path(meta_path).read_text())
+    n_blocks = meta["n_tokens"] // model_cfg.n_positions
+    total = steps + warmup + 1
+    training = TrainingConfig(lr=5e-4, batch_size=batch, micro_batch_size=batch,
+                              epochs=total * batch / n_blocks, log_every=10, save_every=10**9)
+    clock = StepClock()
+    last_words = int(total * batch * model_cfg.n_positions / meta["tokens_per_word"])
+    pretrain(tokens_bin, meta_path, tok_dir, work, "bench", model_cfg, training, [last_words],
+             seed=0, callbacks=[clock])
+    # Steps warmup .. warmup+steps, i.e. excluding start-up and the final save.
+    return steps * batch * model_cfg.n_positions / (clock.begins[warmup + steps] - clock.begins[warmup])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 30 tiny, 3 small)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default="benchmarks/out/pretrain_throughput.json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import transformers
+    transformers.logging.set_verbosity_error()
+
+    rows = []
+    for name in args.models:
+        model_cfg, vocab, batch = MODELS[name]
+        steps = args.steps or (30 if name == "tiny" else 3)
+        warmup = 2
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            tok_dir = make_tokenizer(vocab, tmp / "tok")
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(tok_dir)
+            n = (steps + warmup + 2) * batch * model_cfg.n_positions
+            tokens = np.random.default_rng(0).integers(5, vocab, n).astype(np.uint16)
+            tokens.tofile(tmp / "tokens.bin")
+            meta = {"dtype": "uint16", "n_tokens": n, "n_words": n, "tokens_per_word": 1.0}
+            (tmp / "tokens.json").write_text(json.dumps(meta))
+            res = {"fb": [], "step": [], "loop": []}
+            for r in range(args.reps):
+                res["fb"].append(bare(model_cfg, tok, tokens, batch, steps, warmup, False))
+                res["step"].append(bare(model_cfg, tok, tokens, batch, steps, warmup, True))
+                res["loop"].append(loop(model_cfg, tok_dir, tmp / "tokens.bin", tmp / "tokens.json",
+                                        batch, steps, warmup, tmp / f"work{r}"))
+        med = {k: statistics.median(v) for k, v in res.items()}
+        rows.append({"model": name, "batch": f"{batch}x{model_cfg.n_positions}", "steps": steps,
+                     "reps": args.reps, **{f"{k}_tok_s": round(v, 1) for k, v in med.items()},
+                     "overhead_vs_fb": round(1 - med["loop"] / med["fb"], 3),
+                     "overhead_vs_step": round(1 - med["loop"] / med["step"], 3),
+                     "raw": res})
+    print(f"{'model':<11} {'batch':>8} {'bare f+b tok/s':>15} {'bare step tok/s':>16} "
+          f"{'loop tok/s':>11} {'overhead vs f+b':>16} {'vs step':>8}")
+    for r in rows:
+        print(f"{r['model']:<11} {r['batch']:>8} {r['fb_tok_s']:>15,.0f} {r['step_tok_s']:>16,.0f} "
+              f"{r['loop_tok_s']:>11,.0f} {r['overhead_vs_fb']:>16.1%} {r['overhead_vs_step']:>8.1%}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
