@@ -5,7 +5,8 @@ CI starts a one-node cluster on localhost with `.ci/slurm-up` (one GPU entry bac
 
 What is checked: every job snakemake ran went through sbatch (it is in squeue's record of this
 run, COMPLETED, with its SLURM log), GPU-tagged jobs asked SLURM for a GPU and CPU jobs did not,
-and the outputs equal those of a local run of the same workflow.
+and the outputs equal those of a local run of the same workflow. The repo's workflow also has
+its pretraining job cancelled mid-way (as a time limit would) and must resume when started again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,15 +125,19 @@ def _fit_to_node() -> list[str]:
     return ["--set-threads", *threads, "--set-resources", *resources]
 
 
-def run_slurm(workdir: Path, extra: list[str]) -> tuple[str, list[SlurmJob]]:
-    """Run through the repo's SLURM profile; return the log and the jobs it submitted."""
-    log = _snakemake(workdir, [
+def _slurm_args(extra: list[str]) -> list[str]:
+    return [
         "--profile", str(PROFILE),
         # Ask squeue every second instead of after 40 s: these jobs take seconds.
         "--slurm-init-seconds-before-status-checks", "1",
         *_fit_to_node(),
         *extra,
-    ])
+    ]
+
+
+def run_slurm(workdir: Path, extra: list[str]) -> tuple[str, list[SlurmJob]]:
+    """Run through the repo's SLURM profile; return the log and the jobs it submitted."""
+    log = _snakemake(workdir, _slurm_args(extra))
     uuid = _run_uuid(log)
     assert uuid, f"the SLURM executor did not report a run id:\n{log[-3000:]}"
     return log, _submitted_jobs(log, uuid)
@@ -222,6 +228,7 @@ rule squares:
 """
 
 
+@pytest.mark.slow
 def test_tiny_workflow_through_slurm(tmp_path):
     for name in ("local", "slurm"):
         (tmp_path / name).mkdir()
@@ -254,7 +261,13 @@ def _result_files(workdir: Path) -> list[str]:
     )
 
 
-def assert_same_results(a: Path, b: Path) -> None:
+def assert_same_results(a: Path, b: Path, resumed_at: int | None = None) -> None:
+    """Same files with the same bytes; Parquet tables equal but for timing columns.
+
+    `resumed_at`: b's pretraining resumed from the state saved at that step. The Trainer's logged
+    loss averages over the steps since the previous log line, and after a resume that window
+    starts at the resume step, so the first loss logged after it is an average over fewer steps.
+    """
     files = _result_files(a)
     assert files and files == _result_files(b)
     for rel in files:
@@ -262,21 +275,73 @@ def assert_same_results(a: Path, b: Path) -> None:
             ta, tb = pq.read_table(a / rel), pq.read_table(b / rel)
             assert ta.schema == tb.schema, rel
             for col in ta.column_names:
-                if not TIMING_COLUMN.search(col):
-                    assert ta[col].equals(tb[col]), f"{rel}: column {col} differs"
+                if TIMING_COLUMN.search(col):
+                    continue
+                ca, cb = ta[col].to_pylist(), tb[col].to_pylist()
+                if col == "loss" and resumed_at is not None and "step" in ta.column_names:
+                    steps = ta["step"].to_pylist()
+                    straddle = min((s for s in steps if s > resumed_at), default=None)
+                    keep = [i for i, s in enumerate(steps) if s != straddle]
+                    ca, cb = [ca[i] for i in keep], [cb[i] for i in keep]
+                assert ca == cb, f"{rel}: column {col} differs"
         else:
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), f"{rel} differs"
 
 
-def test_repo_workflow_through_slurm_equals_a_local_run(tmp_path):
+def _kill_pretraining_once_it_saved_state(workdir: Path, extra: list[str]) -> str:
+    """Run through SLURM, cancel the pretraining job as its time limit would, return the log.
+
+    `scancel` ends a job the way a time limit does (SIGTERM, then SIGKILL after KillWait).
+    """
+    out = workdir.parent / "killed_run.log"
+    cmd = [sys.executable, "-m", "snakemake", *_slurm_args(["--retries", "0", *extra])]
+    with out.open("w") as f:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=f, stderr=subprocess.STDOUT)
+    work = workdir / "results" / "pretrain" / "demo" / "work"
+    try:
+        job = None
+        for _ in range(RUN_TIMEOUT_S * 5):
+            if proc.poll() is not None:
+                break
+            if job is None and any(work.glob("checkpoint-*/trainer_state.json")):
+                running = subprocess.run(
+                    ["squeue", "--noheader", "--states=RUNNING", "--format=%i|%k|%Z"],
+                    capture_output=True, text=True, timeout=30, check=True).stdout
+                job = next((row.split("|")[0] for row in running.splitlines()
+                            if row.split("|")[1] == "rule_pretrain_demo"
+                            and Path(row.split("|")[2]) == workdir), None)
+                if job:
+                    subprocess.run(["scancel", job], check=True, timeout=30)
+            time.sleep(0.2)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            _cancel_run(out.read_text())
+    log = out.read_text()
+    assert job, f"pretraining never saved a resume state under {work}:\n{log[-3000:]}"
+    assert proc.returncode != 0, f"the cancelled run did not fail:\n{log[-3000:]}"
+    return log
+
+
+@pytest.mark.slow
+def test_repo_workflow_through_slurm_survives_a_kill_and_equals_a_local_run(tmp_path):
     args = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG)]
     local, slurm = tmp_path / "local", tmp_path / "slurm"
     local.mkdir(), slurm.mkdir()
     run_local(local, ["--directory", str(local), *args])
-    log, jobs = run_slurm(slurm, ["--directory", str(slurm), *args])
 
+    # First SLURM run: pretraining is cancelled mid-way; starting again resumes it.
+    killed_log = _kill_pretraining_once_it_saved_state(slurm, ["--directory", str(slurm), *args])
+    killed_jobs = _submitted_jobs(killed_log, _run_uuid(killed_log))
+    assert {j.state for j in killed_jobs if j.rule == "pretrain_demo"} == {"CANCELLED"}, killed_jobs
+    log, jobs = run_slurm(slurm, ["--directory", str(slurm), *args])
     check_jobs(slurm, log, jobs)
+    pretrain_log = (slurm / "results" / "logs" / "pretrain" / "demo.log").read_text()
+    resumed = re.search(r"resume from \S*results/pretrain/demo/work/checkpoint-(\d+)", pretrain_log)
+    assert resumed, pretrain_log[:2000]
+
     # The Snakefile tags pretraining as a GPU rule and the corpus rules as CPU rules.
-    tagged = {j.rule: j.gpu_tagged for j in jobs}
+    tagged = {j.rule: j.gpu_tagged for j in killed_jobs + jobs}
     assert tagged["pretrain_demo"] and not tagged["demo_corpus"] and not tagged["tokenizer"], jobs
-    assert_same_results(local, slurm)
+    assert_same_results(local, slurm, resumed_at=int(resumed.group(1)))
