@@ -157,11 +157,16 @@ class PretrainConfig(Section):
 
 
 # --------------------------------------------------------------------------- top level
+from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
+
+
 class Config(Section):
     corpora: dict[str, CorpusConfig]
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+    analysis: AnalysisConfig = AnalysisConfig()
+    """Tables and figures (storyrl/analysis/)."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
