@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
     from storyrl.schemas import SchemaError
-    from storyrl.analysis.load import AnalysisError
+    from storyrl.analysis import AnalysisError
     try:
         args.func(args)
     except (ConfigError, CorpusError, SchemaError, AnalysisError) as err:

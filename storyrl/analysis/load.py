@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from storyrl.analysis import AnalysisError
 from storyrl.schemas import read_metadata, read_table
 from storyrl.units import parse_words
 
@@ -24,10 +25,6 @@ HEADLINE_SUBTASKS = ("", "_all")
 """`eval_scores` rows whose subtask is one of these are a task's headline number."""
 RUN_ID = re.compile(r"^(?P<ckpt>\d+(?:\.\d+)?[KMB]?)-seed(?P<seed>\d+)(?:-(?P<variant>.+))?$")
 CHECKPOINT = re.compile(r"(?:^|[-_])(?:ckpt|pre|pretrain)[-_]?(?P<w>\d+(?:\.\d+)?[KMB]?)$", re.I)
-
-
-class AnalysisError(ValueError):
-    """An input that cannot be used; the message names the file and the field."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +230,7 @@ def words_axis_label(n: float) -> str:
     if not np.isfinite(n):
         return str(n)
     for unit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= unit:
+        if abs(n) >= unit * 0.9995:  # 999,976 is "1M", not "1000K"
             v = n / unit
             return f"{v:.0f}{suffix}" if abs(v - round(v)) < 0.05 or abs(v) >= 100 else f"{v:.1f}{suffix}"
     return f"{n:.0f}"

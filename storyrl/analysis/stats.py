@@ -41,18 +41,19 @@ class MonotoneCurve:
         if np.any(words <= 0):
             raise ValueError("pretraining words must be > 0 for a log scale")
         # One knot per checkpoint: several files of the same words are pooled by weight.
-        x, inv = np.unique(np.log10(words), return_inverse=True)
+        knots, inv = np.unique(words, return_inverse=True)
+        x = np.log10(knots)
         if x.size < 2:
             raise ValueError("the curve needs at least two pretraining checkpoints")
         w = np.bincount(inv, weights=weights)
         y = np.bincount(inv, weights=weights * scores) / w
-        self.x, self.raw = x, y
+        self.knots, self.x, self.raw = knots, x, y
         self.y = isotonic_regression(y, weights=w, increasing=True).x
         self._f = PchipInterpolator(x, self.y, extrapolate=False)
 
     @property
     def words_range(self) -> tuple[float, float]:
-        return 10 ** self.x[0], 10 ** self.x[-1]
+        return float(self.knots[0]), float(self.knots[-1])
 
     def __call__(self, words) -> np.ndarray:
         return self._f(np.log10(np.asarray(words, dtype=float)))
@@ -61,16 +62,16 @@ class MonotoneCurve:
         """The fewest words whose curve value reaches `score`, and a status: `ok`,
         `above_max` (+inf: no checkpoint scores that high; never extrapolated) or `below_min`
         (the first checkpoint's words: it already scores higher)."""
-        y, x = self.y, self.x
+        y, x, k = self.y, self.x, self.knots
         if score > y[-1] + 1e-12:
             return float("inf"), "above_max"
         if score < y[0] - 1e-12:
-            return float(10 ** x[0]), "below_min"
+            return float(k[0]), "below_min"
         if score <= y[0]:
-            return float(10 ** x[0]), "ok"
-        i = int(np.searchsorted(y, score, side="left"))  # y[i-1] < score <= y[i]
+            return float(k[0]), "ok"
+        i = min(int(np.searchsorted(y, score, side="left")), len(y) - 1)  # y[i-1] < score <= y[i]
         if abs(y[i] - score) <= 1e-12:
-            return float(10 ** x[i]), "ok"
+            return float(k[i]), "ok"
         root = brentq(lambda t: float(self._f(t)) - score, x[i - 1], x[i], xtol=1e-12)
         return float(10 ** root), "ok"
 

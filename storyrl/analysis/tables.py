@@ -20,18 +20,31 @@ from storyrl.atomic import write_text
 log = logging.getLogger(__name__)
 
 
-def write_table(df: pd.DataFrame, output, hide=()) -> list[Path]:
+def _words_cell(v) -> str:
+    if pd.isna(v):
+        return ""
+    if np.isinf(v):
+        return "> max" if v > 0 else "< min"
+    return words_axis_label(v)
+
+
+def write_table(df: pd.DataFrame, output, hide=(), words=()) -> list[Path]:
     """`output` names the table (any of .csv/.md/.tex or no suffix): all three are written.
-    `hide`: columns left out of the Markdown and LaTeX versions (kept in the CSV)."""
+    `hide`: columns left out of the Markdown and LaTeX versions (kept in the CSV); `words`:
+    columns shown there as word labels (20M) rather than digits."""
     stem = Path(output)
     if stem.suffix in TABLE_FORMATS:
         stem = stem.with_suffix("")
     shown = df.drop(columns=[c for c in hide if c in df.columns])
+    for c in words:
+        if c in shown.columns:
+            shown[c] = shown[c].map(_words_cell)
     texts = {
         ".csv": df.to_csv(index=False),
         ".md": shown.to_markdown(index=False, floatfmt=".2f") + "\n",
         ".tex": shown.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
-                .replace("ρ", r"$\rho$").replace("≈", r"$\approx$"),
+                .replace("ρ", r"$\rho$").replace("≈", r"$\approx$")
+                .replace(">", r"$>$").replace("<", r"$<$"),
     }
     paths = []
     for fmt, text in texts.items():
@@ -156,7 +169,7 @@ def _claim(r: dict, start: int, per_m: float, curve) -> str:
     """The sentence of the paper, with the interval; never extrapolated past the curve."""
     if r["status"] == "above_max":
         top = curve.words_range[1]
-        if top <= start:
+        if top <= start * (1 + 1e-9):
             return (f"no estimate: the after-RL score is above the curve's maximum "
                     f"({words_axis_label(top)}; not extrapolated)")
         return (f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
@@ -219,23 +232,34 @@ LEDGER_KEYS = (
 empty cells and any other key is added after these."""
 
 
-def ledger_table(summaries) -> pd.DataFrame:
+def ledger_table(summaries, steps=None) -> pd.DataFrame:
+    """One row per RL run from its `summary.json`; a run with only a steps.parquet gets the
+    totals of its last step (budget and generated words, stories, steps)."""
     from storyrl.analysis.load import RUN_ID
+    from storyrl.units import parse_words
     rows = []
     for run_id, data in summaries:
-        row = {"run_id": run_id}
+        row = {"run_id": run_id, "source": "summary.json"}
         m = RUN_ID.match(run_id)
         if "pretrain_words" not in data and m:
-            from storyrl.units import parse_words
             row["pretrain_words"] = parse_words(m["ckpt"])
         row.update({k: v for k, v in data.items() if k != "run_id" and not isinstance(v, (dict, list))})
         rows.append(row)
+    done = {r["run_id"] for r in rows}
+    if steps is not None:
+        for run_id, g in steps.sort_values("step").groupby("run_id"):
+            if run_id not in done:
+                last = g.iloc[-1]
+                rows.append({"run_id": run_id, "source": "steps.parquet",
+                             "pretrain_words": int(last.pretrain_words),
+                             "budget_words": int(last.budget_words),
+                             "generated_words": int(last.generated_words),
+                             "steps": len(g), "stories": int(last.stories)})
     if not rows:
-        raise AnalysisError("ledger: no summary.json given")
+        raise AnalysisError("ledger: no summary.json or steps.parquet given")
     df = pd.DataFrame(rows)
-    extra = [c for c in df.columns if c not in LEDGER_KEYS and c != "run_id"]
-    cols = ["run_id"] + [k for k in LEDGER_KEYS if k in df.columns] + extra
-    df = df[cols]
+    extra = [c for c in df.columns if c not in LEDGER_KEYS and c not in ("run_id", "source")]
+    df = df[["run_id"] + [k for k in LEDGER_KEYS if k in df.columns] + extra + ["source"]]
     if "pretrain_words" in df:
         df = df.sort_values(["pretrain_words", "run_id"], ignore_index=True)
     return df

@@ -15,7 +15,7 @@ from typing import Callable
 
 from storyrl.analysis import layout
 from storyrl.analysis.config import AnalysisConfig
-from storyrl.analysis.load import AnalysisError
+from storyrl.analysis import AnalysisError
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,12 @@ class Target:
     """`table` or `figure`."""
     name: str
     needs: tuple[str, ...]
-    """Inputs (fields of `layout.Inputs`) without which it cannot be built."""
+    """Inputs (fields of `layout.Inputs`) without which it cannot be built; `a|b`: either."""
     build: Callable
     """build(data, output, cfg, **options) -> written paths."""
     doc: str
+    uses: tuple[str, ...] = ()
+    """Further inputs used when present (a rule declares needs + uses as its inputs)."""
 
 
 def _t_before_after(d, out, cfg):
@@ -78,7 +80,8 @@ def _t_equivalence(d, out, cfg):
     from storyrl.analysis.tables import compute_equivalence, write_table
     table, _ = compute_equivalence(d.story_eval, d.steps, d.rollouts, cfg)
     hide = ["pretrain_words", "equivalent_words", "status", "above_max_share", "curve_source"]
-    return write_table(table, out, hide=hide)
+    return write_table(table, out, hide=hide,
+                       words=["rl_words", "extra_words", "extra_lo", "extra_hi", "per_1M_rl_words"])
 
 
 def _t_babylm(d, out, cfg, pre_model=None, rl_models=None):
@@ -89,7 +92,8 @@ def _t_babylm(d, out, cfg, pre_model=None, rl_models=None):
 
 def _t_ledger(d, out, cfg):
     from storyrl.analysis.tables import ledger_table, write_table
-    return write_table(ledger_table(d.summaries), out)
+    return write_table(ledger_table(d.summaries, d.steps if d.inputs.steps else None), out,
+                       words=["pretrain_words", "budget"])
 
 
 def _fig(module, name):
@@ -108,14 +112,18 @@ def _fig(module, name):
 
 TARGETS: dict[tuple[str, str], Target] = {(t.kind, t.name): t for t in [
     Target("table", "before_after", ("steps",), _t_before_after,
-           "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap"),
+           "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap",
+           ("rollouts",)),
     Target("table", "equivalence", ("steps",), _t_equivalence,
-           "pretraining words that reach each run's after-RL score ('1M RL words ≈ N')"),
+           "pretraining words that reach each run's after-RL score ('1M RL words ≈ N')",
+           ("story_eval", "rollouts")),
     Target("table", "babylm", ("eval",), _t_babylm,
-           "BabyLM full sets: baselines, pre, RL and the RL delta per task"),
-    Target("table", "ledger", ("summaries",), _t_ledger, "budget ledger of every RL run"),
+           "BabyLM full sets: baselines, pre, RL and the RL delta per task", ("baselines",)),
+    Target("table", "ledger", ("summaries|steps",), _t_ledger, "budget ledger of every RL run",
+           ("summaries", "steps")),
     Target("figure", "before_after", ("steps",), _fig("figures_rl", "before_after"),
-           "teacher score and story length before/after RL against pretraining words"),
+           "teacher score and story length before/after RL against pretraining words",
+           ("rollouts",)),
     Target("figure", "rl_dynamics", ("steps",), _fig("figures_rl", "rl_dynamics"),
            "teacher score, story length and KL against interaction words"),
     Target("figure", "score_shares", ("rollouts",), _fig("figures_rl", "score_shares"),
@@ -123,9 +131,9 @@ TARGETS: dict[tuple[str, str], Target] = {(t.kind, t.name): t for t in [
     Target("figure", "entropy", ("steps",), _fig("figures_rl", "entropy"),
            "story length and teacher score against entropy per word"),
     Target("figure", "equivalence", ("steps",), _fig("figures_rl", "equivalence"),
-           "the pretraining curve and each run's after-RL score on it"),
+           "the pretraining curve and each run's after-RL score on it", ("story_eval", "rollouts")),
     Target("figure", "babylm", ("eval",), _fig("figures_eval", "babylm"),
-           "BabyLM bars with the RL delta"),
+           "BabyLM bars with the RL delta", ("baselines",)),
     Target("figure", "fast_eval_pretrain", ("eval",), _fig("figures_eval", "fast_eval_pretrain"),
            "fast-set accuracy over pretraining checkpoints"),
     Target("figure", "fast_eval_rl", ("eval",), _fig("figures_eval", "fast_eval_rl"),
@@ -140,7 +148,7 @@ def make(kind: str, name: str, inputs: layout.Inputs, output, cfg: AnalysisConfi
         known = ", ".join(n for k, n in TARGETS if k == kind)
         raise AnalysisError(f"unknown {kind} '{name}' (known: {known})")
     t = TARGETS[kind, name]
-    missing = [n for n in t.needs if not getattr(inputs, n)]
+    missing = [n for n in t.needs if not any(getattr(inputs, a) for a in n.split("|"))]
     if missing:
         raise AnalysisError(f"{kind} {name}: no input files for {', '.join(missing)}")
     return t.build(data or Data(inputs, overrides), output, cfg or AnalysisConfig(), **options)
