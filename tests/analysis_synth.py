@@ -37,8 +37,12 @@ def stories(rng, mean9: float, n: int, words_mean: float):
     return crit, n_words
 
 
-def rollout_rows(run_id, step, budget, crit, n_words, rng, entropy_per_word):
+def rollout_rows(run_id, step, budget, crit, n_words, rng, entropy_per_word, unparsed=0.0):
+    """Rows of the `rollouts` table; a share `unparsed` of the teacher replies did not parse
+    (no scores, the default teacher score 0.5), as happens with a real teacher."""
     score = crit.sum(1) / 9
+    failed = rng.random(len(score)) < unparsed
+    score = np.where(failed, 0.5, score)
     bonus = 0.4 * n_words / 90
     n_tokens = np.round(n_words * 1.3).astype(int)
     rows = []
@@ -46,8 +50,10 @@ def rollout_rows(run_id, step, budget, crit, n_words, rng, entropy_per_word):
         rows.append({
             "run_id": run_id, "step": step, "sample": i, "budget_words": budget,
             "prompt": PROMPT, "continuation": " ".join(["word"] * int(n_words[i])),
-            "teacher_reply": " ".join(map(str, crit[i])), "readability": int(crit[i, 0]),
-            "coherence": int(crit[i, 1]), "creativity": int(crit[i, 2]), "parsed": True,
+            "teacher_reply": "I cannot grade this" if failed[i] else " ".join(map(str, crit[i])),
+            "readability": None if failed[i] else int(crit[i, 0]),
+            "coherence": None if failed[i] else int(crit[i, 1]),
+            "creativity": None if failed[i] else int(crit[i, 2]), "parsed": not failed[i],
             "teacher_score": float(score[i]), "length_bonus": float(bonus[i]),
             "reward": float((score[i] + bonus[i]) / 1.4), "n_tokens": int(n_tokens[i]),
             "n_words": int(n_words[i]),
@@ -73,7 +79,7 @@ def write_run(root, words, seed, n_steps, batch, rng):
         # Each synthetic step stands for a paper-sized batch, so budgets reach ~1M words.
         budget += (1_000_000 - len(PROMPT.split())) // n_steps
         generated += int(n_words.sum())
-        rows = rollout_rows(run_id, step, budget, crit, n_words, rng, ent)
+        rows = rollout_rows(run_id, step, budget, crit, n_words, rng, ent, unparsed=0.02)
         all_rollouts += rows
         s = np.array([r["teacher_score"] for r in rows])
         lb = np.array([r["length_bonus"] for r in rows])

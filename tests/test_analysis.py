@@ -55,6 +55,15 @@ def test_monotone_curve_inverts_a_known_curve():
     assert bumpy.words_for(2.25)[0] == pytest.approx(1e7)  # the fewest words reaching it
 
 
+def test_the_papers_own_numbers_give_its_headline():
+    # FACTS: before-RL scores as the curve (the paper's comparison); 90M after RL scores 2.28.
+    curve = MonotoneCurve([20e6, 50e6, 90e6, 200e6, 500e6, 900e6], [0.03, 0.26, 0.70, 1.45, 2.25, 2.64])
+    words, status = curve.words_for(2.28)
+    # The paper rounds to the 500M checkpoint (+410M); between checkpoints the curve gives a bit more.
+    assert status == "ok" and 500e6 < words < 540e6
+    assert curve.words_for(2.70) == (float("inf"), "above_max")  # 200M after RL: beyond 900M
+
+
 # --------------------------------------------------------------------------- equivalence
 def _story_eval(root, model_id, sums, words, rl_words=0, run_id=None):
     crit = np.array([[s // 3, s // 3 + (s % 3 > 0), s // 3 + (s % 3 > 1)] for s in sums]).clip(0, 3)

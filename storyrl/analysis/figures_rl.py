@@ -93,12 +93,13 @@ def score_shares(rollouts, output, cfg: AnalysisConfig = AnalysisConfig(), runs=
         if g.empty:
             raise AnalysisError(f"score_shares: run '{run_id}' has no parsed stories")
         bins = pd.cut(g.step, min(cfg.share_bins, g.step.nunique()), labels=False)
-        x = g.groupby(bins).budget_words.mean().to_numpy()
+        x = g.groupby(bins).budget_words.mean()
         for j, crit in enumerate(CRITERIA):
-            shares = pd.crosstab(bins, g[crit].astype(int), normalize="index").reindex(
-                columns=range(4), fill_value=0.0)
+            has = g[crit].notna()  # a parsed reply may still lack this criterion's number
+            shares = pd.crosstab(bins[has], g.loc[has, crit].astype(int), normalize="index")
+            shares = shares.reindex(index=x.index, columns=range(4), fill_value=0.0)
             ax = axes[i, j]
-            ax.stackplot(x, shares.to_numpy().T, colors=style.SHARE_COLORS,
+            ax.stackplot(x.to_numpy(), shares.to_numpy().T, colors=style.SHARE_COLORS,
                          labels=[f"score {k}" for k in range(4)], alpha=0.9)
             ax.set_ylim(0, 1)
             ax.margins(x=0)
