@@ -85,10 +85,13 @@ def _with_runs(df: pd.DataFrame, path, meta, override) -> pd.DataFrame:
     if df.empty:
         return df.assign(pretrain_words=pd.Series(dtype="int64"), seed=pd.Series(dtype="Int64"),
                          variant=pd.Series(dtype="str"))
-    infos = {r: run_info(path, r, meta, override) for r in df["run_id"].unique()}
-    return df.assign(pretrain_words=df["run_id"].map(lambda r: infos[r].pretrain_words),
-                     seed=df["run_id"].map(lambda r: infos[r].seed).astype("Int64"),
-                     variant=df["run_id"].map(lambda r: infos[r].variant))
+    codes, run_ids = pd.factorize(df["run_id"])
+    infos = [run_info(path, r, meta, override) for r in run_ids]
+    # Indexing by run codes, not a lookup per row: rollouts have 331K rows a run.
+    return df.assign(
+        pretrain_words=np.array([i.pretrain_words for i in infos], dtype=np.int64)[codes],
+        seed=pd.array([i.seed for i in infos], dtype="Int64")[codes],
+        variant=np.array([i.variant for i in infos], dtype=object)[codes])
 
 
 def load_steps(paths, overrides=None) -> pd.DataFrame:

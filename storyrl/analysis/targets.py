@@ -70,6 +70,9 @@ class Target:
     uses: tuple[str, ...] = ()
     """Further inputs used when present (a rule declares needs + uses as its inputs)."""
 
+    def missing(self, inputs: layout.Inputs) -> list[str]:
+        return [n for n in self.needs if not any(getattr(inputs, a) for a in n.split("|"))]
+
 
 def _t_before_after(d, out, cfg):
     from storyrl.analysis.tables import before_after_table, write_table
@@ -148,7 +151,7 @@ def make(kind: str, name: str, inputs: layout.Inputs, output, cfg: AnalysisConfi
         known = ", ".join(n for k, n in TARGETS if k == kind)
         raise AnalysisError(f"unknown {kind} '{name}' (known: {known})")
     t = TARGETS[kind, name]
-    missing = [n for n in t.needs if not any(getattr(inputs, a) for a in n.split("|"))]
+    missing = t.missing(inputs)
     if missing:
         raise AnalysisError(f"{kind} {name}: no input files for {', '.join(missing)}")
     return t.build(data or Data(inputs, overrides), output, cfg or AnalysisConfig(), **options)
