@@ -156,6 +156,11 @@ class PretrainConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------- teacher, reward
+# Defined in the teacher's own module (imported here, below Section, to avoid an import cycle).
+from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
+
+
 # --------------------------------------------------------------------------- top level
 from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
 
@@ -167,6 +172,10 @@ class Config(Section):
     pretrain: PretrainConfig
     analysis: AnalysisConfig = AnalysisConfig()
     """Tables and figures (storyrl/analysis/)."""
+    teacher: TeacherConfig = TeacherConfig()
+    """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
+    reward: RewardConfig = RewardConfig()
+    """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]

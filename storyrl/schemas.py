@@ -84,6 +84,22 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("time_score_s", pa.float64()),
         ("time_update_s", pa.float64()),
     ]),
+    # One row per story scored by `storyrl teacher score` (the teacher columns of `rollouts`).
+    "teacher_scores": pa.schema([
+        ("row", pa.int64()),
+        ("prompt", pa.string()),
+        ("continuation", pa.string()),
+        ("teacher_reply", pa.string()),
+        ("readability", pa.int8()),
+        ("coherence", pa.int8()),
+        ("creativity", pa.int8()),
+        ("parsed", pa.bool_()),
+        ("failed_call", pa.bool_()),
+        ("teacher_score", pa.float64()),
+        ("length_bonus", pa.float64()),
+        ("reward", pa.float64()),
+        ("n_words", pa.int64()),
+    ]),
     # Tidy long format of every evaluation number.
     "eval_scores": pa.schema([
         ("model_id", pa.string()),

@@ -1,0 +1,38 @@
+"""The scalar reward of one story: teacher score plus a length bonus (FACTS, Interactive learning).
+
+    reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)
+
+The paper: c = 0.4, max_new_tokens = 90, criteria weights 1/1/1, words = whitespace split of the
+continuation only (not the prompt). With c = 0 the reward is the teacher score alone.
+"""
+
+import numpy as np
+
+from storyrl.teacher.config import RewardConfig
+from storyrl.teacher.core import Judgement
+from storyrl.teacher.rubric import weighted_score
+from storyrl.units import count_words
+
+
+def compute_rewards(judgements: list[Judgement], continuations: list[str], cfg: RewardConfig,
+                    max_new_tokens: int) -> dict[str, np.ndarray]:
+    """Per story: `teacher_score` (weighted by cfg.weights, in [0, 1]; 0.5 when the reply did not
+    parse), `length_bonus` (the term c * words / max_new_tokens added to it), `reward`, and
+    `n_words` (words of the continuation)."""
+    if len(judgements) != len(continuations):
+        raise ValueError(f"{len(judgements)} judgements but {len(continuations)} continuations")
+    if max_new_tokens <= 0:
+        raise ValueError(f"max_new_tokens must be > 0, got {max_new_tokens}")
+    c = cfg.length_coef
+    # Recomputed from the scores so the reward's weights are cfg.weights, whatever weights the
+    # teacher was built with.
+    teacher = np.array([weighted_score(j.scores if j.parsed else None, cfg.weights)
+                        for j in judgements], dtype=np.float64)
+    n_words = np.array([count_words(t) for t in continuations], dtype=np.int64)
+    bonus = c * n_words / max_new_tokens
+    return {
+        "teacher_score": teacher,
+        "length_bonus": bonus,
+        "reward": (teacher + bonus) / (1 + c),
+        "n_words": n_words,
+    }

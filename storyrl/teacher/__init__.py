@@ -1,0 +1,43 @@
+"""The teacher: rates a student's story on readability, coherence and creativity (0-3 each).
+
+    teacher = make_teacher(cfg.teacher, seed=42, cache_path="results/teacher_cache.sqlite")
+    judgements = teacher.score(prompts, continuations)
+
+Backends: `vllm` (offline engine, the paper's setup), `openai` (any OpenAI-compatible server),
+`hf` (transformers locally), `heuristic` (offline proxy, no LLM). Heavy libraries are imported
+only by the backend that needs them.
+"""
+
+# storyrl.config imports our config sections for its top-level Config: load it first, so that
+# importing storyrl.teacher before storyrl.config does not meet a half-initialised module.
+import storyrl.config  # noqa: F401  (isort: skip)
+from storyrl.teacher.cache import ScoreCache
+from storyrl.teacher.config import RewardConfig, TeacherConfig
+from storyrl.teacher.core import Judgement, Teacher, TeacherFailure
+from storyrl.teacher.rubric import load_rubric
+
+__all__ = ["make_teacher", "Teacher", "Judgement", "TeacherFailure", "TeacherConfig",
+           "RewardConfig"]
+
+
+def make_teacher(cfg: TeacherConfig, seed: int, cache_path: str | None = None,
+                 weights=(1.0, 1.0, 1.0)) -> Teacher:
+    """Build the configured backend. `seed` is the teacher's sampling seed (paper: the RL
+    seed); `weights` only shape Judgement.teacher_score (the reward reweights from the scores)."""
+    rubric = load_rubric(cfg.template)
+    if cfg.backend == "heuristic":
+        from storyrl.teacher.heuristic import HeuristicBackend
+        backend = HeuristicBackend()
+    elif cfg.backend == "openai":
+        from storyrl.teacher.openai_backend import OpenAIBackend
+        backend = OpenAIBackend(cfg, rubric, seed)
+    elif cfg.backend == "hf":
+        from storyrl.teacher.hf_backend import HFBackend
+        backend = HFBackend(cfg, rubric, seed)
+    elif cfg.backend == "vllm":
+        from storyrl.teacher.vllm_backend import VLLMBackend
+        backend = VLLMBackend(cfg, rubric, seed)
+    else:  # pragma: no cover - the config's Literal rules this out
+        raise ValueError(f"unknown teacher backend {cfg.backend!r}")
+    cache = ScoreCache(cache_path) if cache_path else None
+    return Teacher(backend, rubric, cfg, cache, weights)

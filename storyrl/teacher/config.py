@@ -1,0 +1,91 @@
+"""Config sections of the teacher and of the reward built from its scores."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from storyrl.config import Section
+
+
+class VLLMConfig(Section):
+    """Offline vLLM engine on the local GPU (the paper's setup)."""
+
+    dtype: str = "bfloat16"
+    """Weights and activations dtype (paper: bf16)."""
+    max_model_len: int = Field(1024, ge=64)
+    """Context length of the engine (paper: 1024; the rubric and a 90-token story fit)."""
+    gpu_memory_utilization: float = Field(0.25, gt=0, le=1)
+    """Share of the GPU's memory vLLM may take (paper: 25%, the student trains beside it)."""
+    enable_prefix_caching: bool = True
+    """Reuse the KV cache of the rubric prefix that every request shares."""
+
+
+class OpenAIConfig(Section):
+    """Any OpenAI-compatible `/v1/chat/completions` server (vLLM serve, llama.cpp, Ollama, APIs)."""
+
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """Server root up to and including `/v1`."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key; None: the server needs none.
+    The key itself never goes into config, logs or outputs."""
+    concurrency: int = Field(8, ge=1)
+    """Requests in flight at once."""
+    timeout_s: float = Field(60.0, gt=0)
+    """Timeout of one request (connect, read and write alike)."""
+    retries: int = Field(3, ge=0)
+    """Further attempts after a failed request (connection error, timeout, HTTP 5xx/429/408,
+    a body that is not a chat completion)."""
+    backoff_s: float = Field(1.0, ge=0)
+    """Wait before the first retry; doubles with every further retry."""
+
+
+class HFConfig(Section):
+    """transformers on this machine (CPU or GPU)."""
+
+    device: str = "auto"
+    """`auto`: cuda if available, else cpu; or any torch device string."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """`auto`: bf16 on a GPU, fp32 on CPU."""
+    batch_size: int = Field(16, ge=1)
+    """Stories per generate call."""
+
+
+class TeacherConfig(Section):
+    """Who rates the student's stories, with which rubric and sampling settings."""
+
+    backend: Literal["heuristic", "vllm", "openai", "hf"] = "heuristic"
+    """`heuristic`: offline deterministic proxy (no LLM; NOT the paper's teacher);
+    `vllm`: offline vLLM engine (paper); `openai`: an OpenAI-compatible server;
+    `hf`: transformers locally."""
+    model: str = "meta-llama/Llama-3.1-8B-Instruct"
+    """Model name (vllm, hf: hub id or local folder; openai: the server's model name).
+    Ignored by `heuristic`. Paper: meta-llama/Llama-3.1-8B-Instruct."""
+    template: str = "config/prompts/teacher_rubric.txt"
+    """Rubric template file with `{prompt}` and `{story}` placeholders; a relative path is
+    resolved against the current working directory (the repo root when run by the workflow)."""
+    temperature: float = Field(0.2, ge=0)
+    """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
+    max_tokens: int = Field(6, ge=1)
+    """Longest teacher reply in tokens (paper: 6)."""
+    max_failure_share: float = Field(0.10, ge=0, le=1)
+    """Highest share of failed or unparseable replies in one batch before scoring raises
+    TeacherFailure instead of returning default scores."""
+    vllm: VLLMConfig = VLLMConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+    hf: HFConfig = HFConfig()
+
+
+class RewardConfig(Section):
+    """Reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)."""
+
+    length_coef: float = Field(0.4, ge=0)
+    """c, the weight of the length bonus (paper: 0.4; 0 turns the bonus off)."""
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Weights of readability, coherence and creativity in the teacher score (paper: 1, 1, 1;
+    a 0 drops a criterion). teacher_score = weighted sum / (3 * sum of weights)."""
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ValueError("weights must be >= 0 with a positive sum")
+        return self

@@ -1,0 +1,113 @@
+"""One teacher interface over several backends: cache look-up, scoring, parsing, failure check."""
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Protocol
+
+from storyrl.teacher.cache import ScoreCache, cache_key
+from storyrl.teacher.config import TeacherConfig
+from storyrl.teacher.rubric import Rubric, parse_reply, weighted_score
+
+log = logging.getLogger(__name__)
+
+
+class TeacherFailure(RuntimeError):
+    """Too many failed or unparseable replies in a batch: training on default rewards would be
+    silent garbage, so the caller stops (and keeps its state). `judgements` holds the batch."""
+
+    def __init__(self, message: str, judgements: list["Judgement"]):
+        super().__init__(message)
+        self.judgements = judgements
+
+
+@dataclass(frozen=True)
+class Judgement:
+    reply: str
+    """Raw teacher reply ("" if the call failed)."""
+    scores: tuple[int, int, int] | None
+    """Readability, coherence, creativity, each 0..3; None if nothing parsed."""
+    parsed: bool
+    failed_call: bool
+    teacher_score: float
+    """Weighted and normalised to [0, 1]; 0.5 when not parsed (FACTS)."""
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+    sampling: dict
+
+    def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
+        """One raw reply per story, None where the call failed for good."""
+
+
+class Teacher:
+    def __init__(self, backend: Backend, rubric: Rubric, cfg: TeacherConfig,
+                 cache: ScoreCache | None = None, weights=(1.0, 1.0, 1.0)):
+        self.backend, self.rubric, self.cfg, self.cache = backend, rubric, cfg, cache
+        self.weights = tuple(weights)
+        self.identity = {
+            "backend": backend.name,
+            "model": backend.model,
+            "template": cfg.template,
+            "template_sha256": rubric.sha256,
+            "sampling": backend.sampling,
+        }
+        self.stats: Counter = Counter()
+        """Running totals over all batches: stories, cache_hits, failed_calls, unparsed,
+        retries (backends that retry)."""
+
+    def score(self, prompts: list[str], continuations: list[str]) -> list[Judgement]:
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+        t0 = time.perf_counter()
+        keys = [cache_key(self.identity, p, c) for p, c in zip(prompts, continuations)]
+        replies: list[str | None] = [None] * len(keys)
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        todo = [i for i, k in enumerate(keys) if k not in hits]
+        for i, k in enumerate(keys):
+            if k in hits:
+                replies[i] = hits[k]
+        if todo:
+            fresh = self.backend.replies([prompts[i] for i in todo],
+                                         [continuations[i] for i in todo])
+            for i, r in zip(todo, fresh):
+                replies[i] = r
+            if self.cache is not None:
+                self.cache.put_many({keys[i]: r for i, r in zip(todo, fresh) if r is not None})
+
+        out = [self._judge(r) for r in replies]
+        n_failed = sum(j.failed_call for j in out)
+        n_unparsed = sum(not j.parsed and not j.failed_call for j in out)
+        self.stats.update(stories=len(out), cache_hits=len(hits), failed_calls=n_failed,
+                          unparsed=n_unparsed)
+        self.stats["retries"] = getattr(self.backend, "retries_done", 0)
+        log.debug("teacher: %d stories, %d from cache, %d failed, %d unparsed in %.2fs",
+                  len(out), len(hits), n_failed, n_unparsed, time.perf_counter() - t0)
+        bad = n_failed + n_unparsed
+        if out and bad / len(out) > self.cfg.max_failure_share:
+            examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
+            raise TeacherFailure(
+                f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
+                f"failed ({n_failed} failed calls, {n_unparsed} unparseable"
+                + (f", e.g. {', '.join(examples)}" if examples else "")
+                + f"), more than teacher.max_failure_share={self.cfg.max_failure_share}",
+                out,
+            )
+        return out
+
+    def _judge(self, reply: str | None) -> Judgement:
+        if reply is None:
+            return Judgement("", None, False, True, weighted_score(None))
+        scores = parse_reply(reply)
+        return Judgement(reply, scores, scores is not None, False,
+                         weighted_score(scores, self.weights))
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        close = getattr(self.backend, "close", None)
+        if close:
+            close()

@@ -1,0 +1,82 @@
+"""Teacher behind any OpenAI-compatible chat-completions server (vLLM serve, llama.cpp, Ollama,
+hosted APIs). Requests run concurrently; each is retried with exponential backoff."""
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from storyrl.config import ConfigError
+from storyrl.teacher.config import TeacherConfig
+from storyrl.teacher.core import TeacherFailure
+from storyrl.teacher.rubric import Rubric
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int):
+        import openai
+
+        self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
+        self.model = cfg.model
+        self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
+        key = "unused"  # the client insists on a key; servers without auth ignore it
+        if self.o.api_key_env:
+            key = os.environ.get(self.o.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"teacher.openai.api_key_env: environment variable {self.o.api_key_env} "
+                    "is not set (it must hold the API key)")
+        # Retries are ours (configurable backoff, counted); the client makes one attempt.
+        self.client = openai.OpenAI(base_url=self.o.base_url, api_key=key,
+                                    timeout=self.o.timeout_s, max_retries=0)
+        self._openai = openai
+        self.retries_done = 0
+        self._lock = threading.Lock()
+
+    def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
+        messages = [self.rubric.render(p, c) for p, c in zip(prompts, continuations)]
+        with ThreadPoolExecutor(self.o.concurrency) as pool:
+            return list(pool.map(self._one, messages))
+
+    def _one(self, message: str) -> str | None:
+        errors = self._openai
+        for attempt in range(self.o.retries + 1):
+            if attempt:
+                with self._lock:
+                    self.retries_done += 1
+                time.sleep(self.o.backoff_s * 2 ** (attempt - 1))
+            try:
+                resp = self.client.chat.completions.create(
+                    model=self.model, messages=[{"role": "user", "content": message}],
+                    **self.sampling)
+                try:
+                    content = resp.choices[0].message.content
+                except (AttributeError, IndexError, TypeError):
+                    raise ValueError(f"not a chat completion: {str(resp)[:80]!r}") from None
+                if content is None:
+                    raise ValueError("a chat completion without content")
+                return content
+            except (errors.APIConnectionError, errors.InternalServerError,
+                    errors.RateLimitError, errors.APIResponseValidationError,
+                    ValueError) as err:
+                # APITimeoutError is an APIConnectionError.
+                why = f"{type(err).__name__}: {str(err)[:200]}"
+            except errors.APIStatusError as err:
+                if err.status_code in (408, 409):
+                    why = f"HTTP {err.status_code}"
+                else:
+                    # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
+                    raise TeacherFailure(
+                        f"teacher server {self.o.base_url} refused the request for model "
+                        f"'{self.model}': HTTP {err.status_code} {str(err)[:200]}", []) from None
+            log.warning("teacher request failed (attempt %d of %d): %s",
+                        attempt + 1, self.o.retries + 1, why)
+        return None
+
+    def close(self) -> None:
+        self.client.close()

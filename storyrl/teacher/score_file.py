@@ -1,0 +1,97 @@
+"""`storyrl teacher score`: score a Parquet file of stories and write the `teacher_scores` table."""
+
+import logging
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+from tqdm import tqdm
+
+from storyrl.config import Section
+from storyrl.reward import compute_rewards
+from storyrl.schemas import SchemaError, make_metadata, write_table
+from storyrl.teacher import make_teacher
+from storyrl.teacher.config import RewardConfig, TeacherConfig
+
+log = logging.getLogger(__name__)
+
+
+class ScoreSection(Section):
+    """The `--section` of `storyrl teacher score`."""
+
+    teacher: TeacherConfig = TeacherConfig()
+    reward: RewardConfig = RewardConfig()
+    max_new_tokens: int = Field(90, ge=1)
+    """The student's generation limit: the length bonus is words / max_new_tokens (paper: 90)."""
+    seed: int = 42
+    """Teacher sampling seed (paper: the RL run's seed)."""
+    batch_size: int = Field(360, ge=1)
+    """Stories per teacher call; the failure threshold applies to each batch (paper batch: 360)."""
+
+
+def read_stories(path: str | Path) -> tuple[list[str], list[str]]:
+    """The `prompt` and `continuation` columns; a clear error names the file and the column."""
+    path = Path(path)
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid) as err:
+        raise SchemaError(f"{path}: not a readable Parquet file ({err})") from None
+    cols = {}
+    for name in ("prompt", "continuation"):
+        if name not in names:
+            raise SchemaError(f"{path}: column '{name}' missing (have: {', '.join(names)})")
+        col = pq.read_table(path, columns=[name]).column(name)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            raise SchemaError(f"{path}: column '{name}' has type {col.type}, expected string")
+        if col.null_count:
+            row = col.to_pylist().index(None)
+            raise SchemaError(f"{path}: column '{name}' is null in row {row}")
+        cols[name] = col.to_pylist()
+    return cols["prompt"], cols["continuation"]
+
+
+def score_file(stories: str | Path, output: str | Path, section: ScoreSection,
+               cache_path: str | None = None) -> dict:
+    """Score every story; write `output` atomically; return the counts written to metadata.
+    Raises TeacherFailure when a batch has too many failures (scored replies stay in the
+    cache, so a rerun does not pay for them again)."""
+    prompts, conts = read_stories(stories)
+    teacher = make_teacher(section.teacher, section.seed, cache_path, section.reward.weights)
+    judgements = []
+    t0 = time.perf_counter()
+    try:
+        bs = section.batch_size
+        for i in tqdm(range(0, len(prompts), bs), desc="teacher", unit="batch", disable=None):
+            judgements += teacher.score(prompts[i:i + bs], conts[i:i + bs])
+    finally:
+        teacher.close()
+    secs = time.perf_counter() - t0
+    log.info("scored %d stories in %.1fs (%.0f stories/s)", len(judgements), secs,
+             len(judgements) / max(secs, 1e-9))
+    r = compute_rewards(judgements, conts, section.reward, section.max_new_tokens)
+    scores = [j.scores or (None, None, None) for j in judgements]
+    counts = {"stories": len(judgements),
+              "failed_calls": sum(j.failed_call for j in judgements),
+              "unparsed": sum(not j.parsed and not j.failed_call for j in judgements),
+              "cache_hits": teacher.stats["cache_hits"]}
+    data = {
+        "row": list(range(len(judgements))),
+        "prompt": prompts, "continuation": conts,
+        "teacher_reply": [j.reply for j in judgements],
+        "readability": [s[0] for s in scores],
+        "coherence": [s[1] for s in scores],
+        "creativity": [s[2] for s in scores],
+        "parsed": [j.parsed for j in judgements],
+        "failed_call": [j.failed_call for j in judgements],
+        "teacher_score": r["teacher_score"].tolist(),
+        "length_bonus": r["length_bonus"].tolist(),
+        "reward": r["reward"].tolist(),
+        "n_words": r["n_words"].tolist(),
+    }
+    meta = make_metadata("teacher_scores", section.model_dump(), teacher=teacher.identity,
+                         seed=section.seed, max_new_tokens=section.max_new_tokens,
+                         stories_file=str(stories), counts=counts)
+    write_table(output, "teacher_scores", data, meta)
+    return counts

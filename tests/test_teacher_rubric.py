@@ -1,0 +1,116 @@
+"""Rubric template, reply parsing (FACTS), teacher score weights, reward, config wiring."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storyrl.config import Config, ConfigError
+from storyrl.reward import compute_rewards
+from storyrl.teacher import Judgement, RewardConfig, TeacherConfig
+from storyrl.teacher.rubric import (DEFAULT_SCORE, load_rubric, parse_reply, student_story,
+                                    weighted_score)
+
+RUBRIC = Path(__file__).resolve().parents[1] / "config/prompts/teacher_rubric.txt"
+PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
+
+
+@pytest.mark.parametrize("reply, scores, score", [
+    ("2 3 1", (2, 3, 1), 6 / 9),
+    ("Readability: 2, Narrative: 3, Creativity: 1", (2, 3, 1), 6 / 9),
+    ("5 -1 2", (3, 0, 2), 5 / 9),            # clamped to [0, 3]
+    ("2 2", (2, 2, 0), 4 / 9),               # fewer than three: what is there, / 9
+    ("3", (3, 0, 0), 3 / 9),
+    ("I cannot", None, DEFAULT_SCORE),
+    ("", None, DEFAULT_SCORE),
+    (None, None, DEFAULT_SCORE),             # failed call
+    ("1 2 3\nThe story was lovely, 10 out of 10!", (1, 2, 3), 6 / 9),   # extra text after
+    (" 3 3 3 2", (3, 3, 3), 1.0),            # only the first three count
+    ("0 0 0", (0, 0, 0), 0.0),
+    ("2-3-1", (2, 3, 1), 6 / 9),             # a dash between digits is not a minus
+    ("12 7 9", (3, 3, 3), 1.0),
+])
+def test_parse_reply(reply, scores, score):
+    assert parse_reply(reply) == scores
+    assert weighted_score(parse_reply(reply)) == pytest.approx(score)
+
+
+def test_weights_drop_a_criterion():
+    assert weighted_score((3, 0, 1), (1, 0, 1)) == pytest.approx(4 / 6)
+    assert weighted_score((3, 3, 0), (2, 1, 0)) == pytest.approx(1.0)
+    assert weighted_score(None, (1, 0, 1)) == DEFAULT_SCORE
+
+
+def test_template_renders_story_and_ends_with_answer_line():
+    rubric = load_rubric(str(RUBRIC))
+    assert rubric.sha256 == hashlib.sha256(RUBRIC.read_text().encode()).hexdigest()
+    msg = rubric.render(PROMPT, " there lived a {curious} cat.")
+    assert msg.endswith("Readability, Narrative, Creativity =")
+    assert f"Student's story: {PROMPT} there lived a {{curious}} cat.\n" in msg
+    assert f"Story opening: {PROMPT}\n" in msg
+    for needed in ("80 words", "0 0 0", "Readability", "Narrative coherence", "Creativity"):
+        assert needed in msg
+
+
+def test_relative_template_resolves_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repo: falls back to the checkout's root
+    assert load_rubric("config/prompts/teacher_rubric.txt").text == RUBRIC.read_text()
+    own = tmp_path / "config/prompts/teacher_rubric.txt"  # the working directory wins
+    own.parent.mkdir(parents=True)
+    own.write_text("Rate {story} (opening: {prompt})\nR, N, C =\n")
+    assert load_rubric("config/prompts/teacher_rubric.txt").render("A", "b.") == \
+        "Rate A b. (opening: A)\nR, N, C ="
+
+
+def test_bad_template_is_named(tmp_path):
+    bad = tmp_path / "t.txt"
+    bad.write_text("no placeholders here")
+    with pytest.raises(ConfigError, match=r"t\.txt lacks the placeholder\(s\) \{prompt\}, \{story\}"):
+        load_rubric(str(bad))
+    with pytest.raises(ConfigError, match="teacher.template: rubric template 'nope.txt' not found"):
+        load_rubric("nope.txt")
+
+
+def test_student_story_seam():
+    assert student_story("land,", " there") == "land, there"
+    assert student_story("land,", "there") == "land, there"
+    assert student_story("land, ", "there") == "land, there"
+    assert student_story("land,", "") == "land,"
+
+
+def _j(scores):
+    parsed = scores is not None
+    return Judgement("x", scores, parsed, False, weighted_score(scores))
+
+
+def test_reward_paper_formula():
+    conts = [" " + " ".join(["w"] * 45), "", " a b c"]
+    js = [_j((3, 3, 3)), _j((0, 0, 0)), _j(None)]
+    r = compute_rewards(js, conts, RewardConfig(), max_new_tokens=90)
+    np.testing.assert_allclose(r["teacher_score"], [1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(r["n_words"], [45, 0, 3])
+    np.testing.assert_allclose(r["length_bonus"], [0.4 * 45 / 90, 0.0, 0.4 * 3 / 90])
+    np.testing.assert_allclose(r["reward"], [(1 + 0.2) / 1.4, 0.0, (0.5 + 0.4 * 3 / 90) / 1.4])
+
+
+def test_reward_ablations_are_config_changes():
+    js, conts = [_j((3, 0, 3))], [" one two three four five six"]
+    no_bonus = compute_rewards(js, conts, RewardConfig(length_coef=0), max_new_tokens=90)
+    assert no_bonus["reward"][0] == pytest.approx(6 / 9)
+    no_coherence = compute_rewards(js, conts, RewardConfig(weights=(1, 0, 1)), 90)
+    assert no_coherence["teacher_score"][0] == pytest.approx(1.0)
+    assert no_coherence["reward"][0] == pytest.approx((1.0 + 0.4 * 6 / 90) / 1.4)
+    with pytest.raises(ValueError, match="weights"):
+        RewardConfig(weights=(0, 0, 0))
+
+
+def test_top_level_config_defaults_to_offline_teacher():
+    cfg = Config.model_validate({
+        "corpora": {"demo": {"format": "demo"}}, "models": {"tiny": {}},
+        "pretrain": {"milestones": [1000], "runs": {"r": {"corpus": "demo", "model": "tiny"}}},
+    })
+    assert cfg.teacher == TeacherConfig() and cfg.teacher.backend == "heuristic"
+    assert cfg.reward.length_coef == 0.4 and cfg.reward.weights == (1.0, 1.0, 1.0)
+    assert (cfg.teacher.temperature, cfg.teacher.max_tokens) == (0.2, 6)
+    assert cfg.teacher.max_failure_share == 0.10
