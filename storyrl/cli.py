@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log", help="if given, link the pretraining log Parquet here")
     s.set_defaults(func=_pretrain)
 
+    from storyrl.analysis.targets import add_parser as add_analysis
+    add_analysis(sub, _section)
+
     t = sub.add_parser("teacher", help="the teacher that scores stories")
     tsub = t.add_subparsers(dest="teacher_command", required=True)
     s = tsub.add_parser("score", help="score a Parquet of stories (columns prompt, continuation)")
@@ -237,9 +240,10 @@ def main(argv=None) -> int:
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
     from storyrl.schemas import SchemaError
+    from storyrl.analysis import AnalysisError
     try:
         args.func(args)
-    except (ConfigError, CorpusError, SchemaError) as err:
+    except (ConfigError, CorpusError, SchemaError, AnalysisError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
     return 0

@@ -165,6 +165,7 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 # Imported here, after Section and Words exist: storyrl.rl.config builds on them.
 from storyrl.rl.config import RLConfig  # noqa: E402
 from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
+from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
 
 
 class Config(Section):
@@ -172,6 +173,8 @@ class Config(Section):
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[str, ModelConfig]
     pretrain: PretrainConfig
+    analysis: AnalysisConfig = AnalysisConfig()
+    """Tables and figures (storyrl/analysis/)."""
     teacher: TeacherConfig = TeacherConfig()
     """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
     reward: RewardConfig = RewardConfig()

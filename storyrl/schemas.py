@@ -53,6 +53,37 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("logprob_sum", pa.float64()),
         ("kl", pa.float64()),
     ]),
+    # One row per RL step: the per-batch statistics (PPO-only columns are NaN for GRPO/RLOO).
+    "steps": pa.schema([
+        ("run_id", pa.string()),
+        ("step", pa.int64()),
+        ("budget_words", pa.int64()),
+        ("stories", pa.int64()),
+        ("generated_words", pa.int64()),
+        ("teacher_score_mean", pa.float64()),
+        ("teacher_score_std", pa.float64()),
+        ("length_bonus_mean", pa.float64()),
+        ("length_bonus_std", pa.float64()),
+        ("reward_mean", pa.float64()),
+        ("reward_std", pa.float64()),
+        ("parsed_share", pa.float64()),
+        ("response_tokens_mean", pa.float64()),
+        ("response_words_mean", pa.float64()),
+        ("kl", pa.float64()),
+        ("kl_coef", pa.float64()),
+        ("entropy", pa.float64()),
+        ("policy_entropy", pa.float64()),
+        ("ratio", pa.float64()),
+        ("policy_loss", pa.float64()),
+        ("value_loss", pa.float64()),
+        ("clipfrac", pa.float64()),
+        ("approxkl", pa.float64()),
+        ("value_var_explained", pa.float64()),
+        ("skipped_minibatches", pa.float64()),
+        ("time_sample_s", pa.float64()),
+        ("time_score_s", pa.float64()),
+        ("time_update_s", pa.float64()),
+    ]),
     # One row per story scored by `storyrl teacher score` (the teacher columns of `rollouts`).
     "teacher_scores": pa.schema([
         ("row", pa.int64()),
@@ -171,8 +202,11 @@ def read_metadata(path) -> dict:
     return json.loads(raw.get(META_KEY, b"{}"))
 
 
-def read_table(path, table: str) -> pa.Table:
-    """Read and check that every column of the schema is there with a compatible type."""
+def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:
+    """Read and check that every column of the schema is there with a compatible type.
+
+    `columns`: read only these (the whole schema is still checked); large tables such as
+    rollouts are then read without their text columns."""
     path = Path(path)
     try:
         got = pq.read_schema(path)
@@ -186,7 +220,8 @@ def read_table(path, table: str) -> pa.Table:
             raise SchemaError(
                 f"{path}: column '{field.name}' has type {have}, expected {field.type}"
             )
-    return pq.read_table(path).select(SCHEMAS[table].names).cast(SCHEMAS[table])
+    want = pa.schema([SCHEMAS[table].field(c) for c in (columns or SCHEMAS[table].names)])
+    return pq.read_table(path, columns=want.names).select(want.names).cast(want)
 
 
 def _castable(have: pa.DataType, want: pa.DataType) -> bool:

@@ -1,0 +1,92 @@
+"""Where results live: the one place that names the files the analysis reads and writes.
+
+Layout under a results folder (what the workflow writes; a copy of only these files is enough
+to rebuild every table and figure):
+
+    rl/<run_id>/steps.parquet          `steps`: one row per RL step
+    rl/<run_id>/rollouts.parquet       `rollouts`: one row per story of the run (optional)
+    rl/<run_id>/summary.json           the run's budget ledger summary
+    story_eval/<model_id>.parquet      `rollouts` schema, step 0: stories sampled from one
+                                       checkpoint; metadata `pretrain_words`, `rl_words`,
+                                       `run_id` (RL checkpoints)
+    eval/<model_id>.parquet            `eval_scores`: BabyLM numbers of one model (full and/or
+                                       fast tasks; fast tasks are named `<task>_fast`)
+    baselines.yaml | baselines.csv     optional: baseline columns of the BabyLM table
+
+Outputs:
+
+    tables/<name>.csv, .md, .tex       one table (see TABLES)
+    figures/<name>.pdf, .png           one figure (see FIGURES)
+
+The workflow's rules and `storyrl analysis all` both use these functions, so the paths agree.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RL_DIR = "rl"
+STORY_EVAL_DIR = "story_eval"
+EVAL_DIR = "eval"
+TABLES_DIR = "tables"
+FIGURES_DIR = "figures"
+BASELINE_NAMES = ("baselines.yaml", "baselines.yml", "baselines.csv")
+
+TABLES = ("before_after", "equivalence", "babylm", "ledger")
+FIGURES = ("before_after", "rl_dynamics", "score_shares", "entropy", "babylm",
+           "fast_eval_pretrain", "fast_eval_rl", "equivalence")
+TABLE_FORMATS = (".csv", ".md", ".tex")
+FIGURE_FORMATS = (".pdf", ".png")
+
+
+def steps_path(results, run_id: str) -> Path:
+    return Path(results) / RL_DIR / run_id / "steps.parquet"
+
+
+def rollouts_path(results, run_id: str) -> Path:
+    return Path(results) / RL_DIR / run_id / "rollouts.parquet"
+
+
+def summary_path(results, run_id: str) -> Path:
+    return Path(results) / RL_DIR / run_id / "summary.json"
+
+
+def story_eval_path(results, model_id: str) -> Path:
+    return Path(results) / STORY_EVAL_DIR / f"{model_id}.parquet"
+
+
+def eval_path(results, model_id: str) -> Path:
+    return Path(results) / EVAL_DIR / f"{model_id}.parquet"
+
+
+def table_path(output, name: str, fmt: str = ".csv") -> Path:
+    return Path(output) / TABLES_DIR / f"{name}{fmt}"
+
+
+def figure_path(output, name: str, fmt: str = ".pdf") -> Path:
+    return Path(output) / FIGURES_DIR / f"{name}{fmt}"
+
+
+@dataclass
+class Inputs:
+    """Every input file the analysis can use; any list may be empty."""
+
+    steps: list[Path] = field(default_factory=list)
+    rollouts: list[Path] = field(default_factory=list)
+    summaries: list[Path] = field(default_factory=list)
+    story_eval: list[Path] = field(default_factory=list)
+    eval: list[Path] = field(default_factory=list)
+    baselines: Path | None = None
+
+
+def discover(results) -> Inputs:
+    """Find the inputs under `results` by the layout above (sorted, so runs are repeatable)."""
+    r = Path(results)
+    baselines = next((r / n for n in BASELINE_NAMES if (r / n).is_file()), None)
+    return Inputs(
+        steps=sorted(r.glob(f"{RL_DIR}/*/steps.parquet")),
+        rollouts=sorted(r.glob(f"{RL_DIR}/*/rollouts.parquet")),
+        summaries=sorted(r.glob(f"{RL_DIR}/*/summary.json")),
+        story_eval=sorted(r.glob(f"{STORY_EVAL_DIR}/*.parquet")),
+        eval=sorted(r.glob(f"{EVAL_DIR}/*.parquet")),
+        baselines=baselines,
+    )

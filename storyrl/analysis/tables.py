@@ -1,0 +1,265 @@
+"""The tables: teacher score before/after RL, the equivalence number, BabyLM, budget ledger.
+
+Each `*_table` function takes DataFrames from `load` and returns a DataFrame; `write_table`
+writes it as CSV (full precision), Markdown and LaTeX (two decimals). Teacher scores are on
+the paper's 0-9 scale.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from storyrl.analysis.config import AnalysisConfig
+from storyrl.analysis.layout import TABLE_FORMATS
+from storyrl.analysis.load import SCALE, AnalysisError, TASK_LABELS, words_axis_label
+from storyrl.analysis.stats import CurveBootstrap, bootstrap_means, equivalent_words, interval
+from storyrl.atomic import write_text
+
+log = logging.getLogger(__name__)
+
+
+def _words_cell(v) -> str:
+    if pd.isna(v):
+        return ""
+    if np.isinf(v):
+        return "> max" if v > 0 else "< min"
+    return words_axis_label(v)
+
+
+def write_table(df: pd.DataFrame, output, hide=(), words=()) -> list[Path]:
+    """`output` names the table (any of .csv/.md/.tex or no suffix): all three are written.
+    `hide`: columns left out of the Markdown and LaTeX versions (kept in the CSV); `words`:
+    columns shown there as word labels (20M) rather than digits."""
+    stem = Path(output)
+    if stem.suffix in TABLE_FORMATS:
+        stem = stem.with_suffix("")
+    shown = df.drop(columns=[c for c in hide if c in df.columns])
+    for c in words:
+        if c in shown.columns:
+            shown[c] = shown[c].map(_words_cell)
+    texts = {
+        ".csv": df.to_csv(index=False),
+        ".md": shown.to_markdown(index=False, floatfmt=".2f") + "\n",
+        ".tex": shown.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
+                .replace("ρ", r"$\rho$").replace("≈", r"$\approx$")
+                .replace(">", r"$>$").replace("<", r"$<$"),
+    }
+    paths = []
+    for fmt, text in texts.items():
+        write_text(stem.with_suffix(fmt), text)
+        paths.append(stem.with_suffix(fmt))
+    return paths
+
+
+# --------------------------------------------------------------------------- before / after
+def windows(steps: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Steps with a `window` column: 'before' for a run's first `n`, 'after' for its last `n`
+    (a run shorter than 2n has steps in both)."""
+    rank = steps.groupby("run_id")["step"].rank(method="first")
+    count = steps.groupby("run_id")["step"].transform("size")
+    before = steps[rank <= n].assign(window="before")
+    after = steps[rank > count - n].assign(window="after")
+    short = sorted(steps.loc[count < 2 * n, "run_id"].unique())
+    if short:
+        log.warning("runs with fewer than %d steps, before and after overlap: %s", 2 * n, short)
+    return pd.concat([before, after], ignore_index=True)
+
+
+def window_units(steps, rollouts, n: int) -> pd.DataFrame:
+    """Per run and window, the units a mean and its bootstrap use: the stories of the window's
+    steps when the run's rollouts are given (`source` 'stories'), else the step means."""
+    w = windows(steps, n)
+    keys = ["run_id", "pretrain_words", "seed", "variant", "window"]
+    have = set(rollouts["run_id"].unique()) if rollouts is not None and len(rollouts) else set()
+    parts = []
+    if have:
+        sel = w[w.run_id.isin(have)][["run_id", "step", "window"]]
+        stories = rollouts.merge(sel, on=["run_id", "step"])
+        parts.append(stories[keys + ["teacher_score", "n_words"]].assign(source="stories"))
+    rest = w[~w.run_id.isin(have)]
+    parts.append(rest[keys].assign(teacher_score=rest.teacher_score_mean,
+                                   n_words=rest.response_words_mean, source="steps"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def before_after_table(steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+    """One row per pretraining size (and variant): mean teacher score (0-9) of the first and last
+    `window_steps` steps, pooled over seeds as a mean of run means, with bootstrap intervals."""
+    rng = np.random.default_rng(cfg.seed)
+    units = window_units(steps, rollouts, cfg.window_steps)
+    rows = []
+    for (words, variant), g in units.groupby(["pretrain_words", "variant"], sort=True):
+        row = {"pretraining": words_axis_label(words), "pretrain_words": int(words),
+               "variant": variant, "runs": g.run_id.nunique()}
+        for win in ("before", "after"):
+            gw = g[g.window == win]
+            groups = [x.teacher_score.to_numpy() * SCALE for _, x in gw.groupby("run_id")]
+            boot = bootstrap_means(groups, cfg.bootstrap, rng)
+            row[win] = float(np.mean([x.mean() for x in groups]))
+            row[f"{win}_lo"], row[f"{win}_hi"] = interval(boot, cfg.ci)
+        row["gain"] = row["after"] - row["before"]
+        for win in ("before", "after"):
+            row[f"words_{win}"] = float(g[g.window == win].groupby("run_id").n_words.mean().mean())
+        row["ci_over"] = "+".join(sorted(g.source.unique()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- equivalence
+def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()):
+    """The equivalence table and the curve behind it.
+
+    Curve: teacher score (0-9) of the story evaluation of the pretraining checkpoints
+    (rl_words = 0) against pretraining words; without any, the runs' before-RL scores (the
+    paper's comparison). After-RL score of a run: the story evaluation of its last RL
+    checkpoint if there is one, else its last `window_steps` steps (stories, else step means)."""
+    rng = np.random.default_rng(cfg.seed)
+    units = window_units(steps, rollouts, cfg.window_steps)
+    pre = story_eval[story_eval.rl_words == 0] if len(story_eval) else story_eval
+    if len(pre):
+        curve_groups = {int(w): g.teacher_score.to_numpy() * SCALE for w, g in pre.groupby("pretrain_words")}
+        curve_source = "story_eval"
+    else:
+        b = units[units.window == "before"]
+        curve_groups = {int(w): g.teacher_score.to_numpy() * SCALE for w, g in b.groupby("pretrain_words")}
+        curve_source = "before_rl"
+    if len(curve_groups) < 2:
+        raise AnalysisError("equivalence: the curve needs teacher scores of at least two "
+                            f"pretraining sizes, found {sorted(curve_groups)}")
+    cb = CurveBootstrap(curve_groups, cfg.bootstrap, rng)
+    curve = cb.curve
+    last_budget = steps.groupby("run_id").budget_words.max()
+    rows = []
+    for run_id, g in units[units.window == "after"].groupby("run_id", sort=False):
+        start = int(g.pretrain_words.iloc[0])
+        rl_eval = story_eval[(story_eval.rl_words > 0) & (story_eval.run_id == run_id)] if len(story_eval) else story_eval
+        if len(rl_eval):
+            rl_eval = rl_eval[rl_eval.rl_words == rl_eval.rl_words.max()]
+            after, source = rl_eval.teacher_score.to_numpy() * SCALE, "story_eval"
+        else:
+            after, source = g.teacher_score.to_numpy() * SCALE, f"last_{cfg.window_steps}_{g.source.iloc[0]}"
+        r = equivalent_words(cb, start, [after], cfg.ci, rng)
+        rl_words = int(last_budget.get(run_id, 0))
+        per_m = 1e6 / rl_words if rl_words else np.nan
+        rows.append({
+            "run_id": run_id, "pretraining": words_axis_label(start), "pretrain_words": start,
+            "rl_words": rl_words, "after": r["after"], "after_source": source,
+            "equivalent": _eq_label(r["equivalent_words"], r["status"], curve),
+            "equivalent_words": r["equivalent_words"], "extra_words": r["extra_words"],
+            "extra_lo": r["extra_lo"], "extra_hi": r["extra_hi"],
+            "per_1M_rl_words": r["extra_words"] * per_m,
+            "claim": _claim(r, start, per_m, curve), "status": r["status"],
+            "above_max_share": r["above_max_share"], "curve_source": curve_source,
+        })
+    table = pd.DataFrame(rows).sort_values(["pretrain_words", "run_id"], ignore_index=True)
+    return table, cb
+
+
+def _eq_label(words, status, curve) -> str:
+    if status == "above_max":
+        return f"> {words_axis_label(curve.words_range[1])}"
+    if status == "below_min":
+        return f"< {words_axis_label(curve.words_range[0])}"
+    return words_axis_label(words)
+
+
+def _claim(r: dict, start: int, per_m: float, curve) -> str:
+    """The sentence of the paper, with the interval; never extrapolated past the curve."""
+    if r["status"] == "above_max":
+        top = curve.words_range[1]
+        if top <= start * (1 + 1e-9):
+            return (f"no estimate: the after-RL score is above the curve's maximum "
+                    f"({words_axis_label(top)}; not extrapolated)")
+        return (f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
+                f"(above the curve's maximum at {words_axis_label(top)}; not extrapolated)")
+    hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"] * per_m)
+    prefix = "< " if r["status"] == "below_min" else ""
+    return (f"1M words of RL ≈ {prefix}{words_axis_label(r['extra_words'] * per_m)} words of "
+            f"pretraining [{words_axis_label(r['extra_lo'] * per_m)}, {hi}]")
+
+
+# --------------------------------------------------------------------------- BabyLM
+def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
+                 pre_model: str | None = None, rl_models=None) -> pd.DataFrame:
+    """Per full-set task: baseline columns, `<P>-pre`, `<P>-RL` (mean over the final RL
+    models from that checkpoint) and the RL delta. Fast-set tasks (`*_fast`) are left out."""
+    full = scores[~scores.task.str.endswith("_fast")]
+    if full.empty:
+        raise AnalysisError("babylm: no full-set eval scores (all tasks are *_fast)")
+    if pre_model is None:
+        pre_rows = full[full.rl_words == 0]
+        if pre_rows.empty:
+            raise AnalysisError("babylm: no pretraining model (rl_words = 0) has full-set scores")
+        words = cfg.babylm_pretrain_words or int(pre_rows.pretrain_words.max())
+        cands = pre_rows[pre_rows.pretrain_words == words]
+        pre_model = cands.model_id.iloc[0]
+    else:
+        words = int(full.loc[full.model_id == pre_model, "pretrain_words"].iloc[0])
+    if rl_models is None:
+        rl = full[(full.pretrain_words == words) & (full.rl_words > 0)]
+        top = rl.rl_words.max() if len(rl) else 0
+        rl_models = sorted(rl[rl.rl_words >= top * (1 - cfg.final_rl_band)].model_id.unique())
+    label = words_axis_label(words)
+    pre = full[full.model_id == pre_model].groupby("task").value.mean()
+    rl_rows = full[full.model_id.isin(rl_models)]
+    per_model = rl_rows.pivot_table(index="task", columns="model_id", values="value")
+    table = pd.DataFrame({f"{label}-pre": pre})
+    if len(rl_models):
+        table[f"{label}-RL"] = per_model.mean(axis=1)
+        table["RL delta"] = table[f"{label}-RL"] - table[f"{label}-pre"]
+        if len(rl_models) > 1:
+            table["RL sd"] = per_model.std(axis=1, ddof=1)
+    if baselines is not None and len(baselines):
+        table = baselines.join(table, how="outer")
+    order = {k: i for i, k in enumerate(TASK_LABELS)}
+    table = table.loc[sorted(table.index, key=lambda t: (order.get(t, len(order)), t))]
+    metric = full.groupby("task").metric.first()
+    table.insert(0, "metric", [metric.get(t, "") for t in table.index])
+    table.insert(0, "task", [TASK_LABELS.get(t, t) for t in table.index])
+    table.attrs["rl_models"] = list(rl_models)
+    return table.reset_index(names="task_id")
+
+
+# --------------------------------------------------------------------------- budget ledger
+LEDGER_KEYS = (
+    "pretrain_words", "budget", "prompt_words", "teacher_words", "budget_words",
+    "generated_words", "steps", "stories", "total_words_seen", "input_words", "epochs",
+    "input_ok", "generated_ok", "epochs_ok",
+)
+"""Expected keys of a run's ledger summary, in the table's column order; missing keys give
+empty cells and any other key is added after these."""
+
+
+def ledger_table(summaries, steps=None) -> pd.DataFrame:
+    """One row per RL run from its `summary.json`; a run with only a steps.parquet gets the
+    totals of its last step (budget and generated words, stories, steps)."""
+    from storyrl.analysis.load import RUN_ID
+    from storyrl.units import parse_words
+    rows = []
+    for run_id, data in summaries:
+        row = {"run_id": run_id, "source": "summary.json"}
+        m = RUN_ID.match(run_id)
+        if "pretrain_words" not in data and m:
+            row["pretrain_words"] = parse_words(m["ckpt"])
+        row.update({k: v for k, v in data.items() if k != "run_id" and not isinstance(v, (dict, list))})
+        rows.append(row)
+    done = {r["run_id"] for r in rows}
+    if steps is not None:
+        for run_id, g in steps.sort_values("step").groupby("run_id"):
+            if run_id not in done:
+                last = g.iloc[-1]
+                rows.append({"run_id": run_id, "source": "steps.parquet",
+                             "pretrain_words": int(last.pretrain_words),
+                             "budget_words": int(last.budget_words),
+                             "generated_words": int(last.generated_words),
+                             "steps": len(g), "stories": int(last.stories)})
+    if not rows:
+        raise AnalysisError("ledger: no summary.json or steps.parquet given")
+    df = pd.DataFrame(rows)
+    extra = [c for c in df.columns if c not in LEDGER_KEYS and c not in ("run_id", "source")]
+    df = df[["run_id"] + [k for k in LEDGER_KEYS if k in df.columns] + extra + ["source"]]
+    if "pretrain_words" in df:
+        df = df.sort_values(["pretrain_words", "run_id"], ignore_index=True)
+    return df
