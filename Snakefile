@@ -24,9 +24,18 @@ except ConfigError as err:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/rl.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/analysis.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
         all_pretrain_outputs(),
+        all_rl_outputs(),
+        all_eval_outputs(),
+        all_analysis_outputs(),

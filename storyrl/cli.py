@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from storyrl.units import parse_words
 
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scorer", help="'module:factory' building another scorer (instead of the teacher)")
     s.add_argument("--pretrain-words", type=parse_words, help="words the checkpoint saw in pretraining")
     s.add_argument("--corpus-words", type=parse_words, help="distinct words of its pretraining corpus")
+    s.add_argument("--corpus-stats", help="or: the corpus's stats.json (from `storyrl subset`)")
     s.set_defaults(func=_rl_train)
 
     _add_eval(sub)
@@ -173,8 +175,11 @@ def _rl_train(args):
     scorer = (scoring.scorer_from_name(args.scorer) if args.scorer else
               scoring.teacher_scorer(args.teacher, args.reward, cfg.sampling.max_new_tokens, cfg.seed,
                                      args.teacher_cache))
+    corpus_words = args.corpus_words
+    if corpus_words is None and args.corpus_stats:
+        corpus_words = int(json.loads(Path(args.corpus_stats).read_text())["words"])
     summary = train(args.checkpoint, args.output, cfg, scorer, run_id=args.run_id,
-                    pretrain_words_seen=args.pretrain_words, corpus_words=args.corpus_words)
+                    pretrain_words_seen=args.pretrain_words, corpus_words=corpus_words)
     print(json.dumps(summary))
 
 def _demo_eval(args):
@@ -209,7 +214,8 @@ def _add_eval(sub):
                         help="several zero-shot tasks, one model load, tidy Parquet rows")
     q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
     q.add_argument("--data-path", required=True, help="evaluation_data/ folder")
-    q.add_argument("--variant", choices=["full", "fast"], default="fast")
+    q.add_argument("--variant", nargs="+", choices=["full", "fast"], default=["fast"],
+                   help="one or both (fast tasks are named <task>_fast in the Parquet)")
     q.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     q.add_argument("--output-dir", default=None, help="also write the official layout here")
     q.add_argument("--parquet", default=None, help="write the eval_scores rows here")

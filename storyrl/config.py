@@ -163,7 +163,7 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 
 # --------------------------------------------------------------------------- top level
 # Imported here, after Section and Words exist: storyrl.rl.config builds on them.
-from storyrl.rl.config import RLConfig  # noqa: E402
+from storyrl.rl.config import RLConfig, RLRun, RunSpec, expand_runs  # noqa: E402
 from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
 from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
 
@@ -181,6 +181,9 @@ class Config(Section):
     """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
     rl: RLConfig = RLConfig()
     """Settings shared by every RL run (paper values by default; see storyrl/rl/config.py)."""
+    rl_runs: list[RunSpec] = []
+    """The run table: RL runs as (pretraining checkpoint, seeds, variant); run ids are
+    `<checkpoint>-seed<S>-<variant>` (paper: 8 runs)."""
     zero_shot: ZeroShotConfig = ZeroShotConfig()
     """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
 
@@ -202,7 +205,37 @@ class Config(Section):
                     f"pretrain.runs.{name}.model: '{run.model}' is not in models "
                     f"({', '.join(self.models)})"
                 )
+        runs = list(self.pretrain.runs)
+        for i, spec in enumerate(self.rl_runs):
+            if spec.pretrain_run is None and len(runs) != 1:
+                raise ValueError(f"rl_runs.{i}.pretrain_run: needed when there are several "
+                                 f"pretraining runs ({', '.join(runs)})")
+            if spec.pretrain_run is not None and spec.pretrain_run not in runs:
+                raise ValueError(f"rl_runs.{i}.pretrain_run: '{spec.pretrain_run}' is not in "
+                                 f"pretrain.runs ({', '.join(runs)})")
+            if spec.checkpoint not in self.pretrain.milestones:
+                raise ValueError(f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
+                                 f"pretraining milestone")
+        try:
+            plan = self.rl_plan()
+        except ValueError as err:
+            raise ValueError(f"rl_runs: {err}") from None
+        for run_id, run in plan.items():
+            for name, cls, raw in (("teacher", TeacherConfig, run.teacher),
+                                   ("reward", RewardConfig, run.reward)):
+                try:
+                    cls.model_validate(raw)
+                except ValidationError as err:
+                    raise ValueError(f"rl_runs ({run_id}): {name} overrides: "
+                                     f"{err.errors()[0]['msg']}") from None
         return self
+
+    def rl_plan(self) -> dict[str, RLRun]:
+        """Every RL run of the run table, by run id, with its pretraining run filled in."""
+        runs = expand_runs(self.rl, self.rl_runs, self.teacher.model_dump(mode="json"),
+                           self.reward.model_dump(mode="json"))
+        only = next(iter(self.pretrain.runs)) if len(self.pretrain.runs) == 1 else None
+        return {k: r._replace(pretrain_run=r.pretrain_run or only) for k, r in runs.items()}
 
 
 def validate(raw: dict, source: str = "config") -> Config:

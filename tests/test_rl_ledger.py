@@ -1,6 +1,7 @@
 """The interaction budget: prompt words once, every teacher reply's words; stop before passing."""
 
 import pandas as pd
+import pytest
 
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.rl.config import PAPER_PROMPT, RLConfig
@@ -75,9 +76,23 @@ def test_run_table_expands_seeds_and_variants():
                               RunSpec(checkpoint="90M", variant="grpo",
                                       overrides={"algorithm": "grpo", "ppo": {"lr": 2e-6}})])
     assert list(runs) == ["900M-seed42-base", "900M-seed43-base", "900M-seed44-base", "90M-seed42-grpo"]
-    ckpt, cfg = runs["90M-seed42-grpo"]
+    ckpt, cfg = runs["90M-seed42-grpo"][:2]
     assert ckpt == 90_000_000 and cfg.algorithm == "grpo" and cfg.ppo.lr == 2e-6 and cfg.ppo.ppo_epochs == 4
-    assert runs["900M-seed43-base"][1].seed == 43
+    assert runs["900M-seed43-base"].rl.seed == 43
+
+
+def test_run_table_variant_overrides_teacher_and_reward():
+    from storyrl.rl.config import RunSpec, expand_runs
+    runs = expand_runs(RLConfig(), [RunSpec(checkpoint="90M", variant="nolen",
+                                            overrides={"reward": {"length_coef": 0},
+                                                       "rl": {"batch_size": 8}})],
+                       teacher={"backend": "heuristic"}, reward={"length_coef": 0.4, "weights": [1, 1, 1]})
+    run = runs["90M-seed42-nolen"]
+    assert run.reward == {"length_coef": 0, "weights": [1, 1, 1]}
+    assert run.teacher == {"backend": "heuristic"} and run.rl.batch_size == 8
+    with pytest.raises(ValueError, match="variant 'bad'"):
+        expand_runs(RLConfig(), [RunSpec(checkpoint="90M", variant="bad", overrides={"batch_size": 7,
+                                                                                       "algorithm": "grpo"})])
 
 
 def test_cli_rl_train_with_the_heuristic_teacher(tmp_path):

@@ -28,3 +28,6 @@ class AnalysisConfig(Section):
     babylm_pretrain_words: int | None = None
     """Pretraining words of the BabyLM table's models; None: the largest that has full-set
     scores (paper: 900M)."""
+    baselines: str | None = None
+    """YAML or CSV of baseline columns for the BabyLM table ({column: {task: value}}; paper
+    config: config/babylm_baselines.yaml, the paper's own baselines)."""

@@ -148,14 +148,34 @@ def cli_one(args):
 
 
 def cli_suite(args):
-    """`storyrl eval zero-shot-suite`: several tasks, one model load, tidy Parquet."""
+    """`storyrl eval zero-shot-suite`: several tasks (and variants), one model load, tidy Parquet."""
+    from storyrl.evaluate.scorer import Scorer
+    from storyrl.schemas import make_metadata, write_table
     from storyrl.units import parse_words
-    cfg = ZeroShotConfig(variant=args.variant, tasks=args.tasks, batch_size=args.batch_size,
-                         device=args.device, dtype=args.dtype)
     words = [parse_words(w) if w is not None else None for w in (args.pretrain_words,
                                                                  args.rl_words)]
-    rows = run_zero_shot(args.model, args.data_path, args.output_dir, cfg, args.parquet,
-                         args.model_id, *words, revision_name=args.revision_name)
+    if words[1] is None:
+        words[1] = checkpoint_rl_words(args.model)
+    scorer = Scorer(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+    rows = []
+    for variant in args.variant:
+        cfg = ZeroShotConfig(variant=variant, tasks=args.tasks, batch_size=args.batch_size,
+                             device=args.device, dtype=args.dtype)
+        rows += run_zero_shot(args.model, args.data_path, args.output_dir, cfg, None,
+                              args.model_id, *words, revision_name=args.revision_name,
+                              scorer=scorer)
+    if args.parquet is not None:
+        model_id = args.model_id or Path(str(args.model)).name
+        meta = make_metadata("eval_scores", {"tasks": args.tasks, "variants": args.variant},
+                             model_id=model_id, model_dir=str(args.model))
+        write_table(args.parquet, "eval_scores", rows, meta)
     for r in rows:
         if r["subtask"] == "":
             print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}\t{r['n_items']}")
+
+
+def checkpoint_rl_words(model_dir) -> int | None:
+    """RL words of an RL checkpoint (its storyrl_rl.json), else None."""
+    import json
+    info = Path(str(model_dir)) / "storyrl_rl.json"
+    return int(json.loads(info.read_text())["rl_words"]) if info.exists() else None

@@ -4,7 +4,7 @@ Defaults are the paper's values (TRL 0.9.4's `PPOConfig` as the authors set it) 
 says otherwise; `config/paper.yaml` repeats them so they are visible in one place.
 """
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -115,28 +115,60 @@ class RunSpec(Section):
     """A row of the run table: RL from one pretraining checkpoint, for each seed, as a variant."""
 
     checkpoint: Words
-    """Pretraining words of the starting checkpoint (e.g. `90M`)."""
+    """Pretraining words of the starting checkpoint (e.g. `90M`): one of the pretraining
+    milestones."""
+    pretrain_run: str | None = None
+    """Which pretraining run's checkpoint; None = the only one."""
     seeds: list[int] = [42]
     variant: str = "base"
     """Name of the variant; it goes into the run id and the results path."""
     overrides: dict = {}
-    """Settings this variant changes, nested as in YAML: keys of `rl` directly, or under an `rl`
-    key (room for `teacher`/`reward` keys, which the workflow applies to those sections)."""
+    """Settings this variant changes, nested as in YAML: keys of `rl` directly, or under `rl`,
+    `teacher` and `reward` keys (e.g. `{reward: {length_coef: 0}}` for a reward ablation)."""
 
 
-def expand_runs(base: RLConfig, runs: list[RunSpec]) -> dict[str, tuple[int, RLConfig]]:
-    """Run id `<checkpoint>-seed<S>-<variant>` -> (checkpoint words, the run's RLConfig), with the
-    variant's overrides merged key by key into `base` and the seed set."""
+OVERRIDE_SECTIONS = ("rl", "teacher", "reward")
+
+
+class RLRun(NamedTuple):
+    checkpoint: int
+    """Pretraining words of the starting checkpoint."""
+    rl: RLConfig
+    teacher: dict
+    """The teacher section with the variant's overrides (validated by the caller)."""
+    reward: dict
+    pretrain_run: str | None
+
+
+def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None,
+                reward: dict | None = None) -> dict[str, RLRun]:
+    """Run id `<checkpoint>-seed<S>-<variant>` -> the run, with the variant's overrides merged
+    key by key into `base` (and into the `teacher`/`reward` sections) and the seed set."""
     from storyrl.config import deep_merge
     from storyrl.units import words_label
 
     out = {}
     for i, spec in enumerate(runs):
-        rl_overrides = spec.overrides.get("rl", spec.overrides)
+        ov = spec.overrides
+        sectioned = bool(ov) and set(ov) <= set(OVERRIDE_SECTIONS)
+        rl_overrides = ov.get("rl", {}) if sectioned else ov
         for seed in spec.seeds:
             run_id = f"{words_label(spec.checkpoint)}-seed{seed}-{spec.variant}"
             if run_id in out:
                 raise ValueError(f"runs[{i}]: run '{run_id}' is declared twice")
-            merged = deep_merge(base.model_dump(), {**rl_overrides, "seed": seed})
-            out[run_id] = (spec.checkpoint, RLConfig.model_validate(merged))
+            try:
+                cfg = RLConfig.model_validate(deep_merge(base.model_dump(), {**rl_overrides, "seed": seed}))
+            except ValueError as err:
+                raise ValueError(f"runs[{i}] (variant '{spec.variant}'): {err}") from None
+            out[run_id] = RLRun(
+                spec.checkpoint, cfg,
+                deep_merge(teacher or {}, ov.get("teacher", {}) if sectioned else {}),
+                deep_merge(reward or {}, ov.get("reward", {}) if sectioned else {}),
+                spec.pretrain_run)
     return out
+
+
+def planned_checkpoints(cfg: RLConfig) -> list[int]:
+    """Budget words of the RL checkpoints a finished run holds: the multiples of
+    `checkpoint_every` strictly below the budget."""
+    return list(range(cfg.checkpoint_every, cfg.budget, cfg.checkpoint_every))

@@ -23,3 +23,70 @@ def log_path(rule_name, *parts):
 
 def bench_path(rule_name, *parts):
     return f"{RESULTS}/benchmarks/{rule_name}/{'/'.join(parts) or 'all'}.tsv"
+
+
+# --------------------------------------------------------------------------- RL runs and models
+from typing import NamedTuple
+
+from storyrl.rl.config import planned_checkpoints
+
+PLAN = CFG.rl_plan()
+
+
+def rl_dir(run_id):
+    return f"{RESULTS}/rl/{run_id}"
+
+
+class Model(NamedTuple):
+    """A checkpoint that the evaluation rules score."""
+
+    path: str
+    inputs: list
+    """Files that exist once the checkpoint does (an RL run's summary stands for its folders)."""
+    pretrain_words: int
+    rl_words: int | None
+    """0 for pretraining checkpoints; None: read from the checkpoint (an RL run's final words)."""
+    run_id: str
+
+
+def pre_model_id(pretrain_run, words):
+    return f"{pretrain_run}-pre-{words_label(words)}"
+
+
+def _models():
+    out = {}
+    for prun in CFG.pretrain.runs:
+        for w in CFG.pretrain.milestones:
+            out[pre_model_id(prun, w)] = Model(ckpt_dir(prun, w), [ckpt_dir(prun, w)], w, 0, "")
+    for run_id, run in PLAN.items():
+        done = [f"{rl_dir(run_id)}/summary.json"]
+        for w in planned_checkpoints(run.rl):
+            out[f"{run_id}-rl-{words_label(w)}"] = Model(
+                f"{rl_dir(run_id)}/checkpoints/{words_label(w)}", done, run.checkpoint, w, run_id)
+        out[f"{run_id}-rl-final"] = Model(f"{rl_dir(run_id)}/final", done, run.checkpoint, None, run_id)
+    return out
+
+
+MODELS = _models()
+
+
+def _full_set_models():
+    """The paper scores the full sets on the largest RL starting checkpoint (900M-pre) and on
+    every final policy; fast sets on every checkpoint."""
+    if not PLAN:
+        last = CFG.pretrain.milestones[-1]
+        return {pre_model_id(p, last) for p in CFG.pretrain.runs}
+    top = max(r.checkpoint for r in PLAN.values())
+    return {pre_model_id(r.pretrain_run, top) for r in PLAN.values() if r.checkpoint == top} | {
+        f"{run_id}-rl-final" for run_id in PLAN
+    }
+
+
+FULL_SET_MODELS = _full_set_models()
+
+
+def one_of(names):
+    """A wildcard constraint that matches exactly these names."""
+    import re
+
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
