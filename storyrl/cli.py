@@ -225,6 +225,26 @@ def _add_eval(sub):
     common(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_suite")(a))
 
+    from storyrl.evaluate.stories import StoryEvalConfig
+    from storyrl.rl.config import RLConfig
+    q = esub.add_parser("stories", help="a checkpoint writes stories from the RL prompts; the "
+                        "teacher scores them (one Parquet, table rollouts)")
+    q.add_argument("--model", required=True, help="checkpoint folder (pretraining or RL)")
+    q.add_argument("--output", required=True, help="the stories Parquet to write")
+    q.add_argument("--section", type=_section(StoryEvalConfig), required=True,
+                   help="the story evaluation section (JSON)")
+    q.add_argument("--rl", type=_section(RLConfig), required=True,
+                   help="the rl section (JSON): its prompts and sampling settings are used")
+    q.add_argument("--teacher", type=json.loads, required=True, help="teacher section (JSON)")
+    q.add_argument("--reward", type=json.loads, required=True, help="reward section (JSON)")
+    q.add_argument("--teacher-cache", help="score cache file")
+    q.add_argument("--model-id", help="default: the folder's name (RL: <run id>-<folder name>)")
+    q.add_argument("--pretrain-words", type=parse_words,
+                   help="default: from the folder's storyrl_rl.json or storyrl_checkpoint.json")
+    q.add_argument("--rl-words", type=parse_words, help="default: from storyrl_rl.json, else 0")
+    q.add_argument("--run-id", help="default: from storyrl_rl.json, else none")
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.stories", "cli_stories")(a))
+
 
 def _lazy(module: str, name: str):
     import importlib

@@ -111,6 +111,15 @@ class RLConfig(Section):
         return self
 
 
+def planned_checkpoints(cfg: RLConfig) -> list[int]:
+    """Budget words of the checkpoints a run writes: every multiple of `checkpoint_every`
+    strictly below the budget. The workflow declares `checkpoints/<words_label(w)>` for each, so a
+    run that stops before reaching one (max_steps, or a last step short of it) saves its final
+    policy under that label too."""
+    k = cfg.checkpoint_every
+    return list(range(k, cfg.budget, k)) if k > 0 else []
+
+
 class RunSpec(Section):
     """A row of the run table: RL from one pretraining checkpoint, for each seed, as a variant."""
 

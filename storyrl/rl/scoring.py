@@ -6,7 +6,8 @@ import importlib
 def teacher_scorer(teacher_section: dict, reward_section: dict, max_new_tokens: int, seed: int,
                    cache_path: str | None = None):
     """`scorer(prompts, continuations) -> (judgements, rewards)` from the teacher and reward
-    sections (storyrl.teacher); the teacher's seed is the RL seed, as in the paper."""
+    sections (storyrl.teacher); the teacher's seed is the RL seed, as in the paper. The teacher
+    itself is `scorer.teacher`."""
     from storyrl.reward import compute_rewards
     from storyrl.teacher import RewardConfig, TeacherConfig, make_teacher
 
@@ -18,6 +19,7 @@ def teacher_scorer(teacher_section: dict, reward_section: dict, max_new_tokens: 
         judgements = teacher.score(prompts, continuations)
         return judgements, compute_rewards(judgements, continuations, reward_cfg, max_new_tokens)
 
+    scorer.teacher = teacher  # its identity goes into the metadata of what is scored
     return scorer
 
 

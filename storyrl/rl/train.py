@@ -12,6 +12,11 @@ Output folder of a run:
     state/state.pt                    resume state after the last finished step
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
+Every policy folder holds `storyrl_rl.json` (RL_INFO): run id, step, budget words used at the save
+(`rl_words`), the multiple it stands for (`label_words`, null for final/), the pretraining
+checkpoint and its pretraining words when known. Every planned checkpoint
+(`planned_checkpoints`) exists once a run has finished: one the run stopped short of holds the
+final policy (a warning says so).
 Killed at any moment and started again, a run continues from `state/` and drops part files of
 steps after it, so it produces the same remaining steps as an uninterrupted run.
 
@@ -33,13 +38,16 @@ import pyarrow.parquet as pq
 import torch
 
 from storyrl.atomic import atomic_path, write_text
-from storyrl.rl.config import RLConfig
+from storyrl.rl.config import RLConfig, planned_checkpoints
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.schemas import SCHEMAS, make_metadata, write_table
 from storyrl.units import count_words, words_label
 
 log = logging.getLogger(__name__)
+
+RL_INFO = "storyrl_rl.json"
+"""Written into every RL policy folder (checkpoints/<words>/ and final/)."""
 
 
 def setup_torch(cfg: RLConfig) -> torch.device:
@@ -153,10 +161,48 @@ def set_rng_state(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
-def save_hf(path, lm, tokenizer) -> None:
+def save_hf(path, lm, tokenizer, info: dict | None = None) -> None:
+    """An HF folder, atomically; `info` (if given) goes into it as RL_INFO."""
     with atomic_path(path, is_dir=True) as tmp:
         lm.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        if info is not None:
+            (Path(tmp) / RL_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def checkpoint_words(checkpoint) -> int | None:
+    """Pretraining words of a pretraining checkpoint, from its CHECKPOINT_INFO (the milestone it
+    was saved for, else the words it had seen); None if the folder has none."""
+    from storyrl.pretrain import CHECKPOINT_INFO
+    f = Path(checkpoint) / CHECKPOINT_INFO
+    if not f.exists():
+        return None
+    info = json.loads(f.read_text())
+    words = info.get("milestone_words", info.get("words_seen"))
+    return int(words) if words is not None else None
+
+
+def rl_info(base: dict, ledger: Ledger, label_words: int | None) -> dict:
+    """The RL_INFO of a policy saved now: `base` holds run_id, pretrain_checkpoint, pretrain_words."""
+    return {"run_id": base["run_id"], "step": ledger.steps, "rl_words": ledger.used,
+            "label_words": label_words, "pretrain_checkpoint": base["pretrain_checkpoint"],
+            "pretrain_words": base["pretrain_words"]}
+
+
+def info_base(run_id: str, checkpoint, pretrain_words_seen: int | None) -> dict:
+    """The fixed part of RL_INFO; pretrain_words: the checkpoint's milestone from its
+    CHECKPOINT_INFO, else the words it saw in pretraining as the caller gave them (or None)."""
+    words = checkpoint_words(checkpoint)
+    return {"run_id": run_id, "pretrain_checkpoint": str(checkpoint),
+            "pretrain_words": words if words is not None else pretrain_words_seen}
+
+
+def save_crossed(output, cfg: RLConfig, before: int, ledger: Ledger, lm, tokenizer, base: dict) -> None:
+    """Save the policy under every multiple of `checkpoint_every` that this step's budget words
+    crossed (one, except when a step is longer than `checkpoint_every`)."""
+    k = cfg.checkpoint_every
+    for m in range((before // k + 1) * k, ledger.used + 1, k):
+        save_hf(Path(output) / "checkpoints" / words_label(m), lm, tokenizer, rl_info(base, ledger, m))
 
 
 def seed_all(seed: int) -> None:
@@ -175,12 +221,14 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
             "algorithm": cfg.algorithm, "config_hash": make_metadata("x", cfg.model_dump())["config_hash"]}
     files = RunFiles(output, meta)
+    base = info_base(run_id, checkpoint, pretrain_words_seen)
     if (output / "summary.json").exists() and (output / "final" / "config.json").exists():
         log.info("%s: already finished", output)
         return json.loads((output / "summary.json").read_text())
     if cfg.algorithm != "ppo":
         from storyrl.rl.trl_algos import train_trl
-        return train_trl(checkpoint, output, cfg, scorer, files, device, pretrain_words_seen, corpus_words)
+        return train_trl(checkpoint, output, cfg, scorer, files, device, pretrain_words_seen, corpus_words,
+                         base)
 
     from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
     seed_all(cfg.seed)
@@ -221,20 +269,26 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
                                                    judgements, rewards, n_tokens, per_story))
         files.write("steps", step, [step_row(run_id, step, ledger, judgements, rewards, n_tokens, ro.texts,
                                              stats, (t1 - t0, t2 - t1, t3 - t2))])
-        k = cfg.checkpoint_every
-        if ledger.used // k > before // k:
-            save_hf(output / "checkpoints" / words_label(ledger.used // k * k), policy.lm, tokenizer)
+        save_crossed(output, cfg, before, ledger, policy.lm, tokenizer, base)
         if step % cfg.state_every == 0:
             files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(), "rng": rng_state()})
         log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
                  float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
 
-    return finish(output, files, policy.lm, tokenizer, ledger, pretrain_words_seen, corpus_words)
+    return finish(output, cfg, files, policy.lm, tokenizer, ledger, pretrain_words_seen, corpus_words, base)
 
 
-def finish(output, files, lm, tokenizer, ledger, pretrain_words_seen, corpus_words) -> dict:
+def finish(output, cfg, files, lm, tokenizer, ledger, pretrain_words_seen, corpus_words, base) -> dict:
     files.consolidate()
-    save_hf(output / "final", lm, tokenizer)
+    output = Path(output)
+    for m in planned_checkpoints(cfg):
+        path = output / "checkpoints" / words_label(m)
+        if not (path / "config.json").exists():
+            log.warning("%s: the run stopped at %d budget words, before checkpoint %s; saving the "
+                        "final policy (step %d) under that label", output, ledger.used,
+                        words_label(m), ledger.steps)
+            save_hf(path, lm, tokenizer, rl_info(base, ledger, m))
+    save_hf(output / "final", lm, tokenizer, rl_info(base, ledger, None))
     summary = ledger.summary(pretrain_words_seen, corpus_words)
     write_text(output / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -20,8 +20,7 @@ from storyrl.atomic import write_text
 from storyrl.rl.config import RLConfig
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
-from storyrl.rl.train import finish, load_checkpoint, rollout_rows, save_hf, step_row
-from storyrl.units import words_label
+from storyrl.rl.train import finish, load_checkpoint, rollout_rows, save_crossed, step_row
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,8 @@ class BudgetExhausted(Exception):
 class _Bridge(TrainerCallback):
     """Holds the ledger; the reward function and the callback share it."""
 
-    def __init__(self, cfg, scorer, files, ledger, tokenizer, output):
-        self.cfg, self.scorer, self.files, self.ledger = cfg, scorer, files, ledger
+    def __init__(self, cfg, scorer, files, ledger, tokenizer, output, base):
+        self.cfg, self.scorer, self.files, self.ledger, self.base = cfg, scorer, files, ledger, base
         self.tokenizer, self.output, self.pending = tokenizer, Path(output), None
         self.__name__ = "teacher"  # TRL names reward functions by __name__
 
@@ -67,10 +66,7 @@ class _Bridge(TrainerCallback):
                        stats, (math.nan, math.nan, math.nan))
         self.files.write("steps", step, [row])
         self.pending = None
-        k = self.cfg.checkpoint_every
-        if self.ledger.used // k > before // k:
-            save_hf(self.output / "checkpoints" / words_label(self.ledger.used // k * k),
-                    kwargs["model"], self.tokenizer)
+        save_crossed(self.output, self.cfg, before, self.ledger, kwargs["model"], self.tokenizer, self.base)
 
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -85,7 +81,8 @@ def _trainer_classes(algorithm):
     return RLOOConfig, RLOOTrainer
 
 
-def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain_words_seen, corpus_words):
+def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain_words_seen, corpus_words,
+              base):
     from datasets import Dataset
 
     output = Path(output)
@@ -124,7 +121,7 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
         save_total_limit=2,
         report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu", bf16=False,
     )
-    bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output)
+    bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output, base)
     trainer = Trainer(model=lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
                       processing_class=tokenizer, callbacks=[bridge])
     try:
@@ -132,4 +129,4 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
     except BudgetExhausted:
         log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
     files.drop_parts_after(ledger.steps)
-    return finish(output, files, trainer.model, tokenizer, ledger, pretrain_words_seen, corpus_words)
+    return finish(output, cfg, files, trainer.model, tokenizer, ledger, pretrain_words_seen, corpus_words, base)

@@ -1,0 +1,139 @@
+"""Story evaluation: a checkpoint writes `n_stories` stories from the RL prompts, the teacher
+scores them, and one Parquet (table `rollouts`) holds them with the checkpoint's ids.
+
+The student samples exactly as in RL (the `rl` section's prompts and sampling settings) but always
+in eval mode (no dropout). The file's `storyrl` metadata carries model_id, pretrain_words,
+rl_words and run_id, which `storyrl.analysis.load.load_story_eval` reads. For an RL checkpoint
+folder (with `storyrl_rl.json`) rl_words, run_id and pretrain_words default to its record; for a
+pretraining checkpoint (with `storyrl_checkpoint.json`) pretrain_words defaults to its milestone.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from storyrl.config import Section
+from storyrl.rl.config import RLConfig
+
+log = logging.getLogger(__name__)
+
+
+class StoryEvalConfig(Section):
+    """How many stories a checkpoint writes for its story evaluation, and where it runs. Prompts
+    and sampling settings come from the `rl` section, so the student writes as it does in RL."""
+
+    n_stories: int = Field(1000, ge=1)
+    """Stories per checkpoint (paper: 1,000); they cycle through the RL prompts in order."""
+    batch_size: int = Field(100, ge=1)
+    """Stories per `generate` call (and per teacher call)."""
+    seed: int = 42
+    """Seeds the student's sampling (and the teacher's, through the CLI)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads; None leaves torch's default."""
+    device: str = "auto"
+    """`auto`: CUDA when present, else CPU."""
+
+
+def checkpoint_ids(model_dir) -> dict:
+    """What the folder says about itself: from RL_INFO (run_id, rl_words, pretrain_words) or
+    from the pretraining CHECKPOINT_INFO (pretrain_words); empty if neither is there."""
+    from storyrl.rl.train import RL_INFO, checkpoint_words
+    model_dir = Path(model_dir)
+    if (model_dir / RL_INFO).exists():
+        info = json.loads((model_dir / RL_INFO).read_text())
+        return {k: info.get(k) for k in ("run_id", "rl_words", "pretrain_words")}
+    words = checkpoint_words(model_dir)
+    return {} if words is None else {"pretrain_words": words}
+
+
+def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scorer,
+                     model_id: str | None = None, pretrain_words: int | None = None,
+                     rl_words: int | None = None, run_id: str | None = None) -> dict:
+    """Sample cfg.n_stories stories from the checkpoint at `model_dir`, score them with
+    `scorer(prompts, texts) -> (judgements, rewards)` and write them to `output` (Parquet,
+    table `rollouts`: step 0, sample = story index, budget_words 0). Ids not given come from the
+    folder (see `checkpoint_ids`); model_id defaults to the folder's name (prefixed by the run id
+    for an RL checkpoint). Returns a summary: n, teacher_score_mean, parsed_share and the ids."""
+    from storyrl.rl.rollout import batch_prompts, sample
+    from storyrl.rl.train import load_checkpoint, rollout_rows, seed_all, setup_torch
+    from storyrl.schemas import make_metadata, write_table
+
+    model_dir = Path(model_dir)
+    found = checkpoint_ids(model_dir)
+    run_id = run_id if run_id is not None else (found.get("run_id") or "")
+    rl_words = rl_words if rl_words is not None else int(found.get("rl_words") or 0)
+    if pretrain_words is None:
+        pretrain_words = found.get("pretrain_words")
+    if model_id is None:
+        model_id = f"{run_id}-{model_dir.name}" if run_id else model_dir.name
+
+    device = setup_torch(cfg)
+    tokenizer, lm = load_checkpoint(model_dir)
+    lm = lm.to(device).eval()
+    seed_all(cfg.seed)
+    sampling = rl.sampling.model_copy(update={"chunk_size": None})  # one generate call per batch
+    prompts = batch_prompts(rl.prompts, cfg.n_stories)
+
+    texts, judgements, n_tokens = [], [], []
+    rewards: dict[str, list] = {}
+    for s in range(0, cfg.n_stories, cfg.batch_size):
+        part = prompts[s: s + cfg.batch_size]
+        ro = sample(lm, tokenizer, part, sampling, train_mode=False)
+        j, r = scorer(part, ro.texts)
+        texts += ro.texts
+        judgements += list(j)
+        n_tokens += [len(x) for x in ro.responses]
+        for k, v in r.items():
+            rewards.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
+        log.info("%s: %d of %d stories", model_dir, len(texts), cfg.n_stories)
+
+    rows = rollout_rows(run_id, 0, 0, prompts, texts, judgements, rewards, n_tokens, None)
+    teacher = getattr(scorer, "teacher", None)
+    section = {"stories": cfg.model_dump(), "prompts": rl.prompts, "sampling": rl.sampling.model_dump()}
+    meta = make_metadata(
+        "rollouts", section, model_id=model_id, pretrain_words=pretrain_words, rl_words=rl_words,
+        run_id=run_id, checkpoint=str(model_dir), n_stories=cfg.n_stories, seed=cfg.seed,
+        prompts=rl.prompts, sampling=rl.sampling.model_dump(),
+        teacher=getattr(teacher, "identity", None))
+    write_table(output, "rollouts", rows, meta)
+    summary = {
+        "n": len(rows), "teacher_score_mean": float(np.mean(rewards["teacher_score"])),
+        "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
+        "model_id": model_id, "pretrain_words": pretrain_words, "rl_words": rl_words,
+        "run_id": run_id, "output": str(output),
+    }
+    log.info("%s: %d stories, teacher score %.3f, parsed %.1f%%", model_id, summary["n"],
+             summary["teacher_score_mean"], 100 * summary["parsed_share"])
+    return summary
+
+
+def cli_stories(args) -> None:
+    """`storyrl eval stories`: print the summary as JSON."""
+    import sys
+
+    from pydantic import ValidationError
+
+    from storyrl.config import ConfigError
+    from storyrl.rl.scoring import teacher_scorer
+    from storyrl.teacher import TeacherFailure
+
+    cfg, rl = args.section, args.rl
+    try:
+        scorer = teacher_scorer(args.teacher, args.reward, rl.sampling.max_new_tokens, cfg.seed,
+                                args.teacher_cache)
+    except ValidationError as err:
+        raise ConfigError(f"--teacher/--reward: {err}") from None
+    try:
+        summary = evaluate_stories(args.model, args.output, cfg, rl, scorer, model_id=args.model_id,
+                                   pretrain_words=args.pretrain_words, rl_words=args.rl_words,
+                                   run_id=args.run_id)
+    except TeacherFailure as err:
+        # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
+        print(f"storyrl eval stories: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        scorer.teacher.close()
+    print(json.dumps(summary))
