@@ -176,8 +176,3 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
                 spec.pretrain_run)
     return out
 
-
-def planned_checkpoints(cfg: RLConfig) -> list[int]:
-    """Budget words of the RL checkpoints a finished run holds: the multiples of
-    `checkpoint_every` strictly below the budget."""
-    return list(range(cfg.checkpoint_every, cfg.budget, cfg.checkpoint_every))
