@@ -165,6 +165,7 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 # Imported here, after Section and Words exist: storyrl.rl.config builds on them.
 from storyrl.rl.config import RLConfig, RLRun, RunSpec, expand_runs  # noqa: E402
 from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
+from storyrl.evaluate.stories import StoryEvalConfig  # noqa: E402
 from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
 
 
@@ -184,6 +185,8 @@ class Config(Section):
     rl_runs: list[RunSpec] = []
     """The run table: RL runs as (pretraining checkpoint, seeds, variant); run ids are
     `<checkpoint>-seed<S>-<variant>` (paper: 8 runs)."""
+    story_eval: StoryEvalConfig = StoryEvalConfig()
+    """Teacher-scored stories of every checkpoint (storyrl/evaluate/stories.py)."""
     zero_shot: ZeroShotConfig = ZeroShotConfig()
     """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
 

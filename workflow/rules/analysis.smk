@@ -11,7 +11,9 @@ ANALYSIS_FILES = {
     "eval": [f"{RESULTS}/eval/{m}.parquet" for m in MODELS],
 }
 if CFG.analysis.baselines:
-    ANALYSIS_FILES["baselines"] = [CFG.analysis.baselines]
+    # A relative path is read from the run directory, else from the repo (config/...).
+    _b = CFG.analysis.baselines
+    ANALYSIS_FILES["baselines"] = [_b if os.path.exists(_b) else os.path.join(workflow.basedir, _b)]
 
 
 def buildable(kind):
