@@ -262,3 +262,25 @@ def test_shared_prefix_scoring_equals_full_passes(ckpt):
     plain = Scorer(folder, device="cpu", share_prefix=False, model=model, tokenizer=tok)
     flat = plain.score([e for g in groups for e in g])
     assert flat == pytest.approx([v for g in got for v in g], abs=1e-5)
+
+
+def test_too_long_items_lose_their_earliest_context_tokens(ckpt, caplog):
+    # As lm-evaluation-harness: keep the last max_len tokens; the completion is scored whole.
+    _, model, tok = ckpt
+    short = Scorer(ckpt[0], device="cpu", model=model, tokenizer=tok)
+    short.max_len = 8
+    context, completion = "the cat and the dog and the bird sleep .", "the bird sleep ."
+    text = context
+    ids = tok(text)["input_ids"]
+    assert len(ids) > 8
+    enc = short.encode(text, completion)
+    assert enc.ids == tuple(ids[-8:]) and enc.scored[0] is False
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids[-8:]])).logits[0].double(), -1)
+    want = sum(logp[t - 1, enc.ids[t]].item() for t in range(1, 8) if enc.scored[t])
+    full = Scorer(ckpt[0], device="cpu", model=model, tokenizer=tok).encode(text, completion)
+    assert 0 < sum(enc.scored) == sum(full.scored)  # every completion token is still scored
+    assert short.score([enc])[0] == pytest.approx(want, abs=1e-4)
+    assert "earliest tokens were dropped" in caplog.text
+    with pytest.raises(ValueError, match="completion alone is longer"):
+        short.encode(text, text)

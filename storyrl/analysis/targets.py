@@ -103,13 +103,14 @@ def _fig(module, name):
     def build(d, out, cfg, **opts):
         import importlib
         f = getattr(importlib.import_module(f"storyrl.analysis.{module}"), name)
+        # Data attributes are read lazily: only the inputs this figure takes are loaded.
         args = {
-            "before_after": (d.steps, d.rollouts), "rl_dynamics": (d.steps,),
-            "score_shares": (d.rollouts,), "entropy": (d.steps,),
-            "equivalence": (d.story_eval, d.steps, d.rollouts), "babylm": (d.eval, d.baselines),
-            "fast_eval_pretrain": (d.eval,), "fast_eval_rl": (d.eval,),
+            "before_after": ("steps", "rollouts"), "rl_dynamics": ("steps",),
+            "score_shares": ("rollouts",), "entropy": ("steps",),
+            "equivalence": ("story_eval", "steps", "rollouts"), "babylm": ("eval", "baselines"),
+            "fast_eval_pretrain": ("eval",), "fast_eval_rl": ("eval",),
         }[name]
-        return f(*args, out, cfg, **opts)
+        return f(*(getattr(d, a) for a in args), out, cfg, **opts)
     return build
 
 

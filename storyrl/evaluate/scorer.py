@@ -79,7 +79,7 @@ class Scorer:
         """Tokenize (text, completion) pairs in one call; mark the scored tokens."""
         pairs = list(pairs)
         out = self.tokenizer([t for t, _ in pairs], return_offsets_mapping=True)
-        encoded = []
+        encoded, truncated = [], 0
         for (text, completion), ids, offsets in zip(pairs, out["input_ids"],
                                                     out["offset_mapping"]):
             # The official rule: the completion starts at len(text) - len(completion), shifted
@@ -87,9 +87,17 @@ class Scorer:
             start = len(text) - len(completion) + offsets[0][0]
             scored = tuple(i > 0 and end > start for i, (_, end) in enumerate(offsets))
             if self.max_len and len(ids) > self.max_len:
-                raise ValueError(f"{len(ids)} tokens is more than the model's {self.max_len} "
-                                 f"positions: {text[:80]!r}...")
+                # Left truncation, as lm-evaluation-harness does: the earliest context goes,
+                # the scored completion stays whole (the first kept token has no context).
+                ids, scored = ids[-self.max_len:], (False,) + scored[-self.max_len + 1:]
+                if sum(scored) < sum(1 for i, (_, end) in enumerate(offsets) if i > 0 and end > start):
+                    raise ValueError(f"the completion alone is longer than the model's "
+                                     f"{self.max_len} positions: {text[:80]!r}...")
+                truncated += 1
             encoded.append(Encoded(tuple(ids), scored))
+        if truncated:
+            log.warning("%d of %d sequences are longer than the model's %d positions: their "
+                        "earliest tokens were dropped", truncated, len(pairs), self.max_len)
         return encoded
 
     # ------------------------------------------------------------------ scoring
@@ -176,10 +184,12 @@ class Scorer:
             seen = torch.arange(past, device=self.device)[None, :] < start
             kv = DynamicCache(ddp_cache_data=[(k.index_select(0, rows), v.index_select(0, rows))
                                               for k, v in layers])
+            positions = start + torch.arange(width - 1, device=self.device)[None, :]
+            if self.max_len:  # padding after a late-starting short tail may run past the end
+                positions = positions.clamp(max=self.max_len - 1)
             sums, _ = self._forward(
                 t_ids[:, :-1], t_ids[:, 1:], t_mask[:, 1:], precise, cache=kv,
-                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
-                position_ids=start + torch.arange(width - 1, device=self.device)[None, :])
+                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1), position_ids=positions)
             for (j, k), v in zip(batch, sums):
                 vals[j][k] += v
         return vals

@@ -31,6 +31,12 @@ def sample(lm, tokenizer, prompts: list[str], cfg: SamplingConfig, train_mode: b
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = next(lm.parameters()).device
     queries = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    limit = getattr(lm.config, "n_positions", None) or getattr(lm.config, "max_position_embeddings", None)
+    longest = max(len(q) for q in queries)
+    if limit is not None and longest + cfg.max_new_tokens > limit:
+        raise ValueError(
+            f"sampling.max_new_tokens ({cfg.max_new_tokens}) + the longest prompt ({longest} tokens) "
+            f"exceed the model's {limit} positions: shorten the prompt or max_new_tokens")
     chunk = cfg.chunk_size or len(queries)
     was_training = lm.training
     lm.train(train_mode)
