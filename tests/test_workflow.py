@@ -1,12 +1,20 @@
 """The workflow itself: an end-to-end run on the test config, rerun decisions, the paper DAG."""
 
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
 from conftest import ROOT, TEST_CONFIG, snakemake
+from storyrl.analysis.layout import FIGURES, TABLES
+from storyrl.schemas import read_metadata
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +24,18 @@ def finished(tmp_path_factory) -> Path:
     return work
 
 
-def jobs_of_dry_run(work: Path, *configfiles: Path) -> set[str]:
-    args = ["-n", "--quiet", "rules"]
+def jobs_of_dry_run(work: Path, *configfiles: Path, targets=(), count: str | None = None):
+    """The rules a dry run would run (or how many jobs of rule `count`)."""
+    args = [*targets, "-n", "--quiet", "rules"]
     if configfiles:
         args += ["--configfile", *map(str, configfiles)]
     lines = snakemake(work, *args).stdout.splitlines()
     if not any(l.split() == ["job", "count"] for l in lines):
-        return set()  # "Nothing to be done"
+        return 0 if count else set()  # "Nothing to be done"
     start = next(i for i, l in enumerate(lines) if l.split() == ["job", "count"]) + 2
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
-    return {l.split()[0] for l in lines[start:end]}
+    jobs = {l.split()[0]: int(l.split()[1]) for l in lines[start:end]}
+    return jobs.get(count, 0) if count else set(jobs)
 
 
 def test_end_to_end_builds_every_checkpoint_with_logs_and_benchmarks(finished):
@@ -33,22 +43,109 @@ def test_end_to_end_builds_every_checkpoint_with_logs_and_benchmarks(finished):
     for label in cfg["pretrain"]["milestones"]:
         ckpt = finished / "results" / "pretrain" / "demo" / f"ckpt-{label}"
         assert AutoModelForCausalLM.from_pretrained(ckpt, local_files_only=True).config.n_embd == 32
-    for rule in ("demo_corpus", "subset", "tokenizer", "tokens", "pretrain"):
+    for rule in ("demo_corpus", "subset", "tokenizer", "tokens", "pretrain", "rl", "story_eval",
+                 "zero_shot", "demo_eval_data", "table", "figure"):
         assert list((finished / "results" / "logs" / rule).glob("*.log")), rule
         assert list((finished / "results" / "benchmarks" / rule).glob("*.tsv")), rule
     assert (finished / "results" / "corpus" / "demo" / "raw" / "train_demo" / "childes.train").exists()
 
 
+RUNS = ["30K-seed42-base", "60K-seed42-base", "60K-seed7-base"]
+PRE_MODELS = ["demo-pre-10K", "demo-pre-30K", "demo-pre-60K"]
+RL_MODELS = [f"{r}-rl-{c}" for r in RUNS for c in ("100", "final")]
+
+
+def test_every_rl_run_has_its_tables_checkpoints_and_ledger(finished):
+    res = finished / "results" / "rl"
+    assert sorted(p.name for p in res.iterdir()) == sorted(RUNS)
+    for run in RUNS:
+        steps = pd.read_parquet(res / run / "steps.parquet")
+        summary = json.loads((res / run / "summary.json").read_text())
+        assert len(steps) == summary["steps"] > 1 and summary["budget_words"] <= 150
+        assert len(pd.read_parquet(res / run / "rollouts.parquet")) == 8 * summary["steps"]
+        for ckpt in ("checkpoints/100", "final"):
+            info = json.loads((res / run / ckpt / "storyrl_rl.json").read_text())
+            assert info["run_id"] == run and AutoModelForCausalLM.from_pretrained(res / run / ckpt)
+        assert summary["total_words_seen"] == int(run.split("K")[0]) * 1000 + summary["budget_words"]
+
+
+def test_every_model_has_a_story_and_a_zero_shot_evaluation(finished):
+    for model in PRE_MODELS + RL_MODELS:
+        stories = pd.read_parquet(finished / "results" / "story_eval" / f"{model}.parquet")
+        assert len(stories) == 8 and stories["parsed"].all(), model
+        scores = pd.read_parquet(finished / "results" / "eval" / f"{model}.parquet")
+        tasks = set(scores["task"])
+        assert "blimp_fast" in tasks, model
+        # full sets on the largest RL starting checkpoint and on the final policies only
+        assert ("blimp" in tasks) == (model == "demo-pre-60K" or model.endswith("-final")), model
+    meta = read_metadata(finished / "results" / "story_eval" / "60K-seed7-base-rl-final.parquet")
+    assert meta["pretrain_words"] == 60_000 and meta["run_id"] == "60K-seed7-base" and meta["rl_words"] > 100
+
+
+def test_every_table_and_figure_is_built(finished):
+    for name in TABLES:
+        for fmt in (".csv", ".md", ".tex"):
+            assert (finished / "results" / "tables" / f"{name}{fmt}").stat().st_size > 0, name
+    for name in FIGURES:
+        png = finished / "results" / "figures" / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG" and (png.with_suffix(".pdf")).stat().st_size > 0
+    ledger = pd.read_csv(finished / "results" / "tables" / "ledger.csv")
+    assert len(ledger) == len(RUNS)
+
+
+def test_one_figure_rebuilds_alone(finished):
+    target = finished / "results" / "figures" / "rl_dynamics.pdf"
+    target.unlink()
+    assert jobs_of_dry_run(finished, TEST_CONFIG, targets=["results/figures/rl_dynamics.pdf"]) == {"figure"}
+    snakemake(finished, "--cores", "1", "results/figures/rl_dynamics.pdf")
+    assert target.exists() and jobs_of_dry_run(finished, TEST_CONFIG) == set()
+
+
+def test_report_bundles_the_figures(finished):
+    snakemake(finished, "--report", "report.zip")
+    with zipfile.ZipFile(finished / "report.zip") as z:
+        names = z.namelist()
+    assert sum(n.endswith(".png") for n in names) >= len(FIGURES), names
+
+
+def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_path):
+    # Only the Parquet and JSON files another run shares: no checkpoints, no corpus, no logs.
+    shared = tmp_path / "shared"
+    for pattern in ("rl/*/*.parquet", "rl/*/summary.json", "story_eval/*.parquet", "eval/*.parquet"):
+        for f in (finished / "results").glob(pattern):
+            dest = shared / f.relative_to(finished / "results")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, dest)
+    assert not list(shared.rglob("*.safetensors"))
+    out = subprocess.run([sys.executable, "-m", "storyrl.cli", "analysis", "all", "--results", str(shared),
+                          "--output", str(tmp_path / "out"), "--strict"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for name in FIGURES:
+        assert (tmp_path / "out" / "figures" / f"{name}.png").exists(), name
+    for name in TABLES:
+        a = pd.read_csv(tmp_path / "out" / "tables" / f"{name}.csv")
+        b = pd.read_csv(finished / "results" / "tables" / f"{name}.csv")
+        pd.testing.assert_frame_equal(a, b)
+
+
 def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished, tmp_path):
     assert jobs_of_dry_run(finished, TEST_CONFIG) == set()
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
-    cfg["pretrain"]["training"]["lr"] = 1e-3
-    changed = tmp_path / "lr.yaml"
+    changed = tmp_path / "changed.yaml"
+    cfg["analysis"]["bootstrap"] = 60
     changed.write_text(yaml.safe_dump(cfg))
-    assert jobs_of_dry_run(finished, changed) == {"pretrain_demo", "all"}
+    assert jobs_of_dry_run(finished, changed) == {"table", "figure", "all"}
+    cfg["rl"]["ppo"]["lr"] = 2e-4  # RL and what depends on it; not pretraining or its evaluations
+    changed.write_text(yaml.safe_dump(cfg))
+    assert jobs_of_dry_run(finished, changed) == {"rl", "story_eval", "zero_shot", "table", "figure", "all"}
+    assert jobs_of_dry_run(finished, changed, count="zero_shot") == len(RL_MODELS)
+    cfg["pretrain"]["training"]["lr"] = 1e-3
+    changed.write_text(yaml.safe_dump(cfg))
+    assert "pretrain_demo" in jobs_of_dry_run(finished, changed)
     cfg["tokenizer"]["vocab_size"] = 400
     changed.write_text(yaml.safe_dump(cfg))
-    assert jobs_of_dry_run(finished, changed) == {"tokenizer", "tokens", "pretrain_demo", "all"}
+    assert {"tokenizer", "tokens", "pretrain_demo"} <= jobs_of_dry_run(finished, changed)
 
 
 def test_paper_config_plans_one_pretraining_run_with_27_milestones(tmp_path):
@@ -58,6 +155,15 @@ def test_paper_config_plans_one_pretraining_run_with_27_milestones(tmp_path):
     assert len(ckpts) == 27
     assert ckpts[0].endswith("paper/ckpt-1M") and ckpts[-1].endswith("paper/ckpt-900M")
     assert "demo" not in out  # the default config is replaced, not merged
+
+
+def test_paper_config_plans_the_whole_paper(tmp_path):
+    paper = ROOT / "config" / "paper.yaml"
+    counts = {rule: jobs_of_dry_run(tmp_path, paper, count=rule)
+              for rule in ("pretrain_paper", "rl", "story_eval", "zero_shot", "table", "figure")}
+    # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy)
+    assert counts == {"pretrain_paper": 1, "rl": 8, "story_eval": 107, "zero_shot": 107,
+                      "table": len(TABLES), "figure": len(FIGURES)}
 
 
 def test_a_bad_config_stops_the_workflow_naming_file_and_key(tmp_path):
