@@ -54,12 +54,13 @@ def seed_styles(seeds) -> dict:
 
 
 def words_axis(ax, axis: str = "x", log: bool = True, ticks=None) -> None:
-    """Word counts as 1M, 20M, 1B; log scale with one labelled tick per decade, or a tick at
+    """Word counts as 1M, 20M, 1B; log scale with ticks at 1, 2 and 5 per decade, or a tick at
     each of `ticks` (e.g. the pretraining sizes shown)."""
     a = ax.xaxis if axis == "x" else ax.yaxis
     if log:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-        a.set_major_locator(LogLocator(base=10) if ticks is None else FixedLocator(sorted(set(ticks))))
+        a.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)) if ticks is None
+                            else FixedLocator(sorted(set(ticks))))
         a.set_minor_formatter(NullFormatter())
     a.set_major_formatter(FuncFormatter(lambda v, _: words_axis_label(v)))
 
@@ -72,7 +73,9 @@ def save(fig, output) -> list[Path]:
     paths = []
     for fmt in FIGURE_FORMATS:
         with atomic_path(stem.with_suffix(fmt)) as tmp:
-            fig.savefig(tmp, format=fmt[1:])
+            # No creation date: the same results give the same bytes (reruns, shared results).
+            fig.savefig(tmp, format=fmt[1:],
+                        metadata={"CreationDate": None} if fmt == ".pdf" else None)
         paths.append(stem.with_suffix(fmt))
     plt.close(fig)
     return paths

@@ -11,9 +11,7 @@ ANALYSIS_FILES = {
     "eval": [f"{RESULTS}/eval/{m}.parquet" for m in MODELS],
 }
 if CFG.analysis.baselines:
-    # A relative path is read from the run directory, else from the repo (config/...).
-    _b = CFG.analysis.baselines
-    ANALYSIS_FILES["baselines"] = [_b if os.path.exists(_b) else os.path.join(workflow.basedir, _b)]
+    ANALYSIS_FILES["baselines"] = [repo_path(CFG.analysis.baselines)]
 
 
 def buildable(kind):
@@ -66,12 +64,14 @@ rule table:
         args=target_args,
         section=section(CFG.analysis),
         doc=lambda w: TARGETS["table", w.name].doc,
+    conda:
+        CPU_ENV
     log:
         log_path("table", "{name}"),
     benchmark:
         bench_path("table", "{name}")
     shell:
-        "storyrl analysis table {wildcards.name} --output {output.csv} {params.args}"
+        "{STORYRL} analysis table {wildcards.name} --output {output.csv} {params.args}"
         " --section {params.section:q} > {log} 2>&1"
 
 
@@ -89,10 +89,12 @@ rule figure:
         args=target_args,
         section=section(CFG.analysis),
         doc=lambda w: TARGETS["figure", w.name].doc,
+    conda:
+        CPU_ENV
     log:
         log_path("figure", "{name}"),
     benchmark:
         bench_path("figure", "{name}")
     shell:
-        "storyrl analysis figure {wildcards.name} --output {output.pdf} {params.args}"
+        "{STORYRL} analysis figure {wildcards.name} --output {output.pdf} {params.args}"
         " --section {params.section:q} > {log} 2>&1"

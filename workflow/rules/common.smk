@@ -3,6 +3,13 @@ from storyrl.units import words_label
 
 RESULTS = "results"
 
+# Every rule runs `python -m storyrl.cli` with the repo on PYTHONPATH: the same code in the
+# project's venv, in a rule's conda env (--sdm conda, which cannot pip-install the repo) and in
+# a SLURM job (sbatch passes the environment on).
+_paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
+STORYRL = "python -m storyrl.cli"
+
 
 def section(obj):
     """A config section as compact JSON: a rule's params, so it reruns when (only) it changes."""
@@ -90,3 +97,20 @@ def one_of(names):
     import re
 
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
+
+
+def repo_path(path):
+    """A relative path from the config: as given if it exists in the run directory, else from
+    the repo (config/prompts/..., config/babylm_baselines.yaml), so --directory elsewhere works."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(workflow.basedir, path)
+
+
+def teacher_json(teacher: dict):
+    return json.dumps({**teacher, "template": repo_path(teacher["template"])}, sort_keys=True)
+
+
+# Conda environments of the rules (used with --sdm conda; relative to workflow/rules/).
+CPU_ENV = "../../envs/cpu.yaml"
+GPU_ENV = "../../envs/gpu.yaml"

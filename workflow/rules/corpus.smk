@@ -19,12 +19,14 @@ rule demo_corpus:
     params:
         words=lambda w: CFG.corpora[w.corpus].demo_words,
         seed=lambda w: CFG.corpora[w.corpus].demo_seed,
+    conda:
+        CPU_ENV
     log:
         log_path("demo_corpus", "{corpus}"),
     benchmark:
         bench_path("demo_corpus", "{corpus}")
     shell:
-        "storyrl demo-corpus --output {output} --words {params.words} --seed {params.seed} > {log} 2>&1"
+        "{STORYRL} demo-corpus --output {output} --words {params.words} --seed {params.seed} > {log} 2>&1"
 
 
 rule subset:
@@ -36,12 +38,14 @@ rule subset:
     params:
         section=lambda w: section(CFG.corpora[w.corpus]),
         path=lambda w: corpus_source(w) or CFG.corpora[w.corpus].path,
+    conda:
+        CPU_ENV
     log:
         log_path("subset", "{corpus}"),
     benchmark:
         bench_path("subset", "{corpus}")
     shell:
-        "storyrl subset --section {params.section:q} --path {params.path:q}"
+        "{STORYRL} subset --section {params.section:q} --path {params.path:q}"
         " --output {output.subset} --stats {output.stats} > {log} 2>&1"
 
 
@@ -52,12 +56,14 @@ rule tokenizer:
         directory(f"{RESULTS}/corpus/{{corpus}}/tokenizer"),
     params:
         section=section(CFG.tokenizer),
+    conda:
+        CPU_ENV
     log:
         log_path("tokenizer", "{corpus}"),
     benchmark:
         bench_path("tokenizer", "{corpus}")
     shell:
-        "storyrl tokenizer --section {params.section:q} --subset {input} --output {output} > {log} 2>&1"
+        "{STORYRL} tokenizer --section {params.section:q} --subset {input} --output {output} > {log} 2>&1"
 
 
 rule tokens:
@@ -67,10 +73,12 @@ rule tokens:
     output:
         bin=f"{RESULTS}/corpus/{{corpus}}/tokens.bin",
         meta=f"{RESULTS}/corpus/{{corpus}}/tokens.json",
+    conda:
+        CPU_ENV
     log:
         log_path("tokens", "{corpus}"),
     benchmark:
         bench_path("tokens", "{corpus}")
     shell:
-        "storyrl tokens --subset {input.subset} --tokenizer {input.tokenizer}"
+        "{STORYRL} tokens --subset {input.subset} --tokenizer {input.tokenizer}"
         " --output {output.bin} --meta {output.meta} > {log} 2>&1"

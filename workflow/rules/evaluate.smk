@@ -30,12 +30,14 @@ def model_args(wildcards):
 rule demo_eval_data:
     output:
         directory(f"{RESULTS}/eval_data/demo"),
+    conda:
+        CPU_ENV
     log:
         log_path("demo_eval_data"),
     benchmark:
         bench_path("demo_eval_data")
     shell:
-        "storyrl demo-eval --out {output} > {log} 2>&1"
+        "{STORYRL} demo-eval --out {output} > {log} 2>&1"
 
 
 rule story_eval:
@@ -51,17 +53,19 @@ rule story_eval:
         run_id=lambda w: MODELS[w.model_id].run_id or "''",
         section=section(CFG.story_eval),
         rl=section(CFG.rl),
-        teacher=section(CFG.teacher),
+        teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
         reward=section(CFG.reward),
         cache=f"{RESULTS}/teacher_cache.sqlite",
     resources:
         gpu=1,
+    conda:
+        GPU_ENV
     log:
         log_path("story_eval", "{model_id}"),
     benchmark:
         bench_path("story_eval", "{model_id}")
     shell:
-        "storyrl eval stories --model {params.model} --output {output} --section {params.section:q}"
+        "{STORYRL} eval stories --model {params.model} --output {output} --section {params.section:q}"
         " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q}"
         " --teacher-cache {params.cache} --model-id {wildcards.model_id} {params.words}"
         " --run-id {params.run_id} > {log} 2>&1"
@@ -85,12 +89,14 @@ rule zero_shot:
         cfg=CFG.zero_shot,
     resources:
         gpu=1,
+    conda:
+        GPU_ENV
     log:
         log_path("zero_shot", "{model_id}"),
     benchmark:
         bench_path("zero_shot", "{model_id}")
     shell:
-        "storyrl eval zero-shot-suite --model {params.model} --data-path {params.data:q}"
+        "{STORYRL} eval zero-shot-suite --model {params.model} --data-path {params.data:q}"
         " --variant {params.variants} --tasks {params.tasks} --batch-size {params.cfg.batch_size}"
         " --device {params.cfg.device} --dtype {params.cfg.dtype} --model-id {wildcards.model_id}"
         " {params.words} --parquet {output.parquet} --output-dir {output.official} > {log} 2>&1"

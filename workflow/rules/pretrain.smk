@@ -24,11 +24,13 @@ for _run_id, _run in CFG.pretrain.runs.items():
             ckpts=f"{RESULTS}/pretrain/{_run_id}",
         resources:
             gpu=1,
+        conda:
+            GPU_ENV
         log:
             log_path("pretrain", _run_id),
         benchmark:
             bench_path("pretrain", _run_id)
         shell:
-            "storyrl pretrain --section {params.section:q} --tokens {input.tokens}"
+            "{STORYRL} pretrain --section {params.section:q} --tokens {input.tokens}"
             " --tokens-meta {input.meta} --tokenizer {input.tokenizer} --work-dir {params.work}"
             " --checkpoint-dir {params.ckpts} --log {output.log} > {log} 2>&1"

@@ -28,19 +28,21 @@ rule rl:
         run_id=one_of(PLAN),
     params:
         section=lambda w: section(PLAN[w.run_id].rl),
-        teacher=lambda w: json.dumps(PLAN[w.run_id].teacher, sort_keys=True),
+        teacher=lambda w: teacher_json(PLAN[w.run_id].teacher),
         reward=lambda w: json.dumps(PLAN[w.run_id].reward, sort_keys=True),
         words=lambda w: PLAN[w.run_id].checkpoint,
         out=lambda w: rl_dir(w.run_id),
         cache=f"{RESULTS}/teacher_cache.sqlite",
     resources:
         gpu=1,
+    conda:
+        GPU_ENV
     log:
         log_path("rl", "{run_id}"),
     benchmark:
         bench_path("rl", "{run_id}")
     shell:
-        "storyrl rl train --section {params.section:q} --teacher {params.teacher:q}"
+        "{STORYRL} rl train --section {params.section:q} --teacher {params.teacher:q}"
         " --reward {params.reward:q} --teacher-cache {params.cache} --checkpoint {input.checkpoint}"
         " --output {params.out} --run-id {wildcards.run_id} --pretrain-words {params.words}"
         " --corpus-stats {input.corpus_stats} > {log} 2>&1"
