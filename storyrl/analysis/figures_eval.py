@@ -37,7 +37,7 @@ def babylm(scores, baselines, output, cfg: AnalysisConfig = AnalysisConfig(),
         for k, col in enumerate(value_cols):
             ax.bar(x + (k - (len(value_cols) - 1) / 2) * w, g[col], w, color=colors[col], label=col)
         if rl_col:
-            top = g[[pre_col, rl_col]].max(axis=1)
+            top = g[[pre_col, rl_col]].max(axis=1).clip(lower=0)  # above zero: clear of negative bars
             pad = 0.02 * np.nanmax(np.abs(g[value_cols].to_numpy(dtype=float)))
             for xi, (d, y) in enumerate(zip(g["RL delta"], top)):
                 if np.isfinite(d):

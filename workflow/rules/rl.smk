@@ -33,6 +33,8 @@ rule rl:
         words=lambda w: PLAN[w.run_id].checkpoint,
         out=lambda w: rl_dir(w.run_id),
         cache=f"{RESULTS}/teacher_cache.sqlite",
+    # RL runs are the long jobs: start them before the evaluations that could wait.
+    priority: 10
     resources:
         gpu=1,
     conda:
