@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 TEST_CONFIG = REPO / "tests" / "config" / "test.yaml"
 # Parquet columns that measure wall-clock speed differ between any two runs.
-TIMING_COLUMN = re.compile(r"(_per_s|_seconds|_time|^seconds|^elapsed)$")
+TIMING_COLUMN = re.compile(r"(_per_s|_seconds|_time|^seconds|^elapsed)$|^time_")
 RUN_TIMEOUT_S = 600
 
 
@@ -259,7 +259,7 @@ def _result_files(workdir: Path) -> list[str]:
         str(p.relative_to(workdir)) for p in root.rglob("*")
         if p.is_file() and p.name != ".snakemake_timestamp"
         and not p.name.startswith("teacher_cache.sqlite")  # a cache: row order varies
-        and not {"logs", "benchmarks", "work"} & set(p.relative_to(root).parts)
+        and not {"logs", "benchmarks", "work", "parts", "state"} & set(p.relative_to(root).parts)
     )
 
 
@@ -326,12 +326,12 @@ def _kill_pretraining_once_it_saved_state(workdir: Path, extra: list[str]) -> st
     return log
 
 
-@pytest.mark.slow
 # One target per kind of rule (every rule of the Snakefile runs), so the SLURM run stays short.
 REPO_TARGETS = ["results/tables/ledger.csv", "results/figures/rl_dynamics.pdf",
                 "results/story_eval/demo-pre-60K.parquet", "results/eval/demo-pre-60K.parquet"]
 
 
+@pytest.mark.slow
 def test_repo_workflow_through_slurm_survives_a_kill_and_equals_a_local_run(tmp_path):
     args = [*REPO_TARGETS, "--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG)]
     local, slurm = tmp_path / "local", tmp_path / "slurm"

@@ -118,7 +118,7 @@ def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_pat
             shutil.copy(f, dest)
     assert not list(shared.rglob("*.safetensors"))
     out = subprocess.run([sys.executable, "-m", "storyrl.cli", "analysis", "all", "--results", str(shared),
-                          "--output", str(tmp_path / "out"), "--strict"],
+                          "--output", str(tmp_path / "out"), "--strict", "--config", str(TEST_CONFIG)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     for name in FIGURES:

@@ -185,7 +185,10 @@ def add_parser(sub, section_type) -> None:
     a = asub.add_parser("all", help="rebuild every table and figure from a results folder")
     a.add_argument("--results", required=True, help="folder in the layout of storyrl.analysis.layout")
     a.add_argument("--output", required=True, help="writes tables/ and figures/ here")
-    a.add_argument("--section", type=section_type(AnalysisConfig), default=AnalysisConfig())
+    a.add_argument("--section", type=section_type(AnalysisConfig), default=None,
+                   help="the analysis section as JSON")
+    a.add_argument("--config", help="or: a workflow config YAML whose `analysis` section to use "
+                                    "(e.g. the one that made the results)")
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")
     a.set_defaults(func=cli_all)
 
@@ -221,7 +224,17 @@ def cli_one(args) -> None:
 
 
 def cli_all(args) -> None:
-    result = build_all(args.results, args.output, args.section, args.strict)
+    cfg = args.section
+    if args.config:
+        if cfg is not None:
+            raise AnalysisError("give --section or --config, not both")
+        import yaml
+        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        try:
+            cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})
+        except ValueError as err:
+            raise AnalysisError(f"{args.config}: analysis: {err}") from None
+    result = build_all(args.results, args.output, cfg or AnalysisConfig(), args.strict)
     for p in result["written"]:
         print(p)
     for target, reason in result["skipped"].items():
