@@ -26,6 +26,7 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/rl.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/official.smk"
 include: "workflow/rules/analysis.smk"
 
 
@@ -38,4 +39,5 @@ rule all:
         all_pretrain_outputs(),
         all_rl_outputs(),
         all_eval_outputs(),
+        all_official_outputs(),
         all_analysis_outputs(),

@@ -246,6 +246,48 @@ def _add_eval(sub):
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.stories", "cli_stories")(a))
 
 
+    from storyrl.evaluate.official import GLUE_TASKS, OfficialConfig
+    o = esub.add_parser("official", help="GLUE, reading and AoA through a checkout of the "
+                        "official BabyLM pipeline (config section `official`)")
+    osub = o.add_subparsers(dest="official_command", required=True)
+
+    def official(q, model=True):
+        q.add_argument("--section", type=_section(OfficialConfig), required=True,
+                       help="the official section (JSON): checkout, interpreter, hyperparameters")
+        if model:
+            q.add_argument("--model", required=True, help="checkpoint folder")
+
+    q = osub.add_parser("glue", help="fine-tune on one GLUE task (as eval_finetuning.sh)")
+    official(q)
+    q.add_argument("--task", required=True, choices=list(GLUE_TASKS))
+    q.add_argument("--output-dir", required=True, help="the pipeline's --results_dir")
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_glue")(a))
+
+    q = osub.add_parser("reading", help="eye-tracking and self-paced reading scores")
+    official(q)
+    q.add_argument("--output-dir", required=True, help="the pipeline's --output_dir")
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_reading")(a))
+
+    q = osub.add_parser("collect", help="one model's GLUE and reading outputs -> eval_scores")
+    official(q)
+    q.add_argument("--glue-dir", help="folder of <task>/ results folders (glue)")
+    q.add_argument("--reading-dir", help="output folder of the reading run")
+    q.add_argument("--parquet", required=True)
+    q.add_argument("--model-id", required=True)
+    q.add_argument("--pretrain-words", type=parse_words, required=True)
+    q.add_argument("--rl-words", type=parse_words, help="default: from storyrl_rl.json, else 0")
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_collect")(a))
+
+    q = osub.add_parser("aoa", help="AoA word surprisal over one pretraining run's milestones")
+    official(q, model=False)
+    q.add_argument("--run-id", required=True, help="the pretraining run")
+    q.add_argument("--checkpoint", nargs=3, action="append", required=True,
+                   metavar=("WORDS", "MODEL_ID", "PATH"), help="one per milestone")
+    q.add_argument("--output-dir", required=True)
+    q.add_argument("--parquet", required=True)
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_aoa")(a))
+
+
 def _lazy(module: str, name: str):
     import importlib
     return getattr(importlib.import_module(module), name)
@@ -267,9 +309,10 @@ def main(argv=None) -> int:
     from storyrl.corpus import CorpusError
     from storyrl.schemas import SchemaError
     from storyrl.analysis import AnalysisError
+    from storyrl.evaluate.official import OfficialError
     try:
         args.func(args)
-    except (ConfigError, CorpusError, SchemaError, AnalysisError) as err:
+    except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
     return 0

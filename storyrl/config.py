@@ -166,6 +166,7 @@ from storyrl.teacher.config import RewardConfig, TeacherConfig  # noqa: E402
 from storyrl.rl.config import RLConfig, RLRun, RunSpec, expand_runs  # noqa: E402
 from storyrl.evaluate.zero_shot import ZeroShotConfig  # noqa: E402  (needs Section above)
 from storyrl.evaluate.stories import StoryEvalConfig  # noqa: E402
+from storyrl.evaluate.official import OfficialConfig, aoa_steps  # noqa: E402
 from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section above)
 
 
@@ -189,6 +190,9 @@ class Config(Section):
     """Teacher-scored stories of every checkpoint (storyrl/evaluate/stories.py)."""
     zero_shot: ZeroShotConfig = ZeroShotConfig()
     """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
+    official: OfficialConfig = OfficialConfig()
+    """GLUE, reading and AoA through a checkout of the official BabyLM pipeline
+    (storyrl/evaluate/official.py); off unless `official.path` is set."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -219,6 +223,13 @@ class Config(Section):
             if spec.checkpoint not in self.pretrain.milestones:
                 raise ValueError(f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
                                  f"pretraining milestone")
+        if self.official.enabled and self.official.aoa:
+            lack = [name for name, w in aoa_steps(self.official.aoa_track)
+                    if w not in self.pretrain.milestones]
+            if lack:
+                raise ValueError(f"official.aoa_track: {self.official.aoa_track} reads the "
+                                 f"checkpoints {', '.join(lack)}, which are not pretraining "
+                                 "milestones (add them, or set official.aoa: false)")
         try:
             plan = self.rl_plan()
         except ValueError as err:

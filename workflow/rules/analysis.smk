@@ -8,7 +8,7 @@ ANALYSIS_FILES = {
     "rollouts": [f"{rl_dir(r)}/rollouts.parquet" for r in PLAN],
     "summaries": [f"{rl_dir(r)}/summary.json" for r in PLAN],
     "story_eval": [f"{RESULTS}/story_eval/{m}.parquet" for m in MODELS],
-    "eval": [f"{RESULTS}/eval/{m}.parquet" for m in MODELS],
+    "eval": [f"{RESULTS}/eval/{m}.parquet" for m in MODELS] + all_official_outputs(),
 }
 if CFG.analysis.baselines:
     ANALYSIS_FILES["baselines"] = [repo_path(CFG.analysis.baselines)]

@@ -1,0 +1,373 @@
+"""Hand-off to the official BabyLM pipeline (`babylm/evaluation-pipeline-2025`, a checkout the
+user names in config): its GLUE fine-tuning, reading and age-of-acquisition (AoA) parts run on
+our checkpoints, and their output files are parsed into `eval_scores` rows.
+
+Nothing of the pipeline is copied here. What we own is the calls (the flags of its
+`eval_finetuning.sh`, `eval_zero_shot.sh` and `eval_aoa.sh`, as data), where its outputs land
+(`<results>/<model folder stem>/main/...`), and the parsing. The pipeline runs as a subprocess
+in its own interpreter (`python`), from the checkout's root, as its README asks.
+
+AoA reads one model at several training steps through Hugging Face *revisions* named
+`chck_<N>M`. Our milestones are folders, so `revision_store` lays them out as an offline Hub
+cache (`refs/chck_<N>M` -> a snapshot of links to the checkpoint's files); the pipeline then
+loads `storyrl/<run>` at each revision with `HF_HUB_OFFLINE=1`, unchanged.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+from pydantic import Field, field_validator, model_validator
+
+from storyrl.config import Section
+
+log = logging.getLogger(__name__)
+
+
+class GlueTask(NamedTuple):
+    num_labels: int
+    metrics: tuple[str, ...]
+    valid_metric: str
+    batch: Literal["batch_size", "big_batch_size"] = "batch_size"
+    epochs: Literal["epochs", "wsc_epochs"] = "epochs"
+
+
+GLUE_TASKS = {
+    # eval_finetuning.sh: boolq and multirc use the big-task batch size, wsc its own epochs,
+    # mrpc and qqp keep the best model by F1, mnli has three labels and only accuracy.
+    "boolq": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", batch="big_batch_size"),
+    "multirc": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", batch="big_batch_size"),
+    "rte": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy"),
+    "wsc": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", epochs="wsc_epochs"),
+    "mrpc": GlueTask(2, ("accuracy", "f1", "mcc"), "f1"),
+    "qqp": GlueTask(2, ("accuracy", "f1", "mcc"), "f1"),
+    "mnli": GlueTask(3, ("accuracy",), "accuracy"),
+}
+
+READING_SCORES = {"EYE TRACKING SCORE": "reading_eye_tracking",
+                  "SELF-PACED READING SCORE": "reading_self_paced"}
+"""`report.txt` line -> our task name; both are the pipeline's gain in explained variance (%)."""
+
+
+class OfficialConfig(Section):
+    """GLUE, reading and AoA through a checkout of the official BabyLM pipeline."""
+
+    path: str | None = None
+    """The checkout (the folder holding `evaluation_pipeline/`); None: no hand-off."""
+    python: str = "python"
+    """Interpreter of an environment with the pipeline's requirements.txt."""
+    data_path: str | None = None
+    """Its `evaluation_data/` folder; None: `<path>/evaluation_data`."""
+    models: Literal["full_set", "all"] = "full_set"
+    """GLUE and reading on the full-set models (paper: 900M-pre and the final policies) or on
+    every checkpoint."""
+    glue: list[str] = list(GLUE_TASKS)
+    """GLUE tasks to fine-tune on ([] for none); hyperparameters below as eval_finetuning.sh."""
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    big_batch_size: int = Field(16, ge=1)
+    """Batch size of boolq and multirc."""
+    epochs: int = Field(10, ge=1)
+    wsc_epochs: int = Field(30, ge=1)
+    seed: int = 42
+    sequence_length: int = Field(512, ge=8)
+    reading: bool = True
+    """Eye-tracking and self-paced reading scores."""
+    aoa: bool = False
+    """Word surprisal over the pretraining milestones that the track names (chck_<N>M)."""
+    aoa_track: Literal["strict-small", "non-strict-small"] = "strict-small"
+    """strict-small: 1-9M, 10-100M; non-strict-small adds 200M-1000M."""
+    aoa_min_context: int = Field(20, ge=0)
+
+    @field_validator("glue")
+    @classmethod
+    def _known(cls, v):
+        unknown = [t for t in v if t not in GLUE_TASKS]
+        if unknown:
+            raise ValueError(f"unknown GLUE task(s) {unknown} (known: {', '.join(GLUE_TASKS)})")
+        return v
+
+    @model_validator(mode="after")
+    def _checkout(self):
+        if self.path is not None and not (Path(self.path) / "evaluation_pipeline").is_dir():
+            raise ValueError(f"path: {self.path} is not a checkout of babylm/evaluation-pipeline-"
+                             "2025 (no evaluation_pipeline/ folder in it)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def data(self) -> Path:
+        return Path(self.data_path or Path(self.path) / "evaluation_data").resolve()
+
+
+def aoa_steps(track: str) -> list[tuple[str, int]]:
+    """The pipeline's AoA revisions and word counts (`StepConfig.generate_checkpoint_steps`)."""
+    m = 10**6
+    steps = [(f"chck_{i}M", i * m) for i in range(1, 10)] + [
+        (f"chck_{10 * i}M", 10 * i * m) for i in range(1, 11)]
+    if track != "strict-small":
+        steps += [(f"chck_{100 * i}M", 100 * i * m) for i in range(2, 11)]
+    return steps
+
+
+# --------------------------------------------------------------------------- commands
+def glue_command(cfg: OfficialConfig, model, task: str, results_dir) -> list[str]:
+    t = GLUE_TASKS[task]
+    glue = cfg.data() / "full_eval" / "glue_filtered"
+    return [cfg.python, "-m", "evaluation_pipeline.finetune.run",
+            "--model_name_or_path", str(Path(model).resolve()),
+            "--train_data", str(glue / f"{task}.train.jsonl"),
+            "--valid_data", str(glue / f"{task}.valid.jsonl"),
+            "--predict_data", str(glue / f"{task}.valid.jsonl"),
+            "--task", task, "--num_labels", str(t.num_labels),
+            "--batch_size", str(getattr(cfg, t.batch)),
+            "--learning_rate", str(cfg.learning_rate),
+            "--num_epochs", str(getattr(cfg, t.epochs)),
+            "--sequence_length", str(cfg.sequence_length),
+            "--results_dir", str(Path(results_dir).resolve()),
+            "--metrics", *t.metrics, "--metric_for_valid", t.valid_metric,
+            "--seed", str(cfg.seed), "--verbose"]
+
+
+def reading_command(cfg: OfficialConfig, model, output_dir) -> list[str]:
+    return [cfg.python, "-m", "evaluation_pipeline.reading.run",
+            "--model_path_or_name", str(Path(model).resolve()), "--backend", "causal",
+            "--data_path", str(cfg.data() / "full_eval" / "reading" / "reading_data.csv"),
+            "--output_dir", str(Path(output_dir).resolve())]
+
+
+def aoa_command(cfg: OfficialConfig, repo_id: str, output_dir) -> list[str]:
+    return [cfg.python, "-m", "evaluation_pipeline.AoA_word.run",
+            "--model_name", repo_id, "--backend", "causal", "--track_name", cfg.aoa_track,
+            "--word_path", str(cfg.data() / "full_eval" / "cdi_childes" / "cdi_childes.json"),
+            "--min_context", str(cfg.aoa_min_context),
+            "--output_dir", str(Path(output_dir).resolve())]
+
+
+def run_pipeline(cfg: OfficialConfig, cmd: list[str], env: dict | None = None) -> None:
+    log.info("in %s: %s", cfg.path, " ".join(cmd))
+    done = subprocess.run(cmd, cwd=cfg.path, env={**os.environ, **(env or {})})
+    if done.returncode:
+        raise OfficialError(f"the official pipeline failed (exit {done.returncode}) in "
+                            f"{cfg.path}: {' '.join(cmd)}")
+
+
+class OfficialError(RuntimeError):
+    """The official pipeline failed or left output we cannot read."""
+
+
+# --------------------------------------------------------------------------- outputs
+def _stem(model) -> str:
+    # The pipeline names results after `Path(model).stem` (up to the last dot).
+    return Path(str(model)).stem
+
+
+def glue_result_path(results_dir, model, task: str) -> Path:
+    return Path(results_dir) / _stem(model) / "main" / "finetune" / task / "results.txt"
+
+
+def reading_report_path(output_dir, model) -> Path:
+    return Path(output_dir) / _stem(model) / "main" / "zero_shot" / "causal" / "reading" / "report.txt"
+
+
+def aoa_result_path(output_dir, repo_id: str) -> Path:
+    return (Path(output_dir) / _stem(repo_id) / "main" / "zero_shot" / "causal" / "AoA_word" /
+            "surprisal.json")
+
+
+def _read(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise OfficialError(f"{path}: cannot read the official pipeline's output ({err})") from None
+
+
+def parse_glue_results(path) -> dict[str, float]:
+    """`results.txt` of a fine-tuning run: `accuracy: 0.6`, `f1: ...`, `mcc: ...` lines."""
+    out = {}
+    for n, line in enumerate(_read(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        m = re.fullmatch(r"\s*(\w+):\s*(\S+)\s*", line)
+        try:
+            out[m.group(1)] = float(m.group(2))
+        except (AttributeError, ValueError):
+            raise OfficialError(f"{path}: line {n}: expected '<metric>: <number>', got "
+                                f"{line!r}") from None
+    if "accuracy" not in out:
+        raise OfficialError(f"{path}: no 'accuracy' line")
+    return out
+
+
+def parse_reading_report(path) -> dict[str, float]:
+    """`report.txt` of the reading run -> {our task name: score}."""
+    out = {}
+    for line in _read(path).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in READING_SCORES:
+            try:
+                out[READING_SCORES[key.strip()]] = float(value)
+            except ValueError:
+                raise OfficialError(f"{path}: {key.strip()}: not a number: {value!r}") from None
+    missing = [k for k in READING_SCORES if READING_SCORES[k] not in out]
+    if missing:
+        raise OfficialError(f"{path}: missing line(s) {missing}")
+    return out
+
+
+def parse_aoa(path, expected: list[str]) -> list[dict]:
+    """`surprisal.json` entries; every expected step must be there (the pipeline logs and skips
+    a checkpoint it cannot load, so a silent gap would otherwise pass)."""
+    try:
+        data = json.loads(_read(path))
+        entries = data["results"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise OfficialError(f"{path}: not an AoA surprisal file (no 'results' list)") from None
+    seen = {e.get("step") for e in entries}
+    missing = [s for s in expected if s not in seen]
+    if missing:
+        raise OfficialError(f"{path}: no surprisal for step(s) {missing}: the pipeline could "
+                            "not load them (see its log)")
+    return entries
+
+
+# --------------------------------------------------------------------------- eval_scores rows
+def _lines(path: Path) -> int | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+def glue_rows(cfg: OfficialConfig, results: dict[str, dict[str, float]], base: dict) -> list[dict]:
+    """Per task: accuracy and F1 in percent, MCC as is; headline: mean accuracy over tasks
+    (the paper's 'GLUE (mean acc.)')."""
+    glue = cfg.data() / "full_eval" / "glue_filtered"
+    rows, accs, total = [], [], 0
+    for task, metrics in results.items():
+        n = _lines(glue / f"{task}.valid.jsonl")
+        total += n or 0
+        for metric, value in metrics.items():
+            rows.append(dict(base, task="glue", subtask=task, metric=metric,
+                             value=value if metric == "mcc" else 100 * value, n_items=n))
+        accs.append(100 * metrics["accuracy"])
+    if accs:
+        rows.insert(0, dict(base, task="glue", subtask="", metric="accuracy",
+                            value=sum(accs) / len(accs), n_items=total or None))
+    return rows
+
+
+def reading_rows(scores: dict[str, float], base: dict) -> list[dict]:
+    return [dict(base, task=task, subtask="", metric="delta_r2_pct", value=v, n_items=None)
+            for task, v in scores.items()]
+
+
+def aoa_rows(entries: list[dict], models: dict[str, tuple[str, int]]) -> list[dict]:
+    """Mean surprisal per word (over its contexts) at every step, and over words (headline);
+    `models`: step -> (model id, pretraining words)."""
+    import pandas as pd
+    df = pd.DataFrame(entries)
+    df = df[df.step.isin(models)]
+    rows = []
+    for step, g in df.groupby("step", sort=False):
+        model_id, words = models[step]
+        base = dict(model_id=model_id, pretrain_words=words, rl_words=0, task="aoa_surprisal")
+        per_word = g.groupby("target_word", sort=False).surprisal.agg(["mean", "size"])
+        rows.append(dict(base, subtask="", metric="surprisal", value=float(per_word["mean"].mean()),
+                         n_items=int(per_word["size"].sum())))
+        rows += [dict(base, subtask=str(w), metric="surprisal", value=float(r["mean"]),
+                      n_items=int(r["size"])) for w, r in per_word.iterrows()]
+    return rows
+
+
+# --------------------------------------------------------------------------- AoA revisions
+def revision_store(hub_cache, repo_id: str, checkpoints: dict[str, str]) -> Path:
+    """Lay out `checkpoints` (revision name -> checkpoint folder) as an offline Hugging Face
+    cache holding `repo_id`: `refs/<revision>` names a snapshot of links to the folder's files."""
+    repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    for revision, folder in checkpoints.items():
+        folder = Path(folder).resolve()
+        if not (folder / "config.json").is_file():
+            raise OfficialError(f"{folder}: not a checkpoint folder (no config.json) for "
+                                f"revision {revision}")
+        commit = hashlib.sha1(f"{repo_id}@{revision}:{folder}".encode()).hexdigest()
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True, exist_ok=True)
+        for f in folder.iterdir():
+            link = snap / f.name
+            if not link.is_symlink():
+                link.symlink_to(f)
+        (repo / "refs" / revision).write_text(commit)
+    return repo
+
+
+# --------------------------------------------------------------------------- CLI
+def _write(parquet, rows, cfg: OfficialConfig, **ids) -> None:
+    from storyrl.schemas import make_metadata, write_table
+    write_table(parquet, "eval_scores", rows,
+                make_metadata("eval_scores", cfg.model_dump(), source="official_pipeline", **ids))
+
+
+def cli_glue(args):
+    """`storyrl eval official glue`: fine-tune and evaluate one GLUE task."""
+    cfg = args.section
+    run_pipeline(cfg, glue_command(cfg, args.model, args.task, args.output_dir))
+    print(parse_glue_results(glue_result_path(args.output_dir, args.model, args.task)))
+
+
+def cli_reading(args):
+    """`storyrl eval official reading`: eye-tracking and self-paced reading scores."""
+    cfg = args.section
+    run_pipeline(cfg, reading_command(cfg, args.model, args.output_dir))
+    print(parse_reading_report(reading_report_path(args.output_dir, args.model)))
+
+
+def cli_collect(args):
+    """`storyrl eval official collect`: one model's GLUE and reading outputs -> eval_scores."""
+    cfg = args.section
+    from storyrl.evaluate.zero_shot import checkpoint_rl_words
+    rl_words = args.rl_words if args.rl_words is not None else checkpoint_rl_words(args.model)
+    base = dict(model_id=args.model_id, pretrain_words=args.pretrain_words, rl_words=rl_words or 0)
+    glue = {task: parse_glue_results(glue_result_path(Path(args.glue_dir) / task, args.model, task))
+            for task in cfg.glue} if args.glue_dir else {}
+    rows = glue_rows(cfg, glue, base)
+    if args.reading_dir:
+        rows += reading_rows(parse_reading_report(reading_report_path(args.reading_dir, args.model)),
+                             base)
+    _write(args.parquet, rows, cfg, model_id=args.model_id, model_dir=str(args.model))
+    for r in rows:
+        if r["subtask"] == "":
+            print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}")
+
+
+def cli_aoa(args):
+    """`storyrl eval official aoa`: surprisal of the CDI words at every milestone of one
+    pretraining run that the track names, read through an offline revision store."""
+    from storyrl.units import words_label
+    cfg = args.section
+    by_words = {int(w): (model_id, path) for w, model_id, path in args.checkpoint}
+    steps = aoa_steps(cfg.aoa_track)
+    lack = [name for name, w in steps if w not in by_words]
+    if lack:
+        raise OfficialError(f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
+                            f"(have {', '.join(words_label(w) for w in sorted(by_words))})")
+    repo_id = f"storyrl/{args.run_id}"
+    hub = Path(args.output_dir) / "hub"
+    revision_store(hub, repo_id, {name: by_words[w][1] for name, w in steps})
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(hub.resolve())}
+    run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
+    entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), [name for name, _ in steps])
+    rows = aoa_rows(entries, {name: (by_words[w][0], w) for name, w in steps})
+    _write(args.parquet, rows, cfg, run_id=args.run_id)
+    for r in rows:
+        if r["subtask"] == "":
+            print(f"{r['model_id']}\t{r['value']:.3f}")

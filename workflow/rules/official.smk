@@ -1,0 +1,139 @@
+# The official BabyLM pipeline's GLUE fine-tuning, reading and AoA parts, run from the checkout
+# that `official.path` names (storyrl/evaluate/official.py); nothing here when it is unset.
+# Its outputs stay in its own layout under results/official/ and are parsed into
+# results/eval/<model_id>.official.parquet (eval_scores, like the zero-shot files), which the
+# BabyLM table reads next to the zero-shot scores.
+from storyrl.evaluate.official import aoa_steps
+
+OFFICIAL = CFG.official
+OFFICIAL_MODELS = (
+    sorted(FULL_SET_MODELS if OFFICIAL.models == "full_set" else MODELS) if OFFICIAL.enabled else []
+)
+AOA_RUNS = list(CFG.pretrain.runs) if OFFICIAL.enabled and OFFICIAL.aoa else []
+_WHERE = ("path", "python", "data_path")
+_GLUE = ("glue", "learning_rate", "batch_size", "big_batch_size", "epochs", "wsc_epochs", "seed",
+         "sequence_length")
+
+
+def official_section(*keys):
+    """Only the fields a rule uses, so that e.g. turning AoA on does not rerun GLUE."""
+    return json.dumps(OFFICIAL.model_dump(mode="json", include=set(_WHERE + keys)), sort_keys=True)
+
+
+def official_dir(model_id, part):
+    return f"{RESULTS}/official/{model_id}/{part}"
+
+
+def all_official_outputs():
+    out = []
+    if OFFICIAL.glue or OFFICIAL.reading:
+        out += [f"{RESULTS}/eval/{m}.official.parquet" for m in OFFICIAL_MODELS]
+    return out + [f"{RESULTS}/eval/{r}-aoa.official.parquet" for r in AOA_RUNS]
+
+
+rule official_glue:
+    input:
+        model_inputs,
+    output:
+        directory(official_dir("{model_id}", "glue/{task}")),
+    wildcard_constraints:
+        model_id=one_of(OFFICIAL_MODELS),
+        task=one_of(OFFICIAL.glue),
+    params:
+        model=lambda w: MODELS[w.model_id].path,
+        section=official_section(*_GLUE),
+    resources:
+        gpu=1,
+    conda:
+        CPU_ENV
+    log:
+        log_path("official_glue", "{model_id}", "{task}"),
+    benchmark:
+        bench_path("official_glue", "{model_id}", "{task}")
+    shell:
+        "{STORYRL} eval official glue --section {params.section:q} --model {params.model}"
+        " --task {wildcards.task} --output-dir {output} > {log} 2>&1"
+
+
+rule official_reading:
+    input:
+        model_inputs,
+    output:
+        directory(official_dir("{model_id}", "reading")),
+    wildcard_constraints:
+        model_id=one_of(OFFICIAL_MODELS),
+    params:
+        model=lambda w: MODELS[w.model_id].path,
+        section=official_section("reading"),
+    resources:
+        gpu=1,
+    conda:
+        CPU_ENV
+    log:
+        log_path("official_reading", "{model_id}"),
+    benchmark:
+        bench_path("official_reading", "{model_id}")
+    shell:
+        "{STORYRL} eval official reading --section {params.section:q} --model {params.model}"
+        " --output-dir {output} > {log} 2>&1"
+
+
+rule official_collect:
+    input:
+        model_inputs,
+        glue=[official_dir("{model_id}", f"glue/{t}") for t in OFFICIAL.glue],
+        reading=official_dir("{model_id}", "reading") if OFFICIAL.reading else [],
+    output:
+        f"{RESULTS}/eval/{{model_id}}.official.parquet",
+    wildcard_constraints:
+        model_id=one_of(OFFICIAL_MODELS),
+    params:
+        model=lambda w: MODELS[w.model_id].path,
+        section=official_section("glue", "reading"),
+        words=model_args,
+        glue=lambda w: f"--glue-dir {official_dir(w.model_id, 'glue')}" if OFFICIAL.glue else "",
+        reading=lambda w, input: f"--reading-dir {input.reading}" if OFFICIAL.reading else "",
+    conda:
+        CPU_ENV
+    log:
+        log_path("official_collect", "{model_id}"),
+    benchmark:
+        bench_path("official_collect", "{model_id}")
+    shell:
+        "{STORYRL} eval official collect --section {params.section:q} --model {params.model}"
+        " --model-id {wildcards.model_id} {params.words} {params.glue} {params.reading}"
+        " --parquet {output} > {log} 2>&1"
+
+
+AOA_MILESTONES = [w for _, w in aoa_steps(OFFICIAL.aoa_track)]
+
+
+def aoa_checkpoints(wildcards):
+    return [ckpt_dir(wildcards.pretrain_run, w) for w in AOA_MILESTONES]
+
+
+rule official_aoa:
+    input:
+        aoa_checkpoints,
+    output:
+        parquet=f"{RESULTS}/eval/{{pretrain_run}}-aoa.official.parquet",
+        official=directory(f"{RESULTS}/official/{{pretrain_run}}-aoa"),
+    wildcard_constraints:
+        pretrain_run=one_of(AOA_RUNS),
+    params:
+        section=official_section("aoa", "aoa_track", "aoa_min_context"),
+        checkpoints=lambda w: " ".join(
+            f"--checkpoint {m} {pre_model_id(w.pretrain_run, m)} {ckpt_dir(w.pretrain_run, m)}"
+            for m in AOA_MILESTONES
+        ),
+    resources:
+        gpu=1,
+    conda:
+        CPU_ENV
+    log:
+        log_path("official_aoa", "{pretrain_run}"),
+    benchmark:
+        bench_path("official_aoa", "{pretrain_run}")
+    shell:
+        "{STORYRL} eval official aoa --section {params.section:q} --run-id {wildcards.pretrain_run}"
+        " {params.checkpoints} --output-dir {output.official} --parquet {output.parquet} > {log} 2>&1"
