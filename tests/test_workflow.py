@@ -24,17 +24,22 @@ def finished(tmp_path_factory) -> Path:
     return work
 
 
-def jobs_of_dry_run(work: Path, *configfiles: Path, targets=(), count: str | None = None):
-    """The rules a dry run would run (or how many jobs of rule `count`)."""
+def job_counts(work: Path, *configfiles: Path, targets=()) -> dict[str, int]:
+    """Jobs per rule that a dry run would run ({} if nothing is to be done)."""
     args = [*targets, "-n", "--quiet", "rules"]
     if configfiles:
         args += ["--configfile", *map(str, configfiles)]
     lines = snakemake(work, *args).stdout.splitlines()
     if not any(l.split() == ["job", "count"] for l in lines):
-        return 0 if count else set()  # "Nothing to be done"
+        return {}  # "Nothing to be done"
     start = next(i for i, l in enumerate(lines) if l.split() == ["job", "count"]) + 2
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
-    jobs = {l.split()[0]: int(l.split()[1]) for l in lines[start:end]}
+    return {l.split()[0]: int(l.split()[1]) for l in lines[start:end]}
+
+
+def jobs_of_dry_run(work: Path, *configfiles: Path, targets=(), count: str | None = None):
+    """The rules a dry run would run (or how many jobs of rule `count`)."""
+    jobs = job_counts(work, *configfiles, targets=targets)
     return jobs.get(count, 0) if count else set(jobs)
 
 
@@ -155,15 +160,22 @@ def test_paper_config_plans_one_pretraining_run_with_27_milestones(tmp_path):
     assert len(ckpts) == 27
     assert ckpts[0].endswith("paper/ckpt-1M") and ckpts[-1].endswith("paper/ckpt-900M")
     assert "demo" not in out  # the default config is replaced, not merged
+    assert "official_" not in out  # no checkout of the official pipeline named: no hand-off
 
 
 def test_paper_config_plans_the_whole_paper(tmp_path):
-    paper = ROOT / "config" / "paper.yaml"
-    counts = {rule: jobs_of_dry_run(tmp_path, paper, count=rule)
-              for rule in ("pretrain_paper", "rl", "story_eval", "zero_shot", "table", "figure")}
-    # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy)
+    checkout = tmp_path / "evaluation-pipeline-2025"
+    (checkout / "evaluation_pipeline").mkdir(parents=True)
+    official = tmp_path / "official.yaml"
+    official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
+    counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", official)
+    counts = {rule: n for rule, n in counts.items() if rule not in ("subset", "tokenizer", "tokens", "all")}
+    # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy); the official
+    # pipeline's GLUE (7 tasks) and reading on the full-set models (900M-pre and the 8 final
+    # policies), AoA over the pretraining run's 1-100M milestones
     assert counts == {"pretrain_paper": 1, "rl": 8, "story_eval": 107, "zero_shot": 107,
-                      "table": len(TABLES), "figure": len(FIGURES)}
+                      "table": len(TABLES), "figure": len(FIGURES), "official_glue": 63,
+                      "official_reading": 9, "official_collect": 9, "official_aoa": 1}
 
 
 def test_a_bad_config_stops_the_workflow_naming_file_and_key(tmp_path):

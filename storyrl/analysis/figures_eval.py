@@ -9,20 +9,31 @@ from storyrl.analysis.load import TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.tables import babylm_table
 
 
+PANELS = {"accuracy": "accuracy (%)", "spearman": "Spearman ρ", "delta_r2": "reading: ΔR² (%)",
+          "surprisal": "surprisal (nats)"}
+"""A panel per kind of metric (by prefix), so that no axis mixes units."""
+
+
 def _is_rho(metric) -> bool:
     return str(metric).startswith("spearman")
+
+
+def _panel(metric) -> str:
+    return next((label for prefix, label in PANELS.items() if str(metric).startswith(prefix)),
+                str(metric))
 
 
 def babylm(scores, baselines, output, cfg: AnalysisConfig = AnalysisConfig(),
            pre_model=None, rl_models=None):
     """Bars per task: baselines (if any), pre and RL; the RL delta written above each pair.
-    Accuracy tasks (%) and Spearman tasks (ρ) get their own panels."""
+    Each kind of metric (accuracy %, Spearman ρ, the official pipeline's reading ΔR²) gets its
+    own panel."""
     t = babylm_table(scores, baselines, cfg, pre_model, rl_models)
     value_cols = [c for c in t.columns if c not in ("task_id", "task", "metric", "RL delta", "RL sd")]
     pre_col = next(c for c in value_cols if c.endswith("-pre"))
     rl_col = next((c for c in value_cols if c.endswith("-RL")), None)
-    groups = [("accuracy (%)", t[~t.metric.map(_is_rho)]), ("Spearman ρ", t[t.metric.map(_is_rho)])]
-    groups = [(label, g) for label, g in groups if len(g)]
+    panels = t.metric.map(_panel)
+    groups = [(label, t[panels == label]) for label in dict.fromkeys(panels)]
     widths = [max(len(g), 1) for _, g in groups]
     fig, axes = style.figure(1, len(groups), width=1.0, height=3.8,
                              gridspec_kw={"width_ratios": widths})

@@ -215,7 +215,8 @@ def load_baselines(path) -> pd.DataFrame:
 TASK_LABELS = {
     "blimp": "BLiMP", "blimp_supplement": "BLiMP supplement", "ewok": "EWoK", "comps": "COMPS",
     "entity_tracking": "Entity tracking", "wug_adj": "WUG adj. (ρ)", "wug_past": "WUG past (ρ)",
-    "glue": "GLUE",
+    "glue": "GLUE", "reading_eye_tracking": "Eye tracking", "reading_self_paced": "Self-paced reading",
+    "aoa_surprisal": "AoA word surprisal",
 }
 
 

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from storyrl.config import Section
 
@@ -92,12 +92,13 @@ class OfficialConfig(Section):
             raise ValueError(f"unknown GLUE task(s) {unknown} (known: {', '.join(GLUE_TASKS)})")
         return v
 
-    @model_validator(mode="after")
-    def _checkout(self):
-        if self.path is not None and not (Path(self.path) / "evaluation_pipeline").is_dir():
-            raise ValueError(f"path: {self.path} is not a checkout of babylm/evaluation-pipeline-"
-                             "2025 (no evaluation_pipeline/ folder in it)")
-        return self
+    @field_validator("path")
+    @classmethod
+    def _checkout(cls, v):
+        if v is not None and not (Path(v) / "evaluation_pipeline").is_dir():
+            raise ValueError(f"{v} is not a checkout of babylm/evaluation-pipeline-2025 (no "
+                             "evaluation_pipeline/ folder in it)")
+        return v
 
     @property
     def enabled(self) -> bool:

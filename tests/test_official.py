@@ -1,0 +1,188 @@
+"""Hand-off to the official BabyLM pipeline: its outputs parsed into eval_scores, the AoA
+revision store, the config checks and the planned jobs. Output files are written here in the
+pipeline's formats (finetune/run.py, reading/run.py, AoA_word/run.py); a run of the pipeline
+itself is in test_official_pipeline.py, which needs a checkout."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, TEST_CONFIG
+from evalfixtures import build_model
+from storyrl.config import ConfigError, load
+from storyrl.evaluate.official import (GLUE_TASKS, OfficialConfig, OfficialError, aoa_steps,
+                                       glue_command, glue_result_path, parse_aoa,
+                                       reading_report_path, revision_store)
+
+CLI = [sys.executable, "-m", "storyrl.cli"]
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    (tmp_path / "pipeline" / "evaluation_pipeline").mkdir(parents=True)
+    return tmp_path / "pipeline"
+
+
+def test_glue_calls_follow_eval_finetuning_sh(checkout, tmp_path):
+    cfg = OfficialConfig(path=str(checkout))
+    def flags(task):
+        cmd = glue_command(cfg, tmp_path / "ckpt-900M", task, tmp_path / "out")
+        return {k: v for k, v in zip(cmd, cmd[1:]) if k.startswith("--")}, cmd
+    boolq, _ = flags("boolq")
+    assert (boolq["--batch_size"], boolq["--num_epochs"], boolq["--metric_for_valid"]) == ("16", "10", "accuracy")
+    assert boolq["--train_data"] == str(checkout / "evaluation_data/full_eval/glue_filtered/boolq.train.jsonl")
+    wsc, _ = flags("wsc")
+    assert (wsc["--batch_size"], wsc["--num_epochs"]) == ("32", "30")
+    assert flags("mrpc")[0]["--metric_for_valid"] == "f1"
+    mnli, cmd = flags("mnli")
+    assert mnli["--num_labels"] == "3" and cmd[cmd.index("--metrics") + 1:cmd.index("--metric_for_valid")] == ["accuracy"]
+    # every path is absolute: the pipeline runs with the checkout as its working directory
+    assert mnli["--model_name_or_path"].startswith("/") and mnli["--results_dir"].startswith("/")
+
+
+def write_outputs(tmp_path, model, data):
+    """results.txt per GLUE task and the reading report.txt, where the pipeline writes them."""
+    glue = {"boolq": "accuracy: 0.625\nf1: 0.5\nmcc: 0.125", "rte": "accuracy: 0.5\nf1: 0.4\nmcc: 0.0",
+            "mnli": "accuracy: 0.375"}
+    for task, text in glue.items():
+        path = glue_result_path(tmp_path / "glue" / task, model, task)
+        path.parent.mkdir(parents=True)
+        path.write_text(text)  # finetune/run.py writes no final newline
+        valid = data / "full_eval" / "glue_filtered" / f"{task}.valid.jsonl"
+        valid.parent.mkdir(parents=True, exist_ok=True)
+        valid.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(4 + len(task))))
+    report = reading_report_path(tmp_path / "reading", model)
+    report.parent.mkdir(parents=True)
+    report.write_text("EYE TRACKING SCORE: 1.25\nSELF-PACED READING SCORE: -0.50\n")
+
+
+def collect(checkout, tmp_path, model, data, glue=("boolq", "rte", "mnli"), **kw):
+    section = OfficialConfig(path=str(checkout), data_path=str(data), glue=list(glue))
+    return subprocess.run(CLI + ["eval", "official", "collect", "--section",
+                                 section.model_dump_json(), "--model", str(model),
+                                 "--glue-dir", str(tmp_path / "glue"), "--reading-dir",
+                                 str(tmp_path / "reading"), "--model-id", "run-rl-final",
+                                 "--pretrain-words", "900M", "--parquet", str(tmp_path / "e.parquet")],
+                          capture_output=True, text=True, cwd=ROOT, **kw)
+
+
+def test_collect_turns_official_outputs_into_eval_scores(checkout, tmp_path):
+    # A folder name with a dot: the pipeline names its results folder after Path.stem ("final-1").
+    model = tmp_path / "final-1.2M"
+    model.mkdir()
+    (model / "storyrl_rl.json").write_text(json.dumps({"rl_words": 1_000_000}))
+    data = tmp_path / "evaluation_data"
+    write_outputs(tmp_path, model, data)
+    assert (tmp_path / "glue" / "boolq" / "final-1" / "main" / "finetune" / "boolq").is_dir()
+    out = collect(checkout, tmp_path, model, data)
+    assert out.returncode == 0, out.stderr
+    df = pd.read_parquet(tmp_path / "e.parquet")
+    assert set(df.model_id) == {"run-rl-final"}
+    assert set(df.pretrain_words) == {900_000_000} and set(df.rl_words) == {1_000_000}
+    head = df[(df.task == "glue") & (df.subtask == "")].iloc[0]
+    assert head.metric == "accuracy" and head.value == pytest.approx((62.5 + 50 + 37.5) / 3)
+    assert head.n_items == 9 + 7 + 8  # lines of the three valid files
+    boolq = df[(df.task == "glue") & (df.subtask == "boolq")].set_index("metric").value
+    assert boolq.to_dict() == pytest.approx({"accuracy": 62.5, "f1": 50.0, "mcc": 0.125})
+    assert set(df[(df.task == "glue") & (df.subtask == "mnli")].metric) == {"accuracy"}
+    reading = df[df.task.str.startswith("reading")].set_index("task").value
+    assert reading.to_dict() == {"reading_eye_tracking": 1.25, "reading_self_paced": -0.5}
+    assert set(df[df.task.str.startswith("reading")].metric) == {"delta_r2_pct"}
+
+
+def test_unreadable_or_missing_output_names_the_file(checkout, tmp_path):
+    model = tmp_path / "ckpt-900M"
+    model.mkdir()
+    data = tmp_path / "evaluation_data"
+    write_outputs(tmp_path, model, data)
+    bad = glue_result_path(tmp_path / "glue" / "rte", model, "rte")
+    bad.write_text("accuracy: 0.5\nf1 = 0.4\n")
+    out = collect(checkout, tmp_path, model, data)
+    assert out.returncode == 2 and f"{bad}: line 2" in out.stderr
+    out = collect(checkout, tmp_path, model, data, glue=("qqp",))
+    assert out.returncode == 2 and "qqp/ckpt-900M/main/finetune/qqp/results.txt" in out.stderr
+    assert not (tmp_path / "e.parquet").exists()
+
+
+def test_aoa_revisions_load_each_milestone_offline(tmp_path):
+    """The AoA part loads `storyrl/<run>` at revisions chck_<N>M; the store must give each
+    revision its own checkpoint through transformers, offline."""
+    folders = {}
+    for i, rev in enumerate(["chck_1M", "chck_2M"]):
+        folders[rev] = tmp_path / f"ckpt-{i + 1}M"
+        build_model(folders[rev], seed=i)
+    hub = tmp_path / "hub"
+    revision_store(hub, "storyrl/demo", folders)
+    revision_store(hub, "storyrl/demo", folders)  # idempotent: a rerun after a failure
+    probe = ("import sys, torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+             "for rev, path in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+             "    a = AutoModelForCausalLM.from_pretrained('storyrl/demo', revision=rev)\n"
+             "    b = AutoModelForCausalLM.from_pretrained(path)\n"
+             "    AutoTokenizer.from_pretrained('storyrl/demo', revision=rev)\n"
+             "    assert torch.equal(a.transformer.wte.weight, b.transformer.wte.weight), rev\n"
+             "try:\n    AutoModelForCausalLM.from_pretrained('storyrl/demo', revision='chck_3M')\n"
+             "except OSError:\n    print('no chck_3M')\n")
+    args = [a for rev, f in folders.items() for a in (rev, str(f))]
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no chck_3M" in out.stdout
+    with pytest.raises(OfficialError, match="not a checkpoint folder"):
+        revision_store(hub, "storyrl/demo", {"chck_3M": tmp_path})
+
+
+def test_aoa_output_missing_a_step_is_an_error(tmp_path):
+    path = tmp_path / "surprisal.json"
+    entries = [{"step": "chck_1M", "word_count": 10**6, "target_word": "dog", "context_id": 0,
+                "context": "BOS_ONLY", "surprisal": 9.5}]
+    path.write_text(json.dumps({"metadata": {}, "results": entries}))
+    assert parse_aoa(path, ["chck_1M"]) == entries
+    with pytest.raises(OfficialError, match="chck_2M"):
+        parse_aoa(path, ["chck_1M", "chck_2M"])
+
+
+def test_config_names_the_bad_key(checkout, tmp_path):
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg["official"] = {"path": str(tmp_path)}
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"official\.path: .*no evaluation_pipeline/"):
+        load(f)
+    cfg["official"] = {"path": str(checkout), "glue": ["boolq", "cola"]}
+    f.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"official\.glue: .*cola"):
+        load(f)
+    cfg["official"] = {"path": str(checkout), "aoa": True}
+    f.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"official\.aoa_track: .*chck_1M"):
+        load(f)
+    assert len(aoa_steps("strict-small")) == 19 and len(aoa_steps("non-strict-small")) == 28
+
+
+def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monkeypatch):
+    """GLUE joins the accuracy tasks; the reading scores get their own panel (another unit)."""
+    from storyrl.analysis import figures_eval, load, style, tables
+    from storyrl.evaluate.official import glue_rows, reading_rows
+    from storyrl.schemas import make_metadata, write_table
+    cfg = OfficialConfig(path=str(checkout), data_path=str(tmp_path))
+    paths = []
+    for model_id, rl_words, acc in (("p-pre-900M", 0, 0.5), ("900M-seed42-base-rl-final", 10**6, 0.6)):
+        base = dict(model_id=model_id, pretrain_words=900 * 10**6, rl_words=rl_words)
+        rows = glue_rows(cfg, {"boolq": {"accuracy": acc}, "rte": {"accuracy": acc - 0.1}}, base)
+        rows += reading_rows({"reading_eye_tracking": 1.0 + acc}, base)
+        rows.append(dict(base, task="blimp", subtask="", metric="accuracy", value=70 + 10 * acc, n_items=10))
+        paths.append(tmp_path / f"{model_id}.official.parquet")
+        write_table(paths[-1], "eval_scores", rows, make_metadata("eval_scores"))
+    t = tables.babylm_table(load.load_eval(paths)).set_index("task_id")
+    assert list(t.index) == ["blimp", "glue", "reading_eye_tracking"]
+    assert t.loc["glue", "metric"] == "accuracy" and t.loc["reading_eye_tracking", "metric"] == "delta_r2_pct"
+    assert t.loc["glue", "RL delta"] == pytest.approx(10.0)
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, output: figs.append(fig))
+    figures_eval.babylm(load.load_eval(paths), None, tmp_path / "babylm.pdf")
+    panels = [(ax.get_ylabel(), [x.get_text() for x in ax.get_xticklabels()]) for ax in figs[0].axes]
+    assert panels == [("accuracy (%)", ["BLiMP", "GLUE"]), ("reading: ΔR² (%)", ["Eye tracking"])]
