@@ -42,6 +42,31 @@ def test_glue_calls_follow_eval_finetuning_sh(checkout, tmp_path):
     assert mnli["--num_labels"] == "3" and cmd[cmd.index("--metrics") + 1:cmd.index("--metric_for_valid")] == ["accuracy"]
     # every path is absolute: the pipeline runs with the checkout as its working directory
     assert mnli["--model_name_or_path"].startswith("/") and mnli["--results_dir"].startswith("/")
+    assert "--take_final" not in cmd  # as the official script: the classifier reads token 0
+    last = OfficialConfig(path=str(checkout), take_final=True)
+    assert glue_command(last, tmp_path / "m", "rte", tmp_path / "o")[-1] == "--take_final"
+
+
+def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(tmp_path):
+    """transformers 5 saves tokenizer_class TokenizersBackend, which the pipeline's pinned
+    transformers 4.51 does not know; the pipeline gets links to the checkpoint's files with a
+    rewritten tokenizer_config.json, and the checkpoint stays as it was."""
+    from transformers import AutoTokenizer
+    from storyrl.evaluate.official import pipeline_checkpoint
+    model = tmp_path / "ckpt-1.2M"
+    build_model(model)
+    before = {f.name: f.read_bytes() for f in model.iterdir()}
+    linked = pipeline_checkpoint(model, tmp_path / "out")
+    pipeline_checkpoint(model, tmp_path / "out")  # a rerun
+    assert linked == (tmp_path / "out" / "checkpoints" / "ckpt-1.2M").resolve()
+    assert {f.name: f.read_bytes() for f in model.iterdir()} == before
+    cfg = json.loads((linked / "tokenizer_config.json").read_text())
+    assert cfg["tokenizer_class"] == "PreTrainedTokenizerFast" and "backend" not in cfg
+    assert cfg["model_input_names"] == ["input_ids", "attention_mask"]
+    assert (linked / "model.safetensors").resolve() == (model / "model.safetensors").resolve()
+    text = "the cat sleeps ."
+    assert AutoTokenizer.from_pretrained(linked)(text)["input_ids"] == \
+        AutoTokenizer.from_pretrained(model)(text)["input_ids"]
 
 
 def write_outputs(tmp_path, model, data):

@@ -76,6 +76,10 @@ class OfficialConfig(Section):
     wsc_epochs: int = Field(30, ge=1)
     seed: int = 42
     sequence_length: int = Field(512, ge=8)
+    take_final: bool = False
+    """Classify from the last token (`--take_final`). eval_finetuning.sh does not, so the
+    classifier reads token 0, which in a causal model has seen only itself: GLUE then stays
+    near chance whatever the model knows (the paper's GLUE means are 50-53%)."""
     reading: bool = True
     """Eye-tracking and self-paced reading scores."""
     aoa: bool = False
@@ -134,7 +138,7 @@ def glue_command(cfg: OfficialConfig, model, task: str, results_dir) -> list[str
             "--sequence_length", str(cfg.sequence_length),
             "--results_dir", str(Path(results_dir).resolve()),
             "--metrics", *t.metrics, "--metric_for_valid", t.valid_metric,
-            "--seed", str(cfg.seed), "--verbose"]
+            "--seed", str(cfg.seed), "--verbose"] + (["--take_final"] if cfg.take_final else [])
 
 
 def reading_command(cfg: OfficialConfig, model, output_dir) -> list[str]:
@@ -162,6 +166,47 @@ def run_pipeline(cfg: OfficialConfig, cmd: list[str], env: dict | None = None) -
 
 class OfficialError(RuntimeError):
     """The official pipeline failed or left output we cannot read."""
+
+
+# --------------------------------------------------------------------------- checkpoints
+def pipeline_tokenizer_config(path) -> str:
+    """A checkpoint's tokenizer_config.json as the pipeline's transformers (4.51, pinned) reads
+    it. transformers 5 saves `tokenizer_class: TokenizersBackend`, a class 4.x does not have (the
+    pipeline then fails: 'Unrecognized processing class'); 4.x's generic fast class reads the
+    same tokenizer.json. Its default inputs include token_type_ids, which GPT-2 would embed
+    with the embedding of token 0 and add to every position (the reading task passes all of the
+    tokenizer's outputs to the model), so the inputs are named as GPT-2's own tokenizer names
+    them."""
+    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    if cfg.get("tokenizer_class") in (None, "TokenizersBackend"):
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    cfg.pop("backend", None)
+    cfg.setdefault("model_input_names", ["input_ids", "attention_mask"])
+    return json.dumps(cfg, indent=2) + "\n"
+
+
+def link_checkpoint(folder, dest) -> Path:
+    """`dest`: links to the files of checkpoint `folder`, its tokenizer_config.json rewritten
+    for the pipeline (`pipeline_tokenizer_config`); the checkpoint itself is left as it is."""
+    folder, dest = Path(folder).resolve(), Path(dest)
+    if not (folder / "config.json").is_file():
+        raise OfficialError(f"{folder}: not a checkpoint folder (no config.json)")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in folder.iterdir():
+        target = dest / f.name
+        if f.name == "tokenizer_config.json":
+            target.unlink(missing_ok=True)  # never write through a link into the checkpoint
+            target.write_text(pipeline_tokenizer_config(f), encoding="utf-8")
+        elif not target.is_symlink():
+            target.symlink_to(f)
+    return dest
+
+
+def pipeline_checkpoint(model, output_dir) -> Path:
+    """The checkpoint as the pipeline loads it: `<output_dir>/checkpoints/<folder name>` (the
+    same name, so the pipeline's results land where `glue_result_path` etc. look)."""
+    folder = Path(model).resolve()
+    return link_checkpoint(folder, Path(output_dir).resolve() / "checkpoints" / folder.name)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -301,12 +346,7 @@ def revision_store(hub_cache, repo_id: str, checkpoints: dict[str, str]) -> Path
             raise OfficialError(f"{folder}: not a checkpoint folder (no config.json) for "
                                 f"revision {revision}")
         commit = hashlib.sha1(f"{repo_id}@{revision}:{folder}".encode()).hexdigest()
-        snap = repo / "snapshots" / commit
-        snap.mkdir(parents=True, exist_ok=True)
-        for f in folder.iterdir():
-            link = snap / f.name
-            if not link.is_symlink():
-                link.symlink_to(f)
+        link_checkpoint(folder, repo / "snapshots" / commit)
         (repo / "refs" / revision).write_text(commit)
     return repo
 
@@ -321,14 +361,16 @@ def _write(parquet, rows, cfg: OfficialConfig, **ids) -> None:
 def cli_glue(args):
     """`storyrl eval official glue`: fine-tune and evaluate one GLUE task."""
     cfg = args.section
-    run_pipeline(cfg, glue_command(cfg, args.model, args.task, args.output_dir))
+    model = pipeline_checkpoint(args.model, args.output_dir)
+    run_pipeline(cfg, glue_command(cfg, model, args.task, args.output_dir))
     print(parse_glue_results(glue_result_path(args.output_dir, args.model, args.task)))
 
 
 def cli_reading(args):
     """`storyrl eval official reading`: eye-tracking and self-paced reading scores."""
     cfg = args.section
-    run_pipeline(cfg, reading_command(cfg, args.model, args.output_dir))
+    model = pipeline_checkpoint(args.model, args.output_dir)
+    run_pipeline(cfg, reading_command(cfg, model, args.output_dir))
     print(parse_reading_report(reading_report_path(args.output_dir, args.model)))
 
 

@@ -12,7 +12,7 @@ OFFICIAL_MODELS = (
 AOA_RUNS = list(CFG.pretrain.runs) if OFFICIAL.enabled and OFFICIAL.aoa else []
 _WHERE = ("path", "python", "data_path")
 _GLUE = ("glue", "learning_rate", "batch_size", "big_batch_size", "epochs", "wsc_epochs", "seed",
-         "sequence_length")
+         "sequence_length", "take_final")
 
 
 def official_section(*keys):
