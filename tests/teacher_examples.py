@@ -47,6 +47,16 @@ REPETITIVE_LOOP = [
     "and he went to the park and he went to the park and he went to the park.",
 ]
 
+ONE_LINE_OR_BROKEN = [
+    # What RL from a weak checkpoint drifts to when one line scores well: a single sentence, or
+    # short lines with broken punctuation.
+    " there lived a brave princess named Lily.",
+    " there lived in a green dragon.",
+    " there lived tiny owl named Tom. He lived a secret box .",
+    ' is look forever," stone? were look?',
+    ", the rabbits,, said stone say look .",
+]
+
 SHORT_COHERENT = [
     " there lived a brave princess named Lily. One day she found a golden key in the forest. "
     "She used it to open an old door.",

@@ -17,7 +17,7 @@ from storyrl.teacher.cache import ScoreCache
 from storyrl.teacher.heuristic import judge
 
 sys.path.insert(0, str(Path(__file__).parent))
-from teacher_examples import (EMPTY_OR_PARTIAL, LONG_VARIED, PROMPT,  # noqa: E402
+from teacher_examples import (EMPTY_OR_PARTIAL, LONG_VARIED, ONE_LINE_OR_BROKEN, PROMPT,  # noqa: E402
                               REPETITIVE_LOOP, SHORT_COHERENT, WORD_SALAD)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +35,9 @@ def test_empty_or_under_one_sentence_gets_zero(cont):
 @pytest.mark.parametrize("lower, higher", [
     (WORD_SALAD, REPETITIVE_LOOP),
     (REPETITIVE_LOOP, SHORT_COHERENT),
+    (ONE_LINE_OR_BROKEN, SHORT_COHERENT),
     (SHORT_COHERENT, LONG_VARIED),
-], ids=["salad<loop", "loop<short", "short<long"])
+], ids=["salad<loop", "loop<short", "oneline<short", "short<long"])
 def test_ordering(lower, higher):
     # Every story of the lower class scores below every story of the higher class.
     for a, b in product(lower, higher):

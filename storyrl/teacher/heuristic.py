@@ -6,8 +6,9 @@ and its numbers are not comparable with the paper's.
 What it measures (on the student's own text: the unfinished sentence of the prompt that the
 student completes, plus the continuation):
 - readability: well-formed word sequences (no "the of", "he the", "and."), sentences that start
-  with a capital and contain a verb, word-like tokens, no degenerate repetition;
-- coherence: complete sentences, enough of them, not cut off mid-sentence, continuity between
+  with a capital and contain a verb, word-like tokens, clean punctuation (no ",,", "word .",
+  unclosed quotes), no degenerate repetition;
+- coherence: complete sentences, enough of them (one sentence is not a story), not cut off mid-sentence, continuity between
   neighbouring sentences (shared words, pronouns, connectives), no repeated sentences;
 - creativity: lexical variety, descriptive and less common words, varied sentence openings and
   lengths, few stock phrases ("once upon a time", "happily ever after"), enough text to show it.
@@ -19,7 +20,7 @@ import math
 import re
 from functools import lru_cache
 
-VERSION = "heuristic-v1"
+VERSION = "heuristic-v2"
 """Goes into the teacher identity (and so into the cache key): bump it when scores change."""
 
 _DET = frozenset("the a an his my your their our its every these those".split())
@@ -51,6 +52,7 @@ _STOCK = [
 _LONG_OR_RARE = re.compile(r"^[a-z]{7,}$|^[a-z]+(?:ly|ful|ous|ish|less|ive|ing)$")
 _SENTENCE = re.compile(r"[^.!?]*[.!?]+[\"'”’)]*")
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
+_BAD_PUNCT = re.compile(r"[,;:]\s*[,;:.!?]|\s[.,;:!?]|[.!?][A-Za-z]")
 # Not word-like: letters mixed with digits, a letter three times in a row, no vowel, or a
 # capital inside a lower-case word ("caTs") -- typical of broken subword output.
 _BAD_TOKEN = re.compile(
@@ -117,6 +119,9 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
                 errors += 1  # "he the", "she they"
     tokens = continuation.split()
     errors += sum(map(_bad_token, tokens))
+    # Broken punctuation: ",,", "word ." (a stray space before a mark), "?" inside a sentence.
+    errors += len(_BAD_PUNCT.findall(continuation))
+    errors += sum(continuation.count(q) for q in ('"', "“", "”")) % 2  # a quote never closed
     error_rate = errors / max(n, 1)
     grams = list(zip(words, words[1:], words[2:]))
     repeated = 1 - len(set(grams)) / len(grams) if len(grams) >= 4 else 0.0
@@ -130,7 +135,9 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
         content_prev = {w[:5] for w in prev if w not in FUNCTION and len(w) > 2}
         if cur[0] in _LINKS or any(w[:5] in content_prev for w in cur if w not in FUNCTION):
             links += 1
-    continuity = links / (len(sent_words) - 1) if len(sent_words) > 1 else 0.5
+    # One sentence is not yet a story: nothing to be coherent with (an LLM teacher rates such
+    # answers low, and a proxy that does not lets RL shrink stories to one line).
+    continuity = links / (len(sent_words) - 1) if len(sent_words) > 1 else 0.0
     distinct = len({" ".join(ws) for ws in sent_words}) / len(sent_words)
     complete_words = sum(len(ws) for ws in sent_words)
     coherence = (1.2 * min(1.0, complete_words / 50) + 1.2 * continuity + 0.8 * distinct
