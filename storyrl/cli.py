@@ -245,7 +245,6 @@ def _add_eval(sub):
     q.add_argument("--run-id", help="default: from storyrl_rl.json, else none")
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.stories", "cli_stories")(a))
 
-
     from storyrl.evaluate.official import GLUE_TASKS, OfficialConfig
     o = esub.add_parser("official", help="GLUE, reading and AoA through a checkout of the "
                         "official BabyLM pipeline (config section `official`)")

@@ -25,6 +25,7 @@ from typing import Literal, NamedTuple
 from pydantic import Field, field_validator
 
 from storyrl.config import Section
+from storyrl.evaluate.zero_shot import model_results_dir
 
 log = logging.getLogger(__name__)
 
@@ -210,22 +211,16 @@ def pipeline_checkpoint(model, output_dir) -> Path:
 
 
 # --------------------------------------------------------------------------- outputs
-def _stem(model) -> str:
-    # The pipeline names results after `Path(model).stem` (up to the last dot).
-    return Path(str(model)).stem
-
-
 def glue_result_path(results_dir, model, task: str) -> Path:
-    return Path(results_dir) / _stem(model) / "main" / "finetune" / task / "results.txt"
+    return model_results_dir(results_dir, model) / "finetune" / task / "results.txt"
 
 
 def reading_report_path(output_dir, model) -> Path:
-    return Path(output_dir) / _stem(model) / "main" / "zero_shot" / "causal" / "reading" / "report.txt"
+    return model_results_dir(output_dir, model) / "zero_shot" / "causal" / "reading" / "report.txt"
 
 
 def aoa_result_path(output_dir, repo_id: str) -> Path:
-    return (Path(output_dir) / _stem(repo_id) / "main" / "zero_shot" / "causal" / "AoA_word" /
-            "surprisal.json")
+    return model_results_dir(output_dir, repo_id) / "zero_shot" / "causal" / "AoA_word" / "surprisal.json"
 
 
 def _read(path: Path) -> str:
@@ -342,9 +337,6 @@ def revision_store(hub_cache, repo_id: str, checkpoints: dict[str, str]) -> Path
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     for revision, folder in checkpoints.items():
         folder = Path(folder).resolve()
-        if not (folder / "config.json").is_file():
-            raise OfficialError(f"{folder}: not a checkpoint folder (no config.json) for "
-                                f"revision {revision}")
         commit = hashlib.sha1(f"{repo_id}@{revision}:{folder}".encode()).hexdigest()
         link_checkpoint(folder, repo / "snapshots" / commit)
         (repo / "refs" / revision).write_text(commit)
@@ -376,8 +368,8 @@ def cli_reading(args):
 
 def cli_collect(args):
     """`storyrl eval official collect`: one model's GLUE and reading outputs -> eval_scores."""
-    cfg = args.section
     from storyrl.evaluate.zero_shot import checkpoint_rl_words
+    cfg = args.section
     rl_words = args.rl_words if args.rl_words is not None else checkpoint_rl_words(args.model)
     base = dict(model_id=args.model_id, pretrain_words=args.pretrain_words, rl_words=rl_words or 0)
     glue = {task: parse_glue_results(glue_result_path(Path(args.glue_dir) / task, args.model, task))

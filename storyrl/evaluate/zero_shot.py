@@ -45,12 +45,18 @@ class ZeroShotConfig(Section):
     fp32, so that the choices are those of an fp32 run."""
 
 
+def model_results_dir(output_dir, model, revision_name: str = "main") -> Path:
+    """`OUTPUT_DIR/<model stem>/<revision>`: where every part of the official pipeline writes
+    for a model (the model folder's name up to its last dot, `Path.stem`)."""
+    return Path(output_dir) / Path(str(model)).stem / revision_name
+
+
 def official_output_path(output_dir, model_dir, task: Task, data_path,
                          revision_name: str = "main") -> Path:
     """`OUTPUT_DIR/<model stem>/<revision>/zero_shot/causal/<task>/<data stem>`, as the official
-    run (the model folder's name up to its last dot, `Path.stem`)."""
-    return (Path(output_dir) / Path(str(model_dir)).stem / revision_name / "zero_shot" /
-            "causal" / task.official / Path(str(data_path)).stem)
+    run."""
+    return (model_results_dir(output_dir, model_dir, revision_name) / "zero_shot" / "causal" /
+            task.official / Path(str(data_path)).stem)
 
 
 def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0,

@@ -8,8 +8,9 @@ student completes, plus the continuation):
 - readability: well-formed word sequences (no "the of", "he the", "and."), sentences that start
   with a capital and contain a verb, word-like tokens, clean punctuation (no ",,", "word .",
   unclosed quotes), no degenerate repetition;
-- coherence: complete sentences, enough of them (one sentence is not a story), not cut off mid-sentence, continuity between
-  neighbouring sentences (shared words, pronouns, connectives), no repeated sentences;
+- coherence: complete sentences, enough of them (one sentence is not a story), not cut off
+  mid-sentence, continuity between neighbouring sentences (shared words, pronouns,
+  connectives), no repeated sentences;
 - creativity: lexical variety, descriptive and less common words, varied sentence openings and
   lengths, few stock phrases ("once upon a time", "happily ever after"), enough text to show it.
   Incomprehensible text is not creative: creativity is capped by readability and coherence.
