@@ -67,9 +67,14 @@ class TeacherConfig(Section):
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)
     """Longest teacher reply in tokens (paper: 6)."""
+    on_failure: Literal["stop", "default"] = "stop"
+    """What a failed call or an unparseable reply does. `stop` (ours): a batch with more than
+    `max_failure_share` of them raises TeacherFailure (RL stops and keeps its state: training on
+    default rewards would be silent garbage). `default` (the paper's code): each scores 0.5,
+    training goes on, and the counts go to the log and the step table."""
     max_failure_share: float = Field(0.10, ge=0, le=1)
-    """Highest share of failed or unparseable replies in one batch before scoring raises
-    TeacherFailure instead of returning default scores."""
+    """With `on_failure: stop`, the highest share of failed or unparseable replies in one batch
+    that still returns default scores (0.5) for them."""
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
     hf: HFConfig = HFConfig()

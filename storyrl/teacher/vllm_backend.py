@@ -33,6 +33,7 @@ def conversations(rubric: Rubric, prompts: list[str], continuations: list[str]) 
 
 class VLLMBackend:
     name = "vllm"
+    server = None  # runs in this process
 
     def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int):
         try:
