@@ -14,10 +14,21 @@ class VLLMConfig(Section):
     """Weights and activations dtype (paper: bf16)."""
     max_model_len: int = Field(1024, ge=64)
     """Context length of the engine (paper: 1024; the rubric and a 90-token story fit)."""
-    gpu_memory_utilization: float = Field(0.25, gt=0, le=1)
-    """Share of the GPU's memory vLLM may take (paper: 25%, the student trains beside it)."""
+    gpu_memory_utilization: float | None = Field(0.25, gt=0, le=1)
+    """Share of the GPU's memory vLLM may take (paper: 25% of an 80 GB A100, the student trains
+    beside it); ignored when `gpu_memory_gib` is set."""
+    gpu_memory_gib: float | None = Field(None, gt=0)
+    """GPU memory for vLLM in GiB, turned into the share of the device's total when the engine
+    starts (an error names both numbers if it does not fit); the same budget on a 40, 48 or
+    80 GB card. When set, it replaces `gpu_memory_utilization`."""
     enable_prefix_caching: bool = True
     """Reuse the KV cache of the rubric prefix that every request shares."""
+
+    @model_validator(mode="after")
+    def _some_memory_setting(self):
+        if self.gpu_memory_utilization is None and self.gpu_memory_gib is None:
+            raise ValueError("give gpu_memory_gib or gpu_memory_utilization")
+        return self
 
 
 class OpenAIConfig(Section):
