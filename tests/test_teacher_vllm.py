@@ -75,6 +75,9 @@ def test_vllm_runs_for_real(tmp_path):
     conts = [" a fox ran.", " it rained.", " she sang.", " the end."]
     js = t.score([PROMPT] * 4, conts)
     assert len(js) == 4 and not any(j.failed_call for j in js)
+    # A story past max_model_len: vLLM refuses that request; the others are still answered.
+    js = t.score([PROMPT] * 5, conts + [" and then" * 2000])
+    assert [j.failed_call for j in js] == [False] * 4 + [True]
     assert [j.reply for j in t.score([PROMPT] * 4, conts)] == [j.reply for j in js]  # seeded
 
 
