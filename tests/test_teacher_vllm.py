@@ -145,6 +145,21 @@ def test_one_over_long_story_is_one_failed_reply_not_a_failed_batch(tiny_engine_
     assert sum(n for n in engine.calls[:-1] if n) >= 11
 
 
+def test_over_long_stories_are_not_sent_when_the_tokenizer_counts_them(tiny_engine_folder):
+    from storyrl.teacher.vllm_backend import serve
+    rubric = load_rubric(TeacherConfig().template)
+    conts = [f" a fox number {i} ran home." for i in range(6)]
+    conts[2] = conts[4] = " and then" * 400
+    convs = conversations(rubric, [PROMPT] * 6, conts)
+    probe = LengthCheckedEngine(tiny_engine_folder, 10 ** 9)
+    limit = max(probe.n_tokens(c) for i, c in enumerate(convs) if i not in (2, 4)) + 10
+    engine = LengthCheckedEngine(tiny_engine_folder, max_model_len=limit)
+    got = serve(engine, convs, engine.n_tokens, limit)
+    assert engine.calls == [4]  # one call, the over-long stories left out
+    assert [r is None for r in got] == [False, False, True, False, True, False]
+    assert serve(engine, convs[2:3], engine.n_tokens, limit) == [None]
+
+
 def test_an_engine_failure_that_is_not_about_one_request_propagates():
     from storyrl.teacher.vllm_backend import chat_each
 

@@ -91,6 +91,26 @@ def chat_each(chat: Callable[[list], list[str | None]], convs: list) -> list[str
     return chat_each(chat, convs[:mid]) + chat_each(chat, convs[mid:])
 
 
+def serve(chat: Callable[[list], list[str | None]], convs: list,
+          n_tokens: Callable[[list], int] | None = None,
+          max_model_len: int | None = None) -> list[str | None]:
+    """One reply per conversation, None where it failed. With `n_tokens` (the engine's chat
+    template and tokenizer), a prompt longer than `max_model_len` is not sent at all (the engine
+    would refuse the whole call); `chat_each` catches what the count misses."""
+    out: list[str | None] = [None] * len(convs)
+    send = list(range(len(convs)))
+    if n_tokens is not None and max_model_len is not None:
+        lengths = [n_tokens(c) for c in convs]
+        send = [i for i in send if lengths[i] <= max_model_len]
+        if len(send) < len(convs):
+            log.warning("teacher: %d of %d stories are longer than max_model_len=%d with the "
+                        "rubric (longest %d tokens); they count as failed calls",
+                        len(convs) - len(send), len(convs), max_model_len, max(lengths))
+    for i, reply in zip(send, chat_each(chat, [convs[i] for i in send]) if send else []):
+        out[i] = reply
+    return out
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -107,11 +127,27 @@ class VLLMBackend:
         log.info("teacher: vLLM takes %.1f%% of the GPU's memory", 100 * kwargs["gpu_memory_utilization"])
         self.llm = LLM(**kwargs)
         self.params = SamplingParams(**self.sampling)
+        self.max_model_len = cfg.vllm.max_model_len
+        self.tokenizer = self.llm.get_tokenizer()
+        self._count = self._n_tokens
 
     def _chat(self, convs: list) -> list[str | None]:
         outs = self.llm.chat(convs, self.params, use_tqdm=False)
         # A request vLLM could not serve has no output text.
         return [o.outputs[0].text if o.outputs else None for o in outs]
 
+    def _n_tokens(self, conv: list) -> int:
+        enc = self.tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)
+        return len(enc["input_ids"])
+
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
-        return chat_each(self._chat, conversations(self.rubric, prompts, continuations))
+        convs = conversations(self.rubric, prompts, continuations)
+        if self._count is not None and convs:
+            try:
+                self._count(convs[0])
+            except Exception as err:  # a tokenizer without HF's chat API: bisection alone
+                log.warning("teacher: cannot count prompt tokens (%s); over-long stories are "
+                            "found by the engine's refusal", err)
+                self._count = None
+        return serve(self._chat, convs, self._count, self.max_model_len)
