@@ -32,7 +32,8 @@ class SamplingConfig(Section):
     """Decode the continuation with its special tokens, as the authors' code did
     (`tokenizer.decode(r)`): a story that sampled EOS ends in `</s>`, the teacher is shown it,
     and the length bonus and generated words count it (an EOS-only story is one word).
-    Paper: true; false (ours) drops them."""
+    Paper: true; false (ours) drops them. PPO and story evaluation; TRL's GRPO/RLOO decode
+    their own completions without them."""
 
 
 class PPOConfig(Section):
