@@ -173,3 +173,13 @@ def test_drop_one_teachers_entries(server, tmp_path):
     assert t.stats["cache_hits"] == 3  # the other teacher's entries stay
     with pytest.raises(ValueError, match="unknown teacher field"):
         drop_entries(cache, colour="red")
+
+
+def test_server_credentials_stay_out_of_the_key_and_metadata(server, tmp_path):
+    srv = server(reply_fn=lambda m: "2 2 2")
+    url = srv.url.replace("http://", "http://user:s3cret@")
+    t = make_teacher(openai_cfg(url), seed=0, cache_path=str(tmp_path / "c.sqlite"))
+    t.score([PROMPT], CONTS[:1])
+    assert t.identity["server"] == srv.url and "s3cret" not in str(t.identity)
+    t.close()
+    assert b"s3cret" not in (tmp_path / "c.sqlite").read_bytes()
