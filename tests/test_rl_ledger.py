@@ -71,7 +71,9 @@ def test_run_table_expands_seeds_and_variants():
     from storyrl.rl.config import RunSpec, expand_runs
     from pathlib import Path
     base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
-    assert base == RLConfig()  # the paper's values are the defaults
+    # The paper's values are the defaults, but for the decoding the teacher is shown (ours drops
+    # special tokens; the paper keeps `</s>`).
+    assert base == RLConfig(sampling={"keep_special_tokens": True})
     runs = expand_runs(base, [RunSpec(checkpoint="900M", seeds=[42, 43, 44]),
                               RunSpec(checkpoint="90M", variant="grpo",
                                       overrides={"algorithm": "grpo", "ppo": {"lr": 2e-6}})])

@@ -28,6 +28,12 @@ class SamplingConfig(Section):
     the loss run in eval mode). False samples in eval mode always."""
     chunk_size: int | None = Field(None, ge=1)
     """Prompts per `generate` call; None samples the whole batch at once (TRL 0.9.4: 4)."""
+    keep_special_tokens: bool = False
+    """Decode the continuation with its special tokens, as the authors' code did
+    (`tokenizer.decode(r)`): a story that sampled EOS ends in `</s>`, the teacher is shown it,
+    and the length bonus and generated words count it (an EOS-only story is one word).
+    Paper: true; false (ours) drops them. PPO and story evaluation; TRL's GRPO/RLOO decode
+    their own completions without them."""
 
 
 class PPOConfig(Section):

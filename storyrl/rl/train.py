@@ -100,6 +100,10 @@ def step_row(run_id, step, ledger, judgements, rewards, n_tokens, texts, stats, 
         "length_bonus_mean": r["length_bonus"].mean(), "length_bonus_std": r["length_bonus"].std(ddof=1),
         "reward_mean": r["reward"].mean(), "reward_std": r["reward"].std(ddof=1),
         "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
+        # Replies that scored the default 0.5 (teacher.on_failure: default lets training go on).
+        "teacher_failed_calls": sum(bool(getattr(j, "failed_call", False)) for j in judgements),
+        "teacher_unparsed": sum(not j.parsed and not getattr(j, "failed_call", False)
+                                for j in judgements),
         "response_tokens_mean": float(np.mean(n_tokens)),
         "response_words_mean": float(np.mean([count_words(t) for t in texts])),
         "time_sample_s": times[0], "time_score_s": times[1], "time_update_s": times[2],

@@ -10,6 +10,7 @@ log = logging.getLogger(__name__)
 
 class HFBackend:
     name = "hf"
+    server = None  # runs in this process
 
     def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int):
         import torch
