@@ -13,9 +13,10 @@ still run, and the JSON is rewritten after every phase (a killed check keeps wha
               or any chat model) with the vLLM backend where vLLM imports, else the hf backend;
               without weights, a randomly initialised model of Llama-3.1-8B's shape (same
               compute per token, replies are noise and score the default), and the JSON says so.
-  ppo         a few PPO steps of the project's RL loop (`storyrl.rl.train.train`) at the paper's
-              batch of 360 with the teacher above: seconds per step split into sampling /
-              teacher / update / the rest (state save, tables), peak memory.
+  ppo_<prec>  a few PPO steps of the project's RL loop (`storyrl.rl.train.train`) at the paper's
+              batch of 360 with the teacher above, once per `--ppo-precision` of the update
+              (fp32: the paper's arithmetic; bf16: autocast trunk): seconds per step split into
+              sampling / teacher / update, and the run's wall time (state saves, tables), peak memory.
   story_eval  `evaluate_stories` of 1,000 stories with the same teacher: wall seconds.
   zero_shot   `run_zero_shot` on the generated BabyLM-format evaluation data: items per second.
 
@@ -286,7 +287,7 @@ def _vllm_ok() -> bool:
 
 
 # --------------------------------------------------------------------------- RL and evaluation
-def ppo_phase(work: Path, sz: dict, ckpt: str, scorer) -> dict:
+def ppo_phase(work: Path, sz: dict, ckpt: str, scorer, precision: str) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -294,14 +295,16 @@ def ppo_phase(work: Path, sz: dict, ckpt: str, scorer) -> dict:
     from storyrl.rl.train import train
 
     cfg = RLConfig(batch_size=sz["ppo_batch"], max_steps=sz["ppo_steps"], budget=10**9,
-                   checkpoint_every=10**9, sampling={"max_new_tokens": sz["max_new_tokens"]})
+                   checkpoint_every=10**9, sampling={"max_new_tokens": sz["max_new_tokens"]},
+                   ppo={"precision": precision})
+    out = work / f"rl-{precision}"
     t0 = time.perf_counter()
-    train(ckpt, work / "rl", cfg, scorer, run_id="gpu-check")
+    train(ckpt, out, cfg, scorer, run_id="gpu-check")
     wall = time.perf_counter() - t0
-    steps = pq.read_table(work / "rl" / "steps.parquet").to_pandas()
+    steps = pq.read_table(out / "steps.parquet").to_pandas()
     later = steps.iloc[1:] if len(steps) > 1 else steps  # step 1 includes CUDA warm-up
     parts = {k: float(np.median(later[f"time_{k}_s"])) for k in ("sample", "score", "update")}
-    return {"batch": sz["ppo_batch"], "steps": len(steps),
+    return {"precision": precision, "batch": sz["ppo_batch"], "steps": len(steps),
             "sample_s": round(parts["sample"], 3), "teacher_s": round(parts["score"], 3),
             "update_s": round(parts["update"], 3),
             "loop_s_per_step": round(sum(parts.values()), 3),
@@ -354,12 +357,17 @@ def main(argv=None) -> int:
     p.add_argument("--vllm-memory", type=float, default=0.25, help="vLLM's GPU share (paper 0.25)")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU")
     p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the logic on CPU")
+    p.add_argument("--pretrain-steps", type=int, help="optimizer steps of the pretraining phase")
+    p.add_argument("--ppo-precision", nargs="+", default=["fp32", "bf16"],
+                   choices=["fp32", "bf16", "auto"], help="one PPO phase per update precision")
     p.add_argument("--skip", nargs="*", default=[], choices=["ppo", "story_eval", "zero_shot"])
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     sz = sizes(args.smoke)
+    if args.pretrain_steps:
+        sz["pretrain_steps"] = args.pretrain_steps
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not args.smoke:
         print("gpu_check: no CUDA device visible (use --smoke for the CPU logic check)", file=sys.stderr)
@@ -381,7 +389,8 @@ def main(argv=None) -> int:
     rep.phase("teacher", teacher_phase)
     if "scorer" in holder:
         if "ppo" not in args.skip:
-            rep.phase("ppo", ppo_phase, work, sz, ckpt, holder["scorer"])
+            for precision in args.ppo_precision:
+                rep.phase(f"ppo_{precision}", ppo_phase, work, sz, ckpt, holder["scorer"], precision)
         if "story_eval" not in args.skip:
             rep.phase("story_eval", story_eval_phase, work, sz, ckpt, holder["scorer"])
         holder["scorer"].teacher.close()

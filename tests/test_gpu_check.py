@@ -21,13 +21,14 @@ def test_smoke_run_fills_every_phase(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    for phase in ("pretrain", "teacher", "ppo", "story_eval", "zero_shot"):
+    for phase in ("pretrain", "teacher", "ppo_fp32", "ppo_bf16", "story_eval", "zero_shot"):
         assert data[phase]["ok"] is True, data[phase]
     pre = data["pretrain"]
     assert pre["steps"] == data["sizes"]["pretrain_steps"] and pre["tokens_per_s_median"] > 0
     assert pre["vocab"] == data["sizes"]["vocab"]  # padded to the configured vocabulary
     assert data["teacher"]["weights"] == "random" and data["teacher"]["params"] > 0
-    ppo = data["ppo"]
+    ppo = data["ppo_bf16"]
+    assert data["ppo_fp32"]["precision"] == "fp32" and ppo["precision"] == "bf16"
     assert ppo["batch"] == data["sizes"]["ppo_batch"] and ppo["steps"] == data["sizes"]["ppo_steps"]
     assert min(ppo["sample_s"], ppo["teacher_s"], ppo["update_s"]) > 0
     assert data["story_eval"]["stories"] == data["sizes"]["stories"]
