@@ -352,3 +352,36 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
                                    "figure/fast_eval_rl", "figure/score_shares"}
     eq = pd.read_csv(layout.table_path(tmp_path / "p_out", "equivalence"))
     assert set(eq[eq.method == "curve"].curve_source) == {"before_rl"}
+
+
+# --------------------------------------------------------------------------- the paper's units
+def test_figures_in_the_papers_units(tmp_path, synth):
+    """config/paper.yaml draws as the paper's notebook: length in tokens, x in interactions
+    (stories), Gaussian smoothing with sigma 30 steps; the default keeps words and a rolling mean."""
+    from scipy.ndimage import gaussian_filter1d
+    from conftest import ROOT
+    from storyrl.analysis.figures_rl import dynamics_data
+    from storyrl.config import load as load_config
+    paper = load_config(ROOT / "config" / "paper.yaml").analysis
+    assert (paper.length_unit, paper.x_axis, paper.smoothing, paper.smooth_sigma,
+            paper.paper_seed) == ("tokens", "interactions", "gaussian", 30, 42)
+    root, _ = synth
+    inp = layout.discover(root)
+    steps = load.load_steps(inp.steps)
+    g = steps[steps.run_id == "90M-seed42-base"].sort_values("step")
+    d = dynamics_data(steps, paper)
+    length = d[(d.run_id == "90M-seed42-base") & (d.panel == "length")]
+    assert length.x.tolist() == g.stories.tolist()
+    assert length.y.to_numpy() == pytest.approx(
+        gaussian_filter1d(g.response_tokens_mean.to_numpy(), 30, mode="nearest"))
+    score = d[(d.run_id == "90M-seed42-base") & (d.panel == "teacher_score")]
+    assert score.y.to_numpy() == pytest.approx(
+        gaussian_filter1d(g.teacher_score_mean.to_numpy() * 9, 30, mode="nearest"))
+    default = dynamics_data(steps, AnalysisConfig())
+    length = default[(default.run_id == "90M-seed42-base") & (default.panel == "length")]
+    assert length.x.tolist() == g.budget_words.tolist()
+    assert length.y.to_numpy() == pytest.approx(g.response_words_mean.rolling(10, min_periods=1).mean())
+    cfg = paper.model_copy(update={"bootstrap": 50})
+    for name in ("rl_dynamics", "score_shares", "entropy", "before_after"):
+        pdf, png = make("figure", name, inp, tmp_path / name, cfg)
+        assert _magic(pdf) == b"%PDF" and png.stat().st_size > 10_000

@@ -192,7 +192,7 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
     table, cb = compute_equivalence(story_eval, steps, rollouts, cfg)
     curve = cb.curve
     colors = style.size_colors(table.pretrain_words)
-    fig, axes = style.figure(1, 2, width=5.2, height=4.2, sharey=True)
+    fig, axes = style.figure(1, 2, width=5.2, height=5.6, sharey=True)
     n = cfg.window_steps
 
     ax = axes[0, 0]
@@ -218,7 +218,7 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
     for ax in axes[0]:
         style.words_axis(ax)
         ax.set(xlabel=style.PRETRAIN_LABEL)
-        ax.legend(loc="upper left", fontsize="x-small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="x-small")
     axes[0, 0].set(ylabel=style.SCORE_LABEL)
     fig.suptitle("After RL, the run scores as the pretraining checkpoint of ...")
     return style.save(fig, output)
