@@ -10,7 +10,7 @@ from storyrl.analysis.tables import babylm_table
 
 
 PANELS = {"accuracy": "accuracy (%)", "spearman": "Spearman ρ", "delta_r2": "reading: ΔR² (%)",
-          "surprisal": "surprisal (nats)"}
+          "pearson": "AoA: Pearson r", "surprisal": "surprisal (nats)"}
 """A panel per kind of metric (by prefix), so that no axis mixes units."""
 
 
