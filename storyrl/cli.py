@@ -287,7 +287,7 @@ def _add_eval(sub):
                         "pipeline's AoA score of that checkpoint and of the policy")
     q.add_argument("--output-dir", required=True)
     q.add_argument("--parquet", required=True)
-    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_aoa")(a))
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.aoa_score", "cli_aoa")(a))
 
 
 def _lazy(module: str, name: str):

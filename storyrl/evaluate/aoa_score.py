@@ -21,6 +21,9 @@ import logging
 import subprocess
 from pathlib import Path
 
+from storyrl.evaluate.official import (OfficialError, _write, aoa_command, aoa_result_path,
+                                       aoa_rows, aoa_steps, parse_aoa, revision_store,
+                                       run_pipeline)
 from storyrl.units import words_label
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,6 @@ SCORE_PREFIX = "STORYRL_AOA "
 def policy_steps(track: str, start_words: int, steps: list[tuple[str, int]]):
     """(revisions up to the policy's pretraining checkpoint, the revision the policy fills).
     `steps`: the track's (name, words), `official.aoa_steps`."""
-    from storyrl.evaluate.official import OfficialError
     before = [s for s in steps if s[1] <= start_words]
     after = [s for s in steps if s[1] > start_words]
     if not after:
@@ -58,7 +60,6 @@ def score_command(cfg, surprisal_path) -> list[str]:
 
 def parse_score(text: str, where: str) -> dict:
     """The evaluator's result from the script's output (the last `STORYRL_AOA` line)."""
-    from storyrl.evaluate.official import OfficialError
     lines = [line for line in text.splitlines() if line.startswith(SCORE_PREFIX)]
     try:
         out = json.loads(lines[-1][len(SCORE_PREFIX):])
@@ -71,7 +72,6 @@ def parse_score(text: str, where: str) -> dict:
 def score(cfg, entries: list[dict], steps: list[str], path) -> dict:
     """The pipeline's AoA score over the surprisal `entries` of revisions `steps`; the entries
     it reads are written to `path` (kept next to the pipeline's output)."""
-    from storyrl.evaluate.official import OfficialError
     path = Path(path)
     path.write_text(json.dumps({"results": [e for e in entries if e.get("step") in steps]}))
     cmd = score_command(cfg, path)
@@ -92,3 +92,45 @@ def score_rows(result: dict, model_id: str, pretrain_words: int, rl_words: int) 
     return [dict(model_id=model_id, pretrain_words=pretrain_words, rl_words=rl_words, task="aoa",
                  subtask="", metric="pearson_r", value=float(result["curve_fitness"]),
                  n_items=result.get("n_words"))]
+
+
+# --------------------------------------------------------------------------- CLI
+def cli_aoa(args):
+    """`storyrl eval official aoa`: surprisal of the CDI words at every milestone of one
+    pretraining run that the track names, read through an offline revision store (revisions
+    past the last milestone given are left out; the pipeline skips them). With `--policy`, the
+    RL policy fills the track's revision after its checkpoint (the largest milestone given), and
+    the rows are the pipeline's AoA score of that checkpoint and of the policy."""
+    cfg = args.section
+    by_words = {int(w): (model_id, path) for w, model_id, path in args.checkpoint}
+    steps = [s for s in aoa_steps(cfg.aoa_track) if s[1] <= max(by_words)]
+    slot = None
+    if getattr(args, "policy", None):
+        steps, slot = policy_steps(cfg.aoa_track, max(by_words), aoa_steps(cfg.aoa_track))
+    lack = [name for name, w in steps if w not in by_words]
+    if lack:
+        raise OfficialError(f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
+                            f"(have {', '.join(words_label(w) for w in sorted(by_words))})")
+    repo_id = f"storyrl/{args.run_id}"
+    hub = Path(args.output_dir) / "hub"
+    revisions = {name: by_words[w][1] for name, w in steps}
+    if slot:
+        revisions[slot] = args.policy[1]
+    revision_store(hub, repo_id, revisions)
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(hub.resolve())}
+    run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
+    entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), list(revisions))
+    if slot:
+        from storyrl.evaluate.zero_shot import checkpoint_rl_words
+        start = max(by_words)
+        folder = aoa_result_path(args.output_dir, repo_id).parent
+        pre = score(cfg, entries, [n for n, _ in steps], folder / "score_pre.json")
+        rl = score(cfg, entries, list(revisions), folder / "score_rl.json")
+        rows = score_rows(pre, by_words[start][0], start, 0)
+        rows += score_rows(rl, args.policy[0], start, checkpoint_rl_words(args.policy[1]) or 0)
+    else:
+        rows = aoa_rows(entries, {name: (by_words[w][0], w) for name, w in steps})
+    _write(args.parquet, rows, cfg, run_id=args.run_id)
+    for r in rows:
+        if r["subtask"] == "":
+            print(f"{r['model_id']}\t{r['task']}\t{r['value']:.3f}")

@@ -10,7 +10,8 @@ in its own interpreter (`python`), from the checkout's root, as its README asks.
 AoA reads one model at several training steps through Hugging Face *revisions* named
 `chck_<N>M`. Our milestones are folders, so `revision_store` lays them out as an offline Hub
 cache (`refs/chck_<N>M` -> a snapshot of links to the checkpoint's files); the pipeline then
-loads `storyrl/<run>` at each revision with `HF_HUB_OFFLINE=1`, unchanged.
+loads `storyrl/<run>` at each revision with `HF_HUB_OFFLINE=1`, unchanged. The pipeline's
+AoA score and the `aoa` command live in `storyrl.evaluate.aoa_score`.
 """
 
 import hashlib
@@ -387,47 +388,3 @@ def cli_collect(args):
     for r in rows:
         if r["subtask"] == "":
             print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}")
-
-
-def cli_aoa(args):
-    """`storyrl eval official aoa`: surprisal of the CDI words at every milestone of one
-    pretraining run that the track names, read through an offline revision store (revisions
-    past the last milestone given are left out; the pipeline skips them). With `--policy`, the
-    RL policy fills the track's revision after its checkpoint (the largest milestone given), and
-    the rows are the pipeline's AoA score of that checkpoint and of the policy (`aoa_score`)."""
-    from storyrl.evaluate import aoa_score
-    from storyrl.units import words_label
-    cfg = args.section
-    by_words = {int(w): (model_id, path) for w, model_id, path in args.checkpoint}
-    steps = [s for s in aoa_steps(cfg.aoa_track) if s[1] <= max(by_words)]
-    slot = None
-    if getattr(args, "policy", None):
-        steps, slot = aoa_score.policy_steps(cfg.aoa_track, max(by_words), aoa_steps(cfg.aoa_track))
-    lack = [name for name, w in steps if w not in by_words]
-    if lack:
-        raise OfficialError(f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
-                            f"(have {', '.join(words_label(w) for w in sorted(by_words))})")
-    repo_id = f"storyrl/{args.run_id}"
-    hub = Path(args.output_dir) / "hub"
-    revisions = {name: by_words[w][1] for name, w in steps}
-    if slot:
-        revisions[slot] = args.policy[1]
-    revision_store(hub, repo_id, revisions)
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(hub.resolve())}
-    run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
-    entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), list(revisions))
-    if slot:
-        from storyrl.evaluate.zero_shot import checkpoint_rl_words
-        start = max(by_words)
-        folder = aoa_result_path(args.output_dir, repo_id).parent
-        pre = aoa_score.score(cfg, entries, [n for n, _ in steps], folder / "score_pre.json")
-        rl = aoa_score.score(cfg, entries, list(revisions), folder / "score_rl.json")
-        rows = aoa_score.score_rows(pre, by_words[start][0], start, 0)
-        rows += aoa_score.score_rows(rl, args.policy[0], start,
-                                     checkpoint_rl_words(args.policy[1]) or 0)
-    else:
-        rows = aoa_rows(entries, {name: (by_words[w][0], w) for name, w in steps})
-    _write(args.parquet, rows, cfg, run_id=args.run_id)
-    for r in rows:
-        if r["subtask"] == "":
-            print(f"{r['model_id']}\t{r['task']}\t{r['value']:.3f}")
