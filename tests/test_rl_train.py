@@ -128,4 +128,5 @@ def test_grpo_resumes_after_sigkill(ckpt, tmp_path):
     rollouts = pd.read_parquet(run / "rollouts.parquet")
     assert steps["step"].tolist() == list(range(1, 9))
     assert rollouts.groupby("step").size().tolist() == [8] * 8
-    assert steps["budget_words"].tolist() == [4 + 24 * k for k in range(1, 9)]
+    # the first batch's 8 prompts x 4 words, then 8 replies x 3 words a step
+    assert steps["budget_words"].tolist() == [32 + 24 * k for k in range(1, 9)]

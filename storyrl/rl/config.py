@@ -83,8 +83,9 @@ class RLConfig(Section):
     ppo: PPOConfig = PPOConfig()
     group: GroupConfig = GroupConfig()
     budget: Words = 1_000_000
-    """Interaction budget in words: prompt words charged once plus every teacher reply's words;
-    the run stops before a step would pass it (paper: 1M -> 920 steps)."""
+    """Interaction budget in words: the first batch's prompt words (charged once, with the first
+    step) plus every teacher reply's words; the run stops before a step would pass it (paper: 1M
+    -> 920 steps, storyrl.rl.ledger)."""
     checkpoint_every: Words = 100_000
     """Save the policy as an HF folder each time the budget crosses a multiple of this."""
     state_every: int = Field(1, ge=1)

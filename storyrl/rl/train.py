@@ -236,7 +236,7 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     _, ref = load_checkpoint(checkpoint)
     policy = PolicyWithValue(lm).to(device)  # the value head is drawn from the seeded RNG
     trainer = PPOTrainer(policy, ref.to(device), cfg.ppo, pad_id=tokenizer.pad_token_id)
-    ledger = Ledger.start(cfg.budget, cfg.prompts)
+    ledger = Ledger(cfg.budget)
 
     state = files.load_state()
     if state is not None:
@@ -256,14 +256,14 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
         judgements, rewards = scorer(prompts, ro.texts)
         replies = [j.reply for j in judgements]
         t2 = time.perf_counter()
-        if not ledger.fits(replies):
+        if not ledger.fits(prompts, replies):
             log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
             break
         stats, per_story = trainer.step(ro.queries, ro.responses,
                                         torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
         t3 = time.perf_counter()
         before = ledger.used
-        ledger.charge(replies, ro.texts)
+        ledger.charge(prompts, replies, ro.texts)
         n_tokens = [len(r) for r in ro.responses]
         files.write("rollouts", step, rollout_rows(run_id, step, ledger.used, prompts, ro.texts,
                                                    judgements, rewards, n_tokens, per_story))

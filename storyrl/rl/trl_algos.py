@@ -45,10 +45,10 @@ class _Bridge(TrainerCallback):
     def __call__(self, prompts, completions, completion_ids=None, trainer_state=None, **_):
         judgements, rewards = self.scorer(prompts, completions)
         replies = [j.reply for j in judgements]
-        if not self.ledger.fits(replies):
+        if not self.ledger.fits(prompts, replies):
             raise BudgetExhausted
         before = self.ledger.used
-        self.ledger.charge(replies, completions)
+        self.ledger.charge(prompts, replies, completions)
         step = self.ledger.steps
         n_tokens = [len(c) for c in completion_ids] if completion_ids is not None else [0] * len(prompts)
         self.files.write("rollouts", step, rollout_rows(self.files.meta["run_id"], step, self.ledger.used,
@@ -88,7 +88,7 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
     output = Path(output)
     tokenizer, lm = load_checkpoint(checkpoint)
     g, s = cfg.group, cfg.sampling
-    ledger = Ledger.start(cfg.budget, cfg.prompts)
+    ledger = Ledger(cfg.budget)
     trl_dir = output / "trl"
     resume = None
     # The Trainer writes a checkpoint folder piece by piece; our ledger.json comes last (on_save),
