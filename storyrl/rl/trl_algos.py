@@ -4,23 +4,25 @@ The scorer becomes TRL's reward function: it scores each generated batch, charge
 writes the step's rollouts; a callback writes the step row from TRL's logged metrics. When a
 batch's teacher replies would pass the budget, the reward function raises before the update, so
 that step is not taken. Resume uses the Trainer's own checkpoints (model, optimizer, RNG), one
-every `state_every` steps, with the ledger stored beside each.
+when `state_due` says so (and on SIGTERM, after which the run exits with 143), with the ledger
+stored beside each.
 """
 
 import json
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 from transformers import TrainerCallback
 
 from storyrl.atomic import write_text
-from storyrl.rl.config import RLConfig
+from storyrl.rl.config import RLConfig, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
-from storyrl.rl.train import finish, load_checkpoint, rollout_rows, save_crossed, step_row
+from storyrl.rl.train import Terminate, finish, load_checkpoint, rollout_rows, save_crossed, step_row
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ class BudgetExhausted(Exception):
 class _Bridge(TrainerCallback):
     """Holds the ledger; the reward function and the callback share it."""
 
-    def __init__(self, cfg, scorer, files, ledger, tokenizer, output, base):
+    def __init__(self, cfg, scorer, files, ledger, tokenizer, output, base, term):
         self.cfg, self.scorer, self.files, self.ledger, self.base = cfg, scorer, files, ledger, base
-        self.tokenizer, self.output, self.pending = tokenizer, Path(output), None
+        self.tokenizer, self.output, self.pending, self.term = tokenizer, Path(output), None, term
+        self.saved = (ledger.steps, time.monotonic())
         self.__name__ = "teacher"  # TRL names reward functions by __name__
 
     # --- the reward function
@@ -68,9 +71,17 @@ class _Bridge(TrainerCallback):
         self.pending = None
         save_crossed(self.output, self.cfg, before, self.ledger, kwargs["model"], self.tokenizer, self.base)
 
+    def on_step_end(self, args, state, control, **kwargs):
+        steps, at = self.saved
+        if self.term.requested or state_due(self.cfg, state.global_step - steps, time.monotonic() - at):
+            control.should_save = True
+        if self.term.requested:
+            control.should_training_stop = True
+
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         write_text(folder / "ledger.json", json.dumps(self.ledger.state_dict()))
+        self.saved = (state.global_step, time.monotonic())
 
 
 def _trainer_classes(algorithm):
@@ -117,16 +128,19 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
         beta=g.beta, epsilon=g.epsilon, learning_rate=g.lr, lr_scheduler_type="constant", warmup_steps=0,
         weight_decay=0.0, max_steps=max_steps, max_completion_length=s.max_new_tokens,
         temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=cfg.seed, data_seed=cfg.seed,
-        logging_steps=1, save_strategy="steps", save_steps=cfg.state_every, save_only_model=False,
+        logging_steps=1, save_strategy="no", save_only_model=False,  # saves: _Bridge.on_step_end
         save_total_limit=2,
         report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu", bf16=False,
     )
-    bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output, base)
-    trainer = Trainer(model=lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
-                      processing_class=tokenizer, callbacks=[bridge])
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    except BudgetExhausted:
-        log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+    with Terminate() as term:
+        bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output, base, term)
+        trainer = Trainer(model=lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[bridge])
+        try:
+            trainer.train(resume_from_checkpoint=resume)
+        except BudgetExhausted:
+            log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+        if term.requested:
+            term.exit(output, ledger.steps)
     files.drop_parts_after(ledger.steps)
     return finish(output, cfg, files, trainer.model, tokenizer, ledger, pretrain_words_seen, corpus_words, base)
