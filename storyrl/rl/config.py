@@ -99,7 +99,15 @@ class RLConfig(Section):
     max_steps: int | None = Field(None, ge=1)
     """Optional cap on steps (for tests and demos); None = run until the budget ends."""
     seed: int = 42
-    """Seeds sampling, the value head and minibatch order (paper: 42; the teacher gets it too)."""
+    """The run's seed: the value head's initialisation, the teacher's sampling seed, the run id,
+    and (unless `sampling_seed` is set) the student's RNG (paper: 42, 43, 44)."""
+    sampling_seed: int | None = None
+    """Seed of the student's RNG (its sampling, dropout and minibatch order), set once the value
+    head is drawn. None: `seed`, so each seed of the run table samples its own stories (ours).
+    An integer gives every run that same stream, as in the paper: TRL 0.9.4's
+    `PPOTrainer.__init__` calls `set_seed(config.seed)` with PPOConfig's default seed 0, so the
+    authors' 900M runs with seeds 42, 43 and 44 shared one sampling stream and differed only in
+    the value head and the teacher's seed (paper: 0). TRL's GRPO/RLOO trainers get it as `seed`."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads; None leaves torch's default."""
     device: str = "auto"

@@ -233,6 +233,11 @@ class Terminate:
         raise SystemExit(143)
 
 
+def student_seed(cfg: RLConfig) -> int:
+    """The seed of the student's RNG (`sampling_seed`, else the run's `seed`)."""
+    return cfg.seed if cfg.sampling_seed is None else cfg.sampling_seed
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -247,7 +252,9 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     run_id = run_id or output.name
     device = setup_torch(cfg)
     meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
-            "algorithm": cfg.algorithm, "config_hash": make_metadata("x", cfg.model_dump())["config_hash"]}
+            "sampling_seed": student_seed(cfg), "algorithm": cfg.algorithm,
+            "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
+            "teacher": getattr(getattr(scorer, "teacher", None), "identity", None)}
     files = RunFiles(output, meta)
     base = info_base(run_id, checkpoint, pretrain_words_seen)
     if (output / "summary.json").exists() and (output / "final" / "config.json").exists():
@@ -264,6 +271,8 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     _, ref = load_checkpoint(checkpoint)
     policy = PolicyWithValue(lm).to(device)  # the value head is drawn from the seeded RNG
     trainer = PPOTrainer(policy, ref.to(device), cfg.ppo, pad_id=tokenizer.pad_token_id)
+    if cfg.sampling_seed is not None:
+        seed_all(cfg.sampling_seed)  # where TRL 0.9.4's PPOTrainer.__init__ reseeded
     ledger = Ledger(cfg.budget)
 
     state = files.load_state()

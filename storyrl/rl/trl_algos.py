@@ -22,7 +22,8 @@ from storyrl.atomic import write_text
 from storyrl.rl.config import RLConfig, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
-from storyrl.rl.train import Terminate, finish, load_checkpoint, rollout_rows, save_crossed, step_row
+from storyrl.rl.train import (Terminate, finish, load_checkpoint, rollout_rows, save_crossed, step_row,
+                               student_seed)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
         num_generations=g.num_generations, steps_per_generation=1, num_iterations=g.num_iterations,
         beta=g.beta, epsilon=g.epsilon, learning_rate=g.lr, lr_scheduler_type="constant", warmup_steps=0,
         weight_decay=0.0, max_steps=max_steps, max_completion_length=s.max_new_tokens,
-        temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=cfg.seed, data_seed=cfg.seed,
+        temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+        seed=student_seed(cfg), data_seed=student_seed(cfg),
         logging_steps=1, save_strategy="no", save_only_model=False,  # saves: _Bridge.on_step_end
         save_total_limit=2,
         report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu", bf16=False,
