@@ -141,11 +141,11 @@ def test_grpo_run_stopped_early_has_every_planned_checkpoint(ckpt, tmp_path):
 
 def test_story_eval_of_an_rl_checkpoint(early_run, tmp_path):
     summary = run_eval(early_run / "checkpoints" / "10", tmp_path / "s.parquet", n=2)
-    assert summary["rl_words"] == 16 and summary["run_id"] == "early"
+    assert summary["rl_words"] == 28 and summary["run_id"] == "early"
     assert summary["pretrain_words"] == 20_000_000 and summary["model_id"] == "early-10"
     df = load_story_eval([tmp_path / "s.parquet"])
     assert df[["rl_words", "pretrain_words", "run_id"]].drop_duplicates().values.tolist() == \
-        [[16, 20_000_000, "early"]]
+        [[28, 20_000_000, "early"]]
     assert (read_table(tmp_path / "s.parquet", "rollouts")["run_id"].to_pylist()) == ["early"] * 2
 
 
