@@ -142,7 +142,8 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
             trainer.train(resume_from_checkpoint=resume)
         except BudgetExhausted:
             log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
-        if term.requested:
-            term.exit(output, ledger.steps)
+        else:
+            if term.requested:  # the Trainer saved the last step (on_step_end) and stopped
+                term.exit(output, ledger.steps)
     files.drop_parts_after(ledger.steps)
     return finish(output, cfg, files, trainer.model, tokenizer, ledger, pretrain_words_seen, corpus_words, base)
