@@ -231,15 +231,17 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
              callbacks=()) -> Path:
     """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints."""
     work_dir = Path(work_dir)
-    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
-                "training": training.model_dump(), "milestones": milestones,
-                "tokens": str(tokens_bin)}
     cuda = torch.cuda.is_available()
     world = check_launch(torch.cuda.device_count() if cuda else 0, os.environ)
     if training.threads:
         torch.set_num_threads(training.threads)
 
     tokens, meta = load_tokens(tokens_bin, tokens_meta)
+    # The stream's identity too: re-tokenized data at the same path must not resume a state.
+    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
+                "training": training.model_dump(), "milestones": milestones,
+                "tokens": str(tokens_bin), "stream": {k: meta.get(k) for k in (
+                    "n_tokens", "tokens_per_word", "group_rows")}}
     block = model_cfg.n_positions
     dataset = Blocks(tokens, block, meta.get("group_tokens"))
     plan = plan_run(len(dataset), block, meta["tokens_per_word"], training, milestones)
