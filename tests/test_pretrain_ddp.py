@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import snakemake
 from storyrl.config import ModelConfig, PretrainJob, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.pretrain import check_launch
@@ -129,3 +130,19 @@ def test_one_process_seeing_several_gpus_is_refused():
         check_launch(4, {})
     assert check_launch(4, {"WORLD_SIZE": "4"}) == 4
     assert check_launch(1, {}) == 1 and check_launch(0, {}) == 1
+
+
+def _pretrain_shell(work: Path, *args: str) -> list[str]:
+    out = snakemake(work, "-n", "-p", "--forceall", *args).stdout
+    return [l.removeprefix("Shell command: ") for l in out.splitlines() if "storyrl.cli pretrain" in l]
+
+
+def test_one_pretrain_rule_launches_one_process_per_gpu(tmp_path):
+    rules = snakemake(tmp_path, "--list-rules").stdout.split()
+    assert "pretrain" in rules and not [r for r in rules if r.startswith("pretrain_")]
+    (one,) = _pretrain_shell(tmp_path)
+    assert one.startswith("python -m storyrl.cli pretrain")
+    # A profile (or the command line) giving the rule 4 GPUs gets 4 processes, one per GPU.
+    (four,) = _pretrain_shell(tmp_path, "--set-resources", "pretrain:gpu=4", "--resources", "gpu=4")
+    assert four.startswith("python -m torch.distributed.run --standalone --nproc_per_node 4 "
+                           "-m storyrl.cli pretrain")
