@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +121,13 @@ class _Milestones(TrainerCallback):
     """Save at milestone steps and export each as a Hugging Face folder (rank 0); stop on
     SIGTERM, every process at the same step."""
 
-    def __init__(self, plan: Plan, out_dir: Path, run_id: str):
+    def __init__(self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event):
         self.by_step = {s: w for w, s in plan.milestone_steps.items()}
-        self.plan, self.out_dir, self.run_id = plan, out_dir, run_id
+        self.plan, self.out_dir, self.run_id, self.sigterm = plan, out_dir, run_id, sigterm
         self.terminate = False
 
     def on_step_end(self, args, state, control, **kw):
+        self.terminate = self.terminate or self.sigterm.is_set()
         if args.world_size > 1:
             # The signal may reach some processes only, or in different steps: stop when any
             # process got it, so that all save the same step (or a collective would hang).
@@ -229,8 +231,21 @@ def check_launch(visible_gpus: int, env: dict) -> int:
 def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
              training: TrainingConfig, milestones: list[int], seed: int,
              callbacks=()) -> Path:
-    """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints."""
-    work_dir = Path(work_dir)
+    """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints.
+
+    SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
+    load: training then stops after its next step, saved, and the process exits 143."""
+    sigterm = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
+    try:
+        return _pretrain(tokens_bin, tokens_meta, tokenizer_dir, Path(work_dir), run_id,
+                         model_cfg, training, milestones, seed, callbacks, sigterm)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, model_cfg,
+              training, milestones, seed, callbacks, sigterm: threading.Event) -> Path:
     cuda = torch.cuda.is_available()
     world = check_launch(torch.cuda.device_count() if cuda else 0, os.environ)
     if training.threads:
@@ -280,7 +295,7 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
     torch.manual_seed(seed)
     model = build_model(model_cfg, tokenizer)
     milestones_dir = work_dir / "milestones"
-    marks = _Milestones(plan, milestones_dir, run_id)
+    marks = _Milestones(plan, milestones_dir, run_id, sigterm)
     trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                        callbacks=[marks, *callbacks])
     trainer.plan = plan
@@ -289,11 +304,9 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
     log.info("run %s: %d steps x %d tokens (%.0f words) on %d process(es), %d milestones, "
              "resume from %s", run_id, plan.total_steps, plan.tokens_per_step,
              plan.words_at(plan.total_steps), world, len(milestones), resume or "scratch")
-    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(marks, "terminate", True))
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if main:
             _write_log(trainer, work_dir / "log.parquet", run_id, settings)
     if marks.terminate:
