@@ -1,5 +1,6 @@
 """GPU jobs on a machine without a usable GPU stop at once and say why (this machine has none)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -86,3 +87,15 @@ def test_paper_config_requires_a_gpu_in_every_gpu_rule_and_the_test_config_does_
     cpu = [l for l in snakemake(tmp_path / "test", "-n", "-p", "--forceall").stdout.splitlines()
            if "storyrl.cli tokens" in l or "storyrl.cli subset" in l]
     assert cpu and not any("--require-gpu" in l for l in cpu)
+
+
+def test_the_message_names_the_driver_when_nvidia_smi_knows_it(tmp_path):
+    # A node with a driver but no device usable by torch (e.g. a driver older than torch's CUDA
+    # build): nvidia-smi answers, and the message carries its driver version.
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 535.104.05\n")
+    smi.chmod(0o755)
+    code = "from storyrl.device import describe; print(describe())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=120)
+    assert "NVIDIA driver 535.104.05" in out.stdout, out.stderr[-2000:]
