@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import yte
+from conftest import paper_weights
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,10 +79,11 @@ def test_pinned_slurm_plugin_is_installed_and_snakemake_sees_its_options():
 
 
 def _snakemake(tmp_path, *args) -> str:
-    """The repo's workflow, run in tmp_path so that nothing lands in the checkout."""
+    """The repo's workflow on the paper's config, run in tmp_path so that nothing lands in the
+    checkout."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--configfile", str(REPO / "config/paper.yaml"), *args],
+         "--configfile", str(REPO / "config/paper.yaml"), str(paper_weights(tmp_path)), *args],
         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
 
 

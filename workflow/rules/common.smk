@@ -114,3 +114,12 @@ def teacher_json(teacher: dict):
 # Conda environments of the rules (used with --sdm conda; relative to workflow/rules/).
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
+
+
+# Jobs never download: the teacher is a local folder (storyrl.config.check_teacher_weights, at
+# planning time) and the student is built from config. Offline, a stray hub lookup fails at once
+# instead of hanging on a compute node without internet or filling a shared cache per job. Every
+# job inherits this: locally, and on SLURM through the job's own snakemake, which reads this file.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
