@@ -35,6 +35,15 @@ include: "workflow/rules/analysis.smk"
 report: "workflow/report/workflow.rst"
 
 
+# Seconds of work on files already on the shared filesystem: run them where snakemake runs
+# instead of queueing a SLURM job for each.
+localrules:
+    all,
+    table,
+    figure,
+    official_collect,
+
+
 rule all:
     default_target: True
     input:

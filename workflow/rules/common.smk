@@ -4,8 +4,9 @@ from storyrl.units import words_label
 RESULTS = "results"
 
 # Every rule runs `python -m storyrl.cli` with the repo on PYTHONPATH: the same code in the
-# project's venv, in a rule's conda env (--sdm conda, which cannot pip-install the repo) and in
-# a SLURM job (sbatch passes the environment on).
+# project's venv, in a rule's conda env (which cannot pip-install the repo; snakemake keeps
+# PYTHONPATH there only with --conda-not-block-search-path-envvars, which profiles/slurm sets) and
+# in a SLURM job (the job's snakemake reads this file again).
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
 STORYRL = "python -m storyrl.cli"
