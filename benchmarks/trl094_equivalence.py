@@ -71,7 +71,7 @@ def part_b(out: Path):
     ref = AutoModelForCausalLM.from_pretrained(out / "ckpt")
     policy = PolicyWithValue(lm)
     policy.v_head.load_state_dict(torch.load(out / "v_head.pt"))
-    trainer = PPOTrainer(policy, ref, PPOConfig(lr=1e-3), pad_id=1)
+    trainer = PPOTrainer(policy, ref, PPOConfig(lr=1e-3, precision="fp32"), pad_id=1)
     qs, rs, scores = batch(torch)
     ours = []
     for _ in range(2):

@@ -282,9 +282,12 @@ def _add_eval(sub):
     q.add_argument("--run-id", required=True, help="the pretraining run")
     q.add_argument("--checkpoint", nargs=3, action="append", required=True,
                    metavar=("WORDS", "MODEL_ID", "PATH"), help="one per milestone")
+    q.add_argument("--policy", nargs=2, metavar=("MODEL_ID", "PATH"),
+                   help="an RL policy started from the largest checkpoint given: write the "
+                        "pipeline's AoA score of that checkpoint and of the policy")
     q.add_argument("--output-dir", required=True)
     q.add_argument("--parquet", required=True)
-    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_aoa")(a))
+    q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.aoa_score", "cli_aoa")(a))
 
 
 def _lazy(module: str, name: str):

@@ -224,8 +224,11 @@ class Config(Section):
                 raise ValueError(f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
                                  f"pretraining milestone")
         if self.official.enabled and self.official.aoa:
-            lack = [name for name, w in aoa_steps(self.official.aoa_track)
-                    if w not in self.pretrain.milestones]
+            # Revisions past the last milestone are left to the pipeline (it skips them); the
+            # first of them holds the RL policy for the AoA score after RL.
+            steps = aoa_steps(self.official.aoa_track)
+            top = max([*self.pretrain.milestones, steps[0][1]])
+            lack = [name for name, w in steps if w not in self.pretrain.milestones and w <= top]
             if lack:
                 raise ValueError(f"official.aoa_track: {self.official.aoa_track} reads the "
                                  f"checkpoints {', '.join(lack)}, which are not pretraining "

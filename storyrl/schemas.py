@@ -67,6 +67,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("reward_mean", pa.float64()),
         ("reward_std", pa.float64()),
         ("parsed_share", pa.float64()),
+        ("teacher_failed_calls", pa.float64()),  # counts (float like skipped_minibatches)
+        ("teacher_unparsed", pa.float64()),
         ("response_tokens_mean", pa.float64()),
         ("response_words_mean", pa.float64()),
         ("kl", pa.float64()),

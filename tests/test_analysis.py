@@ -73,6 +73,17 @@ def _story_eval(root, model_id, sums, words, rl_words=0, run_id=None):
     write_table(layout.story_eval_path(root, model_id), "rollouts", rows, make_metadata("rollouts", **ids))
 
 
+def _step_row(run_id, step, budget_words, stories, teacher_score_mean) -> dict:
+    row = {name: 0.0 for name in ("length_bonus_mean", "length_bonus_std", "reward_mean",
+           "reward_std", "parsed_share", "response_tokens_mean", "kl", "kl_coef", "entropy",
+           "policy_entropy", "ratio", "policy_loss", "value_loss", "clipfrac", "approxkl",
+           "value_var_explained", "skipped_minibatches", "time_sample_s", "time_score_s",
+           "time_update_s", "teacher_score_std")}
+    row.update(run_id=run_id, step=step, budget_words=budget_words, stories=stories,
+               generated_words=0, response_words_mean=40.0, teacher_score_mean=teacher_score_mean)
+    return row
+
+
 def _run(root, run_id, before_sums, after_sums, n_steps=12, batch=4):
     rng = np.random.default_rng(0)
     rollouts, steps = [], []
@@ -81,15 +92,8 @@ def _run(root, run_id, before_sums, after_sums, n_steps=12, batch=4):
         crit = np.array([[min(3, s), max(0, s - 3), 0] for s in (sums * batch)[:batch]])
         rows = rollout_rows(run_id, step, step * 1000, crit, np.full(batch, 40), rng, 3.0)
         rollouts += rows
-        row = {name: 0.0 for name in ("length_bonus_mean", "length_bonus_std", "reward_mean",
-               "reward_std", "parsed_share", "response_tokens_mean", "kl", "kl_coef", "entropy",
-               "policy_entropy", "ratio", "policy_loss", "value_loss", "clipfrac", "approxkl",
-               "value_var_explained", "skipped_minibatches", "time_sample_s", "time_score_s",
-               "time_update_s", "teacher_score_std")}
-        row.update(run_id=run_id, step=step, budget_words=step * 1000, stories=step * batch,
-                   generated_words=0, response_words_mean=40.0,
-                   teacher_score_mean=float(np.mean([r["teacher_score"] for r in rows])))
-        steps.append(row)
+        steps.append(_step_row(run_id, step, step * 1000, step * batch,
+                               float(np.mean([r["teacher_score"] for r in rows]))))
     write_table(layout.steps_path(root, run_id), "steps", steps, make_metadata("steps", run_id=run_id))
     write_table(layout.rollouts_path(root, run_id), "rollouts", rollouts, make_metadata("rollouts", run_id=run_id))
 
@@ -106,7 +110,8 @@ def test_equivalence_returns_the_known_answer(tmp_path):
     cfg = AnalysisConfig(bootstrap=200, window_steps=6)
     steps, ro = load.load_steps(inp.steps), load.load_rollouts(inp.rollouts)
     table, _ = tables.compute_equivalence(load.load_story_eval(inp.story_eval), steps, ro, cfg)
-    a, b = table.set_index("run_id").loc["10M-seed1-base"], table.set_index("run_id").loc["100M-seed1-base"]
+    curve = table[table.method == "curve"].set_index("run_id")
+    a, b = curve.loc["10M-seed1-base"], curve.loc["100M-seed1-base"]
     assert a.after == pytest.approx(2.5) and a.after_source == "last_6_stories"
     assert a.equivalent_words == pytest.approx(10 ** 7.5, rel=1e-9)
     assert a.extra_words == pytest.approx(10 ** 7.5 - 1e7, rel=1e-9)
@@ -121,8 +126,60 @@ def test_equivalence_returns_the_known_answer(tmp_path):
     _story_eval(tmp_path, "10M-rl-half", [0] * 8, 10_000_000, rl_words=6_000, run_id="10M-seed1-base")
     se = load.load_story_eval(layout.discover(tmp_path).story_eval)
     table, _ = tables.compute_equivalence(se, steps, ro, cfg)
-    a = table.set_index("run_id").loc["10M-seed1-base"]
+    a = table[table.method == "curve"].set_index("run_id").loc["10M-seed1-base"]
     assert a.after_source == "story_eval" and a.equivalent_words == pytest.approx(1e8)
+
+
+PAPER_BEFORE_AFTER = {20: (0.03, 0.20), 50: (0.26, 1.36), 90: (0.70, 2.28), 200: (1.45, 2.70),
+                      500: (2.25, 3.12), 900: (2.64, 3.37)}
+"""FACTS, 'Results to reproduce': teacher score (0-9) of the first and last 10 batches."""
+
+
+def test_paper_method_on_the_papers_numbers_gives_410M(tmp_path):
+    from storyrl.analysis.stats import nearest_checkpoint
+    before = {w * 10**6: b for w, (b, _) in PAPER_BEFORE_AFTER.items()}
+    others = {w: b for w, b in before.items() if w != 90 * 10**6}
+    assert nearest_checkpoint(others, 2.28) == (500e6, "ok")  # |2.25 - 2.28| is the least
+    assert nearest_checkpoint(others, 3.0) == (float("inf"), "above_max")
+    assert nearest_checkpoint({1: 1.0, 2: 2.0}, 1.5) == (1, "ok")  # a tie: the fewer words
+
+    # The same numbers as training logs: 20 batches a run, the first 10 at the before-score,
+    # the last 10 at the after-score, 999,360 budget words (920 steps at paper settings).
+    for w, (b, a) in PAPER_BEFORE_AFTER.items():
+        run_id = f"{w}M-seed42-base"
+        rows = [_step_row(run_id, k, 5_760 + k * (999_360 - 5_760) // 20, k * 360,
+                          (b if k <= 10 else a) / 9) for k in range(1, 21)]
+        write_table(layout.steps_path(tmp_path, run_id), "steps", rows,
+                    make_metadata("steps", run_id=run_id))
+    out = tmp_path / "tables" / "equivalence.csv"
+    make("table", "equivalence", layout.discover(tmp_path), out, CFG)
+    eq = pd.read_csv(out)
+    paper = eq[eq.method == "paper"].set_index("pretraining")
+    row = paper.loc["90M"]
+    assert row.after == pytest.approx(2.28) and row.equivalent == "500M"
+    assert row.extra_words == 410e6 and row.status == "ok"
+    assert "1M words of RL ≈ 410M words of pretraining" in row.claim
+    assert list(paper.equivalent) == ["50M", "200M", "500M", "> 900M", "> 900M", "> 500M"]
+    assert paper.loc["500M", "status"] == "above_max" and "> 400M" in paper.loc["500M", "claim"]
+    assert paper.loc["900M", "claim"].startswith("no estimate")
+    # Our curve method sits beside it, labelled, in the same table and the Markdown version.
+    assert (eq[eq.method == "curve"].pretraining.tolist() == paper.index.tolist())
+    md = out.with_suffix(".md").read_text()
+    assert "| paper " in md and "| curve " in md
+
+
+def test_tables_do_not_depend_on_the_order_of_the_input_files(tmp_path, synth):
+    root, _ = synth
+    inp = layout.discover(root)
+    shuffled = layout.Inputs(**{k: list(reversed(getattr(inp, k))) for k in
+                                ("steps", "rollouts", "summaries", "story_eval", "eval")},
+                             baselines=inp.baselines)
+    assert shuffled.rollouts != inp.rollouts
+    for name in ("before_after", "equivalence"):
+        a = make("table", name, inp, tmp_path / "a" / name, CFG)
+        b = make("table", name, shuffled, tmp_path / "b" / name, CFG)
+        for pa, pb in zip(a, b):
+            assert pa.read_bytes() == pb.read_bytes(), pb.name
 
 
 def test_equivalence_falls_back_to_before_rl_scores(synth):
@@ -130,7 +187,7 @@ def test_equivalence_falls_back_to_before_rl_scores(synth):
     inp = layout.discover(root)
     table, cb = tables.compute_equivalence(load.load_story_eval([]), load.load_steps(inp.steps),
                                            None, CFG)
-    assert set(table.curve_source) == {"before_rl"}
+    assert set(table[table.method == "curve"].curve_source) == {"before_rl"}
     assert sorted(cb.words) == sorted({v["pretrain_words"] for v in info["runs"].values()})
 
 
@@ -155,6 +212,29 @@ def test_before_after_table(synth):
     assert by_steps.before.to_numpy() == pytest.approx(t.before.to_numpy())
 
 
+def test_paper_columns_are_the_seed_42_run_and_the_seed_mean_is_extra(synth):
+    root, _ = synth
+    inp = layout.discover(root)
+    t = tables.before_after_table(load.load_steps(inp.steps), load.load_rollouts(inp.rollouts),
+                                  CFG).set_index("pretraining")
+    ro = load.load_rollouts(inp.rollouts)
+    steps = load.load_steps(inp.steps)
+    def after(run_id):  # the last 10 steps' stories, 0-9
+        last = steps[steps.run_id == run_id].step.nlargest(10)
+        return ro[(ro.run_id == run_id) & ro.step.isin(last)].teacher_score.mean() * 9
+    runs = [after(f"900M-seed{s}-base") for s in (42, 43, 44)]
+    assert np.std(runs) > 0.01  # the seeds differ, so the choice shows
+    row = t.loc["900M"]
+    assert (row.seed, row.seeds, row.runs) == ("42", "42,43,44", 3)
+    assert row.after == pytest.approx(runs[0])
+    assert row.after_lo <= row.after <= row.after_hi
+    assert row.after_seed_mean == pytest.approx(np.mean(runs))
+    assert row.after_seed_sd == pytest.approx(np.std(runs, ddof=1))
+    assert t.loc["90M", "seed"] == "42" and np.isnan(t.loc["90M", "after_seed_sd"])
+    pooled = tables.before_after_table(steps, ro, CFG.model_copy(update={"paper_seed": None}))
+    assert pooled.set_index("pretraining").loc["900M"].after == pytest.approx(np.mean(runs))
+
+
 def test_babylm_table(synth):
     root, _ = synth
     inp = layout.discover(root)
@@ -166,10 +246,17 @@ def test_babylm_table(synth):
     assert t.loc["entity_tracking", "1000M-pre baseline"] == 31.51
     full = scores[(scores.task == "entity_tracking")]
     pre = full[full.model_id == "ckpt-900M"].value.item()  # ids came from the file metadata
-    rl = full[full.model_id.str.startswith("900M-seed")].value.mean()
+    # The paper's 900M-RL column is the seed-42 policy; the seed mean and sd are extra columns.
+    rl = full[full.model_id == "900M-seed42-base-final"].value.item()
+    seeds = full[full.model_id.str.startswith("900M-seed")].value
+    assert len(seeds) == 3 and seeds.std() > 0.05
     assert t.loc["entity_tracking", "900M-pre"] == pytest.approx(pre)
     assert t.loc["entity_tracking", "900M-RL"] == pytest.approx(rl)
     assert t.loc["entity_tracking", "RL delta"] == pytest.approx(rl - pre)
+    assert t.loc["entity_tracking", "RL seed mean"] == pytest.approx(seeds.mean())
+    assert t.loc["entity_tracking", "RL seed sd"] == pytest.approx(seeds.std(ddof=1))
+    mean = tables.babylm_table(scores, None, AnalysisConfig(paper_seed=None)).set_index("task_id")
+    assert mean.loc["entity_tracking", "900M-RL"] == pytest.approx(seeds.mean())
     assert not any(i.endswith("_fast") for i in t.index)
 
 
@@ -253,7 +340,8 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
         assert _magic(pdf) == b"%PDF" and _magic(png) == b"\x89PNG", name
         assert png.stat().st_size > 10_000
     eq = pd.read_csv(layout.table_path(out, "equivalence"))
-    assert len(eq) == 8 and set(eq.curve_source) == {"story_eval"}
+    assert len(eq) == 16 and set(eq.method) == {"paper", "curve"}
+    assert set(eq[eq.method == "curve"].curve_source) == {"story_eval"}
     assert len(pd.read_csv(layout.table_path(out, "ledger"))) == 8
 
     # Only the step logs: what needs more is skipped (with the reason), the rest built.
@@ -263,4 +351,37 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
     assert set(res["skipped"]) == {"table/babylm", "figure/babylm", "figure/fast_eval_pretrain",
                                    "figure/fast_eval_rl", "figure/score_shares"}
     eq = pd.read_csv(layout.table_path(tmp_path / "p_out", "equivalence"))
-    assert set(eq.curve_source) == {"before_rl"}
+    assert set(eq[eq.method == "curve"].curve_source) == {"before_rl"}
+
+
+# --------------------------------------------------------------------------- the paper's units
+def test_figures_in_the_papers_units(tmp_path, synth):
+    """config/paper.yaml draws as the paper's notebook: length in tokens, x in interactions
+    (stories), Gaussian smoothing with sigma 30 steps; the default keeps words and a rolling mean."""
+    from scipy.ndimage import gaussian_filter1d
+    from conftest import ROOT
+    from storyrl.analysis.figures_rl import dynamics_data
+    from storyrl.config import load as load_config
+    paper = load_config(ROOT / "config" / "paper.yaml").analysis
+    assert (paper.length_unit, paper.x_axis, paper.smoothing, paper.smooth_sigma,
+            paper.paper_seed) == ("tokens", "interactions", "gaussian", 30, 42)
+    root, _ = synth
+    inp = layout.discover(root)
+    steps = load.load_steps(inp.steps)
+    g = steps[steps.run_id == "90M-seed42-base"].sort_values("step")
+    d = dynamics_data(steps, paper)
+    length = d[(d.run_id == "90M-seed42-base") & (d.panel == "length")]
+    assert length.x.tolist() == g.stories.tolist()
+    assert length.y.to_numpy() == pytest.approx(
+        gaussian_filter1d(g.response_tokens_mean.to_numpy(), 30, mode="nearest"))
+    score = d[(d.run_id == "90M-seed42-base") & (d.panel == "teacher_score")]
+    assert score.y.to_numpy() == pytest.approx(
+        gaussian_filter1d(g.teacher_score_mean.to_numpy() * 9, 30, mode="nearest"))
+    default = dynamics_data(steps, AnalysisConfig())
+    length = default[(default.run_id == "90M-seed42-base") & (default.panel == "length")]
+    assert length.x.tolist() == g.budget_words.tolist()
+    assert length.y.to_numpy() == pytest.approx(g.response_words_mean.rolling(10, min_periods=1).mean())
+    cfg = paper.model_copy(update={"bootstrap": 50})
+    for name in ("rl_dynamics", "score_shares", "entropy", "before_after"):
+        pdf, png = make("figure", name, inp, tmp_path / name, cfg)
+        assert _magic(pdf) == b"%PDF" and png.stat().st_size > 10_000

@@ -4,6 +4,7 @@ pipeline's formats (finetune/run.py, reading/run.py, AoA_word/run.py); a run of 
 itself is in test_official_pipeline.py, which needs a checkout."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -45,6 +46,12 @@ def test_glue_calls_follow_eval_finetuning_sh(checkout, tmp_path):
     assert "--take_final" not in cmd  # as the official script: the classifier reads token 0
     last = OfficialConfig(path=str(checkout), take_final=True)
     assert glue_command(last, tmp_path / "m", "rte", tmp_path / "o")[-1] == "--take_final"
+
+
+def test_the_paper_config_runs_glue_as_the_authors_did():
+    """The authors' eval/eval_finetuning.sh passes --take_final to all 7 GLUE tasks."""
+    paper = load(ROOT / "config" / "paper.yaml").official
+    assert paper.take_final is True and set(paper.glue) == set(GLUE_TASKS)
 
 
 def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(tmp_path):
@@ -211,3 +218,69 @@ def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monk
     figures_eval.babylm(load.load_eval(paths), None, tmp_path / "babylm.pdf")
     panels = [(ax.get_ylabel(), [x.get_text() for x in ax.get_xticklabels()]) for ax in figs[0].axes]
     assert panels == [("accuracy (%)", ["BLiMP", "GLUE"]), ("reading: ΔR² (%)", ["Eye tracking"])]
+
+
+# --------------------------------------------------------------------------- the AoA score
+def test_the_rl_policy_takes_the_revision_after_its_checkpoint():
+    from storyrl.evaluate.aoa_score import policy_steps
+    before, slot = policy_steps("non-strict-small", 900 * 10**6, aoa_steps("non-strict-small"))
+    assert len(before) == 27 and before[-1] == ("chck_900M", 900 * 10**6) and slot == "chck_1000M"
+    assert policy_steps("strict-small", 90 * 10**6, aoa_steps("strict-small"))[1] == "chck_100M"
+    with pytest.raises(OfficialError, match="no revision after 900M.*non-strict-small"):
+        policy_steps("strict-small", 900 * 10**6, aoa_steps("strict-small"))
+    with pytest.raises(OfficialError, match="95M is not one of the track's revisions"):
+        policy_steps("non-strict-small", 95 * 10**6, aoa_steps("non-strict-small"))
+
+
+def test_aoa_score_rows_give_the_babylm_table_its_rl_delta(tmp_path):
+    from storyrl.analysis import load, tables
+    from storyrl.evaluate.aoa_score import parse_score, score_rows
+    from storyrl.schemas import make_metadata, write_table
+    out = "log line\nSTORYRL_AOA {\"curve_fitness\": 0.25, \"p_value\": 0.01, \"n_words\": 300}\n"
+    assert parse_score(out, "x") == {"curve_fitness": 0.25, "p_value": 0.01, "n_words": 300}
+    with pytest.raises(OfficialError, match="x: no AoA score"):
+        parse_score("Traceback ...", "x")
+    rows = score_rows({"curve_fitness": 0.25, "n_words": 300}, "paper-pre-900M", 900 * 10**6, 0)
+    rows += score_rows({"curve_fitness": 0.31, "n_words": 290}, "900M-seed42-base-rl-final",
+                       900 * 10**6, 999_360)
+    path = tmp_path / "900M-seed42-base-rl-aoa.official.parquet"
+    write_table(path, "eval_scores", rows, make_metadata("eval_scores"))
+    t = tables.babylm_table(load.load_eval([path])).set_index("task_id")
+    assert t.loc["aoa", "task"] == "AoA (official score, r)" and t.loc["aoa", "metric"] == "pearson_r"
+    assert t.loc["aoa", "900M-pre"] == 0.25 and t.loc["aoa", "900M-RL"] == 0.31
+    assert t.loc["aoa", "RL delta"] == pytest.approx(0.06)
+    from storyrl.analysis import figures_eval
+    pdf, png = figures_eval.babylm(load.load_eval([path]), None, tmp_path / "babylm")
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not os.environ.get("STORYRL_BABYLM_PIPELINE"),
+                    reason="set STORYRL_BABYLM_PIPELINE to a checkout of the official pipeline")
+def test_the_aoa_score_is_the_pipelines_own(tmp_path):
+    """The pipeline's AoAEvaluator (what calculate_results_from_pred.py prints as 'AoA') on a
+    surprisal file: words learned in the children's order give r near 1, and the policy's
+    revision (chck_1000M) is in the RL score only."""
+    import numpy as np
+    from storyrl.evaluate.aoa_score import score
+    cfg = OfficialConfig(path=os.environ["STORYRL_BABYLM_PIPELINE"],
+                         python=os.environ.get("STORYRL_BABYLM_PYTHON", sys.executable),
+                         data_path=str(tmp_path))
+    words = [f"w{i}" for i in range(8)]
+    ages = range(16, 31)
+    (tmp_path / "full_eval" / "aoa").mkdir(parents=True)
+    pd.DataFrame([{"word": w, **{str(a): 1 / (1 + np.exp(-(a - 18 - 1.5 * i))) for a in ages}}
+                  for i, w in enumerate(words)]).to_csv(
+        tmp_path / "full_eval" / "aoa" / "cdi_human.csv", index=False)
+    steps = aoa_steps("non-strict-small")
+    def surprisal(i, n):  # word i is learned around 10**(6.4 + 0.25 i) words
+        return 18 - 12 / (1 + np.exp(-3 * (np.log10(n + 1) - 6.4 - 0.25 * i)))
+    entries = [{"step": name, "target_word": w, "context_id": 0, "context": "a ",
+                "surprisal": float(surprisal(i, n))} for name, n in steps for i, w in enumerate(words)]
+    pre = score(cfg, entries, [s for s, n in steps if n <= 9 * 10**8], tmp_path / "pre.json")
+    assert pre["n_words"] == len(words) and pre["curve_fitness"] > 0.95
+    shuffled = [dict(e, surprisal=float(surprisal(7 - int(e["target_word"][1:]),
+                                                  dict(steps)[e["step"]]))) for e in entries]
+    worse = score(cfg, shuffled, [s for s, _ in steps], tmp_path / "rl.json")
+    assert worse["curve_fitness"] < -0.95  # learned in the reverse order
+    kept = json.loads((tmp_path / "pre.json").read_text())["results"]
+    assert {e["step"] for e in kept} == {s for s, n in steps if n <= 9 * 10**8}

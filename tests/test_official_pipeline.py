@@ -68,6 +68,12 @@ def write_data(root):
     cdi["a"] = [{"context": sentence(rng, 4)} for _ in range(3)]
     (full / "cdi_childes").mkdir()
     (full / "cdi_childes" / "cdi_childes.json").write_text(json.dumps(cdi))
+    (full / "aoa").mkdir()  # the children's CDI proportions by age in months
+    with open(full / "aoa" / "cdi_human.csv", "w", newline="") as f:
+        f.write("word," + ",".join(str(a) for a in range(16, 31)) + "\n")
+        for i, w in enumerate(AOA_WORDS):
+            f.write(w + "," + ",".join(f"{1 / (1 + math.exp(18 + 3 * i - a)):.4f}"
+                                       for a in range(16, 31)) + "\n")
 
 
 def cli(*args):
@@ -102,6 +108,12 @@ def run(tmp_path_factory):
                   for a in ("--checkpoint", str(w), f"demo-pre-{f.name[5:]}", str(f))]
     cli("aoa", *sec, "--run-id", "demo", *milestones, "--output-dir", str(out / "aoa"),
         "--parquet", str(tmp / "aoa.parquet"))
+    # The AoA score before and after RL: a "policy" from 90M fills the next revision, chck_100M.
+    policy = tmp / "policy"
+    build_model(policy, seed=99)
+    (policy / "storyrl_rl.json").write_text(json.dumps({"rl_words": 1000}))
+    cli("aoa", *sec, "--run-id", "demo-rl", *milestones[:-4], "--policy", "demo-rl-final",
+        str(policy), "--output-dir", str(out / "aoa_rl"), "--parquet", str(tmp / "aoa_rl.parquet"))
     # The hand-off reads the checkpoints; it never writes into them.
     assert all((f / "tokenizer_config.json").read_text() == t for f, t in tok_configs.items())
     return dict(tmp=tmp, out=out, model=model, ckpts=ckpts)
@@ -167,3 +179,17 @@ def test_aoa_rows_for_every_milestone(run):
         per_word = g[g.subtask != ""].value
         assert head.value.item() == pytest.approx(per_word.mean())
         assert all(math.isfinite(v) and v > 0 for v in g.value)
+
+
+def test_aoa_score_of_the_checkpoint_and_the_policy(run):
+    """The pipeline's own AoA score (AoAEvaluator.compute_curve_fitness) over 1M-90M for the
+    checkpoint and over 1M-90M plus the policy at chck_100M for the policy."""
+    rows = pd.read_parquet(run["tmp"] / "aoa_rl.parquet").set_index("model_id")
+    assert list(rows.index) == ["demo-pre-90M", "demo-rl-final"]
+    assert (rows.task == "aoa").all() and (rows.metric == "pearson_r").all()
+    assert rows.loc["demo-rl-final", "rl_words"] == 1000 and rows.loc["demo-pre-90M", "rl_words"] == 0
+    assert (rows.pretrain_words == 9 * 10**7).all() and rows.value.between(-1, 1).all()
+    folder = run["out"] / "aoa_rl" / "demo-rl" / "main" / "zero_shot" / "causal" / "AoA_word"
+    pre = {e["step"] for e in json.loads((folder / "score_pre.json").read_text())["results"]}
+    rl = {e["step"] for e in json.loads((folder / "score_rl.json").read_text())["results"]}
+    assert rl - pre == {"chck_100M"} and len(pre) == 18

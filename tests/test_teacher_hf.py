@@ -61,3 +61,19 @@ def test_model_without_chat_template_is_refused(tiny_chat_model, tmp_path):
     (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="has no chat template"):
         make_teacher(TeacherConfig(backend="hf", model=str(tmp_path)), seed=0)
+
+
+def test_scoring_leaves_the_global_rng_alone(tiny_chat_model):
+    """The teacher seeds its own sampling; the student's stream (RL sampling draws from torch's
+    global RNG) must go on as if the teacher had not run, or every RL step would sample from
+    the same RNG state."""
+    import torch
+
+    cfg = TeacherConfig(backend="hf", model=str(tiny_chat_model), max_failure_share=1.0,
+                        hf={"device": "cpu"})
+    teacher = make_teacher(cfg, seed=3)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    teacher.score([PROMPT] * 3, CONTS)
+    assert torch.equal(torch.rand(4), expected)

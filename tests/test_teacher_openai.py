@@ -175,7 +175,7 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     df = read_table(out, "teacher_scores").to_pandas()
     assert df["teacher_reply"].tolist() == ["1 2 3"] * 10
     meta = read_metadata(out)
-    assert meta["teacher"] == {"backend": "openai", "model": "teacher-x",
+    assert meta["teacher"] == {"backend": "openai", "server": srv.url, "model": "teacher-x",
                                "template": "config/prompts/teacher_rubric.txt",
                                "template_sha256": load_rubric(TeacherConfig().template).sha256,
                                "sampling": {"temperature": 0.2, "max_tokens": 6, "seed": 42}}

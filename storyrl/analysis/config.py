@@ -1,5 +1,7 @@
 """The analysis section: how tables and figures summarise the Parquet results."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from storyrl.config import Section
@@ -15,12 +17,30 @@ class AnalysisConfig(Section):
     """Bootstrap resamples for every interval."""
     ci: float = Field(0.95, gt=0, lt=1)
     """Coverage of the bootstrap intervals (percentile method)."""
-    seed: int = 0
-    """Seed of the bootstrap resampling."""
+    seed: int = Field(0, ge=0)
+    """Seed of the bootstrap resampling; each run (and checkpoint) gets its own stream from this
+    seed and its id, so intervals do not depend on the order of the input files."""
+    paper_seed: int | None = 42
+    """RL seed of the run that fills the columns the paper reports (before/after score, the
+    BabyLM RL column; paper: 42, its notebook keeps seed 42 only); the mean and sd over all
+    seeds are extra columns. None: those columns are the mean over seeds."""
+    length_unit: Literal["words", "tokens"] = "words"
+    """Story length in figures (and the entropy per unit): whitespace words, or the student's
+    tokens as the paper's figures count them."""
+    x_axis: Literal["words", "interactions"] = "words"
+    """x axis of the RL dynamics and score shares: interaction words (the RL budget), or
+    interactions = stories (the paper's figures)."""
+    smoothing: Literal["rolling", "gaussian"] = "rolling"
+    """Per-step curves (RL dynamics, score shares): a rolling mean over `smooth_steps`, or the
+    paper's Gaussian filter with sigma `smooth_sigma` steps (scipy gaussian_filter1d,
+    mode 'nearest')."""
     smooth_steps: int = Field(10, ge=1)
     """Rolling-mean window (steps) of the RL dynamics curves; 1 draws the raw per-step values."""
+    smooth_sigma: float = Field(30.0, gt=0)
+    """Sigma (steps) of the Gaussian smoothing (paper: 30)."""
     share_bins: int = Field(20, ge=2)
-    """Bins of interaction words in the stacked score-share figure."""
+    """Bins of interaction words in the stacked score-share figure (rolling smoothing only;
+    the Gaussian smooths the per-step shares instead)."""
     final_rl_band: float = Field(0.05, ge=0, lt=1)
     """When a model is not named explicitly, the BabyLM table takes as 'final RL' the models
     whose RL words are within this share of the largest RL words from that checkpoint (runs of

@@ -10,7 +10,7 @@ from storyrl.analysis.tables import babylm_table
 
 
 PANELS = {"accuracy": "accuracy (%)", "spearman": "Spearman ρ", "delta_r2": "reading: ΔR² (%)",
-          "surprisal": "surprisal (nats)"}
+          "pearson": "AoA: Pearson r", "surprisal": "surprisal (nats)"}
 """A panel per kind of metric (by prefix), so that no axis mixes units."""
 
 
@@ -29,7 +29,8 @@ def babylm(scores, baselines, output, cfg: AnalysisConfig = AnalysisConfig(),
     Each kind of metric (accuracy %, Spearman ρ, the official pipeline's reading ΔR²) gets its
     own panel."""
     t = babylm_table(scores, baselines, cfg, pre_model, rl_models)
-    value_cols = [c for c in t.columns if c not in ("task_id", "task", "metric", "RL delta", "RL sd")]
+    value_cols = [c for c in t.columns
+                  if c not in ("task_id", "task", "metric", "RL delta", "RL seed mean", "RL seed sd")]
     pre_col = next(c for c in value_cols if c.endswith("-pre"))
     rl_col = next((c for c in value_cols if c.endswith("-RL")), None)
     panels = t.metric.map(_panel)

@@ -14,6 +14,42 @@ from storyrl.analysis.stats import interval
 from storyrl.analysis.tables import before_after_table, compute_equivalence
 
 
+# ----------------------------------------------------------------- the paper's units (config)
+def length_label(cfg: AnalysisConfig) -> str:
+    return f"story length ({cfg.length_unit})"
+
+
+def x_label(cfg: AnalysisConfig) -> str:
+    return style.BUDGET_LABEL if cfg.x_axis == "words" else style.INTERACTIONS_LABEL
+
+
+def smooth(y, cfg: AnalysisConfig) -> np.ndarray:
+    """A per-step series smoothed as `cfg.smoothing` says (the paper: Gaussian, sigma 30 steps,
+    edges continued with the end values)."""
+    y = np.asarray(y, dtype=float)
+    if cfg.smoothing == "gaussian":
+        from scipy.ndimage import gaussian_filter1d
+        return gaussian_filter1d(y, sigma=cfg.smooth_sigma, mode="nearest")
+    return pd.Series(y).rolling(cfg.smooth_steps, min_periods=1).mean().to_numpy()
+
+
+DYNAMICS = {"teacher_score": ("teacher_score_mean", SCALE, "Teacher score"),
+            "length": (None, 1, "Story length"), "kl": ("kl", 1, "KL")}
+
+
+def dynamics_data(steps, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+    """What `rl_dynamics` draws: per run and panel, x (interaction words or stories) and the
+    smoothed y, one row per step."""
+    length = "response_words_mean" if cfg.length_unit == "words" else "response_tokens_mean"
+    parts = []
+    for run_id, g in steps.sort_values("step").groupby("run_id", sort=True):
+        x = g.budget_words if cfg.x_axis == "words" else g.stories
+        for panel, (col, k, _) in DYNAMICS.items():
+            parts.append(pd.DataFrame({"run_id": run_id, "panel": panel, "step": g.step.to_numpy(),
+                                       "x": x.to_numpy(), "y": smooth(g[col or length] * k, cfg)}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def run_label(words, seed, variant) -> str:
     label = f"{words_axis_label(words)} pre"
     if seed is not None and not pd.isna(seed):
@@ -41,9 +77,9 @@ def before_after(steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()
            title=f"Teacher score (first/last {cfg.window_steps} steps)")
     ax = axes[0, 1]
     for win, label in (("before", "before RL"), ("after", "after RL")):
-        ax.plot(t.pretrain_words, t[f"words_{win}"], marker="o", color=style.BEFORE_AFTER[win],
-                label=label)
-    ax.set(xlabel=style.PRETRAIN_LABEL, ylabel=style.LENGTH_LABEL, title="Story length")
+        ax.plot(t.pretrain_words, t[f"{cfg.length_unit}_{win}"], marker="o",
+                color=style.BEFORE_AFTER[win], label=label)
+    ax.set(xlabel=style.PRETRAIN_LABEL, ylabel=length_label(cfg), title="Story length")
     for ax in axes[0]:
         style.words_axis(ax, ticks=t.pretrain_words)
         ax.legend(loc="best")
@@ -51,22 +87,21 @@ def before_after(steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()
 
 
 def rl_dynamics(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """Teacher score, story length and KL against interaction words, one line per run
-    (rolling mean over `smooth_steps` steps)."""
+    """Teacher score, story length and KL against interaction words or stories, one line per run
+    (smoothed as `cfg.smoothing` says; `dynamics_data` holds the numbers)."""
     runs = _runs(steps)
     colors = style.size_colors(runs.pretrain_words)
     dashes = style.seed_styles(runs.seed.astype(str))
-    panels = [("teacher_score_mean", style.SCORE_LABEL, SCALE, "Teacher score"),
-              ("response_words_mean", style.LENGTH_LABEL, 1, "Story length"),
-              ("kl", "KL to the reference (nats/story)", 1, "KL")]
+    data = dynamics_data(steps, cfg)
+    ylabels = {"teacher_score": style.SCORE_LABEL, "length": length_label(cfg),
+               "kl": "KL to the reference (nats/story)"}
     fig, axes = style.figure(1, 3, width=3.9)
     for _, r in runs.iterrows():
-        g = steps[steps.run_id == r.run_id].sort_values("step")
-        for ax, (col, ylabel, k, title) in zip(axes[0], panels):
-            y = (g[col] * k).rolling(cfg.smooth_steps, min_periods=1).mean()
-            ax.plot(g.budget_words, y, color=colors[int(r.pretrain_words)],
-                    ls=dashes[str(r.seed)], lw=1.4, label=run_label(r.pretrain_words, r.seed, r.variant))
-            ax.set(xlabel=style.BUDGET_LABEL, ylabel=ylabel, title=title)
+        for ax, (panel, (_, _, title)) in zip(axes[0], DYNAMICS.items()):
+            d = data[(data.run_id == r.run_id) & (data.panel == panel)]
+            ax.plot(d.x, d.y, color=colors[int(r.pretrain_words)], ls=dashes[str(r.seed)], lw=1.4,
+                    label=run_label(r.pretrain_words, r.seed, r.variant))
+            ax.set(xlabel=x_label(cfg), ylabel=ylabels[panel], title=title)
     for ax in axes[0]:
         style.words_axis(ax, log=False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -89,17 +124,27 @@ def score_shares(rollouts, output, cfg: AnalysisConfig = AnalysisConfig(), runs=
     info = _runs(rollouts).set_index("run_id")
     fig, axes = style.figure(len(runs), 3, width=3.4, height=1.9, sharex="row", sharey=True)
     for i, run_id in enumerate(runs):
-        g = rollouts[(rollouts.run_id == run_id) & rollouts.parsed]
+        run = rollouts[rollouts.run_id == run_id]
+        # Interactions: every story the run has written by the end of each step, parsed or not.
+        stories = run.groupby("step").size().sort_index().cumsum()
+        g = run[run.parsed]
         if g.empty:
             raise AnalysisError(f"score_shares: run '{run_id}' has no parsed stories")
-        bins = pd.cut(g.step, min(cfg.share_bins, g.step.nunique()), labels=False)
-        x = g.groupby(bins).budget_words.mean()
+        g = g.assign(stories=g.step.map(stories))
+        xcol = "budget_words" if cfg.x_axis == "words" else "stories"
+        if cfg.smoothing == "gaussian":  # the paper: per-step shares, Gaussian-smoothed
+            bins = g.step
+        else:
+            bins = pd.cut(g.step, min(cfg.share_bins, g.step.nunique()), labels=False)
+        x = g.groupby(bins)[xcol].mean()
         for j, crit in enumerate(CRITERIA):
             has = g[crit].notna()  # a parsed reply may still lack this criterion's number
             shares = pd.crosstab(bins[has], g.loc[has, crit].astype(int), normalize="index")
-            shares = shares.reindex(index=x.index, columns=range(4), fill_value=0.0)
+            shares = shares.reindex(index=x.index, columns=range(4), fill_value=0.0).to_numpy()
+            if cfg.smoothing == "gaussian":
+                shares = np.stack([smooth(c, cfg) for c in shares.T], axis=1)
             ax = axes[i, j]
-            ax.stackplot(x.to_numpy(), shares.to_numpy().T, colors=style.SHARE_COLORS,
+            ax.stackplot(x.to_numpy(), shares.T, colors=style.SHARE_COLORS,
                          labels=[f"score {k}" for k in range(4)], alpha=0.9)
             ax.set_ylim(0, 1)
             ax.margins(x=0)
@@ -110,26 +155,29 @@ def score_shares(rollouts, output, cfg: AnalysisConfig = AnalysisConfig(), runs=
                 r = info.loc[run_id]
                 ax.set_ylabel(f"{run_label(r.pretrain_words, r.seed, r.variant)}\nshare")
             if i == len(runs) - 1:
-                ax.set_xlabel(style.BUDGET_LABEL)
+                ax.set_xlabel(x_label(cfg))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles[::-1], labels[::-1], loc="outside right center", title="teacher score")
     return style.save(fig, output)
 
 
 def entropy(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """Story length and teacher score against the entropy per word of the sampled stories
-    (each point is one RL step: summed -log p of its stories / their words)."""
+    """Story length and teacher score against the entropy per word (or token, `length_unit`) of
+    the sampled stories (each point is one RL step: summed -log p of its stories / their
+    length)."""
     runs = _runs(steps)
     colors = style.size_colors(runs.pretrain_words)
-    d = steps.assign(entropy_per_word=steps.entropy / steps.response_words_mean.where(
-        steps.response_words_mean > 0))
+    unit = cfg.length_unit.removesuffix("s")
+    length = steps["response_words_mean" if unit == "word" else "response_tokens_mean"]
+    d = steps.assign(length=length, entropy_per=steps.entropy / length.where(length > 0))
     fig, axes = style.figure(1, 2)
     for words, g in d.groupby("pretrain_words"):
         kw = dict(s=10, alpha=0.6, color=colors[int(words)], label=f"{words_axis_label(words)} pre")
-        axes[0, 0].scatter(g.entropy_per_word, g.response_words_mean, **kw)
-        axes[0, 1].scatter(g.entropy_per_word, g.teacher_score_mean * SCALE, **kw)
-    axes[0, 0].set(xlabel="entropy per word (nats)", ylabel=style.LENGTH_LABEL, title="Story length")
-    axes[0, 1].set(xlabel="entropy per word (nats)", ylabel=style.SCORE_LABEL, title="Teacher score")
+        axes[0, 0].scatter(g.entropy_per, g.length, **kw)
+        axes[0, 1].scatter(g.entropy_per, g.teacher_score_mean * SCALE, **kw)
+    xlabel = f"entropy per {unit} (nats)"
+    axes[0, 0].set(xlabel=xlabel, ylabel=length_label(cfg), title="Story length")
+    axes[0, 1].set(xlabel=xlabel, ylabel=style.SCORE_LABEL, title="Teacher score")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="run start",
                markerscale=2)
@@ -137,40 +185,60 @@ def entropy(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
 
 
 def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """The pretraining curve (monotone fit of the checkpoints' teacher scores) and, per run,
-    where its after-RL score meets the curve: 'RL from P ≈ pretraining to E'."""
+    """Both readings of '1M RL words ≈ N pretraining words', one panel each (tables.METHODS).
+    Left, the paper's: each checkpoint's first-batches score, and per run an arrow from its
+    start to the checkpoint whose score is nearest its last-batches score. Right, ours: the
+    monotone curve through the checkpoints' scores and where each run's after-RL score meets it."""
     table, cb = compute_equivalence(story_eval, steps, rollouts, cfg)
     curve = cb.curve
-    fig, axes = style.figure(1, 1, width=7.5, height=4.4)
+    colors = style.size_colors(table.pretrain_words)
+    fig, axes = style.figure(1, 2, width=5.2, height=5.6, sharey=True)
+    n = cfg.window_steps
+
     ax = axes[0, 0]
+    before = table.attrs["paper_before"]
+    ax.scatter(list(before), list(before.values()), marker="s", color="0.3", zorder=3,
+               label=f"checkpoints: first {n} batches")
+    for _, r in table[(table.method == "paper") & table.equivalent_words.notna()].iterrows():
+        _arrow(ax, r, colors[int(r.pretrain_words)], max(before), f"{r.run_id}: {_eq_text(r)}")
+    ax.set(title=f"paper: last {n} batches vs nearest checkpoint")
+
+    ax = axes[0, 1]
     lo_hi = np.array([interval(b, cfg.ci) for b in cb.boot])
     ax.errorbar(cb.words, cb.means, yerr=np.abs(lo_hi.T - cb.means), fmt="o", color="0.3",
-                capsize=3, label="pretraining checkpoints", zorder=3)
+                capsize=3, label="checkpoints: " + (
+                    "story evaluation" if table.curve_source.eq("story_eval").any() else
+                    f"first {n} batches"), zorder=3)
     grid = np.logspace(curve.x[0], curve.x[-1], 400)
     ax.plot(grid, curve(grid), color="0.3", lw=1.5, label="monotone fit", zorder=2)
-    colors = style.size_colors(table.pretrain_words)
-    for _, r in table.iterrows():
-        c = colors[int(r.pretrain_words)]
-        end = r.equivalent_words if np.isfinite(r.equivalent_words) else curve.words_range[1]
-        ax.annotate("", xy=(end, r.after), xytext=(r.pretrain_words, r.after),
-                    arrowprops=dict(arrowstyle="->", color=c, lw=1.3))
-        marker = "*" if r.status == "ok" else ">"
-        ax.scatter([end], [r.after], marker=marker, s=90, color=c, zorder=4,
-                   label=f"{r.run_id}: {_eq_text(r)}")
-        ax.scatter([r.pretrain_words], [r.after], marker="o", s=25, facecolor="white",
-                   edgecolor=c, zorder=4)
-    style.words_axis(ax)
-    ax.set(xlabel=style.PRETRAIN_LABEL, ylabel=style.SCORE_LABEL,
-           title="After-RL score on the pretraining curve")
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: not labels[i].startswith(("pretraining", "monotone")))
-    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
-               ncols=2, fontsize="small", title="after RL, the run scores as the pretraining checkpoint of")
+    for _, r in table[table.method == "curve"].iterrows():
+        _arrow(ax, r, colors[int(r.pretrain_words)], curve.words_range[1],
+               f"{r.run_id}: {_eq_text(r)}")
+    ax.set(title=f"curve (ours): {cfg.ci:.0%} bootstrap interval in the table")
+    for ax in axes[0]:
+        style.words_axis(ax)
+        ax.set(xlabel=style.PRETRAIN_LABEL)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="x-small")
+    axes[0, 0].set(ylabel=style.SCORE_LABEL)
+    fig.suptitle("After RL, the run scores as the pretraining checkpoint of ...")
     return style.save(fig, output)
+
+
+def _arrow(ax, r, color, top, label) -> None:
+    """From the run's start to the words it is worth, at its after-RL score."""
+    end = r.equivalent_words if np.isfinite(r.equivalent_words) else top
+    ax.annotate("", xy=(end, r.after), xytext=(r.pretrain_words, r.after),
+                arrowprops=dict(arrowstyle="->", color=color, lw=1.3))
+    ax.scatter([end], [r.after], marker="*" if r.status == "ok" else ">", s=90, color=color,
+               zorder=4, label=label)
+    ax.scatter([r.pretrain_words], [r.after], marker="o", s=25, facecolor="white",
+               edgecolor=color, zorder=4)
 
 
 def _eq_text(r) -> str:
     if r.status == "above_max":
-        return f"{r.equivalent} (above the curve; not extrapolated)"
+        return f"{r.equivalent} (above every checkpoint; not extrapolated)"
+    if not np.isfinite(r.extra_words):
+        return "no estimate"
     sign = "+" if r.extra_words >= 0 else ""
     return f"≈ {r.equivalent} ({sign}{words_axis_label(r.extra_words)})"

@@ -216,7 +216,7 @@ TASK_LABELS = {
     "blimp": "BLiMP", "blimp_supplement": "BLiMP supplement", "ewok": "EWoK", "comps": "COMPS",
     "entity_tracking": "Entity tracking", "wug_adj": "WUG adj. (ρ)", "wug_past": "WUG past (ρ)",
     "glue": "GLUE", "reading_eye_tracking": "Eye tracking", "reading_self_paced": "Self-paced reading",
-    "aoa_surprisal": "AoA word surprisal",
+    "aoa": "AoA (official score, r)", "aoa_surprisal": "AoA word surprisal",
 }
 
 

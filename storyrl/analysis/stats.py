@@ -1,4 +1,7 @@
-"""Bootstrap intervals and the monotone curve of teacher score against pretraining words."""
+"""Bootstrap intervals, the monotone curve of teacher score against pretraining words, and the
+paper's discrete reading of the same comparison (the nearest checkpoint)."""
+
+import hashlib
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
@@ -7,11 +10,24 @@ from scipy.optimize import brentq, isotonic_regression
 _CHUNK = 20_000_000  # resampled values held at once
 
 
-def bootstrap_means(groups, n: int, rng: np.random.Generator) -> np.ndarray:
+def stream(seed: int, *key) -> np.random.Generator:
+    """The random stream of one unit of resampling (a run's window, a checkpoint), seeded from
+    the analysis seed and the unit's name: the same results give the same intervals whatever
+    order the files come in, and adding a run leaves the others' intervals as they were."""
+    digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
+    return np.random.default_rng(np.random.SeedSequence(
+        [seed % 2**64, *(int.from_bytes(digest[i:i + 8], "little") for i in (0, 8, 16, 24))]))
+
+
+def bootstrap_means(groups, n: int, rng) -> np.ndarray:
     """`n` bootstrap replicates of the mean over `groups` of each group's mean, every group
-    resampled with replacement on its own (stratified: one group per run or per checkpoint)."""
+    resampled with replacement on its own (stratified: one group per run or per checkpoint).
+    `rng`: one Generator for all groups, or one per group (`stream`)."""
+    rngs = rng if isinstance(rng, (list, tuple)) else [rng] * len(groups)
+    if len(rngs) != len(groups):
+        raise ValueError(f"{len(groups)} groups but {len(rngs)} random streams")
     total = np.zeros(n)
-    for g in groups:
+    for g, rng in zip(groups, rngs):
         g = np.asarray(g, dtype=float)
         if g.size == 0:
             raise ValueError("cannot bootstrap an empty group")
@@ -80,19 +96,19 @@ class CurveBootstrap:
     """The curve of the checkpoints' mean scores and its bootstrap replicates (every
     checkpoint's stories resampled on their own), fitted once and shared by all runs."""
 
-    def __init__(self, curve_groups: dict, n_boot: int, rng: np.random.Generator):
+    def __init__(self, curve_groups: dict, n_boot: int, seed: int):
         self.words = np.array(sorted(curve_groups), dtype=float)
         arrays = [np.asarray(curve_groups[w], dtype=float) for w in sorted(curve_groups)]
         self.sizes = np.array([a.size for a in arrays], dtype=float)
         self.means = np.array([a.mean() for a in arrays])
         self.curve = MonotoneCurve(self.words, self.means, self.sizes)
-        self.boot = np.stack([bootstrap_means([a], n_boot, rng) for a in arrays])
+        self.boot = np.stack([bootstrap_means([a], n_boot, stream(seed, "curve", int(w)))
+                              for w, a in zip(self.words, arrays)])
         boot = self.boot
         self.replicates = [MonotoneCurve(self.words, boot[:, b], self.sizes) for b in range(n_boot)]
 
 
-def equivalent_words(cb: CurveBootstrap, start_words, after_groups, ci: float,
-                     rng: np.random.Generator) -> dict:
+def equivalent_words(cb: CurveBootstrap, start_words, after_groups, ci: float, rng) -> dict:
     """Pretraining words that reach a run's after-RL score, minus its starting words.
 
     `after_groups`: the run's per-story (or per-step) after-RL scores, one array per run pooled
@@ -108,3 +124,18 @@ def equivalent_words(cb: CurveBootstrap, start_words, after_groups, ci: float,
         "extra_words": eq - start_words, "extra_lo": lo, "extra_hi": hi,
         "above_max_share": float(np.mean(np.isinf(boot_eq))),
     }
+
+
+def nearest_checkpoint(before: dict, after: float) -> tuple[float, str]:
+    """The paper's reading: the checkpoint whose before-RL score is closest to `after` (a tie
+    goes to the fewer words), and a status: `ok`; `above_max` when `after` is above every
+    checkpoint's score (+inf: no checkpoint scores that high); `below_min` when it is below
+    every one (the lowest-scoring checkpoint's words)."""
+    if not before:
+        raise ValueError("no checkpoint to compare with")
+    words = sorted(before)
+    scores = np.array([before[w] for w in words], dtype=float)
+    if after > scores.max() + 1e-12:
+        return float("inf"), "above_max"
+    status = "below_min" if after < scores.min() - 1e-12 else "ok"
+    return float(words[int(np.argmin(np.abs(scores - after)))]), status

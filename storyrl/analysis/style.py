@@ -19,6 +19,7 @@ from storyrl.atomic import atomic_path  # noqa: E402
 SCORE_LABEL = f"teacher score (0–{SCALE})"
 LENGTH_LABEL = "story length (words)"
 BUDGET_LABEL = "interaction words (RL budget)"
+INTERACTIONS_LABEL = "interactions (stories)"
 PRETRAIN_LABEL = "pretraining words"
 SHARE_COLORS = ["#c0392b", "#e67e22", "#f1c40f", "#27ae60"]  # score 0, 1, 2, 3
 BEFORE_AFTER = {"before": "#7f8c8d", "after": "#2c7fb8"}

@@ -6,6 +6,7 @@ the paper's 0-9 scale.
 """
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pandas as pd
 from storyrl.analysis.config import AnalysisConfig
 from storyrl.analysis.layout import TABLE_FORMATS
 from storyrl.analysis.load import SCALE, AnalysisError, TASK_LABELS, words_axis_label
-from storyrl.analysis.stats import CurveBootstrap, bootstrap_means, equivalent_words, interval
+from storyrl.analysis.stats import (CurveBootstrap, bootstrap_means, equivalent_words, interval,
+                                    nearest_checkpoint, stream)
 from storyrl.atomic import write_text
 
 log = logging.getLogger(__name__)
@@ -77,45 +79,132 @@ def window_units(steps, rollouts, n: int) -> pd.DataFrame:
     if have:
         sel = w[w.run_id.isin(have)][["run_id", "step", "window"]]
         stories = rollouts.merge(sel, on=["run_id", "step"])
-        parts.append(stories[keys + ["teacher_score", "n_words"]].assign(source="stories"))
+        parts.append(stories[keys + ["teacher_score", "n_words", "n_tokens"]].assign(source="stories"))
     rest = w[~w.run_id.isin(have)]
     parts.append(rest[keys].assign(teacher_score=rest.teacher_score_mean,
-                                   n_words=rest.response_words_mean, source="steps"))
-    return pd.concat(parts, ignore_index=True)
+                                   n_words=rest.response_words_mean,
+                                   n_tokens=rest.response_tokens_mean, source="steps"))
+    # Sorted, so nothing downstream depends on the order the files were given in.
+    return pd.concat(parts, ignore_index=True).sort_values(
+        ["run_id", "window"], kind="stable", ignore_index=True)
+
+
+def _window_groups(units, win) -> dict:
+    """run id -> the run's scores (0-9) in window `win`."""
+    u = units[units.window == win]
+    return {r: x.teacher_score.to_numpy() * SCALE for r, x in u.groupby("run_id", sort=True)}
+
+
+def _paper_runs(g: pd.DataFrame, cfg: AnalysisConfig) -> tuple[pd.DataFrame, str]:
+    """The rows of the run(s) that fill the paper's columns: the `paper_seed` run where there
+    is one, else all runs (their mean), and what the `seed` column then says."""
+    if cfg.paper_seed is not None:
+        ref = g[g.seed == cfg.paper_seed]
+        if len(ref):
+            return ref, str(cfg.paper_seed)
+    return g, "mean"
 
 
 def before_after_table(steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
     """One row per pretraining size (and variant): mean teacher score (0-9) of the first and last
-    `window_steps` steps, pooled over seeds as a mean of run means, with bootstrap intervals."""
-    rng = np.random.default_rng(cfg.seed)
+    `window_steps` steps, with bootstrap intervals. `before`/`after` are the run of seed
+    `paper_seed` (the paper's columns), or the mean of run means where no run has that seed;
+    `*_seed_mean`/`*_seed_sd`: mean and sd over the runs of every seed."""
     units = window_units(steps, rollouts, cfg.window_steps)
     rows = []
     for (words, variant), g in units.groupby(["pretrain_words", "variant"], sort=True):
+        shown, seed = _paper_runs(g, cfg)
         row = {"pretraining": words_axis_label(words), "pretrain_words": int(words),
-               "variant": variant, "runs": g.run_id.nunique()}
+               "variant": variant, "runs": g.run_id.nunique(), "seed": seed}
         for win in ("before", "after"):
-            gw = g[g.window == win]
-            groups = [x.teacher_score.to_numpy() * SCALE for _, x in gw.groupby("run_id")]
-            boot = bootstrap_means(groups, cfg.bootstrap, rng)
-            row[win] = float(np.mean([x.mean() for x in groups]))
+            groups = _window_groups(shown, win)
+            rngs = [stream(cfg.seed, "window", r, win) for r in groups]
+            boot = bootstrap_means(list(groups.values()), cfg.bootstrap, rngs)
+            row[win] = float(np.mean([x.mean() for x in groups.values()]))
             row[f"{win}_lo"], row[f"{win}_hi"] = interval(boot, cfg.ci)
         row["gain"] = row["after"] - row["before"]
         for win in ("before", "after"):
-            row[f"words_{win}"] = float(g[g.window == win].groupby("run_id").n_words.mean().mean())
+            sw = shown[shown.window == win].groupby("run_id")
+            row[f"words_{win}"] = float(sw.n_words.mean().mean())
+            row[f"tokens_{win}"] = float(sw.n_tokens.mean().mean())
+        for win in ("before", "after"):
+            means = [x.mean() for x in _window_groups(g, win).values()]
+            row[f"{win}_seed_mean"] = float(np.mean(means))
+            row[f"{win}_seed_sd"] = float(np.std(means, ddof=1)) if len(means) > 1 else np.nan
+        row["seeds"] = ",".join(str(int(s)) for s in sorted(g.seed.dropna().unique()))
         row["ci_over"] = "+".join(sorted(g.source.unique()))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- equivalence
+METHODS = ("paper", "curve")
+"""`paper`: the authors' reading -- a run's mean teacher score over its last `window_steps`
+training batches, matched to the pretraining checkpoint whose first `window_steps` batches
+(the runs started there) score closest. `curve`: ours -- the after-RL score placed on a
+monotone curve through the checkpoints' scores (eval-mode story evaluation when there is one),
+with a bootstrap interval."""
+
+
+def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
+    """Checkpoint -> mean teacher score (0-9) of the first `window_steps` batches of the base
+    runs started there: the `paper_seed` run where there is one, else the mean over seeds."""
+    units = window_units(steps, None, cfg.window_steps)
+    units = units[units.window == "before"]
+    base = units[units.variant == "base"] if (units.variant == "base").any() else units
+    out = {}
+    for words, g in base.groupby("pretrain_words", sort=True):
+        shown, _ = _paper_runs(g, cfg)
+        out[int(words)] = float(np.mean([x.mean() for x in _window_groups(shown, "before").values()]))
+    return out
+
+
+def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
+    """The `paper` method's row of every run (see METHODS). Steps, not stories: the paper
+    averaged the training batches' scores."""
+    before = paper_before_scores(steps, cfg)
+    units = window_units(steps, None, cfg.window_steps)
+    rows = []
+    for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
+        start = int(g.pretrain_words.iloc[0])
+        after = float(g.teacher_score.mean() * SCALE)
+        others = {w: b for w, b in before.items() if w != start}
+        rl_words = int(last_budget.get(run_id, 0))
+        per_m = 1e6 / rl_words if rl_words else np.nan
+        row = {"run_id": run_id, "method": "paper", "pretraining": words_axis_label(start),
+               "pretrain_words": start, "rl_words": rl_words, "after": after,
+               "after_source": f"last_{cfg.window_steps}_steps",
+               "curve_source": f"first_{cfg.window_steps}_steps"}
+        if not others:
+            rows.append({**row, "status": "no_checkpoint", "equivalent": "",
+                         "claim": "no estimate: no run from another checkpoint"})
+            continue
+        eq, status = nearest_checkpoint(others, after)
+        best = max(others, key=others.get)
+        label = f"> {words_axis_label(best)}" if status == "above_max" else words_axis_label(eq)
+        if status == "above_max":
+            claim = (f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
+                     f"pretraining (above every other checkpoint's score; the best is "
+                     f"{words_axis_label(best)})" if best > start else
+                     "no estimate: no other checkpoint scores as high")
+        else:
+            claim = (f"1M words of RL ≈ {words_axis_label((eq - start) * per_m)} words of "
+                     f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
+                     f"checkpoint: {others[eq]:.2f})")
+        rows.append({**row, "equivalent": label, "equivalent_words": eq, "extra_words": eq - start,
+                     "per_1M_rl_words": (eq - start) * per_m, "claim": claim, "status": status})
+    return rows
+
+
 def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()):
-    """The equivalence table and the curve behind it.
+    """The equivalence table (one row per run and method, see METHODS) and the curve behind the
+    `curve` method.
 
     Curve: teacher score (0-9) of the story evaluation of the pretraining checkpoints
     (rl_words = 0) against pretraining words; without any, the runs' before-RL scores (the
     paper's comparison). After-RL score of a run: the story evaluation of its last RL
-    checkpoint if there is one, else its last `window_steps` steps (stories, else step means)."""
-    rng = np.random.default_rng(cfg.seed)
+    checkpoint if there is one, else its last `window_steps` steps (stories, else step means).
+    Every run's bootstrap has its own random stream (`stats.stream`)."""
     units = window_units(steps, rollouts, cfg.window_steps)
     pre = story_eval[story_eval.rl_words == 0] if len(story_eval) else story_eval
     if len(pre):
@@ -128,11 +217,11 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     if len(curve_groups) < 2:
         raise AnalysisError("equivalence: the curve needs teacher scores of at least two "
                             f"pretraining sizes, found {sorted(curve_groups)}")
-    cb = CurveBootstrap(curve_groups, cfg.bootstrap, rng)
+    cb = CurveBootstrap(curve_groups, cfg.bootstrap, cfg.seed)
     curve = cb.curve
     last_budget = steps.groupby("run_id").budget_words.max()
-    rows = []
-    for run_id, g in units[units.window == "after"].groupby("run_id", sort=False):
+    rows = _paper_rows(steps, cfg, last_budget)
+    for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
         rl_eval = story_eval[(story_eval.rl_words > 0) & (story_eval.run_id == run_id)] if len(story_eval) else story_eval
         if len(rl_eval):
@@ -140,11 +229,12 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
             after, source = rl_eval.teacher_score.to_numpy() * SCALE, "story_eval"
         else:
             after, source = g.teacher_score.to_numpy() * SCALE, f"last_{cfg.window_steps}_{g.source.iloc[0]}"
-        r = equivalent_words(cb, start, [after], cfg.ci, rng)
+        r = equivalent_words(cb, start, [after], cfg.ci, stream(cfg.seed, "after", run_id))
         rl_words = int(last_budget.get(run_id, 0))
         per_m = 1e6 / rl_words if rl_words else np.nan
         rows.append({
-            "run_id": run_id, "pretraining": words_axis_label(start), "pretrain_words": start,
+            "run_id": run_id, "method": "curve", "pretraining": words_axis_label(start),
+            "pretrain_words": start,
             "rl_words": rl_words, "after": r["after"], "after_source": source,
             "equivalent": _eq_label(r["equivalent_words"], r["status"], curve),
             "equivalent_words": r["equivalent_words"], "extra_words": r["extra_words"],
@@ -153,8 +243,17 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
             "claim": _claim(r, start, per_m, curve), "status": r["status"],
             "above_max_share": r["above_max_share"], "curve_source": curve_source,
         })
-    table = pd.DataFrame(rows).sort_values(["pretrain_words", "run_id"], ignore_index=True)
+    table = pd.DataFrame(rows, columns=EQUIVALENCE_COLUMNS)
+    table["order"] = table.method.map(METHODS.index)
+    table = table.sort_values(["pretrain_words", "run_id", "order"], ignore_index=True).drop(columns="order")
+    table.attrs["paper_before"] = paper_before_scores(steps, cfg)
     return table, cb
+
+
+EQUIVALENCE_COLUMNS = [
+    "run_id", "method", "pretraining", "pretrain_words", "rl_words", "after", "after_source",
+    "equivalent", "equivalent_words", "extra_words", "extra_lo", "extra_hi", "per_1M_rl_words",
+    "claim", "status", "above_max_share", "curve_source"]
 
 
 def _eq_label(words, status, curve) -> str:
@@ -181,10 +280,16 @@ def _claim(r: dict, start: int, per_m: float, curve) -> str:
 
 
 # --------------------------------------------------------------------------- BabyLM
+MODEL_SEED = re.compile(r"-seed(?P<seed>\d+)(?:-|$)")
+"""The RL seed in a model id (`<checkpoint>-seed<S>-<variant>-rl-final`)."""
+
+
 def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
                  pre_model: str | None = None, rl_models=None) -> pd.DataFrame:
-    """Per full-set task: baseline columns, `<P>-pre`, `<P>-RL` (mean over the final RL
-    models from that checkpoint) and the RL delta. Fast-set tasks (`*_fast`) are left out."""
+    """Per full-set task: baseline columns, `<P>-pre`, `<P>-RL` and the RL delta between them;
+    `<P>-RL` is the final policy of seed `paper_seed` among the final RL models from that
+    checkpoint (the paper's column), else their mean; with several seeds, `RL seed mean` and
+    `RL seed sd` over all of them. Fast-set tasks (`*_fast`) are left out."""
     full = scores[~scores.task.str.endswith("_fast")]
     if full.empty:
         raise AnalysisError("babylm: no full-set eval scores (all tasks are *_fast)")
@@ -205,12 +310,15 @@ def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
     pre = full[full.model_id == pre_model].groupby("task").value.mean()
     rl_rows = full[full.model_id.isin(rl_models)]
     per_model = rl_rows.pivot_table(index="task", columns="model_id", values="value")
+    seeds = {m: (int(x["seed"]) if (x := MODEL_SEED.search(m)) else None) for m in rl_models}
+    shown = [m for m in rl_models if cfg.paper_seed is not None and seeds[m] == cfg.paper_seed]
     table = pd.DataFrame({f"{label}-pre": pre})
     if len(rl_models):
-        table[f"{label}-RL"] = per_model.mean(axis=1)
+        table[f"{label}-RL"] = per_model[shown or list(rl_models)].mean(axis=1)
         table["RL delta"] = table[f"{label}-RL"] - table[f"{label}-pre"]
         if len(rl_models) > 1:
-            table["RL sd"] = per_model.std(axis=1, ddof=1)
+            table["RL seed mean"] = per_model.mean(axis=1)
+            table["RL seed sd"] = per_model.std(axis=1, ddof=1)
     if baselines is not None and len(baselines):
         table = baselines.join(table, how="outer")
     order = {k: i for i, k in enumerate(TASK_LABELS)}
@@ -219,6 +327,7 @@ def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
     table.insert(0, "metric", [metric.get(t, "") for t in table.index])
     table.insert(0, "task", [TASK_LABELS.get(t, t) for t in table.index])
     table.attrs["rl_models"] = list(rl_models)
+    table.attrs["rl_shown"] = shown or list(rl_models)
     return table.reset_index(names="task_id")
 
 

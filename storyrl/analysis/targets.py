@@ -119,7 +119,8 @@ TARGETS: dict[tuple[str, str], Target] = {(t.kind, t.name): t for t in [
            "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap",
            ("rollouts",)),
     Target("table", "equivalence", ("steps",), _t_equivalence,
-           "pretraining words that reach each run's after-RL score ('1M RL words ≈ N')",
+           "pretraining words that reach each run's after-RL score ('1M RL words ≈ N'), by the "
+           "paper's method (nearest checkpoint) and ours (monotone curve, bootstrap CI)",
            ("story_eval", "rollouts")),
     Target("table", "babylm", ("eval",), _t_babylm,
            "BabyLM full sets: baselines, pre, RL and the RL delta per task", ("baselines",)),
@@ -135,7 +136,8 @@ TARGETS: dict[tuple[str, str], Target] = {(t.kind, t.name): t for t in [
     Target("figure", "entropy", ("steps",), _fig("figures_rl", "entropy"),
            "story length and teacher score against entropy per word"),
     Target("figure", "equivalence", ("steps",), _fig("figures_rl", "equivalence"),
-           "the pretraining curve and each run's after-RL score on it", ("story_eval", "rollouts")),
+           "each run's after-RL score against the checkpoints: the paper's nearest checkpoint and "
+           "our monotone curve", ("story_eval", "rollouts")),
     Target("figure", "babylm", ("eval",), _fig("figures_eval", "babylm"),
            "BabyLM bars with the RL delta", ("baselines",)),
     Target("figure", "fast_eval_pretrain", ("eval",), _fig("figures_eval", "fast_eval_pretrain"),

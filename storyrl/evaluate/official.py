@@ -10,7 +10,8 @@ in its own interpreter (`python`), from the checkout's root, as its README asks.
 AoA reads one model at several training steps through Hugging Face *revisions* named
 `chck_<N>M`. Our milestones are folders, so `revision_store` lays them out as an offline Hub
 cache (`refs/chck_<N>M` -> a snapshot of links to the checkpoint's files); the pipeline then
-loads `storyrl/<run>` at each revision with `HF_HUB_OFFLINE=1`, unchanged.
+loads `storyrl/<run>` at each revision with `HF_HUB_OFFLINE=1`, unchanged. The pipeline's
+AoA score and the `aoa` command live in `storyrl.evaluate.aoa_score`.
 """
 
 import hashlib
@@ -78,15 +79,20 @@ class OfficialConfig(Section):
     seed: int = 42
     sequence_length: int = Field(512, ge=8)
     take_final: bool = False
-    """Classify from the last token (`--take_final`). eval_finetuning.sh does not, so the
-    classifier reads token 0, which in a causal model has seen only itself: GLUE then stays
-    near chance whatever the model knows (the paper's GLUE means are 50-53%)."""
+    """Classify from the last token (`--take_final`), as the authors ran GLUE (their
+    eval/eval_finetuning.sh passes it to all 7 tasks; paper config: true). The pipeline's own
+    eval_finetuning.sh does not, so the classifier reads token 0, which in a causal model has
+    seen only itself."""
     reading: bool = True
     """Eye-tracking and self-paced reading scores."""
     aoa: bool = False
-    """Word surprisal over the pretraining milestones that the track names (chck_<N>M)."""
+    """Word surprisal over the pretraining milestones that the track names (chck_<N>M), and the
+    pipeline's AoA score of the BabyLM table's pretraining checkpoint and of the final policies
+    started from it (`storyrl.evaluate.aoa_score`)."""
     aoa_track: Literal["strict-small", "non-strict-small"] = "strict-small"
-    """strict-small: 1-9M, 10-100M; non-strict-small adds 200M-1000M."""
+    """strict-small: 1-9M, 10-100M; non-strict-small adds 200M-1000M (the authors' setting, the
+    default of their eval_aoa.sh). The RL policy takes the revision after its checkpoint
+    (900M -> chck_1000M), so its AoA score needs a track that goes past that checkpoint."""
     aoa_min_context: int = Field(20, ge=0)
 
     @field_validator("glue")
@@ -382,27 +388,3 @@ def cli_collect(args):
     for r in rows:
         if r["subtask"] == "":
             print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}")
-
-
-def cli_aoa(args):
-    """`storyrl eval official aoa`: surprisal of the CDI words at every milestone of one
-    pretraining run that the track names, read through an offline revision store."""
-    from storyrl.units import words_label
-    cfg = args.section
-    by_words = {int(w): (model_id, path) for w, model_id, path in args.checkpoint}
-    steps = aoa_steps(cfg.aoa_track)
-    lack = [name for name, w in steps if w not in by_words]
-    if lack:
-        raise OfficialError(f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
-                            f"(have {', '.join(words_label(w) for w in sorted(by_words))})")
-    repo_id = f"storyrl/{args.run_id}"
-    hub = Path(args.output_dir) / "hub"
-    revision_store(hub, repo_id, {name: by_words[w][1] for name, w in steps})
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_CACHE": str(hub.resolve())}
-    run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
-    entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), [name for name, _ in steps])
-    rows = aoa_rows(entries, {name: (by_words[w][0], w) for name, w in steps})
-    _write(args.parquet, rows, cfg, run_id=args.run_id)
-    for r in rows:
-        if r["subtask"] == "":
-            print(f"{r['model_id']}\t{r['value']:.3f}")

@@ -1,6 +1,13 @@
 """Story evaluation: a checkpoint writes `n_stories` stories from the RL prompts, the teacher
 scores them, and one Parquet (table `rollouts`) holds them with the checkpoint's ids.
 
+This evaluation is ours, not the paper's. The paper scored no separate stories: its numbers
+before and after RL are the mean teacher scores of the first and last 10 training batches
+(360 stories each, sampled with dropout on after the first batch), which the analysis also
+reports (the `paper` method of the equivalence table, the before/after table). Ours samples
+the same prompt in eval mode from every checkpoint, so checkpoints that started no RL run and
+RL checkpoints get a score too (the `curve` method).
+
 The student samples exactly as in RL (the `rl` section's prompts and sampling settings) but always
 in eval mode (no dropout). The file's `storyrl` metadata carries model_id, pretrain_words,
 rl_words and run_id, which `storyrl.analysis.load.load_story_eval` reads. For an RL checkpoint
@@ -26,7 +33,8 @@ class StoryEvalConfig(Section):
     and sampling settings come from the `rl` section, so the student writes as it does in RL."""
 
     n_stories: int = Field(1000, ge=1)
-    """Stories per checkpoint (paper: 1,000); they cycle through the RL prompts in order."""
+    """Stories per checkpoint (our choice; the paper has no such evaluation); they cycle
+    through the RL prompts in order."""
     batch_size: int = Field(100, ge=1)
     """Stories per `generate` call (and per teacher call)."""
     seed: int = 42

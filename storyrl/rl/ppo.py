@@ -13,8 +13,12 @@ Semantics kept from TRL 0.9.4 (checked against its source):
   ratio exceeds `ratio_threshold` has its loss zeroed but the optimizer still steps;
 - the adaptive KL controller is updated once per batch with the mean per-sequence KL summed
   over response tokens and n_steps = batch size.
+
+`PPOConfig.precision` bf16 (ours, not TRL's) runs only the GPT-2 trunk under bf16 autocast; see
+`hidden_states` for what stays fp32.
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -131,6 +135,34 @@ def ppo_losses(old_logprobs, values, logprobs, vpreds, mask, advantages, returns
     return pg_loss, cfg.vf_coef * vf_loss, stats
 
 
+# --------------------------------------------------------------------------- precision
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The trunk's autocast dtype for a `PPOConfig.precision` on `device`; None = plain fp32."""
+    if precision == "auto":
+        # Native bf16 only: emulated bf16 (pre-Ampere GPUs) would be slower than fp32.
+        native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else None
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+@contextlib.contextmanager
+def tf32_matmuls(device: torch.device, enabled: bool):
+    """TF32 for the fp32 matmuls that remain (LM head, value head) on CUDA, restored afterwards
+    so that code sharing the process (an in-process teacher) keeps its own setting."""
+    if not (enabled and device.type == "cuda"):
+        yield
+        return
+    # The boolean switch, not `fp32_precision = "tf32"`: torch 2.13 keeps its global getter
+    # (`get_float32_matmul_precision`) consistent only for this one.
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = before
+
+
 # --------------------------------------------------------------------------- the model
 class PolicyWithValue(nn.Module):
     """A causal LM and a linear value head on its last hidden state (TRL's ValueHead)."""
@@ -141,22 +173,31 @@ class PolicyWithValue(nn.Module):
         self.v_dropout = nn.Dropout(value_dropout)
         self.v_head = nn.Linear(lm.config.hidden_size, 1)
 
-    def forward(self, input_ids, attention_mask, start: int = 0):
-        """Logits and values at positions start .. L-2 (each predicts the next token)."""
-        h = hidden_states(self.lm, input_ids, attention_mask, start)
+    def forward(self, input_ids, attention_mask, start: int = 0, amp: torch.dtype | None = None):
+        """Logits and values at positions start .. L-2 (each predicts the next token); `amp`:
+        the trunk's autocast dtype (None = fp32)."""
+        h = hidden_states(self.lm, input_ids, attention_mask, start, amp)
         values = self.v_head(self.v_dropout(h)).squeeze(-1)
         return self.lm.get_output_embeddings()(h).float(), values.float()
 
 
-def hidden_states(lm, input_ids, attention_mask, start: int = 0):
+def hidden_states(lm, input_ids, attention_mask, start: int = 0, amp: torch.dtype | None = None):
+    """The trunk's last hidden state at positions start .. L-2, in fp32.
+
+    With `amp` the trunk (embeddings, blocks, final layer norm) runs under autocast, and the LM
+    head, value head and everything after them stay fp32: the logits feed the log-probs, the
+    ratio and the KL directly, and the head is a small share of the FLOPs (vocab x width against
+    12 x width^2 per layer and token)."""
     # Only positions from `start` on are ever scored (the prompt's are masked out), so the LM head
     # and the softmax run on those alone; the masked results are the same as TRL's.
-    out = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
-    return out.last_hidden_state[:, start:-1]
+    ctx = torch.autocast(input_ids.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    with ctx:
+        out = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    return out.last_hidden_state[:, start:-1].float()
 
 
-def lm_logits(lm, input_ids, attention_mask, start: int = 0):
-    return lm.get_output_embeddings()(hidden_states(lm, input_ids, attention_mask, start)).float()
+def lm_logits(lm, input_ids, attention_mask, start: int = 0, amp: torch.dtype | None = None):
+    return lm.get_output_embeddings()(hidden_states(lm, input_ids, attention_mask, start, amp)).float()
 
 
 def pack(queries, responses, pad_id: int, device):
@@ -188,17 +229,26 @@ class PPOTrainer:
     def device(self):
         return next(self.policy.parameters()).device
 
+    @property
+    def amp(self) -> torch.dtype | None:
+        """The trunk's autocast dtype (None = fp32), resolved on the policy's current device."""
+        return autocast_dtype(self.cfg.precision, self.device)
+
     def _forward(self, model, ids, attn, start: int, with_values: bool):
         """(full log-softmax, token log-probs, values) at shifted positions start .. L-2."""
         if with_values:
-            logits, values = model(ids, attn, start)
+            logits, values = model(ids, attn, start, self.amp)
         else:
-            logits, values = lm_logits(model, ids, attn, start), None
+            logits, values = lm_logits(model, ids, attn, start, self.amp), None
         logp = F.log_softmax(logits, dim=-1)
         return logp, torch.gather(logp, 2, ids[:, start + 1:].unsqueeze(-1)).squeeze(-1), values
 
     def step(self, queries: list, responses: list, scores: torch.Tensor):
         """One PPO step on a batch. Returns (stats dict, per-story dict of logprob_sum and kl)."""
+        with tf32_matmuls(self.device, self.amp is not None):
+            return self._step(queries, responses, scores)
+
+    def _step(self, queries: list, responses: list, scores: torch.Tensor):
         cfg, bs = self.cfg, len(queries)
         ids, attn, mask = pack(queries, responses, self.pad_id, self.device)
         start = min(len(q) for q in queries) - 1  # the first scored (shifted) position

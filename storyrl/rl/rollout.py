@@ -15,7 +15,9 @@ class Rollouts:
     responses: list[torch.Tensor]
     """Sampled token ids, up to and including the first EOS."""
     texts: list[str]
-    """Decoded continuations, special tokens dropped."""
+    """Decoded continuations: what the teacher is shown and whose words the length bonus counts;
+    special tokens dropped unless asked to keep them (then a trailing `</s>` when EOS was
+    sampled, as the authors' code decoded)."""
     logprobs: list[torch.Tensor] | None = None
     """Per-token log-probs under the sampling distribution (only when asked for)."""
 
@@ -27,7 +29,8 @@ def batch_prompts(prompts: list[str], batch_size: int) -> list[str]:
 
 def sample(lm, tokenizer, prompts: list[str], cfg: SamplingConfig, train_mode: bool = False,
            with_logprobs: bool = False) -> Rollouts:
-    """Sample one continuation per prompt. Sampling draws from torch's global RNG."""
+    """Sample one continuation per prompt. Sampling draws from torch's global RNG; the texts are
+    decoded with or without special tokens as `cfg.keep_special_tokens` says."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = next(lm.parameters()).device
     queries = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -72,5 +75,5 @@ def sample(lm, tokenizer, prompts: list[str], cfg: SamplingConfig, train_mode: b
                     logprobs.append(lp[j, :n])
     finally:
         lm.train(was_training)
-    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=not cfg.keep_special_tokens)
     return Rollouts(list(prompts), queries, responses, texts, logprobs if with_logprobs else None)

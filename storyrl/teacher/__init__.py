@@ -1,6 +1,6 @@
 """The teacher: rates a student's story on readability, coherence and creativity (0-3 each).
 
-    teacher = make_teacher(cfg.teacher, seed=42, cache_path="results/teacher_cache.sqlite")
+    teacher = make_teacher(cfg.teacher, seed=42, cache_path="results/rl/<run>/teacher_cache.sqlite")
     judgements = teacher.score(prompts, continuations)
 
 Backends: `vllm` (offline engine, the paper's setup), `openai` (any OpenAI-compatible server),
@@ -21,9 +21,11 @@ __all__ = ["make_teacher", "Teacher", "Judgement", "TeacherFailure", "TeacherCon
 
 
 def make_teacher(cfg: TeacherConfig, seed: int, cache_path: str | None = None,
-                 weights=(1.0, 1.0, 1.0)) -> Teacher:
+                 weights=(1.0, 1.0, 1.0), cache_timeout_s: float = 10.0) -> Teacher:
     """Build the configured backend. `seed` is the teacher's sampling seed (paper: the RL
-    seed); `weights` only shape Judgement.teacher_score (the reward reweights from the scores)."""
+    seed); `weights` only shape Judgement.teacher_score (the reward reweights from the scores);
+    `cache_path`: this job's own score cache (None: uncached); a cache locked for longer than
+    `cache_timeout_s` is given up (logged) and scoring goes on uncached."""
     rubric = load_rubric(cfg.template)
     if cfg.backend == "heuristic":
         from storyrl.teacher.heuristic import HeuristicBackend
@@ -39,5 +41,5 @@ def make_teacher(cfg: TeacherConfig, seed: int, cache_path: str | None = None,
         backend = VLLMBackend(cfg, rubric, seed)
     else:  # pragma: no cover - the config's Literal rules this out
         raise ValueError(f"unknown teacher backend {cfg.backend!r}")
-    cache = ScoreCache(cache_path) if cache_path else None
+    cache = ScoreCache(cache_path, cache_timeout_s) if cache_path else None
     return Teacher(backend, rubric, cfg, cache, weights)

@@ -14,10 +14,21 @@ class VLLMConfig(Section):
     """Weights and activations dtype (paper: bf16)."""
     max_model_len: int = Field(1024, ge=64)
     """Context length of the engine (paper: 1024; the rubric and a 90-token story fit)."""
-    gpu_memory_utilization: float = Field(0.25, gt=0, le=1)
-    """Share of the GPU's memory vLLM may take (paper: 25%, the student trains beside it)."""
+    gpu_memory_utilization: float | None = Field(0.25, gt=0, le=1)
+    """Share of the GPU's memory vLLM may take (paper: 25% of an 80 GB A100, the student trains
+    beside it); ignored when `gpu_memory_gib` is set."""
+    gpu_memory_gib: float | None = Field(None, gt=0)
+    """GPU memory for vLLM in GiB, turned into the share of the device's total when the engine
+    starts (an error names both numbers if it does not fit); the same budget on a 40, 48 or
+    80 GB card. When set, it replaces `gpu_memory_utilization`."""
     enable_prefix_caching: bool = True
     """Reuse the KV cache of the rubric prefix that every request shares."""
+
+    @model_validator(mode="after")
+    def _some_memory_setting(self):
+        if self.gpu_memory_utilization is None and self.gpu_memory_gib is None:
+            raise ValueError("give gpu_memory_gib or gpu_memory_utilization")
+        return self
 
 
 class OpenAIConfig(Section):
@@ -67,9 +78,14 @@ class TeacherConfig(Section):
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)
     """Longest teacher reply in tokens (paper: 6)."""
+    on_failure: Literal["stop", "default"] = "stop"
+    """What a failed call or an unparseable reply does. `stop` (ours): a batch with more than
+    `max_failure_share` of them raises TeacherFailure (RL stops and keeps its state: training on
+    default rewards would be silent garbage). `default` (the paper's code): each scores 0.5,
+    training goes on, and the counts go to the log and the step table."""
     max_failure_share: float = Field(0.10, ge=0, le=1)
-    """Highest share of failed or unparseable replies in one batch before scoring raises
-    TeacherFailure instead of returning default scores."""
+    """With `on_failure: stop`, the highest share of failed or unparseable replies in one batch
+    that still returns default scores (0.5) for them."""
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
     hf: HFConfig = HFConfig()

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from storyrl.teacher.cache import ScoreCache, cache_key
 from storyrl.teacher.config import TeacherConfig
-from storyrl.teacher.rubric import Rubric, parse_reply, weighted_score
+from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, parse_reply, weighted_score
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class Backend(Protocol):
     name: str
     model: str
     sampling: dict
+    server: str | None
+    """Where the model runs when that can change the reply (openai: the base URL); None: here."""
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
         """One raw reply per story, None where the call failed for good."""
@@ -50,6 +52,7 @@ class Teacher:
         self.weights = tuple(weights)
         self.identity = {
             "backend": backend.name,
+            "server": getattr(backend, "server", None),
             "model": backend.model,
             "template": cfg.template,
             "template_sha256": rubric.sha256,
@@ -75,10 +78,10 @@ class Teacher:
                                          [continuations[i] for i in todo])
             for i, r in zip(todo, fresh):
                 replies[i] = r
-            if self.cache is not None:
-                self.cache.put_many({keys[i]: r for i, r in zip(todo, fresh) if r is not None})
-
         out = [self._judge(r) for r in replies]
+        if todo and self.cache is not None:
+            # Only parsed replies: a failed or unparseable one is asked again next time.
+            self.cache.put_many(self.identity, {keys[i]: replies[i] for i in todo if out[i].parsed})
         n_failed = sum(j.failed_call for j in out)
         n_unparsed = sum(not j.parsed and not j.failed_call for j in out)
         self.stats.update(stories=len(out), cache_hits=len(hits), failed_calls=n_failed,
@@ -87,15 +90,18 @@ class Teacher:
         log.debug("teacher: %d stories, %d from cache, %d failed, %d unparsed in %.2fs",
                   len(out), len(hits), n_failed, n_unparsed, time.perf_counter() - t0)
         bad = n_failed + n_unparsed
-        if out and bad / len(out) > self.cfg.max_failure_share:
-            examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
+        if not bad:
+            return out
+        what = (f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
+                f"failed ({n_failed} failed calls, {n_unparsed} unparseable")
+        examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
+        if examples:
+            what += f", e.g. {', '.join(examples)}"
+        if self.cfg.on_failure == "default":
+            log.warning("%s); they score %s (teacher.on_failure=default)", what, DEFAULT_SCORE)
+        elif bad / len(out) > self.cfg.max_failure_share:
             raise TeacherFailure(
-                f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
-                f"failed ({n_failed} failed calls, {n_unparsed} unparseable"
-                + (f", e.g. {', '.join(examples)}" if examples else "")
-                + f"), more than teacher.max_failure_share={self.cfg.max_failure_share}",
-                out,
-            )
+                f"{what}), more than teacher.max_failure_share={self.cfg.max_failure_share}", out)
         return out
 
     def _judge(self, reply: str | None) -> Judgement:

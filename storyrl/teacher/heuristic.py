@@ -165,6 +165,7 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
 
 class HeuristicBackend:
     name = "heuristic"
+    server = None  # runs in this process
     model = VERSION
     sampling: dict = {}
 

@@ -10,6 +10,7 @@ log = logging.getLogger(__name__)
 
 class HFBackend:
     name = "hf"
+    server = None  # runs in this process
 
     def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int):
         import torch
@@ -51,14 +52,18 @@ class HFBackend:
         if sample:
             gen.update(temperature=self.cfg.temperature, top_k=0, top_p=1.0)
         out: list[str | None] = []
-        torch.manual_seed(self.seed)  # same batches, same replies
         bs = self.cfg.hf.batch_size
-        for i in range(0, len(texts), bs):
-            # The chat template already holds the special tokens (BOS...): add none twice.
-            enc = self.tok(texts[i:i + bs], return_tensors="pt", padding=True,
-                           add_special_tokens=False).to(self.device)
-            with torch.no_grad():
-                ids = self.lm.generate(**enc, **gen)
-            new = ids[:, enc["input_ids"].shape[1]:]
-            out.extend(self.tok.batch_decode(new, skip_special_tokens=True))
+        # Same batches, same replies; in a fork of the RNG, because the student samples from the
+        # global stream, which a reseed here would reset at every RL step.
+        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            for i in range(0, len(texts), bs):
+                # The chat template already holds the special tokens (BOS...): add none twice.
+                enc = self.tok(texts[i:i + bs], return_tensors="pt", padding=True,
+                               add_special_tokens=False).to(self.device)
+                with torch.no_grad():
+                    ids = self.lm.generate(**enc, **gen)
+                new = ids[:, enc["input_ids"].shape[1]:]
+                out.extend(self.tok.batch_decode(new, skip_special_tokens=True))
         return out

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit, urlunsplit
 
 from storyrl.config import ConfigError
 from storyrl.teacher.config import TeacherConfig
@@ -13,6 +14,16 @@ from storyrl.teacher.core import TeacherFailure
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)
+
+
+def _without_credentials(url: str) -> str:
+    """The server's URL as it goes into the cache key and metadata: no `user:password@`."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class OpenAIBackend:
@@ -23,6 +34,7 @@ class OpenAIBackend:
 
         self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
         self.model = cfg.model
+        self.server = _without_credentials(self.o.base_url)
         self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
         key = "unused"  # the client insists on a key; servers without auth ignore it
         if self.o.api_key_env:

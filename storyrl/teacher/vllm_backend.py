@@ -2,20 +2,62 @@
 
 vLLM is CUDA-only and an optional extra (`pip install storyrl[gpu]`); it is imported when this
 backend is built, never when storyrl is imported. The request assembly (engine arguments,
-sampling parameters, chat messages) is plain data so it can be checked without vLLM.
+sampling parameters, chat messages), the GPU memory share and the handling of requests the
+engine refuses are plain Python, so they are checked without vLLM.
 """
 
-from storyrl.teacher.config import TeacherConfig
+import logging
+from collections.abc import Callable
+
+from storyrl.config import ConfigError
+from storyrl.teacher.config import TeacherConfig, VLLMConfig
 from storyrl.teacher.rubric import Rubric
 
+log = logging.getLogger(__name__)
+GIB = 2 ** 30
 
-def engine_kwargs(cfg: TeacherConfig, seed: int) -> dict:
+
+def memory_fraction(v: VLLMConfig, total_bytes: int, free_bytes: int | None = None,
+                    device: str = "the GPU") -> float:
+    """The share of the device's memory vLLM may take: `gpu_memory_gib` over the device's total,
+    or `gpu_memory_utilization` as given. A GiB budget that does not fit the device (or what is
+    free on it now) is a ConfigError that names both numbers."""
+    if v.gpu_memory_gib is None:
+        return v.gpu_memory_utilization
+    want = v.gpu_memory_gib * GIB
+    if want > total_bytes:
+        raise ConfigError(
+            f"teacher.vllm.gpu_memory_gib={v.gpu_memory_gib:g}: {device} has "
+            f"{total_bytes / GIB:.1f} GiB in all; lower it (the teacher needs its weights plus "
+            "the KV cache of one batch) or use a larger GPU")
+    if free_bytes is not None and want > free_bytes:
+        raise ConfigError(
+            f"teacher.vllm.gpu_memory_gib={v.gpu_memory_gib:g}: only {free_bytes / GIB:.1f} GiB "
+            f"of {device}'s {total_bytes / GIB:.1f} GiB are free (other processes hold the rest)")
+    return want / total_bytes
+
+
+def _device_memory() -> tuple[int, int, str]:
+    import torch
+    if not torch.cuda.is_available():
+        raise ConfigError("teacher.backend 'vllm' needs a CUDA GPU, and torch sees none")
+    free, total = torch.cuda.mem_get_info()
+    return total, free, torch.cuda.get_device_name()
+
+
+def engine_kwargs(cfg: TeacherConfig, seed: int,
+                  memory: tuple[int, int, str] | None = None) -> dict:
+    """`memory`: (total bytes, free bytes, device name), measured on the GPU when the config
+    gives the teacher's memory in GiB and none is passed."""
     v = cfg.vllm
+    if v.gpu_memory_gib is not None and memory is None:
+        memory = _device_memory()
+    share = memory_fraction(v, *memory) if memory else v.gpu_memory_utilization
     return {
         "model": cfg.model,
         "dtype": v.dtype,
         "max_model_len": v.max_model_len,
-        "gpu_memory_utilization": v.gpu_memory_utilization,
+        "gpu_memory_utilization": share,
         "enable_prefix_caching": v.enable_prefix_caching,
         "seed": seed,
     }
@@ -31,6 +73,44 @@ def conversations(rubric: Rubric, prompts: list[str], continuations: list[str]) 
             for p, c in zip(prompts, continuations)]
 
 
+def chat_each(chat: Callable[[list], list[str | None]], convs: list) -> list[str | None]:
+    """`chat(convs)` for a batch in which a request the engine refuses fails alone.
+
+    vLLM validates every request of a `chat()` call and raises a ValueError for the whole call
+    when one is refused (a prompt longer than max_model_len, ...). Then the batch is split in
+    halves and each half tried again, down to the refused request, which gets None (a failed
+    call): one bad story costs about 2·log2(batch) extra calls, never the step. Any other
+    exception (engine dead, out of memory) is not about one story and propagates."""
+    try:
+        return list(chat(convs))
+    except ValueError as err:
+        if len(convs) == 1:
+            log.warning("teacher: the engine refused one request: %s", str(err)[:300])
+            return [None]
+    mid = len(convs) // 2
+    return chat_each(chat, convs[:mid]) + chat_each(chat, convs[mid:])
+
+
+def serve(chat: Callable[[list], list[str | None]], convs: list,
+          n_tokens: Callable[[list], int] | None = None,
+          max_model_len: int | None = None) -> list[str | None]:
+    """One reply per conversation, None where it failed. With `n_tokens` (the engine's chat
+    template and tokenizer), a prompt longer than `max_model_len` is not sent at all (the engine
+    would refuse the whole call); `chat_each` catches what the count misses."""
+    out: list[str | None] = [None] * len(convs)
+    send = list(range(len(convs)))
+    if n_tokens is not None and max_model_len is not None:
+        lengths = [n_tokens(c) for c in convs]
+        send = [i for i in send if lengths[i] <= max_model_len]
+        if len(send) < len(convs):
+            log.warning("teacher: %d of %d stories are longer than max_model_len=%d with the "
+                        "rubric (longest %d tokens); they count as failed calls",
+                        len(convs) - len(send), len(convs), max_model_len, max(lengths))
+    for i, reply in zip(send, chat_each(chat, [convs[i] for i in send]) if send else []):
+        out[i] = reply
+    return out
+
+
 class VLLMBackend:
     name = "vllm"
 
@@ -43,11 +123,31 @@ class VLLMBackend:
                 "or use the openai, hf or heuristic backend") from err
         self.rubric, self.model = rubric, cfg.model
         self.sampling = sampling_kwargs(cfg, seed)
-        self.llm = LLM(**engine_kwargs(cfg, seed))
+        kwargs = engine_kwargs(cfg, seed)
+        log.info("teacher: vLLM takes %.1f%% of the GPU's memory", 100 * kwargs["gpu_memory_utilization"])
+        self.llm = LLM(**kwargs)
         self.params = SamplingParams(**self.sampling)
+        self.max_model_len = cfg.vllm.max_model_len
+        self.tokenizer = self.llm.get_tokenizer()
+        self._count = self._n_tokens
+
+    def _chat(self, convs: list) -> list[str | None]:
+        outs = self.llm.chat(convs, self.params, use_tqdm=False)
+        # A request vLLM could not serve has no output text.
+        return [o.outputs[0].text if o.outputs else None for o in outs]
+
+    def _n_tokens(self, conv: list) -> int:
+        enc = self.tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)
+        return len(enc["input_ids"])
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
-        outs = self.llm.chat(conversations(self.rubric, prompts, continuations), self.params,
-                             use_tqdm=False)
-        # A request vLLM could not serve (e.g. longer than max_model_len) has no output text.
-        return [o.outputs[0].text if o.outputs else None for o in outs]
+        convs = conversations(self.rubric, prompts, continuations)
+        if self._count is not None and convs:
+            try:
+                self._count(convs[0])
+            except Exception as err:  # a tokenizer without HF's chat API: bisection alone
+                log.warning("teacher: cannot count prompt tokens (%s); over-long stories are "
+                            "found by the engine's refusal", err)
+                self._count = None
+        return serve(self._chat, convs, self._count, self.max_model_len)

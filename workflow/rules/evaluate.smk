@@ -55,7 +55,6 @@ rule story_eval:
         rl=section(CFG.rl),
         teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
         reward=section(CFG.reward),
-        cache=f"{RESULTS}/teacher_cache.sqlite",
     resources:
         gpu=1,
     conda:
@@ -67,7 +66,7 @@ rule story_eval:
     shell:
         "{STORYRL} eval stories --model {params.model} --output {output} --section {params.section:q}"
         " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q}"
-        " --teacher-cache {params.cache} --model-id {wildcards.model_id} {params.words}"
+        " --model-id {wildcards.model_id} {params.words}"
         " --run-id {params.run_id} > {log} 2>&1"
 
 

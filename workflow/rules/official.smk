@@ -28,6 +28,7 @@ def all_official_outputs():
     out = []
     if OFFICIAL.glue or OFFICIAL.reading:
         out += [f"{RESULTS}/eval/{m}.official.parquet" for m in OFFICIAL_MODELS]
+    out += [f"{RESULTS}/eval/{r}-rl-aoa.official.parquet" for r in AOA_RL_RUNS]
     return out + [f"{RESULTS}/eval/{r}-aoa.official.parquet" for r in AOA_RUNS]
 
 
@@ -105,7 +106,9 @@ rule official_collect:
         " --parquet {output} > {log} 2>&1"
 
 
-AOA_MILESTONES = [w for _, w in aoa_steps(OFFICIAL.aoa_track)]
+# The track's revisions the pretraining run has (config validation: all up to its last
+# milestone); later ones are left to the pipeline, which skips them.
+AOA_MILESTONES = [w for _, w in aoa_steps(OFFICIAL.aoa_track) if w in CFG.pretrain.milestones]
 
 
 def aoa_checkpoints(wildcards):
@@ -137,3 +140,54 @@ rule official_aoa:
     shell:
         "{STORYRL} eval official aoa --section {params.section:q} --run-id {wildcards.pretrain_run}"
         " {params.checkpoints} --output-dir {output.official} --parquet {output.parquet} > {log} 2>&1"
+
+
+def _aoa_rl_runs():
+    """RL runs from the BabyLM table's checkpoint (the largest start), whose policy gets the
+    pipeline's AoA score next to that checkpoint's: the policy takes the track's revision after
+    the checkpoint, so only a track that goes past it has them (paper: non-strict-small)."""
+    if not (OFFICIAL.enabled and OFFICIAL.aoa and PLAN):
+        return {}
+    top = max(r.checkpoint for r in PLAN.values())
+    words = [w for _, w in aoa_steps(OFFICIAL.aoa_track)]
+    if top not in words or top == words[-1]:
+        return {}
+    return {run_id: r for run_id, r in PLAN.items() if r.checkpoint == top}
+
+
+AOA_RL_RUNS = _aoa_rl_runs()
+
+
+def aoa_rl_checkpoints(run_id):
+    r = AOA_RL_RUNS[run_id]
+    return [(m, pre_model_id(r.pretrain_run, m), ckpt_dir(r.pretrain_run, m))
+            for m in AOA_MILESTONES if m <= r.checkpoint]
+
+
+rule official_aoa_rl:
+    input:
+        lambda w: [c for _, _, c in aoa_rl_checkpoints(w.run_id)],
+        lambda w: MODELS[f"{w.run_id}-rl-final"].inputs,
+    output:
+        parquet=f"{RESULTS}/eval/{{run_id}}-rl-aoa.official.parquet",
+        official=directory(f"{RESULTS}/official/{{run_id}}-rl-aoa"),
+    wildcard_constraints:
+        run_id=one_of(AOA_RL_RUNS),
+    params:
+        section=official_section("aoa", "aoa_track", "aoa_min_context"),
+        checkpoints=lambda w: " ".join(
+            f"--checkpoint {m} {mid} {path}" for m, mid, path in aoa_rl_checkpoints(w.run_id)
+        ),
+        policy=lambda w: f"--policy {w.run_id}-rl-final {MODELS[f'{w.run_id}-rl-final'].path}",
+    resources:
+        gpu=1,
+    conda:
+        CPU_ENV
+    log:
+        log_path("official_aoa_rl", "{run_id}"),
+    benchmark:
+        bench_path("official_aoa_rl", "{run_id}")
+    shell:
+        "{STORYRL} eval official aoa --section {params.section:q} --run-id {wildcards.run_id}-rl"
+        " {params.checkpoints} {params.policy} --output-dir {output.official}"
+        " --parquet {output.parquet} > {log} 2>&1"

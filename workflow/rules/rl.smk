@@ -32,7 +32,9 @@ rule rl:
         reward=lambda w: json.dumps(PLAN[w.run_id].reward, sort_keys=True),
         words=lambda w: PLAN[w.run_id].checkpoint,
         out=lambda w: rl_dir(w.run_id),
-        cache=f"{RESULTS}/teacher_cache.sqlite",
+        # The run's own cache (no SQLite file is shared between jobs): a resumed run redraws
+        # the stories of its unfinished step and finds their replies here.
+        cache=lambda w: f"{rl_dir(w.run_id)}/teacher_cache.sqlite",
     # RL runs are the long jobs: start them before the evaluations that could wait.
     priority: 10
     resources:
