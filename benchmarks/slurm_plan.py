@@ -46,6 +46,18 @@ def deployment(profile: Path = PROFILE) -> dict:
 def rule_info(configfiles: list[Path], workdir: Path) -> tuple[dict[str, str | None], set[str]]:
     """Each rule's conda file, relative to the repo (None: the rule declares none), and the
     local rules (run where snakemake runs: a dry run does not say which)."""
+    # Reading the Snakefile in this process sets os.environ (common.smk) and may change the
+    # working directory: both are put back, so the caller (e.g. a test session) is unaffected.
+    env, cwd = dict(os.environ), os.getcwd()
+    try:
+        return _rule_info(configfiles, workdir)
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+
+
+def _rule_info(configfiles: list[Path], workdir: Path) -> tuple[dict[str, str | None], set[str]]:
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
