@@ -219,7 +219,7 @@ def random_teacher(work: Path, sz: dict, device: str):
 
 def make_scorer(args, work: Path, sz: dict, device: str):
     """The teacher + reward scorer the RL loop and the story evaluation use."""
-    from storyrl.reward import compute_rewards
+    from storyrl.rl.scoring import TeacherScorer
     from storyrl.teacher import RewardConfig, Teacher, TeacherConfig
     from storyrl.teacher.hf_backend import HFBackend
     from storyrl.teacher.rubric import load_rubric
@@ -271,12 +271,7 @@ def make_scorer(args, work: Path, sz: dict, device: str):
         prompt_tokens = len(teacher.backend.tok(text, add_special_tokens=False)["input_ids"])
     info["rubric_prompt_tokens_80_word_story"] = prompt_tokens
 
-    def scorer(prompts, continuations):
-        judgements = teacher.score(prompts, continuations)
-        return judgements, compute_rewards(judgements, continuations, reward_cfg, sz["max_new_tokens"])
-
-    scorer.teacher = teacher
-    return scorer, info
+    return TeacherScorer(teacher, reward_cfg, sz["max_new_tokens"]), info
 
 
 def _vllm_ok() -> bool:
@@ -397,7 +392,7 @@ def main(argv=None) -> int:
                 rep.phase(f"ppo_{precision}", ppo_phase, work, sz, ckpt, holder["scorer"], precision)
         if "story_eval" not in args.skip:
             rep.phase("story_eval", story_eval_phase, work, sz, ckpt, holder["scorer"])
-        holder["scorer"].teacher.close()
+        holder["scorer"].close()
         holder.clear()
         if device == "cuda":
             torch.cuda.empty_cache()

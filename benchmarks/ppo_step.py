@@ -94,10 +94,10 @@ class OurPPO:
     def __init__(self, ckpt, args):
         import torch
 
+        from storyrl.checkpoints import load_checkpoint
         from storyrl.rl.config import RLConfig
         from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
         from storyrl.rl.rollout import batch_prompts
-        from storyrl.rl.train import load_checkpoint
         self.cfg = RLConfig(batch_size=args.batch, sampling={"max_new_tokens": args.max_new_tokens})
         torch.manual_seed(args.seed)
         self.tok, lm = load_checkpoint(ckpt)
@@ -130,8 +130,8 @@ def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from storyrl.checkpoints import load_checkpoint
     from storyrl.rl.config import PAPER_PROMPT
-    from storyrl.rl.train import load_checkpoint
     tok, lm = load_checkpoint(ckpt)
     scorer = DummyScorer(args.max_new_tokens)
     times, reward_t = [], []

@@ -32,6 +32,7 @@ from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, ProgressCa
                           Trainer, TrainerCallback, TrainingArguments)
 
 from storyrl.atomic import atomic_path, write_text
+from storyrl.checkpoints import CHECKPOINT_INFO, write_info
 from storyrl.config import ConfigError, ModelConfig, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.schemas import make_metadata, write_table
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin",
                "scaler.pt"}  # and rng_state*.pth (one per process)
-CHECKPOINT_INFO = "storyrl_checkpoint.json"
 
 
 class Blocks(torch.utils.data.Dataset):
@@ -153,7 +153,7 @@ class _Milestones(TrainerCallback):
         with atomic_path(target, is_dir=True) as tmp:
             shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=lambda d, names: [
                 n for n in names if n in STATE_FILES or n.startswith("rng_state")])
-            (tmp / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2) + "\n")
+            write_info(tmp, CHECKPOINT_INFO, info)
         log.info("milestone %s words at step %d -> %s", words_label(words), state.global_step, target)
 
 

@@ -121,7 +121,7 @@ def cli_aoa(args):
     run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
     entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), list(revisions))
     if slot:
-        from storyrl.evaluate.zero_shot import checkpoint_rl_words
+        from storyrl.checkpoints import rl_words as checkpoint_rl_words
         start = max(by_words)
         folder = aoa_result_path(args.output_dir, repo_id).parent
         pre = score(cfg, entries, [n for n, _ in steps], folder / "score_pre.json")

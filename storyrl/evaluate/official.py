@@ -374,7 +374,7 @@ def cli_reading(args):
 
 def cli_collect(args):
     """`storyrl eval official collect`: one model's GLUE and reading outputs -> eval_scores."""
-    from storyrl.evaluate.zero_shot import checkpoint_rl_words
+    from storyrl.checkpoints import rl_words as checkpoint_rl_words
     cfg = args.section
     rl_words = args.rl_words if args.rl_words is not None else checkpoint_rl_words(args.model)
     base = dict(model_id=args.model_id, pretrain_words=args.pretrain_words, rl_words=rl_words or 0)

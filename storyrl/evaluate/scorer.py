@@ -34,19 +34,13 @@ class Encoded:
     """Per token: is it part of the scored span (token 0 never is)."""
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 64, share_prefix: bool = True, min_shared: int = 8,
                  model=None, tokenizer=None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from storyrl.checkpoints import load_model, load_tokenizer, resolve_device
 
         self.device = resolve_device(device)
         if dtype not in ("auto", "float32", "bfloat16"):
@@ -58,11 +52,10 @@ class Scorer:
         self.min_shared = min_shared
         """Share a common prefix only when it is at least this many tokens (plus one): a
         shared item costs two passes, which short prefixes do not repay."""
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer = tokenizer or load_tokenizer(model_dir)
         # fp32 weights whatever the saved dtype, as the official run loads them; bf16 comes
         # from autocast only.
-        self.model = model or AutoModelForCausalLM.from_pretrained(str(model_dir),
-                                                                   dtype=torch.float32)
+        self.model = model or load_model(model_dir, dtype=torch.float32)
         self.model.to(self.device).eval()
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or \

@@ -45,28 +45,20 @@ class StoryEvalConfig(Section):
     """`auto`: CUDA when present, else CPU."""
 
 
-def checkpoint_ids(model_dir) -> dict:
-    """What the folder says about itself: from RL_INFO (run_id, rl_words, pretrain_words) or
-    from the pretraining CHECKPOINT_INFO (pretrain_words); empty if neither is there."""
-    from storyrl.rl.train import RL_INFO, checkpoint_words
-    model_dir = Path(model_dir)
-    if (model_dir / RL_INFO).exists():
-        info = json.loads((model_dir / RL_INFO).read_text())
-        return {k: info.get(k) for k in ("run_id", "rl_words", "pretrain_words")}
-    words = checkpoint_words(model_dir)
-    return {} if words is None else {"pretrain_words": words}
-
-
 def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scorer,
                      model_id: str | None = None, pretrain_words: int | None = None,
                      rl_words: int | None = None, run_id: str | None = None) -> dict:
     """Sample cfg.n_stories stories from the checkpoint at `model_dir`, score them with
     `scorer(prompts, texts) -> (judgements, rewards)` and write them to `output` (Parquet,
     table `rollouts`: step 0, sample = story index, budget_words 0). Ids not given come from the
-    folder (see `checkpoint_ids`); model_id defaults to the folder's name (prefixed by the run id
-    for an RL checkpoint). Returns a summary: n, teacher_score_mean, parsed_share and the ids."""
+    folder (storyrl.checkpoints.checkpoint_ids); model_id defaults to the folder's name
+    (prefixed by the run id for an RL checkpoint). Returns a summary: n, teacher_score_mean,
+    parsed_share and the ids."""
+    from storyrl.checkpoints import checkpoint_ids, load_checkpoint, resolve_device
     from storyrl.rl.rollout import batch_prompts, sample
-    from storyrl.rl.train import load_checkpoint, rollout_rows, seed_all, setup_torch
+    from storyrl.rl.rows import ScoredBatch, rollout_rows
+    from storyrl.rl.run import seed_all
+    from storyrl.rl.scoring import teacher_identity
     from storyrl.schemas import make_metadata, write_table
 
     model_dir = Path(model_dir)
@@ -78,7 +70,7 @@ def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scor
     if model_id is None:
         model_id = f"{run_id}-{model_dir.name}" if run_id else model_dir.name
 
-    device = setup_torch(cfg)
+    device = resolve_device(cfg.device, cfg.threads)
     tokenizer, lm = load_checkpoint(model_dir)
     lm = lm.to(device).eval()
     seed_all(cfg.seed)
@@ -98,14 +90,13 @@ def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scor
             rewards.setdefault(k, []).extend(np.asarray(v, dtype=float).tolist())
         log.info("%s: %d of %d stories", model_dir, len(texts), cfg.n_stories)
 
-    rows = rollout_rows(run_id, 0, 0, prompts, texts, judgements, rewards, n_tokens, None)
-    teacher = getattr(scorer, "teacher", None)
+    rows = rollout_rows(run_id, 0, 0, ScoredBatch(prompts, texts, judgements, rewards, n_tokens))
     section = {"stories": cfg.model_dump(), "prompts": rl.prompts, "sampling": rl.sampling.model_dump()}
     meta = make_metadata(
         "rollouts", section, model_id=model_id, pretrain_words=pretrain_words, rl_words=rl_words,
         run_id=run_id, checkpoint=str(model_dir), n_stories=cfg.n_stories, seed=cfg.seed,
         prompts=rl.prompts, sampling=rl.sampling.model_dump(),
-        teacher=getattr(teacher, "identity", None))
+        teacher=teacher_identity(scorer))
     write_table(output, "rollouts", rows, meta)
     summary = {
         "n": len(rows), "teacher_score_mean": float(np.mean(rewards["teacher_score"])),
@@ -143,5 +134,5 @@ def cli_stories(args) -> None:
         print(f"storyrl eval stories: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
-        scorer.teacher.close()
+        scorer.close()
     print(json.dumps(summary))

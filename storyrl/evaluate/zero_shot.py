@@ -155,13 +155,14 @@ def cli_one(args):
 
 def cli_suite(args):
     """`storyrl eval zero-shot-suite`: several tasks (and variants), one model load, tidy Parquet."""
+    from storyrl.checkpoints import rl_words
     from storyrl.evaluate.scorer import Scorer
     from storyrl.schemas import make_metadata, write_table
     from storyrl.units import parse_words
     words = [parse_words(w) if w is not None else None for w in (args.pretrain_words,
                                                                  args.rl_words)]
     if words[1] is None:
-        words[1] = checkpoint_rl_words(args.model)
+        words[1] = rl_words(args.model)
     scorer = Scorer(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     rows = []
     for variant in args.variant:
@@ -179,9 +180,3 @@ def cli_suite(args):
         if r["subtask"] == "":
             print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}\t{r['n_items']}")
 
-
-def checkpoint_rl_words(model_dir) -> int | None:
-    """RL words of an RL checkpoint (its storyrl_rl.json), else None."""
-    import json
-    info = Path(str(model_dir)) / "storyrl_rl.json"
-    return int(json.loads(info.read_text())["rl_words"]) if info.exists() else None

@@ -19,10 +19,10 @@ class HFBackend:
         self.cfg, self.rubric, self.seed = cfg, rubric, seed
         self.model = cfg.model
         self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
+        from storyrl.checkpoints import resolve_device
+
         h = cfg.hf
-        device = h.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = str(resolve_device(h.device))
         dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
                  "float32": torch.float32, "bfloat16": torch.bfloat16,
                  "float16": torch.float16}[h.dtype]

@@ -1,0 +1,85 @@
+"""The paper's algorithm: our PPO (storyrl.rl.ppo) stepped by hand, one batch of prompts a step.
+
+Resume state (`state/state.pt`): the trainer (policy, value head, reference, optimizer), the
+ledger and every RNG, saved when `state_due` says so and on SIGTERM (then the run exits 143).
+"""
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from storyrl.checkpoints import load_checkpoint
+from storyrl.rl.config import state_due
+from storyrl.rl.ledger import Ledger
+from storyrl.rl.rollout import batch_prompts, sample
+from storyrl.rl.rows import ScoredBatch
+from storyrl.rl.run import RunContext, Terminate, rng_state, seed_all, set_rng_state
+
+log = logging.getLogger(__name__)
+
+
+class PPOLoop:
+    def __init__(self, ctx: RunContext):
+        from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
+
+        self.ctx = ctx
+        cfg = ctx.cfg
+        seed_all(cfg.seed)
+        self.tokenizer, lm = load_checkpoint(ctx.checkpoint)
+        _, ref = load_checkpoint(ctx.checkpoint)
+        self.policy = PolicyWithValue(lm).to(ctx.device)  # the value head is drawn from the seeded RNG
+        self.trainer = PPOTrainer(self.policy, ref.to(ctx.device), cfg.ppo, pad_id=self.tokenizer.pad_token_id)
+        if cfg.sampling_seed is not None:
+            seed_all(cfg.sampling_seed)  # where TRL 0.9.4's PPOTrainer.__init__ reseeded
+
+    def resume(self) -> None:
+        ctx = self.ctx
+        state = ctx.files.load_state()
+        if state is not None:
+            self.trainer.load_state_dict(state["trainer"])
+            ctx.ledger = Ledger.from_state(state["ledger"])
+            set_rng_state(state["rng"])
+            log.info("%s: resuming after step %d (%d budget words)", ctx.output, ctx.ledger.steps, ctx.ledger.used)
+        ctx.files.drop_parts_after(ctx.ledger.steps)
+
+    def save_state(self) -> None:
+        self.ctx.files.save_state({"trainer": self.trainer.state_dict(), "ledger": self.ctx.ledger.state_dict(),
+                                   "rng": rng_state()})
+
+    def run(self):
+        ctx, cfg, tokenizer = self.ctx, self.ctx.cfg, self.tokenizer
+        self.resume()
+        ledger = ctx.ledger
+        prompts = batch_prompts(cfg.prompts, cfg.batch_size)
+        saved_step, saved_at = ledger.steps, time.monotonic()
+        with Terminate() as term:
+            while cfg.max_steps is None or ledger.steps < cfg.max_steps:
+                step = ledger.steps + 1
+                t0 = time.perf_counter()
+                ro = sample(self.policy.lm, tokenizer, prompts, cfg.sampling,
+                            train_mode=cfg.sampling.train_mode and ledger.steps > 0)
+                t1 = time.perf_counter()
+                judgements, rewards = ctx.scorer(prompts, ro.texts)
+                batch = ScoredBatch(prompts, ro.texts, judgements, rewards, [len(r) for r in ro.responses])
+                t2 = time.perf_counter()
+                if not ledger.fits(prompts, batch.replies):
+                    ctx.budget_stop()
+                    break
+                stats, per_story = self.trainer.step(
+                    ro.queries, ro.responses, torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
+                t3 = time.perf_counter()
+                before = ledger.used
+                ledger.charge(prompts, batch.replies, ro.texts)
+                ctx.write_rollouts(step, batch, per_story)
+                ctx.write_step(step, batch, stats, (t1 - t0, t2 - t1, t3 - t2))
+                ctx.save_crossed(before, self.policy.lm, tokenizer)
+                log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
+                         float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
+                if term.requested or state_due(cfg, step - saved_step, time.monotonic() - saved_at):
+                    self.save_state()
+                    saved_step, saved_at = step, time.monotonic()
+                if term.requested:
+                    term.exit(ctx.output, step)
+        return self.policy.lm, tokenizer

@@ -1,0 +1,196 @@
+"""What every RL algorithm shares: the run's context (id, config, files, ledger, metadata), its
+output folder, the policy saves, SIGTERM handling and the RNG state.
+
+The folder's layout is described in storyrl.rl.train; each policy folder's RL_INFO record in
+storyrl.checkpoints.
+"""
+
+import json
+import logging
+import random
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from storyrl.atomic import atomic_path, write_text
+from storyrl.checkpoints import save_checkpoint
+from storyrl.rl.config import RLConfig, planned_checkpoints
+from storyrl.rl.ledger import Ledger
+from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
+from storyrl.rl.scoring import Scorer
+from storyrl.schemas import SCHEMAS, make_metadata, write_table
+from storyrl.units import words_label
+
+log = logging.getLogger(__name__)
+
+
+class RunFiles:
+    """The run's folder: part files per step, consolidated tables, resume state."""
+
+    def __init__(self, output, meta: dict):
+        self.out, self.meta = Path(output), meta
+
+    def part(self, table: str, step: int) -> Path:
+        return self.out / "parts" / table / f"{step:06d}.parquet"
+
+    def write(self, table: str, step: int, rows: list[dict]) -> None:
+        write_table(self.part(table, step), table, rows, make_metadata(table, **self.meta))
+
+    def drop_parts_after(self, step: int) -> None:
+        for table in ("rollouts", "steps"):
+            for f in sorted((self.out / "parts" / table).glob("*.parquet")):
+                if int(f.stem) > step:
+                    f.unlink()
+
+    def consolidate(self) -> None:
+        for table in ("rollouts", "steps"):
+            files = sorted((self.out / "parts" / table).glob("*.parquet"))
+            tbl = (pa.concat_tables([pq.read_table(f) for f in files]) if files
+                   else SCHEMAS[table].empty_table())
+            write_table(self.out / f"{table}.parquet", table, tbl.to_pydict(), make_metadata(table, **self.meta))
+
+    @property
+    def state_path(self) -> Path:
+        return self.out / "state" / "state.pt"
+
+    def save_state(self, state: dict) -> None:
+        with atomic_path(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def load_state(self) -> dict | None:
+        if not self.state_path.exists():
+            return None
+        return torch.load(self.state_path, weights_only=False)
+
+
+@dataclass
+class RunContext:
+    """One RL run: who it is, what it reads and writes, and its ledger. An algorithm gets it,
+    resumes its `ledger`, and records each step through it."""
+
+    run_id: str
+    checkpoint: str
+    """The pretraining checkpoint the run starts from."""
+    output: Path
+    cfg: RLConfig
+    scorer: Scorer
+    device: torch.device
+    files: RunFiles
+    pretrain_words: int | None
+    """For RL_INFO: the checkpoint's milestone, else the words it saw as the caller gave them."""
+    pretrain_words_seen: int | None = None
+    """For the summary: the words the checkpoint saw in pretraining, as the caller gave them."""
+    corpus_words: int | None = None
+    ledger: Ledger = field(init=False)
+    """Fresh at the start; an algorithm that resumes replaces it with the saved one."""
+
+    def __post_init__(self):
+        self.ledger = Ledger(self.cfg.budget)
+
+    @property
+    def meta(self) -> dict:
+        """The run's ids that every table it writes carries."""
+        return self.files.meta
+
+    @property
+    def finished(self) -> bool:
+        return (self.output / "summary.json").exists() and (self.output / "final" / "config.json").exists()
+
+    # ------------------------------------------------------------------ step records
+    def write_rollouts(self, step: int, batch: ScoredBatch, per_story: dict | None = None) -> None:
+        self.files.write("rollouts", step, rollout_rows(self.run_id, step, self.ledger.used, batch, per_story))
+
+    def write_step(self, step: int, batch: ScoredBatch, stats: dict, times) -> None:
+        self.files.write("steps", step, [step_row(self.run_id, step, self.ledger, batch, stats, times)])
+
+    def budget_stop(self) -> None:
+        log.info("%s: the next step would pass the budget (%d words); stopping", self.output, self.cfg.budget)
+
+    # ------------------------------------------------------------------ policy saves
+    def rl_info(self, label_words: int | None) -> dict:
+        """The RL_INFO of a policy saved now."""
+        return {"run_id": self.run_id, "step": self.ledger.steps, "rl_words": self.ledger.used,
+                "label_words": label_words, "pretrain_checkpoint": self.checkpoint,
+                "pretrain_words": self.pretrain_words}
+
+    def save_crossed(self, before: int, lm, tokenizer) -> None:
+        """Save the policy under every multiple of `checkpoint_every` that this step's budget
+        words (from `before` to now) crossed (one, except when a step is longer than
+        `checkpoint_every`)."""
+        k = self.cfg.checkpoint_every
+        for m in range((before // k + 1) * k, self.ledger.used + 1, k):
+            save_checkpoint(self.output / "checkpoints" / words_label(m), lm, tokenizer, self.rl_info(m))
+
+    def finish(self, lm, tokenizer) -> dict:
+        """Consolidate the tables, save every planned checkpoint not yet saved and the final
+        policy, write summary.json and return it."""
+        self.files.consolidate()
+        ledger = self.ledger
+        for m in planned_checkpoints(self.cfg):
+            path = self.output / "checkpoints" / words_label(m)
+            if not (path / "config.json").exists():
+                log.warning("%s: the run stopped at %d budget words, before checkpoint %s; saving the "
+                            "final policy (step %d) under that label", self.output, ledger.used,
+                            words_label(m), ledger.steps)
+                save_checkpoint(path, lm, tokenizer, self.rl_info(m))
+        save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
+        summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
+        write_text(self.output / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
+
+class Terminate:
+    """While active, SIGTERM only sets `requested`: the loop ends the step in flight, saves its
+    state and exits with 143 (a half-done step cannot be saved)."""
+
+    requested = False
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._set)
+        return self
+
+    def _set(self, *_):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def exit(self, output, step: int):
+        log.warning("%s: stopped by SIGTERM after step %d; state saved, start again to resume", output, step)
+        raise SystemExit(143)
+
+
+# --------------------------------------------------------------------------- RNG
+def student_seed(cfg: RLConfig) -> int:
+    """The seed of the student's RNG (`sampling_seed`, else the run's `seed`)."""
+    return cfg.seed if cfg.sampling_seed is None else cfg.sampling_seed
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        s["cuda"] = torch.cuda.get_rng_state_all()
+    return s
+
+
+def set_rng_state(s: dict) -> None:
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
