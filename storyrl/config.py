@@ -272,14 +272,27 @@ def load(*paths: str | Path) -> Config:
     """Load YAML files (later ones override earlier, key by key) and validate."""
     merged: dict = {}
     for p in paths:
-        try:
-            data = yaml.safe_load(Path(p).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read config {p}: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: a config file must be a mapping of sections")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_yaml(p))
     return validate(merged, source=", ".join(map(str, paths)))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file as a dict; errors are one line naming the file (and the line of a YAML
+    syntax error)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: the file does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        raise ConfigError(f"config {path}: YAML syntax error at {where}{what or err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: a config file must be a mapping of sections")
+    return data
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -230,8 +230,8 @@ def cli_all(args) -> None:
     if args.config:
         if cfg is not None:
             raise AnalysisError("give --section or --config, not both")
-        import yaml
-        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        from storyrl.config import read_yaml
+        raw = read_yaml(args.config)
         try:
             cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})
         except ValueError as err:
