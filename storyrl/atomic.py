@@ -5,8 +5,11 @@ was being written: the kernel's ENOSPC names no path, and a user must know which
 
 import contextlib
 import errno
+import glob
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -28,13 +31,43 @@ def _named(err: OSError, path: Path) -> OSError:
     return OSError(code, os.strerror(code), str(path))
 
 
+# The owner of a temporary folder is in its name, so that a later write can tell a folder left
+# by a killed process (removed) from one being written now (left alone).
+HOST = socket.gethostname().replace(".", "-")
+
+
+def _owner_tag() -> str:
+    return f"pid{os.getpid()}@{HOST}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> None:
+    """Remove temporary siblings of `path` whose writer on this host is gone (killed mid-save)."""
+    owned = re.compile(rf"^\.{re.escape(path.name)}\.pid(\d+)@{re.escape(HOST)}\.[^.]+\.tmp$")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.pid*.tmp"):
+        m = owned.match(tmp.name)
+        if m and not _alive(int(m[1])):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, is_dir: bool = False):
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        remove_stale(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp",
+                                    dir=path.parent))
     except OSError as err:
         raise _named(err, path.parent) from err
     target = tmp if is_dir else tmp / path.name

@@ -316,6 +316,9 @@ def main(argv=None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # HTTP clients log one INFO line per request: 331K lines for one paper-size RL run.
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
