@@ -28,6 +28,12 @@ def _section(model):
     return parse
 
 
+def _gpu_flag(q):
+    q.add_argument("--require-gpu", action="store_true",
+                   help="stop at once, saying why, if no CUDA device is usable "
+                   "(rules pass it unless compute.allow_cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from storyrl import config as C
 
@@ -62,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokenizer", required=True)
     s.add_argument("--output", required=True, help="token stream (.bin)")
     s.add_argument("--meta", required=True, help="JSON with counts and tokens per word")
+    s.add_argument("--section", type=_section(C.CorpusConfig),
+                   help="the corpus section (JSON): its group_rows and ratio_rows are used")
     s.set_defaults(func=_tokens)
 
     s = sub.add_parser("pretrain", help="train (or resume) one pretraining run")
@@ -71,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tokenizer", required=True)
     s.add_argument("--work-dir", required=True, help="resume states and milestones (kept)")
     s.add_argument("--checkpoint-dir", help="if given, link every milestone here as ckpt-<W>")
-    s.add_argument("--log", help="if given, link the pretraining log Parquet here")
+    # Not `--log`: under torchrun that prefix-matches torchrun's own --log-dir and is refused.
+    s.add_argument("--log-parquet", "--log", dest="log",
+                   help="if given, link the pretraining log Parquet here")
+    _gpu_flag(s)
     s.set_defaults(func=_pretrain)
 
     from storyrl.analysis.targets import add_parser as add_analysis
@@ -102,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrain-words", type=parse_words, help="words the checkpoint saw in pretraining")
     s.add_argument("--corpus-words", type=parse_words, help="distinct words of its pretraining corpus")
     s.add_argument("--corpus-stats", help="or: the corpus's stats.json (from `storyrl subset`)")
+    _gpu_flag(s)
     s.set_defaults(func=_rl_train)
 
     _add_eval(sub)
@@ -134,7 +146,10 @@ def _tokenizer(args):
 
 def _tokens(args):
     from storyrl.tokens import encode_corpus
-    encode_corpus(args.subset, args.tokenizer, args.output, args.meta)
+    cfg = args.section
+    encode_corpus(args.subset, args.tokenizer, args.output, args.meta,
+                  group_rows=cfg.group_rows if cfg else None,
+                  ratio_rows=cfg.ratio_rows if cfg else None)
 
 
 def _pretrain(args):
@@ -233,6 +248,7 @@ def _add_eval(sub):
     q.add_argument("--pretrain-words", default=None, help="e.g. 20M")
     q.add_argument("--rl-words", default=None, help="e.g. 1M")
     common(q)
+    _gpu_flag(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_suite")(a))
 
     from storyrl.evaluate.stories import StoryEvalConfig
@@ -253,6 +269,7 @@ def _add_eval(sub):
                    help="default: from the folder's storyrl_rl.json or storyrl_checkpoint.json")
     q.add_argument("--rl-words", type=parse_words, help="default: from storyrl_rl.json, else 0")
     q.add_argument("--run-id", help="default: from storyrl_rl.json, else none")
+    _gpu_flag(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.stories", "cli_stories")(a))
 
     from storyrl.evaluate.official import GLUE_TASKS, OfficialConfig
@@ -325,9 +342,14 @@ def main(argv=None) -> int:
     from storyrl.schemas import SchemaError
     from storyrl.analysis import AnalysisError
     from storyrl.evaluate.official import OfficialError
+    from storyrl.device import DeviceError, require_gpu
     try:
+        if getattr(args, "require_gpu", False):
+            # Before anything is read or written: a GPU job on a node without one stops here.
+            require_gpu(" ".join([args.command, *filter(None, (
+                getattr(args, "rl_command", None), getattr(args, "eval_command", None)))]))
         args.func(args)
-    except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError) as err:
+    except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError, DeviceError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
     except Stop as err:

@@ -90,6 +90,17 @@ class CorpusConfig(Section):
     """Share of the shuffled lines kept (paper: 0.9)."""
     seed: int = 42
     """Seed of the shuffle that picks the subset (paper: 42)."""
+    empty_rows: Literal["drop", "keep"] = "drop"
+    """`keep` (the authors'): empty rows of the subset stay, and each adds its EOS to the token
+    stream; `drop`: they are removed after the selection (the selection is the same)."""
+    group_rows: int | None = Field(None, ge=1)
+    """The authors' 1000: rows are joined per group of this many and each group is cut into
+    blocks on its own, its tail shorter than a block dropped (`datasets.map(batched=True)` with
+    run_clm's `group_texts`). None: one stream, only its final tail dropped."""
+    ratio_rows: int | None = Field(None, ge=1)
+    """The authors' 10000: tokens per word, which turns milestone words into steps, is measured
+    on the first this-many rows of the shuffled subset without special tokens and without EOS.
+    None: over the whole stream, EOS included (then words seen = tokens seen / ratio)."""
 
     @model_validator(mode="after")
     def _path_needed(self):
@@ -152,8 +163,9 @@ class TrainingConfig(Section):
     """Sequences per optimizer step, over all devices (the effective batch)."""
     micro_batch_size: int = Field(32, ge=1)
     """Sequences per device per forward pass; gradient accumulation makes up the rest."""
-    epochs: float = Field(10, gt=0)
-    """Length of the planned run; the learning-rate schedule spans all of it."""
+    epochs: float = Field(11, gt=0)
+    """Length of the planned run; the learning-rate schedule spans all of it (paper: 11 epochs,
+    ≈990M words, so that the 900M milestone is reached before the learning rate is 0)."""
     bf16: Literal["auto", True, False] = "auto"
     """`auto`: bf16 mixed precision on a GPU that supports it, fp32 on CPU."""
     log_every: int = Field(10, ge=1)
@@ -164,6 +176,14 @@ class TrainingConfig(Section):
     """Resume states kept on disk (the newest ones)."""
     threads: int | None = None
     """torch CPU threads; None leaves torch's default."""
+
+
+class ComputeConfig(Section):
+    """What the GPU rules (pretrain, rl, story_eval, zero_shot) may run on."""
+
+    allow_cpu: bool = True
+    """False (paper): a GPU job that sees no CUDA device stops at once and says why (device
+    count, torch's CUDA build, driver) instead of training on CPU until its time limit."""
 
 
 class PretrainRun(Section):
@@ -220,6 +240,8 @@ class Config(Section):
     tokenizer: TokenizerConfig = TokenizerConfig()
     models: dict[Name, ModelConfig]
     pretrain: PretrainConfig
+    compute: ComputeConfig = ComputeConfig()
+    """Whether GPU rules may fall back to the CPU (default yes; paper no)."""
     analysis: AnalysisConfig = AnalysisConfig()
     """Tables and figures (storyrl/analysis/)."""
     teacher: TeacherConfig = TeacherConfig()

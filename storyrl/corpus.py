@@ -4,7 +4,8 @@ Three layouts are read: the official BabyLM folder (six `*.train` files), a Hugg
 dataset on disk (`save_to_disk`, or Parquet with a `text` column, as the paper's
 `nilq/babylm-100M`), and plain text files. Each yields (source, line) pairs; the subset is the
 paper's: shuffle all rows with a seed (the `datasets` shuffle the authors used), keep the first
-`fraction`. Empty rows are dropped after the selection, so the selection itself is the paper's.
+`fraction`. Empty rows are dropped after the selection (so the selection itself is the paper's),
+or kept as the authors did (`empty_rows: keep`: each then adds its EOS to the token stream).
 """
 
 import json
@@ -141,14 +142,14 @@ def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
     n_total = table.num_rows
     keep = int(cfg.fraction * n_total)
     table = table.take(shuffled_indices(n_total, cfg.seed)[:keep])
-    mask = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(
-        table.column("text"))), 0)
-    table = table.filter(mask)
-    if table.num_rows == 0:
+    nonempty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(table.column("text"))), 0)
+    if not pc.any(nonempty).as_py():
         # Checked after the cut: a tiny corpus would otherwise pass here and fail in
         # pretraining on an empty token file.
         raise CorpusError(f"{path}: no non-empty line left in the subset (fraction {cfg.fraction} "
                           f"of {n_total} rows keeps {keep}); use a larger corpus or fraction")
+    if cfg.empty_rows == "drop":
+        table = table.filter(nonempty)
 
     words, lines = Counter(), Counter()
     for text, source in zip(table.column("text").to_pylist(), table.column("source").to_pylist()):

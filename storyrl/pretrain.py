@@ -7,6 +7,11 @@ Layout of a run folder (`work_dir`, not a Snakemake output, so it survives a fai
     work_dir/milestones/ckpt-<W>/    a Hugging Face folder per milestone, exported when reached
     work_dir/log.parquet             the pretraining log so far
 `publish` then links the milestone folders and the log to the rule's outputs.
+
+Data-parallel runs are started by torchrun, one process per GPU (the `pretrain` rule does this
+for resources gpu > 1): every process trains, rank 0 alone touches the run folder, and all stop
+at the same step on SIGTERM. One process that sees several GPUs is refused, since the Trainer
+would fall back to DataParallel and train on several times the batch.
 """
 
 import json
@@ -15,39 +20,52 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, ProgressCallback,
                           Trainer, TrainerCallback, TrainingArguments)
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.config import ConfigError, ModelConfig, TrainingConfig
+from storyrl.device import DeviceError
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
 
 log = logging.getLogger(__name__)
 
-STATE_FILES = {"optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
-               "training_args.bin", "scaler.pt"}
+STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin",
+               "scaler.pt"}  # and rng_state*.pth (one per process)
 CHECKPOINT_INFO = "storyrl_checkpoint.json"
 
 
 class Blocks(torch.utils.data.Dataset):
-    """Non-overlapping blocks of the token stream; the tail shorter than a block is dropped."""
+    """Non-overlapping blocks of the token stream, cut per group of rows when `groups` (tokens
+    per group, in stream order) is given, else over the whole stream; each part's tail shorter
+    than a block is dropped."""
 
-    def __init__(self, tokens: np.ndarray, block: int):
+    def __init__(self, tokens: np.ndarray, block: int, groups: list[int] | None = None):
+        lengths = np.asarray(groups or [len(tokens)], dtype=np.int64)
+        if lengths.sum() != len(tokens):
+            raise ValueError(f"groups cover {lengths.sum()} tokens, the stream has {len(tokens)}")
+        per_group = lengths // block
+        group_start = np.repeat(np.cumsum(lengths) - lengths, per_group)
+        index_in_group = np.arange(per_group.sum()) - np.repeat(np.cumsum(per_group) - per_group, per_group)
+        self.starts = group_start + block * index_in_group
         self.tokens, self.block = tokens, block
 
     def __len__(self):
-        return len(self.tokens) // self.block
+        return len(self.starts)
 
     def __getitem__(self, i):
-        ids = torch.from_numpy(self.tokens[i * self.block:(i + 1) * self.block].astype(np.int64))
+        start = self.starts[i]
+        ids = torch.from_numpy(self.tokens[start:start + self.block].astype(np.int64))
         return {"input_ids": ids, "labels": ids}
 
 
@@ -74,10 +92,9 @@ def plan_run(n_blocks: int, block: int, tokens_per_word: float, training: Traini
     total_words = total * tokens_per_step / tokens_per_word
     steps = {}
     for w in milestones:
-        step = math.ceil(w * tokens_per_word / tokens_per_step)
-        # "≈900M": a last milestone up to 2% past the run's end is the run's end.
-        if step > total and w <= total_words * 1.02:
-            step = total
+        # The authors' rule: the first step whose tokens reach ceil(words x ratio).
+        need = math.ceil(w * tokens_per_word)
+        step = -(-need // tokens_per_step)
         if step > total:
             raise ConfigError(
                 f"pretrain.milestones: {words_label(w)} words is past the end of the run "
@@ -101,14 +118,22 @@ def build_model(cfg: ModelConfig, tokenizer) -> GPT2LMHeadModel:
 
 
 class _Milestones(TrainerCallback):
-    """Save at milestone steps and export each as a Hugging Face folder; stop on SIGTERM."""
+    """Save at milestone steps and export each as a Hugging Face folder (rank 0); stop on
+    SIGTERM, every process at the same step."""
 
-    def __init__(self, plan: Plan, out_dir: Path, run_id: str):
+    def __init__(self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event):
         self.by_step = {s: w for w, s in plan.milestone_steps.items()}
-        self.plan, self.out_dir, self.run_id = plan, out_dir, run_id
+        self.plan, self.out_dir, self.run_id, self.sigterm = plan, out_dir, run_id, sigterm
         self.terminate = False
 
     def on_step_end(self, args, state, control, **kw):
+        self.terminate = self.terminate or self.sigterm.is_set()
+        if args.world_size > 1:
+            # The signal may reach some processes only, or in different steps: stop when any
+            # process got it, so that all save the same step (or a collective would hang).
+            flag = torch.tensor([int(self.terminate)], device=args.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self.terminate = bool(flag.item())
         if state.global_step in self.by_step or self.terminate:
             control.should_save = True
         if self.terminate:
@@ -116,7 +141,7 @@ class _Milestones(TrainerCallback):
 
     def on_save(self, args, state, control, **kw):
         words = self.by_step.get(state.global_step)
-        if words is None:
+        if words is None or not state.is_world_process_zero:
             return
         target = self.out_dir / f"ckpt-{words_label(words)}"
         if target.exists():
@@ -126,8 +151,8 @@ class _Milestones(TrainerCallback):
                 "words_seen": self.plan.words_at(state.global_step),
                 "tokens_seen": state.global_step * self.plan.tokens_per_step}
         with atomic_path(target, is_dir=True) as tmp:
-            shutil.copytree(src, tmp, dirs_exist_ok=True,
-                            ignore=lambda d, names: [n for n in names if n in STATE_FILES])
+            shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=lambda d, names: [
+                n for n in names if n in STATE_FILES or n.startswith("rng_state")])
             (tmp / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         log.info("milestone %s words at step %d -> %s", words_label(words), state.global_step, target)
 
@@ -162,14 +187,16 @@ class _Trainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def latest_state(work_dir: Path) -> Path | None:
-    """The newest complete resume state; a save cut short (no trainer_state.json) is removed."""
+def latest_state(work_dir: Path, clean: bool = True) -> Path | None:
+    """The newest complete resume state; a save cut short (no trainer_state.json) is removed
+    when `clean` (rank 0)."""
     best = None
     for d in sorted(work_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        # trainer_state.json is the last file a save writes.
+        # trainer_state.json is the last file rank 0 writes. Other ranks write their RNG state
+        # alongside; one cut short only costs a warning and a fresh RNG at resume.
         if (d / "trainer_state.json").exists():
             best = d
-        else:
+        elif clean:
             log.warning("removing incomplete resume state %s", d)
             shutil.rmtree(d, ignore_errors=True)
     return best
@@ -187,30 +214,58 @@ def _check_run_config(work_dir: Path, settings: dict) -> None:
     write_text(path, text)
 
 
+def check_launch(visible_gpus: int, env: dict) -> int:
+    """The number of processes this run is trained by; one process seeing several GPUs is refused."""
+    if "WORLD_SIZE" in env:
+        return int(env["WORLD_SIZE"])
+    if visible_gpus > 1:
+        raise DeviceError(
+            f"pretrain: one process sees {visible_gpus} GPUs; the Trainer would use DataParallel "
+            f"({visible_gpus}x the batch per step, {visible_gpus}x the data, milestones "
+            f"mislabelled). Start one process per GPU with `torchrun --nproc_per_node "
+            f"{visible_gpus}` (the `pretrain` rule does for resources gpu={visible_gpus}), or "
+            "make one GPU visible (CUDA_VISIBLE_DEVICES).")
+    return 1
+
+
 def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
              training: TrainingConfig, milestones: list[int], seed: int,
              callbacks=()) -> Path:
-    """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints."""
-    work_dir = Path(work_dir)
-    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
-                "training": training.model_dump(), "milestones": milestones,
-                "tokens": str(tokens_bin)}
-    _check_run_config(work_dir, settings)
+    """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints.
+
+    SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
+    load: training then stops after its next step, saved, and the process exits 143."""
+    sigterm = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
+    try:
+        return _pretrain(tokens_bin, tokens_meta, tokenizer_dir, Path(work_dir), run_id,
+                         model_cfg, training, milestones, seed, callbacks, sigterm)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, model_cfg,
+              training, milestones, seed, callbacks, sigterm: threading.Event) -> Path:
+    cuda = torch.cuda.is_available()
+    world = check_launch(torch.cuda.device_count() if cuda else 0, os.environ)
     if training.threads:
         torch.set_num_threads(training.threads)
 
     tokens, meta = load_tokens(tokens_bin, tokens_meta)
+    # The stream's identity too: re-tokenized data at the same path must not resume a state.
+    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
+                "training": training.model_dump(), "milestones": milestones,
+                "tokens": str(tokens_bin), "stream": {k: meta.get(k) for k in (
+                    "n_tokens", "tokens_per_word", "group_rows")}}
     block = model_cfg.n_positions
-    dataset = Blocks(tokens, block)
+    dataset = Blocks(tokens, block, meta.get("group_tokens"))
     plan = plan_run(len(dataset), block, meta["tokens_per_word"], training, milestones)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
 
-    cuda = torch.cuda.is_available()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     per_step = training.micro_batch_size * world
     if training.batch_size % per_step:
         raise ConfigError(f"pretrain.training.batch_size ({training.batch_size}) must be a "
-                          f"multiple of micro_batch_size x devices ({per_step})")
+                          f"multiple of micro_batch_size x processes ({per_step})")
     bf16 = (cuda and torch.cuda.is_bf16_supported()) if training.bf16 == "auto" else training.bf16
     args = TrainingArguments(
         output_dir=str(work_dir), max_steps=plan.total_steps, seed=seed, data_seed=seed,
@@ -221,33 +276,45 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
         weight_decay=training.weight_decay, adam_beta1=training.adam_beta1,
         adam_beta2=training.adam_beta2, adam_epsilon=training.adam_eps,
         max_grad_norm=training.grad_clip, bf16=bool(bf16), use_cpu=not cuda,
+        ddp_backend="gloo" if world > 1 and not cuda else None,  # None: NCCL on GPUs
         logging_steps=training.log_every, save_strategy="steps", save_steps=training.save_every,
         save_total_limit=training.keep_states, report_to="none", dataloader_num_workers=0,
         disable_tqdm=False,
     )
+    if args.world_size != world:  # pragma: no cover - accelerate and torchrun disagree
+        raise RuntimeError(f"WORLD_SIZE is {world} but the Trainer runs {args.world_size} processes")
+    main = args.process_index == 0
+    if not main:
+        logging.getLogger("storyrl").setLevel(logging.WARNING)
+    # Rank 0 alone may move a stale run aside and drop a cut-short state; the others wait.
+    with args.main_process_first(local=False, desc="run folder"):
+        if main:
+            _check_run_config(work_dir, settings)
+        resume = latest_state(work_dir, clean=main)
+
     torch.manual_seed(seed)
     model = build_model(model_cfg, tokenizer)
     milestones_dir = work_dir / "milestones"
-    marks = _Milestones(plan, milestones_dir, run_id)
+    marks = _Milestones(plan, milestones_dir, run_id, sigterm)
     trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                        callbacks=[marks, *callbacks])
     trainer.plan = plan
     trainer.add_callback(_Throughput(trainer))
 
-    resume = latest_state(work_dir)
-    log.info("run %s: %d steps x %d tokens (%.0f words), %d milestones, resume from %s",
-             run_id, plan.total_steps, plan.tokens_per_step, plan.words_at(plan.total_steps),
-             len(milestones), resume or "scratch")
-    previous = signal.signal(signal.SIGTERM, lambda *_: setattr(marks, "terminate", True))
+    log.info("run %s: %d steps x %d tokens (%.0f words) on %d process(es), %d milestones, "
+             "resume from %s", run_id, plan.total_steps, plan.tokens_per_step,
+             plan.words_at(plan.total_steps), world, len(milestones), resume or "scratch")
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        _write_log(trainer, work_dir / "log.parquet", run_id, settings)
+        if main:
+            _write_log(trainer, work_dir / "log.parquet", run_id, settings)
     if marks.terminate:
         log.warning("stopped by SIGTERM at step %d; state saved, start again to resume",
                     trainer.state.global_step)
         raise SystemExit(143)
+    if world > 1:
+        dist.barrier()  # rank 0 has exported the last milestone
     missing = [w for w in milestones if not (milestones_dir / f"ckpt-{words_label(w)}").exists()]
     if missing:
         raise RuntimeError(f"run ended without milestones {[words_label(w) for w in missing]}")
@@ -268,7 +335,10 @@ def _write_log(trainer, path: Path, run_id: str, settings: dict) -> None:
 
 
 def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None = None) -> None:
-    """Link (no copy) each milestone folder and the log to the rule's declared outputs."""
+    """Link (no copy) each milestone folder and the log to the rule's declared outputs; rank 0
+    only under torchrun."""
+    if int(os.environ.get("RANK", "0")):
+        return
     work_dir = Path(work_dir)
     for words, out in outputs.items():
         src = work_dir / "milestones" / f"ckpt-{words_label(words)}"

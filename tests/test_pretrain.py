@@ -1,6 +1,7 @@
 """Pretraining: the step plan, checkpoints that load offline, and resume after SIGKILL/SIGTERM."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig
+from conftest import ROOT
+from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
 from storyrl.pretrain import plan_run
 
 MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
@@ -33,14 +35,51 @@ def test_plan_converts_words_to_steps_with_the_measured_ratio():
     assert plan.words_at(13) == 4160
 
 
-def test_plan_rejects_milestones_past_the_run_but_allows_the_approximate_end():
+def test_plan_rejects_a_milestone_past_the_run_even_by_one_percent():
     t = TrainingConfig(batch_size=4, epochs=1)
-    plan = plan_run(1000, 100, 1.0, t, [101_000])  # run = 100,000 words; 1% past is "the end"
-    assert plan.milestone_steps == {101_000: 250}
-    with pytest.raises(ConfigError, match="pretrain.milestones: 200K words is past the end"):
-        plan_run(1000, 100, 1.0, t, [200_000])
+    plan = plan_run(1000, 100, 1.0, t, [100_000])  # run = 100,000 words: the last step is fine
+    assert plan.milestone_steps == {100_000: 250}
+    # A milestone the run never reaches would be a mislabelled checkpoint: refused, however close.
+    with pytest.raises(ConfigError, match="pretrain.milestones: 101K words is past the end"):
+        plan_run(1000, 100, 1.0, t, [101_000])
     with pytest.raises(ConfigError, match="same step"):
         plan_run(1000, 100, 1.0, t, [100, 200])
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.2345678, 1.3333333333, 1.41, 2.0726932023778755])
+@pytest.mark.parametrize("batch,block", [(8, 32), (256, 512)])
+def test_milestone_step_is_the_first_whose_tokens_reach_ceil_words_times_ratio(ratio, batch, block):
+    """The authors' WordMilestoneCB: save after the first step with steps x batch x block >=
+    ceil(words x ratio); checked against a plain search, at the step and one before."""
+    words = [1_000, 7_777, 20_000, 123_457, 1_000_000, 9_999_999]
+    if batch * block > 10_000:  # the paper's 131,072 tokens a step: milestones in millions
+        words = [w * 1000 for w in words[:-1]] + [900_000_000]
+    plan = plan_run(10**7, block, ratio, TrainingConfig(batch_size=batch, epochs=1), words)
+    for w, step in plan.milestone_steps.items():
+        need = math.ceil(w * ratio)
+        assert step * batch * block >= need > (step - 1) * batch * block, (w, step)
+
+
+def test_the_paper_plan_reaches_900M_on_the_real_corpus_size():
+    """FACTS: 11 epochs over the 90% subset (≈90M words) ≈ 990M words, so the 900M milestone is
+    inside the run with no rounding allowance. The stream has at least words x ratio tokens (the
+    ratio is measured without EOS; every row adds an EOS, more than its group's dropped tail), so
+    the worst case is no EOS at all; the ratio of a 16K BPE on BabyLM is about 1.3."""
+    cfg = load(ROOT / "config" / "paper.yaml")
+    training, block = cfg.pretrain.training, cfg.models["gpt2-small"].n_positions
+    assert training.epochs == 11 and training.batch_size == 256 and block == 512
+    assert cfg.pretrain.milestones[-1] == 900_000_000
+    words, rows = 90_000_000, 11_000_000
+    for ratio in (1.15, 1.3, 1.5):
+        for eos, groups in ((0, 0), (rows, rows // 1000)):
+            n_blocks = (math.floor(words * ratio) + eos - groups * (block - 1)) // block
+            plan = plan_run(n_blocks, block, ratio, training, cfg.pretrain.milestones)
+            assert plan.milestone_steps[900_000_000] <= plan.total_steps
+            assert plan.words_at(plan.total_steps) > 980_000_000
+        # One epoch less falls short of 900M in the worst case: the check has no slack.
+        ten = training.model_copy(update={"epochs": 10})
+        with pytest.raises(ConfigError, match="900M words is past the end"):
+            plan_run(math.floor(words * ratio) // block, block, ratio, ten, cfg.pretrain.milestones)
 
 
 def _cmd(prepared: Path, work: Path, out: Path, milestones=MILESTONES) -> list[str]:
@@ -48,7 +87,7 @@ def _cmd(prepared: Path, work: Path, out: Path, milestones=MILESTONES) -> list[s
     return [sys.executable, "-m", "storyrl.cli", "pretrain", "--section", job.model_dump_json(),
             "--tokens", str(prepared / "tokens.bin"), "--tokens-meta", str(prepared / "tokens.json"),
             "--tokenizer", str(prepared / "tokenizer"), "--work-dir", str(work),
-            "--checkpoint-dir", str(out), "--log", str(out / "log.parquet")]
+            "--checkpoint-dir", str(out), "--log-parquet", str(out / "log.parquet")]
 
 
 def _run(cmd, **kw):

@@ -1,53 +1,63 @@
-"""The interaction budget: prompt words once, every teacher reply's words; stop before passing."""
+"""The interaction budget: the first batch's prompt words once, every teacher reply's words; stop
+before passing."""
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from rl_toys import ShareScorer, make_checkpoint
-from storyrl.rl.config import PAPER_PROMPT, RLConfig
+from storyrl.config import load
+from storyrl.rl.config import RLConfig
 from storyrl.rl.ledger import Ledger
+from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.train import train
 
 
-def steps_until_stop(ledger: Ledger, replies: list[str]) -> int:
-    while ledger.fits(replies):
-        ledger.charge(replies, ["x"] * len(replies))
+def steps_until_stop(ledger: Ledger, prompts: list[str], replies: list[str]) -> int:
+    while ledger.fits(prompts, replies):
+        ledger.charge(prompts, replies, ["x"] * len(replies))
     return ledger.steps
 
 
-def test_paper_budget_arithmetic():
-    # 16 prompt words once; 360 replies of 3 words = 1080 words a step: floor(999984 / 1080) = 925
-    ledger = Ledger.start(1_000_000, [PAPER_PROMPT])
-    assert ledger.prompt_words == 16
-    assert steps_until_stop(ledger, ["2 3 1"] * 360) == 925
-    assert ledger.used == 16 + 925 * 1080 <= 1_000_000
-    assert not ledger.fits(["2 3 1"] * 360)
-    # a few longer replies (as the paper's teacher sometimes wrote) give the paper's 920 steps
-    replies = ["2 3 1"] * 354 + ["2 3 1 ."] * 6
-    assert steps_until_stop(Ledger.start(1_000_000, [PAPER_PROMPT]), replies) == 920
+def test_paper_budget_is_920_steps():
+    # FACTS "Word budget": the first batch's 360 prompts x 16 words once (5,760), then 1,080 words
+    # of teacher replies a step: 5,760 + 920 x 1,080 = 999,360 <= 1M, and a 921st step would pass.
+    cfg = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    prompts = batch_prompts(cfg.prompts, cfg.batch_size)
+    ledger = Ledger(cfg.budget)
+    assert ledger.cost(prompts, ["2 3 1"] * 360) == 5_760 + 1_080
+    assert steps_until_stop(ledger, prompts, ["2 3 1"] * 360) == 920
+    assert (ledger.prompt_words, ledger.teacher_words, ledger.used) == (5_760, 993_600, 999_360)
+    assert ledger.stories == 331_200 and ledger.cost(prompts, ["2 3 1"] * 360) == 1_080
+    assert not ledger.fits(prompts, ["2 3 1"] * 360)
 
 
-def test_prompts_charged_once_and_generated_words_apart():
-    ledger = Ledger.start(100, ["a b c", "a b c", "d e"])
-    assert ledger.prompt_words == 5
-    ledger.charge(["1 2 3", "0"], ["one two", "three four five"])
-    assert (ledger.teacher_words, ledger.generated_words, ledger.used) == (4, 5, 9)
+def test_first_batch_prompts_charged_once_and_generated_words_apart():
+    ledger = Ledger(100)
+    assert not ledger.fits(["a b c"] * 40, [])  # 120 prompt words alone pass the budget
+    ledger.charge(["a b c", "a b c", "d e"], ["1 2 3", "0", "1"], ["one two", "three four five", ""])
+    assert (ledger.prompt_words, ledger.teacher_words, ledger.generated_words, ledger.used) == (8, 5, 5, 13)
+    ledger.charge(["a b c", "a b c", "d e"], ["1 2", "0", "1"], ["", "", ""])  # prompts now free
+    assert (ledger.prompt_words, ledger.teacher_words, ledger.used, ledger.steps) == (8, 9, 17, 2)
     s = ledger.summary(pretrain_words_seen=900_000_000, corpus_words=90_000_000)
-    assert s["total_words_seen"] == 900_000_009
-    assert s["input_words"] == 90_000_009 and s["input_ok"]
+    assert s["budget_words"] == 17 and s["total_words_seen"] == 900_000_017
+    assert s["input_words"] == 90_000_017 and s["input_ok"]
     assert s["epochs"] == 10 and s["epochs_ok"] and s["generated_ok"]
-    assert not Ledger.start(100, ["a"]).summary(900_000_000, 80_000_000)["epochs_ok"]
+    assert not Ledger(100).summary(900_000_000, 80_000_000)["epochs_ok"]
 
 
 def test_run_stops_at_the_right_step(tmp_path):
     ckpt = make_checkpoint(tmp_path / "ckpt")
-    # 4 prompt words + 4 replies x 3 words = 12 a step: 4 + 12k <= 64 -> 5 steps
+    # 4 prompts x 4 words with the first step, then 4 replies x 3 words = 12 a step:
+    # 16 + 12k <= 64 -> 4 steps
     cfg = RLConfig(prompts=["once upon a time"], batch_size=4, budget=64, checkpoint_every=30, threads=1,
                    sampling={"max_new_tokens": 6})
     summary = train(ckpt, tmp_path / "run", cfg, ShareScorer())
     steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
-    assert summary["steps"] == 5 and steps["step"].tolist() == [1, 2, 3, 4, 5]
-    assert steps["budget_words"].tolist() == [16, 28, 40, 52, 64]
+    assert summary["steps"] == 4 and steps["step"].tolist() == [1, 2, 3, 4]
+    assert steps["budget_words"].tolist() == [28, 40, 52, 64]
+    assert (summary["prompt_words"], summary["teacher_words"]) == (16, 48)
     # checkpoints where the budget crossed 30 and 60
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["30", "60"]
 
@@ -63,17 +73,16 @@ def test_cli_rl_train(tmp_path):
                "--pretrain-words", "20M", "--corpus-words", "2M"])
     assert rc == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["steps"] == 3 and summary["total_words_seen"] == 20_000_040 and summary["epochs"] == 10
+    # 16 + 12k <= 40: 2 steps
+    assert summary["steps"] == 2 and summary["total_words_seen"] == 20_000_040 and summary["epochs"] == 10
 
 
 def test_run_table_expands_seeds_and_variants():
-    from storyrl.config import load
     from storyrl.rl.config import RunSpec, expand_runs
-    from pathlib import Path
     base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
-    # The paper's values are the defaults, but for the decoding the teacher is shown (ours drops
-    # special tokens; the paper keeps `</s>`).
-    assert base == RLConfig(sampling={"keep_special_tokens": True})
+    # The paper's values are the defaults, except the fields that say otherwise: the decoding
+    # the teacher is shown (the paper keeps `</s>`) and TRL 0.9.4's shared sampling seed.
+    assert base == RLConfig(sampling_seed=0, sampling={"keep_special_tokens": True})
     runs = expand_runs(base, [RunSpec(checkpoint="900M", seeds=[42, 43, 44]),
                               RunSpec(checkpoint="90M", variant="grpo",
                                       overrides={"algorithm": "grpo", "ppo": {"lr": 2e-6}})])
@@ -110,5 +119,5 @@ def test_cli_rl_train_with_the_heuristic_teacher(tmp_path):
     rollouts = pd.read_parquet(tmp_path / "run" / "rollouts.parquet")
     steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
     assert rollouts["parsed"].all() and steps["budget_words"].iloc[-1] <= 100
-    # the ledger charged exactly the replies' words, plus the prompt once
-    assert steps["budget_words"].iloc[-1] == 4 + sum(len(r.split()) for r in rollouts["teacher_reply"])
+    # the ledger charged exactly the replies' words, plus the first batch's 8 prompts once
+    assert steps["budget_words"].iloc[-1] == 8 * 4 + sum(len(r.split()) for r in rollouts["teacher_reply"])

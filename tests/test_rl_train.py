@@ -1,6 +1,8 @@
 """The RL run loop on a tiny real GPT-2: it learns a toy reward, writes its tables, and resumes
-after SIGKILL to the same steps as an uninterrupted run."""
+after SIGKILL (from a state some steps old) or SIGTERM (state of the last step) to the same steps
+as an uninterrupted run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rl_toys import ShareScorer, make_checkpoint
-from storyrl.rl.config import RLConfig
+from storyrl.config import load
+from storyrl.rl.config import RLConfig, state_due
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata, read_table
 
@@ -62,7 +65,8 @@ RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
 from rl_toys import ShareScorer
-from storyrl.rl.config import RLConfig
+from storyrl.config import load
+from storyrl.rl.config import RLConfig, state_due
 from storyrl.rl.train import train
 cfg = RLConfig.model_validate_json({cfg!r})
 train({ckpt!r}, sys.argv[1], cfg, ShareScorer())
@@ -72,60 +76,110 @@ DETERMINISTIC = ["step", "budget_words", "teacher_score_mean", "kl", "kl_coef", 
                  "value_loss", "policy_loss", "response_tokens_mean"]
 
 
-def test_resume_after_sigkill_gives_the_same_run(ckpt, tmp_path):
-    cfg = RLConfig.model_validate({**TOY, "max_steps": 14, "checkpoint_every": 150,
-                                   "ppo": {"lr": 3e-3, "init_kl_coef": 0.05}})
-    script = tmp_path / "run.py"
+RESUME = {**TOY, "max_steps": 14, "checkpoint_every": 150, "ppo": {"lr": 3e-3, "init_kl_coef": 0.05}}
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def interrupt(script: Path, run: Path, after_parts: int, sig) -> int:
+    """Start the run, send `sig` once `after_parts` steps have written their rows; its exit status."""
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(list((run / "parts" / "steps").glob("*.parquet"))) < after_parts:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, sig)
+    return proc.wait()
+
+
+def parts(run: Path) -> int:
+    return len(list((run / "parts" / "steps").glob("*.parquet")))
+
+
+def saved_step(run: Path) -> int:
+    return torch.load(run / "state" / "state.pt", weights_only=False)["ledger"]["steps"]
+
+
+@pytest.fixture(scope="module")
+def straight(ckpt, tmp_path_factory):
+    """The uninterrupted run that every interrupted one must reproduce."""
+    tmp = tmp_path_factory.mktemp("straight")
+    script = write_runner(tmp, ckpt, RLConfig.model_validate(RESUME))
+    subprocess.run([sys.executable, str(script), str(tmp / "run")], env=ENV, check=True, capture_output=True)
+    return tmp / "run"
+
+
+def write_runner(tmp_path, ckpt, cfg: RLConfig) -> Path:
+    script = tmp_path / f"run_{cfg.algorithm}.py"
     script.write_text(RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt)))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    return script
 
-    subprocess.run([sys.executable, str(script), str(tmp_path / "straight")], env=env, check=True,
-                   capture_output=True)
 
-    killed = tmp_path / "killed"
-    for kill_after in (3, 8):  # killed twice, mid-step, then run to the end
-        proc = subprocess.Popen([sys.executable, str(script), str(killed)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while len(list((killed / "parts" / "steps").glob("*.parquet"))) < kill_after:
-            assert proc.poll() is None and time.time() < deadline
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (killed / "steps.parquet").exists()
-    subprocess.run([sys.executable, str(script), str(killed)], env=env, check=True, capture_output=True)
-
-    a = pd.read_parquet(tmp_path / "straight" / "steps.parquet")[DETERMINISTIC]
-    b = pd.read_parquet(killed / "steps.parquet")[DETERMINISTIC]
-    pd.testing.assert_frame_equal(a, b)
+def assert_same_run(a: Path, b: Path) -> None:
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "steps.parquet")[DETERMINISTIC],
+                                  pd.read_parquet(b / "steps.parquet")[DETERMINISTIC])
     cols = ["step", "sample", "continuation", "reward", "logprob_sum", "kl"]
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "straight" / "rollouts.parquet")[cols],
-                                  pd.read_parquet(killed / "rollouts.parquet")[cols])
+    pd.testing.assert_frame_equal(pd.read_parquet(a / "rollouts.parquet")[cols],
+                                  pd.read_parquet(b / "rollouts.parquet")[cols])
     for name in ("final", "checkpoints/300"):
-        wa = AutoModelForCausalLM.from_pretrained(tmp_path / "straight" / name).state_dict()
-        wb = AutoModelForCausalLM.from_pretrained(killed / name).state_dict()
+        wa = AutoModelForCausalLM.from_pretrained(a / name).state_dict()
+        wb = AutoModelForCausalLM.from_pretrained(b / name).state_dict()
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_grpo_resumes_after_sigkill(ckpt, tmp_path):
+def test_resume_after_sigkill_between_states_gives_the_same_run(ckpt, straight, tmp_path):
+    # A state every 5 steps: killed at step 3 (no state yet: from scratch) and at step 7 or 8
+    # (state of step 5: steps 6.. are redone), then run to the end.
+    cfg = RLConfig.model_validate({**RESUME, "state_every": 5, "state_every_s": None})
+    script, killed = write_runner(tmp_path, ckpt, cfg), tmp_path / "killed"
+    interrupt(script, killed, 3, signal.SIGKILL)
+    assert not (killed / "state").exists()
+    interrupt(script, killed, 7, signal.SIGKILL)
+    assert saved_step(killed) == 5 < parts(killed)
+    assert not (killed / "steps.parquet").exists()
+    subprocess.run([sys.executable, str(script), str(killed)], env=ENV, check=True, capture_output=True)
+    assert_same_run(straight, killed)  # one row per step, the redone steps' rows written once
+
+
+def test_sigterm_saves_the_state_of_the_last_step_and_resumes(ckpt, straight, tmp_path):
+    cfg = RLConfig.model_validate(RESUME)  # by time only: no state in a run of seconds...
+    assert cfg.state_every is None and cfg.state_every_s >= 60
+    script, run = write_runner(tmp_path, ckpt, cfg), tmp_path / "run"
+    assert interrupt(script, run, 4, signal.SIGTERM) == 143
+    assert saved_step(run) == parts(run) >= 4  # ...but SIGTERM saves after the step in flight
+    subprocess.run([sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True)
+    assert_same_run(straight, run)
+
+
+def test_paper_state_policy_bounds_the_states_written():
+    """At paper scale a state is ~1.2 GB: a run of 920 steps at the measured ~6.5 s a step writes
+    about ten, not one per step, and loses at most ~10 minutes to a kill."""
+    cfg = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    saved, last, gaps = 0, 0, []
+    for step in range(1, 921):
+        if state_due(cfg, step - last, (step - last) * 6.5):
+            saved, gaps, last = saved + 1, gaps + [step - last], step
+    assert saved <= 10 and max(gaps) * 6.5 <= 610
+    assert state_due(RLConfig(state_every=3, state_every_s=None), 3, 0.0)
+    assert not state_due(RLConfig(state_every=3, state_every_s=None), 2, 1e6)
+    with pytest.raises(ValueError, match="state_every, state_every_s"):
+        RLConfig(state_every=None, state_every_s=None)
+
+
+def test_grpo_resumes_after_sigkill_and_sigterm(ckpt, tmp_path):
     """TRL's path resumes from the Trainer's checkpoints: steps 1..N once each, ledger consistent."""
     cfg = RLConfig.model_validate({**TOY, "algorithm": "grpo", "max_steps": 8, "batch_size": 8,
+                                   "state_every": 3, "state_every_s": None,
                                    "group": {"lr": 3e-3, "num_generations": 4}})
-    script = tmp_path / "run.py"
-    script.write_text(RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt)))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while len(list((run / "parts" / "steps").glob("*.parquet"))) < 4:
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    subprocess.run([sys.executable, str(script), str(run)], env=env, check=True, capture_output=True)
+    script, run = write_runner(tmp_path, ckpt, cfg), tmp_path / "run"
+    interrupt(script, run, 4, signal.SIGKILL)  # from the state of step 3: step 4 is redone
+    assert interrupt(script, run, 5, signal.SIGTERM) == 143
+    latest = max((run / "trl").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert json.loads((latest / "ledger.json").read_text())["steps"] == parts(run) >= 5
+    subprocess.run([sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True)
     steps = pd.read_parquet(run / "steps.parquet")
     rollouts = pd.read_parquet(run / "rollouts.parquet")
     assert steps["step"].tolist() == list(range(1, 9))
     assert rollouts.groupby("step").size().tolist() == [8] * 8
-    assert steps["budget_words"].tolist() == [4 + 24 * k for k in range(1, 9)]
+    # the first batch's 8 prompts x 4 words, then 8 replies x 3 words a step
+    assert steps["budget_words"].tolist() == [32 + 24 * k for k in range(1, 9)]

@@ -310,7 +310,7 @@ def _kill_pretraining_once_it_saved_state(workdir: Path, extra: list[str]) -> st
                     ["squeue", "--noheader", "--states=RUNNING", "--format=%i|%k|%Z"],
                     capture_output=True, text=True, timeout=30, check=True).stdout
                 job = next((row.split("|")[0] for row in running.splitlines()
-                            if row.split("|")[1] == "rule_pretrain_demo"
+                            if row.split("|")[1] == "rule_pretrain_wildcards_demo"
                             and Path(row.split("|")[2]) == workdir), None)
                 if job:
                     subprocess.run(["scancel", job], check=True, timeout=30)
@@ -341,7 +341,7 @@ def test_repo_workflow_through_slurm_survives_a_kill_and_equals_a_local_run(tmp_
     # First SLURM run: pretraining is cancelled mid-way; starting again resumes it.
     killed_log = _kill_pretraining_once_it_saved_state(slurm, ["--directory", str(slurm), *args])
     killed_jobs = _submitted_jobs(killed_log, _run_uuid(killed_log))
-    assert {j.state for j in killed_jobs if j.rule == "pretrain_demo"} == {"CANCELLED"}, killed_jobs
+    assert {j.state for j in killed_jobs if j.rule == "pretrain"} == {"CANCELLED"}, killed_jobs
     log, jobs = run_slurm(slurm, ["--directory", str(slurm), *args])
     check_jobs(slurm, log, jobs)
     pretrain_log = (slurm / "results" / "logs" / "pretrain" / "demo.log").read_text()
@@ -350,7 +350,7 @@ def test_repo_workflow_through_slurm_survives_a_kill_and_equals_a_local_run(tmp_
 
     # The Snakefile tags pretraining as a GPU rule and the corpus rules as CPU rules.
     tagged = {j.rule: j.gpu_tagged for j in killed_jobs + jobs}
-    assert tagged["pretrain_demo"] and not tagged["demo_corpus"] and not tagged["tokenizer"], jobs
+    assert tagged["pretrain"] and not tagged["demo_corpus"] and not tagged["tokenizer"], jobs
     assert tagged["rl"] and tagged["story_eval"] and tagged["zero_shot"], jobs
     assert not tagged["table"] and not tagged["figure"] and not tagged["demo_eval_data"], jobs
     assert_same_results(local, slurm, resumed_at=int(resumed.group(1)))

@@ -89,13 +89,13 @@ def test_story_eval_reads_the_pretraining_record(ckpt, tmp_path):
 
 
 # ------------------------------------------------------------------ RL checkpoint records
-# ShareScorer replies are 3 words a story: 4 prompt words + 12 words a step of 4 stories, so the
-# ledger reads 16 after step 1 and 28 after step 2 (max_steps). Budget 40, a checkpoint every 5:
-# planned 5..35; step 1 crosses 5, 10 and 15 at once, step 2 crosses 20 and 25, and 30 and 35
-# are never reached: they get the final policy.
-EARLY = {"prompts": ["once upon a time"], "batch_size": 4, "threads": 1, "budget": 40,
+# ShareScorer replies are 3 words a story: the first batch's 4 x 4 prompt words + 12 words a step
+# of 4 stories, so the ledger reads 28 after step 1 and 40 after step 2 (max_steps). Budget 50, a
+# checkpoint every 5: planned 5..45; step 1 crosses 5 to 25 at once, step 2 crosses 30, 35 and
+# 40, and 45 is never reached: it gets the final policy.
+EARLY = {"prompts": ["once upon a time"], "batch_size": 4, "threads": 1, "budget": 50,
          "checkpoint_every": 5, "max_steps": 2, "sampling": {"max_new_tokens": 6}}
-EXPECTED = {5: (1, 16), 10: (1, 16), 15: (1, 16), 20: (2, 28), 25: (2, 28), 30: (2, 28), 35: (2, 28)}
+EXPECTED = {**{w: (1, 28) for w in (5, 10, 15, 20, 25)}, **{w: (2, 40) for w in (30, 35, 40, 45)}}
 
 
 def check_records(run, ckpt, pretrain_words):
@@ -107,7 +107,7 @@ def check_records(run, ckpt, pretrain_words):
         assert info == {"run_id": "early", "step": step, "rl_words": used, "label_words": words,
                         "pretrain_checkpoint": str(ckpt), "pretrain_words": pretrain_words}, words
     final = json.loads((run / "final" / RL_INFO).read_text())
-    assert final["label_words"] is None and final["rl_words"] == 28 and final["step"] == 2
+    assert final["label_words"] is None and final["rl_words"] == 40 and final["step"] == 2
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +127,9 @@ def test_rl_checkpoints_missing_at_the_end_are_logged(ckpt, tmp_path, caplog):
         train(ckpt, tmp_path / "run", RLConfig.model_validate({**EARLY, "max_steps": 1}),
               ShareScorer(max_new_tokens=6), run_id="early")
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 4 and all("before checkpoint" in m for m in warned)  # 20, 25, 30, 35
+    assert len(warned) == 4 and all("before checkpoint" in m for m in warned)  # 30, 35, 40, 45
     info = json.loads((tmp_path / "run" / "checkpoints" / "35" / RL_INFO).read_text())
-    assert info["rl_words"] == 16 and info["step"] == 1 and info["pretrain_words"] is None
+    assert info["rl_words"] == 28 and info["step"] == 1 and info["pretrain_words"] is None
 
 
 def test_grpo_run_stopped_early_has_every_planned_checkpoint(ckpt, tmp_path):
@@ -141,11 +141,11 @@ def test_grpo_run_stopped_early_has_every_planned_checkpoint(ckpt, tmp_path):
 
 def test_story_eval_of_an_rl_checkpoint(early_run, tmp_path):
     summary = run_eval(early_run / "checkpoints" / "10", tmp_path / "s.parquet", n=2)
-    assert summary["rl_words"] == 16 and summary["run_id"] == "early"
+    assert summary["rl_words"] == 28 and summary["run_id"] == "early"
     assert summary["pretrain_words"] == 20_000_000 and summary["model_id"] == "early-10"
     df = load_story_eval([tmp_path / "s.parquet"])
     assert df[["rl_words", "pretrain_words", "run_id"]].drop_duplicates().values.tolist() == \
-        [[16, 20_000_000, "early"]]
+        [[28, 20_000_000, "early"]]
     assert (read_table(tmp_path / "s.parquet", "rollouts")["run_id"].to_pylist()) == ["early"] * 2
 
 

@@ -96,16 +96,31 @@ class RLConfig(Section):
     ppo: PPOConfig = PPOConfig()
     group: GroupConfig = GroupConfig()
     budget: Words = 1_000_000
-    """Interaction budget in words: prompt words charged once plus every teacher reply's words;
-    the run stops before a step would pass it (paper: 1M -> 920 steps)."""
+    """Interaction budget in words: the first batch's prompt words (charged once, with the first
+    step) plus every teacher reply's words; the run stops before a step would pass it (paper: 1M
+    -> 920 steps, storyrl.rl.ledger)."""
     checkpoint_every: Words = 100_000
     """Save the policy as an HF folder each time the budget crosses a multiple of this."""
-    state_every: int = Field(1, ge=1)
-    """Steps between resume states; a killed run redoes at most this many steps."""
+    state_every: int | None = Field(None, ge=1)
+    """Steps between resume states; None: by time only (`state_every_s`)."""
+    state_every_s: float | None = Field(600, gt=0)
+    """Seconds between resume states, checked after each step; None: by steps only. A state
+    holds the policy, value head and Adam moments (~1.2 GB at paper scale), so one per step
+    would write ~1 TB a run; at ~6.5 s a step, 600 s is one state per ~90 steps (~10 a run) and a
+    killed run redoes at most ~10 minutes, to the same results. SIGTERM (a job's time limit)
+    always saves the state after the step in flight, then the run exits with status 143."""
     max_steps: int | None = Field(None, ge=1)
     """Optional cap on steps (for tests and demos); None = run until the budget ends."""
     seed: int = 42
-    """Seeds sampling, the value head and minibatch order (paper: 42; the teacher gets it too)."""
+    """The run's seed: the value head's initialisation, the teacher's sampling seed, the run id,
+    and (unless `sampling_seed` is set) the student's RNG (paper: 42, 43, 44)."""
+    sampling_seed: int | None = None
+    """Seed of the student's RNG (its sampling, dropout and minibatch order), set once the value
+    head is drawn. None: `seed`, so each seed of the run table samples its own stories (ours).
+    An integer gives every run that same stream, as in the paper: TRL 0.9.4's
+    `PPOTrainer.__init__` calls `set_seed(config.seed)` with PPOConfig's default seed 0, so the
+    authors' 900M runs with seeds 42, 43 and 44 shared one sampling stream and differed only in
+    the value head and the teacher's seed (paper: 0). TRL's GRPO/RLOO trainers get it as `seed`."""
     threads: int | None = Field(None, ge=1)
     """torch CPU threads; None leaves torch's default."""
     device: str = "auto"
@@ -113,6 +128,8 @@ class RLConfig(Section):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.state_every is None and self.state_every_s is None:
+            raise ValueError("state_every, state_every_s: set at least one (when to write resume states)")
         if not self.prompts or any(not p.strip() for p in self.prompts):
             raise ValueError("prompts: at least one non-empty prompt is needed")
         mb = self.ppo.mini_batch_size
@@ -122,6 +139,12 @@ class RLConfig(Section):
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of "
                              f"group.num_generations ({self.group.num_generations})")
         return self
+
+
+def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:
+    """Write a resume state now, `steps_since` steps and `seconds_since` seconds after the last?"""
+    return ((cfg.state_every is not None and steps_since >= cfg.state_every)
+            or (cfg.state_every_s is not None and seconds_since >= cfg.state_every_s))
 
 
 def planned_checkpoints(cfg: RLConfig) -> list[int]:

@@ -1,9 +1,11 @@
 """The interaction budget, counted as the paper counts it, and the BabyLM interaction-track check.
 
-Budget words = the student's input during RL: each distinct story prompt's words, charged once,
-plus the whitespace words of every teacher reply. A step is taken only if its replies still fit
-(the check happens once the replies are in, before the update, so no step ever passes the
-budget). The student's own generated words are counted separately.
+Budget words = the student's input during RL, as the authors' trainer charged it: the words of
+every prompt of the FIRST batch (paper: 360 x 16 = 5,760), charged once with the first step,
+plus the whitespace words of every teacher reply. Later batches repeat the same prompts and are
+free. A step is taken only if its words still fit (the check happens once the replies are in,
+before the update, so no step ever passes the budget): paper 5,760 + 920 x 1,080 = 999,360 <=
+1M, so 920 steps. The student's own generated words are counted separately.
 """
 
 from dataclasses import asdict, dataclass
@@ -20,26 +22,30 @@ LIMIT_EPOCHS = 10
 class Ledger:
     budget: int
     prompt_words: int = 0
+    """The first batch's prompt words (0 until the first step is charged)."""
     teacher_words: int = 0
     generated_words: int = 0
     stories: int = 0
     steps: int = 0
 
-    @classmethod
-    def start(cls, budget: int, prompts: list[str]) -> "Ledger":
-        return cls(budget=budget, prompt_words=sum(count_words(p) for p in dict.fromkeys(prompts)))
-
     @property
     def used(self) -> int:
         return self.prompt_words + self.teacher_words
 
-    def fits(self, replies: list[str]) -> bool:
-        """Would a step with these teacher replies stay within the budget?"""
-        return self.used + sum(count_words(r) for r in replies) <= self.budget
+    def cost(self, prompts: list[str], replies: list[str]) -> int:
+        """Budget words of a step with this batch's prompts and teacher replies."""
+        first = sum(count_words(p) for p in prompts) if self.steps == 0 else 0
+        return first + sum(count_words(r) for r in replies)
 
-    def charge(self, replies: list[str], continuations: list[str]) -> None:
-        if not self.fits(replies):
+    def fits(self, prompts: list[str], replies: list[str]) -> bool:
+        """Would a step with these prompts and teacher replies stay within the budget?"""
+        return self.used + self.cost(prompts, replies) <= self.budget
+
+    def charge(self, prompts: list[str], replies: list[str], continuations: list[str]) -> None:
+        if not self.fits(prompts, replies):
             raise ValueError(f"step would pass the budget of {self.budget} words")
+        if self.steps == 0:
+            self.prompt_words = sum(count_words(p) for p in prompts)
         self.teacher_words += sum(count_words(r) for r in replies)
         self.generated_words += sum(count_words(c) for c in continuations)
         self.stories += len(replies)

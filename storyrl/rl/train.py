@@ -9,7 +9,7 @@ ledger by their whitespace words.
 Output folder of a run:
     rollouts.parquet, steps.parquet   consolidated tables (schemas `rollouts`, `steps`)
     parts/{rollouts,steps}/NNNNNN.parquet   one file per step, written atomically as it ends
-    state/state.pt                    resume state after the last finished step
+    state/state.pt                    resume state (`state_every`/`state_every_s`, and on SIGTERM)
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds `storyrl_rl.json` (RL_INFO): run id, step, budget words used at the save
@@ -18,7 +18,9 @@ checkpoint and its pretraining words when known. Every planned checkpoint
 (`planned_checkpoints`) exists once a run has finished: one the run stopped short of holds the
 final policy (a warning says so).
 Killed at any moment and started again, a run continues from `state/` and drops part files of
-steps after it, so it produces the same remaining steps as an uninterrupted run.
+steps after it, so it redoes the steps since the state and produces the same remaining steps
+(and one row per step) as an uninterrupted run. SIGTERM saves the state after the step in flight
+and exits with status 143, so a job stopped at its time limit loses nothing.
 
 Step stats: `kl` is the mean over stories of the KL to the reference summed over response
 tokens, `entropy` the mean over stories of the summed -log p of the sampled tokens (both as
@@ -29,6 +31,8 @@ distribution in the update, `ratio` the mean probability ratio over minibatches.
 import json
 import logging
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +42,7 @@ import pyarrow.parquet as pq
 import torch
 
 from storyrl.atomic import atomic_path, write_text
-from storyrl.rl.config import RLConfig, planned_checkpoints
+from storyrl.rl.config import RLConfig, planned_checkpoints, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.schemas import SCHEMAS, make_metadata, write_table
@@ -209,6 +213,35 @@ def save_crossed(output, cfg: RLConfig, before: int, ledger: Ledger, lm, tokeniz
         save_hf(Path(output) / "checkpoints" / words_label(m), lm, tokenizer, rl_info(base, ledger, m))
 
 
+class Terminate:
+    """While active, SIGTERM only sets `requested`: the loop ends the step in flight, saves its
+    state and exits with 143 (a half-done step cannot be saved)."""
+
+    requested = False
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._set)
+        return self
+
+    def _set(self, *_):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def exit(self, output, step: int):
+        log.warning("%s: stopped by SIGTERM after step %d; state saved, start again to resume", output, step)
+        raise SystemExit(143)
+
+
+def student_seed(cfg: RLConfig) -> int:
+    """The seed of the student's RNG (`sampling_seed`, else the run's `seed`)."""
+    return cfg.seed if cfg.sampling_seed is None else cfg.sampling_seed
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -223,7 +256,9 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     run_id = run_id or output.name
     device = setup_torch(cfg)
     meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
-            "algorithm": cfg.algorithm, "config_hash": make_metadata("x", cfg.model_dump())["config_hash"]}
+            "sampling_seed": student_seed(cfg), "algorithm": cfg.algorithm,
+            "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
+            "teacher": getattr(getattr(scorer, "teacher", None), "identity", None)}
     files = RunFiles(output, meta)
     base = info_base(run_id, checkpoint, pretrain_words_seen)
     if (output / "summary.json").exists() and (output / "final" / "config.json").exists():
@@ -240,7 +275,9 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     _, ref = load_checkpoint(checkpoint)
     policy = PolicyWithValue(lm).to(device)  # the value head is drawn from the seeded RNG
     trainer = PPOTrainer(policy, ref.to(device), cfg.ppo, pad_id=tokenizer.pad_token_id)
-    ledger = Ledger.start(cfg.budget, cfg.prompts)
+    if cfg.sampling_seed is not None:
+        seed_all(cfg.sampling_seed)  # where TRL 0.9.4's PPOTrainer.__init__ reseeded
+    ledger = Ledger(cfg.budget)
 
     state = files.load_state()
     if state is not None:
@@ -251,33 +288,39 @@ def train(checkpoint, output, cfg: RLConfig, scorer, run_id: str | None = None,
     files.drop_parts_after(ledger.steps)
 
     prompts = batch_prompts(cfg.prompts, cfg.batch_size)
-    while cfg.max_steps is None or ledger.steps < cfg.max_steps:
-        step = ledger.steps + 1
-        t0 = time.perf_counter()
-        ro = sample(policy.lm, tokenizer, prompts, cfg.sampling,
-                    train_mode=cfg.sampling.train_mode and ledger.steps > 0)
-        t1 = time.perf_counter()
-        judgements, rewards = scorer(prompts, ro.texts)
-        replies = [j.reply for j in judgements]
-        t2 = time.perf_counter()
-        if not ledger.fits(replies):
-            log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
-            break
-        stats, per_story = trainer.step(ro.queries, ro.responses,
-                                        torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
-        t3 = time.perf_counter()
-        before = ledger.used
-        ledger.charge(replies, ro.texts)
-        n_tokens = [len(r) for r in ro.responses]
-        files.write("rollouts", step, rollout_rows(run_id, step, ledger.used, prompts, ro.texts,
-                                                   judgements, rewards, n_tokens, per_story))
-        files.write("steps", step, [step_row(run_id, step, ledger, judgements, rewards, n_tokens, ro.texts,
-                                             stats, (t1 - t0, t2 - t1, t3 - t2))])
-        save_crossed(output, cfg, before, ledger, policy.lm, tokenizer, base)
-        if step % cfg.state_every == 0:
-            files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(), "rng": rng_state()})
-        log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
-                 float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
+    saved_step, saved_at = ledger.steps, time.monotonic()
+    with Terminate() as term:
+        while cfg.max_steps is None or ledger.steps < cfg.max_steps:
+            step = ledger.steps + 1
+            t0 = time.perf_counter()
+            ro = sample(policy.lm, tokenizer, prompts, cfg.sampling,
+                        train_mode=cfg.sampling.train_mode and ledger.steps > 0)
+            t1 = time.perf_counter()
+            judgements, rewards = scorer(prompts, ro.texts)
+            replies = [j.reply for j in judgements]
+            t2 = time.perf_counter()
+            if not ledger.fits(prompts, replies):
+                log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+                break
+            stats, per_story = trainer.step(ro.queries, ro.responses,
+                                            torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
+            t3 = time.perf_counter()
+            before = ledger.used
+            ledger.charge(prompts, replies, ro.texts)
+            n_tokens = [len(r) for r in ro.responses]
+            files.write("rollouts", step, rollout_rows(run_id, step, ledger.used, prompts, ro.texts,
+                                                       judgements, rewards, n_tokens, per_story))
+            files.write("steps", step, [step_row(run_id, step, ledger, judgements, rewards, n_tokens,
+                                                 ro.texts, stats, (t1 - t0, t2 - t1, t3 - t2))])
+            save_crossed(output, cfg, before, ledger, policy.lm, tokenizer, base)
+            log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
+                     float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
+            if term.requested or state_due(cfg, step - saved_step, time.monotonic() - saved_at):
+                files.save_state({"trainer": trainer.state_dict(), "ledger": ledger.state_dict(),
+                                  "rng": rng_state()})
+                saved_step, saved_at = step, time.monotonic()
+            if term.requested:
+                term.exit(output, step)
 
     return finish(output, cfg, files, policy.lm, tokenizer, ledger, pretrain_words_seen, corpus_words, base)
 

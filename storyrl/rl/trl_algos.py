@@ -4,23 +4,26 @@ The scorer becomes TRL's reward function: it scores each generated batch, charge
 writes the step's rollouts; a callback writes the step row from TRL's logged metrics. When a
 batch's teacher replies would pass the budget, the reward function raises before the update, so
 that step is not taken. Resume uses the Trainer's own checkpoints (model, optimizer, RNG), one
-every `state_every` steps, with the ledger stored beside each.
+when `state_due` says so (and on SIGTERM, after which the run exits with 143), with the ledger
+stored beside each.
 """
 
 import json
 import logging
 import math
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 from transformers import TrainerCallback
 
 from storyrl.atomic import write_text
-from storyrl.rl.config import RLConfig
+from storyrl.rl.config import RLConfig, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
-from storyrl.rl.train import finish, load_checkpoint, rollout_rows, save_crossed, step_row
+from storyrl.rl.train import (Terminate, finish, load_checkpoint, rollout_rows, save_crossed, step_row,
+                               student_seed)
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +39,20 @@ class BudgetExhausted(Exception):
 class _Bridge(TrainerCallback):
     """Holds the ledger; the reward function and the callback share it."""
 
-    def __init__(self, cfg, scorer, files, ledger, tokenizer, output, base):
+    def __init__(self, cfg, scorer, files, ledger, tokenizer, output, base, term):
         self.cfg, self.scorer, self.files, self.ledger, self.base = cfg, scorer, files, ledger, base
-        self.tokenizer, self.output, self.pending = tokenizer, Path(output), None
+        self.tokenizer, self.output, self.pending, self.term = tokenizer, Path(output), None, term
+        self.saved = (ledger.steps, time.monotonic())
         self.__name__ = "teacher"  # TRL names reward functions by __name__
 
     # --- the reward function
     def __call__(self, prompts, completions, completion_ids=None, trainer_state=None, **_):
         judgements, rewards = self.scorer(prompts, completions)
         replies = [j.reply for j in judgements]
-        if not self.ledger.fits(replies):
+        if not self.ledger.fits(prompts, replies):
             raise BudgetExhausted
         before = self.ledger.used
-        self.ledger.charge(replies, completions)
+        self.ledger.charge(prompts, replies, completions)
         step = self.ledger.steps
         n_tokens = [len(c) for c in completion_ids] if completion_ids is not None else [0] * len(prompts)
         self.files.write("rollouts", step, rollout_rows(self.files.meta["run_id"], step, self.ledger.used,
@@ -68,9 +72,17 @@ class _Bridge(TrainerCallback):
         self.pending = None
         save_crossed(self.output, self.cfg, before, self.ledger, kwargs["model"], self.tokenizer, self.base)
 
+    def on_step_end(self, args, state, control, **kwargs):
+        steps, at = self.saved
+        if self.term.requested or state_due(self.cfg, state.global_step - steps, time.monotonic() - at):
+            control.should_save = True
+        if self.term.requested:
+            control.should_training_stop = True
+
     def on_save(self, args, state, control, **kwargs):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         write_text(folder / "ledger.json", json.dumps(self.ledger.state_dict()))
+        self.saved = (state.global_step, time.monotonic())
 
 
 def _trainer_classes(algorithm):
@@ -88,7 +100,7 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
     output = Path(output)
     tokenizer, lm = load_checkpoint(checkpoint)
     g, s = cfg.group, cfg.sampling
-    ledger = Ledger.start(cfg.budget, cfg.prompts)
+    ledger = Ledger(cfg.budget)
     trl_dir = output / "trl"
     resume = None
     # The Trainer writes a checkpoint folder piece by piece; our ledger.json comes last (on_save),
@@ -116,17 +128,22 @@ def train_trl(checkpoint, output, cfg: RLConfig, scorer, files, device, pretrain
         num_generations=g.num_generations, steps_per_generation=1, num_iterations=g.num_iterations,
         beta=g.beta, epsilon=g.epsilon, learning_rate=g.lr, lr_scheduler_type="constant", warmup_steps=0,
         weight_decay=0.0, max_steps=max_steps, max_completion_length=s.max_new_tokens,
-        temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=cfg.seed, data_seed=cfg.seed,
-        logging_steps=1, save_strategy="steps", save_steps=cfg.state_every, save_only_model=False,
+        temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+        seed=student_seed(cfg), data_seed=student_seed(cfg),
+        logging_steps=1, save_strategy="no", save_only_model=False,  # saves: _Bridge.on_step_end
         save_total_limit=2,
         report_to=[], disable_tqdm=True, use_cpu=device.type == "cpu", bf16=False,
     )
-    bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output, base)
-    trainer = Trainer(model=lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
-                      processing_class=tokenizer, callbacks=[bridge])
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    except BudgetExhausted:
-        log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+    with Terminate() as term:
+        bridge = _Bridge(cfg, scorer, files, ledger, tokenizer, output, base, term)
+        trainer = Trainer(model=lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
+                          processing_class=tokenizer, callbacks=[bridge])
+        try:
+            trainer.train(resume_from_checkpoint=resume)
+        except BudgetExhausted:
+            log.info("%s: the next step would pass the budget (%d words); stopping", output, cfg.budget)
+        else:
+            if term.requested:  # the Trainer saved the last step (on_step_end) and stopped
+                term.exit(output, ledger.steps)
     files.drop_parts_after(ledger.steps)
     return finish(output, cfg, files, trainer.model, tokenizer, ledger, pretrain_words_seen, corpus_words, base)

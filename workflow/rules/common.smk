@@ -9,6 +9,8 @@ RESULTS = "results"
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
 STORYRL = "python -m storyrl.cli"
+# Passed to the GPU commands: without compute.allow_cpu a job that sees no GPU stops at once.
+GPU_CHECK = "" if CFG.compute.allow_cpu else "--require-gpu"
 
 
 def section(obj):

@@ -73,6 +73,8 @@ rule tokens:
     output:
         bin=f"{RESULTS}/corpus/{{corpus}}/tokens.bin",
         meta=f"{RESULTS}/corpus/{{corpus}}/tokens.json",
+    params:
+        section=lambda w: section(CFG.corpora[w.corpus]),
     conda:
         CPU_ENV
     log:
@@ -81,4 +83,4 @@ rule tokens:
         bench_path("tokens", "{corpus}")
     shell:
         "{STORYRL} tokens --subset {input.subset:q} --tokenizer {input.tokenizer:q}"
-        " --output {output.bin:q} --meta {output.meta:q} > {log:q} 2>&1"
+        " --output {output.bin:q} --meta {output.meta:q} --section {params.section:q} > {log:q} 2>&1"

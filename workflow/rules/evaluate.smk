@@ -64,7 +64,7 @@ rule story_eval:
     benchmark:
         bench_path("story_eval", "{model_id}")
     shell:
-        "{STORYRL} eval stories --model {params.model:q} --output {output:q} --section {params.section:q}"
+        "{STORYRL} eval stories {GPU_CHECK} --model {params.model:q} --output {output:q} --section {params.section:q}"
         " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q}"
         " --model-id {wildcards.model_id} {params.words}"
         " --run-id {params.run_id} > {log:q} 2>&1"
@@ -95,7 +95,7 @@ rule zero_shot:
     benchmark:
         bench_path("zero_shot", "{model_id}")
     shell:
-        "{STORYRL} eval zero-shot-suite --model {params.model:q} --data-path {params.data:q}"
+        "{STORYRL} eval zero-shot-suite {GPU_CHECK} --model {params.model:q} --data-path {params.data:q}"
         " --variant {params.variants} --tasks {params.tasks} --batch-size {params.cfg.batch_size}"
         " --device {params.cfg.device} --dtype {params.cfg.dtype} --model-id {wildcards.model_id}"
         " {params.words} --parquet {output.parquet:q} --output-dir {output.official:q} > {log:q} 2>&1"

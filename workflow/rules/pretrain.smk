@@ -1,36 +1,49 @@
-# One rule per pretraining run (runs differ in their milestone outputs). The run's resume state
-# lives in work/, which is not an output, so a job killed by a time limit resumes when rerun.
+# One rule for every pretraining run (config `pretrain.runs`), so a profile sizes it by the one
+# name `pretrain`. The run's resume state lives in work/, which is not an output, so a job killed
+# by a time limit resumes when rerun. A job given more than one GPU (resources gpu=N, e.g. from
+# the profile's set-resources) runs data-parallel: torchrun starts one process per GPU.
 
 
 def all_pretrain_outputs():
     return [ckpt_dir(run_id, w) for run_id in CFG.pretrain.runs for w in CFG.pretrain.milestones]
 
 
-for _run_id, _run in CFG.pretrain.runs.items():
+def pretrain_input(wildcards):
+    corpus = corpus_dir(CFG.pretrain.runs[wildcards.run_id].corpus)
+    return {"tokens": f"{corpus}/tokens.bin", "meta": f"{corpus}/tokens.json",
+            "tokenizer": f"{corpus}/tokenizer"}
 
-    rule:
-        name:
-            f"pretrain_{_run_id}"
-        input:
-            tokens=f"{corpus_dir(_run.corpus)}/tokens.bin",
-            meta=f"{corpus_dir(_run.corpus)}/tokens.json",
-            tokenizer=f"{corpus_dir(_run.corpus)}/tokenizer",
-        output:
-            ckpts=[directory(ckpt_dir(_run_id, w)) for w in CFG.pretrain.milestones],
-            log=f"{RESULTS}/pretrain/{_run_id}/log.parquet",
-        params:
-            section=section(CFG.pretrain_job(_run_id)),
-            work=f"{RESULTS}/pretrain/{_run_id}/work",
-            ckpts=f"{RESULTS}/pretrain/{_run_id}",
-        resources:
-            gpu=1,
-        conda:
-            GPU_ENV
-        log:
-            log_path("pretrain", _run_id),
-        benchmark:
-            bench_path("pretrain", _run_id)
-        shell:
-            "{STORYRL} pretrain --section {params.section:q} --tokens {input.tokens}"
-            " --tokens-meta {input.meta} --tokenizer {input.tokenizer} --work-dir {params.work}"
-            " --checkpoint-dir {params.ckpts} --log {output.log} > {log} 2>&1"
+
+def pretrain_launcher(wildcards, resources):
+    """python for one GPU (or the CPU), torchrun with one process per GPU for more (one node)."""
+    gpus = int(getattr(resources, "gpu", 0) or 0)
+    if gpus <= 1:
+        return "python"
+    return f"python -m torch.distributed.run --standalone --nproc_per_node {gpus}"
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_input),
+    output:
+        ckpts=[directory(ckpt_dir("{run_id}", w)) for w in CFG.pretrain.milestones],
+        log=f"{RESULTS}/pretrain/{{run_id}}/log.parquet",
+    wildcard_constraints:
+        run_id=one_of(CFG.pretrain.runs),
+    params:
+        section=lambda w: section(CFG.pretrain_job(w.run_id)),
+        work=f"{RESULTS}/pretrain/{{run_id}}/work",
+        ckpts=f"{RESULTS}/pretrain/{{run_id}}",
+        launch=pretrain_launcher,
+    resources:
+        gpu=1,
+    conda:
+        GPU_ENV
+    log:
+        log_path("pretrain", "{run_id}"),
+    benchmark:
+        bench_path("pretrain", "{run_id}")
+    shell:
+        "{params.launch} -m storyrl.cli pretrain {GPU_CHECK} --section {params.section:q}"
+        " --tokens {input.tokens:q} --tokens-meta {input.meta:q} --tokenizer {input.tokenizer:q}"
+        " --work-dir {params.work:q} --checkpoint-dir {params.ckpts:q} --log-parquet {output.log:q} > {log:q} 2>&1"

@@ -46,7 +46,7 @@ rule rl:
     benchmark:
         bench_path("rl", "{run_id}")
     shell:
-        "{STORYRL} rl train --section {params.section:q} --teacher {params.teacher:q}"
+        "{STORYRL} rl train {GPU_CHECK} --section {params.section:q} --teacher {params.teacher:q}"
         " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
         " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
         " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"
