@@ -6,7 +6,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from storyrl.config import ConfigError, validate
+from storyrl.config import ConfigError, check_teacher_weights, validate
 
 # --configfile FILE(s) replace the default config rather than merging into it, so that e.g.
 # config/paper.yaml does not inherit the demo corpus; --config key=value still overrides.
@@ -20,7 +20,9 @@ _sources = [str(f) for f in workflow.configfiles]
 if workflow.config_settings.config:
     _sources.append("--config " + " ".join(workflow.config_settings.config))
 try:
-    CFG = validate(config, source=", ".join(_sources) or "config")
+    _source = ", ".join(_sources) or "config"
+    CFG = validate(config, source=_source)
+    check_teacher_weights(CFG, source=_source)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -35,6 +37,15 @@ include: "workflow/rules/analysis.smk"
 
 
 report: "workflow/report/workflow.rst"
+
+
+# Seconds of work on files already on the shared filesystem: run them where snakemake runs
+# instead of queueing a SLURM job for each.
+localrules:
+    all,
+    table,
+    figure,
+    official_collect,
 
 
 rule all:

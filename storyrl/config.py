@@ -331,6 +331,36 @@ def validate(raw: dict, source: str = "config") -> Config:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines)) from None
 
 
+# Backends that load the teacher's weights in the job itself (`openai` asks a server by name).
+LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
+
+
+def check_teacher_weights(cfg: Config, source: str = "config") -> None:
+    """Every teacher that loads weights in a job (the base one, and each RL run's after its
+    overrides) names a local model folder with a config.json.
+
+    Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
+    have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
+    wrong path would only fail inside a GPU job; the workflow calls this when it plans.
+    """
+    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
+    for run_id, run in cfg.rl_plan().items():
+        if run.teacher != teachers["teacher"]:
+            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    lines = []
+    for key, teacher in teachers.items():
+        model = Path(teacher["model"])
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
+            continue
+        why = "a folder without config.json" if model.is_dir() else "no such folder"
+        lines.append(f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
+                     "its weights from a local folder (jobs run with the hub offline): download "
+                     "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
+                     "DIR`, and set the key to DIR")
+    if lines:
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
 def load(*paths: str | Path) -> Config:
     """Load YAML files (later ones override earlier, key by key) and validate."""
     merged: dict = {}

@@ -46,3 +46,18 @@ def demo_prepared(tmp_path_factory, demo_raw):
     train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out / "tokenizer")
     encode_corpus(out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json")
     return out
+
+
+def paper_weights(workdir: Path) -> Path:
+    """A config file to pass after config/paper.yaml that points its teacher at a local model
+    folder in `workdir` (planning reads only its config.json): the paper's dry runs need one."""
+    import json
+
+    import yaml
+
+    folder = workdir / "weights" / "Llama-3.1-8B-Instruct"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    override = workdir / "paper_weights.yaml"
+    override.write_text(yaml.safe_dump({"teacher": {"model": str(folder)}}))
+    return override

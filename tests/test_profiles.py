@@ -8,6 +8,7 @@ profile wholesale; so the two must not share keys.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 import yte
+from conftest import paper_weights
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,10 +80,13 @@ def test_pinned_slurm_plugin_is_installed_and_snakemake_sees_its_options():
 
 
 def _snakemake(tmp_path, *args) -> str:
-    """The repo's workflow, run in tmp_path so that nothing lands in the checkout."""
+    """The repo's workflow on the paper's config, run in tmp_path so that nothing lands in the
+    checkout."""
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--configfile", str(REPO / "config/paper.yaml"), *args],
+         "--configfile", str(REPO / "config/paper.yaml"), str(paper_weights(tmp_path)), *args],
+        # Planned without conda deployment: no conda here (tests/test_cluster.py checks it).
+        env=dict(os.environ, STORYRL_SLURM_SDM="none"),
         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
 
 
@@ -108,7 +113,7 @@ def test_paper_plan_gives_gpu_jobs_a_gpu_and_a_runtime_of_their_own(tmp_path):
             rule = None
     default_runtime = f"runtime={_profile('slurm')['default-resources']['runtime']}"
     gpu_jobs = [(r, res) for r, res in jobs if re.search(r"\bgpu=[1-9]", res)]
-    assert any(r.startswith("pretrain_") for r, _ in gpu_jobs), jobs
+    assert any(r.startswith("pretrain") for r, _ in gpu_jobs), jobs
     for r, res in gpu_jobs:
         # A GPU job at paper scale left on the default runtime would be killed early, again and
         # again: set its runtime in profiles/slurm (set-resources) or in the rule.

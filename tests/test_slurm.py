@@ -70,6 +70,9 @@ def _env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("STORYRL_SLURM_PARTITION", None)
     env.pop("SNAKEMAKE_SLURM_PARTITIONS", None)
+    # No conda and no internet on the test cluster: jobs run in this venv (the profile's
+    # documented way for an install without conda) instead of the rules' conda environments.
+    env["STORYRL_SLURM_SDM"] = "none"
     return env
 
 
@@ -118,8 +121,9 @@ def _fit_to_node() -> list[str]:
     with (PROFILE / "config.yaml").open() as f:
         profile = yte.process_yaml(f, require_use_yte=True)
     threads = [f"{rule}={min(int(n), cpus)}" for rule, n in profile["set-threads"].items()]
+    # mem_mb is an expression of the attempt: capped, it stays one.
     resources = [
-        f"{rule}:{key}={min(int(v), mem // 4) if key == 'mem_mb' else v}"
+        f"{rule}:{key}={f'min({v}, {mem // 4})' if key == 'mem_mb' else v}"
         for rule, res in profile["set-resources"].items() for key, v in res.items()
     ]
     return ["--set-threads", *threads, "--set-resources", *resources]

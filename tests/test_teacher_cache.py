@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, paper_weights, snakemake
 from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.teacher.cache import ScoreCache
 
@@ -103,7 +103,7 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
     official = tmp_path / "official.yaml"
     official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
     out = snakemake(tmp_path, "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml"),
-                    str(official)).stdout
+                    str(paper_weights(tmp_path)), str(official)).stdout
     teacher_jobs = [line for line in out.splitlines()
                     if re.search(r"storyrl\S* (rl train|eval stories|teacher score) ", line)]
     assert len(teacher_jobs) == 8 + 107  # the RL runs and the story evaluations

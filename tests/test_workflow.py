@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, TEST_CONFIG, snakemake
+from conftest import ROOT, TEST_CONFIG, paper_weights, snakemake
 from storyrl.analysis.layout import FIGURES, TABLES
 from storyrl.schemas import read_metadata
 
@@ -154,7 +154,8 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
 
 
 def test_paper_config_plans_one_pretraining_run_with_27_milestones(tmp_path):
-    out = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml")).stdout
+    out = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"),
+                    str(paper_weights(tmp_path))).stdout
     line = next(l for l in out.splitlines() if l.strip().startswith("output:") and "ckpt-1M" in l)
     ckpts = [p.strip() for p in line.split(":", 1)[1].split(",") if "ckpt-" in p]
     assert len(ckpts) == 27
@@ -168,7 +169,7 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     (checkout / "evaluation_pipeline").mkdir(parents=True)
     official = tmp_path / "official.yaml"
     official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
-    counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", official)
+    counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", paper_weights(tmp_path), official)
     counts = {rule: n for rule, n in counts.items() if rule not in ("subset", "tokenizer", "tokens", "all")}
     # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy); the official
     # pipeline's GLUE (7 tasks) and reading on the full-set models (900M-pre and the 8 final

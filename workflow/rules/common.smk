@@ -4,8 +4,9 @@ from storyrl.units import words_label
 RESULTS = "results"
 
 # Every rule runs `python -m storyrl.cli` with the repo on PYTHONPATH: the same code in the
-# project's venv, in a rule's conda env (--sdm conda, which cannot pip-install the repo) and in
-# a SLURM job (sbatch passes the environment on).
+# project's venv, in a rule's conda env (which cannot pip-install the repo; snakemake keeps
+# PYTHONPATH there only with --conda-not-block-search-path-envvars, which profiles/slurm sets) and
+# in a SLURM job (the job's snakemake reads this file again).
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
 STORYRL = "python -m storyrl.cli"
@@ -116,3 +117,12 @@ def teacher_json(teacher: dict):
 # Conda environments of the rules (used with --sdm conda; relative to workflow/rules/).
 CPU_ENV = "../../envs/cpu.yaml"
 GPU_ENV = "../../envs/gpu.yaml"
+
+
+# Jobs never download: the teacher is a local folder (storyrl.config.check_teacher_weights, at
+# planning time) and the student is built from config. Offline, a stray hub lookup fails at once
+# instead of hanging on a compute node without internet or filling a shared cache per job. Every
+# job inherits this: locally, and on SLURM through the job's own snakemake, which reads this file.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
