@@ -225,8 +225,9 @@ def make_scorer(args, work: Path, sz: dict, device: str):
     from storyrl.teacher.rubric import load_rubric
 
     template = str(ROOT / "config" / "prompts" / "teacher_rubric.txt")
-    # Random or small teachers reply noise: score it the default instead of stopping the run.
-    base = dict(template=template, temperature=0.2, max_tokens=6, max_failure_share=1.0)
+    # The paper's failure policy: a reply without scores counts 0.5 and the run goes on (random
+    # or small teachers reply mostly noise).
+    base = dict(template=template, temperature=0.2, max_tokens=6, on_failure="default")
     reward_cfg = RewardConfig()
     info = {}
     if args.teacher_model:
@@ -358,6 +359,7 @@ def main(argv=None) -> int:
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU")
     p.add_argument("--smoke", action="store_true", help="tiny shapes: checks the logic on CPU")
     p.add_argument("--pretrain-steps", type=int, help="optimizer steps of the pretraining phase")
+    p.add_argument("--ppo-steps", type=int, help="RL steps of each PPO phase")
     p.add_argument("--ppo-precision", nargs="+", default=["fp32", "bf16"],
                    choices=["fp32", "bf16", "auto"], help="one PPO phase per update precision")
     p.add_argument("--skip", nargs="*", default=[], choices=["ppo", "story_eval", "zero_shot"])
@@ -368,6 +370,8 @@ def main(argv=None) -> int:
     sz = sizes(args.smoke)
     if args.pretrain_steps:
         sz["pretrain_steps"] = args.pretrain_steps
+    if args.ppo_steps:
+        sz["ppo_steps"] = args.ppo_steps
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu" and not args.smoke:
         print("gpu_check: no CUDA device visible (use --smoke for the CPU logic check)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The scalar reward of one story: teacher score plus a length bonus (FACTS, Interactive learning).
+"""The scalar reward of one story: teacher score plus a length bonus (docs/paper.md, step 4).
 
     reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)
 

@@ -31,7 +31,7 @@ class Judgement:
     parsed: bool
     failed_call: bool
     teacher_score: float
-    """Weighted and normalised to [0, 1]; 0.5 when not parsed (FACTS)."""
+    """Weighted and normalised to [0, 1]; 0.5 when not parsed (docs/paper.md)."""
 
 
 class Backend(Protocol):

@@ -10,7 +10,7 @@ from storyrl.config import ConfigError
 PLACEHOLDERS = ("{prompt}", "{story}")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCORE = 0.5
-"""FACTS: the teacher score when the reply holds no integer or the call failed."""
+"""docs/paper.md: the teacher score when the reply holds no integer or the call failed."""
 
 # A minus sign counts only when it does not follow a digit: "5 -1 2" holds -1 (clamped to 0),
 # while "2-3-1" is read as 2, 3, 1 rather than 2, -3, -1.
@@ -71,9 +71,9 @@ def load_rubric(path: str) -> Rubric:
 
 
 def parse_reply(reply: str | None) -> tuple[int, int, int] | None:
-    """FACTS: take all integers in the reply, clamp each to [0, 3], keep the first three.
+    """The paper: take all integers in the reply, clamp each to [0, 3], keep the first three.
 
-    Our reading of FACTS for replies with only one or two integers: the paper sums "the first
+    Our reading of the paper for replies with only one or two integers: the paper sums "the first
     three", so it sums whatever is there; we do the same by filling the missing criteria with 0
     (the sum, and so the score, is unchanged). None when the reply holds no integer at all or
     the call failed: the caller then uses DEFAULT_SCORE and marks the row as not parsed.

@@ -1,0 +1,140 @@
+"""GPU-hours of a plan, per rule: the work, the throughput it is divided by, and where that comes from.
+
+    python benchmarks/cost_model.py --configfile config/paper.yaml my_paths.yaml \
+        [--gpu-check benchmarks/measured/gpu_check_h200_1.json] [--precision fp32|bf16] [--json]
+
+Job counts come from the real dry run (`snakemake -n`, as benchmarks/slurm_plan.py makes it);
+RL steps from the project's own ledger (teacher replies of `--reply-words` words). Throughput
+comes from the GPU check's JSON where it measured the thing (pretraining tokens/s; sampling,
+teacher and update seconds of a PPO step at batch 360; a 1,000-story evaluation) and from the
+update timings of benchmarks/ppo_precision.py for `--precision`; every other number is an
+assumption printed in the `basis` column, with the flag that changes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MEASURED = REPO / "benchmarks" / "measured"
+
+
+def rl_steps(cfg, reply_words: int) -> int:
+    """Steps a run takes before the budget ends, counted by the project's ledger."""
+    from storyrl.rl.ledger import Ledger
+    from storyrl.rl.rollout import batch_prompts
+
+    rl = cfg.rl
+    prompts = batch_prompts(rl.prompts, rl.batch_size)
+    replies = [" ".join(["1"] * reply_words)] * rl.batch_size
+    ledger = Ledger(rl.budget)
+    while ledger.fits(prompts, replies) and (rl.max_steps is None or ledger.steps < rl.max_steps):
+        ledger.charge(prompts, replies, [])
+    return ledger.steps
+
+
+def update_seconds(check: dict, precision: str, bench: dict | None) -> tuple[float, str]:
+    """Seconds of one PPO update at the paper's batch, and the measurement it comes from."""
+    if bench:
+        runs = {r["precision"]: r["median_s"] for r in bench["runs"]}
+        if precision in runs:
+            return runs[precision], f"ppo_precision.py on the GPU ({precision})"
+    key = f"ppo_{precision}"
+    if key in check and check[key].get("ok"):
+        return check[key]["update_s"], f"GPU check ({precision})"
+    return check["ppo"]["update_s"], "GPU check (fp32)"
+
+
+def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[dict]:
+    rows = []
+    pre = check["pretrain"]
+    subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
+    tokens = cfg.pretrain.training.epochs * subset_words * args.tokens_per_word
+    rows.append({"rule": "pretrain", "jobs": jobs["pretrain"],
+                 "work": f"{tokens / 1e9:.2f}B tokens ({cfg.pretrain.training.epochs:g} epochs)",
+                 "seconds_per_job": tokens / pre["tokens_per_s_median"],
+                 "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured (GPU check); "
+                          f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words), "
+                          f"{args.tokens_per_word} tokens a word (--tokens-per-word)"})
+    ppo = check.get("ppo") or check.get("ppo_fp32")
+    update, source = update_seconds(check, args.precision, bench)
+    step = ppo["sample_s"] + ppo["teacher_s"] / args.teacher_speedup + update
+    steps = rl_steps(cfg, args.reply_words)
+    rows.append({"rule": "rl", "jobs": jobs["rl"],
+                 "work": f"{steps} steps x {cfg.rl.batch_size} stories",
+                 "seconds_per_job": steps * step + args.startup_s,
+                 "basis": f"{step:.2f} s/step = sampling {ppo['sample_s']:.2f} + teacher "
+                          f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
+                          f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
+                          f"({source}); {args.reply_words}-word replies (--reply-words)"})
+    story = check["story_eval"]
+    per = story["seconds"] * cfg.story_eval.n_stories / story["stories"]
+    rows.append({"rule": "story_eval", "jobs": jobs["story_eval"],
+                 "work": f"{cfg.story_eval.n_stories} stories",
+                 "seconds_per_job": per + args.startup_s,
+                 "basis": f"{per:.0f} s measured (GPU check) + {args.startup_s:g} s start-up "
+                          "assumed (--startup-s: imports, model and teacher load)"})
+    rows.append({"rule": "zero_shot", "jobs": jobs["zero_shot"], "work": "fast sets (full on 9 models)",
+                 "seconds_per_job": args.zero_shot_s + args.startup_s,
+                 "basis": f"{args.zero_shot_s:g} s assumed (--zero-shot-s; not measured on a GPU) "
+                          f"+ {args.startup_s:g} s start-up"})
+    if jobs["official_glue"]:
+        rows.append({"rule": "official_glue", "jobs": jobs["official_glue"], "work": "one GLUE task",
+                     "seconds_per_job": args.glue_s,
+                     "basis": f"{args.glue_s:g} s assumed (--glue-s; not measured)"})
+    for r in rows:
+        r["gpu_hours"] = r["jobs"] * r["seconds_per_job"] / 3600
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    out = ["| rule | jobs | work per job | h per job | GPU-hours | basis |",
+           "|---|---:|---|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r['rule']} | {r['jobs']} | {r['work']} | {r['seconds_per_job'] / 3600:.2f} "
+                   f"| {r['gpu_hours']:.1f} | {r['basis']} |")
+    out.append(f"| **total** | | | | **{sum(r['gpu_hours'] for r in rows):.1f}** | |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configfile", nargs="+", required=True, type=Path)
+    ap.add_argument("--gpu-check", type=Path, default=MEASURED / "gpu_check_h200_1.json")
+    ap.add_argument("--ppo-bench", type=Path, default=MEASURED / "ppo_precision_h200_small_b360.json")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="the PPO update's arithmetic (config rl.ppo.precision)")
+    ap.add_argument("--corpus-words", type=float, default=100e6, help="words of the corpus before the subset")
+    ap.add_argument("--tokens-per-word", type=float, default=1.38)
+    ap.add_argument("--reply-words", type=int, default=3)
+    ap.add_argument("--teacher-speedup", type=float, default=1.0,
+                    help="divide the measured teacher time (e.g. vLLM instead of the measured hf backend)")
+    ap.add_argument("--startup-s", type=float, default=90.0)
+    ap.add_argument("--zero-shot-s", type=float, default=120.0)
+    ap.add_argument("--glue-s", type=float, default=1200.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    import sys
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import tempfile
+
+    from slurm_plan import dry_run
+
+    from storyrl.config import load
+
+    cfg = load(*args.configfile)
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = Counter(j["rule"] for j in dry_run([p.resolve() for p in args.configfile], Path(tmp)))
+    check = json.loads(args.gpu_check.read_text())
+    bench = json.loads(args.ppo_bench.read_text()) if args.ppo_bench and args.ppo_bench.exists() else None
+    rows = estimate(cfg, jobs, check, args, bench)
+    print(json.dumps(rows, indent=1) if args.json else markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""benchmarks/cost_model.py: RL steps from the project's ledger, and GPU-hours as the measured
+throughput divides the work."""
+
+import sys
+from argparse import Namespace
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from storyrl.config import load
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import cost_model  # noqa: E402
+
+CHECK = {"pretrain": {"tokens_per_s_median": 100_000},
+         "ppo_fp32": {"ok": True, "sample_s": 1.0, "teacher_s": 4.0, "update_s": 3.0},
+         "story_eval": {"seconds": 50.0, "stories": 1000}}
+
+
+@pytest.fixture(scope="module")
+def paper():
+    from conftest import paper_weights  # noqa: PLC0415  (the tests' own helper)
+    return load(ROOT / "config" / "paper.yaml", paper_weights(Path(__import__("tempfile").mkdtemp())))
+
+
+def test_paper_budget_is_920_steps_by_the_ledger(paper):
+    assert cost_model.rl_steps(paper, reply_words=3) == 920
+    assert cost_model.rl_steps(paper, reply_words=2) == (1_000_000 - 5_760) // 720
+
+
+def test_hours_are_work_over_measured_throughput(paper):
+    args = Namespace(corpus_words=100e6, tokens_per_word=1.5, reply_words=3, teacher_speedup=2.0,
+                     startup_s=0.0, zero_shot_s=60.0, glue_s=600.0, precision="fp32")
+    jobs = Counter(pretrain=1, rl=8, story_eval=10, zero_shot=10, official_glue=0)
+    rows = {r["rule"]: r for r in cost_model.estimate(paper, jobs, CHECK, args, None)}
+    assert rows["pretrain"]["seconds_per_job"] == pytest.approx(11 * 90e6 * 1.5 / 100_000)
+    assert rows["rl"]["seconds_per_job"] == pytest.approx(920 * (1.0 + 4.0 / 2 + 3.0))
+    assert rows["rl"]["gpu_hours"] == pytest.approx(8 * 920 * 6.0 / 3600)
+    assert rows["story_eval"]["gpu_hours"] == pytest.approx(10 * 50 / 3600)
+    assert "official_glue" not in rows
+    bench = {"runs": [{"precision": "bf16", "median_s": 1.0}]}
+    args.precision = "bf16"
+    fast = {r["rule"]: r for r in cost_model.estimate(paper, jobs, CHECK, args, bench)}
+    assert fast["rl"]["seconds_per_job"] == pytest.approx(920 * (1.0 + 2.0 + 1.0))
