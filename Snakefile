@@ -15,8 +15,12 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# Name where the values came from: the config files, and --config key=value if given.
+_sources = [str(f) for f in workflow.configfiles]
+if workflow.config_settings.config:
+    _sources.append("--config " + " ".join(workflow.config_settings.config))
 try:
-    _source = ", ".join(map(str, workflow.configfiles)) or "config"
+    _source = ", ".join(_sources) or "config"
     CFG = validate(config, source=_source)
     check_teacher_weights(CFG, source=_source)
 except ConfigError as err:

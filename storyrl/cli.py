@@ -183,6 +183,10 @@ def _teacher_score(args):
     print(json.dumps(counts))
 
 
+class Stop(Exception):
+    """A stage ends with this one-line message and exit status 2 (no traceback)."""
+
+
 def _rl_train(args):
     from storyrl.rl import scoring
     from storyrl.rl.train import train
@@ -193,8 +197,14 @@ def _rl_train(args):
     corpus_words = args.corpus_words
     if corpus_words is None and args.corpus_stats:
         corpus_words = int(json.loads(Path(args.corpus_stats).read_text())["words"])
-    summary = train(args.checkpoint, args.output, cfg, scorer, run_id=args.run_id,
-                    pretrain_words_seen=args.pretrain_words, corpus_words=corpus_words)
+    from storyrl.teacher import TeacherFailure
+    try:
+        summary = train(args.checkpoint, args.output, cfg, scorer, run_id=args.run_id,
+                        pretrain_words_seen=args.pretrain_words, corpus_words=corpus_words)
+    except TeacherFailure as err:
+        # The state of the last finished step is on disk: a rerun resumes from it.
+        raise Stop(f"storyrl rl train: {err}; the run's state is kept in {args.output}, a rerun "
+                   "resumes from its last finished step") from None
     print(json.dumps(summary))
 
 def _demo_eval(args):
@@ -323,6 +333,9 @@ def main(argv=None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # HTTP clients log one INFO line per request: 331K lines for one paper-size RL run.
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
@@ -339,7 +352,21 @@ def main(argv=None) -> int:
     except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError, DeviceError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
+    except Stop as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        # A full, read-only or missing disk: what was written is complete or absent (atomic
+        # writes), so the one thing a user needs is the path.
+        print(f"storyrl: {os_error_message(err)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def os_error_message(err: OSError) -> str:
+    if err.filename is None:
+        return str(err)
+    return f"{err.filename}: {err.strerror or err}"
 
 
 if __name__ == "__main__":

@@ -4,24 +4,69 @@ Each stage reads only its own section, so a rule's params (and so Snakemake's re
 depend on that section alone. Every field is documented once, here.
 """
 
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from storyrl.units import parse_words
 
 Words = Annotated[int, BeforeValidator(parse_words)]
 """A word count: an integer or a label such as `500K`, `20M`, `1B`."""
 
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _safe_name(name: str) -> str:
+    # Names become folders, run ids and shell words: a space splits a command, a slash nests
+    # a folder the analysis never finds.
+    if not SAFE_NAME.match(name):
+        raise ValueError(f"'{name}' is not a safe name: use letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit")
+    return name
+
+
+Name = Annotated[str, AfterValidator(_safe_name)]
+"""A name that becomes part of paths and run ids (runs, corpora, models, variants)."""
+
 
 class ConfigError(ValueError):
     """A config that does not validate; the message names the file(s) and key(s)."""
 
 
+def _takes_int(annotation) -> bool:
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        return int in args and bool not in args
+    return False
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_an_int(cls, value, info: ValidationInfo):
+        # pydantic's lax mode reads `true` as 1: `micro_batch_size: true` is a typo, not a size.
+        if isinstance(value, bool) and _takes_int(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected an integer, got the boolean {str(value).lower()}")
+        return value
+
+
+def error_lines(err: ValidationError, prefix: str = "") -> list[str]:
+    """One `key.path: message` line per error of a pydantic ValidationError."""
+    out = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (*([prefix] if prefix else []), *e["loc"])) or "(top level)"
+        out.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
+    return out
 
 
 # --------------------------------------------------------------------------- corpus
@@ -163,7 +208,7 @@ class PretrainConfig(Section):
     training: TrainingConfig = TrainingConfig()
     milestones: list[Words]
     """Words seen at which a checkpoint is kept (`1M`, `20M`, ...); they name the checkpoints."""
-    runs: dict[str, PretrainRun]
+    runs: dict[Name, PretrainRun]
 
     @model_validator(mode="after")
     def _milestones_increase(self):
@@ -191,9 +236,9 @@ from storyrl.analysis.config import AnalysisConfig  # noqa: E402  (needs Section
 
 
 class Config(Section):
-    corpora: dict[str, CorpusConfig]
+    corpora: dict[Name, CorpusConfig]
     tokenizer: TokenizerConfig = TokenizerConfig()
-    models: dict[str, ModelConfig]
+    models: dict[Name, ModelConfig]
     pretrain: PretrainConfig
     compute: ComputeConfig = ComputeConfig()
     """Whether GPU rules may fall back to the CPU (default yes; paper no)."""
@@ -265,8 +310,8 @@ class Config(Section):
                 try:
                     cls.model_validate(raw)
                 except ValidationError as err:
-                    raise ValueError(f"rl_runs ({run_id}): {name} overrides: "
-                                     f"{err.errors()[0]['msg']}") from None
+                    raise ValueError(f"rl_runs ({run_id}): overrides: "
+                                     + "; ".join(error_lines(err, name))) from None
         return self
 
     def rl_plan(self) -> dict[str, RLRun]:
@@ -282,11 +327,7 @@ def validate(raw: dict, source: str = "config") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {msg}")
+        lines = [f"  {line}" for line in error_lines(err)]
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines)) from None
 
 
@@ -324,14 +365,27 @@ def load(*paths: str | Path) -> Config:
     """Load YAML files (later ones override earlier, key by key) and validate."""
     merged: dict = {}
     for p in paths:
-        try:
-            data = yaml.safe_load(Path(p).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read config {p}: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: a config file must be a mapping of sections")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_yaml(p))
     return validate(merged, source=", ".join(map(str, paths)))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file as a dict; errors are one line naming the file (and the line of a YAML
+    syntax error)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: the file does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        raise ConfigError(f"config {path}: YAML syntax error at {where}{what or err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: a config file must be a mapping of sections")
+    return data
 
 
 def deep_merge(base: dict, update: dict) -> dict:

@@ -30,11 +30,26 @@ class CorpusError(ValueError):
     """The corpus is missing, empty or unreadable; the message names the path."""
 
 
+WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
+             b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
 def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str, str]]:
-    """Lines of one text file; lines that are not UTF-8 are skipped, counted and warned about."""
+    """Lines of one text file; lines that are not UTF-8 are skipped, counted and warned about.
+    A UTF-16/32 file or NUL bytes stop with an error: decoded as UTF-8 they are text full of
+    NULs that would pass every check and train on garbage."""
     first_bad = None
     with open(path, "rb") as f:
+        head = f.read(4)
+        for bom, name in WIDE_BOMS.items():
+            if head.startswith(bom):
+                raise CorpusError(f"{path}: the file is {name} (byte order mark); convert it to "
+                                  f"UTF-8, e.g. iconv -f {name} -t UTF-8")
+        f.seek(3 if head.startswith(b"\xef\xbb\xbf") else 0)  # a UTF-8 BOM is not text
         for lineno, raw in enumerate(f, 1):
+            if b"\x00" in raw:
+                raise CorpusError(f"{path}: line {lineno} holds NUL bytes: the file is binary or "
+                                  "UTF-16/UTF-32 without a byte order mark; convert it to UTF-8")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -127,9 +142,14 @@ def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
     n_total = table.num_rows
     keep = int(cfg.fraction * n_total)
     table = table.take(shuffled_indices(n_total, cfg.seed)[:keep])
+    nonempty = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(table.column("text"))), 0)
+    if not pc.any(nonempty).as_py():
+        # Checked after the cut: a tiny corpus would otherwise pass here and fail in
+        # pretraining on an empty token file.
+        raise CorpusError(f"{path}: no non-empty line left in the subset (fraction {cfg.fraction} "
+                          f"of {n_total} rows keeps {keep}); use a larger corpus or fraction")
     if cfg.empty_rows == "drop":
-        table = table.filter(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(
-            table.column("text"))), 0))
+        table = table.filter(nonempty)
 
     words, lines = Counter(), Counter()
     for text, source in zip(table.column("text").to_pylist(), table.column("source").to_pylist()):

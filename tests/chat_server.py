@@ -37,6 +37,11 @@ class ChatServer:
                     nth = server.per_message[msg]
                 if nth <= server.fail_first or server.mode == "error500":
                     return self._send(500, b'{"error": {"message": "boom"}}')
+                if server.mode in ("leaky500", "leaky401"):  # a proxy that echoes what it got
+                    auth = self.headers.get("Authorization", "")
+                    leak = json.dumps({"error": {"message": f"denied; Authorization: {auth}",
+                                                 "request": {"api_key": auth.split()[-1]}}})
+                    return self._send(500 if server.mode == "leaky500" else 401, leak.encode())
                 if server.mode == "401":
                     return self._send(401, b'{"error": {"message": "bad key"}}')
                 if server.mode == "stall":

@@ -99,6 +99,11 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
     frames = []
     for p in paths:
         df = read_table(p, "steps").to_pandas()
+        if df.empty:
+            # Dropping it would remove the run from before/after and equivalence while the
+            # ledger still lists it.
+            raise AnalysisError(f"{p}: no steps (the table is empty): the run never finished a "
+                                "step; rerun it or leave its folder out")
         frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
     if not frames:
         raise AnalysisError("no steps.parquet given")

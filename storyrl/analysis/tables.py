@@ -43,7 +43,9 @@ def write_table(df: pd.DataFrame, output, hide=(), words=()) -> list[Path]:
             shown[c] = shown[c].map(_words_cell)
     texts = {
         ".csv": df.to_csv(index=False),
-        ".md": shown.to_markdown(index=False, floatfmt=".2f") + "\n",
+        # A missing value is a marked cell (–), never the text `nan`.
+        ".md": shown.astype(object).where(shown.notna(), None)
+               .to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n",
         ".tex": shown.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
                 .replace("ρ", r"$\rho$").replace("≈", r"$\approx$")
                 .replace(">", r"$>$").replace("<", r"$<$"),

@@ -162,8 +162,13 @@ def make(kind: str, name: str, inputs: layout.Inputs, output, cfg: AnalysisConfi
 
 def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool = False) -> dict:
     """Every table and figure from the files under `results` into `output`/tables and
-    `output`/figures. A target whose inputs are absent (or unusable, unless `strict`) is skipped
-    with a warning. Returns {"written": [paths], "skipped": {target: reason}}."""
+    `output`/figures. A target that cannot be built from what is there (inputs absent, ids
+    unknown, an empty steps table: an AnalysisError) is skipped with a warning, unless `strict`.
+    An input file that cannot be read or lacks a column (SchemaError) aborts the whole build,
+    as does a results folder that does not exist or from which nothing can be built.
+    Returns {"written": [paths], "skipped": {target: reason}}."""
+    if not Path(results).is_dir():
+        raise AnalysisError(f"results folder {results} does not exist")
     inputs = layout.discover(results)
     data = Data(inputs)
     written, skipped = [], {}
@@ -176,6 +181,9 @@ def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool =
                 raise
             skipped[f"{kind}/{name}"] = str(err)
             log.warning("skipped %s %s: %s", kind, name, err)
+    if not written:
+        reasons = "; ".join(f"{t}: {r}" for t, r in skipped.items())
+        raise AnalysisError(f"nothing could be built from {results} ({reasons})")
     return {"written": written, "skipped": skipped}
 
 
@@ -230,8 +238,8 @@ def cli_all(args) -> None:
     if args.config:
         if cfg is not None:
             raise AnalysisError("give --section or --config, not both")
-        import yaml
-        raw = yaml.safe_load(Path(args.config).read_text()) or {}
+        from storyrl.config import read_yaml
+        raw = read_yaml(args.config)
         try:
             cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})
         except ValueError as err:

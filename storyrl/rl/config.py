@@ -6,9 +6,9 @@ says otherwise; `config/paper.yaml` repeats them so they are visible in one plac
 
 from typing import Literal, NamedTuple
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from storyrl.config import Section, Words
+from storyrl.config import Name, Section, Words
 
 PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
@@ -164,8 +164,8 @@ class RunSpec(Section):
     milestones."""
     pretrain_run: str | None = None
     """Which pretraining run's checkpoint; None = the only one."""
-    seeds: list[int] = [42]
-    variant: str = "base"
+    seeds: list[int] = Field([42], min_length=1)
+    variant: Name = "base"
     """Name of the variant; it goes into the run id and the results path."""
     overrides: dict = {}
     """Settings this variant changes, nested as in YAML: keys of `rl` directly, or under `rl`,
@@ -203,8 +203,10 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
                 raise ValueError(f"runs[{i}]: run '{run_id}' is declared twice")
             try:
                 cfg = RLConfig.model_validate(deep_merge(base.model_dump(), {**rl_overrides, "seed": seed}))
-            except ValueError as err:
-                raise ValueError(f"runs[{i}] (variant '{spec.variant}'): {err}") from None
+            except ValidationError as err:
+                from storyrl.config import error_lines
+                raise ValueError(f"runs[{i}] ({run_id}): overrides: "
+                                 + "; ".join(error_lines(err, "rl"))) from None
             out[run_id] = RLRun(
                 spec.checkpoint, cfg,
                 deep_merge(teacher or {}, ov.get("teacher", {}) if sectioned else {}),

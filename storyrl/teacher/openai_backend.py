@@ -8,6 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
+import re
+
 from storyrl.config import ConfigError
 from storyrl.teacher.config import TeacherConfig
 from storyrl.teacher.core import TeacherFailure
@@ -77,7 +79,7 @@ class OpenAIBackend:
                     errors.RateLimitError, errors.APIResponseValidationError,
                     ValueError) as err:
                 # APITimeoutError is an APIConnectionError.
-                why = f"{type(err).__name__}: {str(err)[:200]}"
+                why = f"{type(err).__name__}: {self._redact(str(err))[:200]}"
             except errors.APIStatusError as err:
                 if err.status_code in (408, 409):
                     why = f"HTTP {err.status_code}"
@@ -85,10 +87,32 @@ class OpenAIBackend:
                     # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
                     raise TeacherFailure(
                         f"teacher server {self.o.base_url} refused the request for model "
-                        f"'{self.model}': HTTP {err.status_code} {str(err)[:200]}", []) from None
+                        f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}", []) from None
             log.warning("teacher request failed (attempt %d of %d): %s",
                         attempt + 1, self.o.retries + 1, why)
         return None
 
+    def _redact(self, text: str) -> str:
+        """A server's error body with credentials blanked: proxies echo the request's headers."""
+        key = self.client.api_key
+        if key and len(key) >= 8:
+            text = text.replace(key, "[redacted]")
+        return redact(text)
+
     def close(self) -> None:
         self.client.close()
+
+
+# `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.
+SECRETS = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
+    (re.compile(r"""(?i)((?:authorization|api[_-]?key|access[_-]?token|secret|password)["']?"""
+                r"""\s*[:=]\s*["']?)(?!bearer\b|basic\b|\[redacted)[^\s"',}]+"""), r"\1[redacted]"),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, repl in SECRETS:
+        text = pattern.sub(repl, text)
+    return text

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from tqdm import tqdm
 
+from storyrl.atomic import check_writable
 from storyrl.config import Section
 from storyrl.reward import compute_rewards
 from storyrl.schemas import SchemaError, make_metadata, write_table
@@ -58,6 +59,7 @@ def score_file(stories: str | Path, output: str | Path, section: ScoreSection,
     Raises TeacherFailure when a batch has too many failures (scored replies stay in the
     cache, so a rerun does not pay for them again)."""
     prompts, conts = read_stories(stories)
+    check_writable(output)  # before the first paid call, not after the last
     teacher = make_teacher(section.teacher, section.seed, cache_path, section.reward.weights)
     judgements = []
     t0 = time.perf_counter()

@@ -34,12 +34,15 @@ def target_inputs(kind):
 
 
 def target_args(wildcards, input):
+    """The input flags, each path shell-quoted (a path may hold a space)."""
+    import shlex
+
     flags = []
     for key in ("steps", "rollouts", "summaries", "story_eval", "eval"):
         if key in input.keys():
-            flags.append(f"--{key.replace('_', '-')} " + " ".join(input[key]))
+            flags.append(f"--{key.replace('_', '-')} " + " ".join(map(shlex.quote, input[key])))
     if "baselines" in input.keys():
-        flags.append(f"--baselines {input.baselines}")
+        flags.append(f"--baselines {shlex.quote(str(input.baselines))}")
     return " ".join(flags)
 
 
@@ -71,8 +74,8 @@ rule table:
     benchmark:
         bench_path("table", "{name}")
     shell:
-        "{STORYRL} analysis table {wildcards.name} --output {output.csv} {params.args}"
-        " --section {params.section:q} > {log} 2>&1"
+        "{STORYRL} analysis table {wildcards.name} --output {output.csv:q} {params.args}"
+        " --section {params.section:q} > {log:q} 2>&1"
 
 
 rule figure:
@@ -96,5 +99,5 @@ rule figure:
     benchmark:
         bench_path("figure", "{name}")
     shell:
-        "{STORYRL} analysis figure {wildcards.name} --output {output.pdf} {params.args}"
-        " --section {params.section:q} > {log} 2>&1"
+        "{STORYRL} analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
+        " --section {params.section:q} > {log:q} 2>&1"

@@ -26,7 +26,7 @@ rule demo_corpus:
     benchmark:
         bench_path("demo_corpus", "{corpus}")
     shell:
-        "{STORYRL} demo-corpus --output {output} --words {params.words} --seed {params.seed} > {log} 2>&1"
+        "{STORYRL} demo-corpus --output {output:q} --words {params.words} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule subset:
@@ -46,7 +46,7 @@ rule subset:
         bench_path("subset", "{corpus}")
     shell:
         "{STORYRL} subset --section {params.section:q} --path {params.path:q}"
-        " --output {output.subset} --stats {output.stats} > {log} 2>&1"
+        " --output {output.subset:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
 rule tokenizer:
@@ -63,7 +63,7 @@ rule tokenizer:
     benchmark:
         bench_path("tokenizer", "{corpus}")
     shell:
-        "{STORYRL} tokenizer --section {params.section:q} --subset {input} --output {output} > {log} 2>&1"
+        "{STORYRL} tokenizer --section {params.section:q} --subset {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule tokens:
@@ -82,5 +82,5 @@ rule tokens:
     benchmark:
         bench_path("tokens", "{corpus}")
     shell:
-        "{STORYRL} tokens --subset {input.subset} --tokenizer {input.tokenizer}"
-        " --output {output.bin} --meta {output.meta} --section {params.section:q} > {log} 2>&1"
+        "{STORYRL} tokens --subset {input.subset:q} --tokenizer {input.tokenizer:q}"
+        " --output {output.bin:q} --meta {output.meta:q} --section {params.section:q} > {log:q} 2>&1"

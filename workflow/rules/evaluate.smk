@@ -37,7 +37,7 @@ rule demo_eval_data:
     benchmark:
         bench_path("demo_eval_data")
     shell:
-        "{STORYRL} demo-eval --out {output} > {log} 2>&1"
+        "{STORYRL} demo-eval --out {output:q} > {log:q} 2>&1"
 
 
 rule story_eval:
@@ -64,10 +64,10 @@ rule story_eval:
     benchmark:
         bench_path("story_eval", "{model_id}")
     shell:
-        "{STORYRL} eval stories {GPU_CHECK} --model {params.model} --output {output} --section {params.section:q}"
+        "{STORYRL} eval stories {GPU_CHECK} --model {params.model:q} --output {output:q} --section {params.section:q}"
         " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q}"
         " --model-id {wildcards.model_id} {params.words}"
-        " --run-id {params.run_id} > {log} 2>&1"
+        " --run-id {params.run_id} > {log:q} 2>&1"
 
 
 rule zero_shot:
@@ -95,7 +95,7 @@ rule zero_shot:
     benchmark:
         bench_path("zero_shot", "{model_id}")
     shell:
-        "{STORYRL} eval zero-shot-suite {GPU_CHECK} --model {params.model} --data-path {params.data:q}"
+        "{STORYRL} eval zero-shot-suite {GPU_CHECK} --model {params.model:q} --data-path {params.data:q}"
         " --variant {params.variants} --tasks {params.tasks} --batch-size {params.cfg.batch_size}"
         " --device {params.cfg.device} --dtype {params.cfg.dtype} --model-id {wildcards.model_id}"
-        " {params.words} --parquet {output.parquet} --output-dir {output.official} > {log} 2>&1"
+        " {params.words} --parquet {output.parquet:q} --output-dir {output.official:q} > {log:q} 2>&1"

@@ -52,8 +52,8 @@ rule official_glue:
     benchmark:
         bench_path("official_glue", "{model_id}", "{task}")
     shell:
-        "{STORYRL} eval official glue --section {params.section:q} --model {params.model}"
-        " --task {wildcards.task} --output-dir {output} > {log} 2>&1"
+        "{STORYRL} eval official glue --section {params.section:q} --model {params.model:q}"
+        " --task {wildcards.task} --output-dir {output:q} > {log:q} 2>&1"
 
 
 rule official_reading:
@@ -75,8 +75,8 @@ rule official_reading:
     benchmark:
         bench_path("official_reading", "{model_id}")
     shell:
-        "{STORYRL} eval official reading --section {params.section:q} --model {params.model}"
-        " --output-dir {output} > {log} 2>&1"
+        "{STORYRL} eval official reading --section {params.section:q} --model {params.model:q}"
+        " --output-dir {output:q} > {log:q} 2>&1"
 
 
 rule official_collect:
@@ -101,9 +101,9 @@ rule official_collect:
     benchmark:
         bench_path("official_collect", "{model_id}")
     shell:
-        "{STORYRL} eval official collect --section {params.section:q} --model {params.model}"
+        "{STORYRL} eval official collect --section {params.section:q} --model {params.model:q}"
         " --model-id {wildcards.model_id} {params.words} {params.glue} {params.reading}"
-        " --parquet {output} > {log} 2>&1"
+        " --parquet {output:q} > {log:q} 2>&1"
 
 
 # The track's revisions the pretraining run has (config validation: all up to its last
@@ -139,7 +139,7 @@ rule official_aoa:
         bench_path("official_aoa", "{pretrain_run}")
     shell:
         "{STORYRL} eval official aoa --section {params.section:q} --run-id {wildcards.pretrain_run}"
-        " {params.checkpoints} --output-dir {output.official} --parquet {output.parquet} > {log} 2>&1"
+        " {params.checkpoints} --output-dir {output.official:q} --parquet {output.parquet:q} > {log:q} 2>&1"
 
 
 def _aoa_rl_runs():
@@ -189,5 +189,5 @@ rule official_aoa_rl:
         bench_path("official_aoa_rl", "{run_id}")
     shell:
         "{STORYRL} eval official aoa --section {params.section:q} --run-id {wildcards.run_id}-rl"
-        " {params.checkpoints} {params.policy} --output-dir {output.official}"
-        " --parquet {output.parquet} > {log} 2>&1"
+        " {params.checkpoints} {params.policy} --output-dir {output.official:q}"
+        " --parquet {output.parquet:q} > {log:q} 2>&1"

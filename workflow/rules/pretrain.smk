@@ -45,5 +45,5 @@ rule pretrain:
         bench_path("pretrain", "{run_id}")
     shell:
         "{params.launch} -m storyrl.cli pretrain {GPU_CHECK} --section {params.section:q}"
-        " --tokens {input.tokens} --tokens-meta {input.meta} --tokenizer {input.tokenizer}"
-        " --work-dir {params.work} --checkpoint-dir {params.ckpts} --log-parquet {output.log} > {log} 2>&1"
+        " --tokens {input.tokens:q} --tokens-meta {input.meta:q} --tokenizer {input.tokenizer:q}"
+        " --work-dir {params.work:q} --checkpoint-dir {params.ckpts:q} --log-parquet {output.log:q} > {log:q} 2>&1"

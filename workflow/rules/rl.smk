@@ -47,6 +47,6 @@ rule rl:
         bench_path("rl", "{run_id}")
     shell:
         "{STORYRL} rl train {GPU_CHECK} --section {params.section:q} --teacher {params.teacher:q}"
-        " --reward {params.reward:q} --teacher-cache {params.cache} --checkpoint {input.checkpoint}"
-        " --output {params.out} --run-id {wildcards.run_id} --pretrain-words {params.words}"
-        " --corpus-stats {input.corpus_stats} > {log} 2>&1"
+        " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
+        " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
+        " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"

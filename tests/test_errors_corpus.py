@@ -1,0 +1,43 @@
+"""Issue 16 defects 3 and 7 (corpus): a corpus too small for its `fraction`, and a corpus in
+UTF-16 or with NUL bytes, stop at `subset` with the path named, not in pretraining."""
+
+import json
+
+import pytest
+
+from storyrl.cli import main
+from storyrl.config import CorpusConfig
+from storyrl.corpus import CorpusError, build_subset
+
+
+def run_subset(tmp_path, path, **kw):
+    cfg = CorpusConfig(format="text", path=str(path), **kw)
+    return build_subset(cfg, path, tmp_path / "out" / "subset.parquet", tmp_path / "out" / "stats.json")
+
+
+def test_a_one_line_corpus_is_empty_after_the_fraction_cut(tmp_path, capsys):
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("once upon a time there was a fox\n")
+    with pytest.raises(CorpusError, match=r"tiny\.txt.*no non-empty line.*fraction 0\.9"):
+        run_subset(tmp_path, corpus, fraction=0.9)
+    assert not (tmp_path / "out" / "subset.parquet").exists()
+    rc = main(["subset", "--section", json.dumps({"format": "text", "path": str(corpus)}),
+               "--path", str(corpus), "--output", str(tmp_path / "o.parquet"),
+               "--stats", str(tmp_path / "o.json")])
+    assert rc == 2 and str(corpus) in capsys.readouterr().err
+    assert run_subset(tmp_path, corpus, fraction=1.0)["rows_kept"] == 1
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_utf16_corpus_is_named_not_read_as_nul_text(tmp_path, encoding):
+    corpus = tmp_path / "wide.txt"
+    corpus.write_text("\n".join(f"line {i} of a story" for i in range(50)) + "\n", encoding=encoding)
+    with pytest.raises(CorpusError, match=r"wide\.txt.*(UTF-16|UTF-32|NUL)"):
+        run_subset(tmp_path, corpus, fraction=1.0)
+
+
+def test_nul_bytes_in_a_utf8_corpus_are_named(tmp_path):
+    corpus = tmp_path / "nul.txt"
+    corpus.write_bytes(b"a good line\nbad\x00line\n" + b"more text\n" * 10)
+    with pytest.raises(CorpusError, match=r"nul\.txt.*line 2.*NUL"):
+        run_subset(tmp_path, corpus, fraction=1.0)
