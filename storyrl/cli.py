@@ -205,7 +205,11 @@ def _rl_train(args):
         # The state of the last finished step is on disk: a rerun resumes from it.
         raise Stop(f"storyrl rl train: {err}; the run's state is kept in {args.output}, a rerun "
                    "resumes from its last finished step") from None
+    finally:
+        if isinstance(scorer, scoring.TeacherScorer):
+            scorer.close()  # the teacher's engine or client, and its cache
     print(json.dumps(summary))
+
 
 def _demo_eval(args):
     from storyrl.demo_eval import generate
