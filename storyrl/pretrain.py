@@ -22,7 +22,6 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, ProgressCa
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
 from storyrl.config import ConfigError, ModelConfig, TrainingConfig
+from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.device import DeviceError
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
@@ -67,43 +67,6 @@ class Blocks(torch.utils.data.Dataset):
         start = self.starts[i]
         ids = torch.from_numpy(self.tokens[start:start + self.block].astype(np.int64))
         return {"input_ids": ids, "labels": ids}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The whole run in optimizer steps, fixed before the first step so the schedule spans it."""
-
-    tokens_per_step: int
-    tokens_per_word: float
-    total_steps: int
-    milestone_steps: dict[int, int]  # milestone words -> step at which it is saved
-
-    def words_at(self, step: int) -> int:
-        return round(step * self.tokens_per_step / self.tokens_per_word)
-
-
-def plan_run(n_blocks: int, block: int, tokens_per_word: float, training: TrainingConfig,
-             milestones: list[int]) -> Plan:
-    tokens_per_step = training.batch_size * block
-    total = math.floor(training.epochs * n_blocks / training.batch_size)
-    if total < 1:
-        raise ConfigError(f"pretrain.training: {n_blocks} blocks of {block} tokens make less "
-                          f"than one batch of {training.batch_size}")
-    total_words = total * tokens_per_step / tokens_per_word
-    steps = {}
-    for w in milestones:
-        # The authors' rule: the first step whose tokens reach ceil(words x ratio).
-        need = math.ceil(w * tokens_per_word)
-        step = -(-need // tokens_per_step)
-        if step > total:
-            raise ConfigError(
-                f"pretrain.milestones: {words_label(w)} words is past the end of the run "
-                f"({total_words:,.0f} words = {training.epochs} epochs); lower it or add epochs")
-        if step in steps.values():
-            raise ConfigError(f"pretrain.milestones: {words_label(w)} falls on the same step as "
-                              f"an earlier milestone ({tokens_per_step} tokens per step)")
-        steps[w] = step
-    return Plan(tokens_per_step, tokens_per_word, total, steps)
 
 
 def build_model(cfg: ModelConfig, tokenizer) -> GPT2LMHeadModel:

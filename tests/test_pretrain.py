@@ -175,3 +175,49 @@ def test_changed_settings_do_not_resume_a_stale_state(demo_prepared, reference, 
     err = _run(_cmd(demo_prepared, work, out)).stderr
     assert "settings changed" in err and "resume from scratch" in err
     _assert_same(reference / "ckpt-40K", out / "ckpt-40K")
+
+
+def test_plan_from_the_streams_metadata_counts_the_blocks_as_training_does(tmp_path):
+    """The planning-time check reads tokens.json alone; its block count is the dataset's."""
+    import json
+
+    import numpy as np
+
+    from storyrl.config import TrainingConfig
+    from storyrl.pretrain import Blocks
+    from storyrl.pretrain_plan import count_blocks, plan_from_meta
+    groups = [700, 129, 128, 1000, 5]
+    tokens = np.zeros(sum(groups), dtype=np.uint16)
+    for g in (groups, None):
+        assert count_blocks(len(tokens), 128, g) == len(Blocks(tokens, 128, g))
+    meta = tmp_path / "tokens.json"
+    meta.write_text(json.dumps({"n_tokens": len(tokens), "group_tokens": groups,
+                                "tokens_per_word": 1.25}))
+    training = TrainingConfig(batch_size=2, micro_batch_size=1, epochs=1)
+    plan = plan_from_meta(meta, 128, training, [100, 300])
+    assert plan.total_steps == len(Blocks(tokens, 128, groups)) // 2
+    with pytest.raises(ConfigError, match="past the end of the run"):
+        plan_from_meta(meta, 128, training, [10_000])
+
+
+def test_dry_run_warns_of_a_milestone_past_the_tokenized_corpus(tmp_path):
+    """A rerun's `snakemake -n` says what the pretraining job would stop with."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "tests" / "config" / "test.yaml").read_text())
+    corpus = next(iter(cfg["corpora"]))
+    folder = tmp_path / "results" / "corpus" / corpus
+    folder.mkdir(parents=True)
+    (folder / "tokens.json").write_text(json.dumps(
+        {"n_tokens": 5_000, "group_tokens": None, "tokens_per_word": 1.3}))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+                          "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
+                          "--configfile", str(root / "tests" / "config" / "test.yaml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "past the end of the run" in out.stderr + out.stdout
+    assert f"results/corpus/{corpus}/tokens.json" in out.stderr + out.stdout

@@ -4,6 +4,30 @@
 # the profile's set-resources) runs data-parallel: torchrun starts one process per GPU.
 
 
+def warn_unreachable_milestones():
+    """Where a corpus is already tokenized (a rerun), say at planning time what the pretraining
+    job would stop with at its start. A warning, not an error: the stream may be stale (a
+    changed corpus section reruns the tokens rule), and a warning cannot block that fix."""
+    from snakemake.logging import logger
+
+    from storyrl.config import ConfigError
+    from storyrl.pretrain_plan import plan_from_meta
+
+    for run_id, run in CFG.pretrain.runs.items():
+        meta = f"{corpus_dir(run.corpus)}/tokens.json"
+        if os.path.exists(meta):
+            try:
+                plan_from_meta(meta, CFG.models[run.model].n_positions, CFG.pretrain.training,
+                               CFG.pretrain.milestones)
+            except (ConfigError, KeyError, ValueError) as err:
+                logger.warning(f"WARNING: pretraining run {run_id} with the token stream of "
+                               f"{meta}: {err}. Its job will stop at start unless the corpus "
+                               "changes.")
+
+
+warn_unreachable_milestones()
+
+
 def all_pretrain_outputs():
     return [ckpt_dir(run_id, w) for run_id in CFG.pretrain.runs for w in CFG.pretrain.milestones]
 
