@@ -31,7 +31,7 @@ ATTEMPTS = (1, 2, 3)  # the first try and the profile's 2 retries
 # These rules' GPU work runs in the official pipeline's own environment (config official.python);
 # their conda environment only holds storyrl, which starts it.
 HANDS_OFF = {"official_glue": "official.python", "official_reading": "official.python",
-             "official_aoa": "official.python"}
+             "official_aoa": "official.python", "official_aoa_rl": "official.python"}
 
 
 def deployment(profile: Path = PROFILE) -> dict:

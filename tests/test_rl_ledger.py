@@ -101,7 +101,7 @@ def test_run_table_variant_overrides_teacher_and_reward():
     run = runs["90M-seed42-nolen"]
     assert run.reward == {"length_coef": 0, "weights": [1, 1, 1]}
     assert run.teacher == {"backend": "heuristic"} and run.rl.batch_size == 8
-    with pytest.raises(ValueError, match="variant 'bad'"):
+    with pytest.raises(ValueError, match=r"\(90M-seed42-bad\): overrides: rl: batch_size"):
         expand_runs(RLConfig(), [RunSpec(checkpoint="90M", variant="bad", overrides={"batch_size": 7,
                                                                                        "algorithm": "grpo"})])
 
