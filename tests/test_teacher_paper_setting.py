@@ -11,8 +11,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
-from storyrl.config import load
-from storyrl.rl.config import RLConfig
+from storyrl.config import RLConfig, load
 from storyrl.rl.scoring import teacher_scorer
 from storyrl.rl.train import train
 from storyrl.schemas import read_table
