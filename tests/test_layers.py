@@ -24,7 +24,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
      "tokenizer": ("storyrl.tokenizer",), "teacher": ("storyrl.teacher", "storyrl.reward")},
     # 3: the stages that train and evaluate models.
-    {"pretraining": ("storyrl.pretrain",), "rl": ("storyrl.rl",),
+    {"pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"), "rl": ("storyrl.rl",),
      "evaluation": ("storyrl.evaluate",)},
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
