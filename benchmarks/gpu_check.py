@@ -313,8 +313,8 @@ def ppo_phase(work: Path, sz: dict, ckpt: str, scorer, precision: str) -> dict:
 
 
 def story_eval_phase(work: Path, sz: dict, ckpt: str, scorer) -> dict:
-    from storyrl.evaluate.stories import StoryEvalConfig, evaluate_stories
-    from storyrl.config import RLConfig
+    from storyrl.config import RLConfig, StoryEvalConfig
+    from storyrl.evaluate.stories import evaluate_stories
 
     cfg = StoryEvalConfig(n_stories=sz["stories"], batch_size=sz["story_batch"], seed=42)
     rl = RLConfig(sampling={"max_new_tokens": sz["max_new_tokens"]})
@@ -329,7 +329,8 @@ def zero_shot_phase(work: Path, sz: dict, ckpt: str) -> dict:
     import pandas as pd
 
     from storyrl.demo_eval import generate
-    from storyrl.evaluate.zero_shot import ZeroShotConfig, run_zero_shot
+    from storyrl.config import ZeroShotConfig
+    from storyrl.evaluate.zero_shot import run_zero_shot
 
     data = work / "eval_data"
     generate(data, seed=0, n_full=sz["zs_full"], n_fast=sz["zs_fast"])

@@ -125,7 +125,8 @@ def test_default_setting_drops_special_tokens_and_stops_on_failures(eos_ckpt, tm
 
 
 def test_story_evaluation_follows_the_setting(eos_ckpt, tmp_path):
-    from storyrl.evaluate.stories import StoryEvalConfig, evaluate_stories
+    from storyrl.config import StoryEvalConfig
+    from storyrl.evaluate.stories import evaluate_stories
     scorer = teacher_scorer({"backend": "heuristic"}, {"length_coef": 0.4}, MAX_NEW, 42)
     evaluate_stories(eos_ckpt, tmp_path / "s.parquet", StoryEvalConfig(n_stories=30, device="cpu"),
                      rl_cfg(keep=True), scorer)
