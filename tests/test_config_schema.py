@@ -76,3 +76,23 @@ def test_zero_shot_task_names_match_the_task_registry():
     from storyrl.evaluate.tasks import TASKS
 
     assert tuple(TASKS) == ZERO_SHOT_TASKS
+
+
+def test_planning_the_workflow_loads_no_stage_code(tmp_path):
+    """A dry run parses the Snakefile (config, rules, plan) without importing the stages: their
+    torch/transformers code is for the jobs. Python's -X importtime log names every module."""
+    import os
+    import re
+    from pathlib import Path
+
+    snakemake = Path(sys.executable).with_name("snakemake")
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    out = subprocess.run([str(snakemake), "-n", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
+                          "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = set(re.findall(r"\|\s+(storyrl[\w.]*)\s*$", out.stderr, re.M))
+    assert "storyrl.config" in loaded  # the log is read right
+    stages = re.compile(r"^storyrl\.(evaluate|rl|teacher|reward|pretrain|corpus|tokenizer|tokens)(\.|$)")
+    assert sorted(m for m in loaded if stages.match(m)) == []
