@@ -5,8 +5,11 @@ import json
 import os
 
 from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
 
 from storyrl.config import ConfigError, check_teacher_weights, validate
+
+min_version("9.0")
 
 # --configfile FILE(s) replace the default config rather than merging into it, so that e.g.
 # config/paper.yaml does not inherit the demo corpus; --config key=value still overrides.

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from analysis_synth import PAPER, PRE_CHECKPOINTS, RUNS, curve_score  # noqa: E402
 
 from storyrl.analysis import layout  # noqa: E402
-from storyrl.analysis.config import AnalysisConfig  # noqa: E402
+from storyrl.config import AnalysisConfig  # noqa: E402
 from storyrl.analysis.targets import TARGETS, Data, make  # noqa: E402
 from storyrl.schemas import SCHEMAS, make_metadata, read_table, write_table  # noqa: E402
 from storyrl.units import words_label  # noqa: E402

@@ -266,7 +266,7 @@ def make_scorer(args, work: Path, sz: dict, device: str):
                     params=n, build_s=round(time.perf_counter() - t0, 1))
     prompt_tokens = None
     if hasattr(teacher.backend, "chat_prompt"):
-        from storyrl.rl.config import PAPER_PROMPT
+        from storyrl.config import PAPER_PROMPT
         text = teacher.backend.chat_prompt(PAPER_PROMPT, "the fox ran into the woods . " * 8)
         prompt_tokens = len(teacher.backend.tok(text, add_special_tokens=False)["input_ids"])
     info["rubric_prompt_tokens_80_word_story"] = prompt_tokens
@@ -287,7 +287,7 @@ def ppo_phase(work: Path, sz: dict, ckpt: str, scorer, precision: str) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from storyrl.rl.config import RLConfig
+    from storyrl.config import RLConfig
     from storyrl.rl.train import train
 
     cfg = RLConfig(batch_size=sz["ppo_batch"], max_steps=sz["ppo_steps"], budget=10**9,
@@ -313,8 +313,8 @@ def ppo_phase(work: Path, sz: dict, ckpt: str, scorer, precision: str) -> dict:
 
 
 def story_eval_phase(work: Path, sz: dict, ckpt: str, scorer) -> dict:
-    from storyrl.evaluate.stories import StoryEvalConfig, evaluate_stories
-    from storyrl.rl.config import RLConfig
+    from storyrl.config import RLConfig, StoryEvalConfig
+    from storyrl.evaluate.stories import evaluate_stories
 
     cfg = StoryEvalConfig(n_stories=sz["stories"], batch_size=sz["story_batch"], seed=42)
     rl = RLConfig(sampling={"max_new_tokens": sz["max_new_tokens"]})
@@ -329,7 +329,8 @@ def zero_shot_phase(work: Path, sz: dict, ckpt: str) -> dict:
     import pandas as pd
 
     from storyrl.demo_eval import generate
-    from storyrl.evaluate.zero_shot import ZeroShotConfig, run_zero_shot
+    from storyrl.config import ZeroShotConfig
+    from storyrl.evaluate.zero_shot import run_zero_shot
 
     data = work / "eval_data"
     generate(data, seed=0, n_full=sz["zs_full"], n_fast=sz["zs_fast"])

@@ -27,7 +27,7 @@ COMPARED = ("kl", "policy_loss", "value_loss", "entropy", "approxkl", "ratio")
 def run(base, batch, precision: str, args, device) -> dict:
     import torch
 
-    from storyrl.rl.config import PPOConfig
+    from storyrl.config import PPOConfig
     from storyrl.rl.ppo import PPOTrainer, autocast_dtype
     policy, ref = copy.deepcopy(base).to(device), copy.deepcopy(base.lm).to(device)
     trainer = PPOTrainer(policy, ref, PPOConfig(lr=args.lr, precision=precision), pad_id=0)

@@ -95,7 +95,7 @@ class OurPPO:
         import torch
 
         from storyrl.checkpoints import load_checkpoint
-        from storyrl.rl.config import RLConfig
+        from storyrl.config import RLConfig
         from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
         from storyrl.rl.rollout import batch_prompts
         self.cfg = RLConfig(batch_size=args.batch, sampling={"max_new_tokens": args.max_new_tokens})
@@ -131,7 +131,7 @@ def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
     from trl import GRPOConfig, GRPOTrainer
 
     from storyrl.checkpoints import load_checkpoint
-    from storyrl.rl.config import PAPER_PROMPT
+    from storyrl.config import PAPER_PROMPT
     tok, lm = load_checkpoint(ckpt)
     scorer = DummyScorer(args.max_new_tokens)
     times, reward_t = [], []

@@ -65,7 +65,7 @@ def part_b(out: Path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from storyrl.rl.config import PPOConfig
+    from storyrl.config import PPOConfig
     from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
     lm = AutoModelForCausalLM.from_pretrained(out / "ckpt")
     ref = AutoModelForCausalLM.from_pretrained(out / "ckpt")

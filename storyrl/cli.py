@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.set_defaults(func=_check_config)
 
+    s = sub.add_parser("schema", help="write the config's JSON schema (editors check YAML with it)")
+    s.add_argument("--output", help=f"file to write (the committed one: {C.SCHEMA_PATH}); "
+                   "default: print it")
+    s.set_defaults(func=_schema)
+
     s = sub.add_parser("demo-corpus", help="write the synthetic BabyLM-format corpus")
     s.add_argument("--output", required=True, help="folder to write (train_demo/, dev/)")
     s.add_argument("--words", type=parse_words, required=True)
@@ -101,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rl", help="reinforcement learning from a pretraining checkpoint")
     rl = s.add_subparsers(dest="rl_command", required=True)
     s = rl.add_parser("train", help="run (or resume) one RL run until its word budget ends")
-    from storyrl.rl.config import RLConfig
+    from storyrl.config import RLConfig
     s.add_argument("--section", type=_section(RLConfig), required=True, help="the rl section (JSON)")
     s.add_argument("--checkpoint", required=True, help="pretraining checkpoint (HF folder)")
     s.add_argument("--output", required=True, help="run folder (tables, checkpoints, state)")
@@ -238,7 +243,7 @@ def _add_eval(sub):
     common(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_one")(a))
 
-    from storyrl.evaluate.tasks import TASKS
+    from storyrl.babylm_spec import ZERO_SHOT_TASKS as TASKS
     q = esub.add_parser("zero-shot-suite",
                         help="several zero-shot tasks, one model load, tidy Parquet rows")
     q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
@@ -255,8 +260,7 @@ def _add_eval(sub):
     _gpu_flag(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.zero_shot", "cli_suite")(a))
 
-    from storyrl.evaluate.stories import StoryEvalConfig
-    from storyrl.rl.config import RLConfig
+    from storyrl.config import RLConfig, StoryEvalConfig
     q = esub.add_parser("stories", help="a checkpoint writes stories from the RL prompts; the "
                         "teacher scores them (one Parquet, table rollouts)")
     q.add_argument("--model", required=True, help="checkpoint folder (pretraining or RL)")
@@ -276,7 +280,8 @@ def _add_eval(sub):
     _gpu_flag(q)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.stories", "cli_stories")(a))
 
-    from storyrl.evaluate.official import GLUE_TASKS, OfficialConfig
+    from storyrl.babylm_spec import GLUE_TASKS
+    from storyrl.config import OfficialConfig
     o = esub.add_parser("official", help="GLUE, reading and AoA through a checkout of the "
                         "official BabyLM pipeline (config section `official`)")
     osub = o.add_subparsers(dest="official_command", required=True)
@@ -330,6 +335,17 @@ def _check_config(args):
     from storyrl.config import load
     cfg = load(*args.files)
     print(json.dumps(cfg.model_dump(), indent=2, default=str))
+
+
+def _schema(args):
+    from storyrl.atomic import atomic_path
+    from storyrl.config import schema_text
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.output) as tmp:
+            Path(tmp).write_text(schema_text(), encoding="utf-8")
+    else:
+        sys.stdout.write(schema_text())
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ continuation only (not the prompt). With c = 0 the reward is the teacher score a
 
 import numpy as np
 
-from storyrl.teacher.config import RewardConfig
+from storyrl.config import RewardConfig
 from storyrl.teacher.core import Judgement
 from storyrl.teacher.rubric import weighted_score
 from storyrl.units import count_words

@@ -1,26 +1,8 @@
-import os
-import subprocess
-import sys
+"""Fixtures only; shared helpers are in tests/helpers.py."""
+
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repo's Snakefile in `workdir` (so results/ lands there) with the test config."""
-    cmd = [str(Path(sys.executable).with_name("snakemake")),
-           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           *args]
-    if "--configfile" not in args:
-        cmd += ["--configfile", str(TEST_CONFIG)]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if check and out.returncode:
-        raise AssertionError(f"snakemake failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
-    return out
 
 
 @pytest.fixture(scope="session")
@@ -46,18 +28,3 @@ def demo_prepared(tmp_path_factory, demo_raw):
     train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out / "tokenizer")
     encode_corpus(out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json")
     return out
-
-
-def paper_weights(workdir: Path) -> Path:
-    """A config file to pass after config/paper.yaml that points its teacher at a local model
-    folder in `workdir` (planning reads only its config.json): the paper's dry runs need one."""
-    import json
-
-    import yaml
-
-    folder = workdir / "weights" / "Llama-3.1-8B-Instruct"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    override = workdir / "paper_weights.yaml"
-    override.write_text(yaml.safe_dump({"teacher": {"model": str(folder)}}))
-    return override

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storyrl.analysis import layout, load, tables
-from storyrl.analysis.config import AnalysisConfig
+from storyrl.config import AnalysisConfig
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make
 from storyrl.cli import main
@@ -359,7 +359,7 @@ def test_figures_in_the_papers_units(tmp_path, synth):
     """config/paper.yaml draws as the paper's notebook: length in tokens, x in interactions
     (stories), Gaussian smoothing with sigma 30 steps; the default keeps words and a rolling mean."""
     from scipy.ndimage import gaussian_filter1d
-    from conftest import ROOT
+    from helpers import ROOT
     from storyrl.analysis.figures_rl import dynamics_data
     from storyrl.config import load as load_config
     paper = load_config(ROOT / "config" / "paper.yaml").analysis

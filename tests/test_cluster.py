@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TEST_CONFIG, paper_weights, snakemake
+from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
 from storyrl.config import ConfigError, check_teacher_weights, load
 
 PAPER = ROOT / "config" / "paper.yaml"

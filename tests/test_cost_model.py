@@ -21,7 +21,7 @@ CHECK = {"pretrain": {"tokens_per_s_median": 100_000},
 
 @pytest.fixture(scope="module")
 def paper():
-    from conftest import paper_weights  # noqa: PLC0415  (the tests' own helper)
+    from helpers import paper_weights  # noqa: PLC0415  (the tests' own helper)
     return load(ROOT / "config" / "paper.yaml", paper_weights(Path(__import__("tempfile").mkdtemp())))
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TEST_CONFIG, snakemake
+from helpers import ROOT, TEST_CONFIG, snakemake
 from storyrl.config import load
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from conftest import ROOT, TEST_CONFIG, snakemake
+from helpers import ROOT, TEST_CONFIG, snakemake
 from storyrl.config import ConfigError, validate
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())

@@ -7,10 +7,11 @@ import torch
 
 from evalfixtures import (blimp_row, build_model, et_row, ewok_row, hand_logprob, wug_row,
                           write_evaluation_data, write_jsonl)
+from storyrl.config import ZeroShotConfig
 from storyrl.evaluate.results import aggregate, report_text, spearman
 from storyrl.evaluate.scorer import Scorer
 from storyrl.evaluate.tasks import TASKS, read_items
-from storyrl.evaluate.zero_shot import ZeroShotConfig, evaluate_task, run_zero_shot
+from storyrl.evaluate.zero_shot import evaluate_task, run_zero_shot
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,41 @@
 """Import rules between the package's modules, read from their import statements (ast), so a
-lazy import inside a function counts as much as one at the top."""
+lazy import inside a function counts as much as one at the top.
+
+The layer contract (LAYERS, as data): a module may import its own component, any component of a
+lower layer, and a sibling of its own layer only where SIBLINGS allows it; nothing imports
+upward and no modules import each other in a cycle. A new module must be placed in a component.
+"""
 
 import ast
+import graphlib
+import re
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "storyrl"
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "storyrl"
+
+LAYERS: list[dict[str, tuple[str, ...]]] = [
+    # 0 and 1, the bottom: units and file helpers, then config and the helpers every stage
+    # shares. They read nothing of the stages.
+    {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
+    {"config": ("storyrl.config", "storyrl.babylm_spec"), "schemas": ("storyrl.schemas",),
+     "device": ("storyrl.device",), "checkpoints": ("storyrl.checkpoints",)},
+    # 2: data and the teacher.
+    {"corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
+     "tokenizer": ("storyrl.tokenizer",), "teacher": ("storyrl.teacher", "storyrl.reward")},
+    # 3: the stages that train and evaluate models.
+    {"pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"), "rl": ("storyrl.rl",),
+     "evaluation": ("storyrl.evaluate",)},
+    # 4: tables and figures from the stages' Parquet files.
+    {"analysis": ("storyrl.analysis",)},
+    # 5: entry points.
+    {"cli": ("storyrl.cli",), "workflow": ("workflow",)},
+]
+
+SIBLINGS = {
+    ("evaluation", "rl"): "story evaluation samples and writes rows as RL does (rl.rollout, rl.rows)",
+}
+"""Imports allowed between components of one layer, with the reason."""
 
 
 def module_name(path: Path) -> str:
@@ -31,10 +62,108 @@ def imports(path: Path) -> set[str]:
 
 MODULES = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 
+# The workflow's Python (Snakefile, rules) is not valid Python for ast: its import lines are read
+# with a pattern; every one is a module-level import of the `workflow` component.
+WORKFLOW_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+IMPORT_LINE = re.compile(r"^\s*(?:from\s+(storyrl[\w.]*)\s+import\s+([\w, ()]+)|import\s+(storyrl[\w.]*))")
+
+
+def workflow_imports() -> set[str]:
+    found = set()
+    for path in WORKFLOW_FILES:
+        for line in path.read_text().splitlines():
+            m = IMPORT_LINE.match(line)
+            if m and m.group(1):
+                found.add(m.group(1))
+                found.update(f"{m.group(1)}.{n.strip()}" for n in m.group(2).strip("()").split(","))
+            elif m:
+                found.add(m.group(3))
+    return found
+
+
+def component(module: str) -> tuple[int, str] | None:
+    """(layer, component name) of a module: the longest prefix listed in LAYERS."""
+    best = None
+    for layer, comps in enumerate(LAYERS):
+        for name, prefixes in comps.items():
+            for p in prefixes:
+                if (module == p or module.startswith(p + ".")) and (best is None or len(p) > best[0]):
+                    best = (len(p), layer, name)
+    return best and best[1:]
+
+
+def graph() -> dict[str, set[str]]:
+    """Our modules -> our modules each imports (names that are not modules drop out)."""
+    g = {m: {d for d in deps if d in MODULES and d != m} for m, deps in MODULES.items()}
+    g["workflow"] = {d for d in workflow_imports() if d in MODULES}
+    return g
+
+
+def layer_violations(g: dict[str, set[str]]) -> list[str]:
+    out = []
+    for m, deps in sorted(g.items()):
+        (lm, cm) = component(m)
+        for d in sorted(deps):
+            ld, cd = component(d)
+            if ld > lm:
+                out.append(f"{m} ({cm}, layer {lm}) imports {d} ({cd}, layer {ld}): upward")
+            elif ld == lm and cd != cm and (cm, cd) not in SIBLINGS:
+                out.append(f"{m} ({cm}) imports {d} ({cd}), a sibling of its layer: not in SIBLINGS")
+    return out
+
+
+def cycle(g: dict[str, set[str]]) -> list[str] | None:
+    try:
+        graphlib.TopologicalSorter(g).prepare()
+    except graphlib.CycleError as err:
+        return err.args[1]
+    return None
+
+
+def test_every_module_is_in_a_layer():
+    unplaced = sorted(m for m in MODULES if component(m) is None)
+    assert not unplaced, f"place these modules in LAYERS: {unplaced}"
+
+
+def test_no_upward_or_sideways_import():
+    bad = layer_violations(graph())
+    assert not bad, "layer contract broken:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle_between_modules():
+    found = cycle(graph())
+    assert found is None, "import cycle: " + " -> ".join(found)
+
+
+def test_no_import_cycle_between_components():
+    g: dict[str, set[str]] = {}
+    for m, deps in graph().items():
+        g.setdefault(component(m)[1], set()).update(
+            component(d)[1] for d in deps if component(d)[1] != component(m)[1])
+    found = cycle(g)
+    assert found is None, "components import each other: " + " -> ".join(found)
+
+
+def test_the_contract_catches_what_it_should():
+    """The checks on a made-up graph: an upward import, an unlisted sibling and a cycle."""
+    g = {"storyrl.config.top": {"storyrl.rl.train"}, "storyrl.rl.train": {"storyrl.config.top"},
+         "storyrl.corpus": {"storyrl.teacher"}, "storyrl.teacher": set()}
+    bad = layer_violations(g)
+    assert any("storyrl.config.top (config, layer 1) imports storyrl.rl.train" in b for b in bad)
+    assert any("storyrl.corpus (corpus) imports storyrl.teacher (teacher)" in b for b in bad)
+    assert set(cycle(g)) == {"storyrl.config.top", "storyrl.rl.train"}
+
+
+def test_the_workflow_imports_modules_that_exist():
+    missing = sorted(m for m in workflow_imports()
+                     if m not in MODULES and m.rsplit(".", 1)[0] not in MODULES)
+    assert not missing, f"Snakefile/rules import what is not there: {missing}"
+
 
 def test_the_import_reader_sees_lazy_imports():
     assert "storyrl.evaluate.scorer" in MODULES["storyrl.evaluate.zero_shot"]  # inside run_zero_shot
     assert "storyrl.teacher.heuristic" in MODULES["storyrl.teacher"]  # imported inside make_teacher
+    assert "storyrl.config" in workflow_imports()  # the Snakefile's
 
 
 def test_evaluation_does_not_import_the_rl_loop():

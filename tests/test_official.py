@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TEST_CONFIG
+from helpers import ROOT, TEST_CONFIG
 from evalfixtures import build_model
-from storyrl.config import ConfigError, load
-from storyrl.evaluate.official import (GLUE_TASKS, OfficialConfig, OfficialError, aoa_steps,
-                                       glue_command, glue_result_path, parse_aoa,
+from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
+from storyrl.config import ConfigError, OfficialConfig, load
+from storyrl.evaluate.official import (OfficialError, glue_command, glue_result_path, parse_aoa,
                                        reading_report_path, revision_store)
 
 CLI = [sys.executable, "-m", "storyrl.cli"]

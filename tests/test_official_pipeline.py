@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 from evalfixtures import build_model
-from storyrl.evaluate.official import aoa_steps
+from storyrl.babylm_spec import aoa_steps
 
 PIPELINE = os.environ.get("STORYRL_BABYLM_PIPELINE")
 PYTHON = os.environ.get("STORYRL_BABYLM_PYTHON")

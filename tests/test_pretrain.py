@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from conftest import ROOT
+from helpers import ROOT
 from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
 from storyrl.pretrain import plan_run
 

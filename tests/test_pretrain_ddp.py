@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import snakemake
+from helpers import snakemake
 from storyrl.config import ModelConfig, PretrainJob, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.pretrain import check_launch

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import yte
-from conftest import paper_weights
+from helpers import paper_weights
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]

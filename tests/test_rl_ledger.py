@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from rl_toys import ShareScorer, make_checkpoint
-from storyrl.config import load
-from storyrl.rl.config import RLConfig
+from storyrl.config import RLConfig, load
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.train import train
@@ -78,7 +77,7 @@ def test_cli_rl_train(tmp_path):
 
 
 def test_run_table_expands_seeds_and_variants():
-    from storyrl.rl.config import RunSpec, expand_runs
+    from storyrl.config import RunSpec, expand_runs
     base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
     # The paper's values are the defaults, except the fields that say otherwise: the decoding
     # the teacher is shown (the paper keeps `</s>`) and TRL 0.9.4's shared sampling seed.
@@ -93,7 +92,7 @@ def test_run_table_expands_seeds_and_variants():
 
 
 def test_run_table_variant_overrides_teacher_and_reward():
-    from storyrl.rl.config import RunSpec, expand_runs
+    from storyrl.config import RunSpec, expand_runs
     runs = expand_runs(RLConfig(), [RunSpec(checkpoint="90M", variant="nolen",
                                             overrides={"reward": {"length_coef": 0},
                                                        "rl": {"batch_size": 8}})],

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from storyrl.rl.config import PPOConfig
+from storyrl.config import PPOConfig
 from storyrl.rl.ppo import KLController, gae, masked_whiten, pack, per_token_rewards, ppo_losses
 
 

@@ -17,7 +17,7 @@ import torch
 from pydantic import ValidationError
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from storyrl.rl.config import PPOConfig, RLConfig
+from storyrl.config import PPOConfig, RLConfig
 from storyrl.rl.ppo import PolicyWithValue, PPOTrainer, autocast_dtype
 
 VOCAB = 29

@@ -17,8 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from rl_toys import ShareScorer, make_checkpoint
-from storyrl.config import load
-from storyrl.rl.config import RLConfig, state_due
+from storyrl.config import RLConfig, load, state_due
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata, read_table
 
@@ -65,8 +64,7 @@ RUNNER = """
 import sys
 sys.path.insert(0, {tests!r})
 from rl_toys import ShareScorer
-from storyrl.config import load
-from storyrl.rl.config import RLConfig, state_due
+from storyrl.config import RLConfig, load, state_due
 from storyrl.rl.train import train
 cfg = RLConfig.model_validate_json({cfg!r})
 train({ckpt!r}, sys.argv[1], cfg, ShareScorer())

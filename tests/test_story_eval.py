@@ -12,8 +12,8 @@ from rl_toys import ShareScorer, make_checkpoint
 from storyrl.analysis.load import load_story_eval
 from storyrl.checkpoints import CHECKPOINT_INFO, RL_INFO
 from storyrl.cli import main
-from storyrl.evaluate.stories import StoryEvalConfig, evaluate_stories
-from storyrl.rl.config import RLConfig, planned_checkpoints
+from storyrl.config import RLConfig, StoryEvalConfig, planned_checkpoints
+from storyrl.evaluate.stories import evaluate_stories
 from storyrl.rl.scoring import teacher_scorer
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata, read_table

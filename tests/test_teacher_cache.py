@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, paper_weights, snakemake
+from helpers import ROOT, paper_weights, snakemake
 from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.teacher.cache import ScoreCache
 

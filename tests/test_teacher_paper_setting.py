@@ -11,8 +11,7 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
-from storyrl.config import load
-from storyrl.rl.config import RLConfig
+from storyrl.config import RLConfig, load
 from storyrl.rl.scoring import teacher_scorer
 from storyrl.rl.train import train
 from storyrl.schemas import read_table
@@ -126,7 +125,8 @@ def test_default_setting_drops_special_tokens_and_stops_on_failures(eos_ckpt, tm
 
 
 def test_story_evaluation_follows_the_setting(eos_ckpt, tmp_path):
-    from storyrl.evaluate.stories import StoryEvalConfig, evaluate_stories
+    from storyrl.config import StoryEvalConfig
+    from storyrl.evaluate.stories import evaluate_stories
     scorer = teacher_scorer({"backend": "heuristic"}, {"length_coef": 0.4}, MAX_NEW, 42)
     evaluate_stories(eos_ckpt, tmp_path / "s.parquet", StoryEvalConfig(n_stories=30, device="cpu"),
                      rl_cfg(keep=True), scorer)

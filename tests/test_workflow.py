@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from conftest import ROOT, TEST_CONFIG, paper_weights, snakemake
+from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
 from storyrl.analysis.layout import FIGURES, TABLES
 from storyrl.schemas import read_metadata
 

@@ -4,10 +4,6 @@
 `tables`, `style` + `figures`, `targets` (one entry point per table/figure, and `all`).
 """
 
-# storyrl.config imports AnalysisConfig from here; loading it first keeps the import order the
-# same whichever module a caller imports first.
-import storyrl.config  # noqa: F401
-
 
 class AnalysisError(ValueError):
     """An input that cannot be used; the message names the file and the field."""

@@ -4,7 +4,7 @@ checkpoints (pretraining and RL)."""
 import numpy as np
 
 from storyrl.analysis import style
-from storyrl.analysis.config import AnalysisConfig
+from storyrl.config import AnalysisConfig
 from storyrl.analysis.load import TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.tables import babylm_table
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis import style
-from storyrl.analysis.config import AnalysisConfig
+from storyrl.config import AnalysisConfig
 from storyrl.analysis.load import CRITERIA, SCALE, AnalysisError, words_axis_label
 from storyrl.analysis.stats import interval
 from storyrl.analysis.tables import before_after_table, compute_equivalence

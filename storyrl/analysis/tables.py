@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storyrl.analysis.config import AnalysisConfig
+from storyrl.config import AnalysisConfig
 from storyrl.analysis.layout import TABLE_FORMATS
 from storyrl.analysis.load import SCALE, AnalysisError, TASK_LABELS, words_axis_label
 from storyrl.analysis.stats import (CurveBootstrap, bootstrap_means, equivalent_words, interval,

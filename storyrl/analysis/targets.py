@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from storyrl.analysis import layout
-from storyrl.analysis.config import AnalysisConfig
+from storyrl.config import AnalysisConfig
 from storyrl.analysis import AnalysisError
 
 log = logging.getLogger(__name__)

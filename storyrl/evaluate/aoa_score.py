@@ -21,9 +21,9 @@ import logging
 import subprocess
 from pathlib import Path
 
+from storyrl.babylm_spec import aoa_steps
 from storyrl.evaluate.official import (OfficialError, _write, aoa_command, aoa_result_path,
-                                       aoa_rows, aoa_steps, parse_aoa, revision_store,
-                                       run_pipeline)
+                                       aoa_rows, parse_aoa, revision_store, run_pipeline)
 from storyrl.units import words_label
 
 log = logging.getLogger(__name__)

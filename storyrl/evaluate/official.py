@@ -21,112 +21,17 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Literal, NamedTuple
 
-from pydantic import Field, field_validator
-
-from storyrl.config import Section
+from storyrl.babylm_spec import GLUE_TASKS
+from storyrl.config import OfficialConfig
 from storyrl.evaluate.zero_shot import model_results_dir
 
 log = logging.getLogger(__name__)
 
 
-class GlueTask(NamedTuple):
-    num_labels: int
-    metrics: tuple[str, ...]
-    valid_metric: str
-    batch: Literal["batch_size", "big_batch_size"] = "batch_size"
-    epochs: Literal["epochs", "wsc_epochs"] = "epochs"
-
-
-GLUE_TASKS = {
-    # eval_finetuning.sh: boolq and multirc use the big-task batch size, wsc its own epochs,
-    # mrpc and qqp keep the best model by F1, mnli has three labels and only accuracy.
-    "boolq": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", batch="big_batch_size"),
-    "multirc": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", batch="big_batch_size"),
-    "rte": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy"),
-    "wsc": GlueTask(2, ("accuracy", "f1", "mcc"), "accuracy", epochs="wsc_epochs"),
-    "mrpc": GlueTask(2, ("accuracy", "f1", "mcc"), "f1"),
-    "qqp": GlueTask(2, ("accuracy", "f1", "mcc"), "f1"),
-    "mnli": GlueTask(3, ("accuracy",), "accuracy"),
-}
-
 READING_SCORES = {"EYE TRACKING SCORE": "reading_eye_tracking",
                   "SELF-PACED READING SCORE": "reading_self_paced"}
 """`report.txt` line -> our task name; both are the pipeline's gain in explained variance (%)."""
-
-
-class OfficialConfig(Section):
-    """GLUE, reading and AoA through a checkout of the official BabyLM pipeline."""
-
-    path: str | None = None
-    """The checkout (the folder holding `evaluation_pipeline/`); None: no hand-off."""
-    python: str = "python"
-    """Interpreter of an environment with the pipeline's requirements.txt."""
-    data_path: str | None = None
-    """Its `evaluation_data/` folder; None: `<path>/evaluation_data`."""
-    models: Literal["full_set", "all"] = "full_set"
-    """GLUE and reading on the full-set models (paper: 900M-pre and the final policies) or on
-    every checkpoint."""
-    glue: list[str] = list(GLUE_TASKS)
-    """GLUE tasks to fine-tune on ([] for none); hyperparameters below as eval_finetuning.sh."""
-    learning_rate: float = Field(3e-5, gt=0)
-    batch_size: int = Field(32, ge=1)
-    big_batch_size: int = Field(16, ge=1)
-    """Batch size of boolq and multirc."""
-    epochs: int = Field(10, ge=1)
-    wsc_epochs: int = Field(30, ge=1)
-    seed: int = 42
-    sequence_length: int = Field(512, ge=8)
-    take_final: bool = False
-    """Classify from the last token (`--take_final`), as the authors ran GLUE (their
-    eval/eval_finetuning.sh passes it to all 7 tasks; paper config: true). The pipeline's own
-    eval_finetuning.sh does not, so the classifier reads token 0, which in a causal model has
-    seen only itself."""
-    reading: bool = True
-    """Eye-tracking and self-paced reading scores."""
-    aoa: bool = False
-    """Word surprisal over the pretraining milestones that the track names (chck_<N>M), and the
-    pipeline's AoA score of the BabyLM table's pretraining checkpoint and of the final policies
-    started from it (`storyrl.evaluate.aoa_score`)."""
-    aoa_track: Literal["strict-small", "non-strict-small"] = "strict-small"
-    """strict-small: 1-9M, 10-100M; non-strict-small adds 200M-1000M (the authors' setting, the
-    default of their eval_aoa.sh). The RL policy takes the revision after its checkpoint
-    (900M -> chck_1000M), so its AoA score needs a track that goes past that checkpoint."""
-    aoa_min_context: int = Field(20, ge=0)
-
-    @field_validator("glue")
-    @classmethod
-    def _known(cls, v):
-        unknown = [t for t in v if t not in GLUE_TASKS]
-        if unknown:
-            raise ValueError(f"unknown GLUE task(s) {unknown} (known: {', '.join(GLUE_TASKS)})")
-        return v
-
-    @field_validator("path")
-    @classmethod
-    def _checkout(cls, v):
-        if v is not None and not (Path(v) / "evaluation_pipeline").is_dir():
-            raise ValueError(f"{v} is not a checkout of babylm/evaluation-pipeline-2025 (no "
-                             "evaluation_pipeline/ folder in it)")
-        return v
-
-    @property
-    def enabled(self) -> bool:
-        return self.path is not None
-
-    def data(self) -> Path:
-        return Path(self.data_path or Path(self.path) / "evaluation_data").resolve()
-
-
-def aoa_steps(track: str) -> list[tuple[str, int]]:
-    """The pipeline's AoA revisions and word counts (`StepConfig.generate_checkpoint_steps`)."""
-    m = 10**6
-    steps = [(f"chck_{i}M", i * m) for i in range(1, 10)] + [
-        (f"chck_{10 * i}M", 10 * i * m) for i in range(1, 11)]
-    if track != "strict-small":
-        steps += [(f"chck_{100 * i}M", 100 * i * m) for i in range(2, 11)]
-    return steps
 
 
 # --------------------------------------------------------------------------- commands

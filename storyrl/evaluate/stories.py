@@ -20,29 +20,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 
-from storyrl.config import Section
-from storyrl.rl.config import RLConfig
+from storyrl.config import RLConfig, StoryEvalConfig
 
 log = logging.getLogger(__name__)
-
-
-class StoryEvalConfig(Section):
-    """How many stories a checkpoint writes for its story evaluation, and where it runs. Prompts
-    and sampling settings come from the `rl` section, so the student writes as it does in RL."""
-
-    n_stories: int = Field(1000, ge=1)
-    """Stories per checkpoint (our choice; the paper has no such evaluation); they cycle
-    through the RL prompts in order."""
-    batch_size: int = Field(100, ge=1)
-    """Stories per `generate` call (and per teacher call)."""
-    seed: int = 42
-    """Seeds the student's sampling (and the teacher's, through the CLI)."""
-    threads: int | None = Field(None, ge=1)
-    """torch CPU threads; None leaves torch's default."""
-    device: str = "auto"
-    """`auto`: CUDA when present, else CPU."""
 
 
 def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scorer,

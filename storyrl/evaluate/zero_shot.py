@@ -9,40 +9,14 @@ optionally writes) tidy `eval_scores` rows. `storyrl eval zero-shot` mirrors the
 import logging
 import time
 from pathlib import Path
-from typing import Literal
-
-from pydantic import Field
 
 from storyrl.atomic import write_text
-from storyrl.config import Section
+from storyrl.config import ZeroShotConfig
 from storyrl.evaluate.results import (TaskResult, aggregate, predictions_json, report_text,
                                       tidy_rows)
 from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
 
 log = logging.getLogger(__name__)
-
-
-class ZeroShotConfig(Section):
-    """BabyLM zero-shot evaluation of a checkpoint (BLiMP, supplement, EWoK, entity tracking,
-    COMPS, WUG)."""
-
-    data_path: str | None = None
-    """The official `evaluation_data/` folder (holding `full_eval/` and `fast_eval/`); None: the
-    demo evaluation sets that `storyrl.demo_eval` writes."""
-    variant: Literal["full", "fast"] = "fast"
-    """Which sets to score (paper: full on 900M-pre and the final policies, fast on every
-    checkpoint)."""
-    tasks: list[str] = list(TASKS)
-    """Tasks to score; a task whose folder is missing is skipped with a warning."""
-    batch_size: int = Field(64, ge=1)
-    """Sequences per forward pass (the official pipeline: 64 items per candidate)."""
-    device: str = "auto"
-    """`auto`: CUDA when available, else CPU."""
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """`auto`: bf16 autocast on GPU (close calls re-checked in fp32), fp32 on CPU."""
-    recheck_margin: float = Field(1.0, ge=0)
-    """With bf16: items whose best two candidates are closer than this (nats) are rescored in
-    fp32, so that the choices are those of an fp32 run."""
 
 
 def model_results_dir(output_dir, model, revision_name: str = "main") -> Path:

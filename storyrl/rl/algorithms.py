@@ -29,7 +29,7 @@ def _trl() -> type[Algorithm]:
 
 
 ALGORITHMS = {"ppo": _ppo, "grpo": _trl, "rloo": _trl}
-"""`rl.algorithm` -> a function returning its class (see storyrl.rl.config for what each is)."""
+"""`rl.algorithm` -> a function returning its class (see storyrl.config.rl for what each is)."""
 
 
 def algorithm(name: str) -> type[Algorithm]:

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from storyrl.rl.config import PPOConfig
+from storyrl.config import PPOConfig
 
 
 # --------------------------------------------------------------------------- masked statistics

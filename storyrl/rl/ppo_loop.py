@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from storyrl.checkpoints import load_checkpoint
-from storyrl.rl.config import state_due
+from storyrl.config import state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.rl.rows import ScoredBatch

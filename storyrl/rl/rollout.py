@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from storyrl.rl.config import SamplingConfig
+from storyrl.config import SamplingConfig
 
 
 @dataclass

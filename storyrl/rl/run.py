@@ -20,7 +20,7 @@ import torch
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
-from storyrl.rl.config import RLConfig, planned_checkpoints
+from storyrl.config import RLConfig, planned_checkpoints
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.rl.scoring import Scorer

@@ -32,8 +32,8 @@ import logging
 from pathlib import Path
 
 from storyrl.checkpoints import pretrain_words, resolve_device
+from storyrl.config import RLConfig
 from storyrl.rl.algorithms import algorithm
-from storyrl.rl.config import RLConfig
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
 from storyrl.schemas import make_metadata

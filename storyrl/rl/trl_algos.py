@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from storyrl.atomic import write_text
 from storyrl.checkpoints import load_checkpoint
-from storyrl.rl.config import state_due
+from storyrl.config import state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.rows import ScoredBatch

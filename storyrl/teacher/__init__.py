@@ -8,11 +8,8 @@ Backends: `vllm` (offline engine, the paper's setup), `openai` (any OpenAI-compa
 only by the backend that needs them.
 """
 
-# storyrl.config imports our config sections for its top-level Config: load it first, so that
-# importing storyrl.teacher before storyrl.config does not meet a half-initialised module.
-import storyrl.config  # noqa: F401  (isort: skip)
+from storyrl.config import RewardConfig, TeacherConfig
 from storyrl.teacher.cache import ScoreCache
-from storyrl.teacher.config import RewardConfig, TeacherConfig
 from storyrl.teacher.core import Judgement, Teacher, TeacherFailure
 from storyrl.teacher.rubric import load_rubric
 

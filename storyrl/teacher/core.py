@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
+from storyrl.config import TeacherConfig
 from storyrl.teacher.cache import ScoreCache, cache_key
-from storyrl.teacher.config import TeacherConfig
 from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, parse_reply, weighted_score
 
 log = logging.getLogger(__name__)

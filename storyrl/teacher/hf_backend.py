@@ -2,7 +2,7 @@
 
 import logging
 
-from storyrl.teacher.config import TeacherConfig
+from storyrl.config import TeacherConfig
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)

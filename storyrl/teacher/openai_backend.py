@@ -10,8 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import re
 
-from storyrl.config import ConfigError
-from storyrl.teacher.config import TeacherConfig
+from storyrl.config import ConfigError, TeacherConfig
 from storyrl.teacher.core import TeacherFailure
 from storyrl.teacher.rubric import Rubric
 

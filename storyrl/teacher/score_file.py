@@ -10,11 +10,10 @@ from pydantic import Field
 from tqdm import tqdm
 
 from storyrl.atomic import check_writable
-from storyrl.config import Section
+from storyrl.config import RewardConfig, Section, TeacherConfig
 from storyrl.reward import compute_rewards
 from storyrl.schemas import SchemaError, make_metadata, write_table
 from storyrl.teacher import make_teacher
-from storyrl.teacher.config import RewardConfig, TeacherConfig
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,7 @@ engine refuses are plain Python, so they are checked without vLLM.
 import logging
 from collections.abc import Callable
 
-from storyrl.config import ConfigError
-from storyrl.teacher.config import TeacherConfig, VLLMConfig
+from storyrl.config import ConfigError, TeacherConfig, VLLMConfig
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def bench_path(rule_name, *parts):
 # --------------------------------------------------------------------------- RL runs and models
 from typing import NamedTuple
 
-from storyrl.rl.config import planned_checkpoints
+from storyrl.config import planned_checkpoints
 
 PLAN = CFG.rl_plan()
 

@@ -3,7 +3,7 @@
 # Its outputs stay in its own layout under results/official/ and are parsed into
 # results/eval/<model_id>.official.parquet (eval_scores, like the zero-shot files), which the
 # BabyLM table reads next to the zero-shot scores.
-from storyrl.evaluate.official import aoa_steps
+from storyrl.babylm_spec import aoa_steps
 
 OFFICIAL = CFG.official
 OFFICIAL_MODELS = (

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from storyrl.config import Section
+from storyrl.config.base import Section
 
 
 class AnalysisConfig(Section):

@@ -8,7 +8,8 @@ from typing import Literal, NamedTuple
 
 from pydantic import Field, ValidationError, model_validator
 
-from storyrl.config import Name, Section, Words
+from storyrl.config.base import Name, Section, Words, deep_merge, error_lines
+from storyrl.units import words_label
 
 PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
@@ -189,9 +190,6 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
                 reward: dict | None = None) -> dict[str, RLRun]:
     """Run id `<checkpoint>-seed<S>-<variant>` -> the run, with the variant's overrides merged
     key by key into `base` (and into the `teacher`/`reward` sections) and the seed set."""
-    from storyrl.config import deep_merge
-    from storyrl.units import words_label
-
     out = {}
     for i, spec in enumerate(runs):
         ov = spec.overrides
@@ -204,7 +202,6 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
             try:
                 cfg = RLConfig.model_validate(deep_merge(base.model_dump(), {**rl_overrides, "seed": seed}))
             except ValidationError as err:
-                from storyrl.config import error_lines
                 raise ValueError(f"runs[{i}] ({run_id}): overrides: "
                                  + "; ".join(error_lines(err, "rl"))) from None
             out[run_id] = RLRun(
@@ -213,4 +210,3 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
                 deep_merge(reward or {}, ov.get("reward", {}) if sectioned else {}),
                 spec.pretrain_run)
     return out
-

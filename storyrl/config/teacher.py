@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from storyrl.config import Section
+from storyrl.config.base import Section
 
 
 class VLLMConfig(Section):

@@ -1,0 +1,116 @@
+"""Config sections of evaluation: teacher-scored stories, BabyLM zero-shot, and the hand-off to
+the official BabyLM pipeline (GLUE, reading, AoA). The code that runs them is in
+storyrl/evaluate/; the BabyLM facts they check against are in storyrl/babylm_spec.py."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS
+from storyrl.config.base import Section
+
+
+class StoryEvalConfig(Section):
+    """How many stories a checkpoint writes for its story evaluation, and where it runs. Prompts
+    and sampling settings come from the `rl` section, so the student writes as it does in RL."""
+
+    n_stories: int = Field(1000, ge=1)
+    """Stories per checkpoint (our choice; the paper has no such evaluation); they cycle
+    through the RL prompts in order."""
+    batch_size: int = Field(100, ge=1)
+    """Stories per `generate` call (and per teacher call)."""
+    seed: int = 42
+    """Seeds the student's sampling (and the teacher's, through the CLI)."""
+    threads: int | None = Field(None, ge=1)
+    """torch CPU threads; None leaves torch's default."""
+    device: str = "auto"
+    """`auto`: CUDA when present, else CPU."""
+
+
+
+class ZeroShotConfig(Section):
+    """BabyLM zero-shot evaluation of a checkpoint (BLiMP, supplement, EWoK, entity tracking,
+    COMPS, WUG)."""
+
+    data_path: str | None = None
+    """The official `evaluation_data/` folder (holding `full_eval/` and `fast_eval/`); None: the
+    demo evaluation sets that `storyrl.demo_eval` writes."""
+    variant: Literal["full", "fast"] = "fast"
+    """Which sets to score (paper: full on 900M-pre and the final policies, fast on every
+    checkpoint)."""
+    tasks: list[str] = list(ZERO_SHOT_TASKS)
+    """Tasks to score; a task whose folder is missing is skipped with a warning."""
+    batch_size: int = Field(64, ge=1)
+    """Sequences per forward pass (the official pipeline: 64 items per candidate)."""
+    device: str = "auto"
+    """`auto`: CUDA when available, else CPU."""
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    """`auto`: bf16 autocast on GPU (close calls re-checked in fp32), fp32 on CPU."""
+    recheck_margin: float = Field(1.0, ge=0)
+    """With bf16: items whose best two candidates are closer than this (nats) are rescored in
+    fp32, so that the choices are those of an fp32 run."""
+
+
+
+class OfficialConfig(Section):
+    """GLUE, reading and AoA through a checkout of the official BabyLM pipeline."""
+
+    path: str | None = None
+    """The checkout (the folder holding `evaluation_pipeline/`); None: no hand-off."""
+    python: str = "python"
+    """Interpreter of an environment with the pipeline's requirements.txt."""
+    data_path: str | None = None
+    """Its `evaluation_data/` folder; None: `<path>/evaluation_data`."""
+    models: Literal["full_set", "all"] = "full_set"
+    """GLUE and reading on the full-set models (paper: 900M-pre and the final policies) or on
+    every checkpoint."""
+    glue: list[str] = list(GLUE_TASKS)
+    """GLUE tasks to fine-tune on ([] for none); hyperparameters below as eval_finetuning.sh."""
+    learning_rate: float = Field(3e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    big_batch_size: int = Field(16, ge=1)
+    """Batch size of boolq and multirc."""
+    epochs: int = Field(10, ge=1)
+    wsc_epochs: int = Field(30, ge=1)
+    seed: int = 42
+    sequence_length: int = Field(512, ge=8)
+    take_final: bool = False
+    """Classify from the last token (`--take_final`), as the authors ran GLUE (their
+    eval/eval_finetuning.sh passes it to all 7 tasks; paper config: true). The pipeline's own
+    eval_finetuning.sh does not, so the classifier reads token 0, which in a causal model has
+    seen only itself."""
+    reading: bool = True
+    """Eye-tracking and self-paced reading scores."""
+    aoa: bool = False
+    """Word surprisal over the pretraining milestones that the track names (chck_<N>M), and the
+    pipeline's AoA score of the BabyLM table's pretraining checkpoint and of the final policies
+    started from it (`storyrl.evaluate.aoa_score`)."""
+    aoa_track: Literal["strict-small", "non-strict-small"] = "strict-small"
+    """strict-small: 1-9M, 10-100M; non-strict-small adds 200M-1000M (the authors' setting, the
+    default of their eval_aoa.sh). The RL policy takes the revision after its checkpoint
+    (900M -> chck_1000M), so its AoA score needs a track that goes past that checkpoint."""
+    aoa_min_context: int = Field(20, ge=0)
+
+    @field_validator("glue")
+    @classmethod
+    def _known(cls, v):
+        unknown = [t for t in v if t not in GLUE_TASKS]
+        if unknown:
+            raise ValueError(f"unknown GLUE task(s) {unknown} (known: {', '.join(GLUE_TASKS)})")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _checkout(cls, v):
+        if v is not None and not (Path(v) / "evaluation_pipeline").is_dir():
+            raise ValueError(f"{v} is not a checkout of babylm/evaluation-pipeline-2025 (no "
+                             "evaluation_pipeline/ folder in it)")
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def data(self) -> Path:
+        return Path(self.data_path or Path(self.path) / "evaluation_data").resolve()

@@ -1,0 +1,171 @@
+"""The whole config: every section under one `Config`, its cross-section checks, and the
+functions that read YAML files into it (`load`, `validate`, `read_yaml`)."""
+
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError, model_validator
+
+from storyrl.babylm_spec import aoa_steps
+from storyrl.config.analysis import AnalysisConfig
+from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
+from storyrl.config.corpus import CorpusConfig, TokenizerConfig
+from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
+from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
+from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
+from storyrl.config.teacher import RewardConfig, TeacherConfig
+
+
+class Config(Section):
+    """A storyrl config file (config/config.yaml, config/paper.yaml): every stage's section."""
+
+    corpora: dict[Name, CorpusConfig]
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    models: dict[Name, ModelConfig]
+    pretrain: PretrainConfig
+    compute: ComputeConfig = ComputeConfig()
+    """Whether GPU rules may fall back to the CPU (default yes; paper no)."""
+    analysis: AnalysisConfig = AnalysisConfig()
+    """Tables and figures (storyrl/analysis/)."""
+    teacher: TeacherConfig = TeacherConfig()
+    """Who scores the stories (default: the offline heuristic proxy; paper: vllm + Llama)."""
+    reward: RewardConfig = RewardConfig()
+    """How the teacher's scores and the story length make the reward (paper: c = 0.4)."""
+    rl: RLConfig = RLConfig()
+    """Settings shared by every RL run (paper values by default; see storyrl/config/rl.py)."""
+    rl_runs: list[RunSpec] = []
+    """The run table: RL runs as (pretraining checkpoint, seeds, variant); run ids are
+    `<checkpoint>-seed<S>-<variant>` (paper: 8 runs)."""
+    story_eval: StoryEvalConfig = StoryEvalConfig()
+    """Teacher-scored stories of every checkpoint (storyrl/evaluate/stories.py)."""
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
+    """BabyLM zero-shot evaluation (storyrl/evaluate/zero_shot.py)."""
+    official: OfficialConfig = OfficialConfig()
+    """GLUE, reading and AoA through a checkout of the official BabyLM pipeline
+    (storyrl/evaluate/official.py); off unless `official.path` is set."""
+
+    def pretrain_job(self, run_id: str) -> PretrainJob:
+        run = self.pretrain.runs[run_id]
+        return PretrainJob(run_id=run_id, model=self.models[run.model], seed=run.seed,
+                           training=self.pretrain.training, milestones=self.pretrain.milestones)
+
+    @model_validator(mode="after")
+    def _references(self):
+        for name, run in self.pretrain.runs.items():
+            if run.corpus not in self.corpora:
+                raise ValueError(
+                    f"pretrain.runs.{name}.corpus: '{run.corpus}' is not in corpora "
+                    f"({', '.join(self.corpora)})"
+                )
+            if run.model not in self.models:
+                raise ValueError(
+                    f"pretrain.runs.{name}.model: '{run.model}' is not in models "
+                    f"({', '.join(self.models)})"
+                )
+        runs = list(self.pretrain.runs)
+        for i, spec in enumerate(self.rl_runs):
+            if spec.pretrain_run is None and len(runs) != 1:
+                raise ValueError(f"rl_runs.{i}.pretrain_run: needed when there are several "
+                                 f"pretraining runs ({', '.join(runs)})")
+            if spec.pretrain_run is not None and spec.pretrain_run not in runs:
+                raise ValueError(f"rl_runs.{i}.pretrain_run: '{spec.pretrain_run}' is not in "
+                                 f"pretrain.runs ({', '.join(runs)})")
+            if spec.checkpoint not in self.pretrain.milestones:
+                raise ValueError(f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
+                                 f"pretraining milestone")
+        if self.official.enabled and self.official.aoa:
+            # Revisions past the last milestone are left to the pipeline (it skips them); the
+            # first of them holds the RL policy for the AoA score after RL.
+            steps = aoa_steps(self.official.aoa_track)
+            top = max([*self.pretrain.milestones, steps[0][1]])
+            lack = [name for name, w in steps if w not in self.pretrain.milestones and w <= top]
+            if lack:
+                raise ValueError(f"official.aoa_track: {self.official.aoa_track} reads the "
+                                 f"checkpoints {', '.join(lack)}, which are not pretraining "
+                                 "milestones (add them, or set official.aoa: false)")
+        try:
+            plan = self.rl_plan()
+        except ValueError as err:
+            raise ValueError(f"rl_runs: {err}") from None
+        for run_id, run in plan.items():
+            for name, cls, raw in (("teacher", TeacherConfig, run.teacher),
+                                   ("reward", RewardConfig, run.reward)):
+                try:
+                    cls.model_validate(raw)
+                except ValidationError as err:
+                    raise ValueError(f"rl_runs ({run_id}): overrides: "
+                                     + "; ".join(error_lines(err, name))) from None
+        return self
+
+    def rl_plan(self) -> dict[str, RLRun]:
+        """Every RL run of the run table, by run id, with its pretraining run filled in."""
+        runs = expand_runs(self.rl, self.rl_runs, self.teacher.model_dump(mode="json"),
+                           self.reward.model_dump(mode="json"))
+        only = next(iter(self.pretrain.runs)) if len(self.pretrain.runs) == 1 else None
+        return {k: r._replace(pretrain_run=r.pretrain_run or only) for k, r in runs.items()}
+
+
+def validate(raw: dict, source: str = "config") -> Config:
+    """Validate a config dict; errors name `source` and each offending key."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = [f"  {line}" for line in error_lines(err)]
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines)) from None
+
+
+# Backends that load the teacher's weights in the job itself (`openai` asks a server by name).
+LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
+
+
+def check_teacher_weights(cfg: Config, source: str = "config") -> None:
+    """Every teacher that loads weights in a job (the base one, and each RL run's after its
+    overrides) names a local model folder with a config.json.
+
+    Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
+    have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
+    wrong path would only fail inside a GPU job; the workflow calls this when it plans.
+    """
+    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
+    for run_id, run in cfg.rl_plan().items():
+        if run.teacher != teachers["teacher"]:
+            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    lines = []
+    for key, teacher in teachers.items():
+        model = Path(teacher["model"])
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
+            continue
+        why = "a folder without config.json" if model.is_dir() else "no such folder"
+        lines.append(f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
+                     "its weights from a local folder (jobs run with the hub offline): download "
+                     "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
+                     "DIR`, and set the key to DIR")
+    if lines:
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
+def load(*paths: str | Path) -> Config:
+    """Load YAML files (later ones override earlier, key by key) and validate."""
+    merged: dict = {}
+    for p in paths:
+        merged = deep_merge(merged, read_yaml(p))
+    return validate(merged, source=", ".join(map(str, paths)))
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A config file as a dict; errors are one line naming the file (and the line of a YAML
+    syntax error)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: the file does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config {path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        raise ConfigError(f"config {path}: YAML syntax error at {where}{what or err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path}: a config file must be a mapping of sections")
+    return data
