@@ -23,7 +23,8 @@ from analysis_synth import PAPER, PRE_CHECKPOINTS, RUNS, curve_score  # noqa: E4
 
 from storyrl.analysis import layout  # noqa: E402
 from storyrl.config import AnalysisConfig  # noqa: E402
-from storyrl.analysis.targets import TARGETS, Data, make  # noqa: E402
+from storyrl.analysis.registry import REGISTRY  # noqa: E402
+from storyrl.analysis.targets import Data, make  # noqa: E402
 from storyrl.schemas import SCHEMAS, make_metadata, read_table, write_table  # noqa: E402
 from storyrl.units import words_label  # noqa: E402
 
@@ -105,7 +106,7 @@ def main():
         t = time.perf_counter()
         data.steps, data.rollouts, data.story_eval  # noqa: B018 (load once, as `all` does)
         rows["load steps+rollouts+story eval"] = time.perf_counter() - t
-        for (kind, name), target in TARGETS.items():
+        for (kind, name), target in REGISTRY.items():
             if not target.missing(inp):
                 t = time.perf_counter()
                 make(kind, name, inp, Path(tmp) / "out" / kind / name, cfg, data=data)

@@ -10,6 +10,7 @@ import pytest
 
 from storyrl.analysis import layout, load, tables
 from storyrl.config import AnalysisConfig
+from storyrl.analysis.registry import names
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make
 from storyrl.cli import main
@@ -332,10 +333,10 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
     section = json.dumps({"bootstrap": 100, "share_bins": 8})
     assert main(["analysis", "all", "--results", str(shared), "--output", str(out),
                  "--section", section, "--strict"]) == 0
-    for name in layout.TABLES:
+    for name in names("table"):
         for fmt in layout.TABLE_FORMATS:
             assert layout.table_path(out, name, fmt).stat().st_size > 100
-    for name in layout.FIGURES:
+    for name in names("figure"):
         pdf, png = (layout.figure_path(out, name, f) for f in layout.FIGURE_FORMATS)
         assert _magic(pdf) == b"%PDF" and _magic(png) == b"\x89PNG", name
         assert png.stat().st_size > 10_000

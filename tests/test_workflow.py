@@ -13,8 +13,10 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
-from storyrl.analysis.layout import FIGURES, TABLES
+from storyrl.analysis.registry import names
 from storyrl.schemas import read_metadata
+
+TABLES, FIGURES = names("table"), names("figure")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Analysis: every table and figure of the paper, rebuilt from Parquet results alone.
 
 `layout` (where results live), `load` (checked readers), `stats` (bootstrap, monotone curve),
-`tables`, `style` + `figures`, `targets` (one entry point per table/figure, and `all`).
+`tables`, `style` + `figures`, `registry` (every table and figure, listed once),
+`targets` (building them: one, or `all`).
 """
 
 

@@ -15,8 +15,8 @@ to rebuild every table and figure):
 
 Outputs:
 
-    tables/<name>.csv, .md, .tex       one table (see TABLES)
-    figures/<name>.pdf, .png           one figure (see FIGURES)
+    tables/<name>.csv, .md, .tex       one table (names: `registry`)
+    figures/<name>.pdf, .png           one figure (names: `registry`)
 
 The workflow's rules and `storyrl analysis all` both use these functions, so the paths agree.
 """
@@ -31,9 +31,6 @@ TABLES_DIR = "tables"
 FIGURES_DIR = "figures"
 BASELINE_NAMES = ("baselines.yaml", "baselines.yml", "baselines.csv")
 
-TABLES = ("before_after", "equivalence", "babylm", "ledger")
-FIGURES = ("before_after", "rl_dynamics", "score_shares", "entropy", "babylm",
-           "fast_eval_pretrain", "fast_eval_rl", "equivalence")
 TABLE_FORMATS = (".csv", ".md", ".tex")
 FIGURE_FORMATS = (".pdf", ".png")
 

@@ -1,14 +1,16 @@
-# Tables and figures (storyrl.analysis.targets): each one its own target, built only from the
+# Tables and figures (storyrl.analysis.registry): each one its own target, built only from the
 # Parquet/JSON results, so `snakemake results/figures/<name>.pdf` rebuilds that one alone.
+# The targets, their inputs and their paths all come from the registry and the layout.
 from storyrl.analysis import layout
-from storyrl.analysis.targets import TARGETS
+from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, buildable as _buildable
 
+# The files of each input (a field of layout.Inputs) that this config's plan produces.
 ANALYSIS_FILES = {
-    "steps": [f"{rl_dir(r)}/steps.parquet" for r in PLAN],
-    "rollouts": [f"{rl_dir(r)}/rollouts.parquet" for r in PLAN],
-    "summaries": [f"{rl_dir(r)}/summary.json" for r in PLAN],
-    "story_eval": [f"{RESULTS}/story_eval/{m}.parquet" for m in MODELS],
-    "eval": [f"{RESULTS}/eval/{m}.parquet" for m in MODELS] + all_official_outputs(),
+    "steps": [str(layout.steps_path(RESULTS, r)) for r in PLAN],
+    "rollouts": [str(layout.rollouts_path(RESULTS, r)) for r in PLAN],
+    "summaries": [str(layout.summary_path(RESULTS, r)) for r in PLAN],
+    "story_eval": [str(layout.story_eval_path(RESULTS, m)) for m in MODELS],
+    "eval": [str(layout.eval_path(RESULTS, m)) for m in MODELS] + all_official_outputs(),
 }
 if CFG.analysis.baselines:
     ANALYSIS_FILES["baselines"] = [repo_path(CFG.analysis.baselines)]
@@ -16,19 +18,13 @@ if CFG.analysis.baselines:
 
 def buildable(kind):
     """Targets whose required inputs this config produces (no RL runs: no RL figures)."""
-    have = {k for k, v in ANALYSIS_FILES.items() if v}
-    return [
-        n
-        for (k, n), t in TARGETS.items()
-        if k == kind and all(set(need.split("|")) & have for need in t.needs)
-    ]
+    return _buildable(kind, [k for k, v in ANALYSIS_FILES.items() if v])
 
 
 def target_inputs(kind):
     def inputs(wildcards):
-        t = TARGETS[kind, wildcards.name]
-        names = {a for n in t.needs + t.uses for a in n.split("|")}
-        return {k: v for k, v in ANALYSIS_FILES.items() if k in names}
+        wanted = REGISTRY[kind, wildcards.name].inputs
+        return {k: v for k, v in ANALYSIS_FILES.items() if k in wanted}
 
     return inputs
 
@@ -38,8 +34,8 @@ def target_args(wildcards, input):
     import shlex
 
     flags = []
-    for key in ("steps", "rollouts", "summaries", "story_eval", "eval"):
-        if key in input.keys():
+    for key in INPUTS:
+        if key in input.keys() and key != "baselines":
             flags.append(f"--{key.replace('_', '-')} " + " ".join(map(shlex.quote, input[key])))
     if "baselines" in input.keys():
         flags.append(f"--baselines {shlex.quote(str(input.baselines))}")
@@ -48,8 +44,8 @@ def target_args(wildcards, input):
 
 def all_analysis_outputs():
     return [
-        layout.table_path(RESULTS, n, fmt) for n in buildable("table") for fmt in layout.TABLE_FORMATS
-    ] + [layout.figure_path(RESULTS, n, fmt) for n in buildable("figure") for fmt in layout.FIGURE_FORMATS]
+        p for kind in KINDS for n in buildable(kind) for p in REGISTRY[kind, n].paths(RESULTS)
+    ]
 
 
 rule table:
@@ -57,16 +53,18 @@ rule table:
         unpack(target_inputs("table")),
     output:
         csv=report(
-            f"{RESULTS}/tables/{{name}}.csv", caption="../report/target.rst", category="Tables"
+            str(layout.table_path(RESULTS, "{name}", ".csv")),
+            caption="../report/target.rst",
+            category="Tables",
         ),
-        md=f"{RESULTS}/tables/{{name}}.md",
-        tex=f"{RESULTS}/tables/{{name}}.tex",
+        md=str(layout.table_path(RESULTS, "{name}", ".md")),
+        tex=str(layout.table_path(RESULTS, "{name}", ".tex")),
     wildcard_constraints:
         name=one_of(buildable("table")),
     params:
         args=target_args,
         section=section(CFG.analysis),
-        doc=lambda w: TARGETS["table", w.name].doc,
+        doc=lambda w: REGISTRY["table", w.name].doc,
     conda:
         CPU_ENV
     log:
@@ -82,16 +80,18 @@ rule figure:
     input:
         unpack(target_inputs("figure")),
     output:
-        pdf=f"{RESULTS}/figures/{{name}}.pdf",
+        pdf=str(layout.figure_path(RESULTS, "{name}", ".pdf")),
         png=report(
-            f"{RESULTS}/figures/{{name}}.png", caption="../report/target.rst", category="Figures"
+            str(layout.figure_path(RESULTS, "{name}", ".png")),
+            caption="../report/target.rst",
+            category="Figures",
         ),
     wildcard_constraints:
         name=one_of(buildable("figure")),
     params:
         args=target_args,
         section=section(CFG.analysis),
-        doc=lambda w: TARGETS["figure", w.name].doc,
+        doc=lambda w: REGISTRY["figure", w.name].doc,
     conda:
         CPU_ENV
     log:
