@@ -28,3 +28,19 @@ def demo_prepared(tmp_path_factory, demo_raw):
     train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out / "tokenizer")
     encode_corpus(out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json")
     return out
+
+
+@pytest.fixture
+def server():
+    """`server(**kw)` starts a real chat-completions server on localhost (tests/chat_server.py,
+    its modes as keywords); every server started is closed after the test."""
+    from chat_server import ChatServer
+
+    servers = []
+
+    def start(**kw):
+        servers.append(ChatServer(**kw))
+        return servers[-1]
+    yield start
+    for s in servers:
+        s.close()

@@ -16,7 +16,6 @@ from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.teacher.cache import ScoreCache
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chat_server import ChatServer  # noqa: E402
 from teacher_examples import LONG_VARIED, PROMPT, SHORT_COHERENT  # noqa: E402
 
 CONTS = [f"{(SHORT_COHERENT + LONG_VARIED)[i % 4]} Tale {i}." for i in range(40)]
@@ -119,17 +118,6 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
 
 
 # --------------------------------------------------------------------------- what is cached
-@pytest.fixture
-def server(request):
-    servers = []
-
-    def start(**kw):
-        servers.append(ChatServer(**kw))
-        return servers[-1]
-    yield start
-    for s in servers:
-        s.close()
-
 
 def openai_cfg(url, **kw):
     return TeacherConfig(backend="openai", model="teacher-x", openai={

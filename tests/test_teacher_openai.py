@@ -14,22 +14,10 @@ from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.teacher.rubric import load_rubric
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chat_server import ChatServer  # noqa: E402
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 CONTS = [f" there lived a fox number {i}. He was happy." for i in range(10)]
 
-
-@pytest.fixture
-def server(request):
-    servers = []
-
-    def start(**kw):
-        servers.append(ChatServer(**kw))
-        return servers[-1]
-    yield start
-    for s in servers:
-        s.close()
 
 
 def cfg(url, **kw):

@@ -19,7 +19,6 @@ from storyrl.teacher import TeacherFailure
 from storyrl.teacher.rubric import load_rubric
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chat_server import ChatServer  # noqa: E402
 from rl_toys import make_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,17 +43,6 @@ def eos_ckpt(tmp_path_factory):
     lm.save_pretrained(path)
     return path
 
-
-@pytest.fixture
-def server():
-    servers = []
-
-    def start(**kw):
-        servers.append(ChatServer(**kw))
-        return servers[-1]
-    yield start
-    for s in servers:
-        s.close()
 
 
 def rl_cfg(keep: bool, steps: int = 2) -> RLConfig:
