@@ -20,6 +20,9 @@ still run, and the JSON is rewritten after every phase (a killed check keeps wha
   story_eval  `evaluate_stories` of 1,000 stories with the same teacher: wall seconds.
   zero_shot   `run_zero_shot` on the generated BabyLM-format evaluation data: items per second.
 
+One file on purpose (a little over 400 lines): it is the one command a GPU machine runs, and
+each phase calls the project's own entry points.
+
 MFU counts 6 x parameters + 12 x layers x width x context FLOPs per token (the PaLM/nanoGPT
 estimate) against the dense bf16 peak given by --peak-tflops (H100/H200 SXM: 989).
 """
