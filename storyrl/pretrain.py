@@ -294,7 +294,9 @@ def _write_log(trainer, path: Path, run_id: str, settings: dict) -> None:
         "grad_norm": [r.get("grad_norm") for r in rows],
         "tokens_per_s": [r.get("tokens_per_s") for r in rows],
     }
-    write_table(path, "pretrain_log", data, make_metadata("pretrain_log", settings, run_id=run_id))
+    # The milestones let the loss figure mark the checkpoints from the log alone.
+    write_table(path, "pretrain_log", data, make_metadata("pretrain_log", settings, run_id=run_id,
+                                                          milestones=settings["milestones"]))
 
 
 def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None = None) -> None:

@@ -121,6 +121,25 @@ def write_story_eval(root, model_id, mean9, n, rng, pretrain_words, rl_words=0, 
                 make_metadata("rollouts", **ids))
 
 
+def write_pretrain_log(root, run_id="paper", milestones=PRE_CHECKPOINTS, n_rows=200, seed=0):
+    """A pretraining log (schema `pretrain_log`) whose loss falls as a power law of the words
+    seen up to the last milestone; the milestones (millions) in its metadata, as pretraining
+    writes them."""
+    rng = np.random.default_rng(seed)
+    last = max(milestones) * 1_000_000
+    words = np.unique(np.geomspace(20_000, last, n_rows).astype(np.int64))
+    loss = 2.2 + 8.0 * (words / 1e5) ** -0.35 + rng.normal(0, 0.03, len(words))
+    step = np.arange(1, len(words) + 1)
+    data = {"step": step, "epoch": words / last * 10, "words_seen": words,
+            "tokens_seen": (words * 1.3).astype(np.int64), "loss": loss,
+            "learning_rate": np.full(len(words), 1e-4), "grad_norm": np.full(len(words), 1.0),
+            "tokens_per_s": np.full(len(words), 5e4)}
+    path = layout.pretrain_log_path(root, run_id)
+    write_table(path, "pretrain_log", data, make_metadata(
+        "pretrain_log", run_id=run_id, milestones=[m * 1_000_000 for m in milestones]))
+    return path
+
+
 def eval_rows(model_id, words, rl_words, rng, tasks, suffix, boost=0.0):
     x = np.log10(words)
     rows = []
@@ -168,6 +187,7 @@ def write_results(root, n_steps=30, batch=24, n_stories=40, seed=0, runs=RUNS) -
             r["pretrain_words"] = r["rl_words"] = None
         write_table(layout.eval_path(root, model_id), "eval_scores", rows,
                     make_metadata("eval_scores", model_id=model_id, pretrain_words=words, rl_words=0))
+    write_pretrain_log(root)
     (root / "baselines.yaml").write_text(
         "1000M-pre baseline: {BLiMP: 74.88, BLiMP supplement: 63.32, EWoK: 51.67, COMPS: 56.17,"
         " Entity tracking: 31.51, GLUE: 52.18}\n"

@@ -350,7 +350,8 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
     _copy(root, partial, "rl/*/steps.parquet")
     res = build_all(partial, tmp_path / "p_out", AnalysisConfig(bootstrap=50))
     assert set(res["skipped"]) == {"table/babylm", "figure/babylm", "figure/fast_eval_pretrain",
-                                   "figure/fast_eval_rl", "figure/score_shares"}
+                                   "figure/fast_eval_rl", "figure/score_shares",
+                                   "table/stories", "figure/pretrain_loss"}
     eq = pd.read_csv(layout.table_path(tmp_path / "p_out", "equivalence"))
     assert set(eq[eq.method == "curve"].curve_source) == {"before_rl"}
 

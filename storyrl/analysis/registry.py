@@ -94,6 +94,7 @@ def buildable(kind: str, have) -> list[str]:
 
 # --------------------------------------------------------------------------- the targets
 _T, _RL, _EV = "storyrl.analysis.table_targets", "storyrl.analysis.figures_rl", "storyrl.analysis.figures_eval"
+_PRE = "storyrl.analysis.figures_pretrain"
 
 register(Target("before_after", "table", ("steps", "rollouts"), f"{_T}:before_after",
                 "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap"))
@@ -106,6 +107,9 @@ register(Target("babylm", "table", ("eval", "baselines"), f"{_T}:babylm",
                 options=("pre_model", "rl_models")))
 register(Target("ledger", "table", ("summaries", "steps"), f"{_T}:ledger",
                 "budget ledger of every RL run", needs=("summaries|steps",)))
+register(Target("stories", "table", ("rollouts",), f"{_T}:stories",
+                "stories to read: per RL run, a seeded draw from the first and the last tenth "
+                "of training and the highest-scored ones, with the teacher's reply and scores"))
 
 register(Target("before_after", "figure", ("steps", "rollouts"), f"{_RL}:before_after",
                 "teacher score and story length before/after RL against pretraining words"))
@@ -124,3 +128,5 @@ register(Target("fast_eval_pretrain", "figure", ("eval",), f"{_EV}:fast_eval_pre
                 "fast-set accuracy over pretraining checkpoints"))
 register(Target("fast_eval_rl", "figure", ("eval",), f"{_EV}:fast_eval_rl",
                 "fast-set accuracy over RL checkpoints"))
+register(Target("pretrain_loss", "figure", ("pretrain_logs",), f"{_PRE}:pretrain_loss",
+                "pretraining loss against words seen, milestones marked, every run"))

@@ -2,6 +2,7 @@
 columns the Markdown and LaTeX versions hide or show as word labels. Registered in `registry`;
 called as `build(*inputs, output, cfg)` with the loaded inputs the registry names."""
 
+from storyrl.analysis.stories import stories_table
 from storyrl.analysis.tables import (babylm_table, before_after_table, compute_equivalence,
                                      ledger_table, write_table)
 
@@ -25,3 +26,7 @@ def babylm(scores, baselines, output, cfg, pre_model=None, rl_models=None):
 def ledger(summaries, steps, output, cfg):
     """`steps` is None when no steps.parquet is given (the summaries suffice)."""
     return write_table(ledger_table(summaries, steps), output, words=["pretrain_words", "budget"])
+
+
+def stories(rollouts, output, cfg):
+    return write_table(stories_table(rollouts, cfg), output, words=["rl_words"])

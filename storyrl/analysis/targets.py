@@ -48,6 +48,11 @@ class Data:
         return load_eval(self.inputs.eval, self.overrides)
 
     @cached_property
+    def pretrain_logs(self):
+        from storyrl.analysis.load import load_pretrain_logs
+        return load_pretrain_logs(self.inputs.pretrain_logs, self.overrides)
+
+    @cached_property
     def summaries(self):
         from storyrl.analysis.load import load_summaries
         return load_summaries(self.inputs.summaries, self.overrides)

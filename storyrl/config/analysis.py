@@ -24,6 +24,12 @@ class AnalysisConfig(Section):
     """RL seed of the run that fills the columns the paper reports (before/after score, the
     BabyLM RL column; paper: 42, its notebook keeps seed 42 only); the mean and sd over all
     seeds are extra columns. None: those columns are the mean over seeds."""
+    stories_per_group: int = Field(2, ge=1)
+    """Stories the stories table shows per RL run from each of its groups: the first
+    `stories_share` of training, the last, and the highest teacher scores."""
+    stories_share: float = Field(0.1, gt=0, le=0.5)
+    """Share of a run's steps that make its 'first' and 'last' groups of stories (the paper's
+    appendix: the first and last tenth)."""
     length_unit: Literal["words", "tokens"] = "words"
     """Story length in figures (and the entropy per unit): whitespace words, or the student's
     tokens as the paper's figures count them."""
