@@ -51,8 +51,7 @@ def test_stories_come_from_the_first_and_last_tenth_and_the_best_scores(synth, t
         # Every row is the story of the file at its (step, sample), text and scores alike.
         rows = got.merge(stories, on=["run_id", "step", "sample"], suffixes=("", "_file"))
         assert len(rows) == len(got)
-        whole = (rows.prompt + " " + rows.continuation).map(lambda s: " ".join(s.split()))
-        assert (rows.story == whole).all()
+        assert (rows.story == rows.continuation).all() and (rows.prompt_file == rows.prompt).all()
         assert (rows.teacher_reply == rows.teacher_reply_file).all()
         np.testing.assert_allclose(rows.score, rows.teacher_score * 9)
         assert (rows.words == rows.n_words).all() and (rows.rl_words == rows.budget_words).all()
@@ -62,6 +61,7 @@ def test_stories_come_from_the_first_and_last_tenth_and_the_best_scores(synth, t
     assert not other[keys].equals(t[keys])
     md = (tmp_path / "stories.md").read_text()
     assert "teacher_reply" in md and md.count("\n") == len(t) + 2
+    assert "prompt" not in md and "Once upon a time" not in md  # the prompt: in the CSV only
 
 
 def test_the_same_stories_whatever_the_order_of_files_and_rows(synth, tmp_path):

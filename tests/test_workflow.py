@@ -113,12 +113,15 @@ def test_report_bundles_the_figures(finished):
     with zipfile.ZipFile(finished / "report.zip") as z:
         names = z.namelist()
     assert sum(n.endswith(".png") for n in names) >= len(FIGURES), names
+    assert sum(n.endswith(".csv") for n in names) >= len(TABLES), names
+    assert any(n.endswith("/stories.csv") for n in names), names  # stories to read, captioned
 
 
 def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_path):
     # Only the Parquet and JSON files another run shares: no checkpoints, no corpus, no logs.
     shared = tmp_path / "shared"
-    for pattern in ("rl/*/*.parquet", "rl/*/summary.json", "story_eval/*.parquet", "eval/*.parquet"):
+    for pattern in ("rl/*/*.parquet", "rl/*/summary.json", "story_eval/*.parquet", "eval/*.parquet",
+                    "pretrain/*/log.parquet"):
         for f in (finished / "results").glob(pattern):
             dest = shared / f.relative_to(finished / "results")
             dest.parent.mkdir(parents=True, exist_ok=True)

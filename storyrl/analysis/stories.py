@@ -70,14 +70,15 @@ def _one_line(text) -> str:
 
 def stories_table(rollouts: pd.DataFrame, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
     """One row per chosen story: run, group, step and RL words at that step, teacher score
-    (0-9) and criteria, length, the story (prompt + continuation) and the teacher's reply."""
+    (0-9) and criteria, length, the prompt, the story (the student's continuation) and the
+    teacher's reply. Texts are put on one line."""
     t = read_texts(choose(rollouts, cfg))
-    story = (t.prompt.fillna("").str.rstrip() + " " + t.continuation.fillna("").str.lstrip())
     out = pd.DataFrame({
         "run_id": t.run_id, "pretraining": t.pretrain_words.map(words_axis_label),
         "group": t.group, "step": t.step, "sample": t["sample"], "rl_words": t.budget_words,
         "score": t.teacher_score * SCALE, **{c: t[c] for c in CRITERIA},
         "words": t.n_words, "tokens": t.n_tokens,
-        "story": story.map(_one_line), "teacher_reply": t.teacher_reply.map(_one_line),
+        "prompt": t.prompt.map(_one_line), "story": t.continuation.map(_one_line),
+        "teacher_reply": t.teacher_reply.map(_one_line),
     })
     return out  # in `choose`'s order: by run, then GROUPS

@@ -29,4 +29,5 @@ def ledger(summaries, steps, output, cfg):
 
 
 def stories(rollouts, output, cfg):
-    return write_table(stories_table(rollouts, cfg), output, words=["rl_words"])
+    # Every story of a run continues the same prompt: the CSV keeps it, the others show the story.
+    return write_table(stories_table(rollouts, cfg), output, hide=["prompt"], words=["rl_words"])
