@@ -109,3 +109,10 @@ def test_the_workflow_plans_the_stories_table_and_the_pretraining_figure(tmp_pat
     assert "--pretrain-logs results/pretrain/demo/log.parquet" in args
     for fmt in layout.TABLE_FORMATS:
         assert f"results/tables/stories{fmt}" in plan
+
+
+def test_a_bar_in_a_story_stays_inside_its_markdown_cell(tmp_path):
+    from storyrl.analysis.tables import write_table
+    write_table(pd.DataFrame({"story": ["a | b", None], "score": [1.0, 2.0]}), tmp_path / "t")
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert r"a \| b" in lines[2] and lines[3].count("|") == lines[2].count("|") - 1 == 3

@@ -45,8 +45,8 @@ def write_table(df: pd.DataFrame, output, hide=(), words=()) -> list[Path]:
         ".csv": df.to_csv(index=False),
         # A missing value is a marked cell (–), never the text `nan`.
         # A '|' in a text cell (a story, a teacher reply) would end the Markdown cell.
-        ".md": shown.astype(object).where(shown.notna(), None)
-               .map(lambda v: v.replace("|", r"\|") if isinstance(v, str) else v)
+        ".md": shown.map(lambda v: v.replace("|", r"\|") if isinstance(v, str) else v)
+               .astype(object).where(shown.notna(), None)
                .to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n",
         ".tex": shown.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
                 .replace("ρ", r"$\rho$").replace("≈", r"$\approx$")
