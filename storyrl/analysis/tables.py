@@ -185,7 +185,10 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
             continue
         eq, status = nearest_checkpoint(others, after)
         best = max(others, key=others.get)
-        label = f"> {words_axis_label(best)}" if status == "above_max" else words_axis_label(eq)
+        # Above every other checkpoint: more than the best of them, and never less than the
+        # run's own start (a run from the top checkpoint reads "> its start", not "> a lower one").
+        label = (f"> {words_axis_label(max(best, start))}" if status == "above_max"
+                 else words_axis_label(eq))
         if status == "above_max":
             claim = (f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
                      f"pretraining (above every other checkpoint's score; the best is "
