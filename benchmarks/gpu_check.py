@@ -249,19 +249,7 @@ def make_scorer(args, work: Path, sz: dict, device: str):
         tcfg = TeacherConfig(backend="hf", model="random-llama-3.1-8b-shape", **base,
                              hf={"batch_size": sz["teacher_batch"]})
 
-        class PrebuiltHF(HFBackend):
-            """The hf backend around a model built in memory (nothing to load from disk)."""
-
-            def __init__(self):
-                self.cfg, self.rubric, self.seed = tcfg, load_rubric(template), 42
-                self.model = tcfg.model
-                self.sampling = {"temperature": tcfg.temperature, "max_tokens": tcfg.max_tokens,
-                                 "seed": 42}
-                tok.padding_side = "left"
-                tok.pad_token = tok.pad_token or tok.eos_token
-                self.tok, self.lm, self.device = tok, lm, device
-
-        backend = PrebuiltHF()
+        backend = HFBackend(tcfg, load_rubric(template), 42, model=lm, tokenizer=tok)
         teacher = Teacher(backend, backend.rubric, tcfg, None, reward_cfg.weights)
         n = sum(p.numel() for p in lm.parameters())
         info.update(teacher="random init, Llama-3.1-8B shape (no weights on this machine)",

@@ -12,7 +12,9 @@ class HFBackend:
     name = "hf"
     server = None  # runs in this process
 
-    def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int):
+    def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int, model=None, tokenizer=None):
+        """Loads `cfg.model`; or takes a `model` and `tokenizer` already in memory (the GPU
+        check builds a teacher of Llama's shape that has no folder)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -22,16 +24,19 @@ class HFBackend:
         from storyrl.checkpoints import resolve_device
 
         h = cfg.hf
-        device = str(resolve_device(h.device))
-        dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
-                 "float32": torch.float32, "bfloat16": torch.bfloat16,
-                 "float16": torch.float16}[h.dtype]
-        self.tok = AutoTokenizer.from_pretrained(cfg.model)
+        self.tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(cfg.model)
         if self.tok.chat_template is None:
             raise ValueError(f"teacher.model: {cfg.model} has no chat template")
         self.tok.padding_side = "left"  # generation continues right after each prompt
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
+        if model is not None:
+            self.lm, self.device = model.eval(), str(next(model.parameters()).device)
+            return
+        device = str(resolve_device(h.device))
+        dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
+                 "float32": torch.float32, "bfloat16": torch.bfloat16,
+                 "float16": torch.float16}[h.dtype]
         self.lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(device).eval()
         self.device = device
 
