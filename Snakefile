@@ -36,6 +36,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/rl.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/official.smk"
+include: "workflow/rules/submission.smk"
 include: "workflow/rules/analysis.smk"
 
 
@@ -49,6 +50,7 @@ localrules:
     table,
     figure,
     official_collect,
+    submission,
 
 
 rule all:
@@ -58,4 +60,5 @@ rule all:
         all_rl_outputs(),
         all_eval_outputs(),
         all_official_outputs(),
+        all_submission_outputs(),
         all_analysis_outputs(),

@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_eval(sub)
 
+    _add_submission(sub)
+
     s = sub.add_parser("demo-eval", help="write demo evaluation sets in the official layout")
     s.add_argument("--out", required=True, help="the evaluation_data/ folder to write")
     s.add_argument("--seed", type=int, default=0)
@@ -301,6 +303,8 @@ def _add_eval(sub):
     q = osub.add_parser("reading", help="eye-tracking and self-paced reading scores")
     official(q)
     q.add_argument("--output-dir", required=True, help="the pipeline's --output_dir")
+    q.add_argument("--variant", choices=["full", "fast"], default="full",
+                   help="full_eval/ or fast_eval/ reading data (fast: a submission's checkpoints)")
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.official", "cli_reading")(a))
 
     q = osub.add_parser("collect", help="one model's GLUE and reading outputs -> eval_scores")
@@ -324,6 +328,33 @@ def _add_eval(sub):
     q.add_argument("--output-dir", required=True)
     q.add_argument("--parquet", required=True)
     q.set_defaults(func=lambda a: _lazy("storyrl.evaluate.aoa_score", "cli_aoa")(a))
+
+
+def _add_submission(sub):
+    s = sub.add_parser("submission", help="collate a final model's outputs into the BabyLM 2025 "
+                       "leaderboard JSON (as the official collate_preds.py --fast)")
+    s.add_argument("--final", required=True, help="the final model's folder (its name up to the "
+                   "last dot names its results folders)")
+    s.add_argument("--track", required=True, choices=["strict-small", "strict", "interaction"])
+    s.add_argument("--output", required=True, help="the submission JSON to write")
+    s.add_argument("--zero-shot-data", required=True, help="evaluation_data/ of the zero-shot runs")
+    s.add_argument("--official-data", help="evaluation_data/ of the official pipeline's runs "
+                   "(GLUE, reading); default: --zero-shot-data")
+    s.add_argument("--tree", help="an official results folder holding <final>/<revision>/...; "
+                   "or give each run's output folder:")
+    s.add_argument("--zero-shot", help="output folder of the final model's zero-shot run")
+    s.add_argument("--reading", help="output folder of its reading run")
+    s.add_argument("--glue", nargs=2, action="append", metavar=("TASK", "DIR"),
+                   help="output folder of its fine-tuning on TASK (every GLUE task)")
+    s.add_argument("--aoa", nargs=2, metavar=("DIR", "REPO_ID"),
+                   help="output folder and model name of the AoA surprisal run")
+    s.add_argument("--revision", nargs=4, action="append",
+                   metavar=("NAME", "MODEL", "ZERO_SHOT_DIR", "READING_DIR"),
+                   help="a checkpoint chck_<N>M: its folder and its fast zero-shot and reading "
+                        "output folders (one per checkpoint)")
+    s.add_argument("--last", help="with --tree: the last revision trained (default: the "
+                   "track's last)")
+    s.set_defaults(func=lambda a: _lazy("storyrl.evaluate.submission", "cli_submission")(a))
 
 
 def _lazy(module: str, name: str):

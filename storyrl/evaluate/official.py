@@ -53,10 +53,11 @@ def glue_command(cfg: OfficialConfig, model, task: str, results_dir) -> list[str
             "--seed", str(cfg.seed), "--verbose"] + (["--take_final"] if cfg.take_final else [])
 
 
-def reading_command(cfg: OfficialConfig, model, output_dir) -> list[str]:
+def reading_command(cfg: OfficialConfig, model, output_dir, variant: str = "full") -> list[str]:
+    """`variant` fast: the set eval_zero_shot_fast.sh reads on every checkpoint (submission)."""
     return [cfg.python, "-m", "evaluation_pipeline.reading.run",
             "--model_path_or_name", str(Path(model).resolve()), "--backend", "causal",
-            "--data_path", str(cfg.data() / "full_eval" / "reading" / "reading_data.csv"),
+            "--data_path", str(cfg.data() / f"{variant}_eval" / "reading" / "reading_data.csv"),
             "--output_dir", str(Path(output_dir).resolve())]
 
 
@@ -273,7 +274,7 @@ def cli_reading(args):
     """`storyrl eval official reading`: eye-tracking and self-paced reading scores."""
     cfg = args.section
     model = pipeline_checkpoint(args.model, args.output_dir)
-    run_pipeline(cfg, reading_command(cfg, model, args.output_dir))
+    run_pipeline(cfg, reading_command(cfg, model, args.output_dir, args.variant))
     print(parse_reading_report(reading_report_path(args.output_dir, args.model)))
 
 
