@@ -179,11 +179,13 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy); the official
     # pipeline's GLUE (7 tasks) and reading on the full-set models (900M-pre and the 8 final
     # policies), AoA surprisal over the pretraining run's 1-900M milestones and the AoA score of
-    # 900M-pre and each policy from it (3 seeds; the policy fills chck_1000M)
+    # 900M-pre and each policy from it (3 seeds; the policy fills chck_1000M); a leaderboard
+    # submission of 900M-pre and of those 3 policies, with the fast reading set on their
+    # revisions (chck_1M-900M, and each policy in chck_1000M)
     assert counts == {"pretrain": 1, "rl": 8, "story_eval": 107, "zero_shot": 107,
                       "table": len(TABLES), "figure": len(FIGURES), "official_glue": 63,
                       "official_reading": 9, "official_collect": 9, "official_aoa": 1,
-                      "official_aoa_rl": 3}
+                      "official_aoa_rl": 3, "official_reading_fast": 30, "submission": 4}
 
 
 def test_a_bad_config_stops_the_workflow_naming_file_and_key(tmp_path):
