@@ -358,6 +358,9 @@ def cli_submission(args):
     if unknown:
         raise SubmissionError(f"{unknown}: not revisions of the {args.track} track "
                               f"({', '.join(names)})")
+    if not (args.tree or revs):
+        raise SubmissionError(f"no --revision: a submission reports the {args.track} track's "
+                              f"checkpoints from {names[0]} up to the final model")
     if args.tree:
         order = names[:names.index(args.last) + 1] if args.last else names
         final, fast = tree_inputs(args.tree, Path(args.final).stem, order)

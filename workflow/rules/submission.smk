@@ -31,6 +31,8 @@ def _submission(model_id, pretrain_run, rl_run=None):
         return None  # an RL policy whose checkpoint is not one of the track's revisions
     pairs = [(name, model_id if words is None else pre_model_id(pretrain_run, words)) for name, words in revs]
     lacking = [f"the pretraining milestone of {n}" for n, mid in pairs if mid not in MODELS]
+    if not pairs:
+        lacking.append(f"a checkpoint of the {track} track (chck_1M, ...) up to the final model")
     if not OFFICIAL.enabled:
         lacking.append("official.path (GLUE, reading and AoA run in the official pipeline)")
     else:
