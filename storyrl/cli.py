@@ -228,12 +228,13 @@ def _rl_train(args):
 
 def _rl_pack(args):
     from pydantic import ValidationError
-    from storyrl.config import ConfigError
+    from storyrl.config import ConfigError, RLConfig
     from storyrl.rl.pack import PackError, PackRun, run_pack
     runs = []
     for i, raw in enumerate(args.runs):
         try:
             runs.append(PackRun.model_validate(raw))
+            RLConfig.model_validate(runs[-1].section)
         except ValidationError as err:
             raise ConfigError(f"--run {i + 1}: bad pack run: {err}") from None
     try:

@@ -5,6 +5,7 @@ sampling settings of the `openai` teacher; a server that fails stops the pack na
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def server_command(log: Path) -> str:
 
 
 def teacher(backend: str, **kw) -> dict:
-    return TeacherConfig(backend=backend, model="teacher-x",
-                         template=str(ROOT / "config/prompts/teacher_rubric.txt"), **kw).model_dump(mode="json")
+    cfg = TeacherConfig(backend=backend, model="teacher-x",
+                        template=str(ROOT / "config/prompts/teacher_rubric.txt"), **kw)
+    return cfg.model_dump(mode="json")
 
 
 def pack_run(tmp: Path, ckpt: Path, run_id: str, seed: int) -> dict:
@@ -82,14 +84,15 @@ def test_openai_teacher_pins_every_sampling_setting(server):
 
 def test_a_server_label_names_a_pack_server_whatever_its_port(server):
     a, b = server(), server()
-    ids = [make_teacher(TeacherConfig.model_validate(
-        {**teacher("openai"), "openai": {"base_url": s.url, "server_label": "pack"}}), seed=0).identity
-        for s in (a, b)]
+    cfgs = [TeacherConfig.model_validate(
+        {**teacher("openai"), "openai": {"base_url": s.url, "server_label": "pack"}}) for s in (a, b)]
+    ids = [make_teacher(c, seed=0).identity for c in cfgs]
     assert a.url != b.url and ids[0] == ids[1] and ids[0]["server"] == "pack"
 
 
-# --------------------------------------------------------------------------- one pack vs. separate runs
-def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_runs(ckpt, tmp_path, server):
+# --------------------------------------------------------------------------- a pack vs. runs alone
+def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_runs(ckpt, tmp_path,
+                                                                                  server):
     shared = tmp_path / "shared"
     sharing = {"runs_per_gpu": 2, "server": {"command": server_command(shared / "requests.jsonl"),
                                              "ready_timeout_s": 60}}
@@ -97,16 +100,21 @@ def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_run
     assert out.returncode == 0, out.stderr[-3000:] + "".join(
         (shared / "logs" / f"{r}.log").read_text()[-2000:] for r in RUNS)
 
-    # The same runs alone, each through `storyrl rl train` with the openai teacher at a server
-    # of its own that answers the same function of the request.
+    # The same runs alone (side by side, to save time), each through `storyrl rl train` with the
+    # openai teacher at a server of its own that answers the same function of the request.
+    procs = []
     for run_id, seed in RUNS.items():
         srv = server(body_reply_fn=seeded_reply)
         run = pack_run(tmp_path / "alone", ckpt, run_id, seed)
         t = {**teacher("openai"), "openai": {"base_url": srv.url, "concurrency": 8}}
-        alone = storyrl("rl", "train", "--section", json.dumps(run["section"]), "--teacher", json.dumps(t),
-                        "--checkpoint", str(ckpt), "--output", run["output"], "--run-id", run_id,
-                        "--teacher-cache", run["teacher_cache"], timeout=600)
-        assert alone.returncode == 0, alone.stderr[-3000:]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "storyrl.cli", "rl", "train", "--section", json.dumps(run["section"]),
+             "--teacher", json.dumps(t), "--checkpoint", str(ckpt), "--output", run["output"],
+             "--run-id", run_id, "--teacher-cache", run["teacher_cache"]],
+            env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
 
     for run_id in RUNS:
         a, b = shared / run_id, tmp_path / "alone" / run_id
@@ -125,8 +133,8 @@ def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_run
     bodies = [json.loads(l) for l in (shared / "requests.jsonl").read_text().splitlines()]
     assert len(bodies) == 2 * 3 * 8
     assert sorted({b["seed"] for b in bodies}) == [42, 43]
-    assert all((b["model"], b["temperature"], b["top_p"], b["max_tokens"]) == ("teacher-x", 0.2, 1.0, 6)
-               for b in bodies)
+    assert {(b["model"], b["temperature"], b["top_p"], b["max_tokens"]) for b in bodies} == {
+        ("teacher-x", 0.2, 1.0, 6)}
 
 
 def test_sigterm_reaches_every_run_which_saves_its_state(ckpt, tmp_path):
@@ -150,7 +158,7 @@ def test_sigterm_reaches_every_run_which_saves_its_state(ckpt, tmp_path):
         assert "stopped by SIGTERM" in (tmp_path / "logs" / f"{run_id}.log").read_text()
     server_pid = [l for l in proc.stderr.read().splitlines() if "teacher server:" in l]
     assert server_pid  # the server was started, and the pack waited for it to stop:
-    assert subprocess.run(["pgrep", "-f", str(tmp_path / "r.jsonl")], capture_output=True).stdout == b""
+    assert not running(str(tmp_path / "r.jsonl"))
 
 
 def test_a_server_that_exits_stops_the_pack_naming_its_log(ckpt, tmp_path):
@@ -160,6 +168,28 @@ def test_a_server_that_exits_stops_the_pack_naming_its_log(ckpt, tmp_path):
     assert "exited with status 3" in out.stderr and "server.log" in out.stderr
     assert "no GPU here" in out.stderr
     assert not (tmp_path / "logs").exists()  # no run started
+
+
+def test_a_server_that_never_answers_times_out_and_sigterm_stops_the_wait(ckpt, tmp_path):
+    mute = f"{sys.executable} -c \"import time; time.sleep(120)\" {{port}} {tmp_path}"
+    out = storyrl(*pack_args(tmp_path, ckpt, {"server": {"command": mute, "ready_timeout_s": 1}}),
+                  timeout=120)
+    assert out.returncode == 2 and "did not answer" in out.stderr and "ready_timeout_s" in out.stderr
+    # A time limit while the server loads its weights: the pack stops at once, no run begun.
+    server = rf"sleep\(120\) [0-9]+ {tmp_path}"  # the started server (the pack's argv has {{port}})
+    proc = subprocess.Popen([sys.executable, "-m", "storyrl.cli", *pack_args(tmp_path, ckpt, {
+        "server": {"command": mute}})], env=ENV, cwd=ROOT, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not running(server):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 143
+    assert not running(server) and not (tmp_path / "logs").exists()
+
+
+def running(pattern: str) -> bool:
+    return bool(subprocess.run(["pgrep", "-f", pattern], capture_output=True).stdout)
 
 
 # --------------------------------------------------------------------------- config and plan
@@ -194,30 +224,39 @@ def test_packs_follow_the_plan_and_never_mix_teachers(tmp_path):
                                 "overrides": {"teacher": {"model": "/elsewhere"}}},
         {"checkpoint": "90M"}]}))
     cfg = load(*paper(tmp_path), other)
-    assert rl_packs(cfg.rl_plan(), 4) == [["20M-seed42-base", "90M-seed42-base"], ["50M-seed42-big"]]
+    assert rl_packs(cfg.rl_plan(), 4) == [["20M-seed42-base", "90M-seed42-base"],
+                                          ["50M-seed42-big"]]
 
 
-def dry_run_jobs(tmp_path: Path, files: list[Path], *targets: str) -> list[tuple[str, str]]:
-    """(rule, resources line) of every job a dry run plans."""
-    out = snakemake(tmp_path, *targets, "-n", "--configfile", *map(str, files)).stdout
-    jobs, rule = [], None
+def dry_run_jobs(tmp_path: Path, files: list[Path], *args: str) -> list[tuple[str, str]]:
+    """(rule, its threads and resources lines) of every job a dry run plans."""
+    out = snakemake(tmp_path, *args, "-n", "--configfile", *map(str, files)).stdout
+    jobs, rule, seen = [], None, ""
     for line in out.splitlines():
         line = line.strip()
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
-            rule = line.split()[1][:-1]
+            rule, seen = line.split()[1][:-1], ""
+        elif line.startswith("threads:") and rule:
+            seen = line
         elif line.startswith("resources:") and rule:
-            jobs.append((rule, line))
+            jobs.append((rule, f"{seen} {line}"))
             rule = None
     return jobs
 
 
-def test_paper_plan_in_packs_of_four_is_two_gpu_jobs(tmp_path):
-    jobs = [(r, res) for r, res in dry_run_jobs(tmp_path, paper(tmp_path, runs_per_gpu=4))
-            if r.startswith("rl")]
-    assert sorted(r for r, _ in jobs) == ["rl_pack_1", "rl_pack_2"]
-    assert all("gpu=1" in res.replace(" ", "").split(",") or "gpu=1" in res for _, res in jobs)
+def test_paper_plan_in_packs_of_four_is_two_gpu_jobs_placed_like_rl_jobs(tmp_path, monkeypatch):
+    # Through the SLURM profile (planned without conda, as tests/test_profiles.py does).
+    monkeypatch.setenv("STORYRL_SLURM_SDM", "none")
+    files = paper(tmp_path, runs_per_gpu=4)
+    jobs = dry_run_jobs(tmp_path, files, "--profile", str(ROOT / "profiles" / "slurm"))
+    packs = [(r, res) for r, res in jobs if r.startswith("rl")]
+    assert sorted(r for r, _ in packs) == ["rl_pack_1", "rl_pack_2"]
+    prof = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    for _, res in packs:  # one GPU each, and the profile's threads and runtime of `rl`
+        assert re.search(r"\bgpu=1\b", res) and f"threads: {prof['set-threads']['rl']} " in res, res
+        assert re.search(rf"\bruntime={prof['set-resources']['rl']['runtime']}\b", res), res
     # A targeted build of one run's summary runs its pack (and only it).
-    one = dry_run_jobs(tmp_path, paper(tmp_path, runs_per_gpu=4), "results/rl/900M-seed43-base/summary.json")
+    one = dry_run_jobs(tmp_path, files, "results/rl/900M-seed43-base/summary.json")
     assert [r for r, _ in one if r.startswith("rl")] == ["rl_pack_2"]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from storyrl.config import RLSharingConfig, TeacherConfig
+from storyrl.config import RLConfig, RLSharingConfig, TeacherConfig
 from storyrl.config.sharing import server_key
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_argv(sharing: RLSharingConfig, teacher: TeacherConfig, port: int, max_seqs: int) -> list[str]:
+def server_argv(sharing: RLSharingConfig, teacher: TeacherConfig, port: int,
+                max_seqs: int) -> list[str]:
     values = {"model": teacher.model, "port": port, "dtype": teacher.vllm.dtype,
               "max_model_len": teacher.vllm.max_model_len, "max_seqs": max_seqs,
               "gpu_memory_utilization": sharing.server.gpu_memory_utilization}
@@ -78,7 +79,8 @@ def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
             "--section", json.dumps(run.section), "--teacher", json.dumps(teacher),
             "--reward", json.dumps(run.reward), "--checkpoint", run.checkpoint,
             "--output", run.output, "--run-id", run.run_id]
-    for flag, value in (("--teacher-cache", run.teacher_cache), ("--pretrain-words", run.pretrain_words),
+    for flag, value in (("--teacher-cache", run.teacher_cache),
+                        ("--pretrain-words", run.pretrain_words),
                         ("--corpus-stats", run.corpus_stats)):
         if value is not None:
             argv += [flag, str(value)]
@@ -111,21 +113,23 @@ class Server:
         return PackError(f"the teacher server {what}; the last lines of {self.log_path}:\n"
                          f"{tail(self.log_path)}")
 
-    def wait_ready(self, base_url: str, timeout_s: float) -> None:
+    def wait_ready(self, base_url: str, timeout_s: float, stop=lambda: False) -> bool:
+        """True once the server answers; False if `stop()` said to give up first."""
         deadline = time.monotonic() + timeout_s
-        while True:
+        while not stop():
             if self.proc.poll() is not None:
                 raise self.failure(f"exited with status {self.proc.returncode} before it answered")
             try:
                 with urllib.request.urlopen(f"{base_url}/models", timeout=2) as resp:
                     if resp.status == 200:
-                        return
+                        return True
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise self.failure(f"did not answer {base_url}/models within {timeout_s:g} s "
                                    "(rl_sharing.server.ready_timeout_s)")
             time.sleep(0.5)
+        return False
 
     def stop(self, grace_s: float = 60) -> None:
         if self.proc.poll() is None:
@@ -171,13 +175,17 @@ def run_pack(runs: list[PackRun], sharing: RLSharingConfig, server_log: str | Pa
                 teacher = TeacherConfig.model_validate(served[0].teacher)
                 port = free_port()
                 base_url = f"http://127.0.0.1:{port}/v1"
-                max_seqs = sum(int(r.section.get("batch_size", 360)) for r in served)
+                batch = {r.run_id: RLConfig.model_validate(r.section).batch_size for r in served}
+                max_seqs = sum(batch.values())
                 server = Server(server_argv(sharing, teacher, port, max_seqs), Path(server_log))
-                server.wait_ready(base_url, sharing.server.ready_timeout_s)
+                if not server.wait_ready(base_url, sharing.server.ready_timeout_s,
+                                         lambda: sig.requested):
+                    log.warning("stop requested while the teacher server started; no run began")
+                    return 143
                 log.info("teacher server ready at %s", base_url)
                 label = f"rl-pack: {sharing.server.command}"
                 for r in served:
-                    conc = sharing.server.concurrency or int(r.section.get("batch_size", 360))
+                    conc = sharing.server.concurrency or batch[r.run_id]
                     teachers[r.run_id] = shared_teacher(r.teacher, base_url, label, conc)
             for r in runs:
                 if sig.requested:
@@ -201,7 +209,8 @@ def run_pack(runs: list[PackRun], sharing: RLSharingConfig, server_log: str | Pa
 def _supervise(runs, children, server, sig, poll_s) -> int:
     stopping, server_died = False, False
     while any(p.poll() is None for p in children.values()):
-        if not stopping and (sig.requested or (server is not None and server.proc.poll() is not None)):
+        died = server is not None and server.proc.poll() is not None
+        if not stopping and (sig.requested or died):
             server_died = not sig.requested
             if server_died:
                 log.error("the teacher server exited (status %s); stopping the runs",
