@@ -12,6 +12,10 @@ out of the rest, so a reply depends on the request alone, as with the engine.
 SIGTERM (a job's time limit) is passed on to every run, which saves its state after the step in
 flight and exits 143 (storyrl.rl.run.Terminate); the server is stopped once the runs have
 exited. If the server dies, the runs are stopped the same way and the pack fails naming its log.
+SLURM's time-limit SIGTERM reaches every process of the job, the server too: teacher calls of
+a step in flight that come after the server stopped fail, and `teacher.on_failure` decides
+as for any failed call (`stop`: above `max_failure_share` the step is dropped and the run
+resumes from its last saved state; below it, and with `default`, those stories score 0.5).
 """
 
 import json
