@@ -120,6 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus-stats", help="or: the corpus's stats.json (from `storyrl subset`)")
     _gpu_flag(s)
     s.set_defaults(func=_rl_train)
+    s = rl.add_parser("pack", help="train several runs side by side on one GPU, with one teacher "
+                      "server for those whose teacher is vllm (config section rl_sharing)")
+    s.add_argument("--sharing", type=_section(C.RLSharingConfig), required=True,
+                   help="the rl_sharing section (JSON)")
+    s.add_argument("--run", type=json.loads, action="append", required=True, dest="runs",
+                   help="one run (JSON): run_id, section, teacher, reward, checkpoint, output, "
+                   "log, and optionally teacher_cache, pretrain_words, corpus_stats; repeat it")
+    s.add_argument("--server-log", required=True, help="the teacher server's log file")
+    _gpu_flag(s)
+    s.set_defaults(func=_rl_pack)
 
     _add_eval(sub)
 
@@ -216,6 +226,25 @@ def _rl_train(args):
         if isinstance(scorer, scoring.TeacherScorer):
             scorer.close()  # the teacher's engine or client, and its cache
     print(json.dumps(summary))
+
+
+def _rl_pack(args):
+    from pydantic import ValidationError
+    from storyrl.config import ConfigError, RLConfig
+    from storyrl.rl.pack import PackError, PackRun, run_pack
+    runs = []
+    for i, raw in enumerate(args.runs):
+        try:
+            runs.append(PackRun.model_validate(raw))
+            RLConfig.model_validate(runs[-1].section)
+        except ValidationError as err:
+            raise ConfigError(f"--run {i + 1}: bad pack run: {err}") from None
+    try:
+        status = run_pack(runs, args.sharing, args.server_log, require_gpu=args.require_gpu)
+    except PackError as err:
+        raise Stop(f"storyrl rl pack: {err}") from None
+    if status:
+        raise SystemExit(status)
 
 
 def _demo_eval(args):

@@ -4,8 +4,15 @@
 (a valid completion whose text has no numbers), garbage_body (HTTP 200 that is not JSON),
 error500, stall (sleeps past the client's timeout), 401. `fail_first` makes the first N requests
 of every distinct message fail with HTTP 500 before the mode applies (to exercise retries).
+`GET /v1/models` answers as vLLM's does (what an RL pack waits for before it starts its runs).
+
+Run as a script (`python tests/chat_server.py --port N [--log FILE]`) it serves `seeded_reply`,
+which depends on nothing but the request, as an RL pack's teacher server command
+(tests/test_rl_share.py); `--log` appends each request's JSON body as one line.
 """
 
+import argparse
+import hashlib
 import json
 import threading
 import time
@@ -13,9 +20,21 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def seeded_reply(body: dict) -> str:
+    """Three scores 0..3 drawn from the message, the seed and the temperature: a stand-in for
+    a teacher whose seeded sampling gives one reply per request, whatever else it serves."""
+    key = json.dumps([body["messages"][-1]["content"], body.get("seed"), body.get("temperature")])
+    digest = hashlib.sha256(key.encode()).digest()
+    return " ".join(str(b % 4) for b in digest[:3])
+
+
 class ChatServer:
-    def __init__(self, mode="ok", reply_fn=lambda msg: "2 3 1", stall_s=2.0, fail_first=0):
+    def __init__(self, mode="ok", reply_fn=lambda msg: "2 3 1", stall_s=2.0, fail_first=0,
+                 port=0, body_reply_fn=None, log_path=None):
+        """`body_reply_fn(body)`, if given, replaces `reply_fn(message)`: a reply from the whole
+        request (its seed and sampling settings too)."""
         self.mode, self.reply_fn, self.stall_s, self.fail_first = mode, reply_fn, stall_s, fail_first
+        self.body_reply_fn, self.log_path = body_reply_fn, log_path
         self.requests: list[dict] = []   # every request: path, JSON body, headers (lower-case names)
         self.per_message = Counter()
         self.lock = threading.Lock()
@@ -27,12 +46,20 @@ class ChatServer:
             def log_message(self, *args):  # keep test output clean
                 pass
 
+            def do_GET(self):
+                if self.path.rstrip("/") != "/v1/models":
+                    return self._send(404, b'{"error": {"message": "not found"}}')
+                self._send(200, json.dumps({"object": "list", "data": []}).encode())
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 msg = body["messages"][-1]["content"]
                 with server.lock:
                     server.requests.append({"path": self.path, "body": body,
                                             "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    if server.log_path:
+                        with open(server.log_path, "a") as f:
+                            f.write(json.dumps(body) + "\n")
                     server.per_message[msg] += 1
                     nth = server.per_message[msg]
                 if nth <= server.fail_first or server.mode == "error500":
@@ -48,7 +75,8 @@ class ChatServer:
                     time.sleep(server.stall_s)
                 if server.mode == "garbage_body":
                     return self._send(200, b"<html>this is not json", "text/html")
-                text = "I cannot grade this." if server.mode == "garbage_text" else server.reply_fn(msg)
+                text = ("I cannot grade this." if server.mode == "garbage_text" else
+                        server.body_reply_fn(body) if server.body_reply_fn else server.reply_fn(msg))
                 out = {"id": "c1", "object": "chat.completion", "created": 0,
                        "model": body["model"],
                        "choices": [{"index": 0, "finish_reason": "stop",
@@ -65,7 +93,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
@@ -73,3 +101,19 @@ class ChatServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="a deterministic chat-completions server on 127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--log", help="append each request's JSON body here, one per line")
+    args = p.parse_args()
+    srv = ChatServer(port=args.port, body_reply_fn=seeded_reply, log_path=args.log)
+    try:
+        threading.Event().wait()  # until a signal ends the process
+    finally:
+        srv.close()
+
+
+if __name__ == "__main__":
+    main()

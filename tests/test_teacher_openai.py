@@ -43,7 +43,7 @@ def test_request_matches_paper_and_replies_parse(server):
     assert sent == sorted(rubric.render(PROMPT, c) for c in CONTS)
     assert all(r["body"]["messages"][0]["role"] == "user" and len(r["body"]["messages"]) == 1
                for r in srv.requests)
-    assert t.identity["sampling"] == {"temperature": 0.2, "max_tokens": 6, "seed": 42}
+    assert t.identity["sampling"] == {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6, "seed": 42}
 
 
 def test_api_key_from_named_env_var_never_stored(server, monkeypatch, caplog):
@@ -166,5 +166,6 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     assert meta["teacher"] == {"backend": "openai", "server": srv.url, "model": "teacher-x",
                                "template": "config/prompts/teacher_rubric.txt",
                                "template_sha256": load_rubric(TeacherConfig().template).sha256,
-                               "sampling": {"temperature": 0.2, "max_tokens": 6, "seed": 42}}
+                               "sampling": {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6,
+                                            "seed": 42}}
     assert meta["counts"]["failed_calls"] == 0

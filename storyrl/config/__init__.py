@@ -22,6 +22,7 @@ from storyrl.config.pretrain import (ComputeConfig, ModelConfig, PretrainConfig,
 from storyrl.config.rl import (OVERRIDE_SECTIONS, PAPER_PROMPT, GroupConfig, PPOConfig, RLConfig,
                                RLRun, RunSpec, SamplingConfig, expand_runs, planned_checkpoints,
                                state_due)
+from storyrl.config.sharing import RLSharingConfig, ServerConfig, rl_packs
 from storyrl.config.teacher import (HFConfig, OpenAIConfig, RewardConfig, TeacherConfig,
                                     VLLMConfig)
 from storyrl.config.top import (LOCAL_WEIGHT_BACKENDS, Config, check_teacher_weights, load,
@@ -44,9 +45,10 @@ __all__ = [
     "AnalysisConfig", "ComputeConfig", "Config", "ConfigError", "CorpusConfig", "GroupConfig",
     "HFConfig", "LOCAL_WEIGHT_BACKENDS", "ModelConfig", "Name", "OVERRIDE_SECTIONS",
     "OfficialConfig", "OpenAIConfig", "PAPER_PROMPT", "PPOConfig", "PretrainConfig",
-    "PretrainJob", "PretrainRun", "RLConfig", "RLRun", "RewardConfig", "RunSpec", "SAFE_NAME",
-    "SCHEMA_PATH", "SamplingConfig", "Section", "StoryEvalConfig", "TeacherConfig",
-    "TokenizerConfig", "TrainingConfig", "VLLMConfig", "Words", "ZeroShotConfig",
+    "PretrainJob", "PretrainRun", "RLConfig", "RLRun", "RLSharingConfig", "RewardConfig",
+    "RunSpec", "SAFE_NAME", "SCHEMA_PATH", "SamplingConfig", "Section", "ServerConfig",
+    "StoryEvalConfig", "TeacherConfig", "TokenizerConfig", "TrainingConfig", "VLLMConfig", "Words",
+    "ZeroShotConfig",
     "check_teacher_weights", "deep_merge", "error_lines", "expand_runs", "load",
-    "planned_checkpoints", "read_yaml", "schema_text", "state_due", "validate",
+    "planned_checkpoints", "read_yaml", "rl_packs", "schema_text", "state_due", "validate",
 ]

@@ -48,6 +48,10 @@ class OpenAIConfig(Section):
     a body that is not a chat completion)."""
     backoff_s: float = Field(1.0, ge=0)
     """Wait before the first retry; doubles with every further retry."""
+    server_label: str | None = None
+    """Names the server in cache keys and metadata instead of `base_url`; None: the URL. An RL
+    pack's teacher server (storyrl.rl.pack) gets a new free port in every job, so a resumed
+    run would never find its cached replies under the URL."""
 
 
 class HFConfig(Section):

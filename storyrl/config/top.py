@@ -13,6 +13,7 @@ from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
 from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
+from storyrl.config.sharing import RLSharingConfig
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 
 
@@ -36,6 +37,9 @@ class Config(Section):
     rl_runs: list[RunSpec] = []
     """The run table: RL runs as (pretraining checkpoint, seeds, variant); run ids are
     `<checkpoint>-seed<S>-<variant>` (paper: 8 runs)."""
+    rl_sharing: RLSharingConfig = RLSharingConfig()
+    """Several RL runs per GPU job with one teacher server (storyrl/config/sharing.py; default:
+    one job per run)."""
     story_eval: StoryEvalConfig = StoryEvalConfig()
     """Teacher-scored stories of every checkpoint (storyrl/evaluate/stories.py)."""
     zero_shot: ZeroShotConfig = ZeroShotConfig()

@@ -35,8 +35,12 @@ class OpenAIBackend:
 
         self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
         self.model = cfg.model
-        self.server = _without_credentials(self.o.base_url)
-        self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
+        self.server = self.o.server_label or _without_credentials(self.o.base_url)
+        # Every setting that shapes a reply, sent with each request: a server fills the rest
+        # from its own defaults (vllm serve: the model's generation_config.json, Llama 3.1's
+        # top_p 0.9). top_p 1 as the offline engine and the hf backend sample (the paper's).
+        self.sampling = {"temperature": cfg.temperature, "top_p": 1.0, "max_tokens": cfg.max_tokens,
+                         "seed": seed}
         key = "unused"  # the client insists on a key; servers without auth ignore it
         if self.o.api_key_env:
             key = os.environ.get(self.o.api_key_env)

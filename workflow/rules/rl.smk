@@ -1,6 +1,16 @@
 # RL runs of the run table (config `rl_runs`): one job per run, from a pretraining checkpoint.
 # The run's resume state lives in its folder (state/, parts/), which is not an output, so a job
 # killed at its time limit continues from its last step when it runs again.
+# With rl_sharing.runs_per_gpu > 1 the runs go in packs instead: one job per pack (rule
+# rl_pack_<n>, storyrl.rl.pack) trains its runs side by side on one GPU with one teacher server.
+# Every run keeps its folder, outputs and log, so the rules that read them do not change.
+import shlex
+
+from storyrl.config import rl_packs
+
+SHARING = CFG.rl_sharing
+PACKS = rl_packs(PLAN, SHARING.runs_per_gpu) if SHARING.runs_per_gpu > 1 else []
+PACKED = {run_id for ids in PACKS for run_id in ids}
 
 
 def all_rl_outputs():
@@ -8,7 +18,11 @@ def all_rl_outputs():
 
 
 def rl_input(wildcards):
-    run = PLAN[wildcards.run_id]
+    return run_inputs(wildcards.run_id)
+
+
+def run_inputs(run_id):
+    run = PLAN[run_id]
     corpus = CFG.pretrain.runs[run.pretrain_run].corpus
     return {
         "checkpoint": ckpt_dir(run.pretrain_run, run.checkpoint),
@@ -25,7 +39,7 @@ rule rl:
         rollouts=f"{RESULTS}/rl/{{run_id}}/rollouts.parquet",
         final=directory(f"{RESULTS}/rl/{{run_id}}/final"),
     wildcard_constraints:
-        run_id=one_of(PLAN),
+        run_id=one_of(set(PLAN) - PACKED),
     params:
         section=lambda w: section(PLAN[w.run_id].rl),
         teacher=lambda w: teacher_json(PLAN[w.run_id].teacher),
@@ -50,3 +64,51 @@ rule rl:
         " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
         " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
         " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"
+
+
+def pack_run(run_id):
+    """One run of a pack, as `storyrl rl pack --run` takes it: the arguments of its rule `rl`."""
+    run = PLAN[run_id]
+    inputs = run_inputs(run_id)
+    return json.dumps({
+        "run_id": run_id, "section": run.rl.model_dump(mode="json"),
+        "teacher": json.loads(teacher_json(run.teacher)), "reward": run.reward,
+        "checkpoint": inputs["checkpoint"], "corpus_stats": inputs["corpus_stats"],
+        "pretrain_words": run.checkpoint, "output": rl_dir(run_id), "log": log_path("rl", run_id),
+        "teacher_cache": f"{rl_dir(run_id)}/teacher_cache.sqlite"}, sort_keys=True)
+
+
+for _n, _ids in enumerate(PACKS, 1):
+
+    rule:
+        name:
+            f"rl_pack_{_n}"
+        input:
+            list(dict.fromkeys(f for run_id in _ids for f in run_inputs(run_id).values())),
+        output:
+            [f"{rl_dir(run_id)}/{name}" for run_id in _ids
+             for name in ("summary.json", "steps.parquet", "rollouts.parquet")],
+            [directory(f"{rl_dir(run_id)}/final") for run_id in _ids],
+        params:
+            # Functions: a string param would be read as a pattern (its braces as wildcards).
+            sharing=lambda w: section(SHARING),
+            # Pre-quoted: one --run JSON per run; a change to any run's settings reruns the pack.
+            runs=lambda w, ids=_ids: " ".join(f"--run {shlex.quote(pack_run(r))}" for r in ids),
+        priority: 10
+        resources:
+            gpu=1,
+        conda:
+            GPU_ENV
+        log:
+            log_path("rl_pack", str(_n)),
+            log_path("rl_pack", f"{_n}.server"),
+            [log_path("rl", run_id) for run_id in _ids],
+        benchmark:
+            bench_path("rl_pack", str(_n))
+        shell:
+            "{STORYRL} rl pack {GPU_CHECK} --sharing {params.sharing:q} --server-log {log[1]:q}"
+            " {params.runs} > {log[0]:q} 2>&1"
+
+    # A pack is placed like one RL job: one GPU, and the threads, runtime and memory that the
+    # profile gives the `rl` rule (profiles/slurm: set-threads and set-resources of `rl`).
+    getattr(rules, f"rl_pack_{_n}").rule.resources.update(rules.rl.rule.resources)
