@@ -14,6 +14,7 @@ from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotCon
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
 from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
+from storyrl.config.tracking import TrackingConfig
 
 
 class Config(Section):
@@ -43,6 +44,9 @@ class Config(Section):
     official: OfficialConfig = OfficialConfig()
     """GLUE, reading and AoA through a checkout of the official BabyLM pipeline
     (storyrl/evaluate/official.py); off unless `official.path` is set."""
+    tracking: TrackingConfig = TrackingConfig()
+    """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
+    to the jobs through the environment, so changing it reruns nothing."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
