@@ -136,11 +136,15 @@ class _Progress(TrainerCallback):
                                      self.every_s, start=state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
-        for key in ("loss", "tokens_per_s"):
-            if logs and key in logs:
-                self.latest[key] = logs[key]
+        if logs and "loss" in logs:  # not the run's closing summary (train_runtime, ...)
+            self.latest.update({k: logs.get(k) for k in ("loss", "tokens_per_s")})
+            self._report(state)
 
     def on_step_end(self, args, state, control, **kw):
+        if not control.should_log:  # else on_log reports the step, with its loss
+            self._report(state)
+
+    def _report(self, state):
         if self.progress is not None:
             self.progress.update(state.global_step, words=self.plan.words_at(state.global_step),
                                  loss=self.latest.get("loss"),

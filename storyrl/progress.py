@@ -53,10 +53,10 @@ class Progress:
     change (an RL run's planned steps follow its ledger)."""
 
     def __init__(self, name: str, total: int | None, every_s: float = 60.0, start: int = 0,
-                 stream=None):
-        self.name, self.total, self.every_s = name, total, every_s
+                 stream=None, clock=time.monotonic):
+        self.name, self.total, self.every_s, self.clock = name, total, every_s, clock
         self.stream = stream if stream is not None else sys.stderr
-        self.start_step, self.start_time = start, time.monotonic()
+        self.start_step, self.start_time = start, clock()
         self.last_line = -math.inf
         self.bar = None
         if self.stream.isatty():
@@ -67,7 +67,7 @@ class Progress:
     def line(self, k: int, words: int | None = None, **latest) -> str:
         """The progress line of step `k`."""
         done = k - self.start_step
-        s_step = (time.monotonic() - self.start_time) / done if done > 0 else math.nan
+        s_step = (self.clock() - self.start_time) / done if done > 0 else math.nan
         total = self.total
         parts = [f"step {k}/{total if total is not None else '?'}"]
         if total:
@@ -92,7 +92,7 @@ class Progress:
             self.bar.set_postfix(post, refresh=False)
             self.bar.update(k - self.bar.n)
             return
-        now = time.monotonic()
+        now = self.clock()
         last = self.total is not None and k >= self.total
         if now - self.last_line >= self.every_s or last:
             self.last_line = now

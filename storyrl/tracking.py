@@ -12,6 +12,7 @@ rerun 30-hour jobs). The backends' packages are imported only when chosen (extra
 `trackio`). API keys never pass through here: W&B reads WANDB_API_KEY itself.
 """
 
+import importlib.util
 import json
 import math
 import os
@@ -44,12 +45,11 @@ def require(cfg: TrackingConfig) -> None:
     if cfg.backend == "none":
         return
     module, extra = PACKAGES[cfg.backend]
-    try:
-        __import__(module)
-    except ImportError as err:
-        raise ConfigError(f"tracking.backend: '{cfg.backend}' needs the package {module} "
-                          f"({err}); install it with `pip install 'storyrl[{extra}]'`, or set "
-                          "tracking.backend: none") from None
+    # Looked up, not imported: trackio reads TRACKIO_DIR once, when imported.
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"tracking.backend: '{cfg.backend}' needs the package {module}, which "
+                          f"is not installed: `pip install 'storyrl[{extra}]'`, or set "
+                          "tracking.backend: none")
 
 
 def tensorboard_dir(cfg: TrackingConfig, stage: str, run_id: str) -> Path:

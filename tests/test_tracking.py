@@ -140,21 +140,39 @@ def test_wandb_offline_run_of_pretraining_holds_the_loss(demo_prepared, tmp_path
 
 
 # --------------------------------------------------------------------------- trackio
+def trackio_logs(folder: Path, run: str) -> tuple[list, list[dict]]:
+    """(the runs of project storyrl, the logged rows of `run`) from trackio's own storage, in a
+    process of its own: trackio fixes its folder (TRACKIO_DIR) when imported."""
+    code = ("import json; from trackio.sqlite_storage import SQLiteStorage as S; "
+            f"print(json.dumps([S.get_runs('storyrl'), S.get_logs('storyrl', {run!r})]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**tiny_jobs._env({}), "TRACKIO_DIR": str(folder / "trackio")})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_trackio_local_database_holds_every_ppo_steps_column(ckpt, tmp_path):
     pytest.importorskip("trackio", reason="the `trackio` extra is not installed")
     tiny_jobs.rl(ckpt, tmp_path, {"backend": "trackio", "dir": str(tmp_path / "trk")})
     steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
-    # trackio fixes its folder when imported: read it back in a process of its own.
-    code = ("import json, sys; from trackio.sqlite_storage import SQLiteStorage as S; "
-            "print(json.dumps([S.get_runs('storyrl'), S.get_logs('storyrl', 'toy')]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**tiny_jobs._env({}), "TRACKIO_DIR": str(tmp_path / "trk" / "trackio")})
-    runs, logs = json.loads(out.stdout.strip().splitlines()[-1])
+    runs, logs = trackio_logs(tmp_path / "trk", "toy")
     assert runs == ["toy"]
     rows = [r for r in logs if "teacher_score_mean" in r]
     assert [r["step"] for r in rows] == steps.budget_words.tolist()
     for col in numeric_columns(steps):
-        assert [r[col] for r in rows] == pytest.approx(steps[col].tolist(), rel=1e-9), col
+        key = "__step" if col == "step" else col  # trackio keeps `step` for its own axis
+        assert [r[key] for r in rows] == pytest.approx(steps[col].tolist(), rel=1e-9), col
+
+
+def test_trackio_local_database_holds_the_pretraining_loss(demo_prepared, tmp_path):
+    pytest.importorskip("trackio", reason="the `trackio` extra is not installed")
+    tiny_jobs.pretrain(demo_prepared, tmp_path, {"backend": "trackio", "dir": str(tmp_path / "trk")})
+    log = pd.read_parquet(tmp_path / "out" / "log.parquet")
+    runs, logs = trackio_logs(tmp_path / "trk", "tiny")
+    assert runs == ["tiny"]
+    rows = [r for r in logs if "train/loss" in r]
+    # The Trainer's trackio integration logs the global step as a metric, not as trackio's step.
+    assert [r["train/global_step"] for r in rows] == log.step.tolist()
+    assert [r["train/loss"] for r in rows] == pytest.approx(log.loss.tolist(), rel=1e-6)
 
 
 # --------------------------------------------------------------------------- the section
