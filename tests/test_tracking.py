@@ -71,6 +71,23 @@ def test_tensorboard_gets_every_ppo_steps_column_at_the_budget_words(ckpt, tmp_p
     assert text["storyrl/config_hash"] == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
 
 
+def test_tensorboard_gets_grpo_metrics_through_the_trainers_report_to(ckpt, tmp_path):
+    grpo = tiny_jobs.PPO.model_copy(update={"algorithm": "grpo", "max_steps": 3,
+                                            "group": {"lr": 1e-3, "num_generations": 8}})
+    tiny_jobs.rl(ckpt, tmp_path, {"backend": "tensorboard", "dir": str(tmp_path / "trk")}, cfg=grpo)
+    steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
+    reader = tb_reader(tmp_path / "trk" / "tensorboard" / "storyrl" / "rl" / "toy")
+    scalars = reader.scalars
+    # TRL's own metrics at its steps: the loss (our policy_loss column) and the teacher's reward.
+    loss = scalars[scalars.tag == "train/loss"].sort_values("step")
+    assert loss.step.tolist() == [1, 2, 3]
+    assert loss.value.to_numpy() == pytest.approx(steps.policy_loss.to_numpy(), rel=1e-5)
+    reward = scalars[scalars.tag == "train/rewards/teacher/mean"].sort_values("step")
+    assert reward.value.to_numpy() == pytest.approx(steps.reward_mean.to_numpy(), rel=1e-5)
+    text = reader.text.set_index("tag")["value"]
+    assert text["storyrl/config_hash"] == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+
+
 # --------------------------------------------------------------------------- W&B offline
 def wandb_records(run_dir: Path):
     """The records of an offline run's .wandb file: W&B's protobuf Records in a LevelDB-style
