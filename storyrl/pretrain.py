@@ -225,7 +225,7 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
     sigterm = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
     try:
-        tracking = tracking or tr.from_env()
+        tracking = tr.from_env() if tracking is None else tracking
         tr.require(tracking)
         quiet_library_bars()
         with tr.backend_environment(tracking, "pretrain", run_id):

@@ -215,25 +215,32 @@ def test_a_backend_that_is_not_installed_is_named_with_its_extra():
 
 
 @pytest.mark.slow
-def test_changing_the_tracking_section_reruns_no_job(tmp_path):
-    """Tracking reaches the jobs through the environment, not params: after pretraining, a new
-    backend leaves nothing to do, where a changed training setting reruns pretraining."""
+def test_the_workflow_passes_tracking_to_the_job_and_a_change_reruns_nothing(tmp_path):
+    """Tracking reaches the jobs through the environment, not params: the pretraining job
+    writes its events and progress lines, and then another backend leaves nothing to do, where
+    a changed training setting reruns pretraining."""
     target = "results/pretrain/demo/log.parquet"
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
     cfg["pretrain"]["training"]["epochs"] = 0.3  # a short run is enough here
     cfg["pretrain"]["milestones"] = ["10K"]
     cfg["rl_runs"] = []  # their checkpoints are not milestones now; not needed here
+    cfg["tracking"] = {"backend": "tensorboard", "progress_every_s": 1e-6}
     base = tmp_path / "base.yaml"
     base.write_text(yaml.safe_dump(cfg))
     snakemake(tmp_path, target, "--cores", "1", "--configfile", str(base))
+    events = tmp_path / "results" / "tracking" / "tensorboard" / "storyrl" / "pretrain" / "demo"
+    assert "train/loss" in set(tb_reader(events).scalars.tag)
+    job_log = (tmp_path / "results" / "logs" / "pretrain" / "demo.log").read_text()
+    assert "\r" not in job_log and re.search(r"pretrain demo: step 1/\d+ .*ETA", job_log)
 
     def planned(config: dict) -> str:
         path = tmp_path / "changed.yaml"
         path.write_text(yaml.safe_dump(config))
         return snakemake(tmp_path, target, "-n", "--quiet", "rules", "--configfile", str(path)).stdout
 
-    tracked = {**cfg, "tracking": {"backend": "tensorboard", "progress_every_s": 5}}
-    assert "Nothing to be done" in planned(tracked)
-    changed = {**tracked, "pretrain": {**cfg["pretrain"], "training": {**cfg["pretrain"]["training"],
-                                                                       "lr": 1e-3}}}
+    assert "Nothing to be done" in planned({**cfg, "tracking": {"backend": "none"}})
+    assert "Nothing to be done" in planned({**cfg, "tracking": {"backend": "wandb",
+                                                                 "progress_every_s": 600}})
+    changed = {**cfg, "pretrain": {**cfg["pretrain"], "training": {**cfg["pretrain"]["training"],
+                                                                   "lr": 1e-3}}}
     assert re.search(r"^pretrain\s+1$", planned(changed), re.M)

@@ -51,7 +51,7 @@ def train(checkpoint, output, cfg: RLConfig, scorer: Scorer, run_id: str | None 
     often progress is logged (default: the STORYRL_TRACKING environment variable)."""
     output = Path(output)
     run_id = run_id or output.name
-    tracking = tracking or tr.from_env()
+    tracking = tr.from_env() if tracking is None else tracking
     tr.require(tracking)
     quiet_library_bars()
     device = resolve_device(cfg.device, cfg.threads)
