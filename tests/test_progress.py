@@ -12,7 +12,6 @@ import struct
 import termios
 
 import pandas as pd
-import pytest
 
 import tiny_jobs
 from rl_toys import make_checkpoint
