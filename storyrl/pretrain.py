@@ -27,14 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, ProgressCallback,
-                          Trainer, TrainerCallback, TrainingArguments)
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, PrinterCallback, Trainer,
+                          TrainerCallback, TrainingArguments)
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
-from storyrl.config import ConfigError, ModelConfig, TrainingConfig
+from storyrl import tracking as tr
+from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.device import DeviceError
+from storyrl.progress import Progress, quiet_library_bars
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
@@ -120,17 +122,37 @@ class _Milestones(TrainerCallback):
         log.info("milestone %s words at step %d -> %s", words_label(words), state.global_step, target)
 
 
-class _Throughput(TrainerCallback):
-    """Put tokens/s on the progress bar."""
+class _Progress(TrainerCallback):
+    """Step k of the planned steps, words seen, the latest loss, tokens/s, s/step and ETA
+    (storyrl.progress: a bar in a terminal, a line every `every_s` seconds in a log file)."""
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self, plan: Plan, run_id: str, every_s: float):
+        self.plan, self.run_id, self.every_s = plan, run_id, every_s
+        self.progress, self.latest = None, {}
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:  # after a resume, state.global_step is the saved step
+            self.progress = Progress(f"pretrain {self.run_id}", self.plan.total_steps,
+                                     self.every_s, start=state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
-        bar = next((cb.training_bar for cb in self.trainer.callback_handler.callbacks
-                    if isinstance(cb, ProgressCallback) and cb.training_bar), None)
-        if bar is not None and logs and "tokens_per_s" in logs:
-            bar.set_postfix(tok_s=f"{logs['tokens_per_s']:,.0f}", refresh=False)
+        if logs and "loss" in logs:  # not the run's closing summary (train_runtime, ...)
+            self.latest.update({k: logs.get(k) for k in ("loss", "tokens_per_s")})
+            self._report(state)
+
+    def on_step_end(self, args, state, control, **kw):
+        if not control.should_log:  # else on_log reports the step, with its loss
+            self._report(state)
+
+    def _report(self, state):
+        if self.progress is not None:
+            self.progress.update(state.global_step, words=self.plan.words_at(state.global_step),
+                                 loss=self.latest.get("loss"),
+                                 tok_s=self.latest.get("tokens_per_s"))
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.progress is not None:
+            self.progress.close()
 
 
 class _Trainer(Trainer):
@@ -193,22 +215,29 @@ def check_launch(visible_gpus: int, env: dict) -> int:
 
 def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
              training: TrainingConfig, milestones: list[int], seed: int,
-             callbacks=()) -> Path:
+             callbacks=(), tracking: TrackingConfig | None = None) -> Path:
     """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints.
+    `tracking`: where the Trainer reports, and how often progress is logged (default: the
+    STORYRL_TRACKING environment variable, storyrl.tracking).
 
     SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
     load: training then stops after its next step, saved, and the process exits 143."""
     sigterm = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
     try:
-        return _pretrain(tokens_bin, tokens_meta, tokenizer_dir, Path(work_dir), run_id,
-                         model_cfg, training, milestones, seed, callbacks, sigterm)
+        tracking = tr.from_env() if tracking is None else tracking
+        tr.require(tracking)
+        quiet_library_bars()
+        with tr.backend_environment(tracking, "pretrain", run_id):
+            return _pretrain(tokens_bin, tokens_meta, tokenizer_dir, Path(work_dir), run_id,
+                             model_cfg, training, milestones, seed, callbacks, sigterm, tracking)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, model_cfg,
-              training, milestones, seed, callbacks, sigterm: threading.Event) -> Path:
+              training, milestones, seed, callbacks, sigterm: threading.Event,
+              tracking: TrackingConfig) -> Path:
     cuda = torch.cuda.is_available()
     world = check_launch(torch.cuda.device_count() if cuda else 0, os.environ)
     if training.threads:
@@ -241,8 +270,9 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
         max_grad_norm=training.grad_clip, bf16=bool(bf16), use_cpu=not cuda,
         ddp_backend="gloo" if world > 1 and not cuda else None,  # None: NCCL on GPUs
         logging_steps=training.log_every, save_strategy="steps", save_steps=training.save_every,
-        save_total_limit=training.keep_states, report_to="none", dataloader_num_workers=0,
-        disable_tqdm=False,
+        save_total_limit=training.keep_states, dataloader_num_workers=0,
+        # Our _Progress replaces the Trainer's bar, whose carriage returns fill a log file.
+        disable_tqdm=True, **tr.hf_reporting(tracking, run_id),
     )
     if args.world_size != world:  # pragma: no cover - accelerate and torchrun disagree
         raise RuntimeError(f"WORLD_SIZE is {world} but the Trainer runs {args.world_size} processes")
@@ -262,7 +292,10 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
     trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                        callbacks=[marks, *callbacks])
     trainer.plan = plan
-    trainer.add_callback(_Throughput(trainer))
+    trainer.remove_callback(PrinterCallback)  # a dict per log step; _Progress says it in a line
+    trainer.add_callback(_Progress(plan, run_id, tracking.progress_every_s))
+    trainer.add_callback(tr.make_run_tags(tracking, trainer, run_id,
+                                          make_metadata("pretrain_log", settings)["config_hash"]))
 
     log.info("run %s: %d steps x %d tokens (%.0f words) on %d process(es), %d milestones, "
              "resume from %s", run_id, plan.total_steps, plan.tokens_per_step,

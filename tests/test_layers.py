@@ -22,7 +22,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
      "device": ("storyrl.device",), "checkpoints": ("storyrl.checkpoints",)},
     # 2: data and the teacher.
     {"corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
-     "tokenizer": ("storyrl.tokenizer",), "teacher": ("storyrl.teacher", "storyrl.reward")},
+     "tokenizer": ("storyrl.tokenizer",), "teacher": ("storyrl.teacher", "storyrl.reward"),
+     # Experiment tracking and progress lines, which the training stages report through.
+     "tracking": ("storyrl.tracking", "storyrl.progress")},
     # 3: the stages that train and evaluate models.
     {"pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"), "rl": ("storyrl.rl",),
      "evaluation": ("storyrl.evaluate",)},

@@ -1,7 +1,7 @@
 """Typed configuration, validated once and shared by the Snakefile, the CLI and the tests.
 
 One module per stage's sections (`corpus`, `pretrain`, `teacher`, `rl`, `evaluate`,
-`analysis`) on a common `base`, and `top` for the whole `Config` and the YAML loading. Each
+`analysis`, `tracking`) on a common `base`, and `top` for the whole `Config` and the YAML loading. Each
 stage reads only its own section, so a rule's params (and so Snakemake's rerun decisions)
 depend on that section alone. Every field is documented once, by its docstring, which is also
 its description in workflow/schemas/config.schema.json (`storyrl schema` writes it).
@@ -25,6 +25,7 @@ from storyrl.config.rl import (OVERRIDE_SECTIONS, PAPER_PROMPT, GroupConfig, PPO
 from storyrl.config.sharing import RLSharingConfig, ServerConfig, rl_packs
 from storyrl.config.teacher import (HFConfig, OpenAIConfig, RewardConfig, TeacherConfig,
                                     VLLMConfig)
+from storyrl.config.tracking import TrackingConfig
 from storyrl.config.top import (LOCAL_WEIGHT_BACKENDS, Config, check_teacher_weights, load,
                                 read_yaml, validate)
 
@@ -47,8 +48,8 @@ __all__ = [
     "OfficialConfig", "OpenAIConfig", "PAPER_PROMPT", "PPOConfig", "PretrainConfig",
     "PretrainJob", "PretrainRun", "RLConfig", "RLRun", "RLSharingConfig", "RewardConfig",
     "RunSpec", "SAFE_NAME", "SCHEMA_PATH", "SamplingConfig", "Section", "ServerConfig",
-    "StoryEvalConfig", "TeacherConfig", "TokenizerConfig", "TrainingConfig", "VLLMConfig", "Words",
-    "ZeroShotConfig",
+    "StoryEvalConfig", "TeacherConfig", "TokenizerConfig", "TrackingConfig", "TrainingConfig",
+    "VLLMConfig", "Words", "ZeroShotConfig",
     "check_teacher_weights", "deep_merge", "error_lines", "expand_runs", "load",
     "planned_checkpoints", "read_yaml", "rl_packs", "schema_text", "state_due", "validate",
 ]

@@ -15,6 +15,7 @@ from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, 
 from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
 from storyrl.config.sharing import RLSharingConfig
 from storyrl.config.teacher import RewardConfig, TeacherConfig
+from storyrl.config.tracking import TrackingConfig
 
 
 class Config(Section):
@@ -47,6 +48,9 @@ class Config(Section):
     official: OfficialConfig = OfficialConfig()
     """GLUE, reading and AoA through a checkout of the official BabyLM pipeline
     (storyrl/evaluate/official.py); off unless `official.path` is set."""
+    tracking: TrackingConfig = TrackingConfig()
+    """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
+    to the jobs through the environment, so changing it reruns nothing."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]

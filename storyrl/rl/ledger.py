@@ -51,6 +51,18 @@ class Ledger:
         self.stories += len(replies)
         self.steps += 1
 
+    def planned_steps(self, max_steps: int | None = None) -> int | None:
+        """The steps the run will have taken when it ends: `max_steps`, or sooner the steps the
+        budget left pays for at the teacher words per step so far (exact when replies keep their
+        length). None when unknown (no `max_steps`, no step yet)."""
+        by_budget = None
+        if self.teacher_words:  # replies without words would never end the budget
+            per_step = self.teacher_words / self.steps
+            by_budget = self.steps + int((self.budget - self.used) // per_step)
+        if max_steps is None:
+            return by_budget
+        return max_steps if by_budget is None else min(max_steps, by_budget)
+
     def state_dict(self) -> dict:
         return asdict(self)
 

@@ -16,6 +16,7 @@ from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.rl.rows import ScoredBatch
 from storyrl.rl.run import RunContext, Terminate, rng_state, seed_all, set_rng_state
+from storyrl.tracking import tracker
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,21 @@ class PPOLoop:
                                    "rng": rng_state()})
 
     def run(self):
-        ctx, cfg, tokenizer = self.ctx, self.ctx.cfg, self.tokenizer
+        ctx = self.ctx
         self.resume()
+        ctx.start_progress()
+        # Every steps row goes to the tracker, the budget words as the step (run.write_step).
+        tags = {"run_id": ctx.run_id, "config_hash": ctx.meta["config_hash"],
+                "algorithm": ctx.cfg.algorithm, "checkpoint": ctx.checkpoint}
+        with tracker(ctx.tracking, "rl", ctx.run_id, tags, step_name="budget_words") as t:
+            ctx.tracker = t
+            try:
+                return self._loop()
+            finally:
+                ctx.tracker = None
+
+    def _loop(self):
+        ctx, cfg, tokenizer = self.ctx, self.ctx.cfg, self.tokenizer
         ledger = ctx.ledger
         prompts = batch_prompts(cfg.prompts, cfg.batch_size)
         saved_step, saved_at = ledger.steps, time.monotonic()

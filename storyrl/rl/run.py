@@ -20,7 +20,8 @@ import torch
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
-from storyrl.config import RLConfig, planned_checkpoints
+from storyrl.config import RLConfig, TrackingConfig, planned_checkpoints
+from storyrl.progress import Progress
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.rl.scoring import Scorer
@@ -87,8 +88,14 @@ class RunContext:
     pretrain_words_seen: int | None = None
     """For the summary: the words the checkpoint saw in pretraining, as the caller gave them."""
     corpus_words: int | None = None
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Where metrics go and how often progress is logged (storyrl.tracking)."""
     ledger: Ledger = field(init=False)
     """Fresh at the start; an algorithm that resumes replaces it with the saved one."""
+    tracker: object = None
+    """The open storyrl.tracking.Tracker that gets every steps row (the PPO loop's; TRL's
+    trainers report through their own `report_to`)."""
+    progress: Progress | None = field(init=False, default=None)
 
     def __post_init__(self):
         self.ledger = Ledger(self.cfg.budget)
@@ -107,7 +114,24 @@ class RunContext:
         self.files.write("rollouts", step, rollout_rows(self.run_id, step, self.ledger.used, batch, per_story))
 
     def write_step(self, step: int, batch: ScoredBatch, stats: dict, times) -> None:
-        self.files.write("steps", step, [step_row(self.run_id, step, self.ledger, batch, stats, times)])
+        row = step_row(self.run_id, step, self.ledger, batch, stats, times)
+        self.files.write("steps", step, [row])
+        if self.tracker is not None:
+            self.tracker.log(row, step=row["budget_words"])
+        self.report_progress(step, row)
+
+    def start_progress(self) -> None:
+        """Start timing steps; after a resume (the ledger's steps took their time elsewhere)."""
+        self.progress = Progress(f"rl {self.run_id}", self.ledger.planned_steps(self.cfg.max_steps),
+                                 self.tracking.progress_every_s, start=self.ledger.steps)
+
+    def report_progress(self, step: int, row: dict) -> None:
+        """Step k of the steps planned from the ledger (storyrl.progress)."""
+        if self.progress is None:
+            self.start_progress()
+        self.progress.update(step, words=self.ledger.used,
+                             total=self.ledger.planned_steps(self.cfg.max_steps),
+                             score=row["teacher_score_mean"], kl=row["kl"])
 
     def budget_stop(self) -> None:
         log.info("%s: the next step would pass the budget (%d words); stopping", self.output, self.cfg.budget)
@@ -130,6 +154,8 @@ class RunContext:
     def finish(self, lm, tokenizer) -> dict:
         """Consolidate the tables, save every planned checkpoint not yet saved and the final
         policy, write summary.json and return it."""
+        if self.progress is not None:
+            self.progress.close()
         self.files.consolidate()
         ledger = self.ledger
         for m in planned_checkpoints(self.cfg):

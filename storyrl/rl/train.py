@@ -32,7 +32,9 @@ import logging
 from pathlib import Path
 
 from storyrl.checkpoints import pretrain_words, resolve_device
-from storyrl.config import RLConfig
+from storyrl import tracking as tr
+from storyrl.config import RLConfig, TrackingConfig
+from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
@@ -42,11 +44,16 @@ log = logging.getLogger(__name__)
 
 
 def train(checkpoint, output, cfg: RLConfig, scorer: Scorer, run_id: str | None = None,
-          pretrain_words_seen: int | None = None, corpus_words: int | None = None) -> dict:
+          pretrain_words_seen: int | None = None, corpus_words: int | None = None,
+          tracking: TrackingConfig | None = None) -> dict:
     """Run RL from `checkpoint` into `output` until the budget (or `max_steps`) ends; resumes.
-    Returns the summary (also written to summary.json)."""
+    Returns the summary (also written to summary.json). `tracking`: where metrics go and how
+    often progress is logged (default: the STORYRL_TRACKING environment variable)."""
     output = Path(output)
     run_id = run_id or output.name
+    tracking = tr.from_env() if tracking is None else tracking
+    tr.require(tracking)
+    quiet_library_bars()
     device = resolve_device(cfg.device, cfg.threads)
     meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
             "sampling_seed": student_seed(cfg), "algorithm": cfg.algorithm,
@@ -57,7 +64,8 @@ def train(checkpoint, output, cfg: RLConfig, scorer: Scorer, run_id: str | None 
     ctx = RunContext(run_id=run_id, checkpoint=str(checkpoint), output=output, cfg=cfg, scorer=scorer,
                      device=device, files=RunFiles(output, meta),
                      pretrain_words=words if words is not None else pretrain_words_seen,
-                     pretrain_words_seen=pretrain_words_seen, corpus_words=corpus_words)
+                     pretrain_words_seen=pretrain_words_seen, corpus_words=corpus_words,
+                     tracking=tracking)
     if ctx.finished:
         log.info("%s: already finished", output)
         return json.loads((output / "summary.json").read_text())

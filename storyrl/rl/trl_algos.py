@@ -24,6 +24,7 @@ from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.rows import ScoredBatch
 from storyrl.rl.run import RunContext, Terminate, student_seed
+from storyrl.tracking import backend_environment, hf_reporting, make_run_tags
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class TRLLoop:
             seed=student_seed(cfg), data_seed=student_seed(cfg),
             logging_steps=1, save_strategy="no", save_only_model=False,  # saves: _Bridge.on_step_end
             save_total_limit=2,
-            report_to=[], disable_tqdm=True, use_cpu=self.ctx.device.type == "cpu", bf16=False,
+            disable_tqdm=True, use_cpu=self.ctx.device.type == "cpu", bf16=False,
+            **hf_reporting(self.ctx.tracking, self.ctx.run_id),
         )
 
     def run(self):
@@ -143,15 +145,17 @@ class TRLLoop:
 
         ctx, cfg = self.ctx, self.ctx.cfg
         resume = self.resume()
+        ctx.start_progress()
         # A step's stories are one batch: batch_size / num_generations prompts, each sampled G times.
         n_prompts = cfg.batch_size // cfg.group.num_generations
         dataset = Dataset.from_dict({"prompt": batch_prompts(cfg.prompts, n_prompts)})
         args = self.trainer_args()
         _, Trainer = _trainer_classes(cfg.algorithm)
-        with Terminate() as term:
+        with Terminate() as term, backend_environment(ctx.tracking, "rl", ctx.run_id):
             bridge = _Bridge(ctx, self.tokenizer, term)
             trainer = Trainer(model=self.lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
                               processing_class=self.tokenizer, callbacks=[bridge])
+            trainer.add_callback(make_run_tags(ctx.tracking, trainer, ctx.run_id, ctx.meta["config_hash"]))
             try:
                 trainer.train(resume_from_checkpoint=resume)
             except BudgetExhausted:

@@ -19,6 +19,12 @@ def section(obj):
     return json.dumps(obj.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
+# Tracking is a side channel that changes no result: the training jobs read it from the
+# environment (storyrl/tracking.py), not from a rule's params, so choosing a backend or a progress
+# interval reruns no job. Jobs inherit it locally; a SLURM job's snakemake reads this file again.
+os.environ["STORYRL_TRACKING"] = section(CFG.tracking)
+
+
 def corpus_dir(corpus):
     return f"{RESULTS}/corpus/{corpus}"
 
