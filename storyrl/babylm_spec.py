@@ -7,6 +7,8 @@ Bottom layer (tests/test_layers.py): config validates against these, evaluation 
 
 from typing import Literal, NamedTuple
 
+from storyrl.units import words_label
+
 ZERO_SHOT_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "comps", "wug_adj",
                    "wug_past")
 """Our zero-shot task names, in report order; `storyrl.evaluate.tasks.TASKS` decodes each."""
@@ -41,3 +43,43 @@ def aoa_steps(track: str) -> list[tuple[str, int]]:
     if track != "strict-small":
         steps += [(f"chck_{100 * i}M", 100 * i * m) for i in range(2, 11)]
     return steps
+
+
+# Leaderboard tracks: strict-small's revisions end at 100M, the others run to 1000M.
+TRACKS = ("strict-small", "strict", "interaction")
+
+
+class TrackError(ValueError):
+    """A track, or a model's place in a track's revisions, that does not exist."""
+
+
+def track_revisions(track: str) -> list[tuple[str, int]]:
+    if track not in TRACKS:
+        raise TrackError(f"track: '{track}' is not one of {', '.join(TRACKS)}")
+    return aoa_steps("strict-small" if track == "strict-small" else "non-strict-small")
+
+
+def policy_steps(track: str, start_words: int, steps: list[tuple[str, int]]):
+    """(revisions up to the policy's pretraining checkpoint, the revision the policy fills).
+    `steps`: the track's (name, words), `aoa_steps`."""
+    before = [s for s in steps if s[1] <= start_words]
+    after = [s for s in steps if s[1] > start_words]
+    if not after:
+        raise TrackError(f"aoa_track {track}: no revision after {words_label(start_words)} "
+                         "for the RL policy (the track ends before); use non-strict-small, "
+                         "whose revisions run to chck_1000M")
+    if not before or before[-1][1] != start_words:
+        raise TrackError(f"aoa_track {track}: the RL policy's checkpoint "
+                         f"{words_label(start_words)} is not one of the track's revisions")
+    return before, after[0][0]
+
+
+def revisions_for(track: str, words: int, rl_start: int | None = None) -> list[tuple[str, int]]:
+    """The checkpoints a final model reports: the track's revisions up to its `words`; for an RL
+    policy (`rl_start`: its pretraining checkpoint), those up to the checkpoint and then the
+    next one, which the policy itself fills (`slot`, words None)."""
+    steps = track_revisions(track)
+    if rl_start is None:
+        return [s for s in steps if s[1] <= words]
+    before, slot = policy_steps(track, rl_start, steps)
+    return before + [(slot, None)]

@@ -422,6 +422,7 @@ def main(argv=None) -> int:
     from storyrl.schemas import SchemaError
     from storyrl.analysis import AnalysisError
     from storyrl.evaluate.official import OfficialError
+    from storyrl.babylm_spec import TrackError
     from storyrl.device import DeviceError, require_gpu
     try:
         if getattr(args, "require_gpu", False):
@@ -429,7 +430,8 @@ def main(argv=None) -> int:
             require_gpu(" ".join([args.command, *filter(None, (
                 getattr(args, "rl_command", None), getattr(args, "eval_command", None)))]))
         args.func(args)
-    except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError, DeviceError) as err:
+    except (ConfigError, CorpusError, SchemaError, AnalysisError, OfficialError, TrackError,
+            DeviceError) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
     except Stop as err:

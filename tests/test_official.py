@@ -222,13 +222,13 @@ def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monk
 
 # --------------------------------------------------------------------------- the AoA score
 def test_the_rl_policy_takes_the_revision_after_its_checkpoint():
-    from storyrl.evaluate.aoa_score import policy_steps
+    from storyrl.babylm_spec import TrackError, policy_steps
     before, slot = policy_steps("non-strict-small", 900 * 10**6, aoa_steps("non-strict-small"))
     assert len(before) == 27 and before[-1] == ("chck_900M", 900 * 10**6) and slot == "chck_1000M"
     assert policy_steps("strict-small", 90 * 10**6, aoa_steps("strict-small"))[1] == "chck_100M"
-    with pytest.raises(OfficialError, match="no revision after 900M.*non-strict-small"):
+    with pytest.raises(TrackError, match="no revision after 900M.*non-strict-small"):
         policy_steps("strict-small", 900 * 10**6, aoa_steps("strict-small"))
-    with pytest.raises(OfficialError, match="95M is not one of the track's revisions"):
+    with pytest.raises(TrackError, match="95M is not one of the track's revisions"):
         policy_steps("non-strict-small", 95 * 10**6, aoa_steps("non-strict-small"))
 
 

@@ -407,7 +407,7 @@ OTHER = STRICT_SMALL[:-1] + [f"chck_{100 * i}M" for i in range(1, 11)]  # collat
 
 
 def test_revisions_are_the_tracks_checkpoints_up_to_the_final_model():
-    from storyrl.evaluate.submission import revisions_for
+    from storyrl.babylm_spec import revisions_for
     names = lambda revs: [n for n, _ in revs]  # noqa: E731
     assert names(revisions_for("strict-small", 10**8)) == STRICT_SMALL
     assert names(revisions_for("strict", 10**9)) == OTHER

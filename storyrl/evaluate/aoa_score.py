@@ -21,7 +21,7 @@ import logging
 import subprocess
 from pathlib import Path
 
-from storyrl.babylm_spec import aoa_steps
+from storyrl.babylm_spec import aoa_steps, policy_steps
 from storyrl.evaluate.official import (OfficialError, _write, aoa_command, aoa_result_path,
                                        aoa_rows, parse_aoa, revision_store, run_pipeline)
 from storyrl.units import words_label
@@ -36,21 +36,6 @@ print("STORYRL_AOA " + json.dumps({k: r.get(k) for k in ("curve_fitness", "p_val
 """Run as `python -c` from the checkout root: the pipeline's evaluator on one surprisal file."""
 
 SCORE_PREFIX = "STORYRL_AOA "
-
-
-def policy_steps(track: str, start_words: int, steps: list[tuple[str, int]]):
-    """(revisions up to the policy's pretraining checkpoint, the revision the policy fills).
-    `steps`: the track's (name, words), `official.aoa_steps`."""
-    before = [s for s in steps if s[1] <= start_words]
-    after = [s for s in steps if s[1] > start_words]
-    if not after:
-        raise OfficialError(f"aoa_track {track}: no revision after {words_label(start_words)} "
-                            "for the RL policy (the track ends before); use non-strict-small, "
-                            "whose revisions run to chck_1000M")
-    if not before or before[-1][1] != start_words:
-        raise OfficialError(f"aoa_track {track}: the RL policy's checkpoint "
-                            f"{words_label(start_words)} is not one of the track's revisions")
-    return before, after[0][0]
 
 
 def score_command(cfg, surprisal_path) -> list[str]:

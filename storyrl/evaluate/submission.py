@@ -24,11 +24,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from storyrl.atomic import write_text
-from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
+from storyrl.babylm_spec import GLUE_TASKS, TRACKS, aoa_steps, revisions_for, track_revisions
 from storyrl.evaluate.official import OfficialError
 from storyrl.evaluate.tasks import TASKS, read_items
 
-TRACKS = ("strict-small", "strict", "interaction")
 """The text tracks; strict-small stops at chck_100M, the others go on to chck_1000M."""
 
 FULL_TASKS = {  # submission key -> (our task, folder under full_eval/)
@@ -54,24 +53,6 @@ GLUE_ORDER = ("boolq", "mnli", "mrpc", "multirc", "qqp", "rte", "wsc")
 
 class SubmissionError(OfficialError):
     """Pieces of the submission are missing or do not fit the evaluation data."""
-
-
-def track_revisions(track: str) -> list[tuple[str, int]]:
-    if track not in TRACKS:
-        raise SubmissionError(f"track: '{track}' is not one of {', '.join(TRACKS)}")
-    return aoa_steps("strict-small" if track == "strict-small" else "non-strict-small")
-
-
-def revisions_for(track: str, words: int, rl_start: int | None = None) -> list[tuple[str, int]]:
-    """The checkpoints a final model reports: the track's revisions up to its `words`; for an RL
-    policy (`rl_start`: its pretraining checkpoint), those up to the checkpoint and then the
-    next one, which the policy itself fills (`slot`, words None)."""
-    steps = track_revisions(track)
-    if rl_start is None:
-        return [s for s in steps if s[1] <= words]
-    from storyrl.evaluate.aoa_score import policy_steps
-    before, slot = policy_steps(track, rl_start, steps)
-    return before + [(slot, None)]
 
 
 # --------------------------------------------------------------------------- where files are

@@ -6,9 +6,7 @@
 # revision, chck_1000M, as for its AoA score). Part of `all` only when this config makes every
 # piece (official.path set, all seven GLUE tasks, reading and AoA on); asking for one that it
 # cannot make stops the planning with what is lacking.
-from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS
-from storyrl.evaluate.official import OfficialError
-from storyrl.evaluate.submission import revisions_for
+from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS, TrackError, revisions_for
 
 
 class Submission(NamedTuple):
@@ -27,7 +25,7 @@ def _submission(model_id, pretrain_run, rl_run=None):
     track = "strict-small" if small else ("interaction" if rl_run else "strict")
     try:
         revs = revisions_for(track, m.pretrain_words, m.pretrain_words if rl_run else None)
-    except OfficialError:
+    except TrackError:
         return None  # an RL policy whose checkpoint is not one of the track's revisions
     pairs = [(name, model_id if words is None else pre_model_id(pretrain_run, words)) for name, words in revs]
     lacking = [f"the pretraining milestone of {n}" for n, mid in pairs if mid not in MODELS]
