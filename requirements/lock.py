@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CPU_LOCK = REPO / "requirements" / "lock-cpu.txt"
 GPU_LOCK = REPO / "requirements" / "lock-gpu.txt"
+GPU_EXTRAS = "gpu"
 # Packages the GPU lock may not take from the CPU lock: vllm 0.30.0 needs numpy<2.4 (through
 # mistral-common), the CPU suite runs numpy 2.4.6.
 GPU_FLOATS = {"numpy"}
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
 
     held = {} if args.upgrade else dict(old_gpu)
     held |= {n: v for n, v in cpu.items() if n not in GPU_FLOATS}
-    write_lock(GPU_LOCK, "gpu", resolve(f"{REPO}[gpu]", held, cuda=True))
+    write_lock(GPU_LOCK, GPU_EXTRAS, resolve(f"{REPO}[{GPU_EXTRAS}]", held, cuda=True))
 
 
 if __name__ == "__main__":
