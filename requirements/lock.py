@@ -41,6 +41,10 @@ HEADER = """\
 """
 
 
+class LockError(RuntimeError):
+    pass
+
+
 def canonical(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
@@ -86,7 +90,13 @@ def resolve(target: str, constraints: dict[str, str], cuda: bool = False) -> dic
         ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
-            sys.exit(f"lock: pip cannot resolve {target}:\n{out.stderr[-3000:]}")
+            # pip's own account of the conflict, without the build back-end's chatter
+            why = [
+                line
+                for line in out.stderr.splitlines()
+                if "ERROR" in line or "depends on" in line or "requested" in line
+            ]
+            raise LockError(f"pip cannot resolve {target}:\n" + "\n".join(why[-40:]))
         installs = json.loads(report.read_text())["install"]
     # The public version: a lock that says torch==2.13.0 takes the CPU wheel (2.13.0+cpu) where
     # pip finds one and the CUDA build elsewhere.
@@ -114,11 +124,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--extras", default="dev", help="extras of the CPU lock (default: dev)")
     ap.add_argument("--torch", help="torch version of both locks (default: the CPU lock's)")
     args = ap.parse_args(argv)
+    try:
+        write_locks(args)
+    except LockError as err:
+        sys.exit(f"lock: {err}")
+
+
+def write_locks(args: argparse.Namespace) -> None:
 
     old_cpu, old_gpu = read_lock(CPU_LOCK), read_lock(GPU_LOCK)
     torch = args.torch or old_cpu.get("torch")
     if not torch:
-        sys.exit("lock: no torch version in requirements/lock-cpu.txt: pass --torch")
+        raise LockError("no torch version in requirements/lock-cpu.txt: pass --torch")
     held = {} if args.upgrade else dict(old_cpu)
     cpu = resolve(f"{REPO}[{args.extras}]", held | {"torch": torch})
     write_lock(CPU_LOCK, args.extras, cpu)
