@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -195,9 +196,9 @@ def index():
         pytest.skip(reason)
 
 
-def _diff(got: dict, want: dict) -> list[str]:
+def _diff(got: dict, want: dict, got_is: str = "resolver") -> list[str]:
     return [
-        f"{p}: resolver {got.get(p)}, lock {want.get(p)}"
+        f"{p}: {got_is} {got.get(p)}, lock {want.get(p)}"
         for p in sorted(set(got) | set(want))
         if got.get(p) != want.get(p)
     ]
@@ -222,11 +223,14 @@ IMPORT_ALL = (
     "import importlib, pkgutil, storyrl\n"
     "for m in pkgutil.walk_packages(storyrl.__path__, 'storyrl.'):\n"
     "    importlib.import_module(m.name)\n"
+    "print(storyrl.__file__)\n"
 )
 
 
 def _run(cmd: list[str], what: str, timeout: float = INSTALL_TIMEOUT_S, **kw) -> str:
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    # Without PYTHONPATH: a checkout on it would stand in for the installed package.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
     assert out.returncode == 0, f"{what} failed:\n{(out.stdout + out.stderr)[-4000:]}"
     return out.stdout
 
@@ -258,11 +262,18 @@ def _cpu_torch_or_skip(torch_version: Version) -> None:
         )
 
 
-def _freeze(python: Path) -> dict[str, Version]:
-    out = _run(
-        [str(python), "-m", "pip", "list", "--format", "json", "--exclude-editable"], "pip list"
-    )
-    return {canonicalize_name(p["name"]): Version(p["version"]) for p in json.loads(out)}
+def _installed(python: Path) -> dict[str, str]:
+    """{package: public version} in a venv, storyrl and pip (the tool) aside."""
+    out = _run([str(python), "-m", "pip", "list", "--format", "json"], "pip list")
+    pins = {canonicalize_name(p["name"]): Version(p["version"]).public for p in json.loads(out)}
+    return {p: v for p, v in pins.items() if p not in {"storyrl", "pip"}}
+
+
+def _imports_storyrl(venv: Path, cwd: Path) -> Path:
+    """Imports every storyrl module in the venv and runs its command; where storyrl came from."""
+    out = _run([str(venv / "bin" / "python"), "-c", IMPORT_ALL], "importing storyrl", cwd=cwd)
+    _run([str(venv / "bin" / "storyrl"), "--help"], "storyrl --help", cwd=cwd)
+    return Path(out.strip())
 
 
 @pytest.mark.slow
@@ -277,13 +288,10 @@ def test_fresh_venv_installs_the_lock_with_the_makefile(index, tmp_path):
     )
     python = venv / "bin" / "python"
     _run([str(python), "-m", "pip", "check"], "pip check")
-    differ = _diff(
-        {p: v.public for p, v in _freeze(python).items() if p != "pip"},
-        {p: str(v) for p, v in lock.items()},
-    )
+    differ = _diff(_installed(python), {p: str(v) for p, v in lock.items()}, "installed")
     assert not differ, "make setup did not install the lock:\n" + "\n".join(differ)
-    _run([str(python), "-c", IMPORT_ALL], "importing every storyrl module", cwd=tmp_path)
-    _run([str(venv / "bin" / "storyrl"), "--help"], "storyrl --help", cwd=tmp_path)
+    # Editable (the README's workflow edits the checkout): storyrl is the checkout's.
+    assert _imports_storyrl(venv, tmp_path).is_relative_to(REPO / "storyrl")
     print(f"make setup + checks: {time.monotonic() - start:.0f} s")
 
 
@@ -312,11 +320,12 @@ def test_fresh_venv_installs_from_the_ranges_alone(index, tmp_path):
         "pip install . (ranges alone)",
     )
     _run([str(python), "-m", "pip", "check"], "pip check")
-    _run([str(python), "-c", IMPORT_ALL], "importing every storyrl module", cwd=tmp_path)
-    _run([str(venv / "bin" / "storyrl"), "--help"], "storyrl --help", cwd=tmp_path)
+    # A copy in the venv, not the checkout.
+    assert _imports_storyrl(venv, tmp_path).is_relative_to(venv)
     direct, lock = _direct([]), _lock(LOCKS["cpu"][0])
     newer = _diff(
-        {p: v.public for p, v in _freeze(python).items() if p in direct},
+        {p: v for p, v in _installed(python).items() if p in direct},
         {p: str(v) for p, v in lock.items() if p in direct},
+        "installed",
     )
     print(f"ranges alone: {time.monotonic() - start:.0f} s; beyond the lock: {newer or 'none'}")
