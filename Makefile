@@ -1,21 +1,30 @@
 # The two commands of the README:
 #   make workflow   set up .venv if needed, then run the whole workflow on config/config.yaml
 #   make test       set up .venv if needed, then run the test suite
+# and, for development:
+#   make test-fast  the unit tests only (no end-to-end runs, no SLURM, no package index): < 2 min
+#   make lint       ruff check and ruff format --check, as CI runs them
+#   make lock       rewrite requirements/lock-*.txt after a change to pyproject.toml
+#                   (make lock UPGRADE=1: the newest releases pyproject's ranges allow)
 PYTHON ?= python3.11
 VENV ?= .venv
 CORES ?= 2
+# The tested set: every package of the install at one exact version (requirements/lock.py).
+LOCK ?= requirements/lock-cpu.txt
+EXTRAS ?= dev
 STAMP := $(VENV)/.storyrl-installed
 
-.PHONY: workflow test setup
+.PHONY: workflow test test-fast lint setup lock
 
 setup: $(STAMP)
 
-# torch first and pinned, so that no later step can pull a multi-GB CUDA build on a CPU machine.
-$(STAMP): pyproject.toml
+# torch first and alone, pinned by the lock: the CPU wheel where pip finds one (as here), and no
+# later step can swap it for another build.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet torch==2.13.0
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -c $(LOCK) torch
+	$(VENV)/bin/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $@
 
 workflow: $(STAMP)
@@ -23,3 +32,14 @@ workflow: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q
+
+# Deselects the `slow` marker (end-to-end runs, real installs, real SLURM jobs): tests/conftest.py.
+test-fast: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -m 'not slow'
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+lock: $(STAMP)
+	$(VENV)/bin/python requirements/lock.py --extras $(EXTRAS) $(if $(UPGRADE),--upgrade)

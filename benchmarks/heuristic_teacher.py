@@ -71,7 +71,7 @@ def main():
         cold = []
         for i in range(args.repeats):
             t = make_teacher(TeacherConfig(max_failure_share=1.0), 0, f"{tmp}/cold{i}.sqlite")
-            cold.append(timed(lambda: t.score(prompts, conts), 1))
+            cold.append(timed(lambda t=t: t.score(prompts, conts), 1))
         rows["Teacher.score, cold cache"] = statistics.median(cold)
         rows["Teacher.score, warm cache"] = timed(lambda: t.score(prompts, conts), args.repeats)
 

@@ -1,8 +1,26 @@
-"""Fixtures only; shared helpers are in tests/helpers.py."""
+"""Fixtures, and the fast lane's selection; shared helpers are in tests/helpers.py."""
 
 from pathlib import Path
 
 import pytest
+
+SLOW_LIST = Path(__file__).with_name("slow.txt")
+
+
+def slow_entries() -> set[str]:
+    """tests/slow.txt's lines: `tests/test_x.py` or `tests/test_x.py::test_name`."""
+    lines = (line.split("#", 1)[0].strip() for line in SLOW_LIST.read_text().splitlines())
+    return {line for line in lines if line}
+
+
+def pytest_collection_modifyitems(config, items):
+    # `make test-fast` is `pytest -m 'not slow'`: the tests named in tests/slow.txt are `slow`
+    # as if marked in their files (one list, kept beside the measurements that chose it).
+    slow = slow_entries()
+    for item in items:
+        module, _, name = item.nodeid.partition("::")
+        if module in slow or f"{module}::{name.split('[')[0]}" in slow:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -149,7 +149,7 @@ def test_threads_are_not_capped_at_this_hosts_cores(tmp_path):
 
 
 def test_every_job_fits_a_24h_partition_and_retries_get_more_memory(paper_plan):
-    for rule, r in paper_plan.items():
+    for r in paper_plan.values():
         if r["local"]:
             continue
         assert 0 < r["runtime_min"] <= DAY_MIN, r

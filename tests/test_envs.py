@@ -1,18 +1,22 @@
-"""The conda environments in envs/ parse and pin what pyproject.toml pins, and the `gpu` extra
-installs.
+"""Dependencies: pyproject.toml's ranges, the locks (requirements/lock-*.txt) and the conda
+environments (envs/*.yaml) agree; the locks are complete; storyrl installs into fresh venvs.
 
-No conda channel is reachable here, so the environments are not built; instead their pins are
-compared with the project's own, which the test suite runs against. The `gpu` extra (vLLM, CUDA
-wheels of several GB) is not installed either: pip's resolver is run on it (`--dry-run`, reading
-only the packages' metadata), which is where it failed before, and its answer must be
-envs/gpu.yaml. That test needs the package index and skips, saying so, where it cannot reach it.
+No conda channel is reachable here, so the conda environments are not built; their pins are
+compared with the locks. The locks are checked with pip's resolver (`--dry-run --report`: it
+reads the packages' metadata and installs nothing), which is also how the `gpu` extra (vLLM,
+CUDA wheels of several GB) is checked. Two real installs into fresh venvs (`slow`): the
+Makefile's set-up from the lock, and pyproject's ranges alone, newest releases, then an import of
+every module. The tests that need the package index skip, saying so, where it cannot be reached.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -24,28 +28,48 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
-
+LOCKS = {
+    "cpu": (REPO / "requirements" / "lock-cpu.txt", ["dev"]),
+    "gpu": (REPO / "requirements" / "lock-gpu.txt", ["gpu"]),
+}
+# Conda file: its lock, and the extras whose packages it lists.
+ENVS = {"cpu.yaml": ("cpu", []), "gpu.yaml": ("gpu", ["gpu"])}
 # Needed to run the workflow, not inside a rule's environment.
 NOT_IN_RULE_ENVS = {"snakemake"}
-# The one range in pyproject (see its comment): vllm needs numpy<2.4, the CPU suite runs 2.4.6.
-RANGES = {"numpy"}
 
 
-def _reqs(requirements: list[str]) -> dict[str, SpecifierSet]:
-    reqs = {}
-    for line in requirements:
-        req = Requirement(line)
+def _load_lock_script():
+    spec = importlib.util.spec_from_file_location("storyrl_lock", REPO / "requirements" / "lock.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+lock_script = _load_lock_script()
+
+
+def _direct(extras: list[str]) -> dict[str, SpecifierSet]:
+    """pyproject's ranges of the base dependencies and `extras` (storyrl[x] inside one expanded)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs, todo, seen = {}, list(project["dependencies"]), set()
+    todo += [r for e in extras for r in project["optional-dependencies"][e]]
+    while todo:
+        req = Requirement(todo.pop())
         name = canonicalize_name(req.name)
-        specs = list(req.specifier)
-        if name not in RANGES:
-            assert len(specs) == 1 and specs[0].operator == "==", f"not an exact pin: {line!r}"
+        if name == "storyrl":
+            todo += [
+                r for e in sorted(req.extras - seen) for r in project["optional-dependencies"][e]
+            ]
+            seen |= req.extras
+            continue
+        assert req.specifier, f"pyproject.toml: {req} has no version range"
         reqs[name] = req.specifier
     return reqs
 
 
-def _pins(requirements: list[str]) -> dict[str, Version]:
+def _pins(lines: list[str]) -> dict[str, Version]:
     pins = {}
-    for line in requirements:
+    for line in lines:
         req = Requirement(line)
         specs = list(req.specifier)
         assert len(specs) == 1 and specs[0].operator == "==", f"not an exact pin: {line!r}"
@@ -53,8 +77,9 @@ def _pins(requirements: list[str]) -> dict[str, Version]:
     return pins
 
 
-def _project():
-    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+def _lock(path: Path) -> dict[str, Version]:
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return _pins([line for line in lines if line])
 
 
 def _env(name: str) -> tuple[dict, dict[str, Version], list[str]]:
@@ -68,37 +93,60 @@ def _env(name: str) -> tuple[dict, dict[str, Version], list[str]]:
     return env, _pins(pip), conda
 
 
-@pytest.mark.parametrize("name, extras", [("cpu.yaml", []), ("gpu.yaml", ["gpu"])])
-def test_env_pins_agree_with_pyproject(name, extras):
-    project = _project()
-    expected = _reqs(project["dependencies"])
-    for extra in extras:
-        expected.update(_reqs(project["optional-dependencies"][extra]))
+# --- ranges, locks and conda files agree ------------------------------------------------------
+def test_pyproject_declares_ranges_not_pins():
+    # storyrl must go into an existing environment: every dependency a range with a lower bound
+    # (the tested version or older), no exact pin; the exact set is the lock's.
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lines = project["dependencies"] + [
+        r for rs in project["optional-dependencies"].values() for r in rs
+    ]
+    for line in lines:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == "storyrl":
+            continue
+        ops = {s.operator for s in req.specifier}
+        assert ops & {">=", "~="} and not ops & {"==", "==="}, f"pyproject.toml: {line!r}"
+
+
+@pytest.mark.parametrize("lock", sorted(LOCKS))
+def test_lock_pins_every_direct_dependency_inside_its_range(lock):
+    path, extras = LOCKS[lock]
+    pins, ranges = _lock(path), _direct(extras)
+    missing = sorted(set(ranges) - set(pins))
+    assert not missing, f"{path.name} lacks {missing}: run `make lock`"
+    for pkg, spec in ranges.items():
+        assert spec.contains(pins[pkg], prereleases=True), (
+            f"{path.name} pins {pkg}=={pins[pkg]}, outside pyproject.toml's {pkg}{spec}"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_env_pins_are_the_lock_versions(name):
+    lock_name, extras = ENVS[name]
+    path = LOCKS[lock_name][0]
+    lock, ranges = _lock(path), _direct(extras)
     for skip in NOT_IN_RULE_ENVS:
-        expected.pop(skip)
+        ranges.pop(skip)
     env, pins, conda = _env(name)
 
-    assert sorted(pins) == sorted(expected), f"envs/{name} and pyproject list different packages"
+    assert sorted(pins) == sorted(ranges), f"envs/{name} and pyproject list different packages"
     for pkg, version in pins.items():
-        # A local build label (torch 2.13.0+cpu) is the same release as pyproject's pin.
-        assert expected[pkg].contains(version.public), (
-            f"envs/{name} pins {pkg}=={version}, pyproject.toml asks {pkg}{expected[pkg]}")
+        # A local build label (torch 2.13.0+cpu) is the same release as the lock's pin.
+        assert version.public == str(lock[pkg]), (
+            f"envs/{name} pins {pkg}=={version}, {path.name} has {lock[pkg]}"
+        )
+        assert ranges[pkg].contains(version.public), (
+            f"envs/{name} pins {pkg}=={version}, pyproject.toml asks {pkg}{ranges[pkg]}"
+        )
 
     python = [d for d in conda if d.split("=")[0] == "python"]
     assert python, f"envs/{name} does not pin python"
     py_version = python[0].split("=", 1)[1].lstrip("=")
-    assert SpecifierSet(project["requires-python"]).contains(py_version + ".0"), (
-        f"envs/{name}: python {py_version} outside requires-python {project['requires-python']}")
-
-
-def test_cpu_env_has_the_version_a_plain_install_picks():
-    # pip takes the newest release a range allows: for `pip install -e '.[dev]'` (Makefile) that
-    # must be the version the CPU suite runs against, i.e. envs/cpu.yaml's pin is the range's top.
-    project = _reqs(_project()["dependencies"])
-    for pkg in RANGES:
-        tops = [s for s in project[pkg] if s.operator == "<="]
-        assert len(tops) == 1, f"pyproject: {pkg}{project[pkg]} needs an inclusive top (<=)"
-        assert _env("cpu.yaml")[1][pkg] == Version(tops[0].version), pkg
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(py_version + ".0"), (
+        f"envs/{name}: python {py_version} outside requires-python {requires}"
+    )
 
 
 def test_cpu_env_installs_the_cpu_build_of_torch():
@@ -107,21 +155,33 @@ def test_cpu_env_installs_the_cpu_build_of_torch():
     assert _env("cpu.yaml")[1]["torch"].local == "cpu"
 
 
-# --- the `gpu` extra resolves -------------------------------------------------------------------
+# --- pip's resolver: the locks are complete, the extras install ---------------------------------
 PIP_PROBE_TIMEOUT_S = 20
-RESOLVE_TIMEOUT_S = 600
+INSTALL_TIMEOUT_S = 900
 
 
-def _pip(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-                          capture_output=True, text=True, timeout=timeout)
+def _pip(*args: str, timeout: float, python: str = sys.executable) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _index_unreachable() -> str | None:
     """Why the package index cannot be asked, or None when it answers (with vllm's releases)."""
     try:
-        out = _pip("index", "versions", "vllm", "--timeout", "10", "--retries", "0",
-                   timeout=PIP_PROBE_TIMEOUT_S)
+        out = _pip(
+            "index",
+            "versions",
+            "vllm",
+            "--timeout",
+            "10",
+            "--retries",
+            "0",
+            timeout=PIP_PROBE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         return f"`pip index versions vllm` did not answer within {PIP_PROBE_TIMEOUT_S} s"
     if out.returncode != 0 or "Available versions" not in out.stdout:
@@ -129,20 +189,143 @@ def _index_unreachable() -> str | None:
     return None
 
 
-def test_gpu_extra_resolves_to_the_gpu_env_pins(tmp_path):
-    # `pip install -e '.[gpu]'` is what the README, envs/gpu.yaml and the vLLM backend's error
-    # tell users to run: pip's own resolver must find a solution, and it must be the versions
-    # that envs/gpu.yaml pins (so the conda env and a plain pip install are the same thing).
+@pytest.fixture(scope="module")
+def index():
     reason = _index_unreachable()
     if reason:
         pytest.skip(reason)
-    report = tmp_path / "report.json"
-    out = _pip("install", "--dry-run", "--ignore-installed", "--report", str(report),
-               f"{REPO}[gpu]", timeout=RESOLVE_TIMEOUT_S)
-    errors = [l for l in out.stderr.splitlines() if "depends on" in l or "ERROR" in l]
-    assert out.returncode == 0, "pip cannot resolve '.[gpu]':\n" + "\n".join(errors[-40:])
-    resolved = {canonicalize_name(i["metadata"]["name"]): Version(i["metadata"]["version"])
-                for i in json.loads(report.read_text())["install"]}
-    for pkg, version in _env("gpu.yaml")[1].items():
-        assert resolved[pkg].public == version.public, (
-            f"pip resolves {pkg}=={resolved[pkg]} for '.[gpu]', envs/gpu.yaml pins {version}")
+
+
+def _diff(got: dict, want: dict, got_is: str = "resolver") -> list[str]:
+    return [
+        f"{p}: {got_is} {got.get(p)}, lock {want.get(p)}"
+        for p in sorted(set(got) | set(want))
+        if got.get(p) != want.get(p)
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lock", sorted(LOCKS))
+def test_lock_is_what_the_resolver_answers(index, lock):
+    # `pip install -c <lock> -e '.[extras]'` (the Makefile, CI, README) must install exactly the
+    # lock: every package of the install pinned (none left to float), no stale pin. That is also
+    # `make lock` leaving the files unchanged. `.[gpu]` is resolved with the CUDA build of torch.
+    path, extras = LOCKS[lock]
+    want = {p: str(v) for p, v in _lock(path).items()}
+    got = lock_script.resolve(f"{REPO}[{','.join(extras)}]", want, cuda=lock == "gpu")
+    assert not _diff(got, want), f"{path.name} is not what pip installs: run `make lock`\n" + (
+        "\n".join(_diff(got, want))
+    )
+
+
+# --- real installs into fresh venvs -------------------------------------------------------------
+IMPORT_ALL = (
+    "import importlib, pkgutil, storyrl\n"
+    "for m in pkgutil.walk_packages(storyrl.__path__, 'storyrl.'):\n"
+    "    importlib.import_module(m.name)\n"
+    "print(storyrl.__file__)\n"
+)
+
+
+def _run(cmd: list[str], what: str, timeout: float = INSTALL_TIMEOUT_S, **kw) -> str:
+    # Without PYTHONPATH: a checkout on it would stand in for the installed package.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    assert out.returncode == 0, f"{what} failed:\n{(out.stdout + out.stderr)[-4000:]}"
+    return out.stdout
+
+
+def _cpu_torch_or_skip(torch_version: Version) -> None:
+    # The installs below must take the CPU wheel of torch (found locally, as on this machine and
+    # in CI); elsewhere pip would download the CUDA build and its nvidia packages (GBs).
+    out = _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-deps",
+            "--quiet",
+            "--report",
+            "-",
+            f"torch=={torch_version}",
+        ],
+        "pip's resolver on torch",
+    )
+    picked = Version(json.loads(out)["install"][0]["metadata"]["version"])
+    if picked.local != "cpu":
+        pytest.skip(
+            f"pip finds no CPU wheel of torch {torch_version} here (it would take "
+            f"{picked}, the CUDA build: GBs of downloads)"
+        )
+
+
+def _installed(python: Path) -> dict[str, str]:
+    """{package: public version} in a venv, storyrl and pip (the tool) aside."""
+    out = _run([str(python), "-m", "pip", "list", "--format", "json"], "pip list")
+    pins = {canonicalize_name(p["name"]): Version(p["version"]).public for p in json.loads(out)}
+    return {p: v for p, v in pins.items() if p not in {"storyrl", "pip"}}
+
+
+def _imports_storyrl(venv: Path, cwd: Path) -> Path:
+    """Imports every storyrl module in the venv and runs its command; where storyrl came from."""
+    out = _run([str(venv / "bin" / "python"), "-c", IMPORT_ALL], "importing storyrl", cwd=cwd)
+    _run([str(venv / "bin" / "storyrl"), "--help"], "storyrl --help", cwd=cwd)
+    return Path(out.strip())
+
+
+@pytest.mark.slow
+def test_fresh_venv_installs_the_lock_with_the_makefile(index, tmp_path):
+    # The README's set-up, as CI runs it: `make setup` into a new venv; it must install the lock,
+    # exactly (pip, its own tool, aside), consistent by `pip check`, and the package must import.
+    lock = _lock(LOCKS["cpu"][0])
+    _cpu_torch_or_skip(lock["torch"])
+    venv, start = tmp_path / "venv", time.monotonic()
+    _run(
+        ["make", "-C", str(REPO), "setup", f"VENV={venv}", f"PYTHON={sys.executable}"], "make setup"
+    )
+    python = venv / "bin" / "python"
+    _run([str(python), "-m", "pip", "check"], "pip check")
+    differ = _diff(_installed(python), {p: str(v) for p, v in lock.items()}, "installed")
+    assert not differ, "make setup did not install the lock:\n" + "\n".join(differ)
+    # Editable (the README's workflow edits the checkout): storyrl is the checkout's.
+    assert _imports_storyrl(venv, tmp_path).is_relative_to(REPO / "storyrl")
+    print(f"make setup + checks: {time.monotonic() - start:.0f} s")
+
+
+@pytest.mark.slow
+def test_fresh_venv_installs_from_the_ranges_alone(index, tmp_path):
+    # pyproject's ranges without the lock: pip takes the newest release each range allows, and
+    # storyrl must still import, every module of it. torch alone is held at the lock's version,
+    # for its CPU wheel (the newest torch on PyPI is a CUDA build of GBs).
+    torch = _lock(LOCKS["cpu"][0])["torch"]
+    _cpu_torch_or_skip(torch)
+    venv, start = tmp_path / "venv", time.monotonic()
+    _run([sys.executable, "-m", "venv", str(venv)], "python -m venv")
+    python = venv / "bin" / "python"
+    (tmp_path / "torch.txt").write_text(f"torch=={torch}\n")
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            str(tmp_path / "torch.txt"),
+            str(REPO),
+        ],
+        "pip install . (ranges alone)",
+    )
+    _run([str(python), "-m", "pip", "check"], "pip check")
+    # A copy in the venv, not the checkout.
+    assert _imports_storyrl(venv, tmp_path).is_relative_to(venv)
+    direct, lock = _direct([]), _lock(LOCKS["cpu"][0])
+    newer = _diff(
+        {p: v for p, v in _installed(python).items() if p in direct},
+        {p: str(v) for p, v in lock.items() if p in direct},
+        "installed",
+    )
+    print(f"ranges alone: {time.monotonic() - start:.0f} s; beyond the lock: {newer or 'none'}")

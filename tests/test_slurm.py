@@ -84,7 +84,7 @@ def _snakemake(workdir: Path, args: list[str]) -> str:
     except subprocess.TimeoutExpired as e:
         log = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         _cancel_run(log)
-        raise AssertionError(f"snakemake did not finish in {RUN_TIMEOUT_S} s: {' '.join(cmd)}\n{log[-4000:]}")
+        raise AssertionError(f"snakemake did not finish in {RUN_TIMEOUT_S} s: {' '.join(cmd)}\n{log[-4000:]}") from e
     log = done.stdout + done.stderr
     if done.returncode != 0:
         _cancel_run(log)

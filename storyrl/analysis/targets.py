@@ -132,7 +132,7 @@ def add_parser(sub, section_type) -> None:
                 q.add_argument(f"--{field.replace('_', '-')}", nargs="+", default=[], metavar="FILE")
         q.add_argument("--override", nargs="+", action="append", metavar=("FILE", "KEY=VALUE"),
                        help="ids of an input: --override FILE pretrain_words=90M run_id=X rl_words=1M")
-        def taking(option, kind=kind):
+        def taking(option, kind=kind, known=known):
             return ", ".join(n for n in known if option in REGISTRY[kind, n].options)
         q.add_argument("--pre-model", help=f"{taking('pre_model')}: model id of the pretrained model")
         q.add_argument("--rl-models", nargs="+",

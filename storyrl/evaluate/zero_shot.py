@@ -9,12 +9,16 @@ optionally writes) tidy `eval_scores` rows. `storyrl eval zero-shot` mirrors the
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storyrl.atomic import write_text
 from storyrl.config import ZeroShotConfig
 from storyrl.evaluate.results import (TaskResult, aggregate, predictions_json, report_text,
                                       tidy_rows)
 from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
+
+if TYPE_CHECKING:  # for the annotations only: importing the scorer loads torch
+    from storyrl.evaluate.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
