@@ -12,6 +12,7 @@ padding inside a row. Pure planning here: no model.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -37,11 +38,21 @@ class Pass:
 
 class _Row:
     def __init__(self):
-        self.tokens, self.depth, self.parent = [], [], []
+        self.tokens, self.depth = [], []
         self.heads: dict[int, int] = {}  # node -> head index in this row
         self.edges: dict[tuple[int, int], int] = {}  # (head index, target) -> edge index
         self.members: list[tuple[int, int]] = []  # (edge index, unit)
         self.prev_key, self.prev_ids, self.prev_path = None, (), []
+
+
+def _subtree_ends(depth: list[int]) -> list[int]:
+    """Per node of a preorder: the index after its last descendant (the next node no deeper)."""
+    end, open_ = [len(depth)] * len(depth), []
+    for i, d in enumerate(depth):
+        while open_ and depth[open_[-1]] >= d:
+            end[open_.pop()] = i
+        open_.append(i)
+    return end
 
 
 def _lcp(a, b, n: int) -> int:
@@ -74,7 +85,6 @@ def plan(units, row_len: int, rows_per_pass: int) -> list[Pass]:
             path.append(len(row.tokens))
             row.tokens.append(ids[t])
             row.depth.append(t)
-            row.parent.append(path[t - 1] if t else -1)
         for t in range(m):
             if scored[t + 1]:
                 h = row.heads.setdefault(path[t], len(row.heads))
@@ -94,17 +104,16 @@ def _assemble(rows: list[_Row], pad_id: int) -> Pass:
     n = len(rows)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
     positions = torch.zeros((n, width), dtype=torch.long)
+    # Nodes are in preorder (units sorted, each new node a child of the unit's previous one), so
+    # a node's subtree is the range [node, end): node i sees node j iff j <= i < end[j].
     # Padding sees itself only: a query row with nothing visible would give NaN.
-    visible = torch.eye(width, dtype=torch.bool).repeat(n, 1, 1)
+    end = np.tile(np.arange(1, width + 1), (n, 1))
     head_row, head_col, edge_head, edge_target, member_edge, member_unit = [], [], [], [], [], []
     for r, row in enumerate(rows):
         L = len(row.tokens)
         ids[r, :L] = torch.tensor(row.tokens)
         positions[r, :L] = torch.tensor(row.depth)
-        vis = visible[r]
-        for i, p in enumerate(row.parent):  # parents come first: copy their ancestors
-            if p >= 0:
-                vis[i] |= vis[p]
+        end[r, :L] = _subtree_ends(row.depth)
         h0, e0 = len(head_row), len(edge_head)
         nodes = sorted(row.heads, key=row.heads.get)
         head_row += [r] * len(nodes)
@@ -115,6 +124,9 @@ def _assemble(rows: list[_Row], pad_id: int) -> Pass:
         for e, u in row.members:
             member_edge.append(e0 + e)
             member_unit.append(u)
+    # numpy: torch's threads cost more than these small ops on a busy CPU.
+    i = np.arange(width)
+    visible = (i[None, :] <= i[:, None])[None] & (i[None, :, None] < end[:, None, :])
     t = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
-    return Pass(ids, positions, visible, t(head_row), t(head_col), t(edge_head), t(edge_target),
+    return Pass(ids, positions, torch.from_numpy(visible), t(head_row), t(head_col), t(edge_head), t(edge_target),
                 t(member_edge), t(member_unit))

@@ -256,9 +256,8 @@ class Scorer:
         # An additive mask in the dtype of the scores: sdpa would otherwise convert a bool mask
         # in every layer, and eager adds it as it is.
         dtype = torch.bfloat16 if low else torch.float32
-        mask = torch.zeros(p.visible.shape, dtype=dtype).masked_fill_(~p.visible,
-                                                                      torch.finfo(dtype).min)
-        mask = mask[:, None].to(dev)
+        mask = torch.zeros(p.visible.shape, dtype=dtype, device=dev).masked_fill_(
+            ~p.visible.to(dev), torch.finfo(dtype).min)[:, None]
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=low)
         rows, cols = p.head_row.to(dev), p.head_col.to(dev)
         with autocast:
