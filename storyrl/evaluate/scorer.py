@@ -13,7 +13,8 @@ log-prob is its logit minus the node's logsumexp (fp32), not a full log-softmax.
 attention takes no custom mask (`pack=False`, or not sdpa/eager) get the plain way: batches
 sorted by length, right-padded with an attention mask (a real token never attends to the padding
 after it, so padding changes nothing), the head at scored positions only, and an item's common
-prefix run once through the KV cache.
+prefix run once through the KV cache. GPT-2's `gelu_new` (eight elementwise passes in Python)
+becomes torch's fused kernel of the same formula unless `fused_gelu=False`.
 On a GPU the forward pass runs under bf16 autocast unless `dtype="float32"`; `score(...,
 precise=True)` always runs in fp32 (used to re-check close calls).
 """
@@ -116,7 +117,7 @@ class Scorer:
               progress: bool = False) -> list[float]:
         """Summed log-prob of the scored tokens of each sequence (fp32 sums)."""
         if self._packs():
-            keys = [0] * len(seqs)
+            keys = [0] * len(seqs) if self.share_prefix is True else range(len(seqs))
             return self._score_packed(seqs, keys, precise, progress)
         # Identical candidates get one forward pass and so exactly equal scores (a tie).
         unique: dict[Encoded, int] = {}
