@@ -128,5 +128,6 @@ def _assemble(rows: list[_Row], pad_id: int) -> Pass:
     i = np.arange(width)
     visible = (i[None, :] <= i[:, None])[None] & (i[None, :, None] < end[:, None, :])
     t = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
-    return Pass(ids, positions, torch.from_numpy(visible), t(head_row), t(head_col), t(edge_head), t(edge_target),
+    return Pass(ids, positions, torch.from_numpy(visible), t(head_row), t(head_col),
+                t(edge_head), t(edge_target),
                 t(member_edge), t(member_unit))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +317,9 @@ class Scorer:
             else:
                 out = self.model(input_ids=inputs, use_cache=use_cache, **kw)
                 logits = out.logits[target_mask]
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, targets[target_mask][:, None])
+        # The target's logit minus the logsumexp: no full-vocabulary log-softmax tensor.
+        logits = logits.float()
+        logp = logits.gather(-1, targets[target_mask][:, None]) - logits.logsumexp(-1, True)
         sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
         sums.index_add_(0, rows, logp[:, 0])
         return sums.tolist(), (out.cache if use_cache else None)
