@@ -6,9 +6,15 @@ tokenizer's own special tokens; a token is scored when its character span ends a
 completion starts (offsets), and token 0 is never scored since nothing predicts it (so with a
 tokenizer that adds no BOS the first word of a sentence does not count; nothing adds one here).
 
-Batches are right-padded (with an attention mask, as the official run) and sorted by length; a
-real token never attends to the padding after it, so padding changes nothing. The LM head
-runs only at scored positions.
+By default candidates are packed as prefix trees (`storyrl.evaluate.packing`): every distinct
+token prefix runs once, within and across items, with a tree attention mask and no padding
+inside a row; the LM head runs once per node that predicts a scored token, and a target's
+log-prob is its logit minus the node's logsumexp (fp32), not a full log-softmax. Models whose
+attention takes no custom mask (`pack=False`, or not sdpa/eager) get the plain way: batches
+sorted by length, right-padded with an attention mask (a real token never attends to the padding
+after it, so padding changes nothing), the head at scored positions only, and an item's common
+prefix run once through the KV cache. GPT-2's `gelu_new` (eight elementwise passes in Python)
+becomes torch's fused kernel of the same formula unless `fused_gelu=False`.
 On a GPU the forward pass runs under bf16 autocast unless `dtype="float32"`; `score(...,
 precise=True)` always runs in fp32 (used to re-check close calls).
 """
@@ -18,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +43,9 @@ class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 64, share_prefix: bool = True, min_shared: int = 8,
-                 model=None, tokenizer=None):
+                 batch_size: int = 64, share_prefix: bool | str = True, min_shared: int = 8,
+                 model=None, tokenizer=None, pack: bool = True, pack_len: int = 256,
+                 fused_gelu: bool = True):
         from storyrl.checkpoints import load_model, load_tokenizer, resolve_device
 
         self.device = resolve_device(device)
@@ -48,21 +54,33 @@ class Scorer:
         # bf16 autocast on GPU only: on CPU it is slower and less exact.
         self.low_precision = dtype == "bfloat16" or (dtype == "auto" and self.device.type == "cuda")
         self.batch_size = batch_size
+        if share_prefix not in (True, False, "item"):
+            raise ValueError(f"share_prefix: {share_prefix!r} is not one of True, False, 'item'")
         self.share_prefix = share_prefix
+        """Run a shared token prefix once: True across all candidates of a call, "item" only
+        within an item (`score_groups`), False never."""
         self.min_shared = min_shared
-        """Share a common prefix only when it is at least this many tokens (plus one): a
-        shared item costs two passes, which short prefixes do not repay."""
+        """Unpacked scoring only: share an item's common prefix when it is at least this many
+        tokens (plus one): there a shared item costs two passes, which short prefixes do not
+        repay."""
+        self.pack_len = pack_len
+        """Packed scoring: nodes per row (at least the longest candidate). Attention costs
+        grow with it, prefixes shared across rows run once per row."""
         self.tokenizer = tokenizer or load_tokenizer(model_dir)
         # fp32 weights whatever the saved dtype, as the official run loads them; bf16 comes
         # from autocast only.
         self.model = model or load_model(model_dir, dtype=torch.float32)
         self.model.to(self.device).eval()
+        if fused_gelu:
+            _fuse_gelu(self.model)
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or \
             getattr(self.model.config, "n_positions", None)
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
+        self.pack = pack
+        """Pack candidates as prefix trees when the attention takes a custom mask."""
 
     # ------------------------------------------------------------------ tokenization
     def encode(self, text: str, completion: str) -> Encoded:
@@ -97,6 +115,9 @@ class Scorer:
     def score(self, seqs: list[Encoded], precise: bool = False,
               progress: bool = False) -> list[float]:
         """Summed log-prob of the scored tokens of each sequence (fp32 sums)."""
+        if self._packs():
+            keys = [0] * len(seqs) if self.share_prefix is True else range(len(seqs))
+            return self._score_packed(seqs, keys, precise, progress)
         # Identical candidates get one forward pass and so exactly equal scores (a tie).
         unique: dict[Encoded, int] = {}
         index = [unique.setdefault(s, len(unique)) for s in seqs]
@@ -121,6 +142,12 @@ class Scorer:
         positions masked out and positions continuing from the prefix. This is the same
         computation as a full forward pass, reordered.
         """
+        if self._packs():
+            flat = [e for g in groups for e in g]
+            keys = [gi if self.share_prefix == "item" else 0
+                    for gi, g in enumerate(groups) for _ in g]
+            vals = iter(self._score_packed(flat, keys, precise, progress))
+            return [[next(vals) for _ in g] for g in groups]
         out = [[0.0] * len(g) for g in groups]
         jobs, plain = [], []
         for gi, g in enumerate(groups):
@@ -187,6 +214,77 @@ class Scorer:
                 vals[j][k] += v
         return vals
 
+    def _attention(self) -> str | None:
+        return getattr(self.model.config, "_attn_implementation", None)
+
+    def _packs(self) -> bool:
+        # A tree needs a custom 4D mask: sdpa and eager take one as given, flash attention not.
+        return self.pack and self._attention() in ("sdpa", "eager")
+
+    def _score_packed(self, seqs: list[Encoded], keys, precise: bool,
+                      progress: bool) -> list[float]:
+        """Sums per sequence; sequences share prefix nodes only with equal `keys` (ints), and
+        never when `share_prefix` is False."""
+        from storyrl.evaluate.packing import plan
+
+        # Identical candidates (with equal keys) are one unit and so get exactly equal scores.
+        unique: dict[tuple, int] = {}
+        index = [unique.setdefault((k, s), len(unique)) for k, s in zip(keys, seqs)]
+        units = [(k if self.share_prefix else i, s.ids, s.scored)
+                 for i, (k, s) in enumerate(unique)]
+        if not units:
+            return []
+        longest = max(len(s.ids) for _, s in unique) - 1
+        # A pass holds no more tokens than a padded batch of the longest sequences would.
+        row_len = max(self.pack_len, longest, 1)
+        passes = plan(units, row_len, max(1, self.batch_size * max(longest, 1) // row_len))
+        if progress:
+            from tqdm import tqdm
+            passes = tqdm(passes, desc="scoring", unit="batch", leave=False)
+        sums = torch.zeros(len(units), dtype=torch.float64)
+        for p in passes:
+            logp = self._tree_forward(p, precise)
+            sums.index_add_(0, p.member_unit, logp[p.member_edge].double())
+        sums = sums.tolist()  # summed in fp64: the order of the terms hardly matters
+        return [sums[i] for i in index]
+
+    @torch.inference_mode()
+    def _tree_forward(self, p, precise: bool) -> torch.Tensor:
+        """log p(target | node) of each edge of a pass (fp32, on the CPU)."""
+        dev = self.device
+        low = self.low_precision and not precise
+        # An additive mask in the dtype of the scores: sdpa would otherwise convert a bool mask
+        # in every layer, and eager adds it as it is.
+        dtype = torch.bfloat16 if low else torch.float32
+        mask = torch.zeros(p.visible.shape, dtype=dtype, device=dev).masked_fill_(
+            ~p.visible.to(dev), torch.finfo(dtype).min)[:, None]
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=low)
+        rows, cols = p.head_row.to(dev), p.head_col.to(dev)
+        with autocast:
+            kw = dict(input_ids=p.ids.to(dev), attention_mask=mask,
+                      position_ids=p.positions.to(dev), use_cache=False)
+            if self.plain_head:
+                hidden = self.model.base_model(**kw)[0][rows, cols]
+            else:
+                logits_all = self.model(**kw).logits[rows, cols]
+        out = []
+        edge_head, edge_target = p.edge_head.to(dev), p.edge_target.to(dev)
+        # The head in chunks of nodes: full-vocabulary logits of every node at once can be large.
+        for a in range(0, len(rows), 2048):
+            sel = (edge_head >= a) & (edge_head < a + 2048)
+            if self.plain_head:
+                with autocast:
+                    logits = self.model.get_output_embeddings()(hidden[a:a + 2048])
+            else:
+                logits = logits_all[a:a + 2048]
+            logits = logits.float()
+            h, t = edge_head[sel] - a, edge_target[sel]
+            out.append((sel.nonzero()[:, 0], logits[h, t] - logits.logsumexp(-1)[h]))
+        logp = torch.empty(len(edge_head), device=dev)
+        for where, v in out:
+            logp[where] = v
+        return logp.cpu()
+
     def _pad(self, seqs: list[Encoded]):
         """Right-padded ids, scored mask and attention mask (1 on real tokens)."""
         width = max(len(s.ids) for s in seqs)
@@ -219,10 +317,28 @@ class Scorer:
             else:
                 out = self.model(input_ids=inputs, use_cache=use_cache, **kw)
                 logits = out.logits[target_mask]
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, targets[target_mask][:, None])
+        # The target's logit minus the logsumexp: no full-vocabulary log-softmax tensor.
+        logits = logits.float()
+        logp = logits.gather(-1, targets[target_mask][:, None]) - logits.logsumexp(-1, True)
         sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
         sums.index_add_(0, rows, logp[:, 0])
         return sums.tolist(), (out.cache if use_cache else None)
+
+
+def _fuse_gelu(model) -> int:
+    """Swap GPT-2's `gelu_new`, eight elementwise passes in Python, for torch's one fused kernel
+    of the same formula (`gelu(approximate="tanh")`); they differ by float rounding. On a CPU
+    the eight passes over the MLP's activations cost about as much as a quarter of the trunk.
+    This changes the given model in place."""
+    from transformers.activations import NewGELUActivation
+
+    swapped = 0
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, NewGELUActivation):
+                setattr(module, name, torch.nn.GELU(approximate="tanh"))
+                swapped += 1
+    return swapped
 
 
 def _shared_len(seqs: list[Encoded]) -> int:
