@@ -1,9 +1,9 @@
 """The paper's teacher setup: an offline vLLM engine on the same GPU as the student.
 
 vLLM is CUDA-only and an optional extra (`pip install -c requirements/lock-gpu.txt -e '.[gpu]'`);
-it is imported when this backend is built, never when storyrl is imported. The request assembly (engine arguments,
-sampling parameters, chat messages), the GPU memory share and the handling of requests the
-engine refuses are plain Python, so they are checked without vLLM.
+it is imported when this backend is built, never when storyrl is imported. The request assembly
+(engine arguments, sampling parameters, chat messages), the GPU memory share and the handling of
+requests the engine refuses are plain Python, so they are checked without vLLM.
 """
 
 import logging
@@ -119,7 +119,8 @@ class VLLMBackend:
         except ImportError as err:
             raise ImportError(
                 "teacher.backend 'vllm' needs vLLM (CUDA only): pip install -c "
-                "requirements/lock-gpu.txt -e '.[gpu]' in the checkout, or run in the conda env envs/gpu.yaml (profiles/slurm does); "
+                "requirements/lock-gpu.txt -e '.[gpu]' in the checkout, or run in the conda env "
+                "envs/gpu.yaml (profiles/slurm does); "
                 "or use the openai, hf or heuristic backend") from err
         self.rubric, self.model = rubric, cfg.model
         self.sampling = sampling_kwargs(cfg, seed)
