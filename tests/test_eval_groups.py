@@ -61,6 +61,9 @@ def test_grouped_story_eval_writes_the_files_of_one_job_per_model(models, tmp_pa
             "--model-id", m["model_id"], "--run-id", "", *words, *shared)
     group = [{**m, "run_id": "", "output": str(tmp_path / "group" / f"{m['model_id']}.parquet")}
              for m in models]
+    # The rule passes only the rl keys that story evaluation reads (prompts, sampling).
+    part = {k: v for k, v in json.loads(RL).items() if k in ("prompts", "sampling")}
+    shared[shared.index(RL)] = json.dumps(part)
     out = cli("eval", "stories", "--models", json.dumps(group), *shared)
     one, grouped = files(tmp_path / "one"), files(tmp_path / "group")
     assert sorted(one) == ["demo-pre-a.parquet", "demo-pre-b.parquet"]

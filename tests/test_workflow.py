@@ -151,6 +151,7 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
     assert jobs_of_dry_run(finished, changed) == {"rl", "story_eval_rl", "zero_shot_rl", "table",
                                                   "figure", "all"}
     assert jobs_of_dry_run(finished, changed, count="zero_shot_rl") == len(RUNS)
+    assert jobs_of_dry_run(finished, changed, count="story_eval_rl") == len(RUNS)
     cfg["pretrain"]["training"]["lr"] = 1e-3
     changed.write_text(yaml.safe_dump(cfg))
     assert "pretrain" in jobs_of_dry_run(finished, changed)

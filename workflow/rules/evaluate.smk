@@ -119,7 +119,11 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         params:
             models=_story_list(kind),
             section=section(CFG.story_eval),
-            rl=section(CFG.rl),
+            # Only what story evaluation reads of the rl section: a change to the rest (PPO
+            # settings, budget) reruns the RL runs' evaluations through their checkpoints, but
+            # not those of the pretraining checkpoints.
+            rl=json.dumps(CFG.rl.model_dump(mode="json", include={"prompts", "sampling"}),
+                          sort_keys=True, separators=(",", ":")),
             teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
             reward=section(CFG.reward),
         resources:
