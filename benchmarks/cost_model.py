@@ -36,6 +36,29 @@ def rl_steps(cfg, reply_words: int) -> int:
     return ledger.steps
 
 
+def eval_models(cfg) -> int:
+    """Models the evaluations score: every pretraining milestone, RL checkpoint and final policy
+    (the workflow's MODELS)."""
+    from storyrl.config import planned_checkpoints
+    return len(cfg.pretrain.runs) * len(cfg.pretrain.milestones) + sum(
+        len(planned_checkpoints(r.rl)) + 1 for r in cfg.rl_plan().values())
+
+
+def full_set_models(cfg) -> int:
+    """The largest RL start's pretraining checkpoint(s) and every final policy."""
+    plan = cfg.rl_plan()
+    if not plan:
+        return len(cfg.pretrain.runs)
+    top = max(r.checkpoint for r in plan.values())
+    return len({r.pretrain_run for r in plan.values() if r.checkpoint == top}) + len(plan)
+
+
+def eval_jobs(jobs: Counter, kind: str) -> int:
+    """Jobs of an evaluation: its group rules (`<kind>_pre`, `<kind>_rl`, `<kind>_rl2`...), or
+    the one rule of a plan that ran one job per model."""
+    return sum(n for rule, n in jobs.items() if rule == kind or rule.startswith(kind + "_"))
+
+
 def update_seconds(check: dict, precision: str, bench: dict | None) -> tuple[float, str]:
     """Seconds of one PPO update at the paper's batch, and the measurement it comes from."""
     if bench:
@@ -70,17 +93,24 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
                           f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
                           f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
                           f"({source}); {args.reply_words}-word replies (--reply-words)"})
+    # Evaluations run one job per group of models (workflow/rules/evaluate.smk): the work is per
+    # model, the start-up per job. A plan of one job per model (before the grouping) has as
+    # many jobs as models, and the same formula gives its cost.
+    models = eval_models(cfg)
     story = check["story_eval"]
     per = story["seconds"] * cfg.story_eval.n_stories / story["stories"]
-    rows.append({"rule": "story_eval", "jobs": jobs["story_eval"],
-                 "work": f"{cfg.story_eval.n_stories} stories",
-                 "seconds_per_job": per + args.startup_s,
-                 "basis": f"{per:.0f} s measured (GPU check) + {args.startup_s:g} s start-up "
-                          "assumed (--startup-s: imports, model and teacher load)"})
-    rows.append({"rule": "zero_shot", "jobs": jobs["zero_shot"], "work": "fast sets (full on 9 models)",
-                 "seconds_per_job": args.zero_shot_s + args.startup_s,
-                 "basis": f"{args.zero_shot_s:g} s assumed (--zero-shot-s; not measured on a GPU) "
-                          f"+ {args.startup_s:g} s start-up"})
+    n = eval_jobs(jobs, "story_eval")
+    rows.append({"rule": "story_eval", "jobs": n,
+                 "work": f"{models} models x {cfg.story_eval.n_stories} stories",
+                 "seconds_per_job": (models * per + n * args.startup_s) / max(n, 1),
+                 "basis": f"{per:.0f} s a model measured (GPU check) + {args.startup_s:g} s start-up "
+                          "a job assumed (--startup-s: imports, model and teacher load)"})
+    n = eval_jobs(jobs, "zero_shot")
+    rows.append({"rule": "zero_shot", "jobs": n,
+                 "work": f"{models} models: fast sets (full on {full_set_models(cfg)})",
+                 "seconds_per_job": (models * args.zero_shot_s + n * args.startup_s) / max(n, 1),
+                 "basis": f"{args.zero_shot_s:g} s a model assumed (--zero-shot-s; not measured on "
+                          f"a GPU) + {args.startup_s:g} s start-up a job"})
     if jobs["official_glue"]:
         rows.append({"rule": "official_glue", "jobs": jobs["official_glue"], "work": "one GLUE task",
                      "seconds_per_job": args.glue_s,

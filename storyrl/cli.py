@@ -277,7 +277,10 @@ def _add_eval(sub):
     from storyrl.babylm_spec import ZERO_SHOT_TASKS as TASKS
     q = esub.add_parser("zero-shot-suite",
                         help="several zero-shot tasks, one model load, tidy Parquet rows")
-    q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+    q.add_argument("--model", help="checkpoint folder (save_pretrained)")
+    q.add_argument("--models", help="instead of --model, --variant, the outputs and the ids: "
+                   "several checkpoints in one process, a JSON list of {model, variants, parquet, "
+                   "output_dir, model_id, pretrain_words, rl_words} (each as its flag)")
     q.add_argument("--data-path", required=True, help="evaluation_data/ folder")
     q.add_argument("--variant", nargs="+", choices=["full", "fast"], default=["fast"],
                    help="one or both (fast tasks are named <task>_fast in the Parquet)")
@@ -294,8 +297,11 @@ def _add_eval(sub):
     from storyrl.config import RLConfig, StoryEvalConfig
     q = esub.add_parser("stories", help="a checkpoint writes stories from the RL prompts; the "
                         "teacher scores them (one Parquet, table rollouts)")
-    q.add_argument("--model", required=True, help="checkpoint folder (pretraining or RL)")
-    q.add_argument("--output", required=True, help="the stories Parquet to write")
+    q.add_argument("--model", help="checkpoint folder (pretraining or RL)")
+    q.add_argument("--output", help="the stories Parquet to write")
+    q.add_argument("--models", help="instead of --model, --output and the ids: several "
+                   "checkpoints scored with one teacher, a JSON list of {model, output, model_id, "
+                   "pretrain_words, rl_words, run_id} (each as the flag of the same name)")
     q.add_argument("--section", type=_section(StoryEvalConfig), required=True,
                    help="the story evaluation section (JSON)")
     q.add_argument("--rl", type=_section(RLConfig), required=True,

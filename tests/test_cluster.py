@@ -28,7 +28,7 @@ _spec = importlib.util.spec_from_file_location("slurm_plan", ROOT / "benchmarks"
 slurm_plan = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(slurm_plan)
 # What the paper's GPU rules must get from profiles/slurm (set-threads / set-resources).
-GPU_RULES = {"pretrain", "rl", "story_eval", "zero_shot"}
+GPU_RULES = {"pretrain", "rl", "story_eval_pre", "story_eval_rl", "zero_shot_pre", "zero_shot_rl"}
 DAY_MIN = 24 * 60
 
 

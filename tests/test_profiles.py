@@ -121,3 +121,35 @@ def test_paper_plan_gives_gpu_jobs_a_gpu_and_a_runtime_of_their_own(tmp_path):
     for r, res in jobs:
         if r in ("demo_corpus", "subset", "tokenizer", "tokens"):
             assert not re.search(r"\bgpu=", res), (r, res)
+
+
+_TWO_GPU_JOBS = """
+rule all:
+    input: "a.txt", "b.txt"
+rule job:
+    output: "{x}.txt"
+    resources: gpu=1
+    shell: "date +%s.%N > {output}; sleep 3; date +%s.%N >> {output}"
+"""
+
+
+def _overlap(tmp_path, *args) -> bool:
+    """Whether two GPU-tagged jobs ran at the same time under the repo's workflow profile."""
+    import shutil
+
+    shutil.copytree(REPO / "profiles" / "default", tmp_path / "profiles" / "default")
+    (tmp_path / "Snakefile").write_text(_TWO_GPU_JOBS)
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=tmp_path,
+                   check=True, capture_output=True)
+    (a0, a1), (b0, b1) = ([float(x) for x in (tmp_path / f).read_text().split()]
+                          for f in ("a.txt", "b.txt"))
+    return a0 < b1 and b0 < a1
+
+
+def test_gpu_jobs_share_the_cores_where_there_is_no_gpu(tmp_path):
+    import glob
+
+    gpu_here = bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/kfd"))
+    # No GPU: the tag limits nothing (CPU jobs); a GPU: one GPU job at a time.
+    assert _overlap(tmp_path / "auto") != gpu_here
+    assert not _overlap(tmp_path / "one", "--resources", "gpu=1")

@@ -355,7 +355,7 @@ def test_repo_workflow_through_slurm_survives_a_kill_and_equals_a_local_run(tmp_
     # The Snakefile tags pretraining as a GPU rule and the corpus rules as CPU rules.
     tagged = {j.rule: j.gpu_tagged for j in killed_jobs + jobs}
     assert tagged["pretrain"] and not tagged["demo_corpus"] and not tagged["tokenizer"], jobs
-    assert tagged["rl"] and tagged["story_eval"] and tagged["zero_shot"], jobs
+    assert tagged["rl"] and tagged["story_eval_pre"] and tagged["zero_shot_pre"], jobs
     assert not tagged["demo_eval_data"], jobs
     # Tables and figures are local rules: built where snakemake runs, never submitted.
     assert "table" not in tagged and "figure" not in tagged, jobs

@@ -50,8 +50,8 @@ def test_end_to_end_builds_every_checkpoint_with_logs_and_benchmarks(finished):
     for label in cfg["pretrain"]["milestones"]:
         ckpt = finished / "results" / "pretrain" / "demo" / f"ckpt-{label}"
         assert AutoModelForCausalLM.from_pretrained(ckpt, local_files_only=True).config.n_embd == 32
-    for rule in ("demo_corpus", "subset", "tokenizer", "tokens", "pretrain", "rl", "story_eval",
-                 "zero_shot", "demo_eval_data", "table", "figure"):
+    for rule in ("demo_corpus", "subset", "tokenizer", "tokens", "pretrain", "rl", "story_eval_pre",
+                 "story_eval_rl", "zero_shot_pre", "zero_shot_rl", "demo_eval_data", "table", "figure"):
         assert list((finished / "results" / "logs" / rule).glob("*.log")), rule
         assert list((finished / "results" / "benchmarks" / rule).glob("*.tsv")), rule
     assert (finished / "results" / "corpus" / "demo" / "raw" / "train_demo" / "childes.train").exists()
@@ -148,8 +148,10 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
     assert jobs_of_dry_run(finished, changed) == {"table", "figure", "all"}
     cfg["rl"]["ppo"]["lr"] = 2e-4  # RL and what depends on it; not pretraining or its evaluations
     changed.write_text(yaml.safe_dump(cfg))
-    assert jobs_of_dry_run(finished, changed) == {"rl", "story_eval", "zero_shot", "table", "figure", "all"}
-    assert jobs_of_dry_run(finished, changed, count="zero_shot") == len(RL_MODELS)
+    assert jobs_of_dry_run(finished, changed) == {"rl", "story_eval_rl", "zero_shot_rl", "table",
+                                                  "figure", "all"}
+    assert jobs_of_dry_run(finished, changed, count="zero_shot_rl") == len(RUNS)
+    assert jobs_of_dry_run(finished, changed, count="story_eval_rl") == len(RUNS)
     cfg["pretrain"]["training"]["lr"] = 1e-3
     changed.write_text(yaml.safe_dump(cfg))
     assert "pretrain" in jobs_of_dry_run(finished, changed)
@@ -176,16 +178,18 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
     counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", paper_weights(tmp_path), official)
     counts = {rule: n for rule, n in counts.items() if rule not in ("subset", "tokenizer", "tokens", "all")}
-    # 27 pretraining checkpoints + 8 runs x (9 RL checkpoints + the final policy); the official
-    # pipeline's GLUE (7 tasks) and reading on the full-set models (900M-pre and the 8 final
-    # policies), AoA surprisal over the pretraining run's 1-900M milestones and the AoA score of
-    # 900M-pre and each policy from it (3 seeds; the policy fills chck_1000M); a leaderboard
-    # submission of 900M-pre and of those 3 policies, with the fast reading set on their
-    # revisions (chck_1M-900M, and each policy in chck_1000M)
-    assert counts == {"pretrain": 1, "rl": 8, "story_eval": 107, "zero_shot": 107,
-                      "table": len(TABLES), "figure": len(FIGURES), "official_glue": 63,
+    # 107 models, evaluated in one job per group: the pretraining run's 27 checkpoints, and each
+    # of the 8 RL runs' 9 checkpoints and final policy; the official pipeline's GLUE (7 tasks) on
+    # the BabyLM table's models (900M-pre, 900M-RL seed 42) and reading on the full-set models
+    # (900M-pre and the 8 final policies), AoA surprisal over the pretraining run's 1-900M
+    # milestones and the AoA score of 900M-pre and each policy from it (3 seeds; the policy
+    # fills chck_1000M); a leaderboard submission of the models with GLUE (900M-pre, 900M-RL seed
+    # 42), with the fast reading set on their revisions (chck_1M-900M, the policy in chck_1000M)
+    assert counts == {"pretrain": 1, "rl": 8, "story_eval_pre": 1, "story_eval_rl": 8,
+                      "zero_shot_pre": 1, "zero_shot_rl": 8,
+                      "table": len(TABLES), "figure": len(FIGURES), "official_glue": 14,
                       "official_reading": 9, "official_collect": 9, "official_aoa": 1,
-                      "official_aoa_rl": 3, "official_reading_fast": 30, "submission": 4}
+                      "official_aoa_rl": 3, "official_reading_fast": 28, "submission": 2}
 
 
 def test_a_bad_config_stops_the_workflow_naming_file_and_key(tmp_path):

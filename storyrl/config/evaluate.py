@@ -63,10 +63,17 @@ class OfficialConfig(Section):
     data_path: str | None = None
     """Its `evaluation_data/` folder; None: `<path>/evaluation_data`."""
     models: Literal["full_set", "all"] = "full_set"
-    """GLUE and reading on the full-set models (paper: 900M-pre and the final policies) or on
-    every checkpoint."""
+    """Reading on the full-set models (paper: 900M-pre and the final policies) or on every
+    checkpoint."""
     glue: list[str] = list(GLUE_TASKS)
     """GLUE tasks to fine-tune on ([] for none); hyperparameters below as eval_finetuning.sh."""
+    glue_models: Literal["table", "full_set", "all"] | list[str] = "table"
+    """Models fine-tuned on GLUE (a model and task is one job of hours): `table`, the models of
+    the paper's BabyLM table: the largest RL starting checkpoint and the final policies from it
+    of seed `analysis.paper_seed` (paper: 900M-pre and 900M-RL seed 42; all seeds if none has
+    it); `full_set`, every full-set model (adds the other final policies); `all`, every
+    checkpoint; or a list of model ids (as in results/eval/<model id>.parquet), e.g.
+    [paper-pre-900M, 900M-seed42-base-rl-final, 900M-seed43-base-rl-final]."""
     learning_rate: float = Field(3e-5, gt=0)
     batch_size: int = Field(32, ge=1)
     big_batch_size: int = Field(16, ge=1)

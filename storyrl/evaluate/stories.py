@@ -91,29 +91,37 @@ def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scor
 
 
 def cli_stories(args) -> None:
-    """`storyrl eval stories`: print the summary as JSON."""
+    """`storyrl eval stories`: one checkpoint (--model/--output) or several (--models JSON), with
+    one teacher for all; print one summary per checkpoint as a JSON line."""
     import sys
 
     from pydantic import ValidationError
 
     from storyrl.config import ConfigError
+    from storyrl.evaluate.manifest import StoryEntry, entries
     from storyrl.rl.scoring import teacher_scorer
     from storyrl.teacher import TeacherFailure
 
     cfg, rl = args.section, args.rl
+    todo = entries(args, StoryEntry, {
+        "model": args.model, "output": args.output, "model_id": args.model_id,
+        "pretrain_words": args.pretrain_words, "rl_words": args.rl_words, "run_id": args.run_id})
     try:
+        # The teacher's seed is the story section's, the same for every checkpoint, so one
+        # teacher (one engine load) serves them all.
         scorer = teacher_scorer(args.teacher, args.reward, rl.sampling.max_new_tokens, cfg.seed,
                                 args.teacher_cache)
     except ValidationError as err:
         raise ConfigError(f"--teacher/--reward: {err}") from None
     try:
-        summary = evaluate_stories(args.model, args.output, cfg, rl, scorer, model_id=args.model_id,
-                                   pretrain_words=args.pretrain_words, rl_words=args.rl_words,
-                                   run_id=args.run_id)
+        for e in todo:
+            summary = evaluate_stories(e.model, e.output, cfg, rl, scorer, model_id=e.model_id,
+                                       pretrain_words=e.pretrain_words, rl_words=e.rl_words,
+                                       run_id=e.run_id)
+            print(json.dumps(summary), flush=True)
     except TeacherFailure as err:
         # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
         print(f"storyrl eval stories: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         scorer.close()
-    print(json.dumps(summary))

@@ -132,29 +132,41 @@ def cli_one(args):
 
 
 def cli_suite(args):
-    """`storyrl eval zero-shot-suite`: several tasks (and variants), one model load, tidy Parquet."""
+    """`storyrl eval zero-shot-suite`: several tasks (and variants) on one checkpoint (--model) or
+    on several in one process (--models JSON), one model load each, tidy Parquet."""
+    from storyrl.evaluate.manifest import ZeroShotEntry, entries
+    todo = entries(args, ZeroShotEntry, {
+        "model": args.model, "variants": args.variant, "parquet": args.parquet,
+        "output_dir": args.output_dir, "model_id": args.model_id,
+        "pretrain_words": args.pretrain_words, "rl_words": args.rl_words})
+    for e in todo:
+        if len(todo) > 1:
+            print(f"# {e.model_id or Path(e.model).name}", flush=True)
+        suite_one(e, args)
+
+
+def suite_one(e, args) -> list[dict]:
+    """One checkpoint of the suite (`e`: a manifest.ZeroShotEntry; `args`: the shared flags)."""
     from storyrl.checkpoints import rl_words
     from storyrl.evaluate.scorer import Scorer
     from storyrl.schemas import make_metadata, write_table
-    from storyrl.units import parse_words
-    words = [parse_words(w) if w is not None else None for w in (args.pretrain_words,
-                                                                 args.rl_words)]
+    words = [e.pretrain_words, e.rl_words]
     if words[1] is None:
-        words[1] = rl_words(args.model)
-    scorer = Scorer(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
+        words[1] = rl_words(e.model)
+    scorer = Scorer(e.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     rows = []
-    for variant in args.variant:
+    for variant in e.variants:
         cfg = ZeroShotConfig(variant=variant, tasks=args.tasks, batch_size=args.batch_size,
                              device=args.device, dtype=args.dtype)
-        rows += run_zero_shot(args.model, args.data_path, args.output_dir, cfg, None,
-                              args.model_id, *words, revision_name=args.revision_name,
+        rows += run_zero_shot(e.model, args.data_path, e.output_dir, cfg, None,
+                              e.model_id, *words, revision_name=args.revision_name,
                               scorer=scorer)
-    if args.parquet is not None:
-        model_id = args.model_id or Path(str(args.model)).name
-        meta = make_metadata("eval_scores", {"tasks": args.tasks, "variants": args.variant},
-                             model_id=model_id, model_dir=str(args.model))
-        write_table(args.parquet, "eval_scores", rows, meta)
+    if e.parquet is not None:
+        model_id = e.model_id or Path(str(e.model)).name
+        meta = make_metadata("eval_scores", {"tasks": args.tasks, "variants": e.variants},
+                             model_id=model_id, model_dir=str(e.model))
+        write_table(e.parquet, "eval_scores", rows, meta)
     for r in rows:
         if r["subtask"] == "":
-            print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}\t{r['n_items']}")
-
+            print(f"{r['task']}\t{r['metric']}\t{r['value']:.2f}\t{r['n_items']}", flush=True)
+    return rows

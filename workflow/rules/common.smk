@@ -63,6 +63,11 @@ class Model(NamedTuple):
     rl_words: int | None
     """0 for pretraining checkpoints; None: read from the checkpoint (an RL run's final words)."""
     run_id: str
+    group: str
+    """The evaluation group whose one job scores this model: its pretraining run (the curve of
+    milestones) or its RL run (checkpoints and final policy)."""
+    label: str
+    """The model id after `<group>-pre-` / `<group>-rl-`: what varies inside a group."""
 
 
 def pre_model_id(pretrain_run, words):
@@ -73,13 +78,16 @@ def _models():
     out = {}
     for prun in CFG.pretrain.runs:
         for w in CFG.pretrain.milestones:
-            out[pre_model_id(prun, w)] = Model(ckpt_dir(prun, w), [ckpt_dir(prun, w)], w, 0, "")
+            out[pre_model_id(prun, w)] = Model(ckpt_dir(prun, w), [ckpt_dir(prun, w)], w, 0, "",
+                                               prun, words_label(w))
     for run_id, run in PLAN.items():
         done = [f"{rl_dir(run_id)}/summary.json"]
         for w in planned_checkpoints(run.rl):
             out[f"{run_id}-rl-{words_label(w)}"] = Model(
-                f"{rl_dir(run_id)}/checkpoints/{words_label(w)}", done, run.checkpoint, w, run_id)
-        out[f"{run_id}-rl-final"] = Model(f"{rl_dir(run_id)}/final", done, run.checkpoint, None, run_id)
+                f"{rl_dir(run_id)}/checkpoints/{words_label(w)}", done, run.checkpoint, w, run_id,
+                run_id, words_label(w))
+        out[f"{run_id}-rl-final"] = Model(f"{rl_dir(run_id)}/final", done, run.checkpoint, None,
+                                          run_id, run_id, "final")
     return out
 
 

@@ -6,9 +6,44 @@
 from storyrl.babylm_spec import aoa_steps
 
 OFFICIAL = CFG.official
-OFFICIAL_MODELS = (
-    sorted(FULL_SET_MODELS if OFFICIAL.models == "full_set" else MODELS) if OFFICIAL.enabled else []
+
+
+def _table_models():
+    """The BabyLM table's models (storyrl.analysis.tables.babylm_table): the full-set
+    pretraining checkpoint(s), and the final policies from the largest RL start of seed
+    analysis.paper_seed (all seeds where no run has it)."""
+    pre = {m for m in FULL_SET_MODELS if not MODELS[m].run_id}
+    if not PLAN:
+        return pre
+    top = max(r.checkpoint for r in PLAN.values())
+    finals = {run_id: r for run_id, r in PLAN.items() if r.checkpoint == top}
+    seed = CFG.analysis.paper_seed
+    shown = {run_id for run_id, r in finals.items() if r.rl.seed == seed} or set(finals)
+    return pre | {f"{run_id}-rl-final" for run_id in shown}
+
+
+def _glue_models():
+    sel = OFFICIAL.glue_models
+    if not (OFFICIAL.enabled and OFFICIAL.glue):
+        return []
+    if isinstance(sel, list):
+        unknown = [m for m in sel if m not in MODELS]
+        if unknown:
+            raise WorkflowError(
+                f"invalid config in {_source}: official.glue_models: unknown model id(s) "
+                f"{unknown}; this plan's models: {', '.join(MODELS)}")
+        return sorted(set(sel))
+    return sorted({"table": _table_models, "full_set": lambda: FULL_SET_MODELS,
+                   "all": lambda: MODELS}[sel]())
+
+
+GLUE_MODELS = _glue_models()
+READING_MODELS = (
+    sorted(FULL_SET_MODELS if OFFICIAL.models == "full_set" else MODELS)
+    if OFFICIAL.enabled and OFFICIAL.reading else []
 )
+# Models with a results/eval/<model>.official.parquet: GLUE, reading or both.
+OFFICIAL_MODELS = sorted(set(GLUE_MODELS) | set(READING_MODELS))
 AOA_RUNS = list(CFG.pretrain.runs) if OFFICIAL.enabled and OFFICIAL.aoa else []
 _WHERE = ("path", "python", "data_path")
 _GLUE = ("glue", "learning_rate", "batch_size", "big_batch_size", "epochs", "wsc_epochs", "seed",
@@ -26,8 +61,7 @@ def official_dir(model_id, part):
 
 def all_official_outputs():
     out = []
-    if OFFICIAL.glue or OFFICIAL.reading:
-        out += [f"{RESULTS}/eval/{m}.official.parquet" for m in OFFICIAL_MODELS]
+    out += [f"{RESULTS}/eval/{m}.official.parquet" for m in OFFICIAL_MODELS]
     out += [f"{RESULTS}/eval/{r}-rl-aoa.official.parquet" for r in AOA_RL_RUNS]
     return out + [f"{RESULTS}/eval/{r}-aoa.official.parquet" for r in AOA_RUNS]
 
@@ -38,7 +72,7 @@ rule official_glue:
     output:
         directory(official_dir("{model_id}", "glue/{task}")),
     wildcard_constraints:
-        model_id=one_of(OFFICIAL_MODELS),
+        model_id=one_of(GLUE_MODELS),
         task=one_of(OFFICIAL.glue),
     params:
         model=lambda w: MODELS[w.model_id].path,
@@ -62,7 +96,7 @@ rule official_reading:
     output:
         directory(official_dir("{model_id}", "reading")),
     wildcard_constraints:
-        model_id=one_of(OFFICIAL_MODELS),
+        model_id=one_of(READING_MODELS),
     params:
         model=lambda w: MODELS[w.model_id].path,
         section=official_section("reading"),
@@ -82,8 +116,9 @@ rule official_reading:
 rule official_collect:
     input:
         model_inputs,
-        glue=[official_dir("{model_id}", f"glue/{t}") for t in OFFICIAL.glue],
-        reading=official_dir("{model_id}", "reading") if OFFICIAL.reading else [],
+        glue=lambda w: [official_dir(w.model_id, f"glue/{t}") for t in OFFICIAL.glue]
+        if w.model_id in GLUE_MODELS else [],
+        reading=lambda w: official_dir(w.model_id, "reading") if w.model_id in READING_MODELS else [],
     output:
         f"{RESULTS}/eval/{{model_id}}.official.parquet",
     wildcard_constraints:
@@ -92,8 +127,8 @@ rule official_collect:
         model=lambda w: MODELS[w.model_id].path,
         section=official_section("glue", "reading"),
         words=model_args,
-        glue=lambda w: f"--glue-dir {official_dir(w.model_id, 'glue')}" if OFFICIAL.glue else "",
-        reading=lambda w, input: f"--reading-dir {input.reading}" if OFFICIAL.reading else "",
+        glue=lambda w: f"--glue-dir {official_dir(w.model_id, 'glue')}" if w.model_id in GLUE_MODELS else "",
+        reading=lambda w, input: f"--reading-dir {input.reading}" if w.model_id in READING_MODELS else "",
     conda:
         CPU_ENV
     log:

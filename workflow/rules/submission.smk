@@ -4,7 +4,8 @@
 # results/submission/<model_id>.json. Final models: the full-set models whose checkpoints the
 # track names (900M-pre and the policies from it in the paper; the policy fills the next
 # revision, chck_1000M, as for its AoA score). Part of `all` only when this config makes every
-# piece (official.path set, all seven GLUE tasks, reading and AoA on); asking for one that it
+# piece (official.path set, all seven GLUE tasks on the model (official.glue_models), reading
+# and AoA on); asking for one that it
 # cannot make stops the planning with what is lacking.
 from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS, TrackError, revisions_for
 
@@ -35,6 +36,7 @@ def _submission(model_id, pretrain_run, rl_run=None):
         lacking.append("official.path (GLUE, reading and AoA run in the official pipeline)")
     else:
         lacking += [f"official.glue: {t}" for t in GLUE_TASKS if t not in OFFICIAL.glue]
+        lacking += [] if model_id in GLUE_MODELS else [f"official.glue_models: {model_id}"]
         lacking += [] if OFFICIAL.reading else ["official.reading"]
     lacking += [f"zero_shot.tasks: {t}" for t in ZERO_SHOT_TASKS if t not in CFG.zero_shot.tasks]
     aoa = None
