@@ -86,13 +86,20 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     update, source = update_seconds(check, args.precision, bench)
     step = ppo["sample_s"] + ppo["teacher_s"] / args.teacher_speedup + update
     steps = rl_steps(cfg, args.reply_words)
-    rows.append({"rule": "rl", "jobs": jobs["rl"],
-                 "work": f"{steps} steps x {cfg.rl.batch_size} stories",
-                 "seconds_per_job": steps * step + args.startup_s,
+    # With rl_sharing.runs_per_gpu > 1 the runs go in pack jobs (rl_pack_<n>) of several runs
+    # on one GPU; their overlap is not measured, so a pack costs its runs one after another.
+    packs = sum(n for rule, n in jobs.items() if rule.startswith("rl_pack_"))
+    runs_per_job = len(cfg.rl_plan()) / packs if packs else 1
+    rows.append({"rule": "rl", "jobs": packs or jobs["rl"],
+                 "work": f"{steps} steps x {cfg.rl.batch_size} stories"
+                         + (f", {runs_per_job:g} runs a job" if packs else ""),
+                 "seconds_per_job": runs_per_job * steps * step + args.startup_s,
                  "basis": f"{step:.2f} s/step = sampling {ppo['sample_s']:.2f} + teacher "
                           f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
                           f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
-                          f"({source}); {args.reply_words}-word replies (--reply-words)"})
+                          f"({source}); {args.reply_words}-word replies (--reply-words)"
+                          + ("; the runs of a pack one after another (overlap not measured)"
+                             if packs else "")})
     # Evaluations run one job per group of models (workflow/rules/evaluate.smk): the work is per
     # model, the start-up per job. A plan of one job per model (before the grouping) has as
     # many jobs as models, and the same formula gives its cost.

@@ -62,3 +62,19 @@ def test_evaluation_start_up_is_paid_per_job(paper):
     assert g["zero_shot"]["gpu_hours"] == pytest.approx((107 * 60 + 9 * 90) / 3600)
     assert m["zero_shot"]["gpu_hours"] == pytest.approx(107 * (60 + 90) / 3600)
     assert "full on 9" in g["zero_shot"]["work"]
+
+
+def test_rl_packs_cost_their_runs_one_after_another(paper):
+    """With rl_sharing.runs_per_gpu: 4 the 8 runs are 2 pack jobs (rl_pack_1, rl_pack_2): the
+    RL row counts them, not 0 `rl` jobs, and each pays 4 runs' steps and one start-up."""
+    args = Namespace(corpus_words=100e6, tokens_per_word=1.5, reply_words=3, teacher_speedup=1.0,
+                     startup_s=90.0, zero_shot_s=60.0, glue_s=600.0, precision="fp32")
+    alone = Counter(pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1,
+                    zero_shot_rl=8)
+    packed = Counter(pretrain=1, rl_pack_1=1, rl_pack_2=1, story_eval_pre=1, story_eval_rl=8,
+                     zero_shot_pre=1, zero_shot_rl=8)
+    a = {r["rule"]: r for r in cost_model.estimate(paper, alone, CHECK, args, None)}["rl"]
+    p = {r["rule"]: r for r in cost_model.estimate(paper, packed, CHECK, args, None)}["rl"]
+    assert (a["jobs"], p["jobs"]) == (8, 2)
+    assert p["seconds_per_job"] == pytest.approx(4 * 920 * 8.0 + 90)
+    assert p["gpu_hours"] == pytest.approx(a["gpu_hours"] - 6 * 90 / 3600)
