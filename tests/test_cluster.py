@@ -11,7 +11,6 @@ each retry, and the seconds-long steps run where snakemake runs.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -55,7 +54,8 @@ def test_a_folder_without_config_json_and_a_run_override_are_caught(tmp_path):
     with pytest.raises(ConfigError, match=r"teacher\.model: .*without config\.json"):
         check_teacher_weights(load(PAPER, cfg), "c.yaml")
     runs = yaml.safe_load(PAPER.read_text())["rl_runs"] + [
-        {"checkpoint": "900M", "variant": "other", "overrides": {"teacher": {"model": "x/y"}}}]
+        {"checkpoint": "900M", "variant": "other", "overrides": {"teacher": {"model": "x/y"}}}
+    ]
     cfg.write_text(yaml.safe_dump({"teacher": {"model": good}, "rl_runs": runs}))
     with pytest.raises(ConfigError, match=r"rl_runs \(900M-seed42-other\): teacher\.model: 'x/y'"):
         check_teacher_weights(load(PAPER, cfg), "c.yaml")
@@ -75,9 +75,23 @@ def test_jobs_run_with_the_hub_offline(tmp_path):
         f"include: {str(ROOT / 'workflow' / 'rules' / 'common.smk')!r}\n"
         "rule env:\n"
         "    output: 'env.txt'\n"
-        "    shell: 'env > {output}'\n")
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path),
-                    "--snakefile", str(tmp_path / "Snakefile")], check=True, capture_output=True)
+        "    shell: 'env > {output}'\n"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            "--directory",
+            str(tmp_path),
+            "--snakefile",
+            str(tmp_path / "Snakefile"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = dict(l.split("=", 1) for l in (tmp_path / "env.txt").read_text().splitlines() if "=" in l)
     assert env.get("HF_HUB_OFFLINE") == "1" and env.get("TRANSFORMERS_OFFLINE") == "1"
     assert env.get("HF_DATASETS_OFFLINE") == "1"
@@ -142,8 +156,11 @@ def test_threads_are_not_capped_at_this_hosts_cores(tmp_path):
     # The profile's threads become sbatch --cpus-per-task; more than this machine has must
     # come through (a `cores` of the submitting host would cap them).
     many = 2 * (os.cpu_count() or 1) + 1
-    jobs = slurm_plan.dry_run(_paper_files(tmp_path), tmp_path,
-                              extra=("--set-threads", f"rl={many}", "tokenizer=" + str(many)))
+    jobs = slurm_plan.dry_run(
+        _paper_files(tmp_path),
+        tmp_path,
+        extra=("--set-threads", f"rl={many}", "tokenizer=" + str(many)),
+    )
     got = {j["rule"]: j["threads"] for j in jobs if j["rule"] in ("rl", "tokenizer")}
     assert got == {"rl": many, "tokenizer": many}
 
@@ -158,5 +175,6 @@ def test_every_job_fits_a_24h_partition_and_retries_get_more_memory(paper_plan):
 
 
 def test_tables_figures_and_collect_steps_run_locally(paper_plan):
+    # and the leaderboard submission: it only collates JSON files
     local = {rule for rule, r in paper_plan.items() if r["local"]}
-    assert local == {"all", "table", "figure", "official_collect"}
+    assert local == {"all", "table", "figure", "official_collect", "submission"}
