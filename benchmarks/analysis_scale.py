@@ -20,11 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analysis_synth import PAPER, PRE_CHECKPOINTS, RUNS, curve_score  # noqa: E402
-
 from storyrl.analysis import layout  # noqa: E402
-from storyrl.config import AnalysisConfig  # noqa: E402
 from storyrl.analysis.registry import REGISTRY  # noqa: E402
 from storyrl.analysis.targets import Data, make  # noqa: E402
+from storyrl.config import AnalysisConfig  # noqa: E402
 from storyrl.schemas import SCHEMAS, make_metadata, read_table, write_table  # noqa: E402
 from storyrl.units import words_label  # noqa: E402
 
@@ -39,13 +38,24 @@ def rollouts(rng, run_id, n_steps, batch, before, after):
     n_words = rng.integers(30, 90, n)
     texts = [" ".join(rng.choice(WORDS, k)) for k in n_words[:2000]]
     cols = {
-        "run_id": [run_id] * n, "step": step, "sample": np.tile(np.arange(batch), n_steps),
-        "budget_words": step * batch * 3, "prompt": ["Once upon a time"] * n,
-        "continuation": [texts[i % 2000] for i in range(n)], "teacher_reply": ["1 2 1"] * n,
-        "readability": crit[:, 0], "coherence": crit[:, 1], "creativity": crit[:, 2],
-        "parsed": np.ones(n, bool), "teacher_score": crit.sum(1) / 9, "length_bonus": n_words / 225,
-        "reward": crit.sum(1) / 9, "n_tokens": n_words * 13 // 10, "n_words": n_words,
-        "logprob_sum": -3.0 * n_words, "kl": rng.gamma(2, 1, n),
+        "run_id": [run_id] * n,
+        "step": step,
+        "sample": np.tile(np.arange(batch), n_steps),
+        "budget_words": step * batch * 3,
+        "prompt": ["Once upon a time"] * n,
+        "continuation": [texts[i % 2000] for i in range(n)],
+        "teacher_reply": ["1 2 1"] * n,
+        "readability": crit[:, 0],
+        "coherence": crit[:, 1],
+        "creativity": crit[:, 2],
+        "parsed": np.ones(n, bool),
+        "teacher_score": crit.sum(1) / 9,
+        "length_bonus": n_words / 225,
+        "reward": crit.sum(1) / 9,
+        "n_tokens": n_words * 13 // 10,
+        "n_words": n_words,
+        "logprob_sum": -3.0 * n_words,
+        "kl": rng.gamma(2, 1, n),
     }
     return cols
 
@@ -53,12 +63,17 @@ def rollouts(rng, run_id, n_steps, batch, before, after):
 def steps_cols(ro, n_steps, batch):
     g = lambda a: np.asarray(a, dtype=float).reshape(n_steps, batch)  # noqa: E731
     cols = {name: np.zeros(n_steps) for name in SCHEMAS["steps"].names}
-    cols.update(run_id=ro["run_id"][:n_steps], step=np.arange(1, n_steps + 1),
-                budget_words=np.arange(1, n_steps + 1) * batch * 3,
-                stories=np.arange(1, n_steps + 1) * batch, generated_words=np.zeros(n_steps, int),
-                teacher_score_mean=g(ro["teacher_score"]).mean(1),
-                response_words_mean=g(ro["n_words"]).mean(1), entropy=-g(ro["logprob_sum"]).mean(1),
-                kl=np.linspace(0, 6, n_steps))
+    cols.update(
+        run_id=ro["run_id"][:n_steps],
+        step=np.arange(1, n_steps + 1),
+        budget_words=np.arange(1, n_steps + 1) * batch * 3,
+        stories=np.arange(1, n_steps + 1) * batch,
+        generated_words=np.zeros(n_steps, int),
+        teacher_score_mean=g(ro["teacher_score"]).mean(1),
+        response_words_mean=g(ro["n_words"]).mean(1),
+        entropy=-g(ro["logprob_sum"]).mean(1),
+        kl=np.linspace(0, 6, n_steps),
+    )
     return cols
 
 
@@ -68,14 +83,24 @@ def write(root, scale, rng):
         run_id = f"{words_label(words)}-seed{seed}-base"
         ro = rollouts(rng, run_id, n_steps, 360, *PAPER[words])
         meta = {"run_id": run_id}
-        write_table(layout.rollouts_path(root, run_id), "rollouts", ro, make_metadata("rollouts", **meta))
-        write_table(layout.steps_path(root, run_id), "steps", steps_cols(ro, n_steps, 360),
-                    make_metadata("steps", **meta))
+        write_table(
+            layout.rollouts_path(root, run_id), "rollouts", ro, make_metadata("rollouts", **meta)
+        )
+        write_table(
+            layout.steps_path(root, run_id),
+            "steps",
+            steps_cols(ro, n_steps, 360),
+            make_metadata("steps", **meta),
+        )
         layout.summary_path(root, run_id).write_text(json.dumps({"steps": n_steps}))
     for m in PRE_CHECKPOINTS:
         ro = rollouts(rng, "pre", 1, 1000, curve_score(m * 1e6), curve_score(m * 1e6))
-        write_table(layout.story_eval_path(root, f"ckpt-{m}M"), "rollouts", ro,
-                    make_metadata("rollouts", pretrain_words=m * 1_000_000, rl_words=0))
+        write_table(
+            layout.story_eval_path(root, f"ckpt-{m}M"),
+            "rollouts",
+            ro,
+            make_metadata("rollouts", pretrain_words=m * 1_000_000, rl_words=0),
+        )
 
 
 def main():
@@ -88,12 +113,25 @@ def main():
         root = Path(tmp) / "results"
         t0 = time.perf_counter()
         write(root, args.scale, rng)
-        print(f"wrote synthetic results in {time.perf_counter() - t0:.1f}s "
-              f"({sum(p.stat().st_size for p in root.rglob('*')) / 1e6:.0f} MB)")
+        print(
+            f"wrote synthetic results in {time.perf_counter() - t0:.1f}s "
+            f"({sum(p.stat().st_size for p in root.rglob('*')) / 1e6:.0f} MB)"
+        )
         inp = layout.discover(root)
         rows = {}
-        cols = ["run_id", "step", "readability", "coherence", "creativity", "parsed", "teacher_score"]
-        for label, c in (("read rollouts, all columns", None), ("read rollouts, needed columns", cols)):
+        cols = [
+            "run_id",
+            "step",
+            "readability",
+            "coherence",
+            "creativity",
+            "parsed",
+            "teacher_score",
+        ]
+        for label, c in (
+            ("read rollouts, all columns", None),
+            ("read rollouts, needed columns", cols),
+        ):
             times = []
             for _ in range(args.repeat):
                 t = time.perf_counter()

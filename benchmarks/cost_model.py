@@ -40,8 +40,10 @@ def eval_models(cfg) -> int:
     """Models the evaluations score: every pretraining milestone, RL checkpoint and final policy
     (the workflow's MODELS)."""
     from storyrl.config import planned_checkpoints
+
     return len(cfg.pretrain.runs) * len(cfg.pretrain.milestones) + sum(
-        len(planned_checkpoints(r.rl)) + 1 for r in cfg.rl_plan().values())
+        len(planned_checkpoints(r.rl)) + 1 for r in cfg.rl_plan().values()
+    )
 
 
 def full_set_models(cfg) -> int:
@@ -76,12 +78,17 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     pre = check["pretrain"]
     subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
     tokens = cfg.pretrain.training.epochs * subset_words * args.tokens_per_word
-    rows.append({"rule": "pretrain", "jobs": jobs["pretrain"],
-                 "work": f"{tokens / 1e9:.2f}B tokens ({cfg.pretrain.training.epochs:g} epochs)",
-                 "seconds_per_job": tokens / pre["tokens_per_s_median"],
-                 "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured (GPU check); "
-                          f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words), "
-                          f"{args.tokens_per_word} tokens a word (--tokens-per-word)"})
+    rows.append(
+        {
+            "rule": "pretrain",
+            "jobs": jobs["pretrain"],
+            "work": f"{tokens / 1e9:.2f}B tokens ({cfg.pretrain.training.epochs:g} epochs)",
+            "seconds_per_job": tokens / pre["tokens_per_s_median"],
+            "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured (GPU check); "
+            f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words), "
+            f"{args.tokens_per_word} tokens a word (--tokens-per-word)",
+        }
+    )
     ppo = check.get("ppo") or check.get("ppo_fp32")
     update, source = update_seconds(check, args.precision, bench)
     step = ppo["sample_s"] + ppo["teacher_s"] / args.teacher_speedup + update
@@ -90,16 +97,20 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     # on one GPU; their overlap is not measured, so a pack costs its runs one after another.
     packs = sum(n for rule, n in jobs.items() if rule.startswith("rl_pack_"))
     runs_per_job = len(cfg.rl_plan()) / packs if packs else 1
-    rows.append({"rule": "rl", "jobs": packs or jobs["rl"],
-                 "work": f"{steps} steps x {cfg.rl.batch_size} stories"
-                         + (f", {runs_per_job:g} runs a job" if packs else ""),
-                 "seconds_per_job": runs_per_job * steps * step + args.startup_s,
-                 "basis": f"{step:.2f} s/step = sampling {ppo['sample_s']:.2f} + teacher "
-                          f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
-                          f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
-                          f"({source}); {args.reply_words}-word replies (--reply-words)"
-                          + ("; the runs of a pack one after another (overlap not measured)"
-                             if packs else "")})
+    rows.append(
+        {
+            "rule": "rl",
+            "jobs": packs or jobs["rl"],
+            "work": f"{steps} steps x {cfg.rl.batch_size} stories"
+            + (f", {runs_per_job:g} runs a job" if packs else ""),
+            "seconds_per_job": runs_per_job * steps * step + args.startup_s,
+            "basis": f"{step:.2f} s/step = sampling {ppo['sample_s']:.2f} + teacher "
+            f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
+            f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
+            f"({source}); {args.reply_words}-word replies (--reply-words)"
+            + ("; the runs of a pack one after another (overlap not measured)" if packs else ""),
+        }
+    )
     # Evaluations run one job per group of models (workflow/rules/evaluate.smk): the work is per
     # model, the start-up per job. A plan of one job per model (before the grouping) has as
     # many jobs as models, and the same formula gives its cost.
@@ -107,32 +118,52 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     story = check["story_eval"]
     per = story["seconds"] * cfg.story_eval.n_stories / story["stories"]
     n = eval_jobs(jobs, "story_eval")
-    rows.append({"rule": "story_eval", "jobs": n,
-                 "work": f"{models} models x {cfg.story_eval.n_stories} stories",
-                 "seconds_per_job": (models * per + n * args.startup_s) / max(n, 1),
-                 "basis": f"{per:.0f} s a model measured (GPU check) + {args.startup_s:g} s start-up "
-                          "a job assumed (--startup-s: imports, model and teacher load)"})
+    rows.append(
+        {
+            "rule": "story_eval",
+            "jobs": n,
+            "work": f"{models} models x {cfg.story_eval.n_stories} stories",
+            "seconds_per_job": (models * per + n * args.startup_s) / max(n, 1),
+            "basis": f"{per:.0f} s a model measured (GPU check) + {args.startup_s:g} s start-up "
+            "a job assumed (--startup-s: imports, model and teacher load)",
+        }
+    )
     n = eval_jobs(jobs, "zero_shot")
-    rows.append({"rule": "zero_shot", "jobs": n,
-                 "work": f"{models} models: fast sets (full on {full_set_models(cfg)})",
-                 "seconds_per_job": (models * args.zero_shot_s + n * args.startup_s) / max(n, 1),
-                 "basis": f"{args.zero_shot_s:g} s a model assumed (--zero-shot-s; not measured on "
-                          f"a GPU) + {args.startup_s:g} s start-up a job"})
+    rows.append(
+        {
+            "rule": "zero_shot",
+            "jobs": n,
+            "work": f"{models} models: fast sets (full on {full_set_models(cfg)})",
+            "seconds_per_job": (models * args.zero_shot_s + n * args.startup_s) / max(n, 1),
+            "basis": f"{args.zero_shot_s:g} s a model assumed (--zero-shot-s; not measured on "
+            f"a GPU) + {args.startup_s:g} s start-up a job",
+        }
+    )
     if jobs["official_glue"]:
-        rows.append({"rule": "official_glue", "jobs": jobs["official_glue"], "work": "one GLUE task",
-                     "seconds_per_job": args.glue_s,
-                     "basis": f"{args.glue_s:g} s assumed (--glue-s; not measured)"})
+        rows.append(
+            {
+                "rule": "official_glue",
+                "jobs": jobs["official_glue"],
+                "work": "one GLUE task",
+                "seconds_per_job": args.glue_s,
+                "basis": f"{args.glue_s:g} s assumed (--glue-s; not measured)",
+            }
+        )
     for r in rows:
         r["gpu_hours"] = r["jobs"] * r["seconds_per_job"] / 3600
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| rule | jobs | work per job | h per job | GPU-hours | basis |",
-           "|---|---:|---|---:|---:|---|"]
+    out = [
+        "| rule | jobs | work per job | h per job | GPU-hours | basis |",
+        "|---|---:|---|---:|---:|---|",
+    ]
     for r in rows:
-        out.append(f"| {r['rule']} | {r['jobs']} | {r['work']} | {r['seconds_per_job'] / 3600:.2f} "
-                   f"| {r['gpu_hours']:.1f} | {r['basis']} |")
+        out.append(
+            f"| {r['rule']} | {r['jobs']} | {r['work']} | {r['seconds_per_job'] / 3600:.2f} "
+            f"| {r['gpu_hours']:.1f} | {r['basis']} |"
+        )
     out.append(f"| **total** | | | | **{sum(r['gpu_hours'] for r in rows):.1f}** | |")
     return "\n".join(out)
 
@@ -141,14 +172,26 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configfile", nargs="+", required=True, type=Path)
     ap.add_argument("--gpu-check", type=Path, default=MEASURED / "gpu_check_h200_1.json")
-    ap.add_argument("--ppo-bench", type=Path, default=MEASURED / "ppo_precision_h200_small_b360.json")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                    help="the PPO update's arithmetic (config rl.ppo.precision)")
-    ap.add_argument("--corpus-words", type=float, default=100e6, help="words of the corpus before the subset")
+    ap.add_argument(
+        "--ppo-bench", type=Path, default=MEASURED / "ppo_precision_h200_small_b360.json"
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="the PPO update's arithmetic (config rl.ppo.precision)",
+    )
+    ap.add_argument(
+        "--corpus-words", type=float, default=100e6, help="words of the corpus before the subset"
+    )
     ap.add_argument("--tokens-per-word", type=float, default=1.38)
     ap.add_argument("--reply-words", type=int, default=3)
-    ap.add_argument("--teacher-speedup", type=float, default=1.0,
-                    help="divide the measured teacher time (e.g. vLLM instead of the measured hf backend)")
+    ap.add_argument(
+        "--teacher-speedup",
+        type=float,
+        default=1.0,
+        help="divide the measured teacher time (e.g. vLLM instead of the measured hf backend)",
+    )
     ap.add_argument("--startup-s", type=float, default=90.0)
     ap.add_argument("--zero-shot-s", type=float, default=120.0)
     ap.add_argument("--glue-s", type=float, default=1200.0)
@@ -156,6 +199,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
 
     import sys
+
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "benchmarks"))
     import tempfile
@@ -166,9 +210,15 @@ def main(argv=None) -> None:
 
     cfg = load(*args.configfile)
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = Counter(j["rule"] for j in dry_run([p.resolve() for p in args.configfile], Path(tmp)))
+        jobs = Counter(
+            j["rule"] for j in dry_run([p.resolve() for p in args.configfile], Path(tmp))
+        )
     check = json.loads(args.gpu_check.read_text())
-    bench = json.loads(args.ppo_bench.read_text()) if args.ppo_bench and args.ppo_bench.exists() else None
+    bench = (
+        json.loads(args.ppo_bench.read_text())
+        if args.ppo_bench and args.ppo_bench.exists()
+        else None
+    )
     rows = estimate(cfg, jobs, check, args, bench)
     print(json.dumps(rows, indent=1) if args.json else markdown(rows))
 

@@ -27,34 +27,114 @@ REPO = Path(__file__).resolve().parents[1]
 
 def commands(cfg, ckpts: list[Path], data: Path, out: Path) -> dict[str, tuple[list, list]]:
     """{evaluation: (one command per checkpoint, the group's command)}."""
+
     def dump(section):
         return json.dumps(section.model_dump(mode="json"), sort_keys=True)
 
     teacher = cfg.teacher.model_dump(mode="json")
     teacher["template"] = str(REPO / teacher["template"])
-    story = ["--section", dump(cfg.story_eval), "--rl", dump(cfg.rl), "--teacher",
-             json.dumps(teacher), "--reward", dump(cfg.reward)]
-    zs = ["--data-path", str(data), "--tasks", *cfg.zero_shot.tasks, "--batch-size",
-          str(cfg.zero_shot.batch_size), "--device", cfg.zero_shot.device, "--dtype",
-          cfg.zero_shot.dtype]
-    ids = [{"model": str(c), "model_id": f"m-{c.name}", "pretrain_words": 0, "rl_words": 0}
-           for c in ckpts]
+    story = [
+        "--section",
+        dump(cfg.story_eval),
+        "--rl",
+        dump(cfg.rl),
+        "--teacher",
+        json.dumps(teacher),
+        "--reward",
+        dump(cfg.reward),
+    ]
+    zs = [
+        "--data-path",
+        str(data),
+        "--tasks",
+        *cfg.zero_shot.tasks,
+        "--batch-size",
+        str(cfg.zero_shot.batch_size),
+        "--device",
+        cfg.zero_shot.device,
+        "--dtype",
+        cfg.zero_shot.dtype,
+    ]
+    ids = [
+        {"model": str(c), "model_id": f"m-{c.name}", "pretrain_words": 0, "rl_words": 0}
+        for c in ckpts
+    ]
     cli = [sys.executable, "-m", "storyrl.cli", "eval"]
-    one_story = [[*cli, "stories", "--model", m["model"], "--output",
-                  str(out / "one" / "story" / f"{m['model_id']}.parquet"), "--model-id",
-                  m["model_id"], "--pretrain-words", "0", "--rl-words", "0", "--run-id", "", *story]
-                 for m in ids]
-    group_story = [*cli, "stories", "--models", json.dumps(
-        [{**m, "run_id": "", "output": str(out / "group" / "story" / f"{m['model_id']}.parquet")}
-         for m in ids]), *story]
-    one_zs = [[*cli, "zero-shot-suite", "--model", m["model"], "--model-id", m["model_id"],
-               "--pretrain-words", "0", "--rl-words", "0", "--variant", "fast",
-               "--parquet", str(out / "one" / "eval" / f"{m['model_id']}.parquet"),
-               "--output-dir", str(out / "one" / "eval" / "official" / m["model_id"]), *zs]
-              for m in ids]
-    group_zs = [*cli, "zero-shot-suite", "--models", json.dumps(
-        [{**m, "variants": ["fast"], "parquet": str(out / "group" / "eval" / f"{m['model_id']}.parquet"),
-          "output_dir": str(out / "group" / "eval" / "official" / m["model_id"])} for m in ids]), *zs]
+    one_story = [
+        [
+            *cli,
+            "stories",
+            "--model",
+            m["model"],
+            "--output",
+            str(out / "one" / "story" / f"{m['model_id']}.parquet"),
+            "--model-id",
+            m["model_id"],
+            "--pretrain-words",
+            "0",
+            "--rl-words",
+            "0",
+            "--run-id",
+            "",
+            *story,
+        ]
+        for m in ids
+    ]
+    group_story = [
+        *cli,
+        "stories",
+        "--models",
+        json.dumps(
+            [
+                {
+                    **m,
+                    "run_id": "",
+                    "output": str(out / "group" / "story" / f"{m['model_id']}.parquet"),
+                }
+                for m in ids
+            ]
+        ),
+        *story,
+    ]
+    one_zs = [
+        [
+            *cli,
+            "zero-shot-suite",
+            "--model",
+            m["model"],
+            "--model-id",
+            m["model_id"],
+            "--pretrain-words",
+            "0",
+            "--rl-words",
+            "0",
+            "--variant",
+            "fast",
+            "--parquet",
+            str(out / "one" / "eval" / f"{m['model_id']}.parquet"),
+            "--output-dir",
+            str(out / "one" / "eval" / "official" / m["model_id"]),
+            *zs,
+        ]
+        for m in ids
+    ]
+    group_zs = [
+        *cli,
+        "zero-shot-suite",
+        "--models",
+        json.dumps(
+            [
+                {
+                    **m,
+                    "variants": ["fast"],
+                    "parquet": str(out / "group" / "eval" / f"{m['model_id']}.parquet"),
+                    "output_dir": str(out / "group" / "eval" / "official" / m["model_id"]),
+                }
+                for m in ids
+            ]
+        ),
+        *zs,
+    ]
     return {"story_eval": (one_story, group_story), "zero_shot": (one_zs, group_zs)}
 
 
@@ -67,7 +147,10 @@ def timed(cmds: list[list[str]]) -> float:
 
 def differing_files(a: Path, b: Path) -> list[str]:
     """Files that are in one folder only or differ in a byte ([] = identical)."""
-    files = lambda d: {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+    def files(d):
+        return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
     fa, fb = files(a), files(b)
     return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
@@ -93,17 +176,25 @@ def main(argv=None) -> None:
             for r in range(args.repeats):
                 order = ["per_model", "group"] if r % 2 == 0 else ["group", "per_model"]
                 for way in order:
-                    shutil.rmtree(out / ("one" if way == "per_model" else "group"), ignore_errors=True)
+                    shutil.rmtree(
+                        out / ("one" if way == "per_model" else "group"), ignore_errors=True
+                    )
                     times[way].append(timed(one if way == "per_model" else [group]))
             sub = "story" if name == "story_eval" else "eval"
-            report[name] = {"per_model_s": times["per_model"], "group_s": times["group"],
-                            "per_model_median_s": statistics.median(times["per_model"]),
-                            "group_median_s": statistics.median(times["group"]),
-                            "differing_files": differing_files(out / "one" / sub, out / "group" / sub)}
-            print(f"{name}: {len(ckpts)} checkpoints, one process each "
-                  f"{report[name]['per_model_median_s']:.1f} s, one for all "
-                  f"{report[name]['group_median_s']:.1f} s (median of {args.repeats}); "
-                  f"files that differ: {report[name]['differing_files'] or 'none'}", flush=True)
+            report[name] = {
+                "per_model_s": times["per_model"],
+                "group_s": times["group"],
+                "per_model_median_s": statistics.median(times["per_model"]),
+                "group_median_s": statistics.median(times["group"]),
+                "differing_files": differing_files(out / "one" / sub, out / "group" / sub),
+            }
+            print(
+                f"{name}: {len(ckpts)} checkpoints, one process each "
+                f"{report[name]['per_model_median_s']:.1f} s, one for all "
+                f"{report[name]['group_median_s']:.1f} s (median of {args.repeats}); "
+                f"files that differ: {report[name]['differing_files'] or 'none'}",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -21,13 +21,20 @@ from storyrl.teacher.heuristic import judge
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 SENTENCES = [
-    "there lived a brave princess named Lily.", "One day she found a golden key in the forest.",
-    "The key opened a tiny door in an old oak tree.", "Behind the door a sleepy dragon was snoring.",
-    "Lily gave the dragon a warm blanket and a red apple.", "The dragon smiled and they became friends.",
-    "Every morning they flew over the silver lake.", "The villagers cheered when they saw them.",
-    "A clever fox watched from the hill.", "He wanted the key for himself.",
-    "the of green was quickly table she under and blue.", "The cat sat on the mat.",
-    "Suddenly the wind began to sing a strange song.", "Nobody knew where the music came from.",
+    "there lived a brave princess named Lily.",
+    "One day she found a golden key in the forest.",
+    "The key opened a tiny door in an old oak tree.",
+    "Behind the door a sleepy dragon was snoring.",
+    "Lily gave the dragon a warm blanket and a red apple.",
+    "The dragon smiled and they became friends.",
+    "Every morning they flew over the silver lake.",
+    "The villagers cheered when they saw them.",
+    "A clever fox watched from the hill.",
+    "He wanted the key for himself.",
+    "the of green was quickly table she under and blue.",
+    "The cat sat on the mat.",
+    "Suddenly the wind began to sing a strange song.",
+    "Nobody knew where the music came from.",
 ]
 
 
@@ -82,8 +89,12 @@ def main():
         print(f"{name:<28}{s:>9.2f}{args.stories / s:>11.0f}{s / base:>9.2f}x{s / 10:>15.2f}x")
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    (out / "heuristic_teacher.json").write_text(json.dumps(
-        {"stories": args.stories, "words": 90, "repeats": args.repeats, "seconds": rows}, indent=2))
+    (out / "heuristic_teacher.json").write_text(
+        json.dumps(
+            {"stories": args.stories, "words": 90, "repeats": args.repeats, "seconds": rows},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

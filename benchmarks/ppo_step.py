@@ -22,14 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
-SHAPES = {"tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256, vocab_size=None),
-          "small": dict(n_layer=12, n_head=12, n_embd=768, n_positions=512, vocab_size=16000)}
+SHAPES = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, n_positions=256, vocab_size=None),
+    "small": dict(n_layer=12, n_head=12, n_embd=768, n_positions=512, vocab_size=16000),
+}
 
 
 def other_cores(before, after):
     """Cores used by other processes between two (/proc/stat busy s, own cpu s, wall s) snapshots."""
     wall = after[2] - before[2]
-    return round(max(0.0, (after[0] - before[0] - (after[1] - before[1])) / wall), 2) if wall > 0 else None
+    return (
+        round(max(0.0, (after[0] - before[0] - (after[1] - before[1])) / wall), 2)
+        if wall > 0
+        else None
+    )
 
 
 def snapshot():
@@ -59,16 +65,33 @@ def build_checkpoint(model: str, out: Path, seed: int):
     tc = TokenizerConfig(vocab_size=2000)
     raw = out / "corpus"
     generate(raw, 60_000, seed=seed)
-    lines = [ln for f in sorted(raw.rglob("*.train")) for ln in f.read_text().splitlines() if ln.strip()]
+    lines = [
+        ln for f in sorted(raw.rglob("*.train")) for ln in f.read_text().splitlines() if ln.strip()
+    ]
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(lines, vocab_size=tc.vocab_size, min_frequency=tc.min_frequency,
-                            special_tokens=tc.special_tokens, show_progress=False)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=tc.bos, eos_token=tc.eos,
-                                  pad_token=tc.pad, unk_token=tc.unk, mask_token=tc.mask)
+    bpe.train_from_iterator(
+        lines,
+        vocab_size=tc.vocab_size,
+        min_frequency=tc.min_frequency,
+        special_tokens=tc.special_tokens,
+        show_progress=False,
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token=tc.bos,
+        eos_token=tc.eos,
+        pad_token=tc.pad,
+        unk_token=tc.unk,
+        mask_token=tc.mask,
+    )
     shape = dict(SHAPES[model])
     shape["vocab_size"] = shape["vocab_size"] or len(tok)
-    cfg = GPT2Config(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id, **shape)
+    cfg = GPT2Config(
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **shape,
+    )
     ckpt = out / "ckpt"
     GPT2LMHeadModel(cfg).save_pretrained(ckpt)
     tok.save_pretrained(ckpt)
@@ -85,8 +108,12 @@ class DummyScorer:
         from types import SimpleNamespace
 
         import numpy as np
+
         r = np.array([len(c.split()) / self.n for c in continuations])
-        js = [SimpleNamespace(reply="1 1 1", scores=(1, 1, 1), parsed=True, teacher_score=x) for x in r]
+        js = [
+            SimpleNamespace(reply="1 1 1", scores=(1, 1, 1), parsed=True, teacher_score=x)
+            for x in r
+        ]
         return js, {"teacher_score": r, "length_bonus": r * 0, "reward": r}
 
 
@@ -98,6 +125,7 @@ class OurPPO:
         from storyrl.config import RLConfig
         from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
         from storyrl.rl.rollout import batch_prompts
+
         self.cfg = RLConfig(batch_size=args.batch, sampling={"max_new_tokens": args.max_new_tokens})
         torch.manual_seed(args.seed)
         self.tok, lm = load_checkpoint(ckpt)
@@ -111,17 +139,30 @@ class OurPPO:
         import torch
 
         from storyrl.rl.rollout import sample
+
         t0 = time.perf_counter()
-        ro = sample(self.trainer.policy.lm, self.tok, self.prompts, self.cfg.sampling,
-                    train_mode=self.cfg.sampling.train_mode and self.steps > 0)
+        ro = sample(
+            self.trainer.policy.lm,
+            self.tok,
+            self.prompts,
+            self.cfg.sampling,
+            train_mode=self.cfg.sampling.train_mode and self.steps > 0,
+        )
         t1 = time.perf_counter()
         _, rewards = self.scorer(self.prompts, ro.texts)
         t2 = time.perf_counter()
-        self.trainer.step(ro.queries, ro.responses, torch.tensor(rewards["reward"], dtype=torch.float32))
+        self.trainer.step(
+            ro.queries, ro.responses, torch.tensor(rewards["reward"], dtype=torch.float32)
+        )
         t3 = time.perf_counter()
         self.steps += 1
-        return {"generate_s": t1 - t0, "reward_s": t2 - t1, "update_s": t3 - t2, "total_s": t3 - t0,
-                "tokens": sum(len(r) for r in ro.responses)}
+        return {
+            "generate_s": t1 - t0,
+            "reward_s": t2 - t1,
+            "update_s": t3 - t2,
+            "total_s": t3 - t0,
+            "tokens": sum(len(r) for r in ro.responses),
+        }
 
 
 def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
@@ -132,6 +173,7 @@ def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
 
     from storyrl.checkpoints import load_checkpoint
     from storyrl.config import PAPER_PROMPT
+
     tok, lm = load_checkpoint(ckpt)
     scorer = DummyScorer(args.max_new_tokens)
     times, reward_t = [], []
@@ -150,27 +192,71 @@ def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
             times.append(time.perf_counter() - self.t)
 
     with tempfile.TemporaryDirectory() as out:
-        g = GRPOConfig(output_dir=out, per_device_train_batch_size=args.batch, num_generations=8,
-                       steps_per_generation=1, gradient_accumulation_steps=1, max_steps=n_steps,
-                       max_completion_length=args.max_new_tokens, temperature=1.0, top_k=0, top_p=1.0,
-                       learning_rate=1e-6, lr_scheduler_type="constant", logging_steps=10**6, save_strategy="no",
-                       report_to=[], disable_tqdm=True, use_cpu=True, seed=args.seed)
+        g = GRPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=args.batch,
+            num_generations=8,
+            steps_per_generation=1,
+            gradient_accumulation_steps=1,
+            max_steps=n_steps,
+            max_completion_length=args.max_new_tokens,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            learning_rate=1e-6,
+            lr_scheduler_type="constant",
+            logging_steps=10**6,
+            save_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=args.seed,
+        )
         ds = Dataset.from_dict({"prompt": [PAPER_PROMPT] * (args.batch // 8)})
-        t = GRPOTrainer(model=lm, reward_funcs=[reward], args=g, train_dataset=ds, processing_class=tok,
-                        callbacks=[Timer()])
+        t = GRPOTrainer(
+            model=lm,
+            reward_funcs=[reward],
+            args=g,
+            train_dataset=ds,
+            processing_class=tok,
+            callbacks=[Timer()],
+        )
         t.train()
     return [{"total_s": s, "reward_s": r} for s, r in zip(times, reward_t)]
 
 
 def paper_steps(args, model: str) -> list[dict]:
-    cmd = [args.paper_python, args.paper_script, "--model", model, "--batch", str(args.batch),
-           "--steps", str(args.steps_per_round), "--warmup", "1", "--threads", str(args.threads),
-           "--max-new-tokens", str(args.max_new_tokens), "--wait-quiet", str(args.wait_quiet)]
+    cmd = [
+        args.paper_python,
+        args.paper_script,
+        "--model",
+        model,
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps_per_round),
+        "--warmup",
+        "1",
+        "--threads",
+        str(args.threads),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--wait-quiet",
+        str(args.wait_quiet),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
-    return [{"generate_s": r["generate_s"], "reward_s": r["reward_s"], "update_s": r["step_s"],
-             "total_s": r["total_s"], "other_cores": r.get("other_cores")} for r in rows if r.get("event") == "step"
-            and not r.get("warmup")]
+    return [
+        {
+            "generate_s": r["generate_s"],
+            "reward_s": r["reward_s"],
+            "update_s": r["step_s"],
+            "total_s": r["total_s"],
+            "other_cores": r.get("other_cores"),
+        }
+        for r in rows
+        if r.get("event") == "step" and not r.get("warmup")
+    ]
 
 
 def med(rows, key):
@@ -188,13 +274,21 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-grpo", action="store_true")
-    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
-                   help="before each step wait up to S s until other processes use < 0.25 cores")
-    p.add_argument("--paper-python", help="python of a venv with trl 0.9.4 (see the paper-stack README)")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each step wait up to S s until other processes use < 0.25 cores",
+    )
+    p.add_argument(
+        "--paper-python", help="python of a venv with trl 0.9.4 (see the paper-stack README)"
+    )
     p.add_argument("--paper-script", help="paper_ppo_step.py")
     args = p.parse_args()
 
     import torch
+
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="ppo_step_"))
     ckpt = build_checkpoint(args.model, work, args.seed)
@@ -212,35 +306,63 @@ def main():
             res["ours"].append(row)
         if not args.no_grpo:
             wait_quiet(args.wait_quiet)
-            res["grpo"] += grpo_steps(ckpt, args, args.steps_per_round + 1)[1:]  # first step = warm-up
+            res["grpo"] += grpo_steps(ckpt, args, args.steps_per_round + 1)[
+                1:
+            ]  # first step = warm-up
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
-    print(f"\n{args.model}, batch {args.batch}, {args.max_new_tokens} new tokens, {args.threads} threads; "
-          f"medians over {args.rounds} interleaved rounds x {args.steps_per_round} steps")
-    print(f"{'implementation':<34}{'sample s':>10}{'reward s':>10}{'update s':>10}{'total s':>10}{'n':>4}")
-    names = {"paper": "paper stack (TRL 0.9.4, gen x4)", "ours": "ours (PPO, whole batch)",
-             "grpo": "TRL 1.16 GRPO (8 per prompt)"}
+    print(
+        f"\n{args.model}, batch {args.batch}, {args.max_new_tokens} new tokens, {args.threads} threads; "
+        f"medians over {args.rounds} interleaved rounds x {args.steps_per_round} steps"
+    )
+    print(
+        f"{'implementation':<34}{'sample s':>10}{'reward s':>10}{'update s':>10}{'total s':>10}{'n':>4}"
+    )
+    names = {
+        "paper": "paper stack (TRL 0.9.4, gen x4)",
+        "ours": "ours (PPO, whole batch)",
+        "grpo": "TRL 1.16 GRPO (8 per prompt)",
+    }
     for k in ("paper", "ours", "grpo"):
         if res[k]:
-            print(f"{names[k]:<34}{med(res[k], 'generate_s'):>10.3f}{med(res[k], 'reward_s'):>10.4f}"
-                  f"{med(res[k], 'update_s'):>10.3f}{med(res[k], 'total_s'):>10.3f}{len(res[k]):>4}")
-    quiet = {k: [r for r in v if (r.get("other_cores") if r.get("other_cores") is not None else 9) < 0.25]
-             for k, v in res.items() if k != "grpo"}
+            print(
+                f"{names[k]:<34}{med(res[k], 'generate_s'):>10.3f}{med(res[k], 'reward_s'):>10.4f}"
+                f"{med(res[k], 'update_s'):>10.3f}{med(res[k], 'total_s'):>10.3f}{len(res[k]):>4}"
+            )
+    quiet = {
+        k: [
+            r for r in v if (r.get("other_cores") if r.get("other_cores") is not None else 9) < 0.25
+        ]
+        for k, v in res.items()
+        if k != "grpo"
+    }
     if quiet.get("paper") and quiet.get("ours"):
         print("quiet steps only (other processes < 0.25 cores):")
         for k in ("paper", "ours"):
-            print(f"{names[k]:<34}{med(quiet[k], 'generate_s'):>10.3f}{med(quiet[k], 'reward_s'):>10.4f}"
-                  f"{med(quiet[k], 'update_s'):>10.3f}{med(quiet[k], 'total_s'):>10.3f}{len(quiet[k]):>4}")
-        print(f"ours / paper stack, whole step, quiet: "
-              f"{med(quiet['ours'], 'total_s') / med(quiet['paper'], 'total_s'):.2f}")
-    summary = {k: {f: med(v, f) for f in ("generate_s", "reward_s", "update_s", "total_s")} for k, v in res.items() if v}
+            print(
+                f"{names[k]:<34}{med(quiet[k], 'generate_s'):>10.3f}{med(quiet[k], 'reward_s'):>10.4f}"
+                f"{med(quiet[k], 'update_s'):>10.3f}{med(quiet[k], 'total_s'):>10.3f}{len(quiet[k]):>4}"
+            )
+        print(
+            f"ours / paper stack, whole step, quiet: "
+            f"{med(quiet['ours'], 'total_s') / med(quiet['paper'], 'total_s'):.2f}"
+        )
+    summary = {
+        k: {f: med(v, f) for f in ("generate_s", "reward_s", "update_s", "total_s")}
+        for k, v in res.items()
+        if v
+    }
     if res["paper"]:
         summary["ratio_ours_to_paper"] = summary["ours"]["total_s"] / summary["paper"]["total_s"]
         print(f"ours / paper stack, whole step: {summary['ratio_ours_to_paper']:.2f}")
     if res["grpo"]:
-        print(f"ours / TRL GRPO, whole step: {summary['ours']['total_s'] / summary['grpo']['total_s']:.2f}")
-    print(f"other processes' cores during the steps (median): ours {med(res['ours'], 'other_cores')}, "
-          f"paper {med(res['paper'], 'other_cores')}")
+        print(
+            f"ours / TRL GRPO, whole step: {summary['ours']['total_s'] / summary['grpo']['total_s']:.2f}"
+        )
+    print(
+        f"other processes' cores during the steps (median): ours {med(res['ours'], 'other_cores')}, "
+        f"paper {med(res['paper'], 'other_cores')}"
+    )
     out = Path(__file__).parent / "out" / f"ppo_step_{args.model}_b{args.batch}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "summary": summary, "raw": res}, indent=1))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import PreTrainedTokenizerFast, TrainerCallback, get_linear_schedule_with_warmup
 from tokenizers import Tokenizer, models
+from transformers import PreTrainedTokenizerFast, TrainerCallback, get_linear_schedule_with_warmup
 
 from storyrl.config import ModelConfig, TrainingConfig
 from storyrl.pretrain import Blocks, build_model, pretrain
@@ -35,8 +35,14 @@ def make_tokenizer(vocab: int, out: Path) -> Path:
     """A word-level tokenizer with `vocab` entries: only its size and special ids matter here."""
     words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + [f"w{i}" for i in range(vocab - 5)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     fast.save_pretrained(out)
     return out
 
@@ -78,26 +84,52 @@ def loop(model_cfg, tok_dir, tokens_bin, meta_path, batch, steps, warmup, work) 
     meta = json.loads(Path(meta_path).read_text())
     n_blocks = meta["n_tokens"] // model_cfg.n_positions
     total = steps + warmup + 1
-    training = TrainingConfig(lr=5e-4, batch_size=batch, micro_batch_size=batch,
-                              epochs=total * batch / n_blocks, log_every=10, save_every=10**9)
+    training = TrainingConfig(
+        lr=5e-4,
+        batch_size=batch,
+        micro_batch_size=batch,
+        epochs=total * batch / n_blocks,
+        log_every=10,
+        save_every=10**9,
+    )
     clock = StepClock()
     last_words = int(total * batch * model_cfg.n_positions / meta["tokens_per_word"])
-    pretrain(tokens_bin, meta_path, tok_dir, work, "bench", model_cfg, training, [last_words],
-             seed=0, callbacks=[clock])
+    pretrain(
+        tokens_bin,
+        meta_path,
+        tok_dir,
+        work,
+        "bench",
+        model_cfg,
+        training,
+        [last_words],
+        seed=0,
+        callbacks=[clock],
+    )
     # Steps warmup .. warmup+steps, i.e. excluding start-up and the final save.
-    return steps * batch * model_cfg.n_positions / (clock.begins[warmup + steps] - clock.begins[warmup])
+    return (
+        steps
+        * batch
+        * model_cfg.n_positions
+        / (clock.begins[warmup + steps] - clock.begins[warmup])
+    )
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default 30 tiny, 3 small)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default 30 tiny, 3 small)"
+    )
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="benchmarks/out/pretrain_throughput.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
+
     transformers.logging.set_verbosity_error()
 
     rows = []
@@ -109,6 +141,7 @@ def main():
             tmp = Path(tmp)
             tok_dir = make_tokenizer(vocab, tmp / "tok")
             from transformers import AutoTokenizer
+
             tok = AutoTokenizer.from_pretrained(tok_dir)
             n = (steps + warmup + 2) * batch * model_cfg.n_positions
             tokens = np.random.default_rng(0).integers(5, vocab, n).astype(np.uint16)
@@ -119,19 +152,40 @@ def main():
             for r in range(args.reps):
                 res["fb"].append(bare(model_cfg, tok, tokens, batch, steps, warmup, False))
                 res["step"].append(bare(model_cfg, tok, tokens, batch, steps, warmup, True))
-                res["loop"].append(loop(model_cfg, tok_dir, tmp / "tokens.bin", tmp / "tokens.json",
-                                        batch, steps, warmup, tmp / f"work{r}"))
+                res["loop"].append(
+                    loop(
+                        model_cfg,
+                        tok_dir,
+                        tmp / "tokens.bin",
+                        tmp / "tokens.json",
+                        batch,
+                        steps,
+                        warmup,
+                        tmp / f"work{r}",
+                    )
+                )
         med = {k: statistics.median(v) for k, v in res.items()}
-        rows.append({"model": name, "batch": f"{batch}x{model_cfg.n_positions}", "steps": steps,
-                     "reps": args.reps, **{f"{k}_tok_s": round(v, 1) for k, v in med.items()},
-                     "overhead_vs_fb": round(1 - med["loop"] / med["fb"], 3),
-                     "overhead_vs_step": round(1 - med["loop"] / med["step"], 3),
-                     "raw": res})
-    print(f"{'model':<11} {'batch':>8} {'bare f+b tok/s':>15} {'bare step tok/s':>16} "
-          f"{'loop tok/s':>11} {'overhead vs f+b':>16} {'vs step':>8}")
+        rows.append(
+            {
+                "model": name,
+                "batch": f"{batch}x{model_cfg.n_positions}",
+                "steps": steps,
+                "reps": args.reps,
+                **{f"{k}_tok_s": round(v, 1) for k, v in med.items()},
+                "overhead_vs_fb": round(1 - med["loop"] / med["fb"], 3),
+                "overhead_vs_step": round(1 - med["loop"] / med["step"], 3),
+                "raw": res,
+            }
+        )
+    print(
+        f"{'model':<11} {'batch':>8} {'bare f+b tok/s':>15} {'bare step tok/s':>16} "
+        f"{'loop tok/s':>11} {'overhead vs f+b':>16} {'vs step':>8}"
+    )
     for r in rows:
-        print(f"{r['model']:<11} {r['batch']:>8} {r['fb_tok_s']:>15,.0f} {r['step_tok_s']:>16,.0f} "
-              f"{r['loop_tok_s']:>11,.0f} {r['overhead_vs_fb']:>16.1%} {r['overhead_vs_step']:>8.1%}")
+        print(
+            f"{r['model']:<11} {r['batch']:>8} {r['fb_tok_s']:>15,.0f} {r['step_tok_s']:>16,.0f} "
+            f"{r['loop_tok_s']:>11,.0f} {r['overhead_vs_fb']:>16.1%} {r['overhead_vs_step']:>8.1%}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
 

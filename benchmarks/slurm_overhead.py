@@ -37,11 +37,19 @@ def timed_run(args: list[str]) -> float:
     with tempfile.TemporaryDirectory() as d:
         Path(d, "Snakefile").write_text(SNAKEFILE)
         # No conda on the CI cluster (and nothing to deploy): jobs use this venv.
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                   STORYRL_SLURM_SDM="none")
+        env = dict(
+            os.environ,
+            PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            STORYRL_SLURM_SDM="none",
+        )
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=d, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", *args],
+            cwd=d,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - start
 
 
@@ -51,8 +59,12 @@ def main() -> None:
     opts = ap.parse_args()
     variants = {
         "local (--cores 2)": ["--cores", "2"],
-        "slurm, status checks from 1 s": ["--profile", str(REPO / "profiles/slurm"),
-                                          "--slurm-init-seconds-before-status-checks", "1"],
+        "slurm, status checks from 1 s": [
+            "--profile",
+            str(REPO / "profiles/slurm"),
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+        ],
     }
     times = {name: [] for name in variants}
     for _ in range(opts.repeats):  # interleaved, so machine noise hits both alike
@@ -60,11 +72,20 @@ def main() -> None:
             times[name].append(timed_run(args))
     local = statistics.median(times["local (--cores 2)"])
     rows = []
-    print(f"{'variant':32} {'median s':>9} {'per job s':>9} {'x local':>8}   (2 jobs, {opts.repeats} runs)")
+    print(
+        f"{'variant':32} {'median s':>9} {'per job s':>9} {'x local':>8}   (2 jobs, {opts.repeats} runs)"
+    )
     for name, ts in times.items():
         med = statistics.median(ts)
-        rows.append({"variant": name, "median_s": med, "per_job_s": med / 2, "ratio": med / local,
-                     "runs_s": ts})
+        rows.append(
+            {
+                "variant": name,
+                "median_s": med,
+                "per_job_s": med / 2,
+                "ratio": med / local,
+                "runs_s": ts,
+            }
+        )
         print(f"{name:32} {med:9.1f} {med / 2:9.1f} {med / local:8.1f}")
     out = REPO / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)

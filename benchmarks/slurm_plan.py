@@ -30,8 +30,12 @@ SNAKEFILE = REPO / "Snakefile"
 ATTEMPTS = (1, 2, 3)  # the first try and the profile's 2 retries
 # These rules' GPU work runs in the official pipeline's own environment (config official.python);
 # their conda environment only holds storyrl, which starts it.
-HANDS_OFF = {"official_glue": "official.python", "official_reading": "official.python",
-             "official_aoa": "official.python", "official_aoa_rl": "official.python"}
+HANDS_OFF = {
+    "official_glue": "official.python",
+    "official_reading": "official.python",
+    "official_aoa": "official.python",
+    "official_aoa_rl": "official.python",
+}
 
 
 def deployment(profile: Path = PROFILE) -> dict:
@@ -39,8 +43,10 @@ def deployment(profile: Path = PROFILE) -> dict:
     from snakemake.cli import parse_args
 
     _, args = parse_args(["--snakefile", str(SNAKEFILE), "--profile", str(profile)])
-    return {"methods": sorted(m.name.lower() for m in args.software_deployment_method),
-            "keeps_pythonpath": bool(args.conda_not_block_search_path_envvars)}
+    return {
+        "methods": sorted(m.name.lower() for m in args.software_deployment_method),
+        "keeps_pythonpath": bool(args.conda_not_block_search_path_envvars),
+    }
 
 
 def rule_info(configfiles: list[Path], workdir: Path) -> tuple[dict[str, str | None], set[str]]:
@@ -62,26 +68,53 @@ def _rule_info(configfiles: list[Path], workdir: Path) -> tuple[dict[str, str | 
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
     with SnakemakeApi(OutputSettings()) as api:
-        wf = api.workflow(resource_settings=ResourceSettings(), snakefile=SNAKEFILE,
-                          config_settings=ConfigSettings(configfiles=configfiles), workdir=workdir)
+        wf = api.workflow(
+            resource_settings=ResourceSettings(),
+            snakefile=SNAKEFILE,
+            config_settings=ConfigSettings(configfiles=configfiles),
+            workdir=workdir,
+        )
         workflow = wf._workflow  # noqa: SLF001 (the API lists neither rules nor local rules)
         envs = {}
         for rule in workflow.rules:
             env = rule.conda_env
-            envs[rule.name] = (os.path.relpath(Path(rule.basedir, env).resolve(), REPO)
-                               if isinstance(env, str) else None)
+            envs[rule.name] = (
+                os.path.relpath(Path(rule.basedir, env).resolve(), REPO)
+                if isinstance(env, str)
+                else None
+            )
         return envs, set(workflow._localrules)
 
 
-def dry_run(configfiles: list[Path], workdir: Path, profile: Path = PROFILE,
-            extra: tuple[str, ...] = ()) -> list[dict]:
+def dry_run(
+    configfiles: list[Path], workdir: Path, profile: Path = PROFILE, extra: tuple[str, ...] = ()
+) -> list[dict]:
     """The jobs of `snakemake -n --profile ...`: rule, threads, resources."""
-    env = dict(os.environ, STORYRL_SLURM_SDM="none",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        STORYRL_SLURM_SDM="none",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--profile", str(profile), "--snakefile",
-         str(SNAKEFILE), "--directory", str(workdir), "--configfile", *map(str, configfiles),
-         *extra], capture_output=True, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--profile",
+            str(profile),
+            "--snakefile",
+            str(SNAKEFILE),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            *map(str, configfiles),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if out.returncode:
         raise RuntimeError(f"dry run failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     jobs, job = [], None
@@ -107,15 +140,26 @@ def retry_memory(rule: str, profile: Path = PROFILE) -> list[int] | None:
 
     with (profile / "config.yaml").open() as f:
         prof = yte.process_yaml(f, require_use_yte=True)
-    expr = prof.get("set-resources", {}).get(rule, {}).get(
-        "mem_mb", prof.get("default-resources", {}).get("mem_mb"))
+    expr = (
+        prof.get("set-resources", {})
+        .get(rule, {})
+        .get("mem_mb", prof.get("default-resources", {}).get("mem_mb"))
+    )
     if expr is None:
         return None
-    return [int(Resource.cli_evaluator("mem_mb", str(expr), wildcards=None, input=None,
-                                       attempt=a, async_run=None)) for a in ATTEMPTS]
+    return [
+        int(
+            Resource.cli_evaluator(
+                "mem_mb", str(expr), wildcards=None, input=None, attempt=a, async_run=None
+            )
+        )
+        for a in ATTEMPTS
+    ]
 
 
-def plan(configfiles: list[Path], profile: Path = PROFILE, extra: tuple[str, ...] = ()) -> list[dict]:
+def plan(
+    configfiles: list[Path], profile: Path = PROFILE, extra: tuple[str, ...] = ()
+) -> list[dict]:
     """One row per rule of the plan (its jobs share the rule's settings; the row says if not)."""
     configfiles = [Path(c).resolve() for c in configfiles]
     deploy = deployment(profile)
@@ -131,33 +175,45 @@ def plan(configfiles: list[Path], profile: Path = PROFILE, extra: tuple[str, ...
         first = {**js[0], "local": rule in local}
         res = first["resources"]
         conda = "conda" in deploy["methods"] and envs.get(rule)
-        rows.append({
-            "rule": rule, "jobs": len(js), "local": first["local"], "gpu": int(res.get("gpu", 0) or 0),
-            "env": envs.get(rule) if conda else None,
-            "environment": (f"conda {envs[rule]}" if conda else "the submitting shell's")
-                           + (f" + {HANDS_OFF[rule]}" if rule in HANDS_OFF else ""),
-            "keeps_pythonpath": deploy["keeps_pythonpath"] if conda else True,
-            "threads": first["threads"], "runtime_min": res.get("runtime"),
-            "mem_mb": res.get("mem_mb"),
-            "mem_mb_attempts": None if first["local"] else retry_memory(rule, profile),
-            "uniform": len(distinct) == 1,
-        })
+        rows.append(
+            {
+                "rule": rule,
+                "jobs": len(js),
+                "local": first["local"],
+                "gpu": int(res.get("gpu", 0) or 0),
+                "env": envs.get(rule) if conda else None,
+                "environment": (f"conda {envs[rule]}" if conda else "the submitting shell's")
+                + (f" + {HANDS_OFF[rule]}" if rule in HANDS_OFF else ""),
+                "keeps_pythonpath": deploy["keeps_pythonpath"] if conda else True,
+                "threads": first["threads"],
+                "runtime_min": res.get("runtime"),
+                "mem_mb": res.get("mem_mb"),
+                "mem_mb_attempts": None if first["local"] else retry_memory(rule, profile),
+                "uniform": len(distinct) == 1,
+            }
+        )
     return rows
 
 
 def markdown(rows: list[dict], gpu_only: bool) -> str:
-    lines = ["| rule | jobs | GPUs | environment | threads (CPUs) | runtime | memory, attempts 1/2/3 |",
-             "|---|---:|---:|---|---:|---:|---|"]
+    lines = [
+        "| rule | jobs | GPUs | environment | threads (CPUs) | runtime | memory, attempts 1/2/3 |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
     for r in sorted(rows, key=lambda r: (-r["gpu"], r["local"], r["rule"])):
         if gpu_only and not r["gpu"]:
             continue
-        mem = ("-" if r["local"] else
-               " / ".join(f"{m / 1000:g}" for m in r["mem_mb_attempts"] or [r["mem_mb"]]) + " GB")
+        mem = (
+            "-"
+            if r["local"]
+            else " / ".join(f"{m / 1000:g}" for m in r["mem_mb_attempts"] or [r["mem_mb"]]) + " GB"
+        )
         runtime = "-" if r["local"] else f"{r['runtime_min'] / 60:g} h"
         threads = "local rule" if r["local"] else r["threads"]
-        lines.append(f"| {r['rule']} | {r['jobs']} | {r['gpu']} | {r['environment']} | "
-                     f"{threads} | {runtime} | {mem} |"
-                     + ("" if r["uniform"] else " (jobs differ)"))
+        lines.append(
+            f"| {r['rule']} | {r['jobs']} | {r['gpu']} | {r['environment']} | "
+            f"{threads} | {runtime} | {mem} |" + ("" if r["uniform"] else " (jobs differ)")
+        )
     return "\n".join(lines)
 
 

@@ -22,8 +22,10 @@ SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 def batch(torch):
     g = torch.Generator().manual_seed(1)
     qs = [torch.tensor([4, 5, 6, 7]), torch.tensor([4, 5, 6, 7, 8, 9])] * 4
-    rs = [torch.randint(4, len(SPECIALS) + len(WORDS), (int(n),), generator=g)
-          for n in torch.randint(1, 9, (8,), generator=g)]
+    rs = [
+        torch.randint(4, len(SPECIALS) + len(WORDS), (int(n),), generator=g)
+        for n in torch.randint(1, 9, (8,), generator=g)
+    ]
     scores = torch.rand(8, generator=g)
     return qs, rs, scores
 
@@ -37,26 +39,53 @@ def part_a(out: Path):
     vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", pad_token="<pad>",
-                                  eos_token="</s>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=len(vocab),
-                               bos_token_id=0, pad_token_id=1, eos_token_id=2)).save_pretrained(out / "ckpt")
+    GPT2LMHeadModel(
+        GPT2Config(
+            n_layer=2,
+            n_head=2,
+            n_embd=32,
+            n_positions=64,
+            vocab_size=len(vocab),
+            bos_token_id=0,
+            pad_token_id=1,
+            eos_token_id=2,
+        )
+    ).save_pretrained(out / "ckpt")
     tok.save_pretrained(out / "ckpt")
     model = AutoModelForCausalLMWithValueHead.from_pretrained(str(out / "ckpt"))
     ref = AutoModelForCausalLMWithValueHead.from_pretrained(str(out / "ckpt"))
     torch.save(model.v_head.summary.state_dict(), out / "v_head.pt")
-    cfg = PPOConfig(learning_rate=1e-3, batch_size=8, mini_batch_size=8, ppo_epochs=4, init_kl_coef=0.2,
-                    target=6, horizon=10000, adap_kl_ctrl=True, log_with=None)
+    cfg = PPOConfig(
+        learning_rate=1e-3,
+        batch_size=8,
+        mini_batch_size=8,
+        ppo_epochs=4,
+        init_kl_coef=0.2,
+        target=6,
+        horizon=10000,
+        adap_kl_ctrl=True,
+        log_with=None,
+    )
     trainer = PPOTrainer(config=cfg, model=model, ref_model=ref, tokenizer=tok)
     qs, rs, scores = batch(torch)
     stats = []
     for _ in range(2):
         st = trainer.step(qs, rs, list(scores))
-        stats.append({"kl": float(st["objective/kl"]), "kl_coef": float(st["objective/kl_coef"]),
-                      "entropy": float(st["objective/entropy"]), "value_loss": float(st["ppo/loss/value"]),
-                      "policy_loss": float(st["ppo/loss/policy"]), "ratio": float(st["ppo/policy/ratio"].mean()),
-                      "kl_coef_after": float(trainer.kl_ctl.value)})
+        stats.append(
+            {
+                "kl": float(st["objective/kl"]),
+                "kl_coef": float(st["objective/kl_coef"]),
+                "entropy": float(st["objective/entropy"]),
+                "value_loss": float(st["ppo/loss/value"]),
+                "policy_loss": float(st["ppo/loss/policy"]),
+                "ratio": float(st["ppo/policy/ratio"].mean()),
+                "kl_coef_after": float(trainer.kl_ctl.value),
+            }
+        )
     torch.save(model.state_dict(), out / "trl_final.pt")
     (out / "trl_stats.json").write_text(json.dumps(stats))
 
@@ -67,6 +96,7 @@ def part_b(out: Path):
 
     from storyrl.config import PPOConfig
     from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
+
     lm = AutoModelForCausalLM.from_pretrained(out / "ckpt")
     ref = AutoModelForCausalLM.from_pretrained(out / "ckpt")
     policy = PolicyWithValue(lm)
@@ -87,16 +117,22 @@ def part_b(out: Path):
             continue
         worst = max(worst, (v - w).abs().max().item())
         moved = max(moved, (w - start[k]).abs().max().item())
-    vh = max((policy.v_head.state_dict()[k] - trl_w["v_head.summary." + k]).abs().max().item()
-             for k in ("weight", "bias"))
+    vh = max(
+        (policy.v_head.state_dict()[k] - trl_w["v_head.summary." + k]).abs().max().item()
+        for k in ("weight", "bias")
+    )
     print(f"largest weight change made by TRL's two steps: {moved:.2e}")
     print(f"largest |ours - TRL| after two steps: LM {worst:.2e}, value head {vh:.2e}")
     for i, (a, b) in enumerate(zip(ours, theirs)):
         for k in b:
             print(f"step {i + 1} {k:14s} ours {a[k]: .6f}  TRL {b[k]: .6f}")
     # TRL's logged ratio averages over padding too; ours is the masked mean, so it is not compared.
-    same = all(abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(b[k])) for a, b in zip(ours, theirs) for k in b
-               if k != "ratio")
+    same = all(
+        abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(b[k]))
+        for a, b in zip(ours, theirs)
+        for k in b
+        if k != "ratio"
+    )
     ok = same and worst <= 1e-3 * moved
     print("MATCH" if ok else "MISMATCH")
     return 0 if ok else 1

@@ -56,8 +56,9 @@ from storyrl.evaluate.tasks import TASKS, read_items
 from storyrl.evaluate.zero_shot import data_folder
 
 
-def build_checkpoint(folder: Path, corpus: Path, layers: int, heads: int, dim: int,
-                     vocab: int, positions: int):
+def build_checkpoint(
+    folder: Path, corpus: Path, layers: int, heads: int, dim: int, vocab: int, positions: int
+):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
@@ -65,16 +66,35 @@ def build_checkpoint(folder: Path, corpus: Path, layers: int, heads: int, dim: i
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.train([str(p) for p in sorted(corpus.glob("*.train"))], trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+    tok.train(
+        [str(p) for p in sorted(corpus.glob("*.train"))],
+        trainers.BpeTrainer(
+            vocab_size=vocab,
+            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     fast.save_pretrained(folder)
     torch.manual_seed(0)
     # The model keeps the full vocabulary size even if the small corpus gives fewer merges.
-    cfg = GPT2Config(vocab_size=vocab, n_positions=positions, n_embd=dim, n_layer=layers,
-                     n_head=heads, bos_token_id=0, pad_token_id=1, eos_token_id=2)
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=dim,
+        n_layer=layers,
+        n_head=heads,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+    )
     GPT2LMHeadModel(cfg).save_pretrained(folder)
     return folder
 
@@ -86,16 +106,17 @@ def _official_batch(model, pad_id, seqs):
     att = torch.zeros((len(seqs), width), dtype=torch.long)
     msk = torch.zeros((len(seqs), width))
     for r, s in enumerate(seqs):
-        ids[r, :len(s.ids)] = torch.tensor(s.ids)
-        att[r, :len(s.ids)] = 1
-        msk[r, :len(s.ids)] = torch.tensor(s.scored, dtype=torch.float)
+        ids[r, : len(s.ids)] = torch.tensor(s.ids)
+        att[r, : len(s.ids)] = 1
+        msk[r, : len(s.ids)] = torch.tensor(s.scored, dtype=torch.float)
     logits = model(input_ids=ids[:, :-1], attention_mask=att[:, :-1]).logits
     logp = F.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
     return (logp * msk[:, 1:]).sum(1).tolist()
 
 
-def official_style(model, pad_id, groups, files, batch_items: int = 64,
-                   grad_off=torch.inference_mode):
+def official_style(
+    model, pad_id, groups, files, batch_items: int = 64, grad_off=torch.inference_mode
+):
     """Per batch of items in file order: one padded full forward per candidate position.
 
     Batches stay within a file (`files`: the file of each item): the official reader runs on
@@ -103,14 +124,18 @@ def official_style(model, pad_id, groups, files, batch_items: int = 64,
     span two files are rare there, while a sample of a few items a file would make most of
     them span files and pad."""
     starts = [i for i in range(len(groups)) if i == 0 or files[i] != files[i - 1]]
-    batches = [(a, min(a + batch_items, b)) for a, b in zip(starts, starts[1:] + [len(groups)])
-               for a in range(a, b, batch_items)]
+    batches = [
+        (a, min(a + batch_items, b))
+        for a, b in zip(starts, starts[1:] + [len(groups)])
+        for a in range(a, b, batch_items)
+    ]
     out = []
     with grad_off():
         for a, b in batches:
             batch = groups[a:b]
-            cols = [_official_batch(model, pad_id, [g[k] for g in batch])
-                    for k in range(len(batch[0]))]
+            cols = [
+                _official_batch(model, pad_id, [g[k] for g in batch]) for k in range(len(batch[0]))
+            ]
             out += [list(x) for x in zip(*cols)]
     return out
 
@@ -122,7 +147,7 @@ def official_sorted(model, pad_id, groups, batch: int = 128):
     flat.sort(key=lambda x: -len(x[2].ids))
     out = [[0.0] * len(g) for g in groups]
     for i in range(0, len(flat), batch):
-        part = flat[i:i + batch]
+        part = flat[i : i + batch]
         for (gi, ci, _), v in zip(part, _official_batch(model, pad_id, [s for *_, s in part])):
             out[gi][ci] = v
     return out
@@ -188,12 +213,16 @@ def modes(ckpt: Path, files: list) -> dict:
 
 def prefix_stats(groups) -> dict:
     """Input positions in all, and distinct prefixes within items and across all of them."""
+
     def distinct(seqs):
-        return len({s.ids[:t + 1] for s in seqs for t in range(len(s.ids) - 1)})
+        return len({s.ids[: t + 1] for s in seqs for t in range(len(s.ids) - 1)})
+
     flat = [s for g in groups for s in set(g)]
-    return {"positions": sum(len(s.ids) - 1 for g in groups for s in g),
-            "distinct_within_items": sum(distinct(set(g)) for g in groups),
-            "distinct_across_items": distinct(flat)}
+    return {
+        "positions": sum(len(s.ids) - 1 for g in groups for s in g),
+        "distinct_within_items": sum(distinct(set(g)) for g in groups),
+        "distinct_across_items": distinct(flat),
+    }
 
 
 def bench(label: str, ckpt: Path, data: Path, per_file: int, repeats: int) -> list[dict]:
@@ -218,23 +247,33 @@ def bench(label: str, ckpt: Path, data: Path, per_file: int, repeats: int) -> li
             t0 = time.perf_counter()
             scores[mode] = run(groups)
             times[mode].append(time.perf_counter() - t0)
-        print(f"  repeat {r + 1}: " + ", ".join(f"{m} {t[-1]:.2f}s" for m, t in times.items()),
-              flush=True)
+        print(
+            f"  repeat {r + 1}: " + ", ".join(f"{m} {t[-1]:.2f}s" for m, t in times.items()),
+            flush=True,
+        )
     ref = scores["official_style"]
     want = [choose(s) for s in ref]
     base, best = statistics.median(times["official_style"]), min(times["official_style"])
     rows = []
     for mode, t in times.items():
         diff = max(abs(a - b) for x, y in zip(scores[mode], ref) for a, b in zip(x, y))
-        rows.append({"model": label, "task": "blimp", "items": len(items), "mode": mode,
-                     "seconds": statistics.median(t), "all_seconds": t,
-                     "items_per_s": len(items) / statistics.median(t),
-                     "x_official_style": base / statistics.median(t),
-                     # the least disturbed repeat: other jobs only ever slow a run down
-                     "x_official_style_best": best / min(t),
-                     "max_abs_diff": diff,
-                     "same_choices": [choose(s) for s in scores[mode]] == want,
-                     **stats})
+        rows.append(
+            {
+                "model": label,
+                "task": "blimp",
+                "items": len(items),
+                "mode": mode,
+                "seconds": statistics.median(t),
+                "all_seconds": t,
+                "items_per_s": len(items) / statistics.median(t),
+                "x_official_style": base / statistics.median(t),
+                # the least disturbed repeat: other jobs only ever slow a run down
+                "x_official_style_best": best / min(t),
+                "max_abs_diff": diff,
+                "same_choices": [choose(s) for s in scores[mode]] == want,
+                **stats,
+            }
+        )
     return rows
 
 
@@ -242,8 +281,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer items and repeats")
     ap.add_argument("--tiny", action="store_true", help="also the default config's tiny model")
-    ap.add_argument("--per-file", type=int, default=64,
-                    help="BLiMP items from each file (64: whole official batches)")
+    ap.add_argument(
+        "--per-file",
+        type=int,
+        default=64,
+        help="BLiMP items from each file (64: whole official batches)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
@@ -260,25 +303,42 @@ def main():
         corpus = tmp / "corpus" / "train_demo"
         rows = []
         if args.tiny:
-            rows += bench("tiny (2x128, V=2000)",
-                          build_checkpoint(tmp / "tiny", corpus, 2, 4, 128, 2_000, 128),
-                          data, per_file, repeats)
-        rows += bench("gpt2-small (12x768)",
-                      build_checkpoint(tmp / "small", corpus, 12, 12, 768, 16_000, 512),
-                      data, per_file, repeats)
+            rows += bench(
+                "tiny (2x128, V=2000)",
+                build_checkpoint(tmp / "tiny", corpus, 2, 4, 128, 2_000, 128),
+                data,
+                per_file,
+                repeats,
+            )
+        rows += bench(
+            "gpt2-small (12x768)",
+            build_checkpoint(tmp / "small", corpus, 12, 12, 768, 16_000, 512),
+            data,
+            per_file,
+            repeats,
+        )
     load.append(os.getloadavg())
-    print(f"torch threads: {torch.get_num_threads()}, cores: {os.cpu_count()}, load average "
-          f"(1/5/15 min) before {load[0]} after {load[1]}, {time.perf_counter() - t0:.0f} s")
-    print(f"{'model':22} {'mode':20} {'items':>5} {'items/s':>9} {'x official':>10} "
-          f"{'x (best)':>8} {'max|diff|':>9} same")
+    print(
+        f"torch threads: {torch.get_num_threads()}, cores: {os.cpu_count()}, load average "
+        f"(1/5/15 min) before {load[0]} after {load[1]}, {time.perf_counter() - t0:.0f} s"
+    )
+    print(
+        f"{'model':22} {'mode':20} {'items':>5} {'items/s':>9} {'x official':>10} "
+        f"{'x (best)':>8} {'max|diff|':>9} same"
+    )
     for r in rows:
-        print(f"{r['model']:22} {r['mode']:20} {r['items']:5d} {r['items_per_s']:9.1f} "
-              f"{r['x_official_style']:10.2f} {r['x_official_style_best']:8.2f} "
-              f"{r['max_abs_diff']:9.1e} {r['same_choices']}")
+        print(
+            f"{r['model']:22} {r['mode']:20} {r['items']:5d} {r['items_per_s']:9.1f} "
+            f"{r['x_official_style']:10.2f} {r['x_official_style_best']:8.2f} "
+            f"{r['max_abs_diff']:9.1e} {r['same_choices']}"
+        )
     out = Path(__file__).parent / "out" / "zero_shot.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"threads": torch.get_num_threads(), "load_average": load,
-                               "rows": rows}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"threads": torch.get_num_threads(), "load_average": load, "rows": rows}, indent=1
+        )
+    )
     print(f"wrote {out}")
 
 

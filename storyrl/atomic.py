@@ -13,10 +13,16 @@ import socket
 import tempfile
 from pathlib import Path
 
-
 # Errors of the disk being written; others (an input gone missing) keep their own story.
-DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES,
-               errno.EPERM}
+DISK_ERRNOS = {
+    errno.ENOSPC,
+    errno.EROFS,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EIO,
+    errno.EACCES,
+    errno.EPERM,
+}
 
 
 def _named(err: OSError, path: Path) -> OSError:
@@ -66,8 +72,9 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(path)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp",
-                                    dir=path.parent))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.{_owner_tag()}.", suffix=".tmp", dir=path.parent)
+        )
     except OSError as err:
         raise _named(err, path.parent) from err
     target = tmp if is_dir else tmp / path.name

@@ -9,8 +9,15 @@ from typing import Literal, NamedTuple
 
 from storyrl.units import words_label
 
-ZERO_SHOT_TASKS = ("blimp", "blimp_supplement", "ewok", "entity_tracking", "comps", "wug_adj",
-                   "wug_past")
+ZERO_SHOT_TASKS = (
+    "blimp",
+    "blimp_supplement",
+    "ewok",
+    "entity_tracking",
+    "comps",
+    "wug_adj",
+    "wug_past",
+)
 """Our zero-shot task names, in report order; `storyrl.evaluate.tasks.TASKS` decodes each."""
 
 
@@ -39,7 +46,8 @@ def aoa_steps(track: str) -> list[tuple[str, int]]:
     """The pipeline's AoA revisions and word counts (`StepConfig.generate_checkpoint_steps`)."""
     m = 10**6
     steps = [(f"chck_{i}M", i * m) for i in range(1, 10)] + [
-        (f"chck_{10 * i}M", 10 * i * m) for i in range(1, 11)]
+        (f"chck_{10 * i}M", 10 * i * m) for i in range(1, 11)
+    ]
     if track != "strict-small":
         steps += [(f"chck_{100 * i}M", 100 * i * m) for i in range(2, 11)]
     return steps
@@ -65,12 +73,16 @@ def policy_steps(track: str, start_words: int, steps: list[tuple[str, int]]):
     before = [s for s in steps if s[1] <= start_words]
     after = [s for s in steps if s[1] > start_words]
     if not after:
-        raise TrackError(f"aoa_track {track}: no revision after {words_label(start_words)} "
-                         "for the RL policy (the track ends before); use non-strict-small, "
-                         "whose revisions run to chck_1000M")
+        raise TrackError(
+            f"aoa_track {track}: no revision after {words_label(start_words)} "
+            "for the RL policy (the track ends before); use non-strict-small, "
+            "whose revisions run to chck_1000M"
+        )
     if not before or before[-1][1] != start_words:
-        raise TrackError(f"aoa_track {track}: the RL policy's checkpoint "
-                         f"{words_label(start_words)} is not one of the track's revisions")
+        raise TrackError(
+            f"aoa_track {track}: the RL policy's checkpoint "
+            f"{words_label(start_words)} is not one of the track's revisions"
+        )
     return before, after[0][0]
 
 

@@ -39,12 +39,14 @@ def resolve_device(device: str = "auto", threads: int | None = None):
 # --------------------------------------------------------------------------- load and save
 def load_tokenizer(model_dir):
     from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(str(model_dir))
 
 
 def load_model(model_dir, dtype=None):
     """The causal LM; `dtype` (a torch dtype) overrides the saved one."""
     from transformers import AutoModelForCausalLM
+
     kw = {} if dtype is None else {"dtype": dtype}
     return AutoModelForCausalLM.from_pretrained(str(model_dir), **kw)
 

@@ -30,8 +30,12 @@ class CorpusError(ValueError):
     """The corpus is missing, empty or unreadable; the message names the path."""
 
 
-WIDE_BOMS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32",
-             b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+WIDE_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
 
 
 def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str, str]]:
@@ -43,13 +47,17 @@ def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str,
         head = f.read(4)
         for bom, name in WIDE_BOMS.items():
             if head.startswith(bom):
-                raise CorpusError(f"{path}: the file is {name} (byte order mark); convert it to "
-                                  f"UTF-8, e.g. iconv -f {name} -t UTF-8")
+                raise CorpusError(
+                    f"{path}: the file is {name} (byte order mark); convert it to "
+                    f"UTF-8, e.g. iconv -f {name} -t UTF-8"
+                )
         f.seek(3 if head.startswith(b"\xef\xbb\xbf") else 0)  # a UTF-8 BOM is not text
         for lineno, raw in enumerate(f, 1):
             if b"\x00" in raw:
-                raise CorpusError(f"{path}: line {lineno} holds NUL bytes: the file is binary or "
-                                  "UTF-16/UTF-32 without a byte order mark; convert it to UTF-8")
+                raise CorpusError(
+                    f"{path}: line {lineno} holds NUL bytes: the file is binary or "
+                    "UTF-16/UTF-32 without a byte order mark; convert it to UTF-8"
+                )
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -58,8 +66,12 @@ def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str,
                 continue
             yield source, line.rstrip("\r\n")
     if skipped[str(path)]:
-        log.warning("%s: skipped %d line(s) that are not valid UTF-8 (first at line %d)",
-                    path, skipped[str(path)], first_bad)
+        log.warning(
+            "%s: skipped %d line(s) that are not valid UTF-8 (first at line %d)",
+            path,
+            skipped[str(path)],
+            first_bad,
+        )
 
 
 def babylm_files(path: Path) -> list[Path]:
@@ -126,8 +138,9 @@ def shuffled_indices(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)
 
 
-def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
-                 out_stats: str | Path) -> dict:
+def build_subset(
+    cfg: CorpusConfig, path: str | Path, out_parquet: str | Path, out_stats: str | Path
+) -> dict:
     """Read the corpus at `path`, write the seeded subset (text, source) and its word counts."""
     path = Path(path)
     skipped: Counter = Counter()
@@ -146,8 +159,10 @@ def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
     if not pc.any(nonempty).as_py():
         # Checked after the cut: a tiny corpus would otherwise pass here and fail in
         # pretraining on an empty token file.
-        raise CorpusError(f"{path}: no non-empty line left in the subset (fraction {cfg.fraction} "
-                          f"of {n_total} rows keeps {keep}); use a larger corpus or fraction")
+        raise CorpusError(
+            f"{path}: no non-empty line left in the subset (fraction {cfg.fraction} "
+            f"of {n_total} rows keeps {keep}); use a larger corpus or fraction"
+        )
     if cfg.empty_rows == "drop":
         table = table.filter(nonempty)
 
@@ -156,8 +171,13 @@ def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
         words[source] += count_words(text)
         lines[source] += 1
     stats = {
-        "path": str(path), "format": cfg.format, "fraction": cfg.fraction, "seed": cfg.seed,
-        "rows_total": n_total, "rows_selected": keep, "rows_kept": table.num_rows,
+        "path": str(path),
+        "format": cfg.format,
+        "fraction": cfg.fraction,
+        "seed": cfg.seed,
+        "rows_total": n_total,
+        "rows_selected": keep,
+        "rows_kept": table.num_rows,
         "words": sum(words.values()),
         "per_source": {s: {"lines": lines[s], "words": words[s]} for s in sorted(words)},
         "skipped_non_utf8": dict(skipped),
@@ -165,6 +185,12 @@ def build_subset(cfg: CorpusConfig, path: str | Path, out_parquet: str | Path,
     with atomic_path(out_parquet) as tmp:
         pq.write_table(table, tmp)
     write_text(out_stats, json.dumps(stats, indent=2) + "\n")
-    log.info("subset of %s: %d of %d rows, %d words (%s)", path, table.num_rows, n_total,
-             stats["words"], ", ".join(f"{s} {w}" for s, w in sorted(words.items())))
+    log.info(
+        "subset of %s: %d of %d rows, %d words (%s)",
+        path,
+        table.num_rows,
+        n_total,
+        stats["words"],
+        ", ".join(f"{s} {w}" for s, w in sorted(words.items())),
+    )
     return stats

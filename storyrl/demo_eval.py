@@ -24,49 +24,102 @@ import random
 from pathlib import Path
 
 from storyrl.atomic import atomic_path
-from storyrl.demo_corpus import CREATURES, FEELINGS, NAMES, PLACE_ADJ, PLACES, THING_ADJ, THINGS
-from storyrl.demo_corpus import VERBS, _a
+from storyrl.demo_corpus import (
+    CREATURES,
+    FEELINGS,
+    NAMES,
+    PLACE_ADJ,
+    PLACES,
+    THING_ADJ,
+    THINGS,
+    VERBS,
+    _a,
+)
 
 # (folder in full_eval, folder in fast_eval)
-FOLDERS = {"blimp": ("blimp_filtered", "blimp_fast"),
-           "supplement": ("supplement_filtered", "supplement_fast"),
-           "ewok": ("ewok_filtered", "ewok_fast"),
-           "entity_tracking": ("entity_tracking", "entity_tracking_fast"),
-           "comps": ("comps", "comps"),
-           "wug_adj": ("wug_adj_nominalization", "wug_adj_nominalization"),
-           "wug_past": ("wug_past_tense", "wug_past_tense")}
+FOLDERS = {
+    "blimp": ("blimp_filtered", "blimp_fast"),
+    "supplement": ("supplement_filtered", "supplement_fast"),
+    "ewok": ("ewok_filtered", "ewok_fast"),
+    "entity_tracking": ("entity_tracking", "entity_tracking_fast"),
+    "comps": ("comps", "comps"),
+    "wug_adj": ("wug_adj_nominalization", "wug_adj_nominalization"),
+    "wug_past": ("wug_past_tense", "wug_past_tense"),
+}
 
 
 def _blimp(r: random.Random, n: int) -> dict[str, list[dict]]:
     def row(uid, field, term, good, bad, i):
-        return {"sentence_good": good, "sentence_bad": bad, "field": field, "UID": uid,
-                "linguistics_term": term, "pairID": str(i)}
+        return {
+            "sentence_good": good,
+            "sentence_bad": bad,
+            "field": field,
+            "UID": uid,
+            "linguistics_term": term,
+            "pairID": str(i),
+        }
 
     out = {}
     gens = {
-        "subject_verb_agreement_present": ("morphology", "subject_verb_agreement", lambda: (
-            lambda c, v: r.choice([(f"the {c.sg} {v[0]} .", f"the {c.sg} {v[1]} ."),
-                                   (f"the {c.pl} {v[1]} .", f"the {c.pl} {v[0]} .")])
-        )(r.choice(CREATURES), r.choice(VERBS))),
-        "subject_verb_agreement_be_past": ("morphology", "subject_verb_agreement", lambda: (
-            lambda c, f: r.choice([(f"the {c.sg} was {f} .", f"the {c.sg} were {f} ."),
-                                   (f"the {c.pl} were {f} .", f"the {c.pl} was {f} .")])
-        )(r.choice(CREATURES), r.choice(FEELINGS))),
-        "subject_verb_agreement_be_question": ("morphology", "subject_verb_agreement", lambda: (
-            lambda t: r.choice([(f"where is the {t.sg} ?", f"where are the {t.sg} ?"),
-                                (f"where are the {t.pl} ?", f"where is the {t.pl} ?")])
-        )(r.choice(THINGS))),
-        "determiner_noun_agreement_demonstrative": ("morphology", "determiner_noun_agreement",
-                                                    lambda: (lambda t, a: r.choice([
-            (f"this {t.sg} is {a} .", f"these {t.sg} is {a} ."),
-            (f"these {t.pl} are {a} .", f"this {t.pl} are {a} .")])
-        )(r.choice(THINGS), r.choice(THING_ADJ))),
-        "determiner_noun_agreement_indefinite_article": ("morphology", "determiner_noun_agreement",
-                                                         None),
+        "subject_verb_agreement_present": (
+            "morphology",
+            "subject_verb_agreement",
+            lambda: (
+                lambda c, v: r.choice(
+                    [
+                        (f"the {c.sg} {v[0]} .", f"the {c.sg} {v[1]} ."),
+                        (f"the {c.pl} {v[1]} .", f"the {c.pl} {v[0]} ."),
+                    ]
+                )
+            )(r.choice(CREATURES), r.choice(VERBS)),
+        ),
+        "subject_verb_agreement_be_past": (
+            "morphology",
+            "subject_verb_agreement",
+            lambda: (
+                lambda c, f: r.choice(
+                    [
+                        (f"the {c.sg} was {f} .", f"the {c.sg} were {f} ."),
+                        (f"the {c.pl} were {f} .", f"the {c.pl} was {f} ."),
+                    ]
+                )
+            )(r.choice(CREATURES), r.choice(FEELINGS)),
+        ),
+        "subject_verb_agreement_be_question": (
+            "morphology",
+            "subject_verb_agreement",
+            lambda: (
+                lambda t: r.choice(
+                    [
+                        (f"where is the {t.sg} ?", f"where are the {t.sg} ?"),
+                        (f"where are the {t.pl} ?", f"where is the {t.pl} ?"),
+                    ]
+                )
+            )(r.choice(THINGS)),
+        ),
+        "determiner_noun_agreement_demonstrative": (
+            "morphology",
+            "determiner_noun_agreement",
+            lambda: (
+                lambda t, a: r.choice(
+                    [
+                        (f"this {t.sg} is {a} .", f"these {t.sg} is {a} ."),
+                        (f"these {t.pl} are {a} .", f"this {t.pl} are {a} ."),
+                    ]
+                )
+            )(r.choice(THINGS), r.choice(THING_ADJ)),
+        ),
+        "determiner_noun_agreement_indefinite_article": (
+            "morphology",
+            "determiner_noun_agreement",
+            None,
+        ),
     }
     for uid, (field, term, make) in gens.items():
-        out[uid] = [row(uid, field, term, *(make() if make else _article(r, i % 2 == 0)), i)
-                    for i in range(n)]
+        out[uid] = [
+            row(uid, field, term, *(make() if make else _article(r, i % 2 == 0)), i)
+            for i in range(n)
+        ]
     return out
 
 
@@ -85,8 +138,12 @@ def _supplement(r: random.Random, n: int) -> dict[str, list[dict]]:
         name, p = r.choice(list(NAMES.items()))
         q = "he" if p == "she" else "she"
         t = r.choice(THINGS).sg
-        rows.append({"sentence_good": f"{name} went home, and {p} never forgot the {t}.",
-                     "sentence_bad": f"{name} went home, and {q} never forgot the {t}."})
+        rows.append(
+            {
+                "sentence_good": f"{name} went home, and {p} never forgot the {t}.",
+                "sentence_bad": f"{name} went home, and {q} never forgot the {t}.",
+            }
+        )
     return {"pronoun_gender": rows}
 
 
@@ -105,15 +162,26 @@ def _ewok(r: random.Random, n: int) -> dict[str, list[dict]]:
             domain, cdiff, tdiff = "agent-properties", "name", "pronoun"
         else:  # where: the place of the next sentence is the one just visited
             there, other = r.sample(PLACES, 2)
-            ctx = (f"One day, {name} went to the {there.sg} to look for "
-                   f"{_a(r.choice(THING_ADJ))} {r.choice(THINGS).sg}.")
+            ctx = (
+                f"One day, {name} went to the {there.sg} to look for "
+                f"{_a(r.choice(THING_ADJ))} {r.choice(THINGS).sg}."
+            )
             f = r.choice(FEELINGS)
             t1 = f"The {there.sg} was dark, and {name} was {f}."
             t2 = f"The {other.sg} was dark, and {name} was {f}."
             domain, cdiff, tdiff = "spatial-relations", "place", "place"
-        rows.append({"Domain": domain, "ContextType": "story", "ContextDiff": cdiff,
-                     "TargetDiff": tdiff, "Context1": ctx, "Context2": ctx,
-                     "Target1": t1, "Target2": t2})
+        rows.append(
+            {
+                "Domain": domain,
+                "ContextType": "story",
+                "ContextDiff": cdiff,
+                "TargetDiff": tdiff,
+                "Context1": ctx,
+                "Context2": ctx,
+                "Target1": t1,
+                "Target2": t2,
+            }
+        )
     return {"demo_ewok": rows}
 
 
@@ -125,9 +193,13 @@ def _comps(r: random.Random, n: int) -> dict[str, list[dict]]:
         place, adj = r.choice(PLACES).sg, r.choice(THING_ADJ)
         lead = f"One day, {name} went to the {place} to look for {_a(adj)}"
         rest = "Together they looked under every stone, and at last they found the"
-        rows.append({"prefix_acceptable": f"{lead} {right.sg}. {rest}",
-                     "prefix_unacceptable": f"{lead} {wrong.sg}. {rest}",
-                     "property_phrase": f"{right.sg}."})
+        rows.append(
+            {
+                "prefix_acceptable": f"{lead} {right.sg}. {rest}",
+                "prefix_unacceptable": f"{lead} {wrong.sg}. {rest}",
+                "property_phrase": f"{right.sg}.",
+            }
+        )
     return {"comps_base": rows}
 
 
@@ -168,8 +240,14 @@ def _entity(r: random.Random, n: int) -> dict[str, list[dict]]:
                 if extra != right and extra not in wrong:
                     wrong.append(extra)
             prefix = " ".join([state + "."] + ops + [f"Box {q} contains"])
-            out[kind].append({"input_prefix": prefix, "options": [right] + wrong[:2],
-                              "numops": numops, "sample_id": i})
+            out[kind].append(
+                {
+                    "input_prefix": prefix,
+                    "options": [right] + wrong[:2],
+                    "numops": numops,
+                    "sample_id": i,
+                }
+            )
     return out
 
 
@@ -179,11 +257,15 @@ def _wug(r: random.Random, n: int, kind: str) -> dict[str, list[dict]]:
         stem = "".join(r.choice(c) for c in ("bcdfglmnprstvz", "aeiou", "bdgklmnprst"))
         c = r.choice(CREATURES).sg
         if kind == "adj":
-            cands = [f"The {c} was very {stem}. The {stem}ity of the {c} surprised everyone.",
-                     f"The {c} was very {stem}. The {stem}ness of the {c} surprised everyone."]
+            cands = [
+                f"The {c} was very {stem}. The {stem}ity of the {c} surprised everyone.",
+                f"The {c} was very {stem}. The {stem}ness of the {c} surprised everyone.",
+            ]
         else:
-            cands = [f"Every day the {c} likes to {stem}. Yesterday the {c} {stem}ed.",
-                     f"Every day the {c} likes to {stem}. Yesterday the {c} {stem}."]
+            cands = [
+                f"Every day the {c} likes to {stem}. Yesterday the {c} {stem}ed.",
+                f"Every day the {c} likes to {stem}. Yesterday the {c} {stem}.",
+            ]
         rows.append({"sentences": "\t".join(cands), "ratio": round(r.random(), 3)})
     return {f"wug_{kind}": rows}
 
@@ -191,10 +273,15 @@ def _wug(r: random.Random, n: int, kind: str) -> dict[str, list[dict]]:
 def build(seed: int = 0, n_full: int = 200) -> dict[str, dict[str, list[dict]]]:
     """Task -> file stem -> rows, for the full sets."""
     r = random.Random(seed)
-    return {"blimp": _blimp(r, n_full), "supplement": _supplement(r, n_full),
-            "ewok": _ewok(r, n_full), "entity_tracking": _entity(r, n_full // 2),
-            "comps": _comps(r, n_full), "wug_adj": _wug(r, n_full // 2, "adj"),
-            "wug_past": _wug(r, n_full // 2, "past")}
+    return {
+        "blimp": _blimp(r, n_full),
+        "supplement": _supplement(r, n_full),
+        "ewok": _ewok(r, n_full),
+        "entity_tracking": _entity(r, n_full // 2),
+        "comps": _comps(r, n_full),
+        "wug_adj": _wug(r, n_full // 2, "adj"),
+        "wug_past": _wug(r, n_full // 2, "past"),
+    }
 
 
 def generate(out_dir: str | Path, seed: int = 0, n_full: int = 200, n_fast: int = 50) -> dict:
@@ -203,13 +290,16 @@ def generate(out_dir: str | Path, seed: int = 0, n_full: int = 200, n_fast: int 
     counts = {}
     with atomic_path(out_dir, is_dir=True) as tmp:
         for task, files in sets.items():
-            for variant, folder, k in (("full_eval", FOLDERS[task][0], None),
-                                       ("fast_eval", FOLDERS[task][1], n_fast)):
+            for variant, folder, k in (
+                ("full_eval", FOLDERS[task][0], None),
+                ("fast_eval", FOLDERS[task][1], n_fast),
+            ):
                 d = Path(tmp) / variant / folder
                 d.mkdir(parents=True, exist_ok=True)
                 for stem, rows in files.items():
                     rows = rows[:k] if k else rows
                     (d / f"{stem}.jsonl").write_text(
-                        "".join(json.dumps(x) + "\n" for x in rows), encoding="utf-8")
+                        "".join(json.dumps(x) + "\n" for x in rows), encoding="utf-8"
+                    )
                     counts[(task, variant)] = counts.get((task, variant), 0) + len(rows)
     return counts

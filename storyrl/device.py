@@ -19,8 +19,12 @@ def _driver_version() -> str:
     if smi is None:
         return "unknown (no nvidia-smi on PATH)"
     try:
-        out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"unknown (nvidia-smi failed: {err})"
     lines = sorted(set(out.stdout.split()))
@@ -41,10 +45,12 @@ def describe() -> str:
         except Exception as err:  # noqa: BLE001 - any reason is worth showing
             reason = f"; torch says: {str(err).strip().splitlines()[0]}"
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return (f"{count} CUDA device(s) visible (CUDA_VISIBLE_DEVICES="
-            f"{'unset' if visible is None else repr(visible)}), torch {torch.__version__} built "
-            f"for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, NVIDIA driver "
-            f"{_driver_version()}{reason}")
+    return (
+        f"{count} CUDA device(s) visible (CUDA_VISIBLE_DEVICES="
+        f"{'unset' if visible is None else repr(visible)}), torch {torch.__version__} built "
+        f"for CUDA {torch.version.cuda or 'none (a CPU-only build)'}, NVIDIA driver "
+        f"{_driver_version()}{reason}"
+    )
 
 
 def require_gpu(command: str) -> None:
@@ -56,4 +62,5 @@ def require_gpu(command: str) -> None:
     raise DeviceError(
         f"{command}: this job needs a GPU and sees none: {describe()}. Run it on a GPU node "
         "whose driver supports torch's CUDA version (see README, 'GPU driver'), or set "
-        "compute.allow_cpu: true in the config to run it on CPU.")
+        "compute.allow_cpu: true in the config to run it on CPU."
+    )

@@ -27,15 +27,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, PrinterCallback, Trainer,
-                          TrainerCallback, TrainingArguments)
+from transformers import (
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
+from storyrl import tracking as tr
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
-from storyrl import tracking as tr
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
-from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.device import DeviceError
+from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
@@ -43,8 +50,13 @@ from storyrl.units import words_label
 
 log = logging.getLogger(__name__)
 
-STATE_FILES = {"optimizer.pt", "scheduler.pt", "trainer_state.json", "training_args.bin",
-               "scaler.pt"}  # and rng_state*.pth (one per process)
+STATE_FILES = {
+    "optimizer.pt",
+    "scheduler.pt",
+    "trainer_state.json",
+    "training_args.bin",
+    "scaler.pt",
+}  # and rng_state*.pth (one per process)
 
 
 class Blocks(torch.utils.data.Dataset):
@@ -58,7 +70,9 @@ class Blocks(torch.utils.data.Dataset):
             raise ValueError(f"groups cover {lengths.sum()} tokens, the stream has {len(tokens)}")
         per_group = lengths // block
         group_start = np.repeat(np.cumsum(lengths) - lengths, per_group)
-        index_in_group = np.arange(per_group.sum()) - np.repeat(np.cumsum(per_group) - per_group, per_group)
+        index_in_group = np.arange(per_group.sum()) - np.repeat(
+            np.cumsum(per_group) - per_group, per_group
+        )
         self.starts = group_start + block * index_in_group
         self.tokens, self.block = tokens, block
 
@@ -67,16 +81,23 @@ class Blocks(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         start = self.starts[i]
-        ids = torch.from_numpy(self.tokens[start:start + self.block].astype(np.int64))
+        ids = torch.from_numpy(self.tokens[start : start + self.block].astype(np.int64))
         return {"input_ids": ids, "labels": ids}
 
 
 def build_model(cfg: ModelConfig, tokenizer) -> GPT2LMHeadModel:
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=cfg.n_positions, n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer, n_head=cfg.n_head, resid_pdrop=cfg.dropout,
-        embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        n_positions=cfg.n_positions,
+        n_embd=cfg.n_embd,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        resid_pdrop=cfg.dropout,
+        embd_pdrop=cfg.dropout,
+        attn_pdrop=cfg.dropout,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     return GPT2LMHeadModel(config)
@@ -112,14 +133,26 @@ class _Milestones(TrainerCallback):
         if target.exists():
             return
         src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        info = {"run_id": self.run_id, "milestone_words": words, "step": state.global_step,
-                "words_seen": self.plan.words_at(state.global_step),
-                "tokens_seen": state.global_step * self.plan.tokens_per_step}
+        info = {
+            "run_id": self.run_id,
+            "milestone_words": words,
+            "step": state.global_step,
+            "words_seen": self.plan.words_at(state.global_step),
+            "tokens_seen": state.global_step * self.plan.tokens_per_step,
+        }
         with atomic_path(target, is_dir=True) as tmp:
-            shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=lambda d, names: [
-                n for n in names if n in STATE_FILES or n.startswith("rng_state")])
+            shutil.copytree(
+                src,
+                tmp,
+                dirs_exist_ok=True,
+                ignore=lambda d, names: [
+                    n for n in names if n in STATE_FILES or n.startswith("rng_state")
+                ],
+            )
             write_info(tmp, CHECKPOINT_INFO, info)
-        log.info("milestone %s words at step %d -> %s", words_label(words), state.global_step, target)
+        log.info(
+            "milestone %s words at step %d -> %s", words_label(words), state.global_step, target
+        )
 
 
 class _Progress(TrainerCallback):
@@ -132,8 +165,12 @@ class _Progress(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kw):
         if state.is_world_process_zero:  # after a resume, state.global_step is the saved step
-            self.progress = Progress(f"pretrain {self.run_id}", self.plan.total_steps,
-                                     self.every_s, start=state.global_step)
+            self.progress = Progress(
+                f"pretrain {self.run_id}",
+                self.plan.total_steps,
+                self.every_s,
+                start=state.global_step,
+            )
 
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs:  # not the run's closing summary (train_runtime, ...)
@@ -146,9 +183,12 @@ class _Progress(TrainerCallback):
 
     def _report(self, state):
         if self.progress is not None:
-            self.progress.update(state.global_step, words=self.plan.words_at(state.global_step),
-                                 loss=self.latest.get("loss"),
-                                 tok_s=self.latest.get("tokens_per_s"))
+            self.progress.update(
+                state.global_step,
+                words=self.plan.words_at(state.global_step),
+                loss=self.latest.get("loss"),
+                tok_s=self.latest.get("tokens_per_s"),
+            )
 
     def on_train_end(self, args, state, control, **kw):
         if self.progress is not None:
@@ -165,7 +205,9 @@ class _Trainer(Trainer):
         if "loss" in logs:
             step, now = self.state.global_step, time.perf_counter()
             if self._last is not None and step > self._last[0]:
-                logs["tokens_per_s"] = (step - self._last[0]) * self.plan.tokens_per_step / (now - self._last[1])
+                logs["tokens_per_s"] = (
+                    (step - self._last[0]) * self.plan.tokens_per_step / (now - self._last[1])
+                )
             self._last = (step, now)
             logs["tokens_seen"] = step * self.plan.tokens_per_step
             logs["words_seen"] = self.plan.words_at(step)
@@ -209,13 +251,24 @@ def check_launch(visible_gpus: int, env: dict) -> int:
             f"({visible_gpus}x the batch per step, {visible_gpus}x the data, milestones "
             f"mislabelled). Start one process per GPU with `torchrun --nproc_per_node "
             f"{visible_gpus}` (the `pretrain` rule does for resources gpu={visible_gpus}), or "
-            "make one GPU visible (CUDA_VISIBLE_DEVICES).")
+            "make one GPU visible (CUDA_VISIBLE_DEVICES)."
+        )
     return 1
 
 
-def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, model_cfg: ModelConfig,
-             training: TrainingConfig, milestones: list[int], seed: int,
-             callbacks=(), tracking: TrackingConfig | None = None) -> Path:
+def pretrain(
+    tokens_bin,
+    tokens_meta,
+    tokenizer_dir,
+    work_dir,
+    run_id: str,
+    model_cfg: ModelConfig,
+    training: TrainingConfig,
+    milestones: list[int],
+    seed: int,
+    callbacks=(),
+    tracking: TrackingConfig | None = None,
+) -> Path:
     """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints.
     `tracking`: where the Trainer reports, and how often progress is logged (default: the
     STORYRL_TRACKING environment variable, storyrl.tracking).
@@ -229,15 +282,38 @@ def pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir, run_id: str, mode
         tr.require(tracking)
         quiet_library_bars()
         with tr.backend_environment(tracking, "pretrain", run_id):
-            return _pretrain(tokens_bin, tokens_meta, tokenizer_dir, Path(work_dir), run_id,
-                             model_cfg, training, milestones, seed, callbacks, sigterm, tracking)
+            return _pretrain(
+                tokens_bin,
+                tokens_meta,
+                tokenizer_dir,
+                Path(work_dir),
+                run_id,
+                model_cfg,
+                training,
+                milestones,
+                seed,
+                callbacks,
+                sigterm,
+                tracking,
+            )
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, model_cfg,
-              training, milestones, seed, callbacks, sigterm: threading.Event,
-              tracking: TrackingConfig) -> Path:
+def _pretrain(
+    tokens_bin,
+    tokens_meta,
+    tokenizer_dir,
+    work_dir: Path,
+    run_id,
+    model_cfg,
+    training,
+    milestones,
+    seed,
+    callbacks,
+    sigterm: threading.Event,
+    tracking: TrackingConfig,
+) -> Path:
     cuda = torch.cuda.is_available()
     world = check_launch(torch.cuda.device_count() if cuda else 0, os.environ)
     if training.threads:
@@ -245,10 +321,15 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
 
     tokens, meta = load_tokens(tokens_bin, tokens_meta)
     # The stream's identity too: re-tokenized data at the same path must not resume a state.
-    settings = {"run_id": run_id, "model": model_cfg.model_dump(), "seed": seed,
-                "training": training.model_dump(), "milestones": milestones,
-                "tokens": str(tokens_bin), "stream": {k: meta.get(k) for k in (
-                    "n_tokens", "tokens_per_word", "group_rows")}}
+    settings = {
+        "run_id": run_id,
+        "model": model_cfg.model_dump(),
+        "seed": seed,
+        "training": training.model_dump(),
+        "milestones": milestones,
+        "tokens": str(tokens_bin),
+        "stream": {k: meta.get(k) for k in ("n_tokens", "tokens_per_word", "group_rows")},
+    }
     block = model_cfg.n_positions
     dataset = Blocks(tokens, block, meta.get("group_tokens"))
     plan = plan_run(len(dataset), block, meta["tokens_per_word"], training, milestones)
@@ -256,26 +337,42 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
 
     per_step = training.micro_batch_size * world
     if training.batch_size % per_step:
-        raise ConfigError(f"pretrain.training.batch_size ({training.batch_size}) must be a "
-                          f"multiple of micro_batch_size x processes ({per_step})")
+        raise ConfigError(
+            f"pretrain.training.batch_size ({training.batch_size}) must be a "
+            f"multiple of micro_batch_size x processes ({per_step})"
+        )
     bf16 = (cuda and torch.cuda.is_bf16_supported()) if training.bf16 == "auto" else training.bf16
     args = TrainingArguments(
-        output_dir=str(work_dir), max_steps=plan.total_steps, seed=seed, data_seed=seed,
+        output_dir=str(work_dir),
+        max_steps=plan.total_steps,
+        seed=seed,
+        data_seed=seed,
         per_device_train_batch_size=training.micro_batch_size,
         gradient_accumulation_steps=training.batch_size // per_step,
-        learning_rate=training.lr, lr_scheduler_type="linear",
+        learning_rate=training.lr,
+        lr_scheduler_type="linear",
         warmup_steps=math.ceil(training.warmup_ratio * plan.total_steps),
-        weight_decay=training.weight_decay, adam_beta1=training.adam_beta1,
-        adam_beta2=training.adam_beta2, adam_epsilon=training.adam_eps,
-        max_grad_norm=training.grad_clip, bf16=bool(bf16), use_cpu=not cuda,
+        weight_decay=training.weight_decay,
+        adam_beta1=training.adam_beta1,
+        adam_beta2=training.adam_beta2,
+        adam_epsilon=training.adam_eps,
+        max_grad_norm=training.grad_clip,
+        bf16=bool(bf16),
+        use_cpu=not cuda,
         ddp_backend="gloo" if world > 1 and not cuda else None,  # None: NCCL on GPUs
-        logging_steps=training.log_every, save_strategy="steps", save_steps=training.save_every,
-        save_total_limit=training.keep_states, dataloader_num_workers=0,
+        logging_steps=training.log_every,
+        save_strategy="steps",
+        save_steps=training.save_every,
+        save_total_limit=training.keep_states,
+        dataloader_num_workers=0,
         # Our _Progress replaces the Trainer's bar, whose carriage returns fill a log file.
-        disable_tqdm=True, **tr.hf_reporting(tracking, run_id),
+        disable_tqdm=True,
+        **tr.hf_reporting(tracking, run_id),
     )
     if args.world_size != world:  # pragma: no cover - accelerate and torchrun disagree
-        raise RuntimeError(f"WORLD_SIZE is {world} but the Trainer runs {args.world_size} processes")
+        raise RuntimeError(
+            f"WORLD_SIZE is {world} but the Trainer runs {args.world_size} processes"
+        )
     main = args.process_index == 0
     if not main:
         logging.getLogger("storyrl").setLevel(logging.WARNING)
@@ -289,25 +386,43 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
     model = build_model(model_cfg, tokenizer)
     milestones_dir = work_dir / "milestones"
     marks = _Milestones(plan, milestones_dir, run_id, sigterm)
-    trainer = _Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                       callbacks=[marks, *callbacks])
+    trainer = _Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[marks, *callbacks],
+    )
     trainer.plan = plan
     trainer.remove_callback(PrinterCallback)  # a dict per log step; _Progress says it in a line
     trainer.add_callback(_Progress(plan, run_id, tracking.progress_every_s))
-    trainer.add_callback(tr.make_run_tags(tracking, trainer, run_id,
-                                          make_metadata("pretrain_log", settings)["config_hash"]))
+    trainer.add_callback(
+        tr.make_run_tags(
+            tracking, trainer, run_id, make_metadata("pretrain_log", settings)["config_hash"]
+        )
+    )
 
-    log.info("run %s: %d steps x %d tokens (%.0f words) on %d process(es), %d milestones, "
-             "resume from %s", run_id, plan.total_steps, plan.tokens_per_step,
-             plan.words_at(plan.total_steps), world, len(milestones), resume or "scratch")
+    log.info(
+        "run %s: %d steps x %d tokens (%.0f words) on %d process(es), %d milestones, "
+        "resume from %s",
+        run_id,
+        plan.total_steps,
+        plan.tokens_per_step,
+        plan.words_at(plan.total_steps),
+        world,
+        len(milestones),
+        resume or "scratch",
+    )
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
         if main:
             _write_log(trainer, work_dir / "log.parquet", run_id, settings)
     if marks.terminate:
-        log.warning("stopped by SIGTERM at step %d; state saved, start again to resume",
-                    trainer.state.global_step)
+        log.warning(
+            "stopped by SIGTERM at step %d; state saved, start again to resume",
+            trainer.state.global_step,
+        )
         raise SystemExit(143)
     if world > 1:
         dist.barrier()  # rank 0 has exported the last milestone
@@ -320,16 +435,22 @@ def _pretrain(tokens_bin, tokens_meta, tokenizer_dir, work_dir: Path, run_id, mo
 def _write_log(trainer, path: Path, run_id: str, settings: dict) -> None:
     rows = [r for r in trainer.state.log_history if "loss" in r]
     data = {
-        "step": [r["step"] for r in rows], "epoch": [r.get("epoch") for r in rows],
+        "step": [r["step"] for r in rows],
+        "epoch": [r.get("epoch") for r in rows],
         "words_seen": [r.get("words_seen") for r in rows],
         "tokens_seen": [r.get("tokens_seen") for r in rows],
-        "loss": [r["loss"] for r in rows], "learning_rate": [r.get("learning_rate") for r in rows],
+        "loss": [r["loss"] for r in rows],
+        "learning_rate": [r.get("learning_rate") for r in rows],
         "grad_norm": [r.get("grad_norm") for r in rows],
         "tokens_per_s": [r.get("tokens_per_s") for r in rows],
     }
     # The milestones let the loss figure mark the checkpoints from the log alone.
-    write_table(path, "pretrain_log", data, make_metadata("pretrain_log", settings, run_id=run_id,
-                                                          milestones=settings["milestones"]))
+    write_table(
+        path,
+        "pretrain_log",
+        data,
+        make_metadata("pretrain_log", settings, run_id=run_id, milestones=settings["milestones"]),
+    )
 
 
 def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None = None) -> None:

@@ -30,13 +30,20 @@ class Plan:
         return round(step * self.tokens_per_step / self.tokens_per_word)
 
 
-def plan_run(n_blocks: int, block: int, tokens_per_word: float, training: TrainingConfig,
-             milestones: list[int]) -> Plan:
+def plan_run(
+    n_blocks: int,
+    block: int,
+    tokens_per_word: float,
+    training: TrainingConfig,
+    milestones: list[int],
+) -> Plan:
     tokens_per_step = training.batch_size * block
     total = math.floor(training.epochs * n_blocks / training.batch_size)
     if total < 1:
-        raise ConfigError(f"pretrain.training: {n_blocks} blocks of {block} tokens make less "
-                          f"than one batch of {training.batch_size}")
+        raise ConfigError(
+            f"pretrain.training: {n_blocks} blocks of {block} tokens make less "
+            f"than one batch of {training.batch_size}"
+        )
     total_words = total * tokens_per_step / tokens_per_word
     steps = {}
     for w in milestones:
@@ -46,10 +53,13 @@ def plan_run(n_blocks: int, block: int, tokens_per_word: float, training: Traini
         if step > total:
             raise ConfigError(
                 f"pretrain.milestones: {words_label(w)} words is past the end of the run "
-                f"({total_words:,.0f} words = {training.epochs} epochs); lower it or add epochs")
+                f"({total_words:,.0f} words = {training.epochs} epochs); lower it or add epochs"
+            )
         if step in steps.values():
-            raise ConfigError(f"pretrain.milestones: {words_label(w)} falls on the same step as "
-                              f"an earlier milestone ({tokens_per_step} tokens per step)")
+            raise ConfigError(
+                f"pretrain.milestones: {words_label(w)} falls on the same step as "
+                f"an earlier milestone ({tokens_per_step} tokens per step)"
+            )
         steps[w] = step
     return Plan(tokens_per_step, tokens_per_word, total, steps)
 

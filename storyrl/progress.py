@@ -52,8 +52,15 @@ class Progress:
     steps took their time in another job); the ETA is the steps left at that pace. `total` may
     change (an RL run's planned steps follow its ledger)."""
 
-    def __init__(self, name: str, total: int | None, every_s: float = 60.0, start: int = 0,
-                 stream=None, clock=time.monotonic):
+    def __init__(
+        self,
+        name: str,
+        total: int | None,
+        every_s: float = 60.0,
+        start: int = 0,
+        stream=None,
+        clock=time.monotonic,
+    ):
         self.name, self.total, self.every_s, self.clock = name, total, every_s, clock
         self.stream = stream if stream is not None else sys.stderr
         self.start_step, self.start_time = start, clock()
@@ -61,8 +68,15 @@ class Progress:
         self.bar = None
         if self.stream.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=start, desc=name, unit="step", file=self.stream,
-                            dynamic_ncols=True)
+
+            self.bar = tqdm(
+                total=total,
+                initial=start,
+                desc=name,
+                unit="step",
+                file=self.stream,
+                dynamic_ncols=True,
+            )
 
     def line(self, k: int, words: int | None = None, **latest) -> str:
         """The progress line of step `k`."""

@@ -14,8 +14,9 @@ from storyrl.teacher.rubric import weighted_score
 from storyrl.units import count_words
 
 
-def compute_rewards(judgements: list[Judgement], continuations: list[str], cfg: RewardConfig,
-                    max_new_tokens: int) -> dict[str, np.ndarray]:
+def compute_rewards(
+    judgements: list[Judgement], continuations: list[str], cfg: RewardConfig, max_new_tokens: int
+) -> dict[str, np.ndarray]:
     """Per story: `teacher_score` (weighted by cfg.weights, in [0, 1]; 0.5 when the reply did not
     parse), `length_bonus` (the term c * words / max_new_tokens added to it), `reward`, and
     `n_words` (words of the continuation)."""
@@ -26,8 +27,10 @@ def compute_rewards(judgements: list[Judgement], continuations: list[str], cfg: 
     c = cfg.length_coef
     # Recomputed from the scores so the reward's weights are cfg.weights, whatever weights the
     # teacher was built with.
-    teacher = np.array([weighted_score(j.scores if j.parsed else None, cfg.weights)
-                        for j in judgements], dtype=np.float64)
+    teacher = np.array(
+        [weighted_score(j.scores if j.parsed else None, cfg.weights) for j in judgements],
+        dtype=np.float64,
+    )
     n_words = np.array([count_words(t) for t in continuations], dtype=np.int64)
     bonus = c * n_words / max_new_tokens
     return {

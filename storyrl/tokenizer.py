@@ -22,12 +22,19 @@ def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Pat
     """Train on the `text` column of the subset Parquet; no BOS is added when encoding."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        _texts(Path(subset)), vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-        special_tokens=cfg.special_tokens, show_progress=False,
+        _texts(Path(subset)),
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=cfg.special_tokens,
+        show_progress=False,
     )
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer, bos_token=cfg.bos, eos_token=cfg.eos,
-        pad_token=cfg.pad, unk_token=cfg.unk, mask_token=cfg.mask,
+        tokenizer_object=bpe._tokenizer,
+        bos_token=cfg.bos,
+        eos_token=cfg.eos,
+        pad_token=cfg.pad,
+        unk_token=cfg.unk,
+        mask_token=cfg.mask,
     )
     with atomic_path(out_dir, is_dir=True) as tmp:
         tok.save_pretrained(tmp)

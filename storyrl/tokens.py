@@ -22,9 +22,15 @@ from storyrl.units import count_words
 log = logging.getLogger(__name__)
 
 
-def encode_corpus(subset: str | Path, tokenizer_dir: str | Path, out_bin: str | Path,
-                  out_meta: str | Path, group_rows: int | None = None,
-                  ratio_rows: int | None = None, batch_size: int = 10_000) -> dict:
+def encode_corpus(
+    subset: str | Path,
+    tokenizer_dir: str | Path,
+    out_bin: str | Path,
+    out_meta: str | Path,
+    group_rows: int | None = None,
+    ratio_rows: int | None = None,
+    batch_size: int = 10_000,
+) -> dict:
     """Write the stream and its metadata; `group_rows`, `ratio_rows` as in CorpusConfig."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     dtype = np.uint16 if len(tok) <= np.iinfo(np.uint16).max + 1 else np.uint32
@@ -51,8 +57,12 @@ def encode_corpus(subset: str | Path, tokenizer_dir: str | Path, out_bin: str | 
         bar.close()
     stream_ratio = n_tokens / max(n_words, 1)
     meta = {
-        "dtype": np.dtype(dtype).name, "n_tokens": n_tokens, "n_words": n_words,
-        "n_docs": n_docs, "vocab_size": len(tok), "eos_id": eos,
+        "dtype": np.dtype(dtype).name,
+        "n_tokens": n_tokens,
+        "n_words": n_words,
+        "n_docs": n_docs,
+        "vocab_size": len(tok),
+        "eos_id": eos,
         # Over the stream with its EOS separators: words seen = tokens seen / this, on average.
         "tokens_per_word_stream": stream_ratio,
         "ratio_rows": ratio_rows,
@@ -67,8 +77,14 @@ def encode_corpus(subset: str | Path, tokenizer_dir: str | Path, out_bin: str | 
         lengths = np.concatenate(doc_lengths)
         meta["group_tokens"] = np.add.reduceat(lengths, np.arange(0, n_docs, group_rows)).tolist()
     write_text(out_meta, json.dumps(meta, indent=2) + "\n")
-    log.info("%d docs, %d words -> %d tokens (%.4f tokens/word with EOS; %.4f used for "
-             "milestones)", n_docs, n_words, n_tokens, stream_ratio, meta["tokens_per_word"])
+    log.info(
+        "%d docs, %d words -> %d tokens (%.4f tokens/word with EOS; %.4f used for milestones)",
+        n_docs,
+        n_words,
+        n_tokens,
+        stream_ratio,
+        meta["tokens_per_word"],
+    )
     return meta
 
 

@@ -24,8 +24,11 @@ from pydantic import ValidationError
 from storyrl.config import ConfigError, TrackingConfig, error_lines
 
 ENV = "STORYRL_TRACKING"
-PACKAGES = {"tensorboard": ("tensorboard", "tracking"), "wandb": ("wandb", "tracking"),
-            "trackio": ("trackio", "trackio")}
+PACKAGES = {
+    "tensorboard": ("tensorboard", "tracking"),
+    "wandb": ("wandb", "tracking"),
+    "trackio": ("trackio", "trackio"),
+}
 
 
 def from_env(environ=None) -> TrackingConfig:
@@ -47,9 +50,11 @@ def require(cfg: TrackingConfig) -> None:
     module, extra = PACKAGES[cfg.backend]
     # Looked up, not imported: trackio reads TRACKIO_DIR once, when imported.
     if importlib.util.find_spec(module) is None:
-        raise ConfigError(f"tracking.backend: '{cfg.backend}' needs the package {module}, which "
-                          f"is not installed: `pip install 'storyrl[{extra}]'`, or set "
-                          "tracking.backend: none")
+        raise ConfigError(
+            f"tracking.backend: '{cfg.backend}' needs the package {module}, which "
+            f"is not installed: `pip install 'storyrl[{extra}]'`, or set "
+            "tracking.backend: none"
+        )
 
 
 def tensorboard_dir(cfg: TrackingConfig, stage: str, run_id: str) -> Path:
@@ -61,8 +66,12 @@ def _backend_env(cfg: TrackingConfig, stage: str, run_id: str) -> dict[str, str]
     if cfg.backend == "tensorboard":
         return {"TENSORBOARD_LOGGING_DIR": str(tensorboard_dir(cfg, stage, run_id))}
     if cfg.backend == "wandb":
-        return {"WANDB_PROJECT": cfg.project, "WANDB_DIR": str(Path(cfg.dir).absolute()),
-                "WANDB_MODE": cfg.wandb_mode, "WANDB_RUN_GROUP": stage}
+        return {
+            "WANDB_PROJECT": cfg.project,
+            "WANDB_DIR": str(Path(cfg.dir).absolute()),
+            "WANDB_MODE": cfg.wandb_mode,
+            "WANDB_RUN_GROUP": stage,
+        }
     if cfg.backend == "trackio":
         return {"TRACKIO_DIR": str((Path(cfg.dir) / "trackio").absolute())}
     return {}
@@ -112,11 +121,14 @@ def make_run_tags(cfg: TrackingConfig, trainer, run_id: str, config_hash: str):
                     writer.flush()
             if cfg.backend == "wandb":
                 import wandb
+
                 if wandb.run is not None:
-                    wandb.run.config.update({f"storyrl_{k}": v for k, v in tags.items()},
-                                            allow_val_change=True)
+                    wandb.run.config.update(
+                        {f"storyrl_{k}": v for k, v in tags.items()}, allow_val_change=True
+                    )
             if cfg.backend == "trackio":
                 import trackio
+
                 trackio.config.update({f"storyrl_{k}": v for k, v in tags.items()})
 
     return RunTags()
@@ -126,33 +138,51 @@ class Tracker:
     """Our loop's metrics into the chosen backend: `log(metrics, step)` takes numbers (NaN and
     non-numbers are left out, as a column a step has no value in)."""
 
-    def __init__(self, cfg: TrackingConfig, stage: str, run_id: str, config: dict,
-                 step_name: str = "step"):
+    def __init__(
+        self, cfg: TrackingConfig, stage: str, run_id: str, config: dict, step_name: str = "step"
+    ):
         self.cfg, self.backend, self.step_name = cfg, cfg.backend, step_name
         if self.backend == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
+
             self.writer = SummaryWriter(log_dir=str(tensorboard_dir(cfg, stage, run_id)))
             for k, v in config.items():
                 self.writer.add_text(f"storyrl/{k}", str(v))
         elif self.backend == "wandb":
             import wandb
-            self.run = wandb.init(project=cfg.project, name=run_id, group=stage, job_type=stage,
-                                  dir=str(Path(cfg.dir).absolute()), mode=cfg.wandb_mode,
-                                  config={f"storyrl_{k}": v for k, v in config.items()},
-                                  reinit="finish_previous")
+
+            self.run = wandb.init(
+                project=cfg.project,
+                name=run_id,
+                group=stage,
+                job_type=stage,
+                dir=str(Path(cfg.dir).absolute()),
+                mode=cfg.wandb_mode,
+                config={f"storyrl_{k}": v for k, v in config.items()},
+                reinit="finish_previous",
+            )
             # The budget words are the x axis of every metric; W&B's own step stays a counter
             # (a step with no teacher words would not advance the budget).
             self.run.define_metric(step_name)
             self.run.define_metric("*", step_metric=step_name)
         elif self.backend == "trackio":
             import trackio
-            self.run = trackio.init(project=cfg.project, name=run_id, group=stage,
-                                    config={f"storyrl_{k}": v for k, v in config.items()},
-                                    resume="allow", embed=False)
+
+            self.run = trackio.init(
+                project=cfg.project,
+                name=run_id,
+                group=stage,
+                config={f"storyrl_{k}": v for k, v in config.items()},
+                resume="allow",
+                embed=False,
+            )
 
     def log(self, metrics: dict, step: int) -> None:
-        values = {k: float(v) for k, v in metrics.items()
-                  if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        values = {
+            k: float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
         if self.backend == "tensorboard":
             for k, v in values.items():
                 self.writer.add_scalar(k, v, global_step=step)
@@ -161,6 +191,7 @@ class Tracker:
             self.run.log({**values, self.step_name: step})
         elif self.backend == "trackio":
             import trackio
+
             trackio.log(values, step=step)
 
     def close(self) -> None:
@@ -170,6 +201,7 @@ class Tracker:
             self.run.finish()
         elif self.backend == "trackio":
             import trackio
+
             trackio.finish()
 
 

@@ -16,8 +16,14 @@ from storyrl.analysis import layout
 from storyrl.schemas import make_metadata, write_table
 from storyrl.units import words_label
 
-PAPER = {20_000_000: (0.03, 0.20), 50_000_000: (0.26, 1.36), 90_000_000: (0.70, 2.28),
-         200_000_000: (1.45, 2.70), 500_000_000: (2.25, 3.12), 900_000_000: (2.64, 3.37)}
+PAPER = {
+    20_000_000: (0.03, 0.20),
+    50_000_000: (0.26, 1.36),
+    90_000_000: (0.70, 2.28),
+    200_000_000: (1.45, 2.70),
+    500_000_000: (2.25, 3.12),
+    900_000_000: (2.64, 3.37),
+}
 RUNS = [(w, 42) for w in PAPER] + [(900_000_000, 43), (900_000_000, 44)]
 PRE_CHECKPOINTS = [1, 2, 5, 10, 20, 50, 90, 200, 500, 900]  # millions
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
@@ -47,33 +53,48 @@ def rollout_rows(run_id, step, budget, crit, n_words, rng, entropy_per_word, unp
     n_tokens = np.round(n_words * 1.3).astype(int)
     rows = []
     for i in range(len(score)):
-        rows.append({
-            "run_id": run_id, "step": step, "sample": i, "budget_words": budget,
-            "prompt": PROMPT, "continuation": " ".join(["word"] * int(n_words[i])),
-            "teacher_reply": "I cannot grade this" if failed[i] else " ".join(map(str, crit[i])),
-            "readability": None if failed[i] else int(crit[i, 0]),
-            "coherence": None if failed[i] else int(crit[i, 1]),
-            "creativity": None if failed[i] else int(crit[i, 2]), "parsed": not failed[i],
-            "teacher_score": float(score[i]), "length_bonus": float(bonus[i]),
-            "reward": float((score[i] + bonus[i]) / 1.4), "n_tokens": int(n_tokens[i]),
-            "n_words": int(n_words[i]),
-            "logprob_sum": float(-entropy_per_word * n_words[i] * rng.uniform(0.9, 1.1)),
-            "kl": float(rng.gamma(2.0, 1.0)),
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "step": step,
+                "sample": i,
+                "budget_words": budget,
+                "prompt": PROMPT,
+                "continuation": " ".join(["word"] * int(n_words[i])),
+                "teacher_reply": "I cannot grade this"
+                if failed[i]
+                else " ".join(map(str, crit[i])),
+                "readability": None if failed[i] else int(crit[i, 0]),
+                "coherence": None if failed[i] else int(crit[i, 1]),
+                "creativity": None if failed[i] else int(crit[i, 2]),
+                "parsed": not failed[i],
+                "teacher_score": float(score[i]),
+                "length_bonus": float(bonus[i]),
+                "reward": float((score[i] + bonus[i]) / 1.4),
+                "n_tokens": int(n_tokens[i]),
+                "n_words": int(n_words[i]),
+                "logprob_sum": float(-entropy_per_word * n_words[i] * rng.uniform(0.9, 1.1)),
+                "kl": float(rng.gamma(2.0, 1.0)),
+            }
+        )
     return rows
 
 
 def write_run(root, words, seed, n_steps, batch, rng):
     run_id = f"{words_label(words)}-seed{seed}-base"
     before, after = PAPER[words]
-    meta = {"run_id": run_id, "checkpoint": f"results/pretrain/paper/ckpt-{words_label(words)}",
-            "seed": seed, "algorithm": "ppo"}
+    meta = {
+        "run_id": run_id,
+        "checkpoint": f"results/pretrain/paper/ckpt-{words_label(words)}",
+        "seed": seed,
+        "algorithm": "ppo",
+    }
     all_rollouts, steps = [], []
     budget, generated = len(PROMPT.split()), 0
     for step in range(1, n_steps + 1):
         t = step / n_steps
         mean9 = before + (after - before) * (1 - np.exp(-4 * t)) + rng.normal(0, 0.05)
-        length = 55 - 15 * np.exp(-((t - 0.1) / 0.08) ** 2) + 15 * t
+        length = 55 - 15 * np.exp(-(((t - 0.1) / 0.08) ** 2)) + 15 * t
         ent = 3.2 - 0.8 * t
         crit, n_words = stories(rng, max(mean9, 0), batch, length)
         # Each synthetic step stands for a paper-sized batch, so budgets reach ~1M words.
@@ -84,28 +105,56 @@ def write_run(root, words, seed, n_steps, batch, rng):
         s = np.array([r["teacher_score"] for r in rows])
         lb = np.array([r["length_bonus"] for r in rows])
         rw = np.array([r["reward"] for r in rows])
-        steps.append({
-            "run_id": run_id, "step": step, "budget_words": budget, "stories": step * batch,
-            "generated_words": generated, "teacher_score_mean": s.mean(),
-            "teacher_score_std": s.std(ddof=1), "length_bonus_mean": lb.mean(),
-            "length_bonus_std": lb.std(ddof=1), "reward_mean": rw.mean(),
-            "reward_std": rw.std(ddof=1), "parsed_share": 1.0,
-            "response_tokens_mean": float(np.mean([r["n_tokens"] for r in rows])),
-            "response_words_mean": float(n_words.mean()),
-            "kl": 6 * t + rng.normal(0, 0.2), "kl_coef": 0.2 * (1 + t),
-            "entropy": float(np.mean([-r["logprob_sum"] for r in rows])),
-            "policy_entropy": ent, "ratio": 1.0, "policy_loss": 0.0, "value_loss": 0.1,
-            "clipfrac": 0.1, "approxkl": 0.01, "value_var_explained": 0.5,
-            "skipped_minibatches": 0.0, "time_sample_s": 1.0, "time_score_s": 1.0,
-            "time_update_s": 1.0,
-        })
+        steps.append(
+            {
+                "run_id": run_id,
+                "step": step,
+                "budget_words": budget,
+                "stories": step * batch,
+                "generated_words": generated,
+                "teacher_score_mean": s.mean(),
+                "teacher_score_std": s.std(ddof=1),
+                "length_bonus_mean": lb.mean(),
+                "length_bonus_std": lb.std(ddof=1),
+                "reward_mean": rw.mean(),
+                "reward_std": rw.std(ddof=1),
+                "parsed_share": 1.0,
+                "response_tokens_mean": float(np.mean([r["n_tokens"] for r in rows])),
+                "response_words_mean": float(n_words.mean()),
+                "kl": 6 * t + rng.normal(0, 0.2),
+                "kl_coef": 0.2 * (1 + t),
+                "entropy": float(np.mean([-r["logprob_sum"] for r in rows])),
+                "policy_entropy": ent,
+                "ratio": 1.0,
+                "policy_loss": 0.0,
+                "value_loss": 0.1,
+                "clipfrac": 0.1,
+                "approxkl": 0.01,
+                "value_var_explained": 0.5,
+                "skipped_minibatches": 0.0,
+                "time_sample_s": 1.0,
+                "time_score_s": 1.0,
+                "time_update_s": 1.0,
+            }
+        )
     write_table(layout.steps_path(root, run_id), "steps", steps, make_metadata("steps", **meta))
-    write_table(layout.rollouts_path(root, run_id), "rollouts", all_rollouts,
-                make_metadata("rollouts", **meta))
-    summary = {"budget": 1_000_000, "prompt_words": len(PROMPT.split()),
-               "teacher_words": budget - len(PROMPT.split()), "generated_words": generated,
-               "stories": n_steps * batch, "steps": n_steps, "budget_words": budget,
-               "total_words_seen": words + budget, "generated_ok": True}
+    write_table(
+        layout.rollouts_path(root, run_id),
+        "rollouts",
+        all_rollouts,
+        make_metadata("rollouts", **meta),
+    )
+    summary = {
+        "budget": 1_000_000,
+        "prompt_words": len(PROMPT.split()),
+        "teacher_words": budget - len(PROMPT.split()),
+        "generated_words": generated,
+        "stories": n_steps * batch,
+        "steps": n_steps,
+        "budget_words": budget,
+        "total_words_seen": words + budget,
+        "generated_ok": True,
+    }
     path = layout.summary_path(root, run_id)
     path.write_text(json.dumps(summary, indent=2))
     return run_id, budget, after
@@ -117,8 +166,9 @@ def write_story_eval(root, model_id, mean9, n, rng, pretrain_words, rl_words=0, 
     ids = {"model_id": model_id, "pretrain_words": pretrain_words, "rl_words": rl_words}
     if run_id:
         ids["run_id"] = run_id
-    write_table(layout.story_eval_path(root, model_id), "rollouts", rows,
-                make_metadata("rollouts", **ids))
+    write_table(
+        layout.story_eval_path(root, model_id), "rollouts", rows, make_metadata("rollouts", **ids)
+    )
 
 
 def write_pretrain_log(root, run_id="paper", milestones=PRE_CHECKPOINTS, n_rows=200, seed=0):
@@ -130,13 +180,25 @@ def write_pretrain_log(root, run_id="paper", milestones=PRE_CHECKPOINTS, n_rows=
     words = np.unique(np.geomspace(20_000, last, n_rows).astype(np.int64))
     loss = 2.2 + 8.0 * (words / 1e5) ** -0.35 + rng.normal(0, 0.03, len(words))
     step = np.arange(1, len(words) + 1)
-    data = {"step": step, "epoch": words / last * 10, "words_seen": words,
-            "tokens_seen": (words * 1.3).astype(np.int64), "loss": loss,
-            "learning_rate": np.full(len(words), 1e-4), "grad_norm": np.full(len(words), 1.0),
-            "tokens_per_s": np.full(len(words), 5e4)}
+    data = {
+        "step": step,
+        "epoch": words / last * 10,
+        "words_seen": words,
+        "tokens_seen": (words * 1.3).astype(np.int64),
+        "loss": loss,
+        "learning_rate": np.full(len(words), 1e-4),
+        "grad_norm": np.full(len(words), 1.0),
+        "tokens_per_s": np.full(len(words), 5e4),
+    }
     path = layout.pretrain_log_path(root, run_id)
-    write_table(path, "pretrain_log", data, make_metadata(
-        "pretrain_log", run_id=run_id, milestones=[m * 1_000_000 for m in milestones]))
+    write_table(
+        path,
+        "pretrain_log",
+        data,
+        make_metadata(
+            "pretrain_log", run_id=run_id, milestones=[m * 1_000_000 for m in milestones]
+        ),
+    )
     return path
 
 
@@ -147,14 +209,35 @@ def eval_rows(model_id, words, rl_words, rng, tasks, suffix, boost=0.0):
         if task.startswith("wug"):
             value, metric = 0.2 + 0.05 * (x - 6) + rng.normal(0, 0.02), "spearman_rho"
         else:
-            value, metric = 50 + 3 * (i + 1) * (x - 6) / 3 + boost * (task == "entity_tracking"), "accuracy"
+            value, metric = (
+                50 + 3 * (i + 1) * (x - 6) / 3 + boost * (task == "entity_tracking"),
+                "accuracy",
+            )
             value += rng.normal(0, 0.3)
-        rows.append({"model_id": model_id, "pretrain_words": words, "rl_words": rl_words,
-                     "task": task + suffix, "subtask": "", "metric": metric,
-                     "value": float(value), "n_items": 200})
-        rows.append({"model_id": model_id, "pretrain_words": words, "rl_words": rl_words,
-                     "task": task + suffix, "subtask": "some_uid", "metric": metric,
-                     "value": 99.0, "n_items": 20})
+        rows.append(
+            {
+                "model_id": model_id,
+                "pretrain_words": words,
+                "rl_words": rl_words,
+                "task": task + suffix,
+                "subtask": "",
+                "metric": metric,
+                "value": float(value),
+                "n_items": 200,
+            }
+        )
+        rows.append(
+            {
+                "model_id": model_id,
+                "pretrain_words": words,
+                "rl_words": rl_words,
+                "task": task + suffix,
+                "subtask": "some_uid",
+                "metric": metric,
+                "value": 99.0,
+                "n_items": 20,
+            }
+        )
     return rows
 
 
@@ -171,7 +254,9 @@ def write_results(root, n_steps=30, batch=24, n_stories=40, seed=0, runs=RUNS) -
         meta = make_metadata("eval_scores", model_id=model_id)
         rows = []
         for k in (1, 2, 3):  # RL checkpoints (fast sets), then the final policy (both)
-            rows += eval_rows(f"{run_id}-ckpt{k}", words, budget * k // 4, rng, FAST_TASKS, "_fast", k)
+            rows += eval_rows(
+                f"{run_id}-ckpt{k}", words, budget * k // 4, rng, FAST_TASKS, "_fast", k
+            )
         rows += eval_rows(model_id, words, budget, rng, FAST_TASKS, "_fast", 3)
         rows += eval_rows(model_id, words, budget, rng, FAST_TASKS + ["wug_past"], "", 2.8)
         write_table(layout.eval_path(root, model_id), "eval_scores", rows, meta)
@@ -185,17 +270,25 @@ def write_results(root, n_steps=30, batch=24, n_stories=40, seed=0, runs=RUNS) -
         # Pretraining ids only in the file's metadata, not in the rows: the reader fills them.
         for r in rows:
             r["pretrain_words"] = r["rl_words"] = None
-        write_table(layout.eval_path(root, model_id), "eval_scores", rows,
-                    make_metadata("eval_scores", model_id=model_id, pretrain_words=words, rl_words=0))
+        write_table(
+            layout.eval_path(root, model_id),
+            "eval_scores",
+            rows,
+            make_metadata("eval_scores", model_id=model_id, pretrain_words=words, rl_words=0),
+        )
     write_pretrain_log(root)
     (root / "baselines.yaml").write_text(
         "1000M-pre baseline: {BLiMP: 74.88, BLiMP supplement: 63.32, EWoK: 51.67, COMPS: 56.17,"
         " Entity tracking: 31.51, GLUE: 52.18}\n"
         "SimPO baseline: {BLiMP: 72.16, BLiMP supplement: 61.22, EWoK: 51.92, COMPS: 55.05,"
-        " Entity tracking: 28.06, GLUE: 50.35}\n")
+        " Entity tracking: 28.06, GLUE: 50.35}\n"
+    )
     return info
 
 
 if __name__ == "__main__":
-    write_results(sys.argv[1], n_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 60,
-                  batch=int(sys.argv[3]) if len(sys.argv) > 3 else 60)
+    write_results(
+        sys.argv[1],
+        n_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 60,
+        batch=int(sys.argv[3]) if len(sys.argv) > 3 else 60,
+    )

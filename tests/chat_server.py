@@ -29,13 +29,26 @@ def seeded_reply(body: dict) -> str:
 
 
 class ChatServer:
-    def __init__(self, mode="ok", reply_fn=lambda msg: "2 3 1", stall_s=2.0, fail_first=0,
-                 port=0, body_reply_fn=None, log_path=None):
+    def __init__(
+        self,
+        mode="ok",
+        reply_fn=lambda msg: "2 3 1",
+        stall_s=2.0,
+        fail_first=0,
+        port=0,
+        body_reply_fn=None,
+        log_path=None,
+    ):
         """`body_reply_fn(body)`, if given, replaces `reply_fn(message)`: a reply from the whole
         request (its seed and sampling settings too)."""
-        self.mode, self.reply_fn, self.stall_s, self.fail_first = mode, reply_fn, stall_s, fail_first
+        self.mode, self.reply_fn, self.stall_s, self.fail_first = (
+            mode,
+            reply_fn,
+            stall_s,
+            fail_first,
+        )
         self.body_reply_fn, self.log_path = body_reply_fn, log_path
-        self.requests: list[dict] = []   # every request: path, JSON body, headers (lower-case names)
+        self.requests: list[dict] = []  # every request: path, JSON body, headers (lower-case names)
         self.per_message = Counter()
         self.lock = threading.Lock()
         server = self
@@ -55,8 +68,13 @@ class ChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 msg = body["messages"][-1]["content"]
                 with server.lock:
-                    server.requests.append({"path": self.path, "body": body,
-                                            "headers": {k.lower(): v for k, v in self.headers.items()}})
+                    server.requests.append(
+                        {
+                            "path": self.path,
+                            "body": body,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
                     if server.log_path:
                         with open(server.log_path, "a") as f:
                             f.write(json.dumps(body) + "\n")
@@ -66,8 +84,14 @@ class ChatServer:
                     return self._send(500, b'{"error": {"message": "boom"}}')
                 if server.mode in ("leaky500", "leaky401"):  # a proxy that echoes what it got
                     auth = self.headers.get("Authorization", "")
-                    leak = json.dumps({"error": {"message": f"denied; Authorization: {auth}",
-                                                 "request": {"api_key": auth.split()[-1]}}})
+                    leak = json.dumps(
+                        {
+                            "error": {
+                                "message": f"denied; Authorization: {auth}",
+                                "request": {"api_key": auth.split()[-1]},
+                            }
+                        }
+                    )
                     return self._send(500 if server.mode == "leaky500" else 401, leak.encode())
                 if server.mode == "401":
                     return self._send(401, b'{"error": {"message": "bad key"}}')
@@ -75,12 +99,26 @@ class ChatServer:
                     time.sleep(server.stall_s)
                 if server.mode == "garbage_body":
                     return self._send(200, b"<html>this is not json", "text/html")
-                text = ("I cannot grade this." if server.mode == "garbage_text" else
-                        server.body_reply_fn(body) if server.body_reply_fn else server.reply_fn(msg))
-                out = {"id": "c1", "object": "chat.completion", "created": 0,
-                       "model": body["model"],
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": text}}]}
+                text = (
+                    "I cannot grade this."
+                    if server.mode == "garbage_text"
+                    else server.body_reply_fn(body)
+                    if server.body_reply_fn
+                    else server.reply_fn(msg)
+                )
+                out = {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                }
                 self._send(200, json.dumps(out).encode())
 
             def _send(self, code, payload, ctype="application/json"):

@@ -44,7 +44,9 @@ def demo_prepared(tmp_path_factory, demo_raw):
     out = tmp_path_factory.mktemp("prepared")
     build_subset(CorpusConfig(format="demo"), demo_raw, out / "subset.parquet", out / "stats.json")
     train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out / "tokenizer")
-    encode_corpus(out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json")
+    encode_corpus(
+        out / "subset.parquet", out / "tokenizer", out / "tokens.bin", out / "tokens.json"
+    )
     return out
 
 
@@ -59,6 +61,7 @@ def server():
     def start(**kw):
         servers.append(ChatServer(**kw))
         return servers[-1]
+
     yield start
     for s in servers:
         s.close()

@@ -22,16 +22,26 @@ def build_tokenizer(folder: Path, bos: bool = False):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(TRAIN_TEXT * 20, trainer)
     if bos:
         tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+            single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     fast.save_pretrained(folder)
     return fast
 
@@ -42,8 +52,17 @@ def build_model(folder: Path, bos: bool = False, seed: int = 0):
 
     tok = build_tokenizer(folder, bos=bos)
     torch.manual_seed(seed)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                     initializer_range=0.3, bos_token_id=0, eos_token_id=2, pad_token_id=1)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        initializer_range=0.3,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+    )
     model = GPT2LMHeadModel(cfg).eval()
     model.save_pretrained(folder)
     return model, tok
@@ -70,13 +89,27 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def blimp_row(good, bad, uid, field="morphology", term="agreement"):
-    return {"sentence_good": good, "sentence_bad": bad, "field": field, "UID": uid,
-            "linguistics_term": term, "pairID": "0"}
+    return {
+        "sentence_good": good,
+        "sentence_bad": bad,
+        "field": field,
+        "UID": uid,
+        "linguistics_term": term,
+        "pairID": "0",
+    }
 
 
 def ewok_row(context, t1, t2, domain="physics"):
-    return {"Context1": context, "Context2": context + " Not.", "Target1": t1, "Target2": t2,
-            "Domain": domain, "ContextType": "concrete", "ContextDiff": "a", "TargetDiff": "b"}
+    return {
+        "Context1": context,
+        "Context2": context + " Not.",
+        "Target1": t1,
+        "Target2": t2,
+        "Domain": domain,
+        "ContextType": "concrete",
+        "ContextDiff": "a",
+        "TargetDiff": "b",
+    }
 
 
 def et_row(prefix, options, numops):
@@ -95,41 +128,72 @@ def write_evaluation_data(root: Path) -> Path:
     """A small `evaluation_data/` with every task in both variants."""
     for variant, suffix in (("full_eval", "filtered"), ("fast_eval", "fast")):
         v = root / variant
-        write_jsonl(v / f"blimp_{suffix}" / "agreement.jsonl", [
-            blimp_row("the cat sleeps .", "the cat sleep .", "sv_agreement"),
-            blimp_row("the cats sleep .", "the cats sleeps .", "sv_agreement"),
-            blimp_row("a dog runs .", "a dogs runs .", "det_noun", "syntax_semantics", "det"),
-        ])
-        write_jsonl(v / f"supplement_{suffix}" / "qa_congruence.jsonl", [
-            {"sentence_good": "the dog runs .", "sentence_bad": "the dog run ."},
-            {"sentence_good": "a cat sleeps .", "sentence_bad": "a cat sleep ."}])
+        write_jsonl(
+            v / f"blimp_{suffix}" / "agreement.jsonl",
+            [
+                blimp_row("the cat sleeps .", "the cat sleep .", "sv_agreement"),
+                blimp_row("the cats sleep .", "the cats sleeps .", "sv_agreement"),
+                blimp_row("a dog runs .", "a dogs runs .", "det_noun", "syntax_semantics", "det"),
+            ],
+        )
+        write_jsonl(
+            v / f"supplement_{suffix}" / "qa_congruence.jsonl",
+            [
+                {"sentence_good": "the dog runs .", "sentence_bad": "the dog run ."},
+                {"sentence_good": "a cat sleeps .", "sentence_bad": "a cat sleep ."},
+            ],
+        )
         ewok = "ewok_filtered" if variant == "full_eval" else "ewok_fast"
-        write_jsonl(v / ewok / "physics.jsonl", [
-            ewok_row("The fox has fur.", "The fox is soft.", "The fox is wet."),
-            ewok_row("A robin is a bird.", "A robin can fly.", "A robin can swim.", "biology"),
-        ])
+        write_jsonl(
+            v / ewok / "physics.jsonl",
+            [
+                ewok_row("The fox has fur.", "The fox is soft.", "The fox is wet."),
+                ewok_row("A robin is a bird.", "A robin can fly.", "A robin can swim.", "biology"),
+            ],
+        )
         et = "entity_tracking" if variant == "full_eval" else "entity_tracking_fast"
-        write_jsonl(v / et / "regular.jsonl", [
-            et_row("Box 0 contains the apple. Box 0 contains", [" the apple.", " the key.",
-                                                              " nothing."], 0),
-            et_row("Box 1 contains the key. Box 1 contains", [" the key.", " the apple.",
-                                                             " nothing."], 1),
-        ])
-        write_jsonl(v / et / "ambiref.jsonl", [
-            et_row("Box 0 contains the key. Box 0 contains", [" the key.", " the apple."], 0),
-        ])
-        write_jsonl(v / "comps" / "comps_base.jsonl", [
-            comps_row("A robin", "A stone", "can fly."),
-            comps_row("The fox", "The box", "has fur and a tail."),
-        ])
-        write_jsonl(v / "wug_adj_nominalization" / "wug_adj.jsonl", [
-            wug_row(["the wuggity .", "the wuggyness ."], 0.2),
-            wug_row(["the blickity .", "the blickness ."], 0.7),
-            wug_row(["the dax .", "the daxness ."], 0.5),
-        ])
-        write_jsonl(v / "wug_past_tense" / "wug_past.jsonl", [
-            wug_row(["he wugged .", "he wug ."], 0.9),
-            wug_row(["she spling .", "she splinged ."], 0.3),
-            wug_row(["it glorped .", "it glorp ."], 0.6),
-        ])
+        write_jsonl(
+            v / et / "regular.jsonl",
+            [
+                et_row(
+                    "Box 0 contains the apple. Box 0 contains",
+                    [" the apple.", " the key.", " nothing."],
+                    0,
+                ),
+                et_row(
+                    "Box 1 contains the key. Box 1 contains",
+                    [" the key.", " the apple.", " nothing."],
+                    1,
+                ),
+            ],
+        )
+        write_jsonl(
+            v / et / "ambiref.jsonl",
+            [
+                et_row("Box 0 contains the key. Box 0 contains", [" the key.", " the apple."], 0),
+            ],
+        )
+        write_jsonl(
+            v / "comps" / "comps_base.jsonl",
+            [
+                comps_row("A robin", "A stone", "can fly."),
+                comps_row("The fox", "The box", "has fur and a tail."),
+            ],
+        )
+        write_jsonl(
+            v / "wug_adj_nominalization" / "wug_adj.jsonl",
+            [
+                wug_row(["the wuggity .", "the wuggyness ."], 0.2),
+                wug_row(["the blickity .", "the blickness ."], 0.7),
+                wug_row(["the dax .", "the daxness ."], 0.5),
+            ],
+        )
+        write_jsonl(
+            v / "wug_past_tense" / "wug_past.jsonl",
+            [
+                wug_row(["he wugged .", "he wug ."], 0.9),
+                wug_row(["she spling .", "she splinged ."], 0.3),
+                wug_row(["it glorped .", "it glorp ."], 0.6),
+            ],
+        )
     return root

@@ -12,15 +12,22 @@ TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` (so results/ lands there) with the test config."""
-    cmd = [str(Path(sys.executable).with_name("snakemake")),
-           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           *args]
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     if "--configfile" not in args:
         cmd += ["--configfile", str(TEST_CONFIG)]
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and out.returncode:
-        raise AssertionError(f"snakemake failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+        raise AssertionError(
+            f"snakemake failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+        )
     return out
 
 

@@ -8,20 +8,37 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-WORDS = ("once upon a time in land far away there lived king queen moon star tale magical "
-         "long let me tell you the and of").split()
+WORDS = (
+    "once upon a time in land far away there lived king queen moon star tale magical "
+    "long let me tell you the and of"
+).split()
 
 
 def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
     vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", pad_token="<pad>",
-                                  eos_token="</s>", unk_token="<unk>", mask_token="<mask>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<s>",
+        pad_token="<pad>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+    )
     import torch
+
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=n_positions, vocab_size=len(vocab),
-                     bos_token_id=0, pad_token_id=1, eos_token_id=2)
+    cfg = GPT2Config(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        n_positions=n_positions,
+        vocab_size=len(vocab),
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+    )
     model = GPT2LMHeadModel(cfg)
     model.save_pretrained(path)
     tok.save_pretrained(path)

@@ -4,11 +4,13 @@ import random
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
-_GOOD = (" there lived a brave princess named Lily. One day she found a golden key in the forest. "
-         "She walked to the old castle and opened the big door. Inside the castle there was a "
-         "sleeping dragon. Lily was not afraid. She gave the dragon a red apple and the dragon "
-         "woke up. The dragon was happy and they became friends. Every day they played together "
-         "in the garden.")
+_GOOD = (
+    " there lived a brave princess named Lily. One day she found a golden key in the forest. "
+    "She walked to the old castle and opened the big door. Inside the castle there was a "
+    "sleeping dragon. Lily was not afraid. She gave the dragon a red apple and the dragon "
+    "woke up. The dragon was happy and they became friends. Every day they played together "
+    "in the garden."
+)
 
 
 def _shuffled(text: str, seed: int) -> str:
@@ -72,7 +74,7 @@ LONG_VARIED = [
     " there lived a curious girl named Mira who collected lost buttons. One stormy evening, a "
     "silver button began to hum in her pocket. Mira followed its song through the dripping "
     "orchard to a crooked well. Inside, a tiny owl wearing spectacles was sorting buttons into "
-    "glittering piles. \"You found my missing one,\" he whispered gratefully. Together they "
+    'glittering piles. "You found my missing one," he whispered gratefully. Together they '
     "stitched the buttons into a shimmering cloak that let its wearer hear the wind's secrets. "
     "From then on, Mira visited the well whenever the clouds turned purple.",
     " a lonely lighthouse keeper named Tomas painted the sea every morning. His paintings were "
@@ -85,6 +87,8 @@ LONG_VARIED = [
     "that she fell off the table. Then she showed Bram how to stir gently, with one careful "
     "finger. Their enormous cake was lopsided and sticky, but the whole forest came to share "
     "it, and Bram learned that small hands can teach big ones.",
-    _GOOD.replace("in the garden.", "in the garden, and soon the whole kingdom knew about the "
-                  "princess and her gentle friend."),
+    _GOOD.replace(
+        "in the garden.",
+        "in the garden, and soon the whole kingdom knew about the princess and her gentle friend.",
+    ),
 ]

@@ -8,14 +8,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from analysis_synth import rollout_rows, write_results
 from storyrl.analysis import layout, load, tables
-from storyrl.config import AnalysisConfig
 from storyrl.analysis.registry import names
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make
 from storyrl.cli import main
+from storyrl.config import AnalysisConfig
 from storyrl.schemas import SchemaError, make_metadata, write_table
-from analysis_synth import rollout_rows, write_results
 
 CFG = AnalysisConfig(bootstrap=300)
 
@@ -44,7 +44,7 @@ def test_monotone_curve_inverts_a_known_curve():
     words = [1e6, 1e7, 1e8, 1e9]
     curve = MonotoneCurve(words, [1.0, 2.0, 3.0, 4.0])  # score = log10(words) - 5
     w, status = curve.words_for(2.5)
-    assert status == "ok" and w == pytest.approx(10 ** 7.5, rel=1e-9)
+    assert status == "ok" and w == pytest.approx(10**7.5, rel=1e-9)
     assert curve.words_for(3.0) == (pytest.approx(1e8), "ok")
     assert curve.words_for(4.5) == (float("inf"), "above_max")
     assert curve.words_for(0.5) == (1e6, "below_min")
@@ -58,7 +58,9 @@ def test_monotone_curve_inverts_a_known_curve():
 
 def test_the_papers_own_numbers_give_its_headline():
     # FACTS: before-RL scores as the curve (the paper's comparison); 90M after RL scores 2.28.
-    curve = MonotoneCurve([20e6, 50e6, 90e6, 200e6, 500e6, 900e6], [0.03, 0.26, 0.70, 1.45, 2.25, 2.64])
+    curve = MonotoneCurve(
+        [20e6, 50e6, 90e6, 200e6, 500e6, 900e6], [0.03, 0.26, 0.70, 1.45, 2.25, 2.64]
+    )
     words, status = curve.words_for(2.28)
     # The paper rounds to the 500M checkpoint (+410M); between checkpoints the curve gives a bit more.
     assert status == "ok" and 500e6 < words < 540e6
@@ -69,19 +71,51 @@ def test_the_papers_own_numbers_give_its_headline():
 def _story_eval(root, model_id, sums, words, rl_words=0, run_id=None):
     crit = np.array([[s // 3, s // 3 + (s % 3 > 0), s // 3 + (s % 3 > 1)] for s in sums]).clip(0, 3)
     assert list(crit.sum(1)) == list(sums)
-    rows = rollout_rows(run_id or model_id, 0, 0, crit, np.full(len(sums), 50), np.random.default_rng(0), 3.0)
+    rows = rollout_rows(
+        run_id or model_id, 0, 0, crit, np.full(len(sums), 50), np.random.default_rng(0), 3.0
+    )
     ids = {"pretrain_words": words, "rl_words": rl_words, **({"run_id": run_id} if run_id else {})}
-    write_table(layout.story_eval_path(root, model_id), "rollouts", rows, make_metadata("rollouts", **ids))
+    write_table(
+        layout.story_eval_path(root, model_id), "rollouts", rows, make_metadata("rollouts", **ids)
+    )
 
 
 def _step_row(run_id, step, budget_words, stories, teacher_score_mean) -> dict:
-    row = {name: 0.0 for name in ("length_bonus_mean", "length_bonus_std", "reward_mean",
-           "reward_std", "parsed_share", "response_tokens_mean", "kl", "kl_coef", "entropy",
-           "policy_entropy", "ratio", "policy_loss", "value_loss", "clipfrac", "approxkl",
-           "value_var_explained", "skipped_minibatches", "time_sample_s", "time_score_s",
-           "time_update_s", "teacher_score_std")}
-    row.update(run_id=run_id, step=step, budget_words=budget_words, stories=stories,
-               generated_words=0, response_words_mean=40.0, teacher_score_mean=teacher_score_mean)
+    row = {
+        name: 0.0
+        for name in (
+            "length_bonus_mean",
+            "length_bonus_std",
+            "reward_mean",
+            "reward_std",
+            "parsed_share",
+            "response_tokens_mean",
+            "kl",
+            "kl_coef",
+            "entropy",
+            "policy_entropy",
+            "ratio",
+            "policy_loss",
+            "value_loss",
+            "clipfrac",
+            "approxkl",
+            "value_var_explained",
+            "skipped_minibatches",
+            "time_sample_s",
+            "time_score_s",
+            "time_update_s",
+            "teacher_score_std",
+        )
+    }
+    row.update(
+        run_id=run_id,
+        step=step,
+        budget_words=budget_words,
+        stories=stories,
+        generated_words=0,
+        response_words_mean=40.0,
+        teacher_score_mean=teacher_score_mean,
+    )
     return row
 
 
@@ -93,19 +127,37 @@ def _run(root, run_id, before_sums, after_sums, n_steps=12, batch=4):
         crit = np.array([[min(3, s), max(0, s - 3), 0] for s in (sums * batch)[:batch]])
         rows = rollout_rows(run_id, step, step * 1000, crit, np.full(batch, 40), rng, 3.0)
         rollouts += rows
-        steps.append(_step_row(run_id, step, step * 1000, step * batch,
-                               float(np.mean([r["teacher_score"] for r in rows]))))
-    write_table(layout.steps_path(root, run_id), "steps", steps, make_metadata("steps", run_id=run_id))
-    write_table(layout.rollouts_path(root, run_id), "rollouts", rollouts, make_metadata("rollouts", run_id=run_id))
+        steps.append(
+            _step_row(
+                run_id,
+                step,
+                step * 1000,
+                step * batch,
+                float(np.mean([r["teacher_score"] for r in rows])),
+            )
+        )
+    write_table(
+        layout.steps_path(root, run_id), "steps", steps, make_metadata("steps", run_id=run_id)
+    )
+    write_table(
+        layout.rollouts_path(root, run_id),
+        "rollouts",
+        rollouts,
+        make_metadata("rollouts", run_id=run_id),
+    )
 
 
 def test_equivalence_returns_the_known_answer(tmp_path):
     # Pretraining curve exactly on score = log10(words) - 5 (0-9 scale); each checkpoint's
     # stories vary, so the bootstrap has something to resample.
-    for words, sums in ((1_000_000, [0, 2]), (10_000_000, [1, 3]), (100_000_000, [2, 4]),
-                        (1_000_000_000, [3, 5])):
+    for words, sums in (
+        (1_000_000, [0, 2]),
+        (10_000_000, [1, 3]),
+        (100_000_000, [2, 4]),
+        (1_000_000_000, [3, 5]),
+    ):
         _story_eval(tmp_path, f"ckpt-{words}", sums * 10, words)
-    _run(tmp_path, "10M-seed1-base", [1, 1], [2, 3])   # after = 2.5 -> 10^7.5 words
+    _run(tmp_path, "10M-seed1-base", [1, 1], [2, 3])  # after = 2.5 -> 10^7.5 words
     _run(tmp_path, "100M-seed1-base", [3, 3], [5, 5])  # after = 5 > the curve's 4
     inp = layout.discover(tmp_path)
     cfg = AnalysisConfig(bootstrap=200, window_steps=6)
@@ -114,8 +166,8 @@ def test_equivalence_returns_the_known_answer(tmp_path):
     curve = table[table.method == "curve"].set_index("run_id")
     a, b = curve.loc["10M-seed1-base"], curve.loc["100M-seed1-base"]
     assert a.after == pytest.approx(2.5) and a.after_source == "last_6_stories"
-    assert a.equivalent_words == pytest.approx(10 ** 7.5, rel=1e-9)
-    assert a.extra_words == pytest.approx(10 ** 7.5 - 1e7, rel=1e-9)
+    assert a.equivalent_words == pytest.approx(10**7.5, rel=1e-9)
+    assert a.extra_words == pytest.approx(10**7.5 - 1e7, rel=1e-9)
     assert a.extra_lo <= a.extra_words <= a.extra_hi and a.extra_lo < a.extra_hi
     assert a.per_1M_rl_words == pytest.approx(a.extra_words * 1e6 / 12_000)
     assert a.status == "ok" and a.curve_source == "story_eval"
@@ -123,21 +175,32 @@ def test_equivalence_returns_the_known_answer(tmp_path):
     assert "not extrapolated" in b.claim
 
     # The story evaluation of the run's last RL checkpoint, when present, is the after score.
-    _story_eval(tmp_path, "10M-rl-final", [3] * 8, 10_000_000, rl_words=12_000, run_id="10M-seed1-base")
-    _story_eval(tmp_path, "10M-rl-half", [0] * 8, 10_000_000, rl_words=6_000, run_id="10M-seed1-base")
+    _story_eval(
+        tmp_path, "10M-rl-final", [3] * 8, 10_000_000, rl_words=12_000, run_id="10M-seed1-base"
+    )
+    _story_eval(
+        tmp_path, "10M-rl-half", [0] * 8, 10_000_000, rl_words=6_000, run_id="10M-seed1-base"
+    )
     se = load.load_story_eval(layout.discover(tmp_path).story_eval)
     table, _ = tables.compute_equivalence(se, steps, ro, cfg)
     a = table[table.method == "curve"].set_index("run_id").loc["10M-seed1-base"]
     assert a.after_source == "story_eval" and a.equivalent_words == pytest.approx(1e8)
 
 
-PAPER_BEFORE_AFTER = {20: (0.03, 0.20), 50: (0.26, 1.36), 90: (0.70, 2.28), 200: (1.45, 2.70),
-                      500: (2.25, 3.12), 900: (2.64, 3.37)}
+PAPER_BEFORE_AFTER = {
+    20: (0.03, 0.20),
+    50: (0.26, 1.36),
+    90: (0.70, 2.28),
+    200: (1.45, 2.70),
+    500: (2.25, 3.12),
+    900: (2.64, 3.37),
+}
 """FACTS, 'Results to reproduce': teacher score (0-9) of the first and last 10 batches."""
 
 
 def test_paper_method_on_the_papers_numbers_gives_410M(tmp_path):
     from storyrl.analysis.stats import nearest_checkpoint
+
     before = {w * 10**6: b for w, (b, _) in PAPER_BEFORE_AFTER.items()}
     others = {w: b for w, b in before.items() if w != 90 * 10**6}
     assert nearest_checkpoint(others, 2.28) == (500e6, "ok")  # |2.25 - 2.28| is the least
@@ -148,10 +211,18 @@ def test_paper_method_on_the_papers_numbers_gives_410M(tmp_path):
     # the last 10 at the after-score, 999,360 budget words (920 steps at paper settings).
     for w, (b, a) in PAPER_BEFORE_AFTER.items():
         run_id = f"{w}M-seed42-base"
-        rows = [_step_row(run_id, k, 5_760 + k * (999_360 - 5_760) // 20, k * 360,
-                          (b if k <= 10 else a) / 9) for k in range(1, 21)]
-        write_table(layout.steps_path(tmp_path, run_id), "steps", rows,
-                    make_metadata("steps", run_id=run_id))
+        rows = [
+            _step_row(
+                run_id, k, 5_760 + k * (999_360 - 5_760) // 20, k * 360, (b if k <= 10 else a) / 9
+            )
+            for k in range(1, 21)
+        ]
+        write_table(
+            layout.steps_path(tmp_path, run_id),
+            "steps",
+            rows,
+            make_metadata("steps", run_id=run_id),
+        )
     out = tmp_path / "tables" / "equivalence.csv"
     make("table", "equivalence", layout.discover(tmp_path), out, CFG)
     eq = pd.read_csv(out)
@@ -165,7 +236,7 @@ def test_paper_method_on_the_papers_numbers_gives_410M(tmp_path):
     assert paper.loc["500M", "status"] == "above_max" and "> 400M" in paper.loc["500M", "claim"]
     assert paper.loc["900M", "claim"].startswith("no estimate")
     # Our curve method sits beside it, labelled, in the same table and the Markdown version.
-    assert (eq[eq.method == "curve"].pretraining.tolist() == paper.index.tolist())
+    assert eq[eq.method == "curve"].pretraining.tolist() == paper.index.tolist()
     md = out.with_suffix(".md").read_text()
     assert "| paper " in md and "| curve " in md
 
@@ -173,9 +244,13 @@ def test_paper_method_on_the_papers_numbers_gives_410M(tmp_path):
 def test_tables_do_not_depend_on_the_order_of_the_input_files(tmp_path, synth):
     root, _ = synth
     inp = layout.discover(root)
-    shuffled = layout.Inputs(**{k: list(reversed(getattr(inp, k))) for k in
-                                ("steps", "rollouts", "summaries", "story_eval", "eval")},
-                             baselines=inp.baselines)
+    shuffled = layout.Inputs(
+        **{
+            k: list(reversed(getattr(inp, k)))
+            for k in ("steps", "rollouts", "summaries", "story_eval", "eval")
+        },
+        baselines=inp.baselines,
+    )
     assert shuffled.rollouts != inp.rollouts
     for name in ("before_after", "equivalence"):
         a = make("table", name, inp, tmp_path / "a" / name, CFG)
@@ -187,8 +262,9 @@ def test_tables_do_not_depend_on_the_order_of_the_input_files(tmp_path, synth):
 def test_equivalence_falls_back_to_before_rl_scores(synth):
     root, info = synth
     inp = layout.discover(root)
-    table, cb = tables.compute_equivalence(load.load_story_eval([]), load.load_steps(inp.steps),
-                                           None, CFG)
+    table, cb = tables.compute_equivalence(
+        load.load_story_eval([]), load.load_steps(inp.steps), None, CFG
+    )
     assert set(table[table.method == "curve"].curve_source) == {"before_rl"}
     assert sorted(cb.words) == sorted({v["pretrain_words"] for v in info["runs"].values()})
 
@@ -217,13 +293,16 @@ def test_before_after_table(synth):
 def test_paper_columns_are_the_seed_42_run_and_the_seed_mean_is_extra(synth):
     root, _ = synth
     inp = layout.discover(root)
-    t = tables.before_after_table(load.load_steps(inp.steps), load.load_rollouts(inp.rollouts),
-                                  CFG).set_index("pretraining")
+    t = tables.before_after_table(
+        load.load_steps(inp.steps), load.load_rollouts(inp.rollouts), CFG
+    ).set_index("pretraining")
     ro = load.load_rollouts(inp.rollouts)
     steps = load.load_steps(inp.steps)
+
     def after(run_id):  # the last 10 steps' stories, 0-9
         last = steps[steps.run_id == run_id].step.nlargest(10)
         return ro[(ro.run_id == run_id) & ro.step.isin(last)].teacher_score.mean() * 9
+
     runs = [after(f"900M-seed{s}-base") for s in (42, 43, 44)]
     assert np.std(runs) > 0.01  # the seeds differ, so the choice shows
     row = t.loc["900M"]
@@ -242,9 +321,19 @@ def test_babylm_table(synth):
     inp = layout.discover(root)
     scores = load.load_eval(inp.eval)
     t = tables.babylm_table(scores, load.load_baselines(inp.baselines), CFG).set_index("task_id")
-    assert list(t.index) == ["blimp", "blimp_supplement", "ewok", "comps", "entity_tracking",
-                             "wug_adj", "wug_past", "glue"]
-    assert {"1000M-pre baseline", "SimPO baseline", "900M-pre", "900M-RL", "RL delta"} <= set(t.columns)
+    assert list(t.index) == [
+        "blimp",
+        "blimp_supplement",
+        "ewok",
+        "comps",
+        "entity_tracking",
+        "wug_adj",
+        "wug_past",
+        "glue",
+    ]
+    assert {"1000M-pre baseline", "SimPO baseline", "900M-pre", "900M-RL", "RL delta"} <= set(
+        t.columns
+    )
     assert t.loc["entity_tracking", "1000M-pre baseline"] == 31.51
     full = scores[(scores.task == "entity_tracking")]
     pre = full[full.model_id == "ckpt-900M"].value.item()  # ids came from the file metadata
@@ -306,13 +395,28 @@ def _magic(path) -> bytes:
 def test_one_target_from_explicit_paths(tmp_path, synth):
     root, _ = synth
     steps = [str(p) for p in layout.discover(root).steps]
-    assert main(["analysis", "table", "before_after", "--steps", *steps,
-                 "--output", str(tmp_path / "t" / "ba.csv"),
-                 "--section", json.dumps({"bootstrap": 50})]) == 0
+    assert (
+        main(
+            [
+                "analysis",
+                "table",
+                "before_after",
+                "--steps",
+                *steps,
+                "--output",
+                str(tmp_path / "t" / "ba.csv"),
+                "--section",
+                json.dumps({"bootstrap": 50}),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(tmp_path / "t" / "ba.csv")) == 6
     assert (tmp_path / "t" / "ba.md").read_text().startswith("| pretraining")
     assert "\\begin{tabular}" in (tmp_path / "t" / "ba.tex").read_text()
-    paths = make("figure", "rl_dynamics", layout.Inputs(steps=steps), tmp_path / "f" / "dyn.pdf", CFG)
+    paths = make(
+        "figure", "rl_dynamics", layout.Inputs(steps=steps), tmp_path / "f" / "dyn.pdf", CFG
+    )
     assert [p.suffix for p in paths] == [".pdf", ".png"]
     assert _magic(paths[0]) == b"%PDF" and _magic(paths[1]) == b"\x89PNG"
     with pytest.raises(load.AnalysisError, match="no input files for rollouts"):
@@ -332,8 +436,22 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
     assert {p.suffix for p in shared.rglob("*") if p.is_file()} == {".parquet"}
     out = tmp_path / "paper"
     section = json.dumps({"bootstrap": 100, "share_bins": 8})
-    assert main(["analysis", "all", "--results", str(shared), "--output", str(out),
-                 "--section", section, "--strict"]) == 0
+    assert (
+        main(
+            [
+                "analysis",
+                "all",
+                "--results",
+                str(shared),
+                "--output",
+                str(out),
+                "--section",
+                section,
+                "--strict",
+            ]
+        )
+        == 0
+    )
     for name in names("table"):
         for fmt in layout.TABLE_FORMATS:
             assert layout.table_path(out, name, fmt).stat().st_size > 100
@@ -350,9 +468,15 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
     partial = tmp_path / "partial"
     _copy(root, partial, "rl/*/steps.parquet")
     res = build_all(partial, tmp_path / "p_out", AnalysisConfig(bootstrap=50))
-    assert set(res["skipped"]) == {"table/babylm", "figure/babylm", "figure/fast_eval_pretrain",
-                                   "figure/fast_eval_rl", "figure/score_shares",
-                                   "table/stories", "figure/pretrain_loss"}
+    assert set(res["skipped"]) == {
+        "table/babylm",
+        "figure/babylm",
+        "figure/fast_eval_pretrain",
+        "figure/fast_eval_rl",
+        "figure/score_shares",
+        "table/stories",
+        "figure/pretrain_loss",
+    }
     eq = pd.read_csv(layout.table_path(tmp_path / "p_out", "equivalence"))
     assert set(eq[eq.method == "curve"].curve_source) == {"before_rl"}
 
@@ -362,12 +486,19 @@ def test_figures_in_the_papers_units(tmp_path, synth):
     """config/paper.yaml draws as the paper's notebook: length in tokens, x in interactions
     (stories), Gaussian smoothing with sigma 30 steps; the default keeps words and a rolling mean."""
     from scipy.ndimage import gaussian_filter1d
+
     from helpers import ROOT
     from storyrl.analysis.figures_rl import dynamics_data
     from storyrl.config import load as load_config
+
     paper = load_config(ROOT / "config" / "paper.yaml").analysis
-    assert (paper.length_unit, paper.x_axis, paper.smoothing, paper.smooth_sigma,
-            paper.paper_seed) == ("tokens", "interactions", "gaussian", 30, 42)
+    assert (
+        paper.length_unit,
+        paper.x_axis,
+        paper.smoothing,
+        paper.smooth_sigma,
+        paper.paper_seed,
+    ) == ("tokens", "interactions", "gaussian", 30, 42)
     root, _ = synth
     inp = layout.discover(root)
     steps = load.load_steps(inp.steps)
@@ -376,14 +507,18 @@ def test_figures_in_the_papers_units(tmp_path, synth):
     length = d[(d.run_id == "90M-seed42-base") & (d.panel == "length")]
     assert length.x.tolist() == g.stories.tolist()
     assert length.y.to_numpy() == pytest.approx(
-        gaussian_filter1d(g.response_tokens_mean.to_numpy(), 30, mode="nearest"))
+        gaussian_filter1d(g.response_tokens_mean.to_numpy(), 30, mode="nearest")
+    )
     score = d[(d.run_id == "90M-seed42-base") & (d.panel == "teacher_score")]
     assert score.y.to_numpy() == pytest.approx(
-        gaussian_filter1d(g.teacher_score_mean.to_numpy() * 9, 30, mode="nearest"))
+        gaussian_filter1d(g.teacher_score_mean.to_numpy() * 9, 30, mode="nearest")
+    )
     default = dynamics_data(steps, AnalysisConfig())
     length = default[(default.run_id == "90M-seed42-base") & (default.panel == "length")]
     assert length.x.tolist() == g.budget_words.tolist()
-    assert length.y.to_numpy() == pytest.approx(g.response_words_mean.rolling(10, min_periods=1).mean())
+    assert length.y.to_numpy() == pytest.approx(
+        g.response_words_mean.rolling(10, min_periods=1).mean()
+    )
     cfg = paper.model_copy(update={"bootstrap": 50})
     for name in ("rl_dynamics", "score_shares", "entropy", "before_after"):
         pdf, png = make("figure", name, inp, tmp_path / name, cfg)

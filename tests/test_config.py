@@ -19,10 +19,12 @@ def test_shipped_configs_validate():
 
 
 def test_errors_name_the_source_and_every_bad_key():
-    raw = {"corpora": {"c": {"format": "babylm", "fraction": 1.5}},
-           "models": {"m": {"n_embd": 100, "n_head": 3}},
-           "pretrain": {"milestones": ["1M", "1M"], "runs": {"r": {"corpus": "c", "model": "m"}}},
-           "typo_section": {}}
+    raw = {
+        "corpora": {"c": {"format": "babylm", "fraction": 1.5}},
+        "models": {"m": {"n_embd": 100, "n_head": 3}},
+        "pretrain": {"milestones": ["1M", "1M"], "runs": {"r": {"corpus": "c", "model": "m"}}},
+        "typo_section": {},
+    }
     with pytest.raises(ConfigError) as err:
         validate(raw, source="my.yaml")
     text = str(err.value)
@@ -32,8 +34,11 @@ def test_errors_name_the_source_and_every_bad_key():
 
 
 def test_runs_must_reference_declared_corpora_and_models():
-    raw = {"corpora": {"c": {"format": "demo"}}, "models": {"m": {}},
-           "pretrain": {"milestones": [10], "runs": {"r": {"corpus": "nope", "model": "m"}}}}
+    raw = {
+        "corpora": {"c": {"format": "demo"}},
+        "models": {"m": {}},
+        "pretrain": {"milestones": [10], "runs": {"r": {"corpus": "nope", "model": "m"}}},
+    }
     with pytest.raises(ConfigError, match="pretrain.runs.r.corpus: 'nope' is not in corpora"):
         validate(raw)
 
@@ -45,8 +50,10 @@ def test_unreadable_yaml_names_the_file(tmp_path):
         load(bad)
 
 
-@pytest.mark.parametrize("label,n", [("20K", 20_000), ("1M", 1_000_000), ("1.5M", 1_500_000),
-                                     (1234, 1234), ("1B", 10**9)])
+@pytest.mark.parametrize(
+    "label,n",
+    [("20K", 20_000), ("1M", 1_000_000), ("1.5M", 1_500_000), (1234, 1234), ("1B", 10**9)],
+)
 def test_word_labels_round_trip(label, n):
     assert parse_words(label) == n
     assert parse_words(words_label(n)) == n

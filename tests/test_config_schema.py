@@ -18,21 +18,31 @@ SHIPPED = [ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml", TEST
 def test_the_committed_schema_is_a_fresh_export():
     """Run `storyrl schema --output workflow/schemas/config.schema.json` after changing a section."""
     committed = (ROOT / SCHEMA_PATH).read_text(encoding="utf-8")
-    assert committed == schema_text(), f"{SCHEMA_PATH} is stale: run `storyrl schema --output {SCHEMA_PATH}`"
+    assert committed == schema_text(), (
+        f"{SCHEMA_PATH} is stale: run `storyrl schema --output {SCHEMA_PATH}`"
+    )
 
 
 def test_the_schema_command_prints_the_export(tmp_path):
     out = tmp_path / "s.json"
-    subprocess.run([sys.executable, "-m", "storyrl.cli", "schema", "--output", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "storyrl.cli", "schema", "--output", str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert out.read_text(encoding="utf-8") == schema_text()
 
 
 def test_field_docstrings_are_the_schema_descriptions():
     defs = json.loads(schema_text())["$defs"]
-    assert defs["CorpusConfig"]["properties"]["fraction"]["description"] == \
-        "Share of the shuffled lines kept (paper: 0.9)."
-    assert "c, the weight of the length bonus" in defs["RewardConfig"]["properties"]["length_coef"]["description"]
+    assert (
+        defs["CorpusConfig"]["properties"]["fraction"]["description"]
+        == "Share of the shuffled lines kept (paper: 0.9)."
+    )
+    assert (
+        "c, the weight of the length bonus"
+        in defs["RewardConfig"]["properties"]["length_coef"]["description"]
+    )
     assert "Stories per step" in defs["RLConfig"]["properties"]["batch_size"]["description"]
     # A section's own fields too, and Config's: `rl_runs` is documented by its docstring.
     assert "The run table" in Config.model_json_schema()["properties"]["rl_runs"]["description"]
@@ -63,8 +73,10 @@ def test_a_schema_check_names_a_bad_key():
 
 def test_importing_config_loads_no_stage_code():
     """The Snakefile and every stage import storyrl.config; it must not pull the stages in."""
-    code = ("import sys, storyrl.config; "
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith('storyrl'))))")
+    code = (
+        "import sys, storyrl.config; "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('storyrl'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     loaded = set(out.stdout.split())
     allowed = {"storyrl", "storyrl.units", "storyrl.babylm_spec"}
@@ -86,13 +98,32 @@ def test_planning_the_workflow_loads_no_stage_code(tmp_path):
     from pathlib import Path
 
     snakemake = Path(sys.executable).with_name("snakemake")
-    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    out = subprocess.run([str(snakemake), "-n", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"),
-                          "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)],
-                         capture_output=True, text=True, env=env)
+    env = dict(
+        os.environ,
+        PYTHONPROFILEIMPORTTIME="1",
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    out = subprocess.run(
+        [
+            str(snakemake),
+            "-n",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(TEST_CONFIG),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = set(re.findall(r"\|\s+(storyrl[\w.]*)\s*$", out.stderr, re.M))
     assert "storyrl.config" in loaded  # the log is read right
-    stages = re.compile(r"^storyrl\.(evaluate|rl|teacher|reward|pretrain|corpus|tokenizer|tokens)(\.|$)")
+    stages = re.compile(
+        r"^storyrl\.(evaluate|rl|teacher|reward|pretrain|corpus|tokenizer|tokens)(\.|$)"
+    )
     assert sorted(m for m in loaded if stages.match(m)) == []

@@ -14,7 +14,9 @@ from storyrl.corpus import CorpusError, build_subset, shuffled_indices
 
 def subset(tmp_path, fmt, path, **kw):
     cfg = CorpusConfig(format=fmt, path=str(path), **kw)
-    stats = build_subset(cfg, path, tmp_path / "out" / "subset.parquet", tmp_path / "out" / "stats.json")
+    stats = build_subset(
+        cfg, path, tmp_path / "out" / "subset.parquet", tmp_path / "out" / "stats.json"
+    )
     return pq.read_table(tmp_path / "out" / "subset.parquet").to_pydict(), stats
 
 
@@ -22,16 +24,20 @@ def write_babylm(folder, lines_per_file=10):
     folder.mkdir(parents=True)
     for src in ("childes", "gutenberg"):
         (folder / f"{src}.train").write_text(
-            "\n".join(f"{src} line {i} with five words" for i in range(lines_per_file)) + "\n")
+            "\n".join(f"{src} line {i} with five words" for i in range(lines_per_file)) + "\n"
+        )
 
 
 def test_babylm_folder_and_parent(tmp_path):
     write_babylm(tmp_path / "data" / "train_10M")
     rows, stats = subset(tmp_path, "babylm", tmp_path / "data", fraction=1.0)
-    assert stats["per_source"] == {"childes": {"lines": 10, "words": 60},
-                                   "gutenberg": {"lines": 10, "words": 60}}
+    assert stats["per_source"] == {
+        "childes": {"lines": 10, "words": 60},
+        "gutenberg": {"lines": 10, "words": 60},
+    }
     assert sorted(rows["text"]) == sorted(
-        f"{s} line {i} with five words" for s in ("childes", "gutenberg") for i in range(10))
+        f"{s} line {i} with five words" for s in ("childes", "gutenberg") for i in range(10)
+    )
 
 
 def test_babylm_parent_with_two_training_folders_is_ambiguous(tmp_path):
@@ -86,10 +92,12 @@ def test_empty_folder_missing_path_and_empty_corpus_are_clear_errors(tmp_path):
 
 
 def test_hf_saved_dataset_with_splits(tmp_path):
-    dd = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": ["one two", "three four five", ""]}),
-        "validation": datasets.Dataset.from_dict({"text": ["not this"]}),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["one two", "three four five", ""]}),
+            "validation": datasets.Dataset.from_dict({"text": ["not this"]}),
+        }
+    )
     dd.save_to_disk(str(tmp_path / "ds"))
     rows, stats = subset(tmp_path, "hf", tmp_path / "ds", fraction=1.0)
     assert sorted(rows["text"]) == ["one two", "three four five"]

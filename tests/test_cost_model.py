@@ -14,15 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import cost_model  # noqa: E402
 
-CHECK = {"pretrain": {"tokens_per_s_median": 100_000},
-         "ppo_fp32": {"ok": True, "sample_s": 1.0, "teacher_s": 4.0, "update_s": 3.0},
-         "story_eval": {"seconds": 50.0, "stories": 1000}}
+CHECK = {
+    "pretrain": {"tokens_per_s_median": 100_000},
+    "ppo_fp32": {"ok": True, "sample_s": 1.0, "teacher_s": 4.0, "update_s": 3.0},
+    "story_eval": {"seconds": 50.0, "stories": 1000},
+}
 
 
 @pytest.fixture(scope="module")
 def paper():
     from helpers import paper_weights  # noqa: PLC0415  (the tests' own helper)
-    return load(ROOT / "config" / "paper.yaml", paper_weights(Path(__import__("tempfile").mkdtemp())))
+
+    return load(
+        ROOT / "config" / "paper.yaml", paper_weights(Path(__import__("tempfile").mkdtemp()))
+    )
 
 
 def test_paper_budget_is_920_steps_by_the_ledger(paper):
@@ -31,10 +36,25 @@ def test_paper_budget_is_920_steps_by_the_ledger(paper):
 
 
 def test_hours_are_work_over_measured_throughput(paper):
-    args = Namespace(corpus_words=100e6, tokens_per_word=1.5, reply_words=3, teacher_speedup=2.0,
-                     startup_s=0.0, zero_shot_s=60.0, glue_s=600.0, precision="fp32")
-    jobs = Counter(pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1,
-                   zero_shot_rl=8, official_glue=0)
+    args = Namespace(
+        corpus_words=100e6,
+        tokens_per_word=1.5,
+        reply_words=3,
+        teacher_speedup=2.0,
+        startup_s=0.0,
+        zero_shot_s=60.0,
+        glue_s=600.0,
+        precision="fp32",
+    )
+    jobs = Counter(
+        pretrain=1,
+        rl=8,
+        story_eval_pre=1,
+        story_eval_rl=8,
+        zero_shot_pre=1,
+        zero_shot_rl=8,
+        official_glue=0,
+    )
     rows = {r["rule"]: r for r in cost_model.estimate(paper, jobs, CHECK, args, None)}
     assert rows["pretrain"]["seconds_per_job"] == pytest.approx(11 * 90e6 * 1.5 / 100_000)
     assert rows["rl"]["seconds_per_job"] == pytest.approx(920 * (1.0 + 4.0 / 2 + 3.0))
@@ -50,10 +70,19 @@ def test_hours_are_work_over_measured_throughput(paper):
 
 
 def test_evaluation_start_up_is_paid_per_job(paper):
-    args = Namespace(corpus_words=100e6, tokens_per_word=1.5, reply_words=3, teacher_speedup=1.0,
-                     startup_s=90.0, zero_shot_s=60.0, glue_s=600.0, precision="fp32")
-    grouped = Counter(pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1,
-                      zero_shot_rl=8)
+    args = Namespace(
+        corpus_words=100e6,
+        tokens_per_word=1.5,
+        reply_words=3,
+        teacher_speedup=1.0,
+        startup_s=90.0,
+        zero_shot_s=60.0,
+        glue_s=600.0,
+        precision="fp32",
+    )
+    grouped = Counter(
+        pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
+    )
     per_model = Counter(pretrain=1, rl=8, story_eval=107, zero_shot=107)
     g = {r["rule"]: r for r in cost_model.estimate(paper, grouped, CHECK, args, None)}
     m = {r["rule"]: r for r in cost_model.estimate(paper, per_model, CHECK, args, None)}
@@ -67,12 +96,28 @@ def test_evaluation_start_up_is_paid_per_job(paper):
 def test_rl_packs_cost_their_runs_one_after_another(paper):
     """With rl_sharing.runs_per_gpu: 4 the 8 runs are 2 pack jobs (rl_pack_1, rl_pack_2): the
     RL row counts them, not 0 `rl` jobs, and each pays 4 runs' steps and one start-up."""
-    args = Namespace(corpus_words=100e6, tokens_per_word=1.5, reply_words=3, teacher_speedup=1.0,
-                     startup_s=90.0, zero_shot_s=60.0, glue_s=600.0, precision="fp32")
-    alone = Counter(pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1,
-                    zero_shot_rl=8)
-    packed = Counter(pretrain=1, rl_pack_1=1, rl_pack_2=1, story_eval_pre=1, story_eval_rl=8,
-                     zero_shot_pre=1, zero_shot_rl=8)
+    args = Namespace(
+        corpus_words=100e6,
+        tokens_per_word=1.5,
+        reply_words=3,
+        teacher_speedup=1.0,
+        startup_s=90.0,
+        zero_shot_s=60.0,
+        glue_s=600.0,
+        precision="fp32",
+    )
+    alone = Counter(
+        pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
+    )
+    packed = Counter(
+        pretrain=1,
+        rl_pack_1=1,
+        rl_pack_2=1,
+        story_eval_pre=1,
+        story_eval_rl=8,
+        zero_shot_pre=1,
+        zero_shot_rl=8,
+    )
     a = {r["rule"]: r for r in cost_model.estimate(paper, alone, CHECK, args, None)}["rl"]
     p = {r["rule"]: r for r in cost_model.estimate(paper, packed, CHECK, args, None)}["rl"]
     assert (a["jobs"], p["jobs"]) == (8, 2)

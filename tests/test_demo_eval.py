@@ -15,8 +15,9 @@ def _files(root):
 
 def test_layout_determinism_and_fast_subsets(tmp_path):
     a, b, c = tmp_path / "a" / "evaluation_data", tmp_path / "b", tmp_path / "c"
-    assert main(["demo-eval", "--out", str(a), "--seed", "3", "--n-full", "40",
-                 "--n-fast", "10"]) == 0
+    assert (
+        main(["demo-eval", "--out", str(a), "--seed", "3", "--n-full", "40", "--n-fast", "10"]) == 0
+    )
     main(["demo-eval", "--out", str(b), "--seed", "3", "--n-full", "40", "--n-fast", "10"])
     main(["demo-eval", "--out", str(c), "--seed", "4", "--n-full", "40", "--n-fast", "10"])
     assert _files(a) == _files(b) and _files(a) != _files(c)
@@ -39,8 +40,11 @@ def _simulate(prefix: str) -> dict[int, list[str]]:
     boxes = {}
     for clause in state_part.split(", Box "):
         k, contents = re.match(r"(?:Box )?(\d) contains (.*)", clause).groups()
-        boxes[int(k)] = [] if contents == "nothing" else [
-            t.removeprefix("the ") for t in contents.split(" and ")]
+        boxes[int(k)] = (
+            []
+            if contents == "nothing"
+            else [t.removeprefix("the ") for t in contents.split(" and ")]
+        )
     for op in ops[:-1]:
         if m := re.match(r"Move the contents of Box (\d) to Box (\d)", op):
             src, dst = map(int, m.groups())
@@ -71,12 +75,14 @@ def test_answers_are_right(tmp_path):
             want = " nothing." if not got else " " + " and ".join(f"the {t}" for t in got) + "."
             assert row["options"][0] == want and want not in row["options"][1:]
     assert numops == {0, 1, 2, 3}
-    for it in read_items(TASKS["blimp_supplement"],
-                         data_folder(root, TASKS["blimp_supplement"], "full")):
+    for it in read_items(
+        TASKS["blimp_supplement"], data_folder(root, TASKS["blimp_supplement"], "full")
+    ):
         name = it.texts[0].split()[0]
         assert f" {NAMES[name]} never" in it.texts[0]
-    art = (root / "full_eval" / "blimp_filtered" /
-           "determiner_noun_agreement_indefinite_article.jsonl")
+    art = (
+        root / "full_eval" / "blimp_filtered" / "determiner_noun_agreement_indefinite_article.jsonl"
+    )
     rows = [json.loads(x) for x in art.read_text().splitlines()]
     good_an = sum(" an " in r["sentence_good"] for r in rows)
     assert 0.3 < good_an / len(rows) < 0.7  # "a" alone does not win

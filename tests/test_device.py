@@ -18,17 +18,61 @@ def _commands(tmp):
     """The four GPU commands as the rules call them, with outputs under `tmp`."""
     tiny = "{}"
     return {
-        "pretrain": ["pretrain", "--section", '{"run_id":"t","model":{},"training":{},'
-                     '"milestones":[1000],"seed":1}', "--tokens", f"{tmp}/t.bin", "--tokens-meta",
-                     f"{tmp}/t.json", "--tokenizer", f"{tmp}/tok", "--work-dir", f"{tmp}/work",
-                     "--checkpoint-dir", f"{tmp}/ckpts", "--log-parquet", f"{tmp}/log.parquet"],
-        "rl train": ["rl", "train", "--section", tiny, "--checkpoint", f"{tmp}/ckpt",
-                     "--output", f"{tmp}/rl"],
-        "eval stories": ["eval", "stories", "--model", f"{tmp}/ckpt", "--output", f"{tmp}/s.parquet",
-                         "--section", tiny, "--rl", tiny, "--teacher", tiny, "--reward", tiny],
-        "eval zero-shot-suite": ["eval", "zero-shot-suite", "--model", f"{tmp}/ckpt", "--data-path",
-                                 f"{tmp}/data", "--parquet", f"{tmp}/z.parquet",
-                                 "--output-dir", f"{tmp}/official"],
+        "pretrain": [
+            "pretrain",
+            "--section",
+            '{"run_id":"t","model":{},"training":{},"milestones":[1000],"seed":1}',
+            "--tokens",
+            f"{tmp}/t.bin",
+            "--tokens-meta",
+            f"{tmp}/t.json",
+            "--tokenizer",
+            f"{tmp}/tok",
+            "--work-dir",
+            f"{tmp}/work",
+            "--checkpoint-dir",
+            f"{tmp}/ckpts",
+            "--log-parquet",
+            f"{tmp}/log.parquet",
+        ],
+        "rl train": [
+            "rl",
+            "train",
+            "--section",
+            tiny,
+            "--checkpoint",
+            f"{tmp}/ckpt",
+            "--output",
+            f"{tmp}/rl",
+        ],
+        "eval stories": [
+            "eval",
+            "stories",
+            "--model",
+            f"{tmp}/ckpt",
+            "--output",
+            f"{tmp}/s.parquet",
+            "--section",
+            tiny,
+            "--rl",
+            tiny,
+            "--teacher",
+            tiny,
+            "--reward",
+            tiny,
+        ],
+        "eval zero-shot-suite": [
+            "eval",
+            "zero-shot-suite",
+            "--model",
+            f"{tmp}/ckpt",
+            "--data-path",
+            f"{tmp}/data",
+            "--parquet",
+            f"{tmp}/z.parquet",
+            "--output-dir",
+            f"{tmp}/official",
+        ],
     }
 
 
@@ -36,8 +80,13 @@ def _commands(tmp):
 def test_gpu_command_without_gpu_stops_at_once_saying_why_and_writes_nothing(tmp_path, name):
     args = _commands(tmp_path)[name]
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "storyrl.cli", *args, "--require-gpu"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "storyrl.cli", *args, "--require-gpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     took = time.perf_counter() - start
     assert out.returncode != 0
     err = out.stderr
@@ -52,9 +101,13 @@ def test_gpu_command_without_gpu_stops_at_once_saying_why_and_writes_nothing(tmp
 def test_without_the_flag_the_same_command_runs_on_cpu(tmp_path):
     # The flag alone decides: without it the command gets past the check (and fails later on
     # its made-up inputs, with another message).
-    out = subprocess.run([sys.executable, "-m", "storyrl.cli",
-                          *_commands(tmp_path)["eval zero-shot-suite"]],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "storyrl.cli", *_commands(tmp_path)["eval zero-shot-suite"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert "needs a GPU" not in out.stderr
 
 
@@ -84,8 +137,11 @@ def test_paper_config_requires_a_gpu_in_every_gpu_rule_and_the_test_config_does_
     for command, lines in _gpu_shell_lines(tmp_path / "test").items():
         assert lines and not any("--require-gpu" in l for l in lines), command
     # CPU-only commands never get the flag
-    cpu = [l for l in snakemake(tmp_path / "test", "-n", "-p", "--forceall").stdout.splitlines()
-           if "storyrl.cli tokens" in l or "storyrl.cli subset" in l]
+    cpu = [
+        l
+        for l in snakemake(tmp_path / "test", "-n", "-p", "--forceall").stdout.splitlines()
+        if "storyrl.cli tokens" in l or "storyrl.cli subset" in l
+    ]
     assert cpu and not any("--require-gpu" in l for l in cpu)
 
 
@@ -96,6 +152,11 @@ def test_the_message_names_the_driver_when_nvidia_smi_knows_it(tmp_path):
     smi.write_text("#!/bin/sh\necho 535.104.05\n")
     smi.chmod(0o755)
     code = "from storyrl.device import describe; print(describe())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=120,
+    )
     assert "NVIDIA driver 535.104.05" in out.stdout, out.stderr[-2000:]

@@ -37,8 +37,18 @@ def test_an_empty_steps_table_is_an_error_naming_the_file(synth, tmp_path, capsy
     with pytest.raises(AnalysisError, match=f"{empty}: no steps"):
         load_steps([layout.steps_path(synth, "20M-seed42-base"), empty])
     # One table from the CLI: exit 2 and the file named, not a table without the run.
-    rc = main(["analysis", "table", "before_after", "--steps", str(empty),
-               str(layout.steps_path(synth, "20M-seed42-base")), "--output", str(tmp_path / "t.csv")])
+    rc = main(
+        [
+            "analysis",
+            "table",
+            "before_after",
+            "--steps",
+            str(empty),
+            str(layout.steps_path(synth, "20M-seed42-base")),
+            "--output",
+            str(tmp_path / "t.csv"),
+        ]
+    )
     assert rc == 2 and str(empty) in capsys.readouterr().err
     assert not (tmp_path / "t.csv").exists()
 
@@ -61,7 +71,17 @@ def test_analysis_all_of_a_folder_that_does_not_exist_fails(tmp_path, capsys):
 
 def test_analysis_all_that_builds_nothing_fails(tmp_path, capsys):
     (tmp_path / "results" / "rl").mkdir(parents=True)
-    rc = main(["analysis", "all", "--results", str(tmp_path / "results"),
-               "--output", str(tmp_path / "o"), "--section", json.dumps({"bootstrap": 20})])
+    rc = main(
+        [
+            "analysis",
+            "all",
+            "--results",
+            str(tmp_path / "results"),
+            "--output",
+            str(tmp_path / "o"),
+            "--section",
+            json.dumps({"bootstrap": 20}),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "nothing" in err and str(tmp_path / "results") in err, err

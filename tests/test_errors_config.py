@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from helpers import ROOT, TEST_CONFIG, snakemake
+from helpers import TEST_CONFIG, snakemake
 from storyrl.config import ConfigError, validate
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())
@@ -38,22 +38,33 @@ def test_no_seeds_is_an_error_not_no_runs():
     assert "rl_runs.0.seeds" in msg, msg
 
 
-@pytest.mark.parametrize("where", [("pretrain", "training", "micro_batch_size"),
-                                   ("rl", "seed"), ("corpora", "demo", "demo_seed")])
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("pretrain", "training", "micro_batch_size"),
+        ("rl", "seed"),
+        ("corpora", "demo", "demo_seed"),
+    ],
+)
 def test_a_boolean_is_not_an_integer(where):
     def edit(r):
         d = r
         for k in where[:-1]:
             d = d.setdefault(k, {})
         d[where[-1]] = True
+
     msg = bad(edit)
     assert ".".join(where) in msg, msg
 
 
-@pytest.mark.parametrize("overrides, key", [({"teacher": {"max_failure_share": 5}},
-                                              "teacher.max_failure_share"),
-                                             ({"rl": {"batch_size": "x"}}, "batch_size"),
-                                             ({"reward": {"length_coef": "x"}}, "reward.length_coef")])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"teacher": {"max_failure_share": 5}}, "teacher.max_failure_share"),
+        ({"rl": {"batch_size": "x"}}, "batch_size"),
+        ({"reward": {"length_coef": "x"}}, "reward.length_coef"),
+    ],
+)
 def test_variant_override_errors_name_the_key(overrides, key):
     msg = bad(lambda r: r["rl_runs"][0].update(overrides=overrides, variant="v"))
     assert key in msg and "30K-seed42-v" in msg, msg

@@ -12,7 +12,9 @@ from storyrl.corpus import CorpusError, build_subset
 
 def run_subset(tmp_path, path, **kw):
     cfg = CorpusConfig(format="text", path=str(path), **kw)
-    return build_subset(cfg, path, tmp_path / "out" / "subset.parquet", tmp_path / "out" / "stats.json")
+    return build_subset(
+        cfg, path, tmp_path / "out" / "subset.parquet", tmp_path / "out" / "stats.json"
+    )
 
 
 def test_a_one_line_corpus_is_empty_after_the_fraction_cut(tmp_path, capsys):
@@ -21,9 +23,19 @@ def test_a_one_line_corpus_is_empty_after_the_fraction_cut(tmp_path, capsys):
     with pytest.raises(CorpusError, match=r"tiny\.txt.*no non-empty line.*fraction 0\.9"):
         run_subset(tmp_path, corpus, fraction=0.9)
     assert not (tmp_path / "out" / "subset.parquet").exists()
-    rc = main(["subset", "--section", json.dumps({"format": "text", "path": str(corpus)}),
-               "--path", str(corpus), "--output", str(tmp_path / "o.parquet"),
-               "--stats", str(tmp_path / "o.json")])
+    rc = main(
+        [
+            "subset",
+            "--section",
+            json.dumps({"format": "text", "path": str(corpus)}),
+            "--path",
+            str(corpus),
+            "--output",
+            str(tmp_path / "o.parquet"),
+            "--stats",
+            str(tmp_path / "o.json"),
+        ]
+    )
     assert rc == 2 and str(corpus) in capsys.readouterr().err
     assert run_subset(tmp_path, corpus, fraction=1.0)["rows_kept"] == 1
 
@@ -31,7 +43,9 @@ def test_a_one_line_corpus_is_empty_after_the_fraction_cut(tmp_path, capsys):
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
 def test_a_utf16_corpus_is_named_not_read_as_nul_text(tmp_path, encoding):
     corpus = tmp_path / "wide.txt"
-    corpus.write_text("\n".join(f"line {i} of a story" for i in range(50)) + "\n", encoding=encoding)
+    corpus.write_text(
+        "\n".join(f"line {i} of a story" for i in range(50)) + "\n", encoding=encoding
+    )
     with pytest.raises(CorpusError, match=r"wide\.txt.*(UTF-16|UTF-32|NUL)"):
         run_subset(tmp_path, corpus, fraction=1.0)
 

@@ -29,7 +29,9 @@ def _can_mount() -> bool:
     if not shutil.which("unshare"):
         return False
     probe = "d=$(mktemp -d) && mount -t tmpfs -o size=16k tmpfs $d"
-    return subprocess.run(["unshare", "-rm", "sh", "-c", probe], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["unshare", "-rm", "sh", "-c", probe], capture_output=True).returncode == 0
+    )
 
 
 needs_mount = pytest.mark.skipif(not _can_mount(), reason="no user+mount namespaces (unshare -rm)")
@@ -43,8 +45,13 @@ def storyrl_on_small_disk(disk: Path, args: list[str], size="16k", read_only=Fal
         mount += f" && mount -o remount,ro '{disk}'"
     cmd = " ".join(f"'{a}'" for a in [sys.executable, "-m", "storyrl.cli", *args])
     env = dict(os.environ, PYTHONPATH=f"{ROOT}:{os.environ.get('PYTHONPATH', '')}")
-    return subprocess.run(["unshare", "-rm", "sh", "-c", f"{mount} && {cmd}"],
-                          capture_output=True, text=True, env=env, cwd=ROOT)
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"{mount} && {cmd}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def assert_clean_error(proc, *needles):
@@ -67,9 +74,17 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def subset_args(corpus, out: Path):
-    return ["subset", "--section", json.dumps({"format": "text", "path": str(corpus), "fraction": 1.0}),
-            "--path", str(corpus), "--output", str(out / "subset.parquet"),
-            "--stats", str(out / "stats.json")]
+    return [
+        "subset",
+        "--section",
+        json.dumps({"format": "text", "path": str(corpus), "fraction": 1.0}),
+        "--path",
+        str(corpus),
+        "--output",
+        str(out / "subset.parquet"),
+        "--stats",
+        str(out / "stats.json"),
+    ]
 
 
 @needs_mount
@@ -89,12 +104,25 @@ def test_subset_on_a_read_only_disk_names_the_folder(tmp_path, corpus):
 @needs_mount
 def test_analysis_on_a_full_disk_names_the_file(tmp_path):
     from analysis_synth import write_results
+
     results = tmp_path / "results"
-    write_results(results, n_steps=6, batch=6, n_stories=10,
-                  runs=[(20_000_000, 42), (90_000_000, 42)])
+    write_results(
+        results, n_steps=6, batch=6, n_stories=10, runs=[(20_000_000, 42), (90_000_000, 42)]
+    )
     disk = tmp_path / "disk"
-    proc = storyrl_on_small_disk(disk, ["analysis", "all", "--results", str(results),
-                                        "--output", str(disk), "--section", '{"bootstrap": 20}'])
+    proc = storyrl_on_small_disk(
+        disk,
+        [
+            "analysis",
+            "all",
+            "--results",
+            str(results),
+            "--output",
+            str(disk),
+            "--section",
+            '{"bootstrap": 20}',
+        ],
+    )
     assert_clean_error(proc, str(disk), "No space left on device")
     # Whatever was written is complete: no temporary folders are left.
     assert not [p for p in disk.rglob("*.tmp")]
@@ -102,9 +130,12 @@ def test_analysis_on_a_full_disk_names_the_file(tmp_path):
 
 def _stories(tmp_path, n=40) -> Path:
     path = tmp_path / "stories.parquet"
-    pd.DataFrame({"prompt": ["Once upon a time,"] * n,
-                  "continuation": [f" a fox number {i} lived in a wood." for i in range(n)]}
-                 ).to_parquet(path)
+    pd.DataFrame(
+        {
+            "prompt": ["Once upon a time,"] * n,
+            "continuation": [f" a fox number {i} lived in a wood." for i in range(n)],
+        }
+    ).to_parquet(path)
     return path
 
 
@@ -113,12 +144,27 @@ def test_teacher_score_checks_its_output_before_it_asks_the_teacher(tmp_path):
     srv = ChatServer(reply_fn=lambda m: "1 2 3")
     try:
         disk = tmp_path / "disk"
-        section = {"teacher": {"backend": "openai", "model": "t",
-                               "openai": {"base_url": srv.url, "retries": 0}}}
-        proc = storyrl_on_small_disk(disk, [
-            "teacher", "score", "--stories", str(_stories(tmp_path)),
-            "--output", str(disk / "scores.parquet"), "--section", json.dumps(section)],
-            read_only=True)
+        section = {
+            "teacher": {
+                "backend": "openai",
+                "model": "t",
+                "openai": {"base_url": srv.url, "retries": 0},
+            }
+        }
+        proc = storyrl_on_small_disk(
+            disk,
+            [
+                "teacher",
+                "score",
+                "--stories",
+                str(_stories(tmp_path)),
+                "--output",
+                str(disk / "scores.parquet"),
+                "--section",
+                json.dumps(section),
+            ],
+            read_only=True,
+        )
         assert_clean_error(proc, str(disk), "Read-only file system")
         assert srv.requests == []  # not one paid teacher call for an output it cannot write
     finally:
@@ -128,9 +174,18 @@ def test_teacher_score_checks_its_output_before_it_asks_the_teacher(tmp_path):
 @needs_mount
 def test_teacher_score_on_a_full_disk_names_the_file(tmp_path):
     disk = tmp_path / "disk"
-    proc = storyrl_on_small_disk(disk, [
-        "teacher", "score", "--stories", str(_stories(tmp_path, 2000)),
-        "--output", str(disk / "scores.parquet")], size="8k")
+    proc = storyrl_on_small_disk(
+        disk,
+        [
+            "teacher",
+            "score",
+            "--stories",
+            str(_stories(tmp_path, 2000)),
+            "--output",
+            str(disk / "scores.parquet"),
+        ],
+        size="8k",
+    )
     assert_clean_error(proc, str(disk / "scores.parquet"), "No space left on device")
 
 
@@ -138,11 +193,29 @@ def test_teacher_failure_in_rl_train_is_one_line_and_exit_2(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "ckpt")
     srv = ChatServer(mode="garbage_text")
     try:
-        section = {"prompts": ["once upon a time"], "batch_size": 4, "budget": 10_000,
-                   "threads": 1, "max_steps": 2, "sampling": {"max_new_tokens": 4}}
+        section = {
+            "prompts": ["once upon a time"],
+            "batch_size": 4,
+            "budget": 10_000,
+            "threads": 1,
+            "max_steps": 2,
+            "sampling": {"max_new_tokens": 4},
+        }
         teacher = {"backend": "openai", "model": "t", "openai": {"base_url": srv.url, "retries": 0}}
-        rc = main(["rl", "train", "--section", json.dumps(section), "--checkpoint", str(ckpt),
-                   "--output", str(tmp_path / "run"), "--teacher", json.dumps(teacher)])
+        rc = main(
+            [
+                "rl",
+                "train",
+                "--section",
+                json.dumps(section),
+                "--checkpoint",
+                str(ckpt),
+                "--output",
+                str(tmp_path / "run"),
+                "--teacher",
+                json.dumps(teacher),
+            ]
+        )
     finally:
         srv.close()
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -150,13 +223,24 @@ def test_teacher_failure_in_rl_train_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.startswith("storyrl rl train:") and str(tmp_path / "run") in err, err
 
 
-@pytest.mark.parametrize("text, needle", [("analysis: {bootstrap: [1,\n", "line"),
-                                          (None, "does not exist")])
+@pytest.mark.parametrize(
+    "text, needle", [("analysis: {bootstrap: [1,\n", "line"), (None, "does not exist")]
+)
 def test_analysis_all_config_errors_name_the_file(tmp_path, capsys, text, needle):
     conf = tmp_path / "my config.yaml"
     if text is not None:
         conf.write_text(text)
-    rc = main(["analysis", "all", "--results", str(tmp_path), "--output", str(tmp_path / "o"),
-               "--config", str(conf)])
+    rc = main(
+        [
+            "analysis",
+            "all",
+            "--results",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+            "--config",
+            str(conf),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and str(conf) in err and needle in err, err

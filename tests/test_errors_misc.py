@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -32,15 +31,19 @@ def leaky(monkeypatch):
     def start(mode):
         servers.append(ChatServer(mode=mode))
         return servers[-1]
+
     yield start
     for s in servers:
         s.close()
 
 
 def _teacher(url):
-    return TeacherConfig(backend="openai", model="t", max_failure_share=1.0,
-                         openai={"base_url": url, "retries": 1, "backoff_s": 0.01,
-                                 "api_key_env": "LEAKY_KEY"})
+    return TeacherConfig(
+        backend="openai",
+        model="t",
+        max_failure_share=1.0,
+        openai={"base_url": url, "retries": 1, "backoff_s": 0.01, "api_key_env": "LEAKY_KEY"},
+    )
 
 
 def test_a_server_that_echoes_the_key_does_not_put_it_in_the_logs(leaky, caplog):
@@ -66,15 +69,31 @@ def _env():
 
 def test_no_log_line_per_teacher_request(tmp_path):
     stories = tmp_path / "s.parquet"
-    pd.DataFrame({"prompt": ["Once upon a time,"] * 12,
-                  "continuation": [f" fox {i}." for i in range(12)]}).to_parquet(stories)
+    pd.DataFrame(
+        {"prompt": ["Once upon a time,"] * 12, "continuation": [f" fox {i}." for i in range(12)]}
+    ).to_parquet(stories)
     srv = ChatServer(reply_fn=lambda m: "1 2 3")
     try:
         section = {"teacher": {"backend": "openai", "model": "t", "openai": {"base_url": srv.url}}}
         proc = subprocess.run(
-            [sys.executable, "-m", "storyrl.cli", "teacher", "score", "--stories", str(stories),
-             "--output", str(tmp_path / "o.parquet"), "--section", json.dumps(section)],
-            capture_output=True, text=True, env=_env(), cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "storyrl.cli",
+                "teacher",
+                "score",
+                "--stories",
+                str(stories),
+                "--output",
+                str(tmp_path / "o.parquet"),
+                "--section",
+                json.dumps(section),
+            ],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            cwd=ROOT,
+        )
     finally:
         srv.close()
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -94,9 +113,14 @@ with atomic_path(sys.argv[1]) as tmp:
 
 def test_a_save_killed_midway_leaves_no_temporary_folder_after_the_next_save(tmp_path):
     from storyrl.atomic import write_text
+
     target = tmp_path / "state.pt"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(target)], env=_env(),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAVE, str(target)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "saving"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -108,9 +132,14 @@ def test_a_save_killed_midway_leaves_no_temporary_folder_after_the_next_save(tmp
 
 def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
     from storyrl.atomic import write_text
+
     target = tmp_path / "state.pt"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(target)], env=_env(),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SAVE, str(target)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "saving"
         write_text(tmp_path / "state.pt", "whole")

@@ -5,8 +5,16 @@ import json
 import pytest
 import torch
 
-from evalfixtures import (blimp_row, build_model, et_row, ewok_row, hand_logprob, wug_row,
-                          write_evaluation_data, write_jsonl)
+from evalfixtures import (
+    blimp_row,
+    build_model,
+    et_row,
+    ewok_row,
+    hand_logprob,
+    write_evaluation_data,
+    write_jsonl,
+    wug_row,
+)
 from storyrl.config import ZeroShotConfig
 from storyrl.evaluate.results import aggregate, report_text, spearman
 from storyrl.evaluate.scorer import Scorer
@@ -33,8 +41,10 @@ def data(tmp_path_factory):
 
 def test_two_pairs_match_a_plain_unbatched_forward(ckpt, scorer, tmp_path):
     _, model, tok = ckpt
-    pairs = [("the cat sleeps .", "the cat sleep ."), ("a dog runs and the dogs run .",
-                                                       "a dogs runs and the dog run .")]
+    pairs = [
+        ("the cat sleeps .", "the cat sleep ."),
+        ("a dog runs and the dogs run .", "a dogs runs and the dog run ."),
+    ]
     folder = tmp_path / "blimp_filtered"
     write_jsonl(folder / "x.jsonl", [blimp_row(g, b, "sv") for g, b in pairs])
     items = read_items(TASKS["blimp"], folder)
@@ -87,8 +97,7 @@ def test_only_the_completion_is_scored(ckpt, scorer):
     # Context tokens are not scored, the target's are (byte-level BPE keeps " The" whole).
     assert not any(enc.scored[:n_ctx]) and all(enc.scored[n_ctx:])
     got = scorer.score([enc])[0]
-    assert got == pytest.approx(hand_logprob(model, tok, f"{ctx} {target}", " " + target),
-                                abs=1e-4)
+    assert got == pytest.approx(hand_logprob(model, tok, f"{ctx} {target}", " " + target), abs=1e-4)
     assert got > hand_logprob(model, tok, f"{ctx} {target}", f"{ctx} {target}")
 
 
@@ -97,21 +106,30 @@ def test_tie_counts_as_correct(scorer, tmp_path):
     write_jsonl(folder / "t.jsonl", [blimp_row("the cat sleeps .", "the cat sleeps .", "same")])
     result = evaluate_task(scorer, TASKS["blimp"], folder)
     assert result.average == 100.0
-    assert result.predictions == {"same": {"predictions": [{"id": "same_0",
-                                                            "pred": "the cat sleeps ."}]}}
+    assert result.predictions == {
+        "same": {"predictions": [{"id": "same_0", "pred": "the cat sleeps ."}]}
+    }
 
 
 def test_entity_tracking_averages_numops_within_file_then_files(tmp_path):
     folder = tmp_path / "entity_tracking"
-    write_jsonl(folder / "regular.jsonl", [
-        et_row("Box 0 contains", [" a.", " b."], 1), et_row("Box 0 contains", [" a.", " b."], 1),
-        et_row("Box 1 contains", [" a.", " b."], 2)])
+    write_jsonl(
+        folder / "regular.jsonl",
+        [
+            et_row("Box 0 contains", [" a.", " b."], 1),
+            et_row("Box 0 contains", [" a.", " b."], 1),
+            et_row("Box 1 contains", [" a.", " b."], 2),
+        ],
+    )
     write_jsonl(folder / "ambiref.jsonl", [et_row("Box 2 contains", [" a.", " b."], 0)] * 4)
     items = read_items(TASKS["entity_tracking"], folder)
     # Right, wrong (regular, 1 op), right (regular, 2 ops); ambiref: one right of four.
     good, bad = [0.0, -1.0], [-1.0, 0.0]
-    by_uid = {"regular_1_ops": [good, bad], "regular_2_ops": [good],
-              "ambiref_0_ops": [good, bad, bad, bad]}
+    by_uid = {
+        "regular_1_ops": [good, bad],
+        "regular_2_ops": [good],
+        "ambiref_0_ops": [good, bad, bad, bad],
+    }
     scores = [by_uid[it.uid].pop(0) for it in items]
     result = aggregate(TASKS["entity_tracking"], items, scores)
     uids = result.sections["UID"]
@@ -134,14 +152,23 @@ def test_wug_spearman_of_candidate0_probability(ckpt, scorer, tmp_path):
     result = aggregate(TASKS["wug_past"], items, scores)
     assert result.average == pytest.approx(0.8)
     assert result.predictions["wug_past"]["predictions"][0] == {
-        "id": "wug_past_0", "pred": "b", "prob": pytest.approx(1 / (1 + 2.718281828 ** 2))}
-    assert report_text(result) == ("TEMPERATURE: 1.00\n\n### UID SPEARMAN'S RHO\navg: 0.80\n\n"
-                                   "### AVERAGE SPEARMAN'S RHO\n0.80\n\n")
+        "id": "wug_past_0",
+        "pred": "b",
+        "prob": pytest.approx(1 / (1 + 2.718281828**2)),
+    }
+    assert report_text(result) == (
+        "TEMPERATURE: 1.00\n\n### UID SPEARMAN'S RHO\navg: 0.80\n\n"
+        "### AVERAGE SPEARMAN'S RHO\n0.80\n\n"
+    )
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833)  # tied ranks
 
     # With the model: rho between softmax P(candidate 0) from hand log-probs and the ratios.
-    rows = [(["the wuggity .", "the wuggyness ."], 0.2), (["the blickity .", "the blick ."], 0.7),
-            (["the dax .", "the daxness ."], 0.5), (["a wug .", "a wugness ."], 0.1)]
+    rows = [
+        (["the wuggity .", "the wuggyness ."], 0.2),
+        (["the blickity .", "the blick ."], 0.7),
+        (["the dax .", "the daxness ."], 0.5),
+        (["a wug .", "a wugness ."], 0.1),
+    ]
     folder = tmp_path / "wug_adj_nominalization"
     write_jsonl(folder / "w.jsonl", [wug_row(c, r) for c, r in rows])
     probs = []
@@ -154,42 +181,78 @@ def test_wug_spearman_of_candidate0_probability(ckpt, scorer, tmp_path):
 
 def test_official_output_files(ckpt, tmp_path):
     from storyrl.cli import main
+
     folder, model, tok = ckpt
     data = tmp_path / "blimp_filtered"
-    rows = [blimp_row("the cat sleeps .", "the cat sleep .", "sv", "morphology", "agreement"),
-            blimp_row("the cats sleep .", "the cats sleeps .", "sv", "morphology", "agreement"),
-            blimp_row("a dog runs .", "a dogs runs .", "det", "syntax_semantics", "det_noun")]
+    rows = [
+        blimp_row("the cat sleeps .", "the cat sleep .", "sv", "morphology", "agreement"),
+        blimp_row("the cats sleep .", "the cats sleeps .", "sv", "morphology", "agreement"),
+        blimp_row("a dog runs .", "a dogs runs .", "det", "syntax_semantics", "det_noun"),
+    ]
     write_jsonl(data / "one.jsonl", rows)
-    assert main(["eval", "zero-shot", "--model", str(folder), "--task", "blimp", "--data-path",
-                 str(data), "--output-dir", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "zero-shot",
+                "--model",
+                str(folder),
+                "--task",
+                "blimp",
+                "--data-path",
+                str(data),
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "out" / "tiny" / "main" / "zero_shot" / "causal" / "blimp" / "blimp_filtered"
-    assert sorted(p.name for p in out.iterdir()) == ["best_temperature_report.txt",
-                                                     "predictions.json"]
-    right = [hand_logprob(model, tok, r["sentence_good"], r["sentence_good"]) >=
-             hand_logprob(model, tok, r["sentence_bad"], r["sentence_bad"]) for r in rows]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best_temperature_report.txt",
+        "predictions.json",
+    ]
+    right = [
+        hand_logprob(model, tok, r["sentence_good"], r["sentence_good"])
+        >= hand_logprob(model, tok, r["sentence_bad"], r["sentence_bad"])
+        for r in rows
+    ]
     sv, det = 50.0 * (right[0] + right[1]), 100.0 * right[2]
     expected = (
         "TEMPERATURE: 1.00\n\n"
         f"### FIELD ACCURACY\nmorphology: {sv:.2f}\nsyntax/semantics: {det:.2f}\n\n"
         f"### UID ACCURACY\nsv: {sv:.2f}\ndet: {det:.2f}\n\n"
         f"### LINGUISTICS_TERM ACCURACY\nagreement: {sv:.2f}\ndet_noun: {det:.2f}\n\n"
-        f"### AVERAGE ACCURACY\n{(sv + det) / 2:.2f}\n\n")
+        f"### AVERAGE ACCURACY\n{(sv + det) / 2:.2f}\n\n"
+    )
     assert (out / "best_temperature_report.txt").read_text() == expected
     pick = [r["sentence_good"] if ok else r["sentence_bad"] for r, ok in zip(rows, right)]
     assert (out / "predictions.json").read_text() == (
         '{"sv": {"predictions": '  # noqa: UP031 (a format string would double the JSON's braces)
         '[{"id": "sv_0", "pred": "%s"}, {"id": "sv_1", "pred": "%s"}]}, '
-        '"det": {"predictions": [{"id": "det_0", "pred": "%s"}]}}' % tuple(pick))
+        '"det": {"predictions": [{"id": "det_0", "pred": "%s"}]}}' % tuple(pick)
+    )
 
 
 def test_suite_one_load_all_tasks_official_layout_and_parquet(ckpt, scorer, data, tmp_path):
     from storyrl.schemas import read_table
+
     folder = ckpt[0]
     for variant in ("full", "fast"):
         pq = tmp_path / f"{variant}.parquet"
-        rows = run_zero_shot(folder, data, tmp_path / "out", ZeroShotConfig(variant=variant),
-                             parquet=pq, model_id="tiny", pretrain_words=1_000_000,
-                             rl_words=0, scorer=scorer)
+        rows = run_zero_shot(
+            folder,
+            data,
+            tmp_path / "out",
+            ZeroShotConfig(variant=variant),
+            parquet=pq,
+            model_id="tiny",
+            pretrain_words=1_000_000,
+            rl_words=0,
+            scorer=scorer,
+        )
         table = read_table(pq, "eval_scores").to_pandas()
         assert len(table) == len(rows)
         heads = table[table.subtask == ""].set_index("task")
@@ -202,17 +265,47 @@ def test_suite_one_load_all_tasks_official_layout_and_parquet(ckpt, scorer, data
             sub = data / f"{variant}_eval" / task.dirs[variant]
             single = evaluate_task(scorer, task, sub)
             assert heads.loc[name + suffix, "value"] == pytest.approx(single.average, nan_ok=True)
-            out = (tmp_path / "out" / "tiny" / "main" / "zero_shot" / "causal" / task.official /
-                   task.dirs[variant])
+            out = (
+                tmp_path
+                / "out"
+                / "tiny"
+                / "main"
+                / "zero_shot"
+                / "causal"
+                / task.official
+                / task.dirs[variant]
+            )
             assert (out / "best_temperature_report.txt").read_text() == report_text(single)
             json.loads((out / "predictions.json").read_text())
     assert set(table.pretrain_words) == {1_000_000} and set(table.rl_words) == {0}
 
     from storyrl.cli import main
+
     pq = tmp_path / "cli.parquet"
-    assert main(["eval", "zero-shot-suite", "--model", str(folder), "--data-path", str(data),
-                 "--variant", "fast", "--tasks", "blimp", "wug_past", "--parquet", str(pq),
-                 "--pretrain-words", "1M", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "zero-shot-suite",
+                "--model",
+                str(folder),
+                "--data-path",
+                str(data),
+                "--variant",
+                "fast",
+                "--tasks",
+                "blimp",
+                "wug_past",
+                "--parquet",
+                str(pq),
+                "--pretrain-words",
+                "1M",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     cli = read_table(pq, "eval_scores").to_pandas()
     assert sorted(cli[cli.subtask == ""].task) == ["blimp_fast", "wug_past_fast"]
     assert set(cli.model_id) == {"tiny.v2"} and set(cli.pretrain_words) == {1_000_000}
@@ -244,17 +337,22 @@ def test_shared_prefix_scoring_equals_full_passes(ckpt):
     folder, model, tok = ckpt
     # Prefixes of different lengths in one batch: the cache is padded, positions continue.
     items = [
-        ("Box 0 contains the apple, Box 1 contains the key. Box 0 contains",
-         [" the apple.", " the key.", " nothing."]),
+        (
+            "Box 0 contains the apple, Box 1 contains the key. Box 0 contains",
+            [" the apple.", " the key.", " nothing."],
+        ),
         ("The fox has fur.", [" The fox is soft.", " The fox is wet."]),
-        ("A robin is a bird. A bird can fly. The chef saw a wug and said that",
-         [" the wug was wuggy.", " it flew.", " the wug was wuggy."]),  # a repeated candidate
+        (
+            "A robin is a bird. A bird can fly. The chef saw a wug and said that",
+            [" the wug was wuggy.", " it flew.", " the wug was wuggy."],
+        ),  # a repeated candidate
     ]
     groups_text = [[(p + o, o) for o in opts] for p, opts in items]
     want = [[hand_logprob(model, tok, t, c) for t, c in g] for g in groups_text]
     for bs in (1, 2, 64):
-        shared = Scorer(folder, device="cpu", batch_size=bs, min_shared=1, model=model,
-                        tokenizer=tok)
+        shared = Scorer(
+            folder, device="cpu", batch_size=bs, min_shared=1, model=model, tokenizer=tok
+        )
         groups = [shared.encode_all(g) for g in groups_text]
         assert all(len(set(g)) > 1 for g in groups)
         got = shared.score_groups(groups)

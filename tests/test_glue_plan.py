@@ -17,8 +17,15 @@ def planned(tmp_path, official: dict, check=True):
     (checkout / "evaluation_pipeline").mkdir(parents=True, exist_ok=True)
     extra = tmp_path / "official.yaml"
     extra.write_text(yaml.safe_dump({"official": {"path": str(checkout), **official}}))
-    out = snakemake(tmp_path, "-n", "--configfile", str(PAPER), str(paper_weights(tmp_path)),
-                    str(extra), check=check)
+    out = snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(PAPER),
+        str(paper_weights(tmp_path)),
+        str(extra),
+        check=check,
+    )
     if not check:
         return out
     jobs, rule = {}, None
@@ -27,7 +34,9 @@ def planned(tmp_path, official: dict, check=True):
         if re.match(r"^(local)?rule \S+:$", line):
             rule = line.split()[1][:-1]
         elif line.startswith("wildcards:") and rule:
-            jobs.setdefault(rule, []).append(dict(kv.split("=", 1) for kv in line[10:].strip().split(", ")))
+            jobs.setdefault(rule, []).append(
+                dict(kv.split("=", 1) for kv in line[10:].strip().split(", "))
+            )
     return jobs
 
 
@@ -43,12 +52,18 @@ def test_glue_runs_on_the_paper_tables_models_by_default(tmp_path):
 
 
 def test_the_config_adds_models_and_a_wrong_id_is_named(tmp_path):
-    more = ["paper-pre-900M", "900M-seed42-base-rl-final", "900M-seed43-base-rl-final",
-            "paper-pre-500M"]
+    more = [
+        "paper-pre-900M",
+        "900M-seed42-base-rl-final",
+        "900M-seed43-base-rl-final",
+        "paper-pre-500M",
+    ]
     jobs = planned(tmp_path, {"glue_models": more, "reading": False})
     assert {j["model_id"] for j in jobs["official_glue"]} == set(more)
     assert "official_reading" not in jobs
     assert {j["model_id"] for j in jobs["official_collect"]} == set(more)
     out = planned(tmp_path, {"glue_models": ["paper-pre-900M", "paper-pre-901M"]}, check=False)
     text = out.stdout + out.stderr
-    assert out.returncode != 0 and "official.glue_models" in text and "paper-pre-901M" in text, text[-2000:]
+    assert out.returncode != 0 and "official.glue_models" in text and "paper-pre-901M" in text, (
+        text[-2000:]
+    )

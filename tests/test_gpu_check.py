@@ -16,9 +16,20 @@ SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 @pytest.mark.slow
 def test_smoke_run_fills_every_phase(tmp_path):
     out = tmp_path / "check.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--out", str(out),
-                           "--work", str(tmp_path / "work")], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--smoke",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
     for phase in ("pretrain", "teacher", "ppo_fp32", "ppo_bf16", "story_eval", "zero_shot"):
@@ -37,7 +48,11 @@ def test_smoke_run_fills_every_phase(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")
 def test_full_check_refuses_to_run_without_a_gpu(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path / "x.json")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr
     assert not (tmp_path / "x.json").exists()

@@ -18,16 +18,26 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # 0 and 1, the bottom: units and file helpers, then config and the helpers every stage
     # shares. They read nothing of the stages.
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
-    {"config": ("storyrl.config", "storyrl.babylm_spec"), "schemas": ("storyrl.schemas",),
-     "device": ("storyrl.device",), "checkpoints": ("storyrl.checkpoints",)},
+    {
+        "config": ("storyrl.config", "storyrl.babylm_spec"),
+        "schemas": ("storyrl.schemas",),
+        "device": ("storyrl.device",),
+        "checkpoints": ("storyrl.checkpoints",),
+    },
     # 2: data and the teacher.
-    {"corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
-     "tokenizer": ("storyrl.tokenizer",), "teacher": ("storyrl.teacher", "storyrl.reward"),
-     # Experiment tracking and progress lines, which the training stages report through.
-     "tracking": ("storyrl.tracking", "storyrl.progress")},
+    {
+        "corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
+        "tokenizer": ("storyrl.tokenizer",),
+        "teacher": ("storyrl.teacher", "storyrl.reward"),
+        # Experiment tracking and progress lines, which the training stages report through.
+        "tracking": ("storyrl.tracking", "storyrl.progress"),
+    },
     # 3: the stages that train and evaluate models.
-    {"pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"), "rl": ("storyrl.rl",),
-     "evaluation": ("storyrl.evaluate",)},
+    {
+        "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"),
+        "rl": ("storyrl.rl",),
+        "evaluation": ("storyrl.evaluate",),
+    },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
     # 5: entry points.
@@ -35,7 +45,10 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
 ]
 
 SIBLINGS = {
-    ("evaluation", "rl"): "story evaluation samples and writes rows as RL does (rl.rollout, rl.rows)",
+    (
+        "evaluation",
+        "rl",
+    ): "story evaluation samples and writes rows as RL does (rl.rollout, rl.rows)",
 }
 """Imports allowed between components of one layer, with the reason."""
 
@@ -48,7 +61,9 @@ def module_name(path: Path) -> str:
 def imports(path: Path) -> set[str]:
     """Every module `path` imports, anywhere in it (`from a import b` counts as a and a.b)."""
     found = set()
-    package = module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    package = (
+        module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else module_name(path)
+    )
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
@@ -67,7 +82,9 @@ MODULES = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 # The workflow's Python (Snakefile, rules) is not valid Python for ast: its import lines are read
 # with a pattern; every one is a module-level import of the `workflow` component.
 WORKFLOW_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
-IMPORT_LINE = re.compile(r"^\s*(?:from\s+(storyrl[\w.]*)\s+import\s+([\w, ()]+)|import\s+(storyrl[\w.]*))")
+IMPORT_LINE = re.compile(
+    r"^\s*(?:from\s+(storyrl[\w.]*)\s+import\s+([\w, ()]+)|import\s+(storyrl[\w.]*))"
+)
 
 
 def workflow_imports() -> set[str]:
@@ -89,7 +106,9 @@ def component(module: str) -> tuple[int, str] | None:
     for layer, comps in enumerate(LAYERS):
         for name, prefixes in comps.items():
             for p in prefixes:
-                if (module == p or module.startswith(p + ".")) and (best is None or len(p) > best[0]):
+                if (module == p or module.startswith(p + ".")) and (
+                    best is None or len(p) > best[0]
+                ):
                     best = (len(p), layer, name)
     return best and best[1:]
 
@@ -110,7 +129,9 @@ def layer_violations(g: dict[str, set[str]]) -> list[str]:
             if ld > lm:
                 out.append(f"{m} ({cm}, layer {lm}) imports {d} ({cd}, layer {ld}): upward")
             elif ld == lm and cd != cm and (cm, cd) not in SIBLINGS:
-                out.append(f"{m} ({cm}) imports {d} ({cd}), a sibling of its layer: not in SIBLINGS")
+                out.append(
+                    f"{m} ({cm}) imports {d} ({cd}), a sibling of its layer: not in SIBLINGS"
+                )
     return out
 
 
@@ -141,15 +162,20 @@ def test_no_import_cycle_between_components():
     g: dict[str, set[str]] = {}
     for m, deps in graph().items():
         g.setdefault(component(m)[1], set()).update(
-            component(d)[1] for d in deps if component(d)[1] != component(m)[1])
+            component(d)[1] for d in deps if component(d)[1] != component(m)[1]
+        )
     found = cycle(g)
     assert found is None, "components import each other: " + " -> ".join(found)
 
 
 def test_the_contract_catches_what_it_should():
     """The checks on a made-up graph: an upward import, an unlisted sibling and a cycle."""
-    g = {"storyrl.config.top": {"storyrl.rl.train"}, "storyrl.rl.train": {"storyrl.config.top"},
-         "storyrl.corpus": {"storyrl.teacher"}, "storyrl.teacher": set()}
+    g = {
+        "storyrl.config.top": {"storyrl.rl.train"},
+        "storyrl.rl.train": {"storyrl.config.top"},
+        "storyrl.corpus": {"storyrl.teacher"},
+        "storyrl.teacher": set(),
+    }
     bad = layer_violations(g)
     assert any("storyrl.config.top (config, layer 1) imports storyrl.rl.train" in b for b in bad)
     assert any("storyrl.corpus (corpus) imports storyrl.teacher (teacher)" in b for b in bad)
@@ -157,20 +183,26 @@ def test_the_contract_catches_what_it_should():
 
 
 def test_the_workflow_imports_modules_that_exist():
-    missing = sorted(m for m in workflow_imports()
-                     if m not in MODULES and m.rsplit(".", 1)[0] not in MODULES)
+    missing = sorted(
+        m for m in workflow_imports() if m not in MODULES and m.rsplit(".", 1)[0] not in MODULES
+    )
     assert not missing, f"Snakefile/rules import what is not there: {missing}"
 
 
 def test_the_import_reader_sees_lazy_imports():
-    assert "storyrl.evaluate.scorer" in MODULES["storyrl.evaluate.zero_shot"]  # inside run_zero_shot
+    assert (
+        "storyrl.evaluate.scorer" in MODULES["storyrl.evaluate.zero_shot"]
+    )  # inside run_zero_shot
     assert "storyrl.teacher.heuristic" in MODULES["storyrl.teacher"]  # imported inside make_teacher
     assert "storyrl.config" in workflow_imports()  # the Snakefile's
 
 
 def test_evaluation_does_not_import_the_rl_loop():
-    offenders = {m for m, deps in MODULES.items()
-                 if m.startswith("storyrl.evaluate") and "storyrl.rl.train" in deps}
+    offenders = {
+        m
+        for m, deps in MODULES.items()
+        if m.startswith("storyrl.evaluate") and "storyrl.rl.train" in deps
+    }
     assert not offenders, f"{sorted(offenders)} import storyrl.rl.train"
 
 
@@ -188,9 +220,18 @@ def test_nothing_below_the_rl_loop_imports_it():
 def test_checkpoint_metadata_names_live_in_one_module():
     """storyrl_checkpoint.json and storyrl_rl.json are named in storyrl.checkpoints only; every
     other module reads and writes them through it."""
-    named = {module_name(p) for p in PKG.rglob("*.py")
-             if "storyrl_checkpoint.json" in p.read_text() or "storyrl_rl.json" in p.read_text()}
-    code = {m for m in named if any(
-        isinstance(n, ast.Constant) and n.value in ("storyrl_checkpoint.json", "storyrl_rl.json")
-        for n in ast.walk(ast.parse((PKG.parent / (m.replace(".", "/") + ".py")).read_text())))}
+    named = {
+        module_name(p)
+        for p in PKG.rglob("*.py")
+        if "storyrl_checkpoint.json" in p.read_text() or "storyrl_rl.json" in p.read_text()
+    }
+    code = {
+        m
+        for m in named
+        if any(
+            isinstance(n, ast.Constant)
+            and n.value in ("storyrl_checkpoint.json", "storyrl_rl.json")
+            for n in ast.walk(ast.parse((PKG.parent / (m.replace(".", "/") + ".py")).read_text()))
+        )
+    }
     assert code == {"storyrl.checkpoints"}, sorted(code)

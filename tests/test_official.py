@@ -12,12 +12,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import ROOT, TEST_CONFIG
 from evalfixtures import build_model
+from helpers import ROOT, TEST_CONFIG
 from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
 from storyrl.config import ConfigError, OfficialConfig, load
-from storyrl.evaluate.official import (OfficialError, glue_command, glue_result_path, parse_aoa,
-                                       reading_report_path, revision_store)
+from storyrl.evaluate.official import (
+    OfficialError,
+    glue_command,
+    glue_result_path,
+    parse_aoa,
+    reading_report_path,
+    revision_store,
+)
 
 CLI = [sys.executable, "-m", "storyrl.cli"]
 
@@ -30,17 +36,27 @@ def checkout(tmp_path):
 
 def test_glue_calls_follow_eval_finetuning_sh(checkout, tmp_path):
     cfg = OfficialConfig(path=str(checkout))
+
     def flags(task):
         cmd = glue_command(cfg, tmp_path / "ckpt-900M", task, tmp_path / "out")
         return {k: v for k, v in zip(cmd, cmd[1:]) if k.startswith("--")}, cmd
+
     boolq, _ = flags("boolq")
-    assert (boolq["--batch_size"], boolq["--num_epochs"], boolq["--metric_for_valid"]) == ("16", "10", "accuracy")
-    assert boolq["--train_data"] == str(checkout / "evaluation_data/full_eval/glue_filtered/boolq.train.jsonl")
+    assert (boolq["--batch_size"], boolq["--num_epochs"], boolq["--metric_for_valid"]) == (
+        "16",
+        "10",
+        "accuracy",
+    )
+    assert boolq["--train_data"] == str(
+        checkout / "evaluation_data/full_eval/glue_filtered/boolq.train.jsonl"
+    )
     wsc, _ = flags("wsc")
     assert (wsc["--batch_size"], wsc["--num_epochs"]) == ("32", "30")
     assert flags("mrpc")[0]["--metric_for_valid"] == "f1"
     mnli, cmd = flags("mnli")
-    assert mnli["--num_labels"] == "3" and cmd[cmd.index("--metrics") + 1:cmd.index("--metric_for_valid")] == ["accuracy"]
+    assert mnli["--num_labels"] == "3" and cmd[
+        cmd.index("--metrics") + 1 : cmd.index("--metric_for_valid")
+    ] == ["accuracy"]
     # every path is absolute: the pipeline runs with the checkout as its working directory
     assert mnli["--model_name_or_path"].startswith("/") and mnli["--results_dir"].startswith("/")
     assert "--take_final" not in cmd  # as the official script: the classifier reads token 0
@@ -59,7 +75,9 @@ def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(
     transformers 4.51 does not know; the pipeline gets links to the checkpoint's files with a
     rewritten tokenizer_config.json, and the checkpoint stays as it was."""
     from transformers import AutoTokenizer
+
     from storyrl.evaluate.official import pipeline_checkpoint
+
     model = tmp_path / "ckpt-1.2M"
     build_model(model)
     before = {f.name: f.read_bytes() for f in model.iterdir()}
@@ -72,14 +90,19 @@ def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(
     assert cfg["model_input_names"] == ["input_ids", "attention_mask"]
     assert (linked / "model.safetensors").resolve() == (model / "model.safetensors").resolve()
     text = "the cat sleeps ."
-    assert AutoTokenizer.from_pretrained(linked)(text)["input_ids"] == \
-        AutoTokenizer.from_pretrained(model)(text)["input_ids"]
+    assert (
+        AutoTokenizer.from_pretrained(linked)(text)["input_ids"]
+        == AutoTokenizer.from_pretrained(model)(text)["input_ids"]
+    )
 
 
 def write_outputs(tmp_path, model, data):
     """results.txt per GLUE task and the reading report.txt, where the pipeline writes them."""
-    glue = {"boolq": "accuracy: 0.625\nf1: 0.5\nmcc: 0.125", "rte": "accuracy: 0.5\nf1: 0.4\nmcc: 0.0",
-            "mnli": "accuracy: 0.375"}
+    glue = {
+        "boolq": "accuracy: 0.625\nf1: 0.5\nmcc: 0.125",
+        "rte": "accuracy: 0.5\nf1: 0.4\nmcc: 0.0",
+        "mnli": "accuracy: 0.375",
+    }
     for task, text in glue.items():
         path = glue_result_path(tmp_path / "glue" / task, model, task)
         path.parent.mkdir(parents=True)
@@ -94,12 +117,32 @@ def write_outputs(tmp_path, model, data):
 
 def collect(checkout, tmp_path, model, data, glue=("boolq", "rte", "mnli"), **kw):
     section = OfficialConfig(path=str(checkout), data_path=str(data), glue=list(glue))
-    return subprocess.run(CLI + ["eval", "official", "collect", "--section",
-                                 section.model_dump_json(), "--model", str(model),
-                                 "--glue-dir", str(tmp_path / "glue"), "--reading-dir",
-                                 str(tmp_path / "reading"), "--model-id", "run-rl-final",
-                                 "--pretrain-words", "900M", "--parquet", str(tmp_path / "e.parquet")],
-                          capture_output=True, text=True, cwd=ROOT, **kw)
+    return subprocess.run(
+        CLI
+        + [
+            "eval",
+            "official",
+            "collect",
+            "--section",
+            section.model_dump_json(),
+            "--model",
+            str(model),
+            "--glue-dir",
+            str(tmp_path / "glue"),
+            "--reading-dir",
+            str(tmp_path / "reading"),
+            "--model-id",
+            "run-rl-final",
+            "--pretrain-words",
+            "900M",
+            "--parquet",
+            str(tmp_path / "e.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        **kw,
+    )
 
 
 def test_collect_turns_official_outputs_into_eval_scores(checkout, tmp_path):
@@ -150,17 +193,21 @@ def test_aoa_revisions_load_each_milestone_offline(tmp_path):
     hub = tmp_path / "hub"
     revision_store(hub, "storyrl/demo", folders)
     revision_store(hub, "storyrl/demo", folders)  # idempotent: a rerun after a failure
-    probe = ("import sys, torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
-             "for rev, path in zip(sys.argv[1::2], sys.argv[2::2]):\n"
-             "    a = AutoModelForCausalLM.from_pretrained('storyrl/demo', revision=rev)\n"
-             "    b = AutoModelForCausalLM.from_pretrained(path)\n"
-             "    AutoTokenizer.from_pretrained('storyrl/demo', revision=rev)\n"
-             "    assert torch.equal(a.transformer.wte.weight, b.transformer.wte.weight), rev\n"
-             "try:\n    AutoModelForCausalLM.from_pretrained('storyrl/demo', revision='chck_3M')\n"
-             "except OSError:\n    print('no chck_3M')\n")
+    probe = (
+        "import sys, torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "for rev, path in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+        "    a = AutoModelForCausalLM.from_pretrained('storyrl/demo', revision=rev)\n"
+        "    b = AutoModelForCausalLM.from_pretrained(path)\n"
+        "    AutoTokenizer.from_pretrained('storyrl/demo', revision=rev)\n"
+        "    assert torch.equal(a.transformer.wte.weight, b.transformer.wte.weight), rev\n"
+        "try:\n    AutoModelForCausalLM.from_pretrained('storyrl/demo', revision='chck_3M')\n"
+        "except OSError:\n    print('no chck_3M')\n"
+    )
     args = [a for rev, f in folders.items() for a in (rev, str(f))]
     env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, env=env
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "no chck_3M" in out.stdout
     with pytest.raises(OfficialError, match="not a checkpoint folder"):
@@ -169,8 +216,16 @@ def test_aoa_revisions_load_each_milestone_offline(tmp_path):
 
 def test_aoa_output_missing_a_step_is_an_error(tmp_path):
     path = tmp_path / "surprisal.json"
-    entries = [{"step": "chck_1M", "word_count": 10**6, "target_word": "dog", "context_id": 0,
-                "context": "BOS_ONLY", "surprisal": 9.5}]
+    entries = [
+        {
+            "step": "chck_1M",
+            "word_count": 10**6,
+            "target_word": "dog",
+            "context_id": 0,
+            "context": "BOS_ONLY",
+            "surprisal": 9.5,
+        }
+    ]
     path.write_text(json.dumps({"metadata": {}, "results": entries}))
     assert parse_aoa(path, ["chck_1M"]) == entries
     with pytest.raises(OfficialError, match="chck_2M"):
@@ -200,29 +255,41 @@ def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monk
     from storyrl.analysis import figures_eval, load, style, tables
     from storyrl.evaluate.official import glue_rows, reading_rows
     from storyrl.schemas import make_metadata, write_table
+
     cfg = OfficialConfig(path=str(checkout), data_path=str(tmp_path))
     paths = []
-    for model_id, rl_words, acc in (("p-pre-900M", 0, 0.5), ("900M-seed42-base-rl-final", 10**6, 0.6)):
+    for model_id, rl_words, acc in (
+        ("p-pre-900M", 0, 0.5),
+        ("900M-seed42-base-rl-final", 10**6, 0.6),
+    ):
         base = dict(model_id=model_id, pretrain_words=900 * 10**6, rl_words=rl_words)
         rows = glue_rows(cfg, {"boolq": {"accuracy": acc}, "rte": {"accuracy": acc - 0.1}}, base)
         rows += reading_rows({"reading_eye_tracking": 1.0 + acc}, base)
-        rows.append(dict(base, task="blimp", subtask="", metric="accuracy", value=70 + 10 * acc, n_items=10))
+        rows.append(
+            dict(base, task="blimp", subtask="", metric="accuracy", value=70 + 10 * acc, n_items=10)
+        )
         paths.append(tmp_path / f"{model_id}.official.parquet")
         write_table(paths[-1], "eval_scores", rows, make_metadata("eval_scores"))
     t = tables.babylm_table(load.load_eval(paths)).set_index("task_id")
     assert list(t.index) == ["blimp", "glue", "reading_eye_tracking"]
-    assert t.loc["glue", "metric"] == "accuracy" and t.loc["reading_eye_tracking", "metric"] == "delta_r2_pct"
+    assert (
+        t.loc["glue", "metric"] == "accuracy"
+        and t.loc["reading_eye_tracking", "metric"] == "delta_r2_pct"
+    )
     assert t.loc["glue", "RL delta"] == pytest.approx(10.0)
     figs = []
     monkeypatch.setattr(style, "save", lambda fig, output: figs.append(fig))
     figures_eval.babylm(load.load_eval(paths), None, tmp_path / "babylm.pdf")
-    panels = [(ax.get_ylabel(), [x.get_text() for x in ax.get_xticklabels()]) for ax in figs[0].axes]
+    panels = [
+        (ax.get_ylabel(), [x.get_text() for x in ax.get_xticklabels()]) for ax in figs[0].axes
+    ]
     assert panels == [("accuracy (%)", ["BLiMP", "GLUE"]), ("reading: ΔR² (%)", ["Eye tracking"])]
 
 
 # --------------------------------------------------------------------------- the AoA score
 def test_the_rl_policy_takes_the_revision_after_its_checkpoint():
     from storyrl.babylm_spec import TrackError, policy_steps
+
     before, slot = policy_steps("non-strict-small", 900 * 10**6, aoa_steps("non-strict-small"))
     assert len(before) == 27 and before[-1] == ("chck_900M", 900 * 10**6) and slot == "chck_1000M"
     assert policy_steps("strict-small", 90 * 10**6, aoa_steps("strict-small"))[1] == "chck_100M"
@@ -236,50 +303,77 @@ def test_aoa_score_rows_give_the_babylm_table_its_rl_delta(tmp_path):
     from storyrl.analysis import load, tables
     from storyrl.evaluate.aoa_score import parse_score, score_rows
     from storyrl.schemas import make_metadata, write_table
-    out = "log line\nSTORYRL_AOA {\"curve_fitness\": 0.25, \"p_value\": 0.01, \"n_words\": 300}\n"
+
+    out = 'log line\nSTORYRL_AOA {"curve_fitness": 0.25, "p_value": 0.01, "n_words": 300}\n'
     assert parse_score(out, "x") == {"curve_fitness": 0.25, "p_value": 0.01, "n_words": 300}
     with pytest.raises(OfficialError, match="x: no AoA score"):
         parse_score("Traceback ...", "x")
     rows = score_rows({"curve_fitness": 0.25, "n_words": 300}, "paper-pre-900M", 900 * 10**6, 0)
-    rows += score_rows({"curve_fitness": 0.31, "n_words": 290}, "900M-seed42-base-rl-final",
-                       900 * 10**6, 999_360)
+    rows += score_rows(
+        {"curve_fitness": 0.31, "n_words": 290}, "900M-seed42-base-rl-final", 900 * 10**6, 999_360
+    )
     path = tmp_path / "900M-seed42-base-rl-aoa.official.parquet"
     write_table(path, "eval_scores", rows, make_metadata("eval_scores"))
     t = tables.babylm_table(load.load_eval([path])).set_index("task_id")
-    assert t.loc["aoa", "task"] == "AoA (official score, r)" and t.loc["aoa", "metric"] == "pearson_r"
+    assert (
+        t.loc["aoa", "task"] == "AoA (official score, r)" and t.loc["aoa", "metric"] == "pearson_r"
+    )
     assert t.loc["aoa", "900M-pre"] == 0.25 and t.loc["aoa", "900M-RL"] == 0.31
     assert t.loc["aoa", "RL delta"] == pytest.approx(0.06)
     from storyrl.analysis import figures_eval
+
     pdf, png = figures_eval.babylm(load.load_eval([path]), None, tmp_path / "babylm")
     assert png.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not os.environ.get("STORYRL_BABYLM_PIPELINE"),
-                    reason="set STORYRL_BABYLM_PIPELINE to a checkout of the official pipeline")
+@pytest.mark.skipif(
+    not os.environ.get("STORYRL_BABYLM_PIPELINE"),
+    reason="set STORYRL_BABYLM_PIPELINE to a checkout of the official pipeline",
+)
 def test_the_aoa_score_is_the_pipelines_own(tmp_path):
     """The pipeline's AoAEvaluator (what calculate_results_from_pred.py prints as 'AoA') on a
     surprisal file: words learned in the children's order give r near 1, and the policy's
     revision (chck_1000M) is in the RL score only."""
     import numpy as np
+
     from storyrl.evaluate.aoa_score import score
-    cfg = OfficialConfig(path=os.environ["STORYRL_BABYLM_PIPELINE"],
-                         python=os.environ.get("STORYRL_BABYLM_PYTHON", sys.executable),
-                         data_path=str(tmp_path))
+
+    cfg = OfficialConfig(
+        path=os.environ["STORYRL_BABYLM_PIPELINE"],
+        python=os.environ.get("STORYRL_BABYLM_PYTHON", sys.executable),
+        data_path=str(tmp_path),
+    )
     words = [f"w{i}" for i in range(8)]
     ages = range(16, 31)
     (tmp_path / "full_eval" / "aoa").mkdir(parents=True)
-    pd.DataFrame([{"word": w, **{str(a): 1 / (1 + np.exp(-(a - 18 - 1.5 * i))) for a in ages}}
-                  for i, w in enumerate(words)]).to_csv(
-        tmp_path / "full_eval" / "aoa" / "cdi_human.csv", index=False)
+    pd.DataFrame(
+        [
+            {"word": w, **{str(a): 1 / (1 + np.exp(-(a - 18 - 1.5 * i))) for a in ages}}
+            for i, w in enumerate(words)
+        ]
+    ).to_csv(tmp_path / "full_eval" / "aoa" / "cdi_human.csv", index=False)
     steps = aoa_steps("non-strict-small")
+
     def surprisal(i, n):  # word i is learned around 10**(6.4 + 0.25 i) words
         return 18 - 12 / (1 + np.exp(-3 * (np.log10(n + 1) - 6.4 - 0.25 * i)))
-    entries = [{"step": name, "target_word": w, "context_id": 0, "context": "a ",
-                "surprisal": float(surprisal(i, n))} for name, n in steps for i, w in enumerate(words)]
+
+    entries = [
+        {
+            "step": name,
+            "target_word": w,
+            "context_id": 0,
+            "context": "a ",
+            "surprisal": float(surprisal(i, n)),
+        }
+        for name, n in steps
+        for i, w in enumerate(words)
+    ]
     pre = score(cfg, entries, [s for s, n in steps if n <= 9 * 10**8], tmp_path / "pre.json")
     assert pre["n_words"] == len(words) and pre["curve_fitness"] > 0.95
-    shuffled = [dict(e, surprisal=float(surprisal(7 - int(e["target_word"][1:]),
-                                                  dict(steps)[e["step"]]))) for e in entries]
+    shuffled = [
+        dict(e, surprisal=float(surprisal(7 - int(e["target_word"][1:]), dict(steps)[e["step"]])))
+        for e in entries
+    ]
     worse = score(cfg, shuffled, [s for s, _ in steps], tmp_path / "rl.json")
     assert worse["curve_fitness"] < -0.95  # learned in the reverse order
     kept = json.loads((tmp_path / "pre.json").read_text())["results"]

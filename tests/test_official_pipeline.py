@@ -16,19 +16,34 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import ROOT
 from evalfixtures import build_model
+from helpers import ROOT
 from storyrl.babylm_spec import aoa_steps
 
 PIPELINE = os.environ.get("STORYRL_BABYLM_PIPELINE")
 PYTHON = os.environ.get("STORYRL_BABYLM_PYTHON")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (PIPELINE and PYTHON),
-    reason="set STORYRL_BABYLM_PIPELINE and STORYRL_BABYLM_PYTHON to run the official pipeline")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (PIPELINE and PYTHON),
+        reason="set STORYRL_BABYLM_PIPELINE and STORYRL_BABYLM_PYTHON to run the official pipeline",
+    ),
+]
 
 WORDS = "the cat sleeps dog runs Box key apple bird can fly fox has fur and a tail".split()
-READING_VARS = ["RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound", "self_paced_reading_time",
-                "ELAN", "LAN", "N400", "P600", "EPNP", "PNP"]
+READING_VARS = [
+    "RTfirstfix",
+    "RTfirstpass",
+    "RTgopast",
+    "RTrightbound",
+    "self_paced_reading_time",
+    "ELAN",
+    "LAN",
+    "N400",
+    "P600",
+    "EPNP",
+    "PNP",
+]
 AOA_WORDS = ["cat", "dog", "key", "apple"]  # plus "fox" (too few contexts) and "a" (one letter)
 
 
@@ -40,8 +55,10 @@ def write_data(root):
     """glue_filtered/, reading/ and cdi_childes/ under <root>/full_eval, in the official formats."""
     rng = random.Random(0)
     full = root / "full_eval"
-    make = {"boolq": lambda: {"question": sentence(rng, 5) + " ?", "passage": sentence(rng, 12)},
-            "rte": lambda: {"sentence1": sentence(rng, 10), "sentence2": sentence(rng, 6)}}
+    make = {
+        "boolq": lambda: {"question": sentence(rng, 5) + " ?", "passage": sentence(rng, 12)},
+        "rte": lambda: {"sentence1": sentence(rng, 10), "sentence2": sentence(rng, 6)},
+    }
     (full / "glue_filtered").mkdir(parents=True)
     for task, row in make.items():
         for split, n in (("train", 32), ("valid", 16)):
@@ -51,11 +68,19 @@ def write_data(root):
     for i in range(60):
         item, word = sentence(rng, rng.randint(2, 8)), rng.choice(["key", "Box", *WORDS])
         first = i % 6 == 0
-        row = {"item": item, "word": word, "prev_item": "" if first else prev[0],
-               "prev_word": "" if first else prev[1]}
+        row = {
+            "item": item,
+            "word": word,
+            "prev_item": "" if first else prev[0],
+            "prev_word": "" if first else prev[1],
+        }
         row.update({v: round(rng.gauss(250 if v[0] in "Rs" else 0, 30), 3) for v in READING_VARS})
-        row.update(Subtlex_log10=round(rng.uniform(1, 5), 3), length=len(word),
-                   context_length=len(item.split()), prev_length="" if first else len(prev[1]))
+        row.update(
+            Subtlex_log10=round(rng.uniform(1, 5), 3),
+            length=len(word),
+            context_length=len(item.split()),
+            prev_length="" if first else len(prev[1]),
+        )
         rows.append(row)
         prev = (item, word)
     (full / "reading").mkdir()
@@ -72,13 +97,21 @@ def write_data(root):
     with open(full / "aoa" / "cdi_human.csv", "w", newline="") as f:
         f.write("word," + ",".join(str(a) for a in range(16, 31)) + "\n")
         for i, w in enumerate(AOA_WORDS):
-            f.write(w + "," + ",".join(f"{1 / (1 + math.exp(18 + 3 * i - a)):.4f}"
-                                       for a in range(16, 31)) + "\n")
+            f.write(
+                w
+                + ","
+                + ",".join(f"{1 / (1 + math.exp(18 + 3 * i - a)):.4f}" for a in range(16, 31))
+                + "\n"
+            )
 
 
 def cli(*args):
-    out = subprocess.run([sys.executable, "-m", "storyrl.cli", "eval", "official", *args],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "storyrl.cli", "eval", "official", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, f"{args[:1]}:\n{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
     return out
 
@@ -93,27 +126,81 @@ def run(tmp_path_factory):
     for i, folder in enumerate(ckpts.values()):
         build_model(folder, seed=i)
     tok_configs = {f: (f / "tokenizer_config.json").read_text() for f in ckpts.values()}
-    section = dict(path=PIPELINE, python=PYTHON, data_path=str(data), glue=["boolq", "rte"],
-                   epochs=1, wsc_epochs=1, sequence_length=128, aoa=True, aoa_min_context=2)
+    section = dict(
+        path=PIPELINE,
+        python=PYTHON,
+        data_path=str(data),
+        glue=["boolq", "rte"],
+        epochs=1,
+        wsc_epochs=1,
+        sequence_length=128,
+        aoa=True,
+        aoa_min_context=2,
+    )
     sec = ["--section", json.dumps(section)]
     model, out = ckpts[10**8], tmp / "out"
     for task in ("boolq", "rte"):
-        cli("glue", *sec, "--model", str(model), "--task", task,
-            "--output-dir", str(out / "glue" / task))
+        cli(
+            "glue",
+            *sec,
+            "--model",
+            str(model),
+            "--task",
+            task,
+            "--output-dir",
+            str(out / "glue" / task),
+        )
     cli("reading", *sec, "--model", str(model), "--output-dir", str(out / "reading"))
-    cli("collect", *sec, "--model", str(model), "--glue-dir", str(out / "glue"),
-        "--reading-dir", str(out / "reading"), "--model-id", "m", "--pretrain-words", "100M",
-        "--parquet", str(tmp / "m.parquet"))
-    milestones = [a for w, f in ckpts.items()
-                  for a in ("--checkpoint", str(w), f"demo-pre-{f.name[5:]}", str(f))]
-    cli("aoa", *sec, "--run-id", "demo", *milestones, "--output-dir", str(out / "aoa"),
-        "--parquet", str(tmp / "aoa.parquet"))
+    cli(
+        "collect",
+        *sec,
+        "--model",
+        str(model),
+        "--glue-dir",
+        str(out / "glue"),
+        "--reading-dir",
+        str(out / "reading"),
+        "--model-id",
+        "m",
+        "--pretrain-words",
+        "100M",
+        "--parquet",
+        str(tmp / "m.parquet"),
+    )
+    milestones = [
+        a
+        for w, f in ckpts.items()
+        for a in ("--checkpoint", str(w), f"demo-pre-{f.name[5:]}", str(f))
+    ]
+    cli(
+        "aoa",
+        *sec,
+        "--run-id",
+        "demo",
+        *milestones,
+        "--output-dir",
+        str(out / "aoa"),
+        "--parquet",
+        str(tmp / "aoa.parquet"),
+    )
     # The AoA score before and after RL: a "policy" from 90M fills the next revision, chck_100M.
     policy = tmp / "policy"
     build_model(policy, seed=99)
     (policy / "storyrl_rl.json").write_text(json.dumps({"rl_words": 1000}))
-    cli("aoa", *sec, "--run-id", "demo-rl", *milestones[:-4], "--policy", "demo-rl-final",
-        str(policy), "--output-dir", str(out / "aoa_rl"), "--parquet", str(tmp / "aoa_rl.parquet"))
+    cli(
+        "aoa",
+        *sec,
+        "--run-id",
+        "demo-rl",
+        *milestones[:-4],
+        "--policy",
+        "demo-rl-final",
+        str(policy),
+        "--output-dir",
+        str(out / "aoa_rl"),
+        "--parquet",
+        str(tmp / "aoa_rl.parquet"),
+    )
     # The hand-off reads the checkpoints; it never writes into them.
     assert all((f / "tokenizer_config.json").read_text() == t for f, t in tok_configs.items())
     return dict(tmp=tmp, out=out, model=model, ckpts=ckpts)
@@ -140,8 +227,16 @@ def test_glue_rows_are_the_pipeline_results(run):
 
 def test_reading_rows_and_surprisal_match_ours(run):
     rows = pd.read_parquet(run["tmp"] / "m.parquet").set_index("task")
-    report = (run["out"] / "reading" / "ckpt-100M" / "main" / "zero_shot" / "causal" / "reading"
-              / "report.txt").read_text()
+    report = (
+        run["out"]
+        / "reading"
+        / "ckpt-100M"
+        / "main"
+        / "zero_shot"
+        / "causal"
+        / "reading"
+        / "report.txt"
+    ).read_text()
     scores = {k.strip(): float(v) for k, v in (line.split(":") for line in report.splitlines())}
     assert rows.loc["reading_eye_tracking", "value"] == scores["EYE TRACKING SCORE"]
     assert rows.loc["reading_self_paced", "value"] == scores["SELF-PACED READING SCORE"]
@@ -150,10 +245,23 @@ def test_reading_rows_and_surprisal_match_ours(run):
     # The pipeline's word surprisal equals this environment's, where the word is one token:
     # its tokenizer must feed GPT-2 the same inputs as ours (no token_type_ids).
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     model = AutoModelForCausalLM.from_pretrained(run["model"]).eval()
     tok = AutoTokenizer.from_pretrained(run["model"])
-    pred = (run["out"] / "reading" / "ckpt-100M" / "main" / "zero_shot" / "causal" / "reading"
-            / "prediction.jsonl").read_text().splitlines()
+    pred = (
+        (
+            run["out"]
+            / "reading"
+            / "ckpt-100M"
+            / "main"
+            / "zero_shot"
+            / "causal"
+            / "reading"
+            / "prediction.jsonl"
+        )
+        .read_text()
+        .splitlines()
+    )
     checked = 0
     for line in map(json.loads, pred):
         target = tok(line["Word"], add_special_tokens=False).input_ids
@@ -187,7 +295,9 @@ def test_aoa_score_of_the_checkpoint_and_the_policy(run):
     rows = pd.read_parquet(run["tmp"] / "aoa_rl.parquet").set_index("model_id")
     assert list(rows.index) == ["demo-pre-90M", "demo-rl-final"]
     assert (rows.task == "aoa").all() and (rows.metric == "pearson_r").all()
-    assert rows.loc["demo-rl-final", "rl_words"] == 1000 and rows.loc["demo-pre-90M", "rl_words"] == 0
+    assert (
+        rows.loc["demo-rl-final", "rl_words"] == 1000 and rows.loc["demo-pre-90M", "rl_words"] == 0
+    )
     assert (rows.pretrain_words == 9 * 10**7).all() and rows.value.between(-1, 1).all()
     folder = run["out"] / "aoa_rl" / "demo-rl" / "main" / "zero_shot" / "causal" / "AoA_word"
     pre = {e["step"] for e in json.loads((folder / "score_pre.json").read_text())["results"]}

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -21,15 +20,24 @@ from storyrl.pretrain import plan_run
 from storyrl.schemas import read_metadata
 
 MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
-TRAINING = TrainingConfig(lr=3e-3, batch_size=8, micro_batch_size=4, epochs=1, log_every=5,
-                          save_every=15, keep_states=2, threads=1)
+TRAINING = TrainingConfig(
+    lr=3e-3,
+    batch_size=8,
+    micro_batch_size=4,
+    epochs=1,
+    log_every=5,
+    save_every=15,
+    keep_states=2,
+    threads=1,
+)
 MILESTONES = [5_000, 20_000, 40_000]
 
 
 def test_plan_converts_words_to_steps_with_the_measured_ratio():
     t = TrainingConfig(batch_size=4, epochs=2)
-    plan = plan_run(n_blocks=1000, block=100, tokens_per_word=1.25, training=t,
-                    milestones=[400, 4000, 100_000])
+    plan = plan_run(
+        n_blocks=1000, block=100, tokens_per_word=1.25, training=t, milestones=[400, 4000, 100_000]
+    )
     assert plan.total_steps == 500 and plan.tokens_per_step == 400
     # 400 words = 500 tokens -> step 2 (ceil); 4000 words = 5000 tokens -> step 13 (ceil 12.5)
     assert plan.milestone_steps == {400: 2, 4000: 13, 100_000: 313}
@@ -85,10 +93,26 @@ def test_the_paper_plan_reaches_900M_on_the_real_corpus_size():
 
 def _cmd(prepared: Path, work: Path, out: Path, milestones=MILESTONES) -> list[str]:
     job = PretrainJob(run_id="t", model=MODEL, training=TRAINING, milestones=milestones, seed=7)
-    return [sys.executable, "-m", "storyrl.cli", "pretrain", "--section", job.model_dump_json(),
-            "--tokens", str(prepared / "tokens.bin"), "--tokens-meta", str(prepared / "tokens.json"),
-            "--tokenizer", str(prepared / "tokenizer"), "--work-dir", str(work),
-            "--checkpoint-dir", str(out), "--log-parquet", str(out / "log.parquet")]
+    return [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        "pretrain",
+        "--section",
+        job.model_dump_json(),
+        "--tokens",
+        str(prepared / "tokens.bin"),
+        "--tokens-meta",
+        str(prepared / "tokens.json"),
+        "--tokenizer",
+        str(prepared / "tokenizer"),
+        "--work-dir",
+        str(work),
+        "--checkpoint-dir",
+        str(out),
+        "--log-parquet",
+        str(out / "log.parquet"),
+    ]
 
 
 def _run(cmd, **kw):
@@ -137,8 +161,11 @@ def test_milestone_checkpoints_load_offline_and_record_words(reference):
 def _wait_for_state(work: Path, proc, min_step: int, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        steps = [int(d.name.split("-")[1]) for d in work.glob("checkpoint-*")
-                 if (d / "trainer_state.json").exists()]
+        steps = [
+            int(d.name.split("-")[1])
+            for d in work.glob("checkpoint-*")
+            if (d / "trainer_state.json").exists()
+        ]
         if steps and max(steps) >= min_step:
             return max(steps)
         assert proc.poll() is None, proc.stderr.read()[-3000:]
@@ -189,13 +216,15 @@ def test_plan_from_the_streams_metadata_counts_the_blocks_as_training_does(tmp_p
     from storyrl.config import TrainingConfig
     from storyrl.pretrain import Blocks
     from storyrl.pretrain_plan import count_blocks, plan_from_meta
+
     groups = [700, 129, 128, 1000, 5]
     tokens = np.zeros(sum(groups), dtype=np.uint16)
     for g in (groups, None):
         assert count_blocks(len(tokens), 128, g) == len(Blocks(tokens, 128, g))
     meta = tmp_path / "tokens.json"
-    meta.write_text(json.dumps({"n_tokens": len(tokens), "group_tokens": groups,
-                                "tokens_per_word": 1.25}))
+    meta.write_text(
+        json.dumps({"n_tokens": len(tokens), "group_tokens": groups, "tokens_per_word": 1.25})
+    )
     training = TrainingConfig(batch_size=2, micro_batch_size=1, epochs=1)
     plan = plan_from_meta(meta, 128, training, [100, 300])
     assert plan.total_steps == len(Blocks(tokens, 128, groups)) // 2
@@ -210,17 +239,33 @@ def test_dry_run_warns_of_a_milestone_past_the_tokenized_corpus(tmp_path):
     import sys
 
     import yaml
+
     root = Path(__file__).resolve().parents[1]
     cfg = yaml.safe_load((root / "tests" / "config" / "test.yaml").read_text())
     corpus = next(iter(cfg["corpora"]))
     folder = tmp_path / "results" / "corpus" / corpus
     folder.mkdir(parents=True)
-    (folder / "tokens.json").write_text(json.dumps(
-        {"n_tokens": 5_000, "group_tokens": None, "tokens_per_word": 1.3}))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1",
-                          "--snakefile", str(root / "Snakefile"), "--directory", str(tmp_path),
-                          "--configfile", str(root / "tests" / "config" / "test.yaml")],
-                         capture_output=True, text=True)
+    (folder / "tokens.json").write_text(
+        json.dumps({"n_tokens": 5_000, "group_tokens": None, "tokens_per_word": 1.3})
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(root / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(root / "tests" / "config" / "test.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "past the end of the run" in out.stderr + out.stdout
     assert f"results/corpus/{corpus}/tokens.json" in out.stderr + out.stdout

@@ -40,9 +40,17 @@ def _prepare(corpus, out, **stream):
     cfg = CorpusConfig(format="babylm", path=str(corpus), **stream)
     stats = build_subset(cfg, corpus, out / "subset.parquet", out / "stats.json")
     if not (out.parent / "tokenizer").exists():
-        train_tokenizer(TokenizerConfig(vocab_size=500), out / "subset.parquet", out.parent / "tokenizer")
-    meta = encode_corpus(out / "subset.parquet", out.parent / "tokenizer", out / "tokens.bin",
-                         out / "tokens.json", group_rows=cfg.group_rows, ratio_rows=cfg.ratio_rows)
+        train_tokenizer(
+            TokenizerConfig(vocab_size=500), out / "subset.parquet", out.parent / "tokenizer"
+        )
+    meta = encode_corpus(
+        out / "subset.parquet",
+        out.parent / "tokenizer",
+        out / "tokens.bin",
+        out / "tokens.json",
+        group_rows=cfg.group_rows,
+        ratio_rows=cfg.ratio_rows,
+    )
     tokens = np.fromfile(out / "tokens.bin", dtype=meta["dtype"])
     return stats, meta, Blocks(tokens, BLOCK, meta["group_tokens"])
 
@@ -50,8 +58,10 @@ def _prepare(corpus, out, **stream):
 @pytest.fixture(scope="module")
 def prepared(corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("prep")
-    return {name: _prepare(corpus, root / name, **kw)
-            for name, kw in (("ours", {}), ("authors", AUTHORS))} | {"tokenizer": root / "tokenizer"}
+    return {
+        name: _prepare(corpus, root / name, **kw)
+        for name, kw in (("ours", {}), ("authors", AUTHORS))
+    } | {"tokenizer": root / "tokenizer"}
 
 
 def _authors_pipeline(corpus, tokenizer_dir):
@@ -62,7 +72,8 @@ def _authors_pipeline(corpus, tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     sample = list(ds.select(range(10_000))["text"])
     ratio = sum(len(ids) for ids in tok(sample, add_special_tokens=False)["input_ids"]) / sum(
-        count_words(t) for t in sample)
+        count_words(t) for t in sample
+    )
 
     def tokenize(batch):
         ids = tok(batch["text"], add_special_tokens=False)["input_ids"]
@@ -71,7 +82,7 @@ def _authors_pipeline(corpus, tokenizer_dir):
     def group_texts(batch):
         joined = [t for ids in batch["input_ids"] for t in ids]
         n = len(joined) // BLOCK * BLOCK
-        return {"input_ids": [joined[i:i + BLOCK] for i in range(0, n, BLOCK)]}
+        return {"input_ids": [joined[i : i + BLOCK] for i in range(0, n, BLOCK)]}
 
     ds = ds.map(tokenize, batched=True, batch_size=1000, remove_columns=["text"])
     blocks = list(ds.map(group_texts, batched=True, batch_size=1000)["input_ids"])
@@ -98,8 +109,10 @@ def test_our_default_stream_differs_from_the_authors_by_more_than_a_tenth_of_a_p
     a = plan_run(len(prepared["authors"][2]), BLOCK, authors["tokens_per_word"], t, words)
     o = plan_run(len(prepared["ours"][2]), BLOCK, ours["tokens_per_word"], t, words)
     assert all(abs(o.milestone_steps[w] / a.milestone_steps[w] - 1) > 0.001 for w in words)
-    assert all(a.milestone_steps[w] == math.ceil(math.ceil(w * authors["tokens_per_word"]) / (8 * BLOCK))
-               for w in words)
+    assert all(
+        a.milestone_steps[w] == math.ceil(math.ceil(w * authors["tokens_per_word"]) / (8 * BLOCK))
+        for w in words
+    )
 
 
 def test_tokens_command_takes_the_corpus_section(prepared, tmp_path):
@@ -110,10 +123,26 @@ def test_tokens_command_takes_the_corpus_section(prepared, tmp_path):
     sub = tmp_path / "subset.parquet"
     shutil.copy(prepared["tokenizer"].parent / "authors" / "subset.parquet", sub)
     section = CorpusConfig(format="demo", **AUTHORS).model_dump_json()
-    out = subprocess.run([sys.executable, "-m", "storyrl.cli", "tokens", "--subset", str(sub),
-                          "--tokenizer", str(prepared["tokenizer"]), "--output",
-                          str(tmp_path / "t.bin"), "--meta", str(tmp_path / "t.json"),
-                          "--section", section], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "storyrl.cli",
+            "tokens",
+            "--subset",
+            str(sub),
+            "--tokenizer",
+            str(prepared["tokenizer"]),
+            "--output",
+            str(tmp_path / "t.bin"),
+            "--meta",
+            str(tmp_path / "t.json"),
+            "--section",
+            section,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     meta = json.loads((tmp_path / "t.json").read_text())
     assert meta["group_tokens"] == prepared["authors"][1]["group_tokens"]

@@ -27,16 +27,46 @@ LABELS = ("2K", "5K", "8K", "20K")
 
 def _cmd(prepared: Path, root: Path, processes: int) -> list[str]:
     # Global batch 8 either way: one process accumulates 2 micro-batches of 4, two take one each.
-    training = TrainingConfig(lr=3e-3, batch_size=8, micro_batch_size=4, epochs=0.2, log_every=5,
-                              save_every=30, keep_states=2, threads=1)
+    training = TrainingConfig(
+        lr=3e-3,
+        batch_size=8,
+        micro_batch_size=4,
+        epochs=0.2,
+        log_every=5,
+        save_every=30,
+        keep_states=2,
+        threads=1,
+    )
     job = PretrainJob(run_id="t", model=MODEL, training=training, milestones=MILESTONES, seed=7)
     launch = [sys.executable]
     if processes > 1:  # as the `pretrain` rule launches it for resources gpu=2
-        launch += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-    return [*launch, "-m", "storyrl.cli", "pretrain", "--section", job.model_dump_json(),
-            "--tokens", str(prepared / "tokens.bin"), "--tokens-meta", str(prepared / "tokens.json"),
-            "--tokenizer", str(prepared / "tokenizer"), "--work-dir", str(root / "work"),
-            "--checkpoint-dir", str(root / "out"), "--log-parquet", str(root / "out" / "log.parquet")]
+        launch += [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+        ]
+    return [
+        *launch,
+        "-m",
+        "storyrl.cli",
+        "pretrain",
+        "--section",
+        job.model_dump_json(),
+        "--tokens",
+        str(prepared / "tokens.bin"),
+        "--tokens-meta",
+        str(prepared / "tokens.json"),
+        "--tokenizer",
+        str(prepared / "tokenizer"),
+        "--work-dir",
+        str(root / "work"),
+        "--checkpoint-dir",
+        str(root / "out"),
+        "--log-parquet",
+        str(root / "out" / "log.parquet"),
+    ]
 
 
 def _run(cmd):
@@ -59,13 +89,18 @@ def _info(ckpt: Path) -> dict:
 def _assert_same_checkpoints(a: Path, b: Path):
     for label in LABELS:
         assert _info(a / f"ckpt-{label}")["step"] == _info(b / f"ckpt-{label}")["step"], label
-        wa, wb = load_file(a / f"ckpt-{label}" / "model.safetensors"), load_file(b / f"ckpt-{label}" / "model.safetensors")
+        wa, wb = (
+            load_file(a / f"ckpt-{label}" / "model.safetensors"),
+            load_file(b / f"ckpt-{label}" / "model.safetensors"),
+        )
         assert wa.keys() == wb.keys()
         for k in wa:
             torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5, msg=f"{label} {k}")
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(demo_prepared, single, tmp_path):
+def test_two_processes_match_one_process_with_the_same_global_batch(
+    demo_prepared, single, tmp_path
+):
     err = _run(_cmd(demo_prepared, tmp_path, 2))
     _assert_same_checkpoints(single, tmp_path / "out")
     # Words and tokens per step come from the global batch, not from one process's share.
@@ -87,7 +122,9 @@ def _workers(agent: int) -> dict[int, int]:
         try:
             if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) != agent:
                 continue
-            env = dict(v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v)
+            env = dict(
+                v.split(b"=", 1) for v in (proc / "environ").read_bytes().split(b"\0") if b"=" in v
+            )
         except (OSError, ValueError, IndexError):
             continue
         if b"RANK" in env:
@@ -120,8 +157,11 @@ def test_sigterm_to_one_rank_stops_both_at_one_step_and_resumes(demo_prepared, s
     os.kill(workers[0], signal.SIGCONT)
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode != 0 and err.count("stopped by SIGTERM at step") == 2, err[-3000:]
-    steps = {int(line.split("stopped by SIGTERM at step ")[1].split(";")[0])
-             for line in err.splitlines() if "stopped by SIGTERM at step" in line}
+    steps = {
+        int(line.split("stopped by SIGTERM at step ")[1].split(";")[0])
+        for line in err.splitlines()
+        if "stopped by SIGTERM at step" in line
+    }
     assert len(steps) == 1, steps
     stop = steps.pop()
     saved = work / f"checkpoint-{stop}"
@@ -141,7 +181,9 @@ def test_one_process_seeing_several_gpus_is_refused():
 
 def _pretrain_shell(work: Path, *args: str) -> list[str]:
     out = snakemake(work, "-n", "-p", "--forceall", *args).stdout
-    return [l.removeprefix("Shell command: ") for l in out.splitlines() if "storyrl.cli pretrain" in l]
+    return [
+        l.removeprefix("Shell command: ") for l in out.splitlines() if "storyrl.cli pretrain" in l
+    ]
 
 
 def test_one_pretrain_rule_launches_one_process_per_gpu(tmp_path):
@@ -151,5 +193,6 @@ def test_one_pretrain_rule_launches_one_process_per_gpu(tmp_path):
     assert one.startswith("python -m storyrl.cli pretrain")
     # A profile (or the command line) giving the rule 4 GPUs gets 4 processes, one per GPU.
     (four,) = _pretrain_shell(tmp_path, "--set-resources", "pretrain:gpu=4", "--resources", "gpu=4")
-    assert four.startswith("python -m torch.distributed.run --standalone --nproc_per_node 4 "
-                           "-m storyrl.cli pretrain")
+    assert four.startswith(
+        "python -m torch.distributed.run --standalone --nproc_per_node 4 -m storyrl.cli pretrain"
+    )

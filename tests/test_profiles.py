@@ -16,8 +16,9 @@ import tomllib
 from pathlib import Path
 
 import yte
-from helpers import paper_weights
 from packaging.requirements import Requirement
+
+from helpers import paper_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,8 +73,9 @@ def test_pinned_slurm_plugin_is_installed_and_snakemake_sees_its_options():
     assert importlib.metadata.version(req.name) == next(iter(req.specifier)).version
     # The profile's option names exist in this plugin version (a renamed option would only
     # fail at submission time on a cluster).
-    helptext = subprocess.run([sys.executable, "-m", "snakemake", "--help"], capture_output=True,
-                              text=True, check=True).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for key in _profile("slurm"):
         if key.startswith("slurm-"):
             assert f"--{key}" in helptext, f"snakemake does not know --{key}"
@@ -83,11 +85,24 @@ def _snakemake(tmp_path, *args) -> str:
     """The repo's workflow on the paper's config, run in tmp_path so that nothing lands in the
     checkout."""
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-         "--configfile", str(REPO / "config/paper.yaml"), str(paper_weights(tmp_path)), *args],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--configfile",
+            str(REPO / "config/paper.yaml"),
+            str(paper_weights(tmp_path)),
+            *args,
+        ],
         # Planned without conda deployment: no conda here (tests/test_cluster.py checks it).
         env=dict(os.environ, STORYRL_SLURM_SDM="none"),
-        cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def test_profile_rule_names_exist_in_the_paper_workflow(tmp_path):
@@ -139,10 +154,15 @@ def _overlap(tmp_path, *args) -> bool:
 
     shutil.copytree(REPO / "profiles" / "default", tmp_path / "profiles" / "default")
     (tmp_path / "Snakefile").write_text(_TWO_GPU_JOBS)
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=tmp_path,
-                   check=True, capture_output=True)
-    (a0, a1), (b0, b1) = ([float(x) for x in (tmp_path / f).read_text().split()]
-                          for f in ("a.txt", "b.txt"))
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    (a0, a1), (b0, b1) = (
+        [float(x) for x in (tmp_path / f).read_text().split()] for f in ("a.txt", "b.txt")
+    )
     return a0 < b1 and b0 < a1
 
 

@@ -19,8 +19,10 @@ from storyrl.pretrain_plan import plan_from_meta
 from storyrl.progress import Progress, duration
 from storyrl.rl.ledger import Ledger
 
-LINE = re.compile(r"(?P<name>pretrain \S+|rl \S+): step (?P<k>\d+)/(?P<n>\d+|\?)(?: \(\d+%\))?, "
-                  r"words (?P<words>[\d,]+)(?:, (?P<rest>.*?))?, (?P<s>[\d.]+|\?) s/step, ETA (?P<eta>\S+)$")
+LINE = re.compile(
+    r"(?P<name>pretrain \S+|rl \S+): step (?P<k>\d+)/(?P<n>\d+|\?)(?: \(\d+%\))?, "
+    r"words (?P<words>[\d,]+)(?:, (?P<rest>.*?))?, (?P<s>[\d.]+|\?) s/step, ETA (?P<eta>\S+)$"
+)
 EVERY_LINE = {"progress_every_s": 1e-6}
 
 
@@ -32,13 +34,15 @@ def test_pretraining_log_file_has_plain_lines_with_k_of_the_planned_steps(demo_p
     text = tiny_jobs.pretrain(demo_prepared, tmp_path, EVERY_LINE)
     assert "\r" not in text
     job = tiny_jobs.PRETRAIN
-    plan = plan_from_meta(demo_prepared / "tokens.json", job.model.n_positions, job.training,
-                          job.milestones)
+    plan = plan_from_meta(
+        demo_prepared / "tokens.json", job.model.n_positions, job.training, job.milestones
+    )
     lines = progress_lines(text)
     assert [int(m["k"]) for m in lines] == list(range(1, plan.total_steps + 1))
     assert {m["n"] for m in lines} == {str(plan.total_steps)}
     assert [int(m["words"].replace(",", "")) for m in lines] == [
-        plan.words_at(k) for k in range(1, plan.total_steps + 1)]
+        plan.words_at(k) for k in range(1, plan.total_steps + 1)
+    ]
     log = pd.read_parquet(tmp_path / "out" / "log.parquet")
     last = lines[-1]
     assert f"loss {log.loss.iloc[-1]:.4g}" in last["rest"] and last["eta"] == "0:00:00"
@@ -61,8 +65,9 @@ def test_rl_log_file_has_plain_lines_with_k_of_the_steps_the_ledger_plans(tmp_pa
     assert lines[-1]["eta"] == "0:00:00"
 
     # GRPO through TRL's trainer: the same lines, and none of its bars either.
-    grpo = tiny_jobs.PPO.model_copy(update={"algorithm": "grpo", "max_steps": 3,
-                                            "group": {"lr": 1e-3, "num_generations": 8}})
+    grpo = tiny_jobs.PPO.model_copy(
+        update={"algorithm": "grpo", "max_steps": 3, "group": {"lr": 1e-3, "num_generations": 8}}
+    )
     text = tiny_jobs.rl(ckpt, tmp_path / "grpo", EVERY_LINE, cfg=grpo)
     assert "\r" not in text
     assert [(m["k"], m["n"]) for m in progress_lines(text)] == [("1", "3"), ("2", "3"), ("3", "3")]

@@ -12,17 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis_synth import write_results
 from storyrl.analysis import layout
 from storyrl.analysis.registry import REGISTRY, Target, buildable, names, register
 from storyrl.analysis.targets import build_all
 from storyrl.cli import main
-from analysis_synth import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 # A test-only table: the run ids of the steps it is given, written by the project's writer.
-EXTRA = textwrap.dedent('''
+EXTRA = textwrap.dedent("""
     from storyrl.analysis.registry import Target, register
 
     def extra_runs(steps, output, cfg):
@@ -31,7 +31,7 @@ EXTRA = textwrap.dedent('''
         return write_table(pd.DataFrame({"run_id": sorted(set(steps.run_id))}), output)
 
     register(Target("extra_runs", "table", ("steps",), "{module}:extra_runs", "test only"))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +66,24 @@ def test_an_extra_registration_is_built_by_the_cli_and_by_analysis_all(results, 
 
 
 def _dry_run(workdir: Path, pythonpath: str) -> str:
-    env = dict(os.environ, PYTHONPATH=pythonpath,
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    cmd = [str(Path(sys.executable).with_name("snakemake")), "-n", "-p", "--cores", "1",
-           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(TEST_CONFIG)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=pythonpath,
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    cmd = [
+        str(Path(sys.executable).with_name("snakemake")),
+        "-n",
+        "-p",
+        "--cores",
+        "1",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(TEST_CONFIG),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
@@ -89,7 +102,9 @@ def test_an_extra_registration_is_planned_by_the_workflow(tmp_path):
     assert "extra_runs" not in plain
     assert ("extra_runs", "results/tables/extra_runs.csv") in tables.findall(extended)
     assert "extra_runs --output results/tables/extra_runs.csv --steps results/rl/" in extended
-    assert len(tables.findall(extended)) == len(tables.findall(plain)) + 1 == len(names("table")) + 1
+    assert (
+        len(tables.findall(extended)) == len(tables.findall(plain)) + 1 == len(names("table")) + 1
+    )
     for fmt in layout.TABLE_FORMATS:
         assert f"results/tables/extra_runs{fmt}" in extended
 
@@ -116,8 +131,13 @@ def test_the_registry_is_the_only_list_of_target_names():
     found = []
     for p in sorted((ROOT / "storyrl" / "analysis").glob("*.py")):
         if p.name != "registry.py":
-            found += [(p.name, node.value) for node in ast.walk(ast.parse(p.read_text()))
-                      if isinstance(node, ast.Constant) and node.value in registered]
+            found += [
+                (p.name, node.value)
+                for node in ast.walk(ast.parse(p.read_text()))
+                if isinstance(node, ast.Constant) and node.value in registered
+            ]
     for p in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
-        found += [(p.name, m) for m in re.findall(r"[\"'](\w+)[\"']", p.read_text()) if m in registered]
+        found += [
+            (p.name, m) for m in re.findall(r"[\"'](\w+)[\"']", p.read_text()) if m in registered
+        ]
     assert found == []

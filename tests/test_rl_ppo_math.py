@@ -10,7 +10,9 @@ from storyrl.rl.ppo import KLController, gae, masked_whiten, pack, per_token_rew
 
 
 def close(a, b, tol=1e-5):
-    return torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol)
+    return torch.allclose(
+        torch.as_tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32), atol=tol
+    )
 
 
 def test_whitening_uses_unbiased_masked_variance():
@@ -25,10 +27,14 @@ def test_per_token_rewards_kl_everywhere_score_on_last_response_token():
     logprobs = torch.tensor([[-1.0, -2.0, -3.0, -4.0]])
     ref = torch.tensor([[-1.5, -2.0, -2.0, -4.0]])
     mask = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
-    rewards, non_score, kls = per_token_rewards(torch.tensor([2.0]), logprobs, ref, mask, kl_coef=0.5)
+    rewards, non_score, kls = per_token_rewards(
+        torch.tensor([2.0]), logprobs, ref, mask, kl_coef=0.5
+    )
     assert close(kls, [[0.5, 0.0, -1.0, 0.0]])
     assert close(non_score, [[-0.25, 0.0, 0.5, 0.0]])
-    assert close(rewards, [[-0.25, 0.0, 2.5, 0.0]])  # score 2 lands on index 2, the last in the mask
+    assert close(
+        rewards, [[-0.25, 0.0, 2.5, 0.0]]
+    )  # score 2 lands on index 2, the last in the mask
 
 
 def test_per_token_rewards_rows_of_different_lengths():
@@ -91,16 +97,32 @@ def test_ratio_threshold_zeroes_the_minibatch():
     cfg = PPOConfig()  # threshold 10
     new = torch.log(torch.tensor([[20.0, 20.0]])).requires_grad_()
     vpreds = torch.tensor([[3.0, 3.0]], requires_grad=True)
-    pg, vf, st = ppo_losses(torch.zeros(1, 2), torch.zeros(1, 2), new, vpreds, torch.ones(1, 2),
-                            torch.ones(1, 2), torch.ones(1, 2), cfg)
+    pg, vf, st = ppo_losses(
+        torch.zeros(1, 2),
+        torch.zeros(1, 2),
+        new,
+        vpreds,
+        torch.ones(1, 2),
+        torch.ones(1, 2),
+        torch.ones(1, 2),
+        cfg,
+    )
     assert st["skipped"] == 1.0 and st["ratio"] == pytest.approx(20.0)
     (pg + vf).backward()
     assert pg.item() == 0.0 and vf.item() == 0.0
     assert torch.all(new.grad == 0) and torch.all(vpreds.grad == 0)
     # just under the threshold the loss is kept
     new9 = torch.log(torch.tensor([[9.0, 9.0]]))
-    _, _, st9 = ppo_losses(torch.zeros(1, 2), torch.zeros(1, 2), new9, torch.zeros(1, 2), torch.ones(1, 2),
-                           torch.ones(1, 2), torch.ones(1, 2), cfg)
+    _, _, st9 = ppo_losses(
+        torch.zeros(1, 2),
+        torch.zeros(1, 2),
+        new9,
+        torch.zeros(1, 2),
+        torch.ones(1, 2),
+        torch.ones(1, 2),
+        torch.ones(1, 2),
+        cfg,
+    )
     assert st9["skipped"] == 0.0
 
 

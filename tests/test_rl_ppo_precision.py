@@ -28,8 +28,16 @@ ENTROPY_REL_TOL = 1e-3
 
 def tiny_policy(seed: int = 0) -> PolicyWithValue:
     torch.manual_seed(seed)
-    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64, vocab_size=VOCAB,
-                     bos_token_id=0, pad_token_id=1, eos_token_id=2)
+    cfg = GPT2Config(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        n_positions=64,
+        vocab_size=VOCAB,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+    )
     return PolicyWithValue(GPT2LMHeadModel(cfg))
 
 
@@ -37,7 +45,10 @@ def toy_batch():
     """16 stories: two prompt lengths, responses of 1-12 tokens, scores in [0, 1)."""
     g = torch.Generator().manual_seed(1)
     qs = [torch.tensor([9, 10, 11, 12]), torch.tensor([9, 10, 11, 12, 13, 14])] * 8
-    rs = [torch.randint(5, VOCAB, (int(n),), generator=g) for n in torch.randint(1, 13, (16,), generator=g)]
+    rs = [
+        torch.randint(5, VOCAB, (int(n),), generator=g)
+        for n in torch.randint(1, 13, (16,), generator=g)
+    ]
     return qs, rs, torch.rand(16, generator=g)
 
 
@@ -45,7 +56,9 @@ def two_steps(base: PolicyWithValue, precision: str):
     """Two PPO steps from a copy of `base` (the reference: a copy of its LM). Returns the
     trainer and each step's stats."""
     policy, ref = copy.deepcopy(base), copy.deepcopy(base.lm)
-    trainer = PPOTrainer(policy, ref, PPOConfig(lr=1e-3, mini_batch_size=8, precision=precision), pad_id=1)
+    trainer = PPOTrainer(
+        policy, ref, PPOConfig(lr=1e-3, mini_batch_size=8, precision=precision), pad_id=1
+    )
     torch.manual_seed(5)  # the same minibatch order every way
     qs, rs, scores = toy_batch()
     return trainer, [trainer.step(qs, rs, scores)[0] for _ in range(2)]
@@ -80,7 +93,9 @@ def test_bf16_keeps_fp32_weights_and_adam_state(runs):
     assert {p.dtype for p in trainer.policy.parameters()} == {torch.float32}
     assert {p.dtype for p in trainer.ref.parameters()} == {torch.float32}
     adam = trainer.optimizer.state_dict()["state"]
-    assert adam and {t.dtype for s in adam.values() for k, t in s.items() if k != "step"} == {torch.float32}
+    assert adam and {t.dtype for s in adam.values() for k, t in s.items() if k != "step"} == {
+        torch.float32
+    }
 
 
 def test_auto_is_fp32_on_cpu_bit_for_bit(runs):

@@ -27,9 +27,16 @@ TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 # A few steps of a tiny GPT-2; budget and checkpoints out of the way.
-RL = {"prompts": ["once upon a time"], "batch_size": 8, "budget": 100_000,
-      "checkpoint_every": 100_000, "max_steps": 3, "threads": 1,
-      "sampling": {"max_new_tokens": 8}, "ppo": {"lr": 3e-3, "init_kl_coef": 0.05}}
+RL = {
+    "prompts": ["once upon a time"],
+    "batch_size": 8,
+    "budget": 100_000,
+    "checkpoint_every": 100_000,
+    "max_steps": 3,
+    "threads": 1,
+    "sampling": {"max_new_tokens": 8},
+    "ppo": {"lr": 3e-3, "init_kl_coef": 0.05},
+}
 RUNS = {"a-seed42": 42, "b-seed43": 43}
 TIMES = ["time_sample_s", "time_score_s", "time_update_s"]
 
@@ -39,21 +46,37 @@ def server_command(log: Path) -> str:
 
 
 def teacher(backend: str, **kw) -> dict:
-    cfg = TeacherConfig(backend=backend, model="teacher-x",
-                        template=str(ROOT / "config/prompts/teacher_rubric.txt"), **kw)
+    cfg = TeacherConfig(
+        backend=backend,
+        model="teacher-x",
+        template=str(ROOT / "config/prompts/teacher_rubric.txt"),
+        **kw,
+    )
     return cfg.model_dump(mode="json")
 
 
 def pack_run(tmp: Path, ckpt: Path, run_id: str, seed: int) -> dict:
-    return {"run_id": run_id, "section": {**RL, "seed": seed}, "teacher": teacher("vllm"),
-            "reward": {}, "checkpoint": str(ckpt), "output": str(tmp / run_id),
-            "log": str(tmp / "logs" / f"{run_id}.log"),
-            "teacher_cache": str(tmp / run_id / "teacher_cache.sqlite")}
+    return {
+        "run_id": run_id,
+        "section": {**RL, "seed": seed},
+        "teacher": teacher("vllm"),
+        "reward": {},
+        "checkpoint": str(ckpt),
+        "output": str(tmp / run_id),
+        "log": str(tmp / "logs" / f"{run_id}.log"),
+        "teacher_cache": str(tmp / run_id / "teacher_cache.sqlite"),
+    }
 
 
 def storyrl(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "storyrl.cli", *args], env=ENV, cwd=ROOT,
-                          capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "storyrl.cli", *args],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        **kw,
+    )
 
 
 def pack_args(tmp: Path, ckpt: Path, sharing: dict) -> list[str]:
@@ -73,32 +96,45 @@ def test_openai_teacher_pins_every_sampling_setting(server):
     # vllm serve fills what a request leaves out from the model's generation_config.json
     # (Llama 3.1: top_p 0.9); the offline engine and the paper sample with top_p 1.
     srv = server()
-    t = make_teacher(TeacherConfig.model_validate(
-        {**teacher("openai"), "openai": {"base_url": srv.url}}), seed=7)
+    t = make_teacher(
+        TeacherConfig.model_validate({**teacher("openai"), "openai": {"base_url": srv.url}}), seed=7
+    )
     t.score([PROMPT], ["a fox."])
     body = srv.requests[0]["body"]
     assert {k: body.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")} == {
-        "temperature": 0.2, "top_p": 1.0, "max_tokens": 6, "seed": 7}
+        "temperature": 0.2,
+        "top_p": 1.0,
+        "max_tokens": 6,
+        "seed": 7,
+    }
     assert t.identity["sampling"]["top_p"] == 1.0
 
 
 def test_a_server_label_names_a_pack_server_whatever_its_port(server):
     a, b = server(), server()
-    cfgs = [TeacherConfig.model_validate(
-        {**teacher("openai"), "openai": {"base_url": s.url, "server_label": "pack"}}) for s in (a, b)]
+    cfgs = [
+        TeacherConfig.model_validate(
+            {**teacher("openai"), "openai": {"base_url": s.url, "server_label": "pack"}}
+        )
+        for s in (a, b)
+    ]
     ids = [make_teacher(c, seed=0).identity for c in cfgs]
     assert a.url != b.url and ids[0] == ids[1] and ids[0]["server"] == "pack"
 
 
 # --------------------------------------------------------------------------- a pack vs. runs alone
-def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_runs(ckpt, tmp_path,
-                                                                                  server):
+def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_runs(
+    ckpt, tmp_path, server
+):
     shared = tmp_path / "shared"
-    sharing = {"runs_per_gpu": 2, "server": {"command": server_command(shared / "requests.jsonl"),
-                                             "ready_timeout_s": 60}}
+    sharing = {
+        "runs_per_gpu": 2,
+        "server": {"command": server_command(shared / "requests.jsonl"), "ready_timeout_s": 60},
+    }
     out = storyrl(*pack_args(shared, ckpt, sharing), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:] + "".join(
-        (shared / "logs" / f"{r}.log").read_text()[-2000:] for r in RUNS)
+        (shared / "logs" / f"{r}.log").read_text()[-2000:] for r in RUNS
+    )
 
     # The same runs alone (side by side, to save time), each through `storyrl rl train` with the
     # openai teacher at a server of its own that answers the same function of the request.
@@ -107,11 +143,34 @@ def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_run
         srv = server(body_reply_fn=seeded_reply)
         run = pack_run(tmp_path / "alone", ckpt, run_id, seed)
         t = {**teacher("openai"), "openai": {"base_url": srv.url, "concurrency": 8}}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "storyrl.cli", "rl", "train", "--section", json.dumps(run["section"]),
-             "--teacher", json.dumps(t), "--checkpoint", str(ckpt), "--output", run["output"],
-             "--run-id", run_id, "--teacher-cache", run["teacher_cache"]],
-            env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "storyrl.cli",
+                    "rl",
+                    "train",
+                    "--section",
+                    json.dumps(run["section"]),
+                    "--teacher",
+                    json.dumps(t),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--output",
+                    run["output"],
+                    "--run-id",
+                    run_id,
+                    "--teacher-cache",
+                    run["teacher_cache"],
+                ],
+                env=ENV,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
@@ -134,7 +193,8 @@ def test_two_runs_sharing_one_teacher_server_give_the_same_steps_as_separate_run
     assert len(bodies) == 2 * 3 * 8
     assert sorted({b["seed"] for b in bodies}) == [42, 43]
     assert {(b["model"], b["temperature"], b["top_p"], b["max_tokens"]) for b in bodies} == {
-        ("teacher-x", 0.2, 1.0, 6)}
+        ("teacher-x", 0.2, 1.0, 6)
+    }
 
 
 def test_sigterm_reaches_every_run_which_saves_its_state(ckpt, tmp_path):
@@ -145,8 +205,14 @@ def test_sigterm_reaches_every_run_which_saves_its_state(ckpt, tmp_path):
             run = json.loads(args[i + 1])
             run["section"].update(max_steps=500, state_every_s=3600)
             args[i + 1] = json.dumps(run)
-    proc = subprocess.Popen([sys.executable, "-m", "storyrl.cli", *args], env=ENV, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "storyrl.cli", *args],
+        env=ENV,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while not all(len(list((tmp_path / r / "parts" / "steps").glob("*"))) >= 2 for r in RUNS):
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()[-3000:]
@@ -171,14 +237,26 @@ def test_a_server_that_exits_stops_the_pack_naming_its_log(ckpt, tmp_path):
 
 
 def test_a_server_that_never_answers_times_out_and_sigterm_stops_the_wait(ckpt, tmp_path):
-    mute = f"{sys.executable} -c \"import time; time.sleep(120)\" {{port}} {tmp_path}"
-    out = storyrl(*pack_args(tmp_path, ckpt, {"server": {"command": mute, "ready_timeout_s": 1}}),
-                  timeout=120)
-    assert out.returncode == 2 and "did not answer" in out.stderr and "ready_timeout_s" in out.stderr
+    mute = f'{sys.executable} -c "import time; time.sleep(120)" {{port}} {tmp_path}'
+    out = storyrl(
+        *pack_args(tmp_path, ckpt, {"server": {"command": mute, "ready_timeout_s": 1}}), timeout=120
+    )
+    assert (
+        out.returncode == 2 and "did not answer" in out.stderr and "ready_timeout_s" in out.stderr
+    )
     # A time limit while the server loads its weights: the pack stops at once, no run begun.
     server = rf"sleep\(120\) [0-9]+ {tmp_path}"  # the started server (the pack's argv has {{port}})
-    proc = subprocess.Popen([sys.executable, "-m", "storyrl.cli", *pack_args(tmp_path, ckpt, {
-        "server": {"command": mute}})], env=ENV, cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "storyrl.cli",
+            *pack_args(tmp_path, ckpt, {"server": {"command": mute}}),
+        ],
+        env=ENV,
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not running(server):
         assert proc.poll() is None and time.time() < deadline
@@ -219,13 +297,26 @@ def test_packs_follow_the_plan_and_never_mix_teachers(tmp_path):
     assert rl_packs(cfg.rl_plan(), 4) == [ids[:4], ids[4:]]
     assert rl_packs(cfg.rl_plan(), 3) == [ids[:3], ids[3:6], ids[6:]]
     other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump({"rl_runs": [
-        {"checkpoint": "20M"}, {"checkpoint": "50M", "variant": "big",
-                                "overrides": {"teacher": {"model": "/elsewhere"}}},
-        {"checkpoint": "90M"}]}))
+    other.write_text(
+        yaml.safe_dump(
+            {
+                "rl_runs": [
+                    {"checkpoint": "20M"},
+                    {
+                        "checkpoint": "50M",
+                        "variant": "big",
+                        "overrides": {"teacher": {"model": "/elsewhere"}},
+                    },
+                    {"checkpoint": "90M"},
+                ]
+            }
+        )
+    )
     cfg = load(*paper(tmp_path), other)
-    assert rl_packs(cfg.rl_plan(), 4) == [["20M-seed42-base", "90M-seed42-base"],
-                                          ["50M-seed42-big"]]
+    assert rl_packs(cfg.rl_plan(), 4) == [
+        ["20M-seed42-base", "90M-seed42-base"],
+        ["50M-seed42-big"],
+    ]
 
 
 def dry_run_jobs(tmp_path: Path, files: list[Path], *args: str) -> list[tuple[str, str]]:

@@ -21,8 +21,13 @@ from storyrl.config import RLConfig, load, state_due
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata, read_table
 
-TOY = {"prompts": ["once upon a time"], "batch_size": 16, "budget": 100_000, "threads": 1,
-       "sampling": {"max_new_tokens": 8}}
+TOY = {
+    "prompts": ["once upon a time"],
+    "batch_size": 16,
+    "budget": 100_000,
+    "threads": 1,
+    "sampling": {"max_new_tokens": 8},
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +41,17 @@ def learned(run: Path, k: int = 5) -> tuple[float, float]:
 
 
 def test_ppo_learns_a_toy_reward(ckpt, tmp_path):
-    cfg = RLConfig.model_validate({**TOY, "max_steps": 30, "ppo": {"lr": 3e-3, "init_kl_coef": 0.01}})
+    cfg = RLConfig.model_validate(
+        {**TOY, "max_steps": 30, "ppo": {"lr": 3e-3, "init_kl_coef": 0.01}}
+    )
     train(ckpt, tmp_path / "run", cfg, ShareScorer())
     first, last = learned(tmp_path / "run")
     assert first < 0.2 and last > first + 0.4, (first, last)
     steps = read_table(tmp_path / "run" / "steps.parquet", "steps").to_pandas()
     assert steps["kl_coef"].iloc[0] == pytest.approx(0.01)
-    assert np.isfinite(steps[["kl", "entropy", "ratio", "value_loss", "policy_entropy"]].to_numpy()).all()
+    assert np.isfinite(
+        steps[["kl", "entropy", "ratio", "value_loss", "policy_entropy"]].to_numpy()
+    ).all()
     rollouts = read_table(tmp_path / "run" / "rollouts.parquet", "rollouts").to_pandas()
     assert len(rollouts) == 30 * 16 and rollouts["n_tokens"].between(1, 8).all()
     assert read_metadata(tmp_path / "run" / "rollouts.parquet")["run_id"] == "run"
@@ -50,8 +59,9 @@ def test_ppo_learns_a_toy_reward(ckpt, tmp_path):
 
 
 def test_grpo_learns_a_toy_reward(ckpt, tmp_path):
-    cfg = RLConfig.model_validate({**TOY, "algorithm": "grpo", "max_steps": 30,
-                                   "group": {"lr": 3e-3, "num_generations": 8}})
+    cfg = RLConfig.model_validate(
+        {**TOY, "algorithm": "grpo", "max_steps": 30, "group": {"lr": 3e-3, "num_generations": 8}}
+    )
     summary = train(ckpt, tmp_path / "run", cfg, ShareScorer())
     first, last = learned(tmp_path / "run")
     assert last > first + 0.2, (first, last)
@@ -70,18 +80,37 @@ cfg = RLConfig.model_validate_json({cfg!r})
 train({ckpt!r}, sys.argv[1], cfg, ShareScorer())
 """
 
-DETERMINISTIC = ["step", "budget_words", "teacher_score_mean", "kl", "kl_coef", "entropy", "ratio",
-                 "value_loss", "policy_loss", "response_tokens_mean"]
+DETERMINISTIC = [
+    "step",
+    "budget_words",
+    "teacher_score_mean",
+    "kl",
+    "kl_coef",
+    "entropy",
+    "ratio",
+    "value_loss",
+    "policy_loss",
+    "response_tokens_mean",
+]
 
 
-RESUME = {**TOY, "max_steps": 14, "checkpoint_every": 150, "ppo": {"lr": 3e-3, "init_kl_coef": 0.05}}
+RESUME = {
+    **TOY,
+    "max_steps": 14,
+    "checkpoint_every": 150,
+    "ppo": {"lr": 3e-3, "init_kl_coef": 0.05},
+}
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
 
 
 def interrupt(script: Path, run: Path, after_parts: int, sig) -> int:
     """Start the run, send `sig` once `after_parts` steps have written their rows; its exit status."""
-    proc = subprocess.Popen([sys.executable, str(script), str(run)], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(run)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while len(list((run / "parts" / "steps").glob("*.parquet"))) < after_parts:
         assert proc.poll() is None and time.time() < deadline
@@ -103,22 +132,29 @@ def straight(ckpt, tmp_path_factory):
     """The uninterrupted run that every interrupted one must reproduce."""
     tmp = tmp_path_factory.mktemp("straight")
     script = write_runner(tmp, ckpt, RLConfig.model_validate(RESUME))
-    subprocess.run([sys.executable, str(script), str(tmp / "run")], env=ENV, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(tmp / "run")], env=ENV, check=True, capture_output=True
+    )
     return tmp / "run"
 
 
 def write_runner(tmp_path, ckpt, cfg: RLConfig) -> Path:
     script = tmp_path / f"run_{cfg.algorithm}.py"
-    script.write_text(RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt)))
+    script.write_text(
+        RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt))
+    )
     return script
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "steps.parquet")[DETERMINISTIC],
-                                  pd.read_parquet(b / "steps.parquet")[DETERMINISTIC])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "steps.parquet")[DETERMINISTIC],
+        pd.read_parquet(b / "steps.parquet")[DETERMINISTIC],
+    )
     cols = ["step", "sample", "continuation", "reward", "logprob_sum", "kl"]
-    pd.testing.assert_frame_equal(pd.read_parquet(a / "rollouts.parquet")[cols],
-                                  pd.read_parquet(b / "rollouts.parquet")[cols])
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "rollouts.parquet")[cols], pd.read_parquet(b / "rollouts.parquet")[cols]
+    )
     for name in ("final", "checkpoints/300"):
         wa = AutoModelForCausalLM.from_pretrained(a / name).state_dict()
         wb = AutoModelForCausalLM.from_pretrained(b / name).state_dict()
@@ -135,7 +171,9 @@ def test_resume_after_sigkill_between_states_gives_the_same_run(ckpt, straight, 
     interrupt(script, killed, 7, signal.SIGKILL)
     assert saved_step(killed) == 5 < parts(killed)
     assert not (killed / "steps.parquet").exists()
-    subprocess.run([sys.executable, str(script), str(killed)], env=ENV, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(killed)], env=ENV, check=True, capture_output=True
+    )
     assert_same_run(straight, killed)  # one row per step, the redone steps' rows written once
 
 
@@ -145,7 +183,9 @@ def test_sigterm_saves_the_state_of_the_last_step_and_resumes(ckpt, straight, tm
     script, run = write_runner(tmp_path, ckpt, cfg), tmp_path / "run"
     assert interrupt(script, run, 4, signal.SIGTERM) == 143
     assert saved_step(run) == parts(run) >= 4  # ...but SIGTERM saves after the step in flight
-    subprocess.run([sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True
+    )
     assert_same_run(straight, run)
 
 
@@ -166,15 +206,25 @@ def test_paper_state_policy_bounds_the_states_written():
 
 def test_grpo_resumes_after_sigkill_and_sigterm(ckpt, tmp_path):
     """TRL's path resumes from the Trainer's checkpoints: steps 1..N once each, ledger consistent."""
-    cfg = RLConfig.model_validate({**TOY, "algorithm": "grpo", "max_steps": 8, "batch_size": 8,
-                                   "state_every": 3, "state_every_s": None,
-                                   "group": {"lr": 3e-3, "num_generations": 4}})
+    cfg = RLConfig.model_validate(
+        {
+            **TOY,
+            "algorithm": "grpo",
+            "max_steps": 8,
+            "batch_size": 8,
+            "state_every": 3,
+            "state_every_s": None,
+            "group": {"lr": 3e-3, "num_generations": 4},
+        }
+    )
     script, run = write_runner(tmp_path, ckpt, cfg), tmp_path / "run"
     interrupt(script, run, 4, signal.SIGKILL)  # from the state of step 3: step 4 is redone
     assert interrupt(script, run, 5, signal.SIGTERM) == 143
     latest = max((run / "trl").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     assert json.loads((latest / "ledger.json").read_text())["steps"] == parts(run) >= 5
-    subprocess.run([sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), str(run)], env=ENV, check=True, capture_output=True
+    )
     steps = pd.read_parquet(run / "steps.parquet")
     rollouts = pd.read_parquet(run / "rollouts.parquet")
     assert steps["step"].tolist() == list(range(1, 9))

@@ -14,7 +14,15 @@ PAPER_PYTHON = os.environ.get("STORYRL_TRL094_PYTHON")
 @pytest.mark.skipif(not PAPER_PYTHON, reason="STORYRL_TRL094_PYTHON not set (a trl 0.9.4 venv)")
 def test_ppo_step_matches_trl_094():
     root = Path(__file__).parents[1]
-    out = subprocess.run([sys.executable, str(root / "benchmarks" / "trl094_equivalence.py"),
-                          "--paper-python", PAPER_PYTHON], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(root)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "trl094_equivalence.py"),
+            "--paper-python",
+            PAPER_PYTHON,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert out.returncode == 0 and "MATCH" in out.stdout, out.stdout + out.stderr[-3000:]

@@ -2,7 +2,6 @@
 reference: one unbatched forward pass per candidate of an unmodified model, log-softmax in fp64."""
 
 import pytest
-import torch
 
 from evalfixtures import build_model, hand_logprob
 from storyrl.evaluate.results import choose
@@ -14,15 +13,27 @@ ITEMS = [
     (["the cat sleeps .", "the cat sleep ."], None),
     (["the cats sleep .", "the cats sleeps ."], None),
     (["a dog runs and the dogs run .", "a dogs runs and the dog run ."], None),
-    (["A robin is a bird. A bird can fly.", "A robin is a bird. A bird can swim."],
-     [" A bird can fly.", " A bird can swim."]),
-    (["Box 0 contains the apple", "Box 0 contains the apple, Box 1 contains the key",
-      "Box 0 contains the key", "Box 0 contains the apple"],
-     [" the apple", " the apple, Box 1 contains the key", " the key", " the apple"]),
+    (
+        ["A robin is a bird. A bird can fly.", "A robin is a bird. A bird can swim."],
+        [" A bird can fly.", " A bird can swim."],
+    ),
+    (
+        [
+            "Box 0 contains the apple",
+            "Box 0 contains the apple, Box 1 contains the key",
+            "Box 0 contains the key",
+            "Box 0 contains the apple",
+        ],
+        [" the apple", " the apple, Box 1 contains the key", " the key", " the apple"],
+    ),
     (["a", "the"], None),  # "a" is one token
-    (["The chef saw a wug . The chef said that the wug was wuggy . wuggity wuggyness",
-      "The chef saw a wug . The chef said that the wug was wuggity . wuggyness"],
-     [" the wug was wuggy . wuggity wuggyness", " the wug was wuggity . wuggyness"]),
+    (
+        [
+            "The chef saw a wug . The chef said that the wug was wuggy . wuggity wuggyness",
+            "The chef saw a wug . The chef said that the wug was wuggity . wuggyness",
+        ],
+        [" the wug was wuggy . wuggity wuggyness", " the wug was wuggity . wuggyness"],
+    ),
     (["the cat sleeps .", "the dog sleeps ."], None),  # the same text as in item 0
 ]
 PAIRS = [list(zip(t, c or t)) for t, c in ITEMS]
@@ -75,15 +86,19 @@ def test_each_distinct_prefix_runs_once(ckpt):
     scorer = Scorer(folder, device="cpu")
     groups = [scorer.encode_all(g) for g in PAIRS]
     seqs = {s for g in groups for s in g}
-    prefixes = {s.ids[:t + 1] for s in seqs for t in range(len(s.ids) - 1)}
-    heads = {s.ids[:t + 1] for s in seqs for t in range(len(s.ids) - 1) if s.scored[t + 1]}
+    prefixes = {s.ids[: t + 1] for s in seqs for t in range(len(s.ids) - 1)}
+    heads = {s.ids[: t + 1] for s in seqs for t in range(len(s.ids) - 1) if s.scored[t + 1]}
     assert len(prefixes) < sum(len(s.ids) - 1 for g in groups for s in g)
     seen = {"trunk": 0, "head": 0}
     model = scorer.model
-    hooks = [model.transformer.wte.register_forward_pre_hook(
-                 lambda m, a: seen.__setitem__("trunk", seen["trunk"] + a[0].numel())),
-             model.lm_head.register_forward_pre_hook(
-                 lambda m, a: seen.__setitem__("head", seen["head"] + a[0].shape[0]))]
+    hooks = [
+        model.transformer.wte.register_forward_pre_hook(
+            lambda m, a: seen.__setitem__("trunk", seen["trunk"] + a[0].numel())
+        ),
+        model.lm_head.register_forward_pre_hook(
+            lambda m, a: seen.__setitem__("head", seen["head"] + a[0].shape[0])
+        ),
+    ]
     try:
         scorer.score_groups(groups)
     finally:

@@ -37,7 +37,9 @@ def slurm_unavailable() -> str | None:
     if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
         return "no SLURM client on PATH (sinfo/sbatch); CI starts one with .ci/slurm-up"
     try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         return "sinfo did not answer within 30 s (slurmctld not running?); see .ci/slurm-up"
     if out.returncode != 0:
@@ -79,16 +81,21 @@ def _env() -> dict[str, str]:
 def _snakemake(workdir: Path, args: list[str]) -> str:
     cmd = [sys.executable, "-m", "snakemake", *args]
     try:
-        done = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True,
-                              timeout=RUN_TIMEOUT_S)
+        done = subprocess.run(
+            cmd, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
     except subprocess.TimeoutExpired as e:
         log = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         _cancel_run(log)
-        raise AssertionError(f"snakemake did not finish in {RUN_TIMEOUT_S} s: {' '.join(cmd)}\n{log[-4000:]}") from e
+        raise AssertionError(
+            f"snakemake did not finish in {RUN_TIMEOUT_S} s: {' '.join(cmd)}\n{log[-4000:]}"
+        ) from e
     log = done.stdout + done.stderr
     if done.returncode != 0:
         _cancel_run(log)
-        raise AssertionError(f"snakemake failed ({done.returncode}): {' '.join(cmd)}\n{log[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({done.returncode}): {' '.join(cmd)}\n{log[-6000:]}"
+        )
     return log
 
 
@@ -115,16 +122,20 @@ def _fit_to_node() -> list[str]:
     rejects a job the node cannot hold. These flags replace the profile's set-threads and
     set-resources keys with the same rules and values, capped.
     """
-    cpus, mem = (int(float(v)) for v in subprocess.run(
-        ["sinfo", "-h", "-o", "%c %m"], capture_output=True, text=True, check=True,
-        timeout=30).stdout.split()[:2])
+    cpus, mem = (
+        int(float(v))
+        for v in subprocess.run(
+            ["sinfo", "-h", "-o", "%c %m"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()[:2]
+    )
     with (PROFILE / "config.yaml").open() as f:
         profile = yte.process_yaml(f, require_use_yte=True)
     threads = [f"{rule}={min(int(n), cpus)}" for rule, n in profile["set-threads"].items()]
     # mem_mb is an expression of the attempt: capped, it stays one.
     resources = [
         f"{rule}:{key}={f'min({v}, {mem // 4})' if key == 'mem_mb' else v}"
-        for rule, res in profile["set-resources"].items() for key, v in res.items()
+        for rule, res in profile["set-resources"].items()
+        for key, v in res.items()
     ]
     return ["--set-threads", *threads, "--set-resources", *resources]
 
@@ -133,9 +144,11 @@ def _slurm_args(extra: list[str]) -> list[str]:
     # `extra` first: it may start with targets, which must not follow a list-valued option.
     return [
         *extra,
-        "--profile", str(PROFILE),
+        "--profile",
+        str(PROFILE),
         # Ask squeue every second instead of after 40 s: these jobs take seconds.
-        "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
         *_fit_to_node(),
     ]
 
@@ -172,16 +185,25 @@ def _submitted_jobs(log: str, uuid: str) -> list[SlurmJob]:
     jobs = [SlurmJob(rule_of.get(j, "?"), gpu_of.get(j, False), sid) for j, sid in submitted]
 
     # squeue keeps finished jobs for MinJobAge (300 s); the run id is every job's name.
-    q = subprocess.run(["squeue", "--states=all", "--noheader", "--name", uuid,
-                        "--format=%i|%T|%k"], capture_output=True, text=True, timeout=30, check=True)
+    q = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--name", uuid, "--format=%i|%T|%k"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     queued = {}
     for row in q.stdout.splitlines():
         sid, state, comment = row.strip().split("|", 2)
         queued[sid] = (state, comment)
     for job in jobs:
         job.state, job.comment = queued.get(job.slurm_id, ("", ""))
-        show = subprocess.run(["scontrol", "-o", "show", "job", job.slurm_id],
-                              capture_output=True, text=True, timeout=30)
+        show = subprocess.run(
+            ["scontrol", "-o", "show", "job", job.slurm_id],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         m = re.search(r"\bTresPerJob=(\S*)", show.stdout)
         job.tres_per_job = m.group(1) if m else ""
     # Nothing of this run may have reached SLURM without snakemake reporting it, or vice versa.
@@ -199,7 +221,10 @@ def executed_rules(log: str) -> list[str]:
 def check_jobs(workdir: Path, log: str, jobs: list[SlurmJob]) -> None:
     assert jobs, f"no job was submitted to SLURM:\n{log[-3000:]}"
     assert sorted(j.rule for j in jobs) == executed_rules(log), (
-        "every job snakemake ran must have gone through sbatch", jobs, executed_rules(log))
+        "every job snakemake ran must have gone through sbatch",
+        jobs,
+        executed_rules(log),
+    )
     for job in jobs:
         assert job.state == "COMPLETED", f"{job} did not complete in SLURM"
         assert job.comment.startswith(f"rule_{job.rule}"), job
@@ -245,8 +270,9 @@ def test_tiny_workflow_through_slurm(tmp_path):
     assert sorted((j.rule, j.gpu_tagged) for j in jobs) == [("numbers", False), ("squares", True)]
     for job in jobs:
         # The rule's own command ran inside that very SLURM job.
-        assert (tmp_path / "slurm" / "logs" / f"{job.rule}.log").read_text().strip() == \
-            f"slurm_job={job.slurm_id}"
+        assert (
+            tmp_path / "slurm" / "logs" / f"{job.rule}.log"
+        ).read_text().strip() == f"slurm_job={job.slurm_id}"
         assert (tmp_path / "slurm" / "benchmarks" / f"{job.rule}.tsv").is_file()
     assert (tmp_path / "local" / "logs" / "numbers.log").read_text().strip() == "slurm_job=none"
     for out in ("results/numbers.txt", "results/squares.txt"):
@@ -256,12 +282,15 @@ def test_tiny_workflow_through_slurm(tmp_path):
 
 # --- the repo's own workflow on the test config -------------------------------------------------
 
+
 def _result_files(workdir: Path) -> list[str]:
     """Every file the workflow wrote under results/, minus logs, benchmarks and resume state."""
     root = workdir / "results"
     return sorted(
-        str(p.relative_to(workdir)) for p in root.rglob("*")
-        if p.is_file() and p.name != ".snakemake_timestamp"
+        str(p.relative_to(workdir))
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name != ".snakemake_timestamp"
         and not p.name.startswith("teacher_cache.sqlite")  # a cache: row order varies
         and not {"logs", "benchmarks", "work", "parts", "state"} & set(p.relative_to(root).parts)
     )
@@ -312,10 +341,20 @@ def _kill_pretraining_once_it_saved_state(workdir: Path, extra: list[str]) -> st
             if job is None and any(work.glob("checkpoint-*/trainer_state.json")):
                 running = subprocess.run(
                     ["squeue", "--noheader", "--states=RUNNING", "--format=%i|%k|%Z"],
-                    capture_output=True, text=True, timeout=30, check=True).stdout
-                job = next((row.split("|")[0] for row in running.splitlines()
-                            if row.split("|")[1] == "rule_pretrain_wildcards_demo"
-                            and Path(row.split("|")[2]) == workdir), None)
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=True,
+                ).stdout
+                job = next(
+                    (
+                        row.split("|")[0]
+                        for row in running.splitlines()
+                        if row.split("|")[1] == "rule_pretrain_wildcards_demo"
+                        and Path(row.split("|")[2]) == workdir
+                    ),
+                    None,
+                )
                 if job:
                     subprocess.run(["scancel", job], check=True, timeout=30)
             time.sleep(0.2)
@@ -331,8 +370,12 @@ def _kill_pretraining_once_it_saved_state(workdir: Path, extra: list[str]) -> st
 
 
 # One target per kind of rule (every rule of the Snakefile runs), so the SLURM run stays short.
-REPO_TARGETS = ["results/tables/ledger.csv", "results/figures/rl_dynamics.pdf",
-                "results/story_eval/demo-pre-60K.parquet", "results/eval/demo-pre-60K.parquet"]
+REPO_TARGETS = [
+    "results/tables/ledger.csv",
+    "results/figures/rl_dynamics.pdf",
+    "results/story_eval/demo-pre-60K.parquet",
+    "results/eval/demo-pre-60K.parquet",
+]
 
 
 @pytest.mark.slow

@@ -77,22 +77,48 @@ def test_the_same_stories_whatever_the_order_of_files_and_rows(synth, tmp_path):
         shuffled.append(copy)
     a, b = tmp_path / "a" / "stories.csv", tmp_path / "b" / "stories.csv"
     for out, files in ((a, rollouts), (b, shuffled)):
-        assert main(["analysis", "table", "stories", "--rollouts", *map(str, files),
-                     "--output", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "analysis",
+                    "table",
+                    "stories",
+                    "--rollouts",
+                    *map(str, files),
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
     for fmt in layout.TABLE_FORMATS:
         assert a.with_suffix(fmt).read_bytes() == b.with_suffix(fmt).read_bytes(), fmt
 
 
 def test_pretrain_loss_figure_from_logs_with_their_milestones(tmp_path):
-    logs = [write_pretrain_log(tmp_path / "results", "paper"),
-            write_pretrain_log(tmp_path / "results", "small", milestones=[1, 2, 5], seed=1)]
+    logs = [
+        write_pretrain_log(tmp_path / "results", "paper"),
+        write_pretrain_log(tmp_path / "results", "small", milestones=[1, 2, 5], seed=1),
+    ]
     data = load_pretrain_logs(logs)
     assert set(data.run_id) == {"paper", "small"}
     assert data[data.run_id == "small"].milestones.iloc[0] == (1_000_000, 2_000_000, 5_000_000)
     assert layout.discover(tmp_path / "results").pretrain_logs == sorted(logs)
     out = tmp_path / "figures" / "pretrain_loss.pdf"
-    assert main(["analysis", "figure", "pretrain_loss", "--pretrain-logs", *map(str, logs),
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analysis",
+                "figure",
+                "pretrain_loss",
+                "--pretrain-logs",
+                *map(str, logs),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_bytes()[:4] == b"%PDF"
     assert out.with_suffix(".png").stat().st_size > 10_000
 
@@ -113,6 +139,7 @@ def test_the_workflow_plans_the_stories_table_and_the_pretraining_figure(tmp_pat
 
 def test_a_bar_in_a_story_stays_inside_its_markdown_cell(tmp_path):
     from storyrl.analysis.tables import write_table
+
     write_table(pd.DataFrame({"story": ["a | b", None], "score": [1.0, 2.0]}), tmp_path / "t")
     lines = (tmp_path / "t.md").read_text().splitlines()
     assert r"a \| b" in lines[2] and lines[3].count("|") == lines[2].count("|") - 1 == 3

@@ -20,8 +20,9 @@ from storyrl.schemas import read_metadata, read_table
 from storyrl.units import words_label
 
 PROMPTS = ["once upon a time", "let me tell you a tale"]
-RL = RLConfig.model_validate({"prompts": PROMPTS, "batch_size": 4, "threads": 1,
-                              "sampling": {"max_new_tokens": 8}})
+RL = RLConfig.model_validate(
+    {"prompts": PROMPTS, "batch_size": 4, "threads": 1, "sampling": {"max_new_tokens": 8}}
+)
 HEURISTIC = {"backend": "heuristic"}
 
 
@@ -38,7 +39,9 @@ def run_eval(ckpt, out, seed=42, n=10, **ids):
 
 def test_planned_checkpoints():
     assert planned_checkpoints(RLConfig()) == [k * 100_000 for k in range(1, 10)]
-    assert planned_checkpoints(RLConfig(budget=950, checkpoint_every=100)) == list(range(100, 901, 100))
+    assert planned_checkpoints(RLConfig(budget=950, checkpoint_every=100)) == list(
+        range(100, 901, 100)
+    )
     assert planned_checkpoints(RLConfig(budget=100, checkpoint_every=200)) == []
 
 
@@ -49,16 +52,26 @@ def test_story_eval_writes_scored_stories(ckpt, tmp_path):
     assert len(df) == summary["n"] == 10  # 3 generate calls: 4 + 4 + 2
     assert df["prompt"].tolist() == [PROMPTS[i % 2] for i in range(10)]
     assert df["sample"].tolist() == list(range(10))
-    assert (df["step"] == 0).all() and (df["budget_words"] == 0).all() and (df["run_id"] == "").all()
+    assert (
+        (df["step"] == 0).all() and (df["budget_words"] == 0).all() and (df["run_id"] == "").all()
+    )
     assert df["parsed"].all() and df["teacher_score"].between(0, 1).all()
     assert df["n_tokens"].between(1, 8).all()
     assert summary["teacher_score_mean"] == pytest.approx(df["teacher_score"].mean())
     assert summary["parsed_share"] == 1.0
     meta = read_metadata(out)
     assert meta["table"] == "rollouts"
-    assert {k: meta[k] for k in ("model_id", "pretrain_words", "rl_words", "run_id", "n_stories", "seed")} == \
-        {"model_id": "pre-20M", "pretrain_words": 20_000_000, "rl_words": 0, "run_id": "",
-         "n_stories": 10, "seed": 42}
+    assert {
+        k: meta[k]
+        for k in ("model_id", "pretrain_words", "rl_words", "run_id", "n_stories", "seed")
+    } == {
+        "model_id": "pre-20M",
+        "pretrain_words": 20_000_000,
+        "rl_words": 0,
+        "run_id": "",
+        "n_stories": 10,
+        "seed": 42,
+    }
     assert meta["teacher"]["backend"] == "heuristic" and meta["prompts"] == PROMPTS
     loaded = load_story_eval([out])
     assert len(loaded) == 10
@@ -81,8 +94,11 @@ def test_story_eval_is_seeded(ckpt, tmp_path):
 
 def test_story_eval_reads_the_pretraining_record(ckpt, tmp_path):
     folder = shutil.copytree(ckpt, tmp_path / "milestone")
-    (folder / CHECKPOINT_INFO).write_text(json.dumps(
-        {"run_id": "pre", "milestone_words": 5_000_000, "step": 7, "words_seen": 5_000_100}))
+    (folder / CHECKPOINT_INFO).write_text(
+        json.dumps(
+            {"run_id": "pre", "milestone_words": 5_000_000, "step": 7, "words_seen": 5_000_100}
+        )
+    )
     summary = run_eval(folder, tmp_path / "s.parquet", n=2)
     assert summary["pretrain_words"] == 5_000_000 and summary["rl_words"] == 0
     assert load_story_eval([tmp_path / "s.parquet"])["pretrain_words"].iloc[0] == 5_000_000
@@ -93,8 +109,15 @@ def test_story_eval_reads_the_pretraining_record(ckpt, tmp_path):
 # of 4 stories, so the ledger reads 28 after step 1 and 40 after step 2 (max_steps). Budget 50, a
 # checkpoint every 5: planned 5..45; step 1 crosses 5 to 25 at once, step 2 crosses 30, 35 and
 # 40, and 45 is never reached: it gets the final policy.
-EARLY = {"prompts": ["once upon a time"], "batch_size": 4, "threads": 1, "budget": 50,
-         "checkpoint_every": 5, "max_steps": 2, "sampling": {"max_new_tokens": 6}}
+EARLY = {
+    "prompts": ["once upon a time"],
+    "batch_size": 4,
+    "threads": 1,
+    "budget": 50,
+    "checkpoint_every": 5,
+    "max_steps": 2,
+    "sampling": {"max_new_tokens": 6},
+}
 EXPECTED = {**{w: (1, 28) for w in (5, 10, 15, 20, 25)}, **{w: (2, 40) for w in (30, 35, 40, 45)}}
 
 
@@ -104,8 +127,14 @@ def check_records(run, ckpt, pretrain_words):
         folder = run / "checkpoints" / words_label(words)
         assert (folder / "config.json").exists(), folder
         info = json.loads((folder / RL_INFO).read_text())
-        assert info == {"run_id": "early", "step": step, "rl_words": used, "label_words": words,
-                        "pretrain_checkpoint": str(ckpt), "pretrain_words": pretrain_words}, words
+        assert info == {
+            "run_id": "early",
+            "step": step,
+            "rl_words": used,
+            "label_words": words,
+            "pretrain_checkpoint": str(ckpt),
+            "pretrain_words": pretrain_words,
+        }, words
     final = json.loads((run / "final" / RL_INFO).read_text())
     assert final["label_words"] is None and final["rl_words"] == 40 and final["step"] == 2
 
@@ -113,8 +142,14 @@ def check_records(run, ckpt, pretrain_words):
 @pytest.fixture(scope="module")
 def early_run(ckpt, tmp_path_factory):
     run = tmp_path_factory.mktemp("rl") / "run"
-    train(ckpt, run, RLConfig.model_validate(EARLY), ShareScorer(max_new_tokens=6), run_id="early",
-          pretrain_words_seen=20_000_000)
+    train(
+        ckpt,
+        run,
+        RLConfig.model_validate(EARLY),
+        ShareScorer(max_new_tokens=6),
+        run_id="early",
+        pretrain_words_seen=20_000_000,
+    )
     return run
 
 
@@ -124,8 +159,13 @@ def test_rl_run_stopped_early_has_every_planned_checkpoint(ckpt, early_run):
 
 def test_rl_checkpoints_missing_at_the_end_are_logged(ckpt, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="storyrl.rl.train"):
-        train(ckpt, tmp_path / "run", RLConfig.model_validate({**EARLY, "max_steps": 1}),
-              ShareScorer(max_new_tokens=6), run_id="early")
+        train(
+            ckpt,
+            tmp_path / "run",
+            RLConfig.model_validate({**EARLY, "max_steps": 1}),
+            ShareScorer(max_new_tokens=6),
+            run_id="early",
+        )
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 4 and all("before checkpoint" in m for m in warned)  # 30, 35, 40, 45
     info = json.loads((tmp_path / "run" / "checkpoints" / "35" / RL_INFO).read_text())
@@ -135,7 +175,14 @@ def test_rl_checkpoints_missing_at_the_end_are_logged(ckpt, tmp_path, caplog):
 def test_grpo_run_stopped_early_has_every_planned_checkpoint(ckpt, tmp_path):
     run = tmp_path / "run"
     cfg = RLConfig.model_validate({**EARLY, "algorithm": "grpo", "group": {"num_generations": 2}})
-    train(ckpt, run, cfg, ShareScorer(max_new_tokens=6), run_id="early", pretrain_words_seen=20_000_000)
+    train(
+        ckpt,
+        run,
+        cfg,
+        ShareScorer(max_new_tokens=6),
+        run_id="early",
+        pretrain_words_seen=20_000_000,
+    )
     check_records(run, ckpt, 20_000_000)
 
 
@@ -144,18 +191,42 @@ def test_story_eval_of_an_rl_checkpoint(early_run, tmp_path):
     assert summary["rl_words"] == 28 and summary["run_id"] == "early"
     assert summary["pretrain_words"] == 20_000_000 and summary["model_id"] == "early-10"
     df = load_story_eval([tmp_path / "s.parquet"])
-    assert df[["rl_words", "pretrain_words", "run_id"]].drop_duplicates().values.tolist() == \
-        [[28, 20_000_000, "early"]]
+    assert df[["rl_words", "pretrain_words", "run_id"]].drop_duplicates().values.tolist() == [
+        [28, 20_000_000, "early"]
+    ]
     assert (read_table(tmp_path / "s.parquet", "rollouts")["run_id"].to_pylist()) == ["early"] * 2
 
 
 def test_cli_eval_stories(ckpt, tmp_path, capsys):
     out = tmp_path / "stories.parquet"
-    rc = main(["eval", "stories", "--model", str(ckpt), "--output", str(out),
-               "--section", json.dumps({"n_stories": 6, "batch_size": 4, "threads": 1}),
-               "--rl", RL.model_dump_json(), "--teacher", json.dumps(HEURISTIC), "--reward", "{}",
-               "--teacher-cache", str(tmp_path / "cache.sqlite"), "--model-id", "m",
-               "--pretrain-words", "20M", "--rl-words", "1M", "--run-id", "20M-seed42-base"])
+    rc = main(
+        [
+            "eval",
+            "stories",
+            "--model",
+            str(ckpt),
+            "--output",
+            str(out),
+            "--section",
+            json.dumps({"n_stories": 6, "batch_size": 4, "threads": 1}),
+            "--rl",
+            RL.model_dump_json(),
+            "--teacher",
+            json.dumps(HEURISTIC),
+            "--reward",
+            "{}",
+            "--teacher-cache",
+            str(tmp_path / "cache.sqlite"),
+            "--model-id",
+            "m",
+            "--pretrain-words",
+            "20M",
+            "--rl-words",
+            "1M",
+            "--run-id",
+            "20M-seed42-base",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n"] == 6 and summary["rl_words"] == 1_000_000
@@ -164,5 +235,21 @@ def test_cli_eval_stories(ckpt, tmp_path, capsys):
     assert set(df["rl_words"]) == {1_000_000} and set(df["run_id"]) == {"20M-seed42-base"}
     assert (tmp_path / "cache.sqlite").exists()
     with pytest.raises(SystemExit):
-        main(["eval", "stories", "--model", str(ckpt), "--output", str(out), "--section", '{"n_stories": 0}',
-              "--rl", "{}", "--teacher", "{}", "--reward", "{}"])
+        main(
+            [
+                "eval",
+                "stories",
+                "--model",
+                str(ckpt),
+                "--output",
+                str(out),
+                "--section",
+                '{"n_stories": 0}',
+                "--rl",
+                "{}",
+                "--teacher",
+                "{}",
+                "--reward",
+                "{}",
+            ]
+        )

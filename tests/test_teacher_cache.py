@@ -101,13 +101,27 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
     (checkout / "evaluation_pipeline").mkdir(parents=True)
     official = tmp_path / "official.yaml"
     official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
-    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(ROOT / "config" / "paper.yaml"),
-                    str(paper_weights(tmp_path)), str(official)).stdout
-    teacher_jobs = [line for line in out.splitlines()
-                    if re.search(r"storyrl\S* (rl train|eval stories|teacher score) ", line)]
+    out = snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "--configfile",
+        str(ROOT / "config" / "paper.yaml"),
+        str(paper_weights(tmp_path)),
+        str(official),
+    ).stdout
+    teacher_jobs = [
+        line
+        for line in out.splitlines()
+        if re.search(r"storyrl\S* (rl train|eval stories|teacher score) ", line)
+    ]
     assert len(teacher_jobs) == 8 + 107  # the RL runs and the story evaluations
-    caches = [m.group(1).strip("'\"") for line in teacher_jobs
-              for m in [re.search(r"--teacher-cache (\S+)", line)] if m]
+    caches = [
+        m.group(1).strip("'\"")
+        for line in teacher_jobs
+        for m in [re.search(r"--teacher-cache (\S+)", line)]
+        if m
+    ]
     assert caches, "no job keeps a cache: the RL runs' resumes would pay for every reply again"
     assert len(caches) == len(set(caches)), "two jobs write one SQLite file"
     for line in teacher_jobs:  # an RL run's cache lives in its own run folder
@@ -119,9 +133,14 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
 
 # --------------------------------------------------------------------------- what is cached
 
+
 def openai_cfg(url, **kw):
-    return TeacherConfig(backend="openai", model="teacher-x", openai={
-        "base_url": url, "timeout_s": 2, "retries": 0, "backoff_s": 0.01, "concurrency": 4}, **kw)
+    return TeacherConfig(
+        backend="openai",
+        model="teacher-x",
+        openai={"base_url": url, "timeout_s": 2, "retries": 0, "backoff_s": 0.01, "concurrency": 4},
+        **kw,
+    )
 
 
 def test_unparseable_replies_are_not_cached_so_a_fixed_server_is_asked_again(server, tmp_path):
@@ -149,10 +168,13 @@ def test_another_server_is_another_teacher(server, tmp_path):
 
 def test_drop_one_teachers_entries(server, tmp_path):
     from storyrl.teacher.cache import drop_entries
+
     a, b = server(reply_fn=lambda m: "1 1 1"), server(reply_fn=lambda m: "3 3 3")
     cache = tmp_path / "c.sqlite"
     for s in (a, b):
-        make_teacher(openai_cfg(s.url), seed=0, cache_path=str(cache)).score([PROMPT] * 3, CONTS[:3])
+        make_teacher(openai_cfg(s.url), seed=0, cache_path=str(cache)).score(
+            [PROMPT] * 3, CONTS[:3]
+        )
     assert len(ScoreCache(cache)) == 6
     assert drop_entries(cache, server=a.url) == 3
     assert len(ScoreCache(cache)) == 3

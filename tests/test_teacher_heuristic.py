@@ -17,8 +17,15 @@ from storyrl.teacher.cache import ScoreCache
 from storyrl.teacher.heuristic import judge
 
 sys.path.insert(0, str(Path(__file__).parent))
-from teacher_examples import (EMPTY_OR_PARTIAL, LONG_VARIED, ONE_LINE_OR_BROKEN, PROMPT,  # noqa: E402
-                              REPETITIVE_LOOP, SHORT_COHERENT, WORD_SALAD)
+from teacher_examples import (  # noqa: E402
+    EMPTY_OR_PARTIAL,
+    LONG_VARIED,
+    ONE_LINE_OR_BROKEN,
+    PROMPT,
+    REPETITIVE_LOOP,
+    SHORT_COHERENT,
+    WORD_SALAD,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +39,16 @@ def test_empty_or_under_one_sentence_gets_zero(cont):
     assert judge(PROMPT, cont) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("lower, higher", [
-    (WORD_SALAD, REPETITIVE_LOOP),
-    (REPETITIVE_LOOP, SHORT_COHERENT),
-    (ONE_LINE_OR_BROKEN, SHORT_COHERENT),
-    (SHORT_COHERENT, LONG_VARIED),
-], ids=["salad<loop", "loop<short", "oneline<short", "short<long"])
+@pytest.mark.parametrize(
+    "lower, higher",
+    [
+        (WORD_SALAD, REPETITIVE_LOOP),
+        (REPETITIVE_LOOP, SHORT_COHERENT),
+        (ONE_LINE_OR_BROKEN, SHORT_COHERENT),
+        (SHORT_COHERENT, LONG_VARIED),
+    ],
+    ids=["salad<loop", "loop<short", "oneline<short", "short<long"],
+)
 def test_ordering(lower, higher):
     # Every story of the lower class scores below every story of the higher class.
     for a, b in product(lower, higher):
@@ -71,7 +82,7 @@ def _score_in_process(cache_path, conts, start, out):
     t = make_teacher(TeacherConfig(), seed=0, cache_path=cache_path)
     start.wait()  # both jobs are up: from here on they write at the same time
     for i in range(0, len(conts), 5):  # many small transactions interleave with the other job
-        t.score([PROMPT] * 5, conts[i:i + 5])
+        t.score([PROMPT] * 5, conts[i : i + 5])
     out.put(dict(t.stats))
 
 
@@ -82,8 +93,10 @@ def test_cache_shared_by_two_processes(tmp_path):
     ctx = mp.get_context("spawn")
     out, start = ctx.Queue(), ctx.Barrier(2)
     # Two jobs score overlapping parts at the same time.
-    jobs = [ctx.Process(target=_score_in_process, args=(str(cache), conts[:200], start, out)),
-            ctx.Process(target=_score_in_process, args=(str(cache), conts[100:], start, out))]
+    jobs = [
+        ctx.Process(target=_score_in_process, args=(str(cache), conts[:200], start, out)),
+        ctx.Process(target=_score_in_process, args=(str(cache), conts[100:], start, out)),
+    ]
     for j in jobs:
         j.start()
     stats = [out.get(timeout=60) for _ in jobs]
@@ -104,18 +117,40 @@ def test_cache_shared_by_two_processes(tmp_path):
 def test_cli_scores_a_parquet(tmp_path):
     stories = tmp_path / "stories.parquet"
     conts = WORD_SALAD[:2] + SHORT_COHERENT[:2] + LONG_VARIED[:2] + [""]
-    pd.DataFrame({"prompt": [PROMPT] * len(conts), "continuation": conts,
-                  "extra": range(len(conts))}).to_parquet(stories)
+    pd.DataFrame(
+        {"prompt": [PROMPT] * len(conts), "continuation": conts, "extra": range(len(conts))}
+    ).to_parquet(stories)
     out = tmp_path / "scores.parquet"
     section = {"reward": {"length_coef": 0.4}, "max_new_tokens": 90, "seed": 7}
-    cmd = [sys.executable, "-m", "storyrl.cli", "teacher", "score", "--stories", str(stories),
-           "--output", str(out), "--section", json.dumps(section),
-           "--cache", str(tmp_path / "c.sqlite")]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        "teacher",
+        "score",
+        "--stories",
+        str(stories),
+        "--output",
+        str(out),
+        "--section",
+        json.dumps(section),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout) == {"stories": 7, "failed_calls": 0, "unparsed": 0,
-                                      "cache_hits": 0}
+    assert json.loads(res.stdout) == {
+        "stories": 7,
+        "failed_calls": 0,
+        "unparsed": 0,
+        "cache_hits": 0,
+    }
     df = read_table(out, "teacher_scores").to_pandas()
     assert df["continuation"].tolist() == conts
     for _, row in df.iterrows():
@@ -135,12 +170,18 @@ def test_cli_scores_a_parquet(tmp_path):
     bad = tmp_path / "bad.parquet"
     pd.DataFrame({"prompt": ["x"], "story": ["y"]}).to_parquet(bad)
     cmd[cmd.index(str(stories))] = str(bad)
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path,
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert res.returncode == 1
     assert f"{bad}: column 'continuation' missing" in res.stderr
 
 
 def load_sha():
     import hashlib
+
     return hashlib.sha256((ROOT / "config/prompts/teacher_rubric.txt").read_bytes()).hexdigest()

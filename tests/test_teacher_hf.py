@@ -14,8 +14,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_chat import build_tiny_chat_model  # noqa: E402
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
-CONTS = [" there lived a fox. He was happy.", " there was a {curly} storm! Rain fell.",
-         " a girl sang 3 songs."]
+CONTS = [
+    " there lived a fox. He was happy.",
+    " there was a {curly} storm! Rain fell.",
+    " a girl sang 3 songs.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +27,19 @@ def tiny_chat_model(tmp_path_factory):
 
 
 def test_exact_prompt_reaches_model(tiny_chat_model):
-    cfg = TeacherConfig(backend="hf", model=str(tiny_chat_model), max_failure_share=1.0,
-                        hf={"device": "cpu", "batch_size": 8})
+    cfg = TeacherConfig(
+        backend="hf",
+        model=str(tiny_chat_model),
+        max_failure_share=1.0,
+        hf={"device": "cpu", "batch_size": 8},
+    )
     teacher = make_teacher(cfg, seed=3)
     backend = teacher.backend
     seen = []  # the inputs of every forward call of the model
     backend.lm.register_forward_pre_hook(
         lambda mod, args, kw: seen.append((kw["input_ids"].clone(), kw["attention_mask"].clone())),
-        with_kwargs=True)
+        with_kwargs=True,
+    )
     js = teacher.score([PROMPT] * 3, CONTS)
 
     rubric = load_rubric(cfg.template)
@@ -69,8 +77,9 @@ def test_scoring_leaves_the_global_rng_alone(tiny_chat_model):
     the same RNG state."""
     import torch
 
-    cfg = TeacherConfig(backend="hf", model=str(tiny_chat_model), max_failure_share=1.0,
-                        hf={"device": "cpu"})
+    cfg = TeacherConfig(
+        backend="hf", model=str(tiny_chat_model), max_failure_share=1.0, hf={"device": "cpu"}
+    )
     teacher = make_teacher(cfg, seed=3)
     torch.manual_seed(123)
     expected = torch.rand(4)

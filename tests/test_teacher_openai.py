@@ -19,7 +19,6 @@ PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway l
 CONTS = [f" there lived a fox number {i}. He was happy." for i in range(10)]
 
 
-
 def cfg(url, **kw):
     o = {"base_url": url, "timeout_s": 0.5, "retries": 2, "backoff_s": 0.01, "concurrency": 4}
     o.update(kw.pop("openai", {}))
@@ -41,8 +40,10 @@ def test_request_matches_paper_and_replies_parse(server):
     rubric = load_rubric(TeacherConfig().template)
     sent = sorted(r["body"]["messages"][0]["content"] for r in srv.requests)
     assert sent == sorted(rubric.render(PROMPT, c) for c in CONTS)
-    assert all(r["body"]["messages"][0]["role"] == "user" and len(r["body"]["messages"]) == 1
-               for r in srv.requests)
+    assert all(
+        r["body"]["messages"][0]["role"] == "user" and len(r["body"]["messages"]) == 1
+        for r in srv.requests
+    )
     assert t.identity["sampling"] == {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6, "seed": 42}
 
 
@@ -72,13 +73,15 @@ def test_transient_500s_are_retried(server):
 @pytest.mark.parametrize("mode", ["error500", "stall", "garbage_body"])
 def test_server_down_counts_failures_then_raises(server, mode):
     srv = server(mode=mode, stall_s=1.5)
-    t = make_teacher(cfg(srv.url, max_failure_share=1.0,
-                         openai={"retries": 1, "timeout_s": 0.3}), seed=0)
+    t = make_teacher(
+        cfg(srv.url, max_failure_share=1.0, openai={"retries": 1, "timeout_s": 0.3}), seed=0
+    )
     t0 = time.perf_counter()
     js = t.score([PROMPT] * 4, CONTS[:4])
     assert time.perf_counter() - t0 < 3  # timeouts hold: no waiting for the stalled server
-    assert all(j.failed_call and not j.parsed and j.reply == "" and j.teacher_score == 0.5
-               for j in js)
+    assert all(
+        j.failed_call and not j.parsed and j.reply == "" and j.teacher_score == 0.5 for j in js
+    )
     assert len(srv.requests) == 8  # 1 try + 1 retry each
     assert t.stats["failed_calls"] == 4 and t.stats["retries"] == 4
     # With the default threshold (10%) the caller gets an error, not default rewards.
@@ -90,15 +93,20 @@ def test_server_down_counts_failures_then_raises(server, mode):
 
 def test_unparseable_replies_count_against_threshold(server):
     bad = {1, 7}
-    srv = server(reply_fn=lambda m: "I cannot" if any(f"number {i}." in m for i in bad) else "2 2 2")
+    srv = server(
+        reply_fn=lambda m: "I cannot" if any(f"number {i}." in m for i in bad) else "2 2 2"
+    )
     t = make_teacher(cfg(srv.url, max_failure_share=0.2), seed=0)
     js = t.score([PROMPT] * 10, CONTS)  # 2 of 10 = 20%: allowed
     assert [not j.parsed for j in js] == [i in bad for i in range(10)]
     assert [j.teacher_score for j in js] == [0.5 if i in bad else 6 / 9 for i in range(10)]
     assert t.stats["unparsed"] == 2 and t.stats["failed_calls"] == 0
     t = make_teacher(cfg(srv.url, max_failure_share=0.1), seed=0)
-    with pytest.raises(TeacherFailure, match=r"2 of 10 replies failed \(0 failed calls, 2 "
-                       r"unparseable, e.g. 'I cannot'.*max_failure_share=0.1"):
+    with pytest.raises(
+        TeacherFailure,
+        match=r"2 of 10 replies failed \(0 failed calls, 2 "
+        r"unparseable, e.g. 'I cannot'.*max_failure_share=0.1",
+    ):
         t.score([PROMPT] * 10, CONTS)
 
 
@@ -136,6 +144,7 @@ def test_failed_calls_are_not_cached(server, tmp_path):
 
 def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path):
     import pandas as pd
+
     from storyrl.schemas import read_metadata, read_table
     from storyrl.teacher.score_file import ScoreSection, score_file
 
@@ -151,6 +160,7 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
         if n["count"] == 5:  # the last reply of the first batch; later requests fail
             srv.mode = "error500"
         return "1 2 3"
+
     srv.reply_fn = go_down_after_first_batch
     with pytest.raises(TeacherFailure, match="5 of 5 replies failed"):
         score_file(stories, out, section, cache)
@@ -163,9 +173,12 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     df = read_table(out, "teacher_scores").to_pandas()
     assert df["teacher_reply"].tolist() == ["1 2 3"] * 10
     meta = read_metadata(out)
-    assert meta["teacher"] == {"backend": "openai", "server": srv.url, "model": "teacher-x",
-                               "template": "config/prompts/teacher_rubric.txt",
-                               "template_sha256": load_rubric(TeacherConfig().template).sha256,
-                               "sampling": {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6,
-                                            "seed": 42}}
+    assert meta["teacher"] == {
+        "backend": "openai",
+        "server": srv.url,
+        "model": "teacher-x",
+        "template": "config/prompts/teacher_rubric.txt",
+        "template_sha256": load_rubric(TeacherConfig().template).sha256,
+        "sampling": {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6, "seed": 42},
+    }
     assert meta["counts"]["failed_calls"] == 0

@@ -44,11 +44,17 @@ def eos_ckpt(tmp_path_factory):
     return path
 
 
-
 def rl_cfg(keep: bool, steps: int = 2) -> RLConfig:
-    return RLConfig(prompts=[PROMPT], batch_size=24, budget=10_000, checkpoint_every=10_000,
-                    max_steps=steps, device="cpu", threads=1,
-                    sampling={"max_new_tokens": MAX_NEW, "keep_special_tokens": keep})
+    return RLConfig(
+        prompts=[PROMPT],
+        batch_size=24,
+        budget=10_000,
+        checkpoint_every=10_000,
+        max_steps=steps,
+        device="cpu",
+        threads=1,
+        sampling={"max_new_tokens": MAX_NEW, "keep_special_tokens": keep},
+    )
 
 
 def every_third_unparseable():
@@ -57,16 +63,22 @@ def every_third_unparseable():
     def reply(msg):
         n["count"] += 1
         return "I cannot grade this." if n["count"] % 3 == 0 else "2 1 1"
+
     return reply
 
 
 def teacher(url, on_failure):
-    return {"backend": "openai", "model": "t", "on_failure": on_failure, "openai": {
-        "base_url": url, "retries": 0, "timeout_s": 5, "concurrency": 4}}
+    return {
+        "backend": "openai",
+        "model": "t",
+        "on_failure": on_failure,
+        "openai": {"base_url": url, "retries": 0, "timeout_s": 5, "concurrency": 4},
+    }
 
 
 def test_paper_setting_shows_eos_to_the_teacher_counts_its_word_and_trains_on(
-        eos_ckpt, tmp_path, server):
+    eos_ckpt, tmp_path, server
+):
     srv = server(reply_fn=every_third_unparseable())
     scorer = teacher_scorer(teacher(srv.url, "default"), {"length_coef": 0.4}, MAX_NEW, 42)
     summary = train(eos_ckpt, tmp_path / "run", rl_cfg(keep=True, steps=3), scorer)
@@ -115,9 +127,15 @@ def test_default_setting_drops_special_tokens_and_stops_on_failures(eos_ckpt, tm
 def test_story_evaluation_follows_the_setting(eos_ckpt, tmp_path):
     from storyrl.config import StoryEvalConfig
     from storyrl.evaluate.stories import evaluate_stories
+
     scorer = teacher_scorer({"backend": "heuristic"}, {"length_coef": 0.4}, MAX_NEW, 42)
-    evaluate_stories(eos_ckpt, tmp_path / "s.parquet", StoryEvalConfig(n_stories=30, device="cpu"),
-                     rl_cfg(keep=True), scorer)
+    evaluate_stories(
+        eos_ckpt,
+        tmp_path / "s.parquet",
+        StoryEvalConfig(n_stories=30, device="cpu"),
+        rl_cfg(keep=True),
+        scorer,
+    )
     ro = read_table(tmp_path / "s.parquet", "rollouts").to_pandas()
     assert all(c.endswith("</s>") for c in ro[ro.n_tokens < MAX_NEW].continuation)
     assert (ro[ro.n_tokens == 1].n_words == 1).all()

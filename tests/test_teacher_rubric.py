@@ -9,28 +9,36 @@ import pytest
 from storyrl.config import Config, ConfigError
 from storyrl.reward import compute_rewards
 from storyrl.teacher import Judgement, RewardConfig, TeacherConfig
-from storyrl.teacher.rubric import (DEFAULT_SCORE, load_rubric, parse_reply, student_story,
-                                    weighted_score)
+from storyrl.teacher.rubric import (
+    DEFAULT_SCORE,
+    load_rubric,
+    parse_reply,
+    student_story,
+    weighted_score,
+)
 
 RUBRIC = Path(__file__).resolve().parents[1] / "config/prompts/teacher_rubric.txt"
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
 
-@pytest.mark.parametrize("reply, scores, score", [
-    ("2 3 1", (2, 3, 1), 6 / 9),
-    ("Readability: 2, Narrative: 3, Creativity: 1", (2, 3, 1), 6 / 9),
-    ("5 -1 2", (3, 0, 2), 5 / 9),            # clamped to [0, 3]
-    ("2 2", (2, 2, 0), 4 / 9),               # fewer than three: what is there, / 9
-    ("3", (3, 0, 0), 3 / 9),
-    ("I cannot", None, DEFAULT_SCORE),
-    ("", None, DEFAULT_SCORE),
-    (None, None, DEFAULT_SCORE),             # failed call
-    ("1 2 3\nThe story was lovely, 10 out of 10!", (1, 2, 3), 6 / 9),   # extra text after
-    (" 3 3 3 2", (3, 3, 3), 1.0),            # only the first three count
-    ("0 0 0", (0, 0, 0), 0.0),
-    ("2-3-1", (2, 3, 1), 6 / 9),             # a dash between digits is not a minus
-    ("12 7 9", (3, 3, 3), 1.0),
-])
+@pytest.mark.parametrize(
+    "reply, scores, score",
+    [
+        ("2 3 1", (2, 3, 1), 6 / 9),
+        ("Readability: 2, Narrative: 3, Creativity: 1", (2, 3, 1), 6 / 9),
+        ("5 -1 2", (3, 0, 2), 5 / 9),  # clamped to [0, 3]
+        ("2 2", (2, 2, 0), 4 / 9),  # fewer than three: what is there, / 9
+        ("3", (3, 0, 0), 3 / 9),
+        ("I cannot", None, DEFAULT_SCORE),
+        ("", None, DEFAULT_SCORE),
+        (None, None, DEFAULT_SCORE),  # failed call
+        ("1 2 3\nThe story was lovely, 10 out of 10!", (1, 2, 3), 6 / 9),  # extra text after
+        (" 3 3 3 2", (3, 3, 3), 1.0),  # only the first three count
+        ("0 0 0", (0, 0, 0), 0.0),
+        ("2-3-1", (2, 3, 1), 6 / 9),  # a dash between digits is not a minus
+        ("12 7 9", (3, 3, 3), 1.0),
+    ],
+)
 def test_parse_reply(reply, scores, score):
     assert parse_reply(reply) == scores
     assert weighted_score(parse_reply(reply)) == pytest.approx(score)
@@ -59,14 +67,18 @@ def test_relative_template_resolves_from_any_directory(tmp_path, monkeypatch):
     own = tmp_path / "config/prompts/teacher_rubric.txt"  # the working directory wins
     own.parent.mkdir(parents=True)
     own.write_text("Rate {story} (opening: {prompt})\nR, N, C =\n")
-    assert load_rubric("config/prompts/teacher_rubric.txt").render("A", "b.") == \
-        "Rate A b. (opening: A)\nR, N, C ="
+    assert (
+        load_rubric("config/prompts/teacher_rubric.txt").render("A", "b.")
+        == "Rate A b. (opening: A)\nR, N, C ="
+    )
 
 
 def test_bad_template_is_named(tmp_path):
     bad = tmp_path / "t.txt"
     bad.write_text("no placeholders here")
-    with pytest.raises(ConfigError, match=r"t\.txt lacks the placeholder\(s\) \{prompt\}, \{story\}"):
+    with pytest.raises(
+        ConfigError, match=r"t\.txt lacks the placeholder\(s\) \{prompt\}, \{story\}"
+    ):
         load_rubric(str(bad))
     with pytest.raises(ConfigError, match="teacher.template: rubric template 'nope.txt' not found"):
         load_rubric("nope.txt")
@@ -106,10 +118,13 @@ def test_reward_ablations_are_config_changes():
 
 
 def test_top_level_config_defaults_to_offline_teacher():
-    cfg = Config.model_validate({
-        "corpora": {"demo": {"format": "demo"}}, "models": {"tiny": {}},
-        "pretrain": {"milestones": [1000], "runs": {"r": {"corpus": "demo", "model": "tiny"}}},
-    })
+    cfg = Config.model_validate(
+        {
+            "corpora": {"demo": {"format": "demo"}},
+            "models": {"tiny": {}},
+            "pretrain": {"milestones": [1000], "runs": {"r": {"corpus": "demo", "model": "tiny"}}},
+        }
+    )
     assert cfg.teacher == TeacherConfig() and cfg.teacher.backend == "heuristic"
     assert cfg.reward.length_coef == 0.4 and cfg.reward.weights == (1.0, 1.0, 1.0)
     assert (cfg.teacher.temperature, cfg.teacher.max_tokens) == (0.2, 6)

@@ -36,12 +36,15 @@ def numeric_columns(steps: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- TensorBoard
 def tb_reader(folder: Path):
     from tbparse import SummaryReader
+
     assert folder.is_dir(), f"no event folder {folder}"
     return SummaryReader(str(folder))
 
 
 def test_tensorboard_gets_the_pretraining_loss_words_and_config_hash(demo_prepared, tmp_path):
-    tiny_jobs.pretrain(demo_prepared, tmp_path, {"backend": "tensorboard", "dir": str(tmp_path / "trk")})
+    tiny_jobs.pretrain(
+        demo_prepared, tmp_path, {"backend": "tensorboard", "dir": str(tmp_path / "trk")}
+    )
     log = pd.read_parquet(tmp_path / "out" / "log.parquet")
     reader = tb_reader(tmp_path / "trk" / "tensorboard" / "storyrl" / "pretrain" / "tiny")
     scalars = reader.scalars
@@ -51,7 +54,10 @@ def test_tensorboard_gets_the_pretraining_loss_words_and_config_hash(demo_prepar
     words = scalars[scalars.tag == "train/words_seen"].sort_values("step")
     assert words.value.tolist() == pytest.approx(log.words_seen.tolist())
     text = reader.text.set_index("tag")["value"]
-    assert text["storyrl/config_hash"] == read_metadata(tmp_path / "out" / "log.parquet")["config_hash"]
+    assert (
+        text["storyrl/config_hash"]
+        == read_metadata(tmp_path / "out" / "log.parquet")["config_hash"]
+    )
     assert text["storyrl/run_id"] == "tiny"
 
 
@@ -66,14 +72,20 @@ def test_tensorboard_gets_every_ppo_steps_column_at_the_budget_words(ckpt, tmp_p
     for col in columns:
         logged = scalars[scalars.tag == col].sort_values("step")
         assert logged.step.tolist() == steps.budget_words.tolist(), col
-        assert logged.value.to_numpy() == pytest.approx(steps[col].to_numpy(), rel=1e-5, abs=1e-9), col
+        assert logged.value.to_numpy() == pytest.approx(
+            steps[col].to_numpy(), rel=1e-5, abs=1e-9
+        ), col
     text = reader.text.set_index("tag")["value"]
-    assert text["storyrl/config_hash"] == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    assert (
+        text["storyrl/config_hash"]
+        == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    )
 
 
 def test_tensorboard_gets_grpo_metrics_through_the_trainers_report_to(ckpt, tmp_path):
-    grpo = tiny_jobs.PPO.model_copy(update={"algorithm": "grpo", "max_steps": 3,
-                                            "group": {"lr": 1e-3, "num_generations": 8}})
+    grpo = tiny_jobs.PPO.model_copy(
+        update={"algorithm": "grpo", "max_steps": 3, "group": {"lr": 1e-3, "num_generations": 8}}
+    )
     tiny_jobs.rl(ckpt, tmp_path, {"backend": "tensorboard", "dir": str(tmp_path / "trk")}, cfg=grpo)
     steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
     reader = tb_reader(tmp_path / "trk" / "tensorboard" / "storyrl" / "rl" / "toy")
@@ -85,7 +97,10 @@ def test_tensorboard_gets_grpo_metrics_through_the_trainers_report_to(ckpt, tmp_
     reward = scalars[scalars.tag == "train/rewards/teacher/mean"].sort_values("step")
     assert reward.value.to_numpy() == pytest.approx(steps.reward_mean.to_numpy(), rel=1e-5)
     text = reader.text.set_index("tag")["value"]
-    assert text["storyrl/config_hash"] == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    assert (
+        text["storyrl/config_hash"]
+        == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    )
 
 
 # --------------------------------------------------------------------------- W&B offline
@@ -103,10 +118,10 @@ def wandb_records(run_dir: Path):
         if block - pos % block < 7:  # a block's tail too short for a header is padding
             pos += block - pos % block
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         if kind == 0:
             break
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         buf = chunk if kind in (1, 2) else buf + chunk  # FULL, FIRST / MIDDLE, LAST
         if kind in (1, 4):
             rec = pb.Record()
@@ -121,13 +136,21 @@ def wandb_run(root: Path) -> tuple[dict, dict, list[dict]]:
     for rec in wandb_records(run_dir):
         kind = rec.WhichOneof("record_type")
         if kind == "run":
-            run = {"name": rec.run.display_name, "project": rec.run.project, "group": rec.run.run_group}
+            run = {
+                "name": rec.run.display_name,
+                "project": rec.run.project,
+                "group": rec.run.run_group,
+            }
             config.update({u.key: json.loads(u.value_json) for u in rec.run.config.update})
         elif kind == "config":
             config.update({u.key: json.loads(u.value_json) for u in rec.config.update})
         elif kind == "history":
-            history.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                            for i in rec.history.item})
+            history.append(
+                {
+                    i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                    for i in rec.history.item
+                }
+            )
     return run, config, history
 
 
@@ -137,19 +160,28 @@ def test_wandb_offline_run_of_ppo_holds_every_steps_column(ckpt, tmp_path):
     steps = pd.read_parquet(tmp_path / "run" / "steps.parquet")
     run, config, history = wandb_run(tmp_path / "trk")
     assert run == {"name": "toy", "project": "storyrl", "group": "rl"}
-    assert config["storyrl_config_hash"] == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    assert (
+        config["storyrl_config_hash"]
+        == read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+    )
     assert [h["budget_words"] for h in history] == steps.budget_words.tolist()
     for col in numeric_columns(steps):
         assert [h[col] for h in history] == pytest.approx(steps[col].tolist(), rel=1e-9), col
 
 
 def test_wandb_offline_run_of_pretraining_holds_the_loss(demo_prepared, tmp_path):
-    tiny_jobs.pretrain(demo_prepared, tmp_path, {"backend": "wandb", "dir": str(tmp_path / "trk"),
-                                                 "project": "babylm"})
+    tiny_jobs.pretrain(
+        demo_prepared,
+        tmp_path,
+        {"backend": "wandb", "dir": str(tmp_path / "trk"), "project": "babylm"},
+    )
     log = pd.read_parquet(tmp_path / "out" / "log.parquet")
     run, config, history = wandb_run(tmp_path / "trk")
     assert run["name"] == "tiny" and run["project"] == "babylm"
-    assert config["storyrl_config_hash"] == read_metadata(tmp_path / "out" / "log.parquet")["config_hash"]
+    assert (
+        config["storyrl_config_hash"]
+        == read_metadata(tmp_path / "out" / "log.parquet")["config_hash"]
+    )
     rows = [h for h in history if "train/loss" in h]
     assert [h["train/global_step"] for h in rows] == log.step.tolist()
     assert [h["train/loss"] for h in rows] == pytest.approx(log.loss.tolist(), rel=1e-6)
@@ -160,10 +192,17 @@ def test_wandb_offline_run_of_pretraining_holds_the_loss(demo_prepared, tmp_path
 def trackio_logs(folder: Path, run: str) -> tuple[list, list[dict]]:
     """(the runs of project storyrl, the logged rows of `run`) from trackio's own storage, in a
     process of its own: trackio fixes its folder (TRACKIO_DIR) when imported."""
-    code = ("import json; from trackio.sqlite_storage import SQLiteStorage as S; "
-            f"print(json.dumps([S.get_runs('storyrl'), S.get_logs('storyrl', {run!r})]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**tiny_jobs._env({}), "TRACKIO_DIR": str(folder / "trackio")})
+    code = (
+        "import json; from trackio.sqlite_storage import SQLiteStorage as S; "
+        f"print(json.dumps([S.get_runs('storyrl'), S.get_logs('storyrl', {run!r})]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**tiny_jobs._env({}), "TRACKIO_DIR": str(folder / "trackio")},
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -182,7 +221,9 @@ def test_trackio_local_database_holds_every_ppo_steps_column(ckpt, tmp_path):
 
 def test_trackio_local_database_holds_the_pretraining_loss(demo_prepared, tmp_path):
     pytest.importorskip("trackio", reason="the `trackio` extra is not installed")
-    tiny_jobs.pretrain(demo_prepared, tmp_path, {"backend": "trackio", "dir": str(tmp_path / "trk")})
+    tiny_jobs.pretrain(
+        demo_prepared, tmp_path, {"backend": "trackio", "dir": str(tmp_path / "trk")}
+    )
     log = pd.read_parquet(tmp_path / "out" / "log.parquet")
     runs, logs = trackio_logs(tmp_path / "trk", "tiny")
     assert runs == ["tiny"]
@@ -236,11 +277,16 @@ def test_the_workflow_passes_tracking_to_the_job_and_a_change_reruns_nothing(tmp
     def planned(config: dict) -> str:
         path = tmp_path / "changed.yaml"
         path.write_text(yaml.safe_dump(config))
-        return snakemake(tmp_path, target, "-n", "--quiet", "rules", "--configfile", str(path)).stdout
+        return snakemake(
+            tmp_path, target, "-n", "--quiet", "rules", "--configfile", str(path)
+        ).stdout
 
     assert "Nothing to be done" in planned({**cfg, "tracking": {"backend": "none"}})
-    assert "Nothing to be done" in planned({**cfg, "tracking": {"backend": "wandb",
-                                                                 "progress_every_s": 600}})
-    changed = {**cfg, "pretrain": {**cfg["pretrain"], "training": {**cfg["pretrain"]["training"],
-                                                                   "lr": 1e-3}}}
+    assert "Nothing to be done" in planned(
+        {**cfg, "tracking": {"backend": "wandb", "progress_every_s": 600}}
+    )
+    changed = {
+        **cfg,
+        "pretrain": {**cfg["pretrain"], "training": {**cfg["pretrain"]["training"], "lr": 1e-3}},
+    }
     assert re.search(r"^pretrain\s+1$", planned(changed), re.M)

@@ -50,11 +50,26 @@ def test_end_to_end_builds_every_checkpoint_with_logs_and_benchmarks(finished):
     for label in cfg["pretrain"]["milestones"]:
         ckpt = finished / "results" / "pretrain" / "demo" / f"ckpt-{label}"
         assert AutoModelForCausalLM.from_pretrained(ckpt, local_files_only=True).config.n_embd == 32
-    for rule in ("demo_corpus", "subset", "tokenizer", "tokens", "pretrain", "rl", "story_eval_pre",
-                 "story_eval_rl", "zero_shot_pre", "zero_shot_rl", "demo_eval_data", "table", "figure"):
+    for rule in (
+        "demo_corpus",
+        "subset",
+        "tokenizer",
+        "tokens",
+        "pretrain",
+        "rl",
+        "story_eval_pre",
+        "story_eval_rl",
+        "zero_shot_pre",
+        "zero_shot_rl",
+        "demo_eval_data",
+        "table",
+        "figure",
+    ):
         assert list((finished / "results" / "logs" / rule).glob("*.log")), rule
         assert list((finished / "results" / "benchmarks" / rule).glob("*.tsv")), rule
-    assert (finished / "results" / "corpus" / "demo" / "raw" / "train_demo" / "childes.train").exists()
+    assert (
+        finished / "results" / "corpus" / "demo" / "raw" / "train_demo" / "childes.train"
+    ).exists()
 
 
 RUNS = ["30K-seed42-base", "60K-seed42-base", "60K-seed7-base"]
@@ -73,7 +88,9 @@ def test_every_rl_run_has_its_tables_checkpoints_and_ledger(finished):
         for ckpt in ("checkpoints/100", "final"):
             info = json.loads((res / run / ckpt / "storyrl_rl.json").read_text())
             assert info["run_id"] == run and AutoModelForCausalLM.from_pretrained(res / run / ckpt)
-        assert summary["total_words_seen"] == int(run.split("K")[0]) * 1000 + summary["budget_words"]
+        assert (
+            summary["total_words_seen"] == int(run.split("K")[0]) * 1000 + summary["budget_words"]
+        )
 
 
 def test_every_model_has_a_story_and_a_zero_shot_evaluation(finished):
@@ -86,7 +103,11 @@ def test_every_model_has_a_story_and_a_zero_shot_evaluation(finished):
         # full sets on the largest RL starting checkpoint and on the final policies only
         assert ("blimp" in tasks) == (model == "demo-pre-60K" or model.endswith("-final")), model
     meta = read_metadata(finished / "results" / "story_eval" / "60K-seed7-base-rl-final.parquet")
-    assert meta["pretrain_words"] == 60_000 and meta["run_id"] == "60K-seed7-base" and meta["rl_words"] > 100
+    assert (
+        meta["pretrain_words"] == 60_000
+        and meta["run_id"] == "60K-seed7-base"
+        and meta["rl_words"] > 100
+    )
 
 
 def test_every_table_and_figure_is_built(finished):
@@ -103,7 +124,9 @@ def test_every_table_and_figure_is_built(finished):
 def test_one_figure_rebuilds_alone(finished):
     target = finished / "results" / "figures" / "rl_dynamics.pdf"
     target.unlink()
-    assert jobs_of_dry_run(finished, TEST_CONFIG, targets=["results/figures/rl_dynamics.pdf"]) == {"figure"}
+    assert jobs_of_dry_run(finished, TEST_CONFIG, targets=["results/figures/rl_dynamics.pdf"]) == {
+        "figure"
+    }
     snakemake(finished, "--cores", "1", "results/figures/rl_dynamics.pdf")
     assert target.exists() and jobs_of_dry_run(finished, TEST_CONFIG) == set()
 
@@ -120,16 +143,36 @@ def test_report_bundles_the_figures(finished):
 def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_path):
     # Only the Parquet and JSON files another run shares: no checkpoints, no corpus, no logs.
     shared = tmp_path / "shared"
-    for pattern in ("rl/*/*.parquet", "rl/*/summary.json", "story_eval/*.parquet", "eval/*.parquet",
-                    "pretrain/*/log.parquet"):
+    for pattern in (
+        "rl/*/*.parquet",
+        "rl/*/summary.json",
+        "story_eval/*.parquet",
+        "eval/*.parquet",
+        "pretrain/*/log.parquet",
+    ):
         for f in (finished / "results").glob(pattern):
             dest = shared / f.relative_to(finished / "results")
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(f, dest)
     assert not list(shared.rglob("*.safetensors"))
-    out = subprocess.run([sys.executable, "-m", "storyrl.cli", "analysis", "all", "--results", str(shared),
-                          "--output", str(tmp_path / "out"), "--strict", "--config", str(TEST_CONFIG)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "storyrl.cli",
+            "analysis",
+            "all",
+            "--results",
+            str(shared),
+            "--output",
+            str(tmp_path / "out"),
+            "--strict",
+            "--config",
+            str(TEST_CONFIG),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for name in FIGURES:
         assert (tmp_path / "out" / "figures" / f"{name}.png").exists(), name
@@ -148,8 +191,14 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
     assert jobs_of_dry_run(finished, changed) == {"table", "figure", "all"}
     cfg["rl"]["ppo"]["lr"] = 2e-4  # RL and what depends on it; not pretraining or its evaluations
     changed.write_text(yaml.safe_dump(cfg))
-    assert jobs_of_dry_run(finished, changed) == {"rl", "story_eval_rl", "zero_shot_rl", "table",
-                                                  "figure", "all"}
+    assert jobs_of_dry_run(finished, changed) == {
+        "rl",
+        "story_eval_rl",
+        "zero_shot_rl",
+        "table",
+        "figure",
+        "all",
+    }
     assert jobs_of_dry_run(finished, changed, count="zero_shot_rl") == len(RUNS)
     assert jobs_of_dry_run(finished, changed, count="story_eval_rl") == len(RUNS)
     cfg["pretrain"]["training"]["lr"] = 1e-3
@@ -161,8 +210,13 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
 
 
 def test_paper_config_plans_one_pretraining_run_with_27_milestones(tmp_path):
-    out = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"),
-                    str(paper_weights(tmp_path))).stdout
+    out = snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(ROOT / "config" / "paper.yaml"),
+        str(paper_weights(tmp_path)),
+    ).stdout
     line = next(l for l in out.splitlines() if l.strip().startswith("output:") and "ckpt-1M" in l)
     ckpts = [p.strip() for p in line.split(":", 1)[1].split(",") if "ckpt-" in p]
     assert len(ckpts) == 27
@@ -177,7 +231,11 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     official = tmp_path / "official.yaml"
     official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
     counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", paper_weights(tmp_path), official)
-    counts = {rule: n for rule, n in counts.items() if rule not in ("subset", "tokenizer", "tokens", "all")}
+    counts = {
+        rule: n
+        for rule, n in counts.items()
+        if rule not in ("subset", "tokenizer", "tokens", "all")
+    }
     # 107 models, evaluated in one job per group: the pretraining run's 27 checkpoints, and each
     # of the 8 RL runs' 9 checkpoints and final policy; the official pipeline's GLUE (7 tasks) on
     # the BabyLM table's models (900M-pre, 900M-RL seed 42) and reading on the full-set models
@@ -185,11 +243,23 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     # milestones and the AoA score of 900M-pre and each policy from it (3 seeds; the policy
     # fills chck_1000M); a leaderboard submission of the models with GLUE (900M-pre, 900M-RL seed
     # 42), with the fast reading set on their revisions (chck_1M-900M, the policy in chck_1000M)
-    assert counts == {"pretrain": 1, "rl": 8, "story_eval_pre": 1, "story_eval_rl": 8,
-                      "zero_shot_pre": 1, "zero_shot_rl": 8,
-                      "table": len(TABLES), "figure": len(FIGURES), "official_glue": 14,
-                      "official_reading": 9, "official_collect": 9, "official_aoa": 1,
-                      "official_aoa_rl": 3, "official_reading_fast": 28, "submission": 2}
+    assert counts == {
+        "pretrain": 1,
+        "rl": 8,
+        "story_eval_pre": 1,
+        "story_eval_rl": 8,
+        "zero_shot_pre": 1,
+        "zero_shot_rl": 8,
+        "table": len(TABLES),
+        "figure": len(FIGURES),
+        "official_glue": 14,
+        "official_reading": 9,
+        "official_collect": 9,
+        "official_aoa": 1,
+        "official_aoa_rl": 3,
+        "official_reading_fast": 28,
+        "submission": 2,
+    }
 
 
 def test_a_bad_config_stops_the_workflow_naming_file_and_key(tmp_path):

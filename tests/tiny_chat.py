@@ -8,8 +8,10 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 from storyrl.teacher import TeacherConfig
 from storyrl.teacher.rubric import load_rubric
 
-TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
-            "{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+    "{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 SPECIAL = ["<s>", "</s>", "<pad>", "<|user|>", "<|assistant|>"]
 
 
@@ -19,18 +21,37 @@ def build_tiny_chat_model(folder, texts=(), hidden_size=32, heads=2, seed=0):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator([rubric, *texts, "0 1 2 3 0 0 0 3 3 3"], trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                     pad_token="<pad>", additional_special_tokens=SPECIAL[3:])
+    tok.train_from_iterator(
+        [rubric, *texts, "0 1 2 3 0 0 0 3 3 3"],
+        trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=SPECIAL,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        additional_special_tokens=SPECIAL[3:],
+    )
     hf_tok.chat_template = TEMPLATE
     hf_tok.save_pretrained(folder)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(hf_tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=heads,
-        max_position_embeddings=4096, bos_token_id=hf_tok.bos_token_id,
-        eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(hf_tok),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=2,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=4096,
+            bos_token_id=hf_tok.bos_token_id,
+            eos_token_id=hf_tok.eos_token_id,
+            pad_token_id=hf_tok.pad_token_id,
+        )
+    )
     model.save_pretrained(folder)
     return folder

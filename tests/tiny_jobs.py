@@ -13,13 +13,32 @@ from storyrl.config import ModelConfig, PretrainJob, RLConfig, TrainingConfig
 
 # About 40 optimizer steps on the demo corpus (conftest's demo_prepared): a few seconds.
 PRETRAIN = PretrainJob(
-    run_id="tiny", seed=7, milestones=[3_000],
+    run_id="tiny",
+    seed=7,
+    milestones=[3_000],
     model=ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.0),
-    training=TrainingConfig(lr=3e-3, batch_size=8, micro_batch_size=8, epochs=0.05, log_every=5,
-                            save_every=1000, keep_states=1, threads=1))
+    training=TrainingConfig(
+        lr=3e-3,
+        batch_size=8,
+        micro_batch_size=8,
+        epochs=0.05,
+        log_every=5,
+        save_every=1000,
+        keep_states=1,
+        threads=1,
+    ),
+)
 
-PPO = RLConfig.model_validate({"prompts": ["once upon a time"], "batch_size": 16, "budget": 100_000,
-                               "threads": 1, "max_steps": 4, "sampling": {"max_new_tokens": 8}})
+PPO = RLConfig.model_validate(
+    {
+        "prompts": ["once upon a time"],
+        "batch_size": 16,
+        "budget": 100_000,
+        "threads": 1,
+        "max_steps": 4,
+        "sampling": {"max_new_tokens": 8},
+    }
+)
 
 
 def _env(tracking: dict) -> dict:
@@ -41,17 +60,49 @@ def _run(cmd: list[str], log: Path, tracking: dict, cwd: Path) -> str:
 def pretrain(prepared: Path, root: Path, tracking: dict, job: PretrainJob = PRETRAIN) -> str:
     """Pretrain into root/out (log.parquet, ckpt-*); the job's log text (also root/job.log)."""
     root.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "storyrl.cli", "pretrain", "--section", job.model_dump_json(),
-           "--tokens", str(prepared / "tokens.bin"), "--tokens-meta", str(prepared / "tokens.json"),
-           "--tokenizer", str(prepared / "tokenizer"), "--work-dir", str(root / "work"),
-           "--checkpoint-dir", str(root / "out"), "--log-parquet", str(root / "out" / "log.parquet")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        "pretrain",
+        "--section",
+        job.model_dump_json(),
+        "--tokens",
+        str(prepared / "tokens.bin"),
+        "--tokens-meta",
+        str(prepared / "tokens.json"),
+        "--tokenizer",
+        str(prepared / "tokenizer"),
+        "--work-dir",
+        str(root / "work"),
+        "--checkpoint-dir",
+        str(root / "out"),
+        "--log-parquet",
+        str(root / "out" / "log.parquet"),
+    ]
     return _run(cmd, root / "job.log", tracking, root)
 
 
-def rl(checkpoint: Path, root: Path, tracking: dict, cfg: RLConfig = PPO, run_id: str = "toy") -> str:
+def rl(
+    checkpoint: Path, root: Path, tracking: dict, cfg: RLConfig = PPO, run_id: str = "toy"
+) -> str:
     """An RL run into root/run with the toy scorer (tests/rl_toys.py); the job's log text."""
     root.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "storyrl.cli", "rl", "train", "--section", cfg.model_dump_json(),
-           "--checkpoint", str(checkpoint), "--output", str(root / "run"), "--run-id", run_id,
-           "--scorer", "rl_toys:ShareScorer"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        "rl",
+        "train",
+        "--section",
+        cfg.model_dump_json(),
+        "--checkpoint",
+        str(checkpoint),
+        "--output",
+        str(root / "run"),
+        "--run-id",
+        run_id,
+        "--scorer",
+        "rl_toys:ShareScorer",
+    ]
     return _run(cmd, root / "job.log", tracking, root)

@@ -4,13 +4,17 @@ checkpoints (pretraining and RL)."""
 import numpy as np
 
 from storyrl.analysis import style
-from storyrl.config import AnalysisConfig
 from storyrl.analysis.load import TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.tables import babylm_table
+from storyrl.config import AnalysisConfig
 
-
-PANELS = {"accuracy": "accuracy (%)", "spearman": "Spearman ρ", "delta_r2": "reading: ΔR² (%)",
-          "pearson": "AoA: Pearson r", "surprisal": "surprisal (nats)"}
+PANELS = {
+    "accuracy": "accuracy (%)",
+    "spearman": "Spearman ρ",
+    "delta_r2": "reading: ΔR² (%)",
+    "pearson": "AoA: Pearson r",
+    "surprisal": "surprisal (nats)",
+}
 """A panel per kind of metric (by prefix), so that no axis mixes units."""
 
 
@@ -19,25 +23,36 @@ def _is_rho(metric) -> bool:
 
 
 def _panel(metric) -> str:
-    return next((label for prefix, label in PANELS.items() if str(metric).startswith(prefix)),
-                str(metric))
+    return next(
+        (label for prefix, label in PANELS.items() if str(metric).startswith(prefix)), str(metric)
+    )
 
 
-def babylm(scores, baselines, output, cfg: AnalysisConfig = AnalysisConfig(),
-           pre_model=None, rl_models=None):
+def babylm(
+    scores,
+    baselines,
+    output,
+    cfg: AnalysisConfig = AnalysisConfig(),
+    pre_model=None,
+    rl_models=None,
+):
     """Bars per task: baselines (if any), pre and RL; the RL delta written above each pair.
     Each kind of metric (accuracy %, Spearman ρ, the official pipeline's reading ΔR²) gets its
     own panel."""
     t = babylm_table(scores, baselines, cfg, pre_model, rl_models)
-    value_cols = [c for c in t.columns
-                  if c not in ("task_id", "task", "metric", "RL delta", "RL seed mean", "RL seed sd")]
+    value_cols = [
+        c
+        for c in t.columns
+        if c not in ("task_id", "task", "metric", "RL delta", "RL seed mean", "RL seed sd")
+    ]
     pre_col = next(c for c in value_cols if c.endswith("-pre"))
     rl_col = next((c for c in value_cols if c.endswith("-RL")), None)
     panels = t.metric.map(_panel)
     groups = [(label, t[panels == label]) for label in dict.fromkeys(panels)]
     widths = [max(len(g), 1) for _, g in groups]
-    fig, axes = style.figure(1, len(groups), width=1.0, height=3.8,
-                             gridspec_kw={"width_ratios": widths})
+    fig, axes = style.figure(
+        1, len(groups), width=1.0, height=3.8, gridspec_kw={"width_ratios": widths}
+    )
     fig.set_size_inches(max(6.5, 1.15 * sum(widths) + 2.5), 3.8)
     colors = dict(zip(value_cols, style.sns.color_palette("muted", len(value_cols))))
     colors[pre_col] = style.BEFORE_AFTER["before"]
@@ -49,12 +64,21 @@ def babylm(scores, baselines, output, cfg: AnalysisConfig = AnalysisConfig(),
         for k, col in enumerate(value_cols):
             ax.bar(x + (k - (len(value_cols) - 1) / 2) * w, g[col], w, color=colors[col], label=col)
         if rl_col:
-            top = g[[pre_col, rl_col]].max(axis=1).clip(lower=0)  # above zero: clear of negative bars
+            top = (
+                g[[pre_col, rl_col]].max(axis=1).clip(lower=0)
+            )  # above zero: clear of negative bars
             pad = 0.02 * np.nanmax(np.abs(g[value_cols].to_numpy(dtype=float)))
             for xi, (d, y) in enumerate(zip(g["RL delta"], top)):
                 if np.isfinite(d):
-                    ax.text(xi + 0.4 - w, y + pad, f"Δ{d:+.2f}", ha="center", va="bottom",
-                            fontsize="small", color=style.BEFORE_AFTER["after"])
+                    ax.text(
+                        xi + 0.4 - w,
+                        y + pad,
+                        f"Δ{d:+.2f}",
+                        ha="center",
+                        va="bottom",
+                        fontsize="small",
+                        color=style.BEFORE_AFTER["after"],
+                    )
         ax.set_xticks(x, [TASK_LABELS.get(i, i) for i in g.task_id], rotation=30, ha="right")
         ax.set(ylabel=ylabel, xlabel="")
         ax.margins(y=0.12)
@@ -80,8 +104,14 @@ def fast_eval_pretrain(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
     pre = fast[fast.rl_words == 0]
     if pre.empty:
         raise AnalysisError("fast_eval_pretrain: no pretraining checkpoint (rl_words = 0)")
-    parts = [(lbl, g) for lbl, g in (("accuracy (%)", pre[~pre.metric.map(_is_rho)]),
-                                    ("Spearman ρ", pre[pre.metric.map(_is_rho)])) if len(g)]
+    parts = [
+        (lbl, g)
+        for lbl, g in (
+            ("accuracy (%)", pre[~pre.metric.map(_is_rho)]),
+            ("Spearman ρ", pre[pre.metric.map(_is_rho)]),
+        )
+        if len(g)
+    ]
     fig, axes = style.figure(1, len(parts), width=4.4, height=3.4)
     for ax, (ylabel, g) in zip(axes[0], parts):
         for label, gt in g.groupby("label", sort=False):
@@ -103,8 +133,13 @@ def fast_eval_rl(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
         raise AnalysisError("fast_eval_rl: no RL checkpoint (rl_words > 0) with fast-set scores")
     d = fast[fast.pretrain_words.isin(starts)]
     colors = style.size_colors(starts)
-    tasks = list(dict.fromkeys(d.sort_values("task_id", key=lambda s: s.map(
-        {k: i for i, k in enumerate(TASK_LABELS)})).label))
+    tasks = list(
+        dict.fromkeys(
+            d.sort_values(
+                "task_id", key=lambda s: s.map({k: i for i, k in enumerate(TASK_LABELS)})
+            ).label
+        )
+    )
     ncols = min(4, len(tasks))
     nrows = -(-len(tasks) // ncols)
     fig, axes = style.figure(nrows, ncols, width=3.2, height=2.7)
@@ -112,12 +147,18 @@ def fast_eval_rl(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
         g = d[d.label == label]
         for words, gw in g.groupby("pretrain_words"):
             m = gw.groupby("rl_words").value.mean()
-            ax.plot(m.index, m.to_numpy(), marker="o", ms=3, color=colors[int(words)],
-                    label=f"{words_axis_label(words)} pre")
+            ax.plot(
+                m.index,
+                m.to_numpy(),
+                marker="o",
+                ms=3,
+                color=colors[int(words)],
+                label=f"{words_axis_label(words)} pre",
+            )
         style.words_axis(ax, log=False)
         ax.set_title(label)
         ax.set(xlabel="RL words", ylabel="ρ" if _is_rho(g.metric.iloc[0]) else "accuracy (%)")
-    for ax in list(axes.flat)[len(tasks):]:
+    for ax in list(axes.flat)[len(tasks) :]:
         ax.set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="run start")

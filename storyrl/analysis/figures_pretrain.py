@@ -24,11 +24,19 @@ def pretrain_loss(logs, output, cfg: AnalysisConfig = AnalysisConfig()):
         marks = [m for m in g.milestones.iloc[0] if x.min() <= m <= x.max()]
         if marks:
             ym = np.interp(marks, x, y)
-            ax.scatter(marks, ym, color=colors[run_id], marker="o", s=28, zorder=3,
-                       edgecolor="white")
+            ax.scatter(
+                marks, ym, color=colors[run_id], marker="o", s=28, zorder=3, edgecolor="white"
+            )
             for m, v in zip(marks, ym):
-                ax.annotate(words_axis_label(m), (m, v), textcoords="offset points",
-                            xytext=(0, 6), ha="center", fontsize="small", color=colors[run_id])
+                ax.annotate(
+                    words_axis_label(m),
+                    (m, v),
+                    textcoords="offset points",
+                    xytext=(0, 6),
+                    ha="center",
+                    fontsize="small",
+                    color=colors[run_id],
+                )
     style.words_axis(ax, "x")
     ax.set(xlabel="words seen (pretraining)", ylabel="training loss (nats/token)")
     if len(runs) > 1:

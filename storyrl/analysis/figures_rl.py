@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis import style
-from storyrl.config import AnalysisConfig
 from storyrl.analysis.load import CRITERIA, SCALE, AnalysisError, words_axis_label
 from storyrl.analysis.stats import interval
 from storyrl.analysis.tables import before_after_table, compute_equivalence
+from storyrl.config import AnalysisConfig
 
 
 # ----------------------------------------------------------------- the paper's units (config)
@@ -29,12 +29,16 @@ def smooth(y, cfg: AnalysisConfig) -> np.ndarray:
     y = np.asarray(y, dtype=float)
     if cfg.smoothing == "gaussian":
         from scipy.ndimage import gaussian_filter1d
+
         return gaussian_filter1d(y, sigma=cfg.smooth_sigma, mode="nearest")
     return pd.Series(y).rolling(cfg.smooth_steps, min_periods=1).mean().to_numpy()
 
 
-DYNAMICS = {"teacher_score": ("teacher_score_mean", SCALE, "Teacher score"),
-            "length": (None, 1, "Story length"), "kl": ("kl", 1, "KL")}
+DYNAMICS = {
+    "teacher_score": ("teacher_score_mean", SCALE, "Teacher score"),
+    "length": (None, 1, "Story length"),
+    "kl": ("kl", 1, "KL"),
+}
 
 
 def dynamics_data(steps, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
@@ -45,8 +49,17 @@ def dynamics_data(steps, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame
     for run_id, g in steps.sort_values("step").groupby("run_id", sort=True):
         x = g.budget_words if cfg.x_axis == "words" else g.stories
         for panel, (col, k, _) in DYNAMICS.items():
-            parts.append(pd.DataFrame({"run_id": run_id, "panel": panel, "step": g.step.to_numpy(),
-                                       "x": x.to_numpy(), "y": smooth(g[col or length] * k, cfg)}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run_id": run_id,
+                        "panel": panel,
+                        "step": g.step.to_numpy(),
+                        "x": x.to_numpy(),
+                        "y": smooth(g[col or length] * k, cfg),
+                    }
+                )
+            )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -71,14 +84,29 @@ def before_after(steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()
     ax = axes[0, 0]
     for win, label in (("before", "before RL"), ("after", "after RL")):
         err = np.abs(t[[f"{win}_lo", f"{win}_hi"]].to_numpy().T - t[win].to_numpy())
-        ax.errorbar(t.pretrain_words, t[win], yerr=err, marker="o", capsize=3,
-                    color=style.BEFORE_AFTER[win], label=label)
-    ax.set(xlabel=style.PRETRAIN_LABEL, ylabel=style.SCORE_LABEL,
-           title=f"Teacher score (first/last {cfg.window_steps} steps)")
+        ax.errorbar(
+            t.pretrain_words,
+            t[win],
+            yerr=err,
+            marker="o",
+            capsize=3,
+            color=style.BEFORE_AFTER[win],
+            label=label,
+        )
+    ax.set(
+        xlabel=style.PRETRAIN_LABEL,
+        ylabel=style.SCORE_LABEL,
+        title=f"Teacher score (first/last {cfg.window_steps} steps)",
+    )
     ax = axes[0, 1]
     for win, label in (("before", "before RL"), ("after", "after RL")):
-        ax.plot(t.pretrain_words, t[f"{cfg.length_unit}_{win}"], marker="o",
-                color=style.BEFORE_AFTER[win], label=label)
+        ax.plot(
+            t.pretrain_words,
+            t[f"{cfg.length_unit}_{win}"],
+            marker="o",
+            color=style.BEFORE_AFTER[win],
+            label=label,
+        )
     ax.set(xlabel=style.PRETRAIN_LABEL, ylabel=length_label(cfg), title="Story length")
     for ax in axes[0]:
         style.words_axis(ax, ticks=t.pretrain_words)
@@ -93,14 +121,23 @@ def rl_dynamics(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
     colors = style.size_colors(runs.pretrain_words)
     dashes = style.seed_styles(runs.seed.astype(str))
     data = dynamics_data(steps, cfg)
-    ylabels = {"teacher_score": style.SCORE_LABEL, "length": length_label(cfg),
-               "kl": "KL to the reference (nats/story)"}
+    ylabels = {
+        "teacher_score": style.SCORE_LABEL,
+        "length": length_label(cfg),
+        "kl": "KL to the reference (nats/story)",
+    }
     fig, axes = style.figure(1, 3, width=3.9)
     for _, r in runs.iterrows():
         for ax, (panel, (_, _, title)) in zip(axes[0], DYNAMICS.items()):
             d = data[(data.run_id == r.run_id) & (data.panel == panel)]
-            ax.plot(d.x, d.y, color=colors[int(r.pretrain_words)], ls=dashes[str(r.seed)], lw=1.4,
-                    label=run_label(r.pretrain_words, r.seed, r.variant))
+            ax.plot(
+                d.x,
+                d.y,
+                color=colors[int(r.pretrain_words)],
+                ls=dashes[str(r.seed)],
+                lw=1.4,
+                label=run_label(r.pretrain_words, r.seed, r.variant),
+            )
             ax.set(xlabel=x_label(cfg), ylabel=ylabels[panel], title=title)
     for ax in axes[0]:
         style.words_axis(ax, log=False)
@@ -144,8 +181,13 @@ def score_shares(rollouts, output, cfg: AnalysisConfig = AnalysisConfig(), runs=
             if cfg.smoothing == "gaussian":
                 shares = np.stack([smooth(c, cfg) for c in shares.T], axis=1)
             ax = axes[i, j]
-            ax.stackplot(x.to_numpy(), shares.T, colors=style.SHARE_COLORS,
-                         labels=[f"score {k}" for k in range(4)], alpha=0.9)
+            ax.stackplot(
+                x.to_numpy(),
+                shares.T,
+                colors=style.SHARE_COLORS,
+                labels=[f"score {k}" for k in range(4)],
+                alpha=0.9,
+            )
             ax.set_ylim(0, 1)
             ax.margins(x=0)
             style.words_axis(ax, log=False)
@@ -179,8 +221,7 @@ def entropy(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
     axes[0, 0].set(xlabel=xlabel, ylabel=length_label(cfg), title="Story length")
     axes[0, 1].set(xlabel=xlabel, ylabel=style.SCORE_LABEL, title="Teacher score")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", title="run start",
-               markerscale=2)
+    fig.legend(handles, labels, loc="outside right center", title="run start", markerscale=2)
     return style.save(fig, output)
 
 
@@ -197,23 +238,41 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
 
     ax = axes[0, 0]
     before = table.attrs["paper_before"]
-    ax.scatter(list(before), list(before.values()), marker="s", color="0.3", zorder=3,
-               label=f"checkpoints: first {n} batches")
+    ax.scatter(
+        list(before),
+        list(before.values()),
+        marker="s",
+        color="0.3",
+        zorder=3,
+        label=f"checkpoints: first {n} batches",
+    )
     for _, r in table[(table.method == "paper") & table.equivalent_words.notna()].iterrows():
         _arrow(ax, r, colors[int(r.pretrain_words)], max(before), f"{r.run_id}: {_eq_text(r)}")
     ax.set(title=f"paper: last {n} batches vs nearest checkpoint")
 
     ax = axes[0, 1]
     lo_hi = np.array([interval(b, cfg.ci) for b in cb.boot])
-    ax.errorbar(cb.words, cb.means, yerr=np.abs(lo_hi.T - cb.means), fmt="o", color="0.3",
-                capsize=3, label="checkpoints: " + (
-                    "story evaluation" if table.curve_source.eq("story_eval").any() else
-                    f"first {n} batches"), zorder=3)
+    ax.errorbar(
+        cb.words,
+        cb.means,
+        yerr=np.abs(lo_hi.T - cb.means),
+        fmt="o",
+        color="0.3",
+        capsize=3,
+        label="checkpoints: "
+        + (
+            "story evaluation"
+            if table.curve_source.eq("story_eval").any()
+            else f"first {n} batches"
+        ),
+        zorder=3,
+    )
     grid = np.logspace(curve.x[0], curve.x[-1], 400)
     ax.plot(grid, curve(grid), color="0.3", lw=1.5, label="monotone fit", zorder=2)
     for _, r in table[table.method == "curve"].iterrows():
-        _arrow(ax, r, colors[int(r.pretrain_words)], curve.words_range[1],
-               f"{r.run_id}: {_eq_text(r)}")
+        _arrow(
+            ax, r, colors[int(r.pretrain_words)], curve.words_range[1], f"{r.run_id}: {_eq_text(r)}"
+        )
     ax.set(title=f"curve (ours): {cfg.ci:.0%} bootstrap interval in the table")
     for ax in axes[0]:
         style.words_axis(ax)
@@ -227,12 +286,30 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
 def _arrow(ax, r, color, top, label) -> None:
     """From the run's start to the words it is worth, at its after-RL score."""
     end = r.equivalent_words if np.isfinite(r.equivalent_words) else top
-    ax.annotate("", xy=(end, r.after), xytext=(r.pretrain_words, r.after),
-                arrowprops=dict(arrowstyle="->", color=color, lw=1.3))
-    ax.scatter([end], [r.after], marker="*" if r.status == "ok" else ">", s=90, color=color,
-               zorder=4, label=label)
-    ax.scatter([r.pretrain_words], [r.after], marker="o", s=25, facecolor="white",
-               edgecolor=color, zorder=4)
+    ax.annotate(
+        "",
+        xy=(end, r.after),
+        xytext=(r.pretrain_words, r.after),
+        arrowprops=dict(arrowstyle="->", color=color, lw=1.3),
+    )
+    ax.scatter(
+        [end],
+        [r.after],
+        marker="*" if r.status == "ok" else ">",
+        s=90,
+        color=color,
+        zorder=4,
+        label=label,
+    )
+    ax.scatter(
+        [r.pretrain_words],
+        [r.after],
+        marker="o",
+        s=25,
+        facecolor="white",
+        edgecolor=color,
+        zorder=4,
+    )
 
 
 def _eq_text(r) -> str:

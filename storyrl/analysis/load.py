@@ -69,11 +69,16 @@ def run_info(path, run_id: str, meta: dict, override: dict | None = None) -> Run
         raise AnalysisError(
             f"{path}: run '{run_id}': pretraining words unknown (no 'pretrain_words' in the "
             "file's metadata, no '<words>-seed<S>-<variant>' run id); give it with "
-            f"--override {path} pretrain_words=N")
+            f"--override {path} pretrain_words=N"
+        )
     seed = ids.get("seed", m["seed"] if m else None)
     variant = ids.get("variant") or (m["variant"] if m and m["variant"] else "base")
-    return RunInfo(run_id, _words(words, path, "pretrain_words"),
-                   int(seed) if seed is not None else None, str(variant))
+    return RunInfo(
+        run_id,
+        _words(words, path, "pretrain_words"),
+        int(seed) if seed is not None else None,
+        str(variant),
+    )
 
 
 def _overrides_for(overrides, path) -> dict:
@@ -83,15 +88,19 @@ def _overrides_for(overrides, path) -> dict:
 
 def _with_runs(df: pd.DataFrame, path, meta, override) -> pd.DataFrame:
     if df.empty:
-        return df.assign(pretrain_words=pd.Series(dtype="int64"), seed=pd.Series(dtype="Int64"),
-                         variant=pd.Series(dtype="str"))
+        return df.assign(
+            pretrain_words=pd.Series(dtype="int64"),
+            seed=pd.Series(dtype="Int64"),
+            variant=pd.Series(dtype="str"),
+        )
     codes, run_ids = pd.factorize(df["run_id"])
     infos = [run_info(path, r, meta, override) for r in run_ids]
     # Indexing by run codes, not a lookup per row: rollouts have 331K rows a run.
     return df.assign(
         pretrain_words=np.array([i.pretrain_words for i in infos], dtype=np.int64)[codes],
         seed=pd.array([i.seed for i in infos], dtype="Int64")[codes],
-        variant=np.array([i.variant for i in infos], dtype=object)[codes])
+        variant=np.array([i.variant for i in infos], dtype=object)[codes],
+    )
 
 
 def load_steps(paths, overrides=None) -> pd.DataFrame:
@@ -102,16 +111,28 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
         if df.empty:
             # Dropping it would remove the run from before/after and equivalence while the
             # ledger still lists it.
-            raise AnalysisError(f"{p}: no steps (the table is empty): the run never finished a "
-                                "step; rerun it or leave its folder out")
+            raise AnalysisError(
+                f"{p}: no steps (the table is empty): the run never finished a "
+                "step; rerun it or leave its folder out"
+            )
         frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
     if not frames:
         raise AnalysisError("no steps.parquet given")
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
 
 
-ROLLOUT_COLUMNS = ["run_id", "step", "sample", "budget_words", *CRITERIA, "parsed", "teacher_score",
-                   "n_tokens", "n_words", "logprob_sum"]
+ROLLOUT_COLUMNS = [
+    "run_id",
+    "step",
+    "sample",
+    "budget_words",
+    *CRITERIA,
+    "parsed",
+    "teacher_score",
+    "n_tokens",
+    "n_words",
+    "logprob_sum",
+]
 
 
 def load_rollouts(paths, overrides=None) -> pd.DataFrame:
@@ -120,8 +141,9 @@ def load_rollouts(paths, overrides=None) -> pd.DataFrame:
     frames = []
     for p in paths:
         df = read_table(p, "rollouts", ROLLOUT_COLUMNS).to_pandas()
-        frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p))
-                      .assign(file=str(p)))
+        frames.append(
+            _with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)).assign(file=str(p))
+        )
     if not frames:
         return pd.DataFrame(columns=ROLLOUT_COLUMNS + ["pretrain_words", "seed", "variant", "file"])
     return pd.concat(frames, ignore_index=True)
@@ -136,8 +158,13 @@ def load_pretrain_logs(paths, overrides=None) -> pd.DataFrame:
         ids = {**read_metadata(p), **_overrides_for(overrides, p)}
         df = read_table(p, "pretrain_log").to_pandas()
         milestones = tuple(sorted(_words(w, p, "milestones") for w in ids.get("milestones") or ()))
-        frames.append(df.assign(run_id=str(ids.get("run_id") or Path(p).parent.name),
-                                milestones=[milestones] * len(df), file=str(p)))
+        frames.append(
+            df.assign(
+                run_id=str(ids.get("run_id") or Path(p).parent.name),
+                milestones=[milestones] * len(df),
+                file=str(p),
+            )
+        )
     if not frames:
         raise AnalysisError("no pretraining log (log.parquet) given")
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
@@ -154,21 +181,44 @@ def load_story_eval(paths, overrides=None) -> pd.DataFrame:
         rl_words = _words(ids.get("rl_words", 0) or 0, p, "rl_words")
         words = ids.get("pretrain_words")
         if words is None:
-            c = CHECKPOINT.search(model_id) or CHECKPOINT.search(Path(str(ids.get("checkpoint", ""))).name)
+            c = CHECKPOINT.search(model_id) or CHECKPOINT.search(
+                Path(str(ids.get("checkpoint", ""))).name
+            )
             m = RUN_ID.match(run_id) if rl_words else None
             words = c["w"] if c else (m["ckpt"] if m else None)
         if words is None:
-            raise AnalysisError(f"{p}: pretraining words unknown (no 'pretrain_words' in the "
-                                f"file's metadata); give it with --override {p} pretrain_words=N")
+            raise AnalysisError(
+                f"{p}: pretraining words unknown (no 'pretrain_words' in the "
+                f"file's metadata); give it with --override {p} pretrain_words=N"
+            )
         if rl_words and not run_id:
-            raise AnalysisError(f"{p}: an RL checkpoint (rl_words={rl_words}) needs 'run_id' in "
-                                f"its metadata or --override {p} run_id=ID")
+            raise AnalysisError(
+                f"{p}: an RL checkpoint (rl_words={rl_words}) needs 'run_id' in "
+                f"its metadata or --override {p} run_id=ID"
+            )
         df = read_table(p, "rollouts", ["teacher_score", "n_words", *CRITERIA]).to_pandas()
-        frames.append(df.assign(model_id=model_id, run_id=run_id, rl_words=rl_words,
-                                pretrain_words=_words(words, p, "pretrain_words"), file=str(p)))
+        frames.append(
+            df.assign(
+                model_id=model_id,
+                run_id=run_id,
+                rl_words=rl_words,
+                pretrain_words=_words(words, p, "pretrain_words"),
+                file=str(p),
+            )
+        )
     if not frames:
-        return pd.DataFrame(columns=["teacher_score", "n_words", *CRITERIA, "model_id", "run_id",
-                                     "rl_words", "pretrain_words", "file"])
+        return pd.DataFrame(
+            columns=[
+                "teacher_score",
+                "n_words",
+                *CRITERIA,
+                "model_id",
+                "run_id",
+                "rl_words",
+                "pretrain_words",
+                "file",
+            ]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -184,13 +234,26 @@ def load_eval(paths, overrides=None) -> pd.DataFrame:
                 df[key] = _words(ids[key], p, key)
             elif df[key].isna().any():
                 if ids.get(key) is None and key == "pretrain_words":
-                    raise AnalysisError(f"{p}: column 'pretrain_words' has empty rows and the "
-                                        f"metadata has none; give --override {p} pretrain_words=N")
+                    raise AnalysisError(
+                        f"{p}: column 'pretrain_words' has empty rows and the "
+                        f"metadata has none; give --override {p} pretrain_words=N"
+                    )
                 df[key] = df[key].fillna(_words(ids.get(key) or 0, p, key))
         frames.append(df[df["subtask"].isin(HEADLINE_SUBTASKS)].assign(file=str(p)))
     if not frames:
-        return pd.DataFrame(columns=["model_id", "pretrain_words", "rl_words", "task", "subtask",
-                                     "metric", "value", "n_items", "file"])
+        return pd.DataFrame(
+            columns=[
+                "model_id",
+                "pretrain_words",
+                "rl_words",
+                "task",
+                "subtask",
+                "metric",
+                "value",
+                "n_items",
+                "file",
+            ]
+        )
     out = pd.concat(frames, ignore_index=True)
     return out.astype({"pretrain_words": "int64", "rl_words": "int64"})
 
@@ -218,6 +281,7 @@ def load_baselines(path) -> pd.DataFrame:
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
+
             data = yaml.safe_load(path.read_text()) or {}
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
                 raise AnalysisError(f"{path}: expected a mapping baseline -> {{task: value}}")
@@ -236,10 +300,18 @@ def load_baselines(path) -> pd.DataFrame:
 
 
 TASK_LABELS = {
-    "blimp": "BLiMP", "blimp_supplement": "BLiMP supplement", "ewok": "EWoK", "comps": "COMPS",
-    "entity_tracking": "Entity tracking", "wug_adj": "WUG adj. (ρ)", "wug_past": "WUG past (ρ)",
-    "glue": "GLUE", "reading_eye_tracking": "Eye tracking", "reading_self_paced": "Self-paced reading",
-    "aoa": "AoA (official score, r)", "aoa_surprisal": "AoA word surprisal",
+    "blimp": "BLiMP",
+    "blimp_supplement": "BLiMP supplement",
+    "ewok": "EWoK",
+    "comps": "COMPS",
+    "entity_tracking": "Entity tracking",
+    "wug_adj": "WUG adj. (ρ)",
+    "wug_past": "WUG past (ρ)",
+    "glue": "GLUE",
+    "reading_eye_tracking": "Eye tracking",
+    "reading_self_paced": "Self-paced reading",
+    "aoa": "AoA (official score, r)",
+    "aoa_surprisal": "AoA word surprisal",
 }
 
 
@@ -259,5 +331,9 @@ def words_axis_label(n: float) -> str:
     for unit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= unit * 0.9995:  # 999,976 is "1M", not "1000K"
             v = n / unit
-            return f"{v:.0f}{suffix}" if abs(v - round(v)) < 0.05 or abs(v) >= 100 else f"{v:.1f}{suffix}"
+            return (
+                f"{v:.0f}{suffix}"
+                if abs(v - round(v)) < 0.05 or abs(v) >= 100
+                else f"{v:.1f}{suffix}"
+            )
     return f"{n:.0f}"

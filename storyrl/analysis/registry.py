@@ -10,8 +10,9 @@ loads no pandas or matplotlib.
 """
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable, Literal
+from typing import Literal
 
 from storyrl.analysis import layout
 
@@ -88,45 +89,153 @@ def names(kind: str) -> list[str]:
 def buildable(kind: str, have) -> list[str]:
     """Targets of `kind` whose required inputs are among `have` (names of inputs with files)."""
     have = set(have)
-    return [t.name for t in REGISTRY.values()
-            if t.kind == kind and all(set(n.split("|")) & have for n in t.required)]
+    return [
+        t.name
+        for t in REGISTRY.values()
+        if t.kind == kind and all(set(n.split("|")) & have for n in t.required)
+    ]
 
 
 # --------------------------------------------------------------------------- the targets
-_T, _RL, _EV = "storyrl.analysis.table_targets", "storyrl.analysis.figures_rl", "storyrl.analysis.figures_eval"
+_T, _RL, _EV = (
+    "storyrl.analysis.table_targets",
+    "storyrl.analysis.figures_rl",
+    "storyrl.analysis.figures_eval",
+)
 _PRE = "storyrl.analysis.figures_pretrain"
 
-register(Target("before_after", "table", ("steps", "rollouts"), f"{_T}:before_after",
-                "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap"))
-register(Target("equivalence", "table", ("story_eval", "steps", "rollouts"), f"{_T}:equivalence",
-                "pretraining words that reach each run's after-RL score ('1M RL words ≈ N'), by "
-                "the paper's method (nearest checkpoint) and ours (monotone curve, bootstrap CI)",
-                needs=("steps",)))
-register(Target("babylm", "table", ("eval", "baselines"), f"{_T}:babylm",
-                "BabyLM full sets: baselines, pre, RL and the RL delta per task",
-                options=("pre_model", "rl_models")))
-register(Target("ledger", "table", ("summaries", "steps"), f"{_T}:ledger",
-                "budget ledger of every RL run", needs=("summaries|steps",)))
-register(Target("stories", "table", ("rollouts",), f"{_T}:stories",
-                "stories to read: per RL run, a seeded draw from the first and the last tenth "
-                "of training and the highest-scored ones, with the teacher's reply and scores"))
+register(
+    Target(
+        "before_after",
+        "table",
+        ("steps", "rollouts"),
+        f"{_T}:before_after",
+        "teacher score (0-9) of the first/last steps per pretraining size, 95% bootstrap",
+    )
+)
+register(
+    Target(
+        "equivalence",
+        "table",
+        ("story_eval", "steps", "rollouts"),
+        f"{_T}:equivalence",
+        "pretraining words that reach each run's after-RL score ('1M RL words ≈ N'), by "
+        "the paper's method (nearest checkpoint) and ours (monotone curve, bootstrap CI)",
+        needs=("steps",),
+    )
+)
+register(
+    Target(
+        "babylm",
+        "table",
+        ("eval", "baselines"),
+        f"{_T}:babylm",
+        "BabyLM full sets: baselines, pre, RL and the RL delta per task",
+        options=("pre_model", "rl_models"),
+    )
+)
+register(
+    Target(
+        "ledger",
+        "table",
+        ("summaries", "steps"),
+        f"{_T}:ledger",
+        "budget ledger of every RL run",
+        needs=("summaries|steps",),
+    )
+)
+register(
+    Target(
+        "stories",
+        "table",
+        ("rollouts",),
+        f"{_T}:stories",
+        "stories to read: per RL run, a seeded draw from the first and the last tenth "
+        "of training and the highest-scored ones, with the teacher's reply and scores",
+    )
+)
 
-register(Target("before_after", "figure", ("steps", "rollouts"), f"{_RL}:before_after",
-                "teacher score and story length before/after RL against pretraining words"))
-register(Target("rl_dynamics", "figure", ("steps",), f"{_RL}:rl_dynamics",
-                "teacher score, story length and KL against interaction words"))
-register(Target("score_shares", "figure", ("rollouts",), f"{_RL}:score_shares",
-                "stacked shares of scores 0-3 per criterion over interaction words"))
-register(Target("entropy", "figure", ("steps",), f"{_RL}:entropy",
-                "story length and teacher score against entropy per word"))
-register(Target("equivalence", "figure", ("story_eval", "steps", "rollouts"), f"{_RL}:equivalence",
-                "each run's after-RL score against the checkpoints: the paper's nearest checkpoint "
-                "and our monotone curve", needs=("steps",)))
-register(Target("babylm", "figure", ("eval", "baselines"), f"{_EV}:babylm",
-                "BabyLM bars with the RL delta", options=("pre_model", "rl_models")))
-register(Target("fast_eval_pretrain", "figure", ("eval",), f"{_EV}:fast_eval_pretrain",
-                "fast-set accuracy over pretraining checkpoints"))
-register(Target("fast_eval_rl", "figure", ("eval",), f"{_EV}:fast_eval_rl",
-                "fast-set accuracy over RL checkpoints"))
-register(Target("pretrain_loss", "figure", ("pretrain_logs",), f"{_PRE}:pretrain_loss",
-                "pretraining loss against words seen, milestones marked, every run"))
+register(
+    Target(
+        "before_after",
+        "figure",
+        ("steps", "rollouts"),
+        f"{_RL}:before_after",
+        "teacher score and story length before/after RL against pretraining words",
+    )
+)
+register(
+    Target(
+        "rl_dynamics",
+        "figure",
+        ("steps",),
+        f"{_RL}:rl_dynamics",
+        "teacher score, story length and KL against interaction words",
+    )
+)
+register(
+    Target(
+        "score_shares",
+        "figure",
+        ("rollouts",),
+        f"{_RL}:score_shares",
+        "stacked shares of scores 0-3 per criterion over interaction words",
+    )
+)
+register(
+    Target(
+        "entropy",
+        "figure",
+        ("steps",),
+        f"{_RL}:entropy",
+        "story length and teacher score against entropy per word",
+    )
+)
+register(
+    Target(
+        "equivalence",
+        "figure",
+        ("story_eval", "steps", "rollouts"),
+        f"{_RL}:equivalence",
+        "each run's after-RL score against the checkpoints: the paper's nearest checkpoint "
+        "and our monotone curve",
+        needs=("steps",),
+    )
+)
+register(
+    Target(
+        "babylm",
+        "figure",
+        ("eval", "baselines"),
+        f"{_EV}:babylm",
+        "BabyLM bars with the RL delta",
+        options=("pre_model", "rl_models"),
+    )
+)
+register(
+    Target(
+        "fast_eval_pretrain",
+        "figure",
+        ("eval",),
+        f"{_EV}:fast_eval_pretrain",
+        "fast-set accuracy over pretraining checkpoints",
+    )
+)
+register(
+    Target(
+        "fast_eval_rl",
+        "figure",
+        ("eval",),
+        f"{_EV}:fast_eval_rl",
+        "fast-set accuracy over RL checkpoints",
+    )
+)
+register(
+    Target(
+        "pretrain_loss",
+        "figure",
+        ("pretrain_logs",),
+        f"{_PRE}:pretrain_loss",
+        "pretraining loss against words seen, milestones marked, every run",
+    )
+)

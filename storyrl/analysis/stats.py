@@ -15,8 +15,11 @@ def stream(seed: int, *key) -> np.random.Generator:
     the analysis seed and the unit's name: the same results give the same intervals whatever
     order the files come in, and adding a run leaves the others' intervals as they were."""
     digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
-    return np.random.default_rng(np.random.SeedSequence(
-        [seed % 2**64, *(int.from_bytes(digest[i:i + 8], "little") for i in (0, 8, 16, 24))]))
+    return np.random.default_rng(
+        np.random.SeedSequence(
+            [seed % 2**64, *(int.from_bytes(digest[i : i + 8], "little") for i in (0, 8, 16, 24))]
+        )
+    )
 
 
 def bootstrap_means(groups, n: int, rng) -> np.ndarray:
@@ -34,15 +37,16 @@ def bootstrap_means(groups, n: int, rng) -> np.ndarray:
         rows = max(1, _CHUNK // g.size)
         for start in range(0, n, rows):
             k = min(rows, n - start)
-            total[start:start + k] += g[rng.integers(0, g.size, (k, g.size))].mean(axis=1)
+            total[start : start + k] += g[rng.integers(0, g.size, (k, g.size))].mean(axis=1)
     return total / len(groups)
 
 
 def interval(samples, ci: float) -> tuple[float, float]:
     """Percentile interval; `inverted_cdf` picks observed replicates, so replicates of +inf
     ('above the curve') give an infinite bound instead of NaN."""
-    lo, hi = np.quantile(np.asarray(samples, dtype=float), [(1 - ci) / 2, (1 + ci) / 2],
-                         method="inverted_cdf")
+    lo, hi = np.quantile(
+        np.asarray(samples, dtype=float), [(1 - ci) / 2, (1 + ci) / 2], method="inverted_cdf"
+    )
     return float(lo), float(hi)
 
 
@@ -89,7 +93,7 @@ class MonotoneCurve:
         if abs(y[i] - score) <= 1e-12:
             return float(k[i]), "ok"
         root = brentq(lambda t: float(self._f(t)) - score, x[i - 1], x[i], xtol=1e-12)
-        return float(10 ** root), "ok"
+        return float(10**root), "ok"
 
 
 class CurveBootstrap:
@@ -102,8 +106,12 @@ class CurveBootstrap:
         self.sizes = np.array([a.size for a in arrays], dtype=float)
         self.means = np.array([a.mean() for a in arrays])
         self.curve = MonotoneCurve(self.words, self.means, self.sizes)
-        self.boot = np.stack([bootstrap_means([a], n_boot, stream(seed, "curve", int(w)))
-                              for w, a in zip(self.words, arrays)])
+        self.boot = np.stack(
+            [
+                bootstrap_means([a], n_boot, stream(seed, "curve", int(w)))
+                for w, a in zip(self.words, arrays)
+            ]
+        )
         boot = self.boot
         self.replicates = [MonotoneCurve(self.words, boot[:, b], self.sizes) for b in range(n_boot)]
 
@@ -120,8 +128,12 @@ def equivalent_words(cb: CurveBootstrap, start_words, after_groups, ci: float, r
     boot_eq = np.array([c.words_for(a)[0] for c, a in zip(cb.replicates, boot_after)])
     lo, hi = interval(boot_eq - start_words, ci)
     return {
-        "after": after, "equivalent_words": eq, "status": status,
-        "extra_words": eq - start_words, "extra_lo": lo, "extra_hi": hi,
+        "after": after,
+        "equivalent_words": eq,
+        "status": status,
+        "extra_words": eq - start_words,
+        "extra_lo": lo,
+        "extra_hi": hi,
         "above_max_share": float(np.mean(np.isinf(boot_eq))),
     }
 

@@ -51,15 +51,20 @@ def read_texts(chosen: pd.DataFrame) -> pd.DataFrame:
     texts = []
     for path, c in chosen.groupby("file", sort=True):
         keys = ["run_id", "step", "sample"]
-        t = pq.read_table(path, columns=keys + TEXT_COLUMNS,
-                          filters=pc.field("step").isin(sorted(c.step.unique().tolist()))).to_pandas()
+        t = pq.read_table(
+            path,
+            columns=keys + TEXT_COLUMNS,
+            filters=pc.field("step").isin(sorted(c.step.unique().tolist())),
+        ).to_pandas()
         texts.append(c[keys + ["file"]].drop_duplicates().merge(t, on=keys, how="left"))
     t = pd.concat(texts, ignore_index=True)
     out = chosen.merge(t, on=["run_id", "step", "sample", "file"], how="left", sort=False)
     if out.continuation.isna().any():
         lost = out[out.continuation.isna()].iloc[0]
-        raise AnalysisError(f"{lost.file}: story (step {lost.step}, sample {lost['sample']}) of "
-                            f"run {lost.run_id} not found when reading its text")
+        raise AnalysisError(
+            f"{lost.file}: story (step {lost.step}, sample {lost['sample']}) of "
+            f"run {lost.run_id} not found when reading its text"
+        )
     return out
 
 
@@ -73,12 +78,21 @@ def stories_table(rollouts: pd.DataFrame, cfg: AnalysisConfig = AnalysisConfig()
     (0-9) and criteria, length, the prompt, the story (the student's continuation) and the
     teacher's reply. Texts are put on one line."""
     t = read_texts(choose(rollouts, cfg))
-    out = pd.DataFrame({
-        "run_id": t.run_id, "pretraining": t.pretrain_words.map(words_axis_label),
-        "group": t.group, "step": t.step, "sample": t["sample"], "rl_words": t.budget_words,
-        "score": t.teacher_score * SCALE, **{c: t[c] for c in CRITERIA},
-        "words": t.n_words, "tokens": t.n_tokens,
-        "prompt": t.prompt.map(_one_line), "story": t.continuation.map(_one_line),
-        "teacher_reply": t.teacher_reply.map(_one_line),
-    })
+    out = pd.DataFrame(
+        {
+            "run_id": t.run_id,
+            "pretraining": t.pretrain_words.map(words_axis_label),
+            "group": t.group,
+            "step": t.step,
+            "sample": t["sample"],
+            "rl_words": t.budget_words,
+            "score": t.teacher_score * SCALE,
+            **{c: t[c] for c in CRITERIA},
+            "words": t.n_words,
+            "tokens": t.n_tokens,
+            "prompt": t.prompt.map(_one_line),
+            "story": t.continuation.map(_one_line),
+            "teacher_reply": t.teacher_reply.map(_one_line),
+        }
+    )
     return out  # in `choose`'s order: by run, then GROUPS

@@ -28,17 +28,32 @@ BEFORE_AFTER = {"before": "#7f8c8d", "after": "#2c7fb8"}
 def apply() -> None:
     # TrueType fonts in PDFs (venues reject Type 3); fontTools logs every subset at INFO.
     logging.getLogger("fontTools").setLevel(logging.WARNING)
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.15, rc={
-        "figure.dpi": 100, "savefig.dpi": 200, "savefig.bbox": "tight",
-        "legend.frameon": False, "axes.titleweight": "bold", "pdf.fonttype": 42,
-    })
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        font_scale=1.15,
+        rc={
+            "figure.dpi": 100,
+            "savefig.dpi": 200,
+            "savefig.bbox": "tight",
+            "legend.frameon": False,
+            "axes.titleweight": "bold",
+            "pdf.fonttype": 42,
+        },
+    )
 
 
 def figure(nrows=1, ncols=1, width=4.2, height=3.2, **kw):
     """A figure of `nrows` x `ncols` panels, each `width` x `height` inches."""
     apply()
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             squeeze=False, layout="constrained", **kw)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width * ncols, height * nrows),
+        squeeze=False,
+        layout="constrained",
+        **kw,
+    )
     return fig, axes
 
 
@@ -60,8 +75,11 @@ def words_axis(ax, axis: str = "x", log: bool = True, ticks=None) -> None:
     a = ax.xaxis if axis == "x" else ax.yaxis
     if log:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-        a.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)) if ticks is None
-                            else FixedLocator(sorted(set(ticks))))
+        a.set_major_locator(
+            LogLocator(base=10, subs=(1, 2, 5))
+            if ticks is None
+            else FixedLocator(sorted(set(ticks)))
+        )
         a.set_minor_formatter(NullFormatter())
     a.set_major_formatter(FuncFormatter(lambda v, _: words_axis_label(v)))
 
@@ -75,8 +93,9 @@ def save(fig, output) -> list[Path]:
     for fmt in FIGURE_FORMATS:
         with atomic_path(stem.with_suffix(fmt)) as tmp:
             # No creation date: the same results give the same bytes (reruns, shared results).
-            fig.savefig(tmp, format=fmt[1:],
-                        metadata={"CreationDate": None} if fmt == ".pdf" else None)
+            fig.savefig(
+                tmp, format=fmt[1:], metadata={"CreationDate": None} if fmt == ".pdf" else None
+            )
         paths.append(stem.with_suffix(fmt))
     plt.close(fig)
     return paths

@@ -3,8 +3,13 @@ columns the Markdown and LaTeX versions hide or show as word labels. Registered 
 called as `build(*inputs, output, cfg)` with the loaded inputs the registry names."""
 
 from storyrl.analysis.stories import stories_table
-from storyrl.analysis.tables import (babylm_table, before_after_table, compute_equivalence,
-                                     ledger_table, write_table)
+from storyrl.analysis.tables import (
+    babylm_table,
+    before_after_table,
+    compute_equivalence,
+    ledger_table,
+    write_table,
+)
 
 
 def before_after(steps, rollouts, output, cfg):
@@ -14,13 +19,18 @@ def before_after(steps, rollouts, output, cfg):
 def equivalence(story_eval, steps, rollouts, output, cfg):
     table, _ = compute_equivalence(story_eval, steps, rollouts, cfg)
     hide = ["pretrain_words", "equivalent_words", "status", "above_max_share", "curve_source"]
-    return write_table(table, output, hide=hide,
-                       words=["rl_words", "extra_words", "extra_lo", "extra_hi", "per_1M_rl_words"])
+    return write_table(
+        table,
+        output,
+        hide=hide,
+        words=["rl_words", "extra_words", "extra_lo", "extra_hi", "per_1M_rl_words"],
+    )
 
 
 def babylm(scores, baselines, output, cfg, pre_model=None, rl_models=None):
-    return write_table(babylm_table(scores, baselines, cfg, pre_model, rl_models), output,
-                       hide=["task_id"])
+    return write_table(
+        babylm_table(scores, baselines, cfg, pre_model, rl_models), output, hide=["task_id"]
+    )
 
 
 def ledger(summaries, steps, output, cfg):

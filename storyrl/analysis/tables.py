@@ -12,12 +12,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storyrl.config import AnalysisConfig
 from storyrl.analysis.layout import TABLE_FORMATS
-from storyrl.analysis.load import SCALE, AnalysisError, TASK_LABELS, words_axis_label
-from storyrl.analysis.stats import (CurveBootstrap, bootstrap_means, equivalent_words, interval,
-                                    nearest_checkpoint, stream)
+from storyrl.analysis.load import SCALE, TASK_LABELS, AnalysisError, words_axis_label
+from storyrl.analysis.stats import (
+    CurveBootstrap,
+    bootstrap_means,
+    equivalent_words,
+    interval,
+    nearest_checkpoint,
+    stream,
+)
 from storyrl.atomic import write_text
+from storyrl.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +52,15 @@ def write_table(df: pd.DataFrame, output, hide=(), words=()) -> list[Path]:
         # A missing value is a marked cell (–), never the text `nan`.
         # A '|' in a text cell (a story, a teacher reply) would end the Markdown cell.
         ".md": shown.map(lambda v: v.replace("|", r"\|") if isinstance(v, str) else v)
-               .astype(object).where(shown.notna(), None)
-               .to_markdown(index=False, floatfmt=".2f", missingval="–") + "\n",
+        .astype(object)
+        .where(shown.notna(), None)
+        .to_markdown(index=False, floatfmt=".2f", missingval="–")
+        + "\n",
         ".tex": shown.to_latex(index=False, float_format="%.2f", na_rep="--", escape=True)
-                .replace("ρ", r"$\rho$").replace("≈", r"$\approx$")
-                .replace(">", r"$>$").replace("<", r"$<$"),
+        .replace("ρ", r"$\rho$")
+        .replace("≈", r"$\approx$")
+        .replace(">", r"$>$")
+        .replace("<", r"$<$"),
     }
     paths = []
     for fmt, text in texts.items():
@@ -83,14 +93,22 @@ def window_units(steps, rollouts, n: int) -> pd.DataFrame:
     if have:
         sel = w[w.run_id.isin(have)][["run_id", "step", "window"]]
         stories = rollouts.merge(sel, on=["run_id", "step"])
-        parts.append(stories[keys + ["teacher_score", "n_words", "n_tokens"]].assign(source="stories"))
+        parts.append(
+            stories[keys + ["teacher_score", "n_words", "n_tokens"]].assign(source="stories")
+        )
     rest = w[~w.run_id.isin(have)]
-    parts.append(rest[keys].assign(teacher_score=rest.teacher_score_mean,
-                                   n_words=rest.response_words_mean,
-                                   n_tokens=rest.response_tokens_mean, source="steps"))
+    parts.append(
+        rest[keys].assign(
+            teacher_score=rest.teacher_score_mean,
+            n_words=rest.response_words_mean,
+            n_tokens=rest.response_tokens_mean,
+            source="steps",
+        )
+    )
     # Sorted, so nothing downstream depends on the order the files were given in.
     return pd.concat(parts, ignore_index=True).sort_values(
-        ["run_id", "window"], kind="stable", ignore_index=True)
+        ["run_id", "window"], kind="stable", ignore_index=True
+    )
 
 
 def _window_groups(units, win) -> dict:
@@ -109,7 +127,9 @@ def _paper_runs(g: pd.DataFrame, cfg: AnalysisConfig) -> tuple[pd.DataFrame, str
     return g, "mean"
 
 
-def before_after_table(steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+def before_after_table(
+    steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()
+) -> pd.DataFrame:
     """One row per pretraining size (and variant): mean teacher score (0-9) of the first and last
     `window_steps` steps, with bootstrap intervals. `before`/`after` are the run of seed
     `paper_seed` (the paper's columns), or the mean of run means where no run has that seed;
@@ -118,8 +138,13 @@ def before_after_table(steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfi
     rows = []
     for (words, variant), g in units.groupby(["pretrain_words", "variant"], sort=True):
         shown, seed = _paper_runs(g, cfg)
-        row = {"pretraining": words_axis_label(words), "pretrain_words": int(words),
-               "variant": variant, "runs": g.run_id.nunique(), "seed": seed}
+        row = {
+            "pretraining": words_axis_label(words),
+            "pretrain_words": int(words),
+            "variant": variant,
+            "runs": g.run_id.nunique(),
+            "seed": seed,
+        }
         for win in ("before", "after"):
             groups = _window_groups(shown, win)
             rngs = [stream(cfg.seed, "window", r, win) for r in groups]
@@ -159,7 +184,9 @@ def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
     out = {}
     for words, g in base.groupby("pretrain_words", sort=True):
         shown, _ = _paper_runs(g, cfg)
-        out[int(words)] = float(np.mean([x.mean() for x in _window_groups(shown, "before").values()]))
+        out[int(words)] = float(
+            np.mean([x.mean() for x in _window_groups(shown, "before").values()])
+        )
     return out
 
 
@@ -175,31 +202,60 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
         others = {w: b for w, b in before.items() if w != start}
         rl_words = int(last_budget.get(run_id, 0))
         per_m = 1e6 / rl_words if rl_words else np.nan
-        row = {"run_id": run_id, "method": "paper", "pretraining": words_axis_label(start),
-               "pretrain_words": start, "rl_words": rl_words, "after": after,
-               "after_source": f"last_{cfg.window_steps}_steps",
-               "curve_source": f"first_{cfg.window_steps}_steps"}
+        row = {
+            "run_id": run_id,
+            "method": "paper",
+            "pretraining": words_axis_label(start),
+            "pretrain_words": start,
+            "rl_words": rl_words,
+            "after": after,
+            "after_source": f"last_{cfg.window_steps}_steps",
+            "curve_source": f"first_{cfg.window_steps}_steps",
+        }
         if not others:
-            rows.append({**row, "status": "no_checkpoint", "equivalent": "",
-                         "claim": "no estimate: no run from another checkpoint"})
+            rows.append(
+                {
+                    **row,
+                    "status": "no_checkpoint",
+                    "equivalent": "",
+                    "claim": "no estimate: no run from another checkpoint",
+                }
+            )
             continue
         eq, status = nearest_checkpoint(others, after)
         best = max(others, key=others.get)
         # Above every other checkpoint: more than the best of them, and never less than the
         # run's own start (a run from the top checkpoint reads "> its start", not "> a lower one").
-        label = (f"> {words_axis_label(max(best, start))}" if status == "above_max"
-                 else words_axis_label(eq))
+        label = (
+            f"> {words_axis_label(max(best, start))}"
+            if status == "above_max"
+            else words_axis_label(eq)
+        )
         if status == "above_max":
-            claim = (f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
-                     f"pretraining (above every other checkpoint's score; the best is "
-                     f"{words_axis_label(best)})" if best > start else
-                     "no estimate: no other checkpoint scores as high")
+            claim = (
+                f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
+                f"pretraining (above every other checkpoint's score; the best is "
+                f"{words_axis_label(best)})"
+                if best > start
+                else "no estimate: no other checkpoint scores as high"
+            )
         else:
-            claim = (f"1M words of RL ≈ {words_axis_label((eq - start) * per_m)} words of "
-                     f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
-                     f"checkpoint: {others[eq]:.2f})")
-        rows.append({**row, "equivalent": label, "equivalent_words": eq, "extra_words": eq - start,
-                     "per_1M_rl_words": (eq - start) * per_m, "claim": claim, "status": status})
+            claim = (
+                f"1M words of RL ≈ {words_axis_label((eq - start) * per_m)} words of "
+                f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
+                f"checkpoint: {others[eq]:.2f})"
+            )
+        rows.append(
+            {
+                **row,
+                "equivalent": label,
+                "equivalent_words": eq,
+                "extra_words": eq - start,
+                "per_1M_rl_words": (eq - start) * per_m,
+                "claim": claim,
+                "status": status,
+            }
+        )
     return rows
 
 
@@ -215,52 +271,92 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     units = window_units(steps, rollouts, cfg.window_steps)
     pre = story_eval[story_eval.rl_words == 0] if len(story_eval) else story_eval
     if len(pre):
-        curve_groups = {int(w): g.teacher_score.to_numpy() * SCALE for w, g in pre.groupby("pretrain_words")}
+        curve_groups = {
+            int(w): g.teacher_score.to_numpy() * SCALE for w, g in pre.groupby("pretrain_words")
+        }
         curve_source = "story_eval"
     else:
         b = units[units.window == "before"]
-        curve_groups = {int(w): g.teacher_score.to_numpy() * SCALE for w, g in b.groupby("pretrain_words")}
+        curve_groups = {
+            int(w): g.teacher_score.to_numpy() * SCALE for w, g in b.groupby("pretrain_words")
+        }
         curve_source = "before_rl"
     if len(curve_groups) < 2:
-        raise AnalysisError("equivalence: the curve needs teacher scores of at least two "
-                            f"pretraining sizes, found {sorted(curve_groups)}")
+        raise AnalysisError(
+            "equivalence: the curve needs teacher scores of at least two "
+            f"pretraining sizes, found {sorted(curve_groups)}"
+        )
     cb = CurveBootstrap(curve_groups, cfg.bootstrap, cfg.seed)
     curve = cb.curve
     last_budget = steps.groupby("run_id").budget_words.max()
     rows = _paper_rows(steps, cfg, last_budget)
     for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
-        rl_eval = story_eval[(story_eval.rl_words > 0) & (story_eval.run_id == run_id)] if len(story_eval) else story_eval
+        rl_eval = (
+            story_eval[(story_eval.rl_words > 0) & (story_eval.run_id == run_id)]
+            if len(story_eval)
+            else story_eval
+        )
         if len(rl_eval):
             rl_eval = rl_eval[rl_eval.rl_words == rl_eval.rl_words.max()]
             after, source = rl_eval.teacher_score.to_numpy() * SCALE, "story_eval"
         else:
-            after, source = g.teacher_score.to_numpy() * SCALE, f"last_{cfg.window_steps}_{g.source.iloc[0]}"
+            after, source = (
+                g.teacher_score.to_numpy() * SCALE,
+                f"last_{cfg.window_steps}_{g.source.iloc[0]}",
+            )
         r = equivalent_words(cb, start, [after], cfg.ci, stream(cfg.seed, "after", run_id))
         rl_words = int(last_budget.get(run_id, 0))
         per_m = 1e6 / rl_words if rl_words else np.nan
-        rows.append({
-            "run_id": run_id, "method": "curve", "pretraining": words_axis_label(start),
-            "pretrain_words": start,
-            "rl_words": rl_words, "after": r["after"], "after_source": source,
-            "equivalent": _eq_label(r["equivalent_words"], r["status"], curve),
-            "equivalent_words": r["equivalent_words"], "extra_words": r["extra_words"],
-            "extra_lo": r["extra_lo"], "extra_hi": r["extra_hi"],
-            "per_1M_rl_words": r["extra_words"] * per_m,
-            "claim": _claim(r, start, per_m, curve), "status": r["status"],
-            "above_max_share": r["above_max_share"], "curve_source": curve_source,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "method": "curve",
+                "pretraining": words_axis_label(start),
+                "pretrain_words": start,
+                "rl_words": rl_words,
+                "after": r["after"],
+                "after_source": source,
+                "equivalent": _eq_label(r["equivalent_words"], r["status"], curve),
+                "equivalent_words": r["equivalent_words"],
+                "extra_words": r["extra_words"],
+                "extra_lo": r["extra_lo"],
+                "extra_hi": r["extra_hi"],
+                "per_1M_rl_words": r["extra_words"] * per_m,
+                "claim": _claim(r, start, per_m, curve),
+                "status": r["status"],
+                "above_max_share": r["above_max_share"],
+                "curve_source": curve_source,
+            }
+        )
     table = pd.DataFrame(rows, columns=EQUIVALENCE_COLUMNS)
     table["order"] = table.method.map(METHODS.index)
-    table = table.sort_values(["pretrain_words", "run_id", "order"], ignore_index=True).drop(columns="order")
+    table = table.sort_values(["pretrain_words", "run_id", "order"], ignore_index=True).drop(
+        columns="order"
+    )
     table.attrs["paper_before"] = paper_before_scores(steps, cfg)
     return table, cb
 
 
 EQUIVALENCE_COLUMNS = [
-    "run_id", "method", "pretraining", "pretrain_words", "rl_words", "after", "after_source",
-    "equivalent", "equivalent_words", "extra_words", "extra_lo", "extra_hi", "per_1M_rl_words",
-    "claim", "status", "above_max_share", "curve_source"]
+    "run_id",
+    "method",
+    "pretraining",
+    "pretrain_words",
+    "rl_words",
+    "after",
+    "after_source",
+    "equivalent",
+    "equivalent_words",
+    "extra_words",
+    "extra_lo",
+    "extra_hi",
+    "per_1M_rl_words",
+    "claim",
+    "status",
+    "above_max_share",
+    "curve_source",
+]
 
 
 def _eq_label(words, status, curve) -> str:
@@ -276,14 +372,20 @@ def _claim(r: dict, start: int, per_m: float, curve) -> str:
     if r["status"] == "above_max":
         top = curve.words_range[1]
         if top <= start * (1 + 1e-9):
-            return (f"no estimate: the after-RL score is above the curve's maximum "
-                    f"({words_axis_label(top)}; not extrapolated)")
-        return (f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
-                f"(above the curve's maximum at {words_axis_label(top)}; not extrapolated)")
+            return (
+                f"no estimate: the after-RL score is above the curve's maximum "
+                f"({words_axis_label(top)}; not extrapolated)"
+            )
+        return (
+            f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
+            f"(above the curve's maximum at {words_axis_label(top)}; not extrapolated)"
+        )
     hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"] * per_m)
     prefix = "< " if r["status"] == "below_min" else ""
-    return (f"1M words of RL ≈ {prefix}{words_axis_label(r['extra_words'] * per_m)} words of "
-            f"pretraining [{words_axis_label(r['extra_lo'] * per_m)}, {hi}]")
+    return (
+        f"1M words of RL ≈ {prefix}{words_axis_label(r['extra_words'] * per_m)} words of "
+        f"pretraining [{words_axis_label(r['extra_lo'] * per_m)}, {hi}]"
+    )
 
 
 # --------------------------------------------------------------------------- BabyLM
@@ -291,8 +393,13 @@ MODEL_SEED = re.compile(r"-seed(?P<seed>\d+)(?:-|$)")
 """The RL seed in a model id (`<checkpoint>-seed<S>-<variant>-rl-final`)."""
 
 
-def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
-                 pre_model: str | None = None, rl_models=None) -> pd.DataFrame:
+def babylm_table(
+    scores,
+    baselines=None,
+    cfg: AnalysisConfig = AnalysisConfig(),
+    pre_model: str | None = None,
+    rl_models=None,
+) -> pd.DataFrame:
     """Per full-set task: baseline columns, `<P>-pre`, `<P>-RL` and the RL delta between them;
     `<P>-RL` is the final policy of seed `paper_seed` among the final RL models from that
     checkpoint (the paper's column), else their mean; with several seeds, `RL seed mean` and
@@ -340,9 +447,20 @@ def babylm_table(scores, baselines=None, cfg: AnalysisConfig = AnalysisConfig(),
 
 # --------------------------------------------------------------------------- budget ledger
 LEDGER_KEYS = (
-    "pretrain_words", "budget", "prompt_words", "teacher_words", "budget_words",
-    "generated_words", "steps", "stories", "total_words_seen", "input_words", "epochs",
-    "input_ok", "generated_ok", "epochs_ok",
+    "pretrain_words",
+    "budget",
+    "prompt_words",
+    "teacher_words",
+    "budget_words",
+    "generated_words",
+    "steps",
+    "stories",
+    "total_words_seen",
+    "input_words",
+    "epochs",
+    "input_ok",
+    "generated_ok",
+    "epochs_ok",
 )
 """Expected keys of a run's ledger summary, in the table's column order; missing keys give
 empty cells and any other key is added after these."""
@@ -353,24 +471,33 @@ def ledger_table(summaries, steps=None) -> pd.DataFrame:
     totals of its last step (budget and generated words, stories, steps)."""
     from storyrl.analysis.load import RUN_ID
     from storyrl.units import parse_words
+
     rows = []
     for run_id, data in summaries:
         row = {"run_id": run_id, "source": "summary.json"}
         m = RUN_ID.match(run_id)
         if "pretrain_words" not in data and m:
             row["pretrain_words"] = parse_words(m["ckpt"])
-        row.update({k: v for k, v in data.items() if k != "run_id" and not isinstance(v, (dict, list))})
+        row.update(
+            {k: v for k, v in data.items() if k != "run_id" and not isinstance(v, (dict, list))}
+        )
         rows.append(row)
     done = {r["run_id"] for r in rows}
     if steps is not None:
         for run_id, g in steps.sort_values("step").groupby("run_id"):
             if run_id not in done:
                 last = g.iloc[-1]
-                rows.append({"run_id": run_id, "source": "steps.parquet",
-                             "pretrain_words": int(last.pretrain_words),
-                             "budget_words": int(last.budget_words),
-                             "generated_words": int(last.generated_words),
-                             "steps": len(g), "stories": int(last.stories)})
+                rows.append(
+                    {
+                        "run_id": run_id,
+                        "source": "steps.parquet",
+                        "pretrain_words": int(last.pretrain_words),
+                        "budget_words": int(last.budget_words),
+                        "generated_words": int(last.generated_words),
+                        "steps": len(g),
+                        "stories": int(last.stories),
+                    }
+                )
     if not rows:
         raise AnalysisError("ledger: no summary.json or steps.parquet given")
     df = pd.DataFrame(rows)

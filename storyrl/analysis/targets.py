@@ -12,10 +12,9 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl.analysis import layout
+from storyrl.analysis import AnalysisError, layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
-from storyrl.analysis import AnalysisError
 
 log = logging.getLogger(__name__)
 
@@ -29,42 +28,57 @@ class Data:
     @cached_property
     def steps(self):
         from storyrl.analysis.load import load_steps
+
         # None when absent, as rollouts: only a target that does not need them gets here then.
         return load_steps(self.inputs.steps, self.overrides) if self.inputs.steps else None
 
     @cached_property
     def rollouts(self):
         from storyrl.analysis.load import load_rollouts
+
         return load_rollouts(self.inputs.rollouts, self.overrides) if self.inputs.rollouts else None
 
     @cached_property
     def story_eval(self):
         from storyrl.analysis.load import load_story_eval
+
         return load_story_eval(self.inputs.story_eval, self.overrides)
 
     @cached_property
     def eval(self):
         from storyrl.analysis.load import load_eval
+
         return load_eval(self.inputs.eval, self.overrides)
 
     @cached_property
     def pretrain_logs(self):
         from storyrl.analysis.load import load_pretrain_logs
+
         return load_pretrain_logs(self.inputs.pretrain_logs, self.overrides)
 
     @cached_property
     def summaries(self):
         from storyrl.analysis.load import load_summaries
+
         return load_summaries(self.inputs.summaries, self.overrides)
 
     @cached_property
     def baselines(self):
         from storyrl.analysis.load import load_baselines
+
         return load_baselines(self.inputs.baselines) if self.inputs.baselines else None
 
 
-def make(kind: str, name: str, inputs: layout.Inputs, output, cfg: AnalysisConfig | None = None,
-         overrides: dict | None = None, data: Data | None = None, **options) -> list[Path]:
+def make(
+    kind: str,
+    name: str,
+    inputs: layout.Inputs,
+    output,
+    cfg: AnalysisConfig | None = None,
+    overrides: dict | None = None,
+    data: Data | None = None,
+    **options,
+) -> list[Path]:
     """Build one table or figure from explicit input paths into `output` (suffix optional)."""
     if (kind, name) not in REGISTRY:
         raise AnalysisError(f"unknown {kind} '{name}' (known: {', '.join(names(kind))})")
@@ -110,12 +124,21 @@ def add_parser(sub, section_type) -> None:
     asub = p.add_subparsers(dest="analysis_command", required=True)
 
     a = asub.add_parser("all", help="rebuild every table and figure from a results folder")
-    a.add_argument("--results", required=True, help="folder in the layout of storyrl.analysis.layout")
+    a.add_argument(
+        "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
+    )
     a.add_argument("--output", required=True, help="writes tables/ and figures/ here")
-    a.add_argument("--section", type=section_type(AnalysisConfig), default=None,
-                   help="the analysis section as JSON")
-    a.add_argument("--config", help="or: a workflow config YAML whose `analysis` section to use "
-                                    "(e.g. the one that made the results)")
+    a.add_argument(
+        "--section",
+        type=section_type(AnalysisConfig),
+        default=None,
+        help="the analysis section as JSON",
+    )
+    a.add_argument(
+        "--config",
+        help="or: a workflow config YAML whose `analysis` section to use "
+        "(e.g. the one that made the results)",
+    )
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")
     a.set_defaults(func=cli_all)
 
@@ -123,32 +146,60 @@ def add_parser(sub, section_type) -> None:
         known = names(kind)
         q = asub.add_parser(kind, help=f"one {kind}: " + ", ".join(known))
         q.add_argument("name", choices=known)
-        q.add_argument("--output", required=True,
-                       help="e.g. results/tables/x.csv (.md, .tex too) or results/figures/x.pdf (.png too)")
+        q.add_argument(
+            "--output",
+            required=True,
+            help="e.g. results/tables/x.csv (.md, .tex too) or results/figures/x.pdf (.png too)",
+        )
         for field in INPUTS:
             if field == "baselines":
-                q.add_argument("--baselines", help="YAML {baseline: {task: value}} or CSV task,<baseline>...")
+                q.add_argument(
+                    "--baselines", help="YAML {baseline: {task: value}} or CSV task,<baseline>..."
+                )
             else:
-                q.add_argument(f"--{field.replace('_', '-')}", nargs="+", default=[], metavar="FILE")
-        q.add_argument("--override", nargs="+", action="append", metavar=("FILE", "KEY=VALUE"),
-                       help="ids of an input: --override FILE pretrain_words=90M run_id=X rl_words=1M")
+                q.add_argument(
+                    f"--{field.replace('_', '-')}", nargs="+", default=[], metavar="FILE"
+                )
+        q.add_argument(
+            "--override",
+            nargs="+",
+            action="append",
+            metavar=("FILE", "KEY=VALUE"),
+            help="ids of an input: --override FILE pretrain_words=90M run_id=X rl_words=1M",
+        )
+
         def taking(option, kind=kind, known=known):
             return ", ".join(n for n in known if option in REGISTRY[kind, n].options)
-        q.add_argument("--pre-model", help=f"{taking('pre_model')}: model id of the pretrained model")
-        q.add_argument("--rl-models", nargs="+",
-                       help=f"{taking('rl_models')}: model ids of the final RL models")
+
+        q.add_argument(
+            "--pre-model", help=f"{taking('pre_model')}: model id of the pretrained model"
+        )
+        q.add_argument(
+            "--rl-models",
+            nargs="+",
+            help=f"{taking('rl_models')}: model ids of the final RL models",
+        )
         q.add_argument("--section", type=section_type(AnalysisConfig), default=AnalysisConfig())
         q.set_defaults(func=cli_one, kind=kind)
 
 
 def cli_one(args) -> None:
     from storyrl.analysis.load import parse_overrides
+
     inputs = layout.Inputs(
         **{f: [Path(p) for p in getattr(args, f)] for f in INPUTS if f != "baselines"},
-        baselines=Path(args.baselines) if args.baselines else None)
+        baselines=Path(args.baselines) if args.baselines else None,
+    )
     opts = {o: getattr(args, o) for o in REGISTRY[args.kind, args.name].options}
-    for p in make(args.kind, args.name, inputs, args.output, args.section,
-                  parse_overrides(args.override), **opts):
+    for p in make(
+        args.kind,
+        args.name,
+        inputs,
+        args.output,
+        args.section,
+        parse_overrides(args.override),
+        **opts,
+    ):
         print(p)
 
 
@@ -158,6 +209,7 @@ def cli_all(args) -> None:
         if cfg is not None:
             raise AnalysisError("give --section or --config, not both")
         from storyrl.config import read_yaml
+
         raw = read_yaml(args.config)
         try:
             cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})

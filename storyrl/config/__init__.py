@@ -13,21 +13,49 @@ pydantic and PyYAML only.
 import json
 
 from storyrl.config.analysis import AnalysisConfig
-from storyrl.config.base import (SAFE_NAME, ConfigError, Name, Section, Words, deep_merge,
-                                 error_lines)
+from storyrl.config.base import (
+    SAFE_NAME,
+    ConfigError,
+    Name,
+    Section,
+    Words,
+    deep_merge,
+    error_lines,
+)
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
-from storyrl.config.pretrain import (ComputeConfig, ModelConfig, PretrainConfig, PretrainJob,
-                                     PretrainRun, TrainingConfig)
-from storyrl.config.rl import (OVERRIDE_SECTIONS, PAPER_PROMPT, GroupConfig, PPOConfig, RLConfig,
-                               RLRun, RunSpec, SamplingConfig, expand_runs, planned_checkpoints,
-                               state_due)
+from storyrl.config.pretrain import (
+    ComputeConfig,
+    ModelConfig,
+    PretrainConfig,
+    PretrainJob,
+    PretrainRun,
+    TrainingConfig,
+)
+from storyrl.config.rl import (
+    OVERRIDE_SECTIONS,
+    PAPER_PROMPT,
+    GroupConfig,
+    PPOConfig,
+    RLConfig,
+    RLRun,
+    RunSpec,
+    SamplingConfig,
+    expand_runs,
+    planned_checkpoints,
+    state_due,
+)
 from storyrl.config.sharing import RLSharingConfig, ServerConfig, rl_packs
-from storyrl.config.teacher import (HFConfig, OpenAIConfig, RewardConfig, TeacherConfig,
-                                    VLLMConfig)
+from storyrl.config.teacher import HFConfig, OpenAIConfig, RewardConfig, TeacherConfig, VLLMConfig
+from storyrl.config.top import (
+    LOCAL_WEIGHT_BACKENDS,
+    Config,
+    check_teacher_weights,
+    load,
+    read_yaml,
+    validate,
+)
 from storyrl.config.tracking import TrackingConfig
-from storyrl.config.top import (LOCAL_WEIGHT_BACKENDS, Config, check_teacher_weights, load,
-                                read_yaml, validate)
 
 SCHEMA_PATH = "workflow/schemas/config.schema.json"
 """Where the exported JSON schema lives, relative to the repository root."""
@@ -43,13 +71,51 @@ def schema_text() -> str:
 
 
 __all__ = [
-    "AnalysisConfig", "ComputeConfig", "Config", "ConfigError", "CorpusConfig", "GroupConfig",
-    "HFConfig", "LOCAL_WEIGHT_BACKENDS", "ModelConfig", "Name", "OVERRIDE_SECTIONS",
-    "OfficialConfig", "OpenAIConfig", "PAPER_PROMPT", "PPOConfig", "PretrainConfig",
-    "PretrainJob", "PretrainRun", "RLConfig", "RLRun", "RLSharingConfig", "RewardConfig",
-    "RunSpec", "SAFE_NAME", "SCHEMA_PATH", "SamplingConfig", "Section", "ServerConfig",
-    "StoryEvalConfig", "TeacherConfig", "TokenizerConfig", "TrackingConfig", "TrainingConfig",
-    "VLLMConfig", "Words", "ZeroShotConfig",
-    "check_teacher_weights", "deep_merge", "error_lines", "expand_runs", "load",
-    "planned_checkpoints", "read_yaml", "rl_packs", "schema_text", "state_due", "validate",
+    "AnalysisConfig",
+    "ComputeConfig",
+    "Config",
+    "ConfigError",
+    "CorpusConfig",
+    "GroupConfig",
+    "HFConfig",
+    "LOCAL_WEIGHT_BACKENDS",
+    "ModelConfig",
+    "Name",
+    "OVERRIDE_SECTIONS",
+    "OfficialConfig",
+    "OpenAIConfig",
+    "PAPER_PROMPT",
+    "PPOConfig",
+    "PretrainConfig",
+    "PretrainJob",
+    "PretrainRun",
+    "RLConfig",
+    "RLRun",
+    "RLSharingConfig",
+    "RewardConfig",
+    "RunSpec",
+    "SAFE_NAME",
+    "SCHEMA_PATH",
+    "SamplingConfig",
+    "Section",
+    "ServerConfig",
+    "StoryEvalConfig",
+    "TeacherConfig",
+    "TokenizerConfig",
+    "TrackingConfig",
+    "TrainingConfig",
+    "VLLMConfig",
+    "Words",
+    "ZeroShotConfig",
+    "check_teacher_weights",
+    "deep_merge",
+    "error_lines",
+    "expand_runs",
+    "load",
+    "planned_checkpoints",
+    "read_yaml",
+    "rl_packs",
+    "schema_text",
+    "state_due",
+    "validate",
 ]

@@ -10,8 +10,15 @@ import types
 import typing
 from typing import Annotated
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError,
-                      ValidationInfo, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from storyrl.units import parse_words
 
@@ -26,8 +33,10 @@ def _safe_name(name: str) -> str:
     # Names become folders, run ids and shell words: a space splits a command, a slash nests
     # a folder the analysis never finds.
     if not SAFE_NAME.match(name):
-        raise ValueError(f"'{name}' is not a safe name: use letters, digits, '.', '_' and '-', "
-                         "starting with a letter or digit")
+        raise ValueError(
+            f"'{name}' is not a safe name: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 
@@ -75,5 +84,7 @@ def deep_merge(base: dict, update: dict) -> dict:
     """Merge like Snakemake does with several --configfile: nested dicts key by key."""
     out = dict(base)
     for k, v in update.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out

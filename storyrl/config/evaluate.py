@@ -28,7 +28,6 @@ class StoryEvalConfig(Section):
     """`auto`: CUDA when present, else CPU."""
 
 
-
 class ZeroShotConfig(Section):
     """BabyLM zero-shot evaluation of a checkpoint (BLiMP, supplement, EWoK, entity tracking,
     COMPS, WUG)."""
@@ -50,7 +49,6 @@ class ZeroShotConfig(Section):
     recheck_margin: float = Field(1.0, ge=0)
     """With bf16: items whose best two candidates are closer than this (nats) are rescored in
     fp32, so that the choices are those of an fp32 run."""
-
 
 
 class OfficialConfig(Section):
@@ -111,8 +109,10 @@ class OfficialConfig(Section):
     @classmethod
     def _checkout(cls, v):
         if v is not None and not (Path(v) / "evaluation_pipeline").is_dir():
-            raise ValueError(f"{v} is not a checkout of babylm/evaluation-pipeline-2025 (no "
-                             "evaluation_pipeline/ folder in it)")
+            raise ValueError(
+                f"{v} is not a checkout of babylm/evaluation-pipeline-2025 (no "
+                "evaluation_pipeline/ folder in it)"
+            )
         return v
 
     @property

@@ -130,22 +130,29 @@ class RLConfig(Section):
     @model_validator(mode="after")
     def _check(self):
         if self.state_every is None and self.state_every_s is None:
-            raise ValueError("state_every, state_every_s: set at least one (when to write resume states)")
+            raise ValueError(
+                "state_every, state_every_s: set at least one (when to write resume states)"
+            )
         if not self.prompts or any(not p.strip() for p in self.prompts):
             raise ValueError("prompts: at least one non-empty prompt is needed")
         mb = self.ppo.mini_batch_size
         if mb is not None and self.batch_size % mb:
-            raise ValueError(f"ppo.mini_batch_size ({mb}) must divide batch_size ({self.batch_size})")
+            raise ValueError(
+                f"ppo.mini_batch_size ({mb}) must divide batch_size ({self.batch_size})"
+            )
         if self.algorithm != "ppo" and self.batch_size % self.group.num_generations:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of "
-                             f"group.num_generations ({self.group.num_generations})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of "
+                f"group.num_generations ({self.group.num_generations})"
+            )
         return self
 
 
 def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:
     """Write a resume state now, `steps_since` steps and `seconds_since` seconds after the last?"""
-    return ((cfg.state_every is not None and steps_since >= cfg.state_every)
-            or (cfg.state_every_s is not None and seconds_since >= cfg.state_every_s))
+    return (cfg.state_every is not None and steps_since >= cfg.state_every) or (
+        cfg.state_every_s is not None and seconds_since >= cfg.state_every_s
+    )
 
 
 def planned_checkpoints(cfg: RLConfig) -> list[int]:
@@ -186,8 +193,9 @@ class RLRun(NamedTuple):
     pretrain_run: str | None
 
 
-def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None,
-                reward: dict | None = None) -> dict[str, RLRun]:
+def expand_runs(
+    base: RLConfig, runs: list[RunSpec], teacher: dict | None = None, reward: dict | None = None
+) -> dict[str, RLRun]:
     """Run id `<checkpoint>-seed<S>-<variant>` -> the run, with the variant's overrides merged
     key by key into `base` (and into the `teacher`/`reward` sections) and the seed set."""
     out = {}
@@ -200,13 +208,18 @@ def expand_runs(base: RLConfig, runs: list[RunSpec], teacher: dict | None = None
             if run_id in out:
                 raise ValueError(f"runs[{i}]: run '{run_id}' is declared twice")
             try:
-                cfg = RLConfig.model_validate(deep_merge(base.model_dump(), {**rl_overrides, "seed": seed}))
+                cfg = RLConfig.model_validate(
+                    deep_merge(base.model_dump(), {**rl_overrides, "seed": seed})
+                )
             except ValidationError as err:
-                raise ValueError(f"runs[{i}] ({run_id}): overrides: "
-                                 + "; ".join(error_lines(err, "rl"))) from None
+                raise ValueError(
+                    f"runs[{i}] ({run_id}): overrides: " + "; ".join(error_lines(err, "rl"))
+                ) from None
             out[run_id] = RLRun(
-                spec.checkpoint, cfg,
+                spec.checkpoint,
+                cfg,
                 deep_merge(teacher or {}, ov.get("teacher", {}) if sectioned else {}),
                 deep_merge(reward or {}, ov.get("reward", {}) if sectioned else {}),
-                spec.pretrain_run)
+                spec.pretrain_run,
+            )
     return out

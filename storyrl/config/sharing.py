@@ -12,9 +12,11 @@ from pydantic import Field, field_validator
 
 from storyrl.config.base import Section
 
-VLLM_SERVE = ("vllm serve {model} --host 127.0.0.1 --port {port} --dtype {dtype}"
-              " --max-model-len {max_model_len} --gpu-memory-utilization {gpu_memory_utilization}"
-              " --max-num-seqs {max_seqs} --enable-prefix-caching --generation-config vllm")
+VLLM_SERVE = (
+    "vllm serve {model} --host 127.0.0.1 --port {port} --dtype {dtype}"
+    " --max-model-len {max_model_len} --gpu-memory-utilization {gpu_memory_utilization}"
+    " --max-num-seqs {max_seqs} --enable-prefix-caching --generation-config vllm"
+)
 PLACEHOLDERS = {"model", "port", "dtype", "max_model_len", "gpu_memory_utilization", "max_seqs"}
 
 
@@ -46,14 +48,18 @@ class ServerConfig(Section):
         names = {f for _, f, _, _ in string.Formatter().parse(command) if f is not None}
         unknown = names - PLACEHOLDERS
         if unknown:
-            raise ValueError(f"unknown placeholder(s) {', '.join(sorted(unknown))}; known: "
-                             f"{', '.join(sorted(PLACEHOLDERS))}")
+            raise ValueError(
+                f"unknown placeholder(s) {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(PLACEHOLDERS))}"
+            )
         if "port" not in names:
             raise ValueError("the command must take the port the pack chose: put {port} in it")
         words = command.split()
         if words[:2] == ["vllm", "serve"] and "--generation-config vllm" not in " ".join(words):
-            raise ValueError("a `vllm serve` command needs `--generation-config vllm`, else the "
-                             "model's generation_config.json changes the teacher's sampling")
+            raise ValueError(
+                "a `vllm serve` command needs `--generation-config vllm`, else the "
+                "model's generation_config.json changes the teacher's sampling"
+            )
         return command
 
 
@@ -82,5 +88,8 @@ def rl_packs(plan: dict, runs_per_gpu: int) -> list[list[str]]:
     groups: dict = {}
     for run_id, run in plan.items():
         groups.setdefault(server_key(run.teacher), []).append(run_id)
-    return [ids[i:i + runs_per_gpu] for ids in groups.values()
-            for i in range(0, len(ids), runs_per_gpu)]
+    return [
+        ids[i : i + runs_per_gpu]
+        for ids in groups.values()
+        for i in range(0, len(ids), runs_per_gpu)
+    ]

@@ -54,8 +54,13 @@ class Config(Section):
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
-        return PretrainJob(run_id=run_id, model=self.models[run.model], seed=run.seed,
-                           training=self.pretrain.training, milestones=self.pretrain.milestones)
+        return PretrainJob(
+            run_id=run_id,
+            model=self.models[run.model],
+            seed=run.seed,
+            training=self.pretrain.training,
+            milestones=self.pretrain.milestones,
+        )
 
     @model_validator(mode="after")
     def _references(self):
@@ -73,14 +78,20 @@ class Config(Section):
         runs = list(self.pretrain.runs)
         for i, spec in enumerate(self.rl_runs):
             if spec.pretrain_run is None and len(runs) != 1:
-                raise ValueError(f"rl_runs.{i}.pretrain_run: needed when there are several "
-                                 f"pretraining runs ({', '.join(runs)})")
+                raise ValueError(
+                    f"rl_runs.{i}.pretrain_run: needed when there are several "
+                    f"pretraining runs ({', '.join(runs)})"
+                )
             if spec.pretrain_run is not None and spec.pretrain_run not in runs:
-                raise ValueError(f"rl_runs.{i}.pretrain_run: '{spec.pretrain_run}' is not in "
-                                 f"pretrain.runs ({', '.join(runs)})")
+                raise ValueError(
+                    f"rl_runs.{i}.pretrain_run: '{spec.pretrain_run}' is not in "
+                    f"pretrain.runs ({', '.join(runs)})"
+                )
             if spec.checkpoint not in self.pretrain.milestones:
-                raise ValueError(f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
-                                 f"pretraining milestone")
+                raise ValueError(
+                    f"rl_runs.{i}.checkpoint: {spec.checkpoint} words is not a "
+                    f"pretraining milestone"
+                )
         if self.official.enabled and self.official.aoa:
             # Revisions past the last milestone are left to the pipeline (it skips them); the
             # first of them holds the RL policy for the AoA score after RL.
@@ -88,27 +99,36 @@ class Config(Section):
             top = max([*self.pretrain.milestones, steps[0][1]])
             lack = [name for name, w in steps if w not in self.pretrain.milestones and w <= top]
             if lack:
-                raise ValueError(f"official.aoa_track: {self.official.aoa_track} reads the "
-                                 f"checkpoints {', '.join(lack)}, which are not pretraining "
-                                 "milestones (add them, or set official.aoa: false)")
+                raise ValueError(
+                    f"official.aoa_track: {self.official.aoa_track} reads the "
+                    f"checkpoints {', '.join(lack)}, which are not pretraining "
+                    "milestones (add them, or set official.aoa: false)"
+                )
         try:
             plan = self.rl_plan()
         except ValueError as err:
             raise ValueError(f"rl_runs: {err}") from None
         for run_id, run in plan.items():
-            for name, cls, raw in (("teacher", TeacherConfig, run.teacher),
-                                   ("reward", RewardConfig, run.reward)):
+            for name, cls, raw in (
+                ("teacher", TeacherConfig, run.teacher),
+                ("reward", RewardConfig, run.reward),
+            ):
                 try:
                     cls.model_validate(raw)
                 except ValidationError as err:
-                    raise ValueError(f"rl_runs ({run_id}): overrides: "
-                                     + "; ".join(error_lines(err, name))) from None
+                    raise ValueError(
+                        f"rl_runs ({run_id}): overrides: " + "; ".join(error_lines(err, name))
+                    ) from None
         return self
 
     def rl_plan(self) -> dict[str, RLRun]:
         """Every RL run of the run table, by run id, with its pretraining run filled in."""
-        runs = expand_runs(self.rl, self.rl_runs, self.teacher.model_dump(mode="json"),
-                           self.reward.model_dump(mode="json"))
+        runs = expand_runs(
+            self.rl,
+            self.rl_runs,
+            self.teacher.model_dump(mode="json"),
+            self.reward.model_dump(mode="json"),
+        )
         only = next(iter(self.pretrain.runs)) if len(self.pretrain.runs) == 1 else None
         return {k: r._replace(pretrain_run=r.pretrain_run or only) for k, r in runs.items()}
 
@@ -144,10 +164,12 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
         if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
             continue
         why = "a folder without config.json" if model.is_dir() else "no such folder"
-        lines.append(f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
-                     "its weights from a local folder (jobs run with the hub offline): download "
-                     "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
-                     "DIR`, and set the key to DIR")
+        lines.append(
+            f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
+            "its weights from a local folder (jobs run with the hub offline): download "
+            "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
+            "DIR`, and set the key to DIR"
+        )
     if lines:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
 
@@ -172,7 +194,9 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = " ".join(str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x)
+        what = " ".join(
+            str(x) for x in (getattr(err, "context", None), getattr(err, "problem", None)) if x
+        )
         raise ConfigError(f"config {path}: YAML syntax error at {where}{what or err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: a config file must be a mapping of sections")

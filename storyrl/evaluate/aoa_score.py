@@ -22,8 +22,16 @@ import subprocess
 from pathlib import Path
 
 from storyrl.babylm_spec import aoa_steps, policy_steps
-from storyrl.evaluate.official import (OfficialError, _write, aoa_command, aoa_result_path,
-                                       aoa_rows, parse_aoa, revision_store, run_pipeline)
+from storyrl.evaluate.official import (
+    OfficialError,
+    _write,
+    aoa_command,
+    aoa_result_path,
+    aoa_rows,
+    parse_aoa,
+    revision_store,
+    run_pipeline,
+)
 from storyrl.units import words_label
 
 log = logging.getLogger(__name__)
@@ -39,15 +47,20 @@ SCORE_PREFIX = "STORYRL_AOA "
 
 
 def score_command(cfg, surprisal_path) -> list[str]:
-    return [cfg.python, "-c", SCORE_SCRIPT, str(Path(surprisal_path).resolve()),
-            str(cfg.data() / "full_eval" / "aoa" / "cdi_human.csv")]
+    return [
+        cfg.python,
+        "-c",
+        SCORE_SCRIPT,
+        str(Path(surprisal_path).resolve()),
+        str(cfg.data() / "full_eval" / "aoa" / "cdi_human.csv"),
+    ]
 
 
 def parse_score(text: str, where: str) -> dict:
     """The evaluator's result from the script's output (the last `STORYRL_AOA` line)."""
     lines = [line for line in text.splitlines() if line.startswith(SCORE_PREFIX)]
     try:
-        out = json.loads(lines[-1][len(SCORE_PREFIX):])
+        out = json.loads(lines[-1][len(SCORE_PREFIX) :])
         float(out["curve_fitness"])
     except (IndexError, ValueError, KeyError, TypeError):
         raise OfficialError(f"{where}: no AoA score in the pipeline's output") from None
@@ -62,21 +75,36 @@ def score(cfg, entries: list[dict], steps: list[str], path) -> dict:
     cmd = score_command(cfg, path)
     done = subprocess.run(cmd, cwd=cfg.path, capture_output=True, text=True)
     if done.returncode:
-        raise OfficialError(f"the pipeline's AoA evaluator failed (exit {done.returncode}) on "
-                            f"{path}: {done.stderr.strip()[-2000:]}")
+        raise OfficialError(
+            f"the pipeline's AoA evaluator failed (exit {done.returncode}) on "
+            f"{path}: {done.stderr.strip()[-2000:]}"
+        )
     result = parse_score(done.stdout, str(path))
     if (result.get("n_words") or 0) < 3:
-        log.warning("%s: the pipeline's AoA evaluator fitted fewer than 3 words (%s); its score "
-                    "is then 0.0 by its own convention", path, result.get("n_words"))
+        log.warning(
+            "%s: the pipeline's AoA evaluator fitted fewer than 3 words (%s); its score "
+            "is then 0.0 by its own convention",
+            path,
+            result.get("n_words"),
+        )
     return result
 
 
 def score_rows(result: dict, model_id: str, pretrain_words: int, rl_words: int) -> list[dict]:
     """The score as an `eval_scores` row (task `aoa`, the Pearson r; n_items: the words it
     used)."""
-    return [dict(model_id=model_id, pretrain_words=pretrain_words, rl_words=rl_words, task="aoa",
-                 subtask="", metric="pearson_r", value=float(result["curve_fitness"]),
-                 n_items=result.get("n_words"))]
+    return [
+        dict(
+            model_id=model_id,
+            pretrain_words=pretrain_words,
+            rl_words=rl_words,
+            task="aoa",
+            subtask="",
+            metric="pearson_r",
+            value=float(result["curve_fitness"]),
+            n_items=result.get("n_words"),
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- CLI
@@ -94,8 +122,10 @@ def cli_aoa(args):
         steps, slot = policy_steps(cfg.aoa_track, max(by_words), aoa_steps(cfg.aoa_track))
     lack = [name for name, w in steps if w not in by_words]
     if lack:
-        raise OfficialError(f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
-                            f"(have {', '.join(words_label(w) for w in sorted(by_words))})")
+        raise OfficialError(
+            f"aoa_track {cfg.aoa_track}: no checkpoint given for {lack} "
+            f"(have {', '.join(words_label(w) for w in sorted(by_words))})"
+        )
     repo_id = f"storyrl/{args.run_id}"
     hub = Path(args.output_dir) / "hub"
     revisions = {name: by_words[w][1] for name, w in steps}
@@ -107,6 +137,7 @@ def cli_aoa(args):
     entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), list(revisions))
     if slot:
         from storyrl.checkpoints import rl_words as checkpoint_rl_words
+
         start = max(by_words)
         folder = aoa_result_path(args.output_dir, repo_id).parent
         pre = score(cfg, entries, [n for n, _ in steps], folder / "score_pre.json")

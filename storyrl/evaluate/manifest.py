@@ -59,8 +59,9 @@ def parse_entries(text: str, entry: type[_Entry], flag: str = "--models") -> lis
         try:
             out.append(entry.model_validate(item))
         except ValidationError as err:
-            where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}"
-                              for e in err.errors())
+            where = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in err.errors()
+            )
             raise ConfigError(f"{flag}[{i}]: {where}") from None
     outputs = [o for e in out for o in _outputs(e)]
     twice = sorted({o for o in outputs if outputs.count(o) > 1})
@@ -70,22 +71,35 @@ def parse_entries(text: str, entry: type[_Entry], flag: str = "--models") -> lis
 
 
 def _outputs(e: _Entry) -> list[str]:
-    return [p for p in (getattr(e, "output", None), getattr(e, "parquet", None),
-                        getattr(e, "output_dir", None)) if p]
+    return [
+        p
+        for p in (
+            getattr(e, "output", None),
+            getattr(e, "parquet", None),
+            getattr(e, "output_dir", None),
+        )
+        if p
+    ]
 
 
 def entries(args, entry: type[_Entry], single: dict) -> list:
     """`--models` if given, else the one-model form's flags (`single`: field -> value, with the
     required ones checked here because argparse cannot require them only without --models)."""
     if args.models is not None:
-        given = [k for k, v in single.items() if v not in (None, False, [])
-                 and k not in ("variants",)]
+        given = [
+            k for k, v in single.items() if v not in (None, False, []) and k not in ("variants",)
+        ]
         if given:
-            raise ConfigError(f"--models: give the checkpoints' settings in the list, not as "
-                              f"flags ({', '.join('--' + k.replace('_', '-') for k in given)})")
+            raise ConfigError(
+                f"--models: give the checkpoints' settings in the list, not as "
+                f"flags ({', '.join('--' + k.replace('_', '-') for k in given)})"
+            )
         return parse_entries(args.models, entry)
-    missing = [k for k, f in entry.model_fields.items() if f.is_required() and single.get(k) is None]
+    missing = [
+        k for k, f in entry.model_fields.items() if f.is_required() and single.get(k) is None
+    ]
     if missing:
-        raise ConfigError(f"{', '.join('--' + k.replace('_', '-') for k in missing)} required "
-                          "(or --models)")
+        raise ConfigError(
+            f"{', '.join('--' + k.replace('_', '-') for k in missing)} required (or --models)"
+        )
     return [entry.model_validate({k: v for k, v in single.items() if v is not None})]

@@ -29,8 +29,10 @@ from storyrl.evaluate.zero_shot import model_results_dir
 log = logging.getLogger(__name__)
 
 
-READING_SCORES = {"EYE TRACKING SCORE": "reading_eye_tracking",
-                  "SELF-PACED READING SCORE": "reading_self_paced"}
+READING_SCORES = {
+    "EYE TRACKING SCORE": "reading_eye_tracking",
+    "SELF-PACED READING SCORE": "reading_self_paced",
+}
 """`report.txt` line -> our task name; both are the pipeline's gain in explained variance (%)."""
 
 
@@ -38,43 +40,86 @@ READING_SCORES = {"EYE TRACKING SCORE": "reading_eye_tracking",
 def glue_command(cfg: OfficialConfig, model, task: str, results_dir) -> list[str]:
     t = GLUE_TASKS[task]
     glue = cfg.data() / "full_eval" / "glue_filtered"
-    return [cfg.python, "-m", "evaluation_pipeline.finetune.run",
-            "--model_name_or_path", str(Path(model).resolve()),
-            "--train_data", str(glue / f"{task}.train.jsonl"),
-            "--valid_data", str(glue / f"{task}.valid.jsonl"),
-            "--predict_data", str(glue / f"{task}.valid.jsonl"),
-            "--task", task, "--num_labels", str(t.num_labels),
-            "--batch_size", str(getattr(cfg, t.batch)),
-            "--learning_rate", str(cfg.learning_rate),
-            "--num_epochs", str(getattr(cfg, t.epochs)),
-            "--sequence_length", str(cfg.sequence_length),
-            "--results_dir", str(Path(results_dir).resolve()),
-            "--metrics", *t.metrics, "--metric_for_valid", t.valid_metric,
-            "--seed", str(cfg.seed), "--verbose"] + (["--take_final"] if cfg.take_final else [])
+    return [
+        cfg.python,
+        "-m",
+        "evaluation_pipeline.finetune.run",
+        "--model_name_or_path",
+        str(Path(model).resolve()),
+        "--train_data",
+        str(glue / f"{task}.train.jsonl"),
+        "--valid_data",
+        str(glue / f"{task}.valid.jsonl"),
+        "--predict_data",
+        str(glue / f"{task}.valid.jsonl"),
+        "--task",
+        task,
+        "--num_labels",
+        str(t.num_labels),
+        "--batch_size",
+        str(getattr(cfg, t.batch)),
+        "--learning_rate",
+        str(cfg.learning_rate),
+        "--num_epochs",
+        str(getattr(cfg, t.epochs)),
+        "--sequence_length",
+        str(cfg.sequence_length),
+        "--results_dir",
+        str(Path(results_dir).resolve()),
+        "--metrics",
+        *t.metrics,
+        "--metric_for_valid",
+        t.valid_metric,
+        "--seed",
+        str(cfg.seed),
+        "--verbose",
+    ] + (["--take_final"] if cfg.take_final else [])
 
 
 def reading_command(cfg: OfficialConfig, model, output_dir, variant: str = "full") -> list[str]:
     """`variant` fast: the set eval_zero_shot_fast.sh reads on every checkpoint (submission)."""
-    return [cfg.python, "-m", "evaluation_pipeline.reading.run",
-            "--model_path_or_name", str(Path(model).resolve()), "--backend", "causal",
-            "--data_path", str(cfg.data() / f"{variant}_eval" / "reading" / "reading_data.csv"),
-            "--output_dir", str(Path(output_dir).resolve())]
+    return [
+        cfg.python,
+        "-m",
+        "evaluation_pipeline.reading.run",
+        "--model_path_or_name",
+        str(Path(model).resolve()),
+        "--backend",
+        "causal",
+        "--data_path",
+        str(cfg.data() / f"{variant}_eval" / "reading" / "reading_data.csv"),
+        "--output_dir",
+        str(Path(output_dir).resolve()),
+    ]
 
 
 def aoa_command(cfg: OfficialConfig, repo_id: str, output_dir) -> list[str]:
-    return [cfg.python, "-m", "evaluation_pipeline.AoA_word.run",
-            "--model_name", repo_id, "--backend", "causal", "--track_name", cfg.aoa_track,
-            "--word_path", str(cfg.data() / "full_eval" / "cdi_childes" / "cdi_childes.json"),
-            "--min_context", str(cfg.aoa_min_context),
-            "--output_dir", str(Path(output_dir).resolve())]
+    return [
+        cfg.python,
+        "-m",
+        "evaluation_pipeline.AoA_word.run",
+        "--model_name",
+        repo_id,
+        "--backend",
+        "causal",
+        "--track_name",
+        cfg.aoa_track,
+        "--word_path",
+        str(cfg.data() / "full_eval" / "cdi_childes" / "cdi_childes.json"),
+        "--min_context",
+        str(cfg.aoa_min_context),
+        "--output_dir",
+        str(Path(output_dir).resolve()),
+    ]
 
 
 def run_pipeline(cfg: OfficialConfig, cmd: list[str], env: dict | None = None) -> None:
     log.info("in %s: %s", cfg.path, " ".join(cmd))
     done = subprocess.run(cmd, cwd=cfg.path, env={**os.environ, **(env or {})})
     if done.returncode:
-        raise OfficialError(f"the official pipeline failed (exit {done.returncode}) in "
-                            f"{cfg.path}: {' '.join(cmd)}")
+        raise OfficialError(
+            f"the official pipeline failed (exit {done.returncode}) in {cfg.path}: {' '.join(cmd)}"
+        )
 
 
 class OfficialError(RuntimeError):
@@ -132,7 +177,13 @@ def reading_report_path(output_dir, model) -> Path:
 
 
 def aoa_result_path(output_dir, repo_id: str) -> Path:
-    return model_results_dir(output_dir, repo_id) / "zero_shot" / "causal" / "AoA_word" / "surprisal.json"
+    return (
+        model_results_dir(output_dir, repo_id)
+        / "zero_shot"
+        / "causal"
+        / "AoA_word"
+        / "surprisal.json"
+    )
 
 
 def _read(path: Path) -> str:
@@ -152,8 +203,9 @@ def parse_glue_results(path) -> dict[str, float]:
         try:
             out[m.group(1)] = float(m.group(2))
         except (AttributeError, ValueError):
-            raise OfficialError(f"{path}: line {n}: expected '<metric>: <number>', got "
-                                f"{line!r}") from None
+            raise OfficialError(
+                f"{path}: line {n}: expected '<metric>: <number>', got {line!r}"
+            ) from None
     if "accuracy" not in out:
         raise OfficialError(f"{path}: no 'accuracy' line")
     return out
@@ -186,8 +238,10 @@ def parse_aoa(path, expected: list[str]) -> list[dict]:
     seen = {e.get("step") for e in entries}
     missing = [s for s in expected if s not in seen]
     if missing:
-        raise OfficialError(f"{path}: no surprisal for step(s) {missing}: the pipeline could "
-                            "not load them (see its log)")
+        raise OfficialError(
+            f"{path}: no surprisal for step(s) {missing}: the pipeline could "
+            "not load them (see its log)"
+        )
     return entries
 
 
@@ -209,24 +263,44 @@ def glue_rows(cfg: OfficialConfig, results: dict[str, dict[str, float]], base: d
         n = _lines(glue / f"{task}.valid.jsonl")
         total += n or 0
         for metric, value in metrics.items():
-            rows.append(dict(base, task="glue", subtask=task, metric=metric,
-                             value=value if metric == "mcc" else 100 * value, n_items=n))
+            rows.append(
+                dict(
+                    base,
+                    task="glue",
+                    subtask=task,
+                    metric=metric,
+                    value=value if metric == "mcc" else 100 * value,
+                    n_items=n,
+                )
+            )
         accs.append(100 * metrics["accuracy"])
     if accs:
-        rows.insert(0, dict(base, task="glue", subtask="", metric="accuracy",
-                            value=sum(accs) / len(accs), n_items=total or None))
+        rows.insert(
+            0,
+            dict(
+                base,
+                task="glue",
+                subtask="",
+                metric="accuracy",
+                value=sum(accs) / len(accs),
+                n_items=total or None,
+            ),
+        )
     return rows
 
 
 def reading_rows(scores: dict[str, float], base: dict) -> list[dict]:
-    return [dict(base, task=task, subtask="", metric="delta_r2_pct", value=v, n_items=None)
-            for task, v in scores.items()]
+    return [
+        dict(base, task=task, subtask="", metric="delta_r2_pct", value=v, n_items=None)
+        for task, v in scores.items()
+    ]
 
 
 def aoa_rows(entries: list[dict], models: dict[str, tuple[str, int]]) -> list[dict]:
     """Mean surprisal per word (over its contexts) at every step, and over words (headline);
     `models`: step -> (model id, pretraining words)."""
     import pandas as pd
+
     df = pd.DataFrame(entries)
     df = df[df.step.isin(models)]
     rows = []
@@ -234,10 +308,25 @@ def aoa_rows(entries: list[dict], models: dict[str, tuple[str, int]]) -> list[di
         model_id, words = models[step]
         base = dict(model_id=model_id, pretrain_words=words, rl_words=0, task="aoa_surprisal")
         per_word = g.groupby("target_word", sort=False).surprisal.agg(["mean", "size"])
-        rows.append(dict(base, subtask="", metric="surprisal", value=float(per_word["mean"].mean()),
-                         n_items=int(per_word["size"].sum())))
-        rows += [dict(base, subtask=str(w), metric="surprisal", value=float(r["mean"]),
-                      n_items=int(r["size"])) for w, r in per_word.iterrows()]
+        rows.append(
+            dict(
+                base,
+                subtask="",
+                metric="surprisal",
+                value=float(per_word["mean"].mean()),
+                n_items=int(per_word["size"].sum()),
+            )
+        )
+        rows += [
+            dict(
+                base,
+                subtask=str(w),
+                metric="surprisal",
+                value=float(r["mean"]),
+                n_items=int(r["size"]),
+            )
+            for w, r in per_word.iterrows()
+        ]
     return rows
 
 
@@ -258,8 +347,13 @@ def revision_store(hub_cache, repo_id: str, checkpoints: dict[str, str]) -> Path
 # --------------------------------------------------------------------------- CLI
 def _write(parquet, rows, cfg: OfficialConfig, **ids) -> None:
     from storyrl.schemas import make_metadata, write_table
-    write_table(parquet, "eval_scores", rows,
-                make_metadata("eval_scores", cfg.model_dump(), source="official_pipeline", **ids))
+
+    write_table(
+        parquet,
+        "eval_scores",
+        rows,
+        make_metadata("eval_scores", cfg.model_dump(), source="official_pipeline", **ids),
+    )
 
 
 def cli_glue(args):
@@ -281,15 +375,23 @@ def cli_reading(args):
 def cli_collect(args):
     """`storyrl eval official collect`: one model's GLUE and reading outputs -> eval_scores."""
     from storyrl.checkpoints import rl_words as checkpoint_rl_words
+
     cfg = args.section
     rl_words = args.rl_words if args.rl_words is not None else checkpoint_rl_words(args.model)
     base = dict(model_id=args.model_id, pretrain_words=args.pretrain_words, rl_words=rl_words or 0)
-    glue = {task: parse_glue_results(glue_result_path(Path(args.glue_dir) / task, args.model, task))
-            for task in cfg.glue} if args.glue_dir else {}
+    glue = (
+        {
+            task: parse_glue_results(glue_result_path(Path(args.glue_dir) / task, args.model, task))
+            for task in cfg.glue
+        }
+        if args.glue_dir
+        else {}
+    )
     rows = glue_rows(cfg, glue, base)
     if args.reading_dir:
-        rows += reading_rows(parse_reading_report(reading_report_path(args.reading_dir, args.model)),
-                             base)
+        rows += reading_rows(
+            parse_reading_report(reading_report_path(args.reading_dir, args.model)), base
+        )
     _write(args.parquet, rows, cfg, model_id=args.model_id, model_dir=str(args.model))
     for r in rows:
         if r["subtask"] == "":

@@ -19,6 +19,7 @@ import torch
 @dataclass
 class Pass:
     """One forward pass: `rows` packed rows right-padded to `width` tokens."""
+
     ids: torch.Tensor
     """(rows, width) input tokens."""
     positions: torch.Tensor
@@ -68,8 +69,10 @@ def plan(units, row_len: int, rows_per_pass: int) -> list[Pass]:
     A row takes at most `row_len` nodes (at least the longest unit's inputs); a pass at most
     `rows_per_pass` rows. Units with one token have nothing scored and appear nowhere.
     """
-    order = sorted((i for i, (_, ids, _) in enumerate(units) if len(ids) > 1),
-                   key=lambda i: (units[i][0], units[i][1]))
+    order = sorted(
+        (i for i, (_, ids, _) in enumerate(units) if len(ids) > 1),
+        key=lambda i: (units[i][0], units[i][1]),
+    )
     rows, row = [], _Row()
     for u in order:
         key, ids, scored = units[u]
@@ -95,8 +98,9 @@ def plan(units, row_len: int, rows_per_pass: int) -> list[Pass]:
         rows.append(row)
     # Rows of like length share a pass, so that little padding is left between rows.
     rows.sort(key=lambda r: -len(r.tokens))
-    return [_assemble(rows[i:i + rows_per_pass], pad_id=0)
-            for i in range(0, len(rows), rows_per_pass)]
+    return [
+        _assemble(rows[i : i + rows_per_pass], pad_id=0) for i in range(0, len(rows), rows_per_pass)
+    ]
 
 
 def _assemble(rows: list[_Row], pad_id: int) -> Pass:
@@ -118,7 +122,7 @@ def _assemble(rows: list[_Row], pad_id: int) -> Pass:
         nodes = sorted(row.heads, key=row.heads.get)
         head_row += [r] * len(nodes)
         head_col += nodes
-        for (h, target) in row.edges:  # dict order is the edge index order
+        for h, target in row.edges:  # dict order is the edge index order
             edge_head.append(h0 + h)
             edge_target.append(target)
         for e, u in row.members:
@@ -128,6 +132,14 @@ def _assemble(rows: list[_Row], pad_id: int) -> Pass:
     i = np.arange(width)
     visible = (i[None, :] <= i[:, None])[None] & (i[None, :, None] < end[:, None, :])
     t = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
-    return Pass(ids, positions, torch.from_numpy(visible), t(head_row), t(head_col),
-                t(edge_head), t(edge_target),
-                t(member_edge), t(member_unit))
+    return Pass(
+        ids,
+        positions,
+        torch.from_numpy(visible),
+        t(head_row),
+        t(head_col),
+        t(edge_head),
+        t(edge_target),
+        t(member_edge),
+        t(member_unit),
+    )

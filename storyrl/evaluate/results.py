@@ -42,6 +42,7 @@ def spearman(a, b) -> float:
     """Spearman's rho with average ranks for ties (as scipy.stats.spearmanr for 1-D input)."""
     import numpy as np
     import pandas as pd
+
     ra = pd.Series(np.asarray(a, dtype=np.float64)).rank().to_numpy()
     rb = pd.Series(np.asarray(b, dtype=np.float64)).rank().to_numpy()
     if ra.std() == 0 or rb.std() == 0:
@@ -51,6 +52,7 @@ def spearman(a, b) -> float:
 
 def aggregate(task: Task, items: list[Item], scores: list[list[float]]) -> TaskResult:
     import torch
+
     chosen = [choose(s) for s in scores]
     preds: dict[str, list[dict]] = {}
     if task.metric == "spearman":
@@ -60,8 +62,9 @@ def aggregate(task: Task, items: list[Item], scores: list[list[float]]) -> TaskR
             lst = preds.setdefault(item.uid, [])
             lst.append({"id": f"{item.uid}_{len(lst)}", "pred": item.preds[c], "prob": p})
         rho = spearman(probs, [item.ratio for item in items])
-        return TaskResult(task, {"UID": {"avg": rho}}, rho, {"UID": {"avg": len(items)}},
-                          _wrap(preds), len(items))
+        return TaskResult(
+            task, {"UID": {"avg": rho}}, rho, {"UID": {"avg": len(items)}}, _wrap(preds), len(items)
+        )
 
     total: dict[str, dict[str, int]] = {}
     correct: dict[str, dict[str, int]] = {}
@@ -73,8 +76,10 @@ def aggregate(task: Task, items: list[Item], scores: list[list[float]]) -> TaskR
             correct[key][value] += c == 0
         lst = preds.setdefault(item.uid, [])
         lst.append({"id": f"{item.uid}_{len(lst)}", "pred": item.preds[c]})
-    sections = {key: {v: 100.0 * correct[key][v] / n for v, n in vals.items()}
-                for key, vals in total.items()}
+    sections = {
+        key: {v: 100.0 * correct[key][v] / n for v, n in vals.items()}
+        for key, vals in total.items()
+    }
     counts = {key: dict(vals) for key, vals in total.items()}
     uids = sections["UID"]
     if task.official != "entity_tracking":
@@ -114,23 +119,45 @@ def predictions_json(result: TaskResult) -> str:
     return json.dumps(result.predictions)  # default separators, as the official json.dump
 
 
-def tidy_rows(result: TaskResult, task_label: str, model_id: str,
-              pretrain_words: int | None = None, rl_words: int | None = None) -> list[dict]:
+def tidy_rows(
+    result: TaskResult,
+    task_label: str,
+    model_id: str,
+    pretrain_words: int | None = None,
+    rl_words: int | None = None,
+) -> list[dict]:
     """Rows of the `eval_scores` table: the headline (subtask ''), then every UID and group.
 
     `metric` is `accuracy` (percent) or `spearman_rho`; groups of other metadata keys get
     `accuracy_by_<key>` so that UID rows stay one per subtask.
     """
-    base = {"model_id": model_id, "pretrain_words": pretrain_words, "rl_words": rl_words,
-            "task": task_label}
+    base = {
+        "model_id": model_id,
+        "pretrain_words": pretrain_words,
+        "rl_words": rl_words,
+        "task": task_label,
+    }
     if result.task.metric == "spearman":
-        return [dict(base, subtask="", metric="spearman_rho", value=result.average,
-                     n_items=result.n_items)]
-    rows = [dict(base, subtask="", metric="accuracy", value=result.average,
-                 n_items=result.n_items)]
+        return [
+            dict(
+                base,
+                subtask="",
+                metric="spearman_rho",
+                value=result.average,
+                n_items=result.n_items,
+            )
+        ]
+    rows = [dict(base, subtask="", metric="accuracy", value=result.average, n_items=result.n_items)]
     for key, values in result.sections.items():
         metric = "accuracy" if key == "UID" else f"accuracy_by_{key}"
         for name, value in values.items():
-            rows.append(dict(base, subtask=str(name), metric=metric, value=value,
-                             n_items=result.counts[key][name]))
+            rows.append(
+                dict(
+                    base,
+                    subtask=str(name),
+                    metric=metric,
+                    value=value,
+                    n_items=result.counts[key][name],
+                )
+            )
     return rows

@@ -42,10 +42,20 @@ class Encoded:
 class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 64, share_prefix: bool | str = True, min_shared: int = 8,
-                 model=None, tokenizer=None, pack: bool = True, pack_len: int = 256,
-                 fused_gelu: bool = True):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 64,
+        share_prefix: bool | str = True,
+        min_shared: int = 8,
+        model=None,
+        tokenizer=None,
+        pack: bool = True,
+        pack_len: int = 256,
+        fused_gelu: bool = True,
+    ):
         from storyrl.checkpoints import load_model, load_tokenizer, resolve_device
 
         self.device = resolve_device(device)
@@ -74,8 +84,9 @@ class Scorer:
         if fused_gelu:
             _fuse_gelu(self.model)
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
-        self.max_len = getattr(self.model.config, "max_position_embeddings", None) or \
-            getattr(self.model.config, "n_positions", None)
+        self.max_len = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.model.config, "n_positions", None
+        )
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
@@ -91,8 +102,7 @@ class Scorer:
         pairs = list(pairs)
         out = self.tokenizer([t for t, _ in pairs], return_offsets_mapping=True)
         encoded, truncated = [], 0
-        for (text, completion), ids, offsets in zip(pairs, out["input_ids"],
-                                                    out["offset_mapping"]):
+        for (text, completion), ids, offsets in zip(pairs, out["input_ids"], out["offset_mapping"]):
             # The official rule: the completion starts at len(text) - len(completion), shifted
             # by where the first token starts; a token is scored when its span ends after that.
             start = len(text) - len(completion) + offsets[0][0]
@@ -100,20 +110,30 @@ class Scorer:
             if self.max_len and len(ids) > self.max_len:
                 # Left truncation, as lm-evaluation-harness does: the earliest context goes,
                 # the scored completion stays whole (the first kept token has no context).
-                ids, scored = ids[-self.max_len:], (False,) + scored[-self.max_len + 1:]
-                if sum(scored) < sum(1 for i, (_, end) in enumerate(offsets) if i > 0 and end > start):
-                    raise ValueError(f"the completion alone is longer than the model's "
-                                     f"{self.max_len} positions: {text[:80]!r}...")
+                ids, scored = ids[-self.max_len :], (False,) + scored[-self.max_len + 1 :]
+                if sum(scored) < sum(
+                    1 for i, (_, end) in enumerate(offsets) if i > 0 and end > start
+                ):
+                    raise ValueError(
+                        f"the completion alone is longer than the model's "
+                        f"{self.max_len} positions: {text[:80]!r}..."
+                    )
                 truncated += 1
             encoded.append(Encoded(tuple(ids), scored))
         if truncated:
-            log.warning("%d of %d sequences are longer than the model's %d positions: their "
-                        "earliest tokens were dropped", truncated, len(pairs), self.max_len)
+            log.warning(
+                "%d of %d sequences are longer than the model's %d positions: their "
+                "earliest tokens were dropped",
+                truncated,
+                len(pairs),
+                self.max_len,
+            )
         return encoded
 
     # ------------------------------------------------------------------ scoring
-    def score(self, seqs: list[Encoded], precise: bool = False,
-              progress: bool = False) -> list[float]:
+    def score(
+        self, seqs: list[Encoded], precise: bool = False, progress: bool = False
+    ) -> list[float]:
         """Summed log-prob of the scored tokens of each sequence (fp32 sums)."""
         if self._packs():
             keys = [0] * len(seqs) if self.share_prefix is True else range(len(seqs))
@@ -124,17 +144,19 @@ class Scorer:
         uniq = list(unique)
         order = sorted(range(len(uniq)), key=lambda i: -len(uniq[i].ids))
         sums = [0.0] * len(uniq)
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if progress:
             from tqdm import tqdm
+
             batches = tqdm(batches, desc="scoring", unit="batch", leave=False)
         for batch in batches:
             for i, v in zip(batch, self._score_batch([uniq[i] for i in batch], precise)):
                 sums[i] = v
         return [sums[i] for i in index]
 
-    def score_groups(self, groups: list[list[Encoded]], precise: bool = False,
-                     progress: bool = False) -> list[list[float]]:
+    def score_groups(
+        self, groups: list[list[Encoded]], precise: bool = False, progress: bool = False
+    ) -> list[list[float]]:
         """Like `score`, per item; candidates of an item that share a token prefix run it once.
 
         The shared prefix (all but its last token) is run once with the KV cache kept; each
@@ -144,8 +166,9 @@ class Scorer:
         """
         if self._packs():
             flat = [e for g in groups for e in g]
-            keys = [gi if self.share_prefix == "item" else 0
-                    for gi, g in enumerate(groups) for _ in g]
+            keys = [
+                gi if self.share_prefix == "item" else 0 for gi, g in enumerate(groups) for _ in g
+            ]
             vals = iter(self._score_packed(flat, keys, precise, progress))
             return [[next(vals) for _ in g] for g in groups]
         out = [[0.0] * len(g) for g in groups]
@@ -170,6 +193,7 @@ class Scorer:
             size += len(job[1])
         if progress:
             from tqdm import tqdm
+
             chunks = tqdm(chunks, desc="scoring shared prefixes", unit="batch", leave=False)
         for chunk in chunks:
             for (gi, uniq, _), vals in zip(chunk, self._shared_chunk(chunk, precise)):
@@ -184,8 +208,14 @@ class Scorer:
         # Phase 1: each item's shared prefix; its scored tokens count once for every candidate.
         prefixes = [Encoded(u[0].ids[:n], u[0].scored[:n]) for _, u, n in jobs]
         ids, mask, att = self._pad(prefixes)
-        head, cache = self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, use_cache=True,
-                                    attention_mask=att[:, :-1])
+        head, cache = self._forward(
+            ids[:, :-1],
+            ids[:, 1:],
+            mask[:, 1:],
+            precise,
+            use_cache=True,
+            attention_mask=att[:, :-1],
+        )
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         past = ids.shape[1] - 1
         # Phase 2: every candidate from the prefix's last token on.
@@ -193,23 +223,34 @@ class Scorer:
         cands.sort(key=lambda c: -(len(jobs[c[0]][1][c[1]].ids) - jobs[c[0]][2]))
         vals = [[head[j]] * len(u) for j, (_, u, _) in enumerate(jobs)]
         for i in range(0, len(cands), self.batch_size):
-            batch = cands[i:i + self.batch_size]
+            batch = cands[i : i + self.batch_size]
             rows = torch.tensor([j for j, _ in batch], device=self.device)
             starts = [jobs[j][2] - 1 for j, _ in batch]
-            tails = [Encoded(jobs[j][1][k].ids[s:], jobs[j][1][k].scored[s:])
-                     for (j, k), s in zip(batch, starts)]
+            tails = [
+                Encoded(jobs[j][1][k].ids[s:], jobs[j][1][k].scored[s:])
+                for (j, k), s in zip(batch, starts)
+            ]
             t_ids, t_mask, real = self._pad(tails)
             width = t_ids.shape[1]
             start = torch.tensor(starts, device=self.device)[:, None]
             seen = torch.arange(past, device=self.device)[None, :] < start
-            kv = DynamicCache(ddp_cache_data=[(k.index_select(0, rows), v.index_select(0, rows))
-                                              for k, v in layers])
+            kv = DynamicCache(
+                ddp_cache_data=[
+                    (k.index_select(0, rows), v.index_select(0, rows)) for k, v in layers
+                ]
+            )
             positions = start + torch.arange(width - 1, device=self.device)[None, :]
             if self.max_len:  # padding after a late-starting short tail may run past the end
                 positions = positions.clamp(max=self.max_len - 1)
             sums, _ = self._forward(
-                t_ids[:, :-1], t_ids[:, 1:], t_mask[:, 1:], precise, cache=kv,
-                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1), position_ids=positions)
+                t_ids[:, :-1],
+                t_ids[:, 1:],
+                t_mask[:, 1:],
+                precise,
+                cache=kv,
+                attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
+                position_ids=positions,
+            )
             for (j, k), v in zip(batch, sums):
                 vals[j][k] += v
         return vals
@@ -221,8 +262,9 @@ class Scorer:
         # A tree needs a custom 4D mask: sdpa and eager take one as given, flash attention not.
         return self.pack and self._attention() in ("sdpa", "eager")
 
-    def _score_packed(self, seqs: list[Encoded], keys, precise: bool,
-                      progress: bool) -> list[float]:
+    def _score_packed(
+        self, seqs: list[Encoded], keys, precise: bool, progress: bool
+    ) -> list[float]:
         """Sums per sequence; sequences share prefix nodes only with equal `keys` (ints), and
         never when `share_prefix` is False."""
         from storyrl.evaluate.packing import plan
@@ -230,8 +272,9 @@ class Scorer:
         # Identical candidates (with equal keys) are one unit and so get exactly equal scores.
         unique: dict[tuple, int] = {}
         index = [unique.setdefault((k, s), len(unique)) for k, s in zip(keys, seqs)]
-        units = [(k if self.share_prefix else i, s.ids, s.scored)
-                 for i, (k, s) in enumerate(unique)]
+        units = [
+            (k if self.share_prefix else i, s.ids, s.scored) for i, (k, s) in enumerate(unique)
+        ]
         if not units:
             return []
         longest = max(len(s.ids) for _, s in unique) - 1
@@ -240,6 +283,7 @@ class Scorer:
         passes = plan(units, row_len, max(1, self.batch_size * max(longest, 1) // row_len))
         if progress:
             from tqdm import tqdm
+
             passes = tqdm(passes, desc="scoring", unit="batch", leave=False)
         sums = torch.zeros(len(units), dtype=torch.float64)
         for p in passes:
@@ -257,12 +301,17 @@ class Scorer:
         # in every layer, and eager adds it as it is.
         dtype = torch.bfloat16 if low else torch.float32
         mask = torch.zeros(p.visible.shape, dtype=dtype, device=dev).masked_fill_(
-            ~p.visible.to(dev), torch.finfo(dtype).min)[:, None]
+            ~p.visible.to(dev), torch.finfo(dtype).min
+        )[:, None]
         autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=low)
         rows, cols = p.head_row.to(dev), p.head_col.to(dev)
         with autocast:
-            kw = dict(input_ids=p.ids.to(dev), attention_mask=mask,
-                      position_ids=p.positions.to(dev), use_cache=False)
+            kw = dict(
+                input_ids=p.ids.to(dev),
+                attention_mask=mask,
+                position_ids=p.positions.to(dev),
+                use_cache=False,
+            )
             if self.plain_head:
                 hidden = self.model.base_model(**kw)[0][rows, cols]
             else:
@@ -274,9 +323,9 @@ class Scorer:
             sel = (edge_head >= a) & (edge_head < a + 2048)
             if self.plain_head:
                 with autocast:
-                    logits = self.model.get_output_embeddings()(hidden[a:a + 2048])
+                    logits = self.model.get_output_embeddings()(hidden[a : a + 2048])
             else:
-                logits = logits_all[a:a + 2048]
+                logits = logits_all[a : a + 2048]
             logits = logits.float()
             h, t = edge_head[sel] - a, edge_target[sel]
             out.append((sel.nonzero()[:, 0], logits[h, t] - logits.logsumexp(-1)[h]))
@@ -291,8 +340,8 @@ class Scorer:
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.bool)
         for row, s in enumerate(seqs):
-            ids[row, :len(s.ids)] = torch.tensor(s.ids)
-            mask[row, :len(s.ids)] = torch.tensor(s.scored)
+            ids[row, : len(s.ids)] = torch.tensor(s.ids)
+            mask[row, : len(s.ids)] = torch.tensor(s.scored)
         att = torch.arange(width)[None, :] < torch.tensor([len(s.ids) for s in seqs])[:, None]
         return ids.to(self.device), mask.to(self.device), att.long().to(self.device)
 
@@ -302,14 +351,16 @@ class Scorer:
             return [0.0] * len(seqs)
         ids, mask, att = self._pad(seqs)
         # Position t predicts token t+1: inputs are ids[:, :-1], targets ids[:, 1:].
-        return self._forward(ids[:, :-1], ids[:, 1:], mask[:, 1:], precise,
-                             attention_mask=att[:, :-1])[0]
+        return self._forward(
+            ids[:, :-1], ids[:, 1:], mask[:, 1:], precise, attention_mask=att[:, :-1]
+        )[0]
 
     def _forward(self, inputs, targets, target_mask, precise, use_cache=False, **kw):
         """Per row: the summed log-prob of `targets` where `target_mask`; and the KV cache."""
         rows = target_mask.nonzero(as_tuple=True)[0]
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                  enabled=self.low_precision and not precise)
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.low_precision and not precise
+        )
         with autocast:
             if self.plain_head:
                 out = self.model.base_model(input_ids=inputs, use_cache=use_cache, **kw)

@@ -26,9 +26,17 @@ from storyrl.config import RLConfig, StoryEvalConfig
 log = logging.getLogger(__name__)
 
 
-def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scorer,
-                     model_id: str | None = None, pretrain_words: int | None = None,
-                     rl_words: int | None = None, run_id: str | None = None) -> dict:
+def evaluate_stories(
+    model_dir,
+    output,
+    cfg: StoryEvalConfig,
+    rl: RLConfig,
+    scorer,
+    model_id: str | None = None,
+    pretrain_words: int | None = None,
+    rl_words: int | None = None,
+    run_id: str | None = None,
+) -> dict:
     """Sample cfg.n_stories stories from the checkpoint at `model_dir`, score them with
     `scorer(prompts, texts) -> (judgements, rewards)` and write them to `output` (Parquet,
     table `rollouts`: step 0, sample = story index, budget_words 0). Ids not given come from the
@@ -61,7 +69,7 @@ def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scor
     texts, judgements, n_tokens = [], [], []
     rewards: dict[str, list] = {}
     for s in range(0, cfg.n_stories, cfg.batch_size):
-        part = prompts[s: s + cfg.batch_size]
+        part = prompts[s : s + cfg.batch_size]
         ro = sample(lm, tokenizer, part, sampling, train_mode=False)
         j, r = scorer(part, ro.texts)
         texts += ro.texts
@@ -72,21 +80,43 @@ def evaluate_stories(model_dir, output, cfg: StoryEvalConfig, rl: RLConfig, scor
         log.info("%s: %d of %d stories", model_dir, len(texts), cfg.n_stories)
 
     rows = rollout_rows(run_id, 0, 0, ScoredBatch(prompts, texts, judgements, rewards, n_tokens))
-    section = {"stories": cfg.model_dump(), "prompts": rl.prompts, "sampling": rl.sampling.model_dump()}
+    section = {
+        "stories": cfg.model_dump(),
+        "prompts": rl.prompts,
+        "sampling": rl.sampling.model_dump(),
+    }
     meta = make_metadata(
-        "rollouts", section, model_id=model_id, pretrain_words=pretrain_words, rl_words=rl_words,
-        run_id=run_id, checkpoint=str(model_dir), n_stories=cfg.n_stories, seed=cfg.seed,
-        prompts=rl.prompts, sampling=rl.sampling.model_dump(),
-        teacher=teacher_identity(scorer))
+        "rollouts",
+        section,
+        model_id=model_id,
+        pretrain_words=pretrain_words,
+        rl_words=rl_words,
+        run_id=run_id,
+        checkpoint=str(model_dir),
+        n_stories=cfg.n_stories,
+        seed=cfg.seed,
+        prompts=rl.prompts,
+        sampling=rl.sampling.model_dump(),
+        teacher=teacher_identity(scorer),
+    )
     write_table(output, "rollouts", rows, meta)
     summary = {
-        "n": len(rows), "teacher_score_mean": float(np.mean(rewards["teacher_score"])),
+        "n": len(rows),
+        "teacher_score_mean": float(np.mean(rewards["teacher_score"])),
         "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
-        "model_id": model_id, "pretrain_words": pretrain_words, "rl_words": rl_words,
-        "run_id": run_id, "output": str(output),
+        "model_id": model_id,
+        "pretrain_words": pretrain_words,
+        "rl_words": rl_words,
+        "run_id": run_id,
+        "output": str(output),
     }
-    log.info("%s: %d stories, teacher score %.3f, parsed %.1f%%", model_id, summary["n"],
-             summary["teacher_score_mean"], 100 * summary["parsed_share"])
+    log.info(
+        "%s: %d stories, teacher score %.3f, parsed %.1f%%",
+        model_id,
+        summary["n"],
+        summary["teacher_score_mean"],
+        100 * summary["parsed_share"],
+    )
     return summary
 
 
@@ -103,21 +133,39 @@ def cli_stories(args) -> None:
     from storyrl.teacher import TeacherFailure
 
     cfg, rl = args.section, args.rl
-    todo = entries(args, StoryEntry, {
-        "model": args.model, "output": args.output, "model_id": args.model_id,
-        "pretrain_words": args.pretrain_words, "rl_words": args.rl_words, "run_id": args.run_id})
+    todo = entries(
+        args,
+        StoryEntry,
+        {
+            "model": args.model,
+            "output": args.output,
+            "model_id": args.model_id,
+            "pretrain_words": args.pretrain_words,
+            "rl_words": args.rl_words,
+            "run_id": args.run_id,
+        },
+    )
     try:
         # The teacher's seed is the story section's, the same for every checkpoint, so one
         # teacher (one engine load) serves them all.
-        scorer = teacher_scorer(args.teacher, args.reward, rl.sampling.max_new_tokens, cfg.seed,
-                                args.teacher_cache)
+        scorer = teacher_scorer(
+            args.teacher, args.reward, rl.sampling.max_new_tokens, cfg.seed, args.teacher_cache
+        )
     except ValidationError as err:
         raise ConfigError(f"--teacher/--reward: {err}") from None
     try:
         for e in todo:
-            summary = evaluate_stories(e.model, e.output, cfg, rl, scorer, model_id=e.model_id,
-                                       pretrain_words=e.pretrain_words, rl_words=e.rl_words,
-                                       run_id=e.run_id)
+            summary = evaluate_stories(
+                e.model,
+                e.output,
+                cfg,
+                rl,
+                scorer,
+                model_id=e.model_id,
+                pretrain_words=e.pretrain_words,
+                rl_words=e.rl_words,
+                run_id=e.run_id,
+            )
             print(json.dumps(summary), flush=True)
     except TeacherFailure as err:
         # Scored replies are in the cache (if any): a rerun resumes where this one stopped.

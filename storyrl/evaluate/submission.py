@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from storyrl.atomic import write_text
-from storyrl.babylm_spec import GLUE_TASKS, TRACKS, aoa_steps, revisions_for, track_revisions
+from storyrl.babylm_spec import GLUE_TASKS, track_revisions
 from storyrl.evaluate.official import OfficialError
 from storyrl.evaluate.tasks import TASKS, read_items
 
@@ -58,8 +58,14 @@ class SubmissionError(OfficialError):
 # --------------------------------------------------------------------------- where files are
 def zero_shot_file(main_dir, folder: str, task_dir: str) -> Path:
     """`main_dir`: `<results>/<model stem>/<revision>` of a zero-shot run."""
-    return Path(main_dir) / "zero_shot" / "causal" / TASKS[folder].official / task_dir / \
-        "predictions.json"
+    return (
+        Path(main_dir)
+        / "zero_shot"
+        / "causal"
+        / TASKS[folder].official
+        / task_dir
+        / "predictions.json"
+    )
 
 
 def reading_file(main_dir) -> Path:
@@ -93,8 +99,10 @@ def tree_inputs(results_dir, name: str, revisions: list[str]):
     """The official layout: everything under `<results_dir>/<name>/<revision>/`."""
     root = Path(results_dir) / name
     main = root / "main"
-    return (final_inputs(main, main, {t: main for t in GLUE_ORDER}, main),
-            {r: fast_inputs(root / r, root / r) for r in revisions})
+    return (
+        final_inputs(main, main, {t: main for t in GLUE_ORDER}, main),
+        {r: fast_inputs(root / r, root / r) for r in revisions},
+    )
 
 
 # --------------------------------------------------------------------------- expected sizes
@@ -120,15 +128,16 @@ def _lines(path: Path) -> int:
 
 def _csv_rows(path: Path) -> int:
     import pandas as pd
+
     return len(pd.read_csv(path, dtype={"item": str}))
 
 
 def _check_sizes(label: str, results: dict, expected: dict[str, int], path: Path) -> list[str]:
     """One line per subtask whose prediction count is not the data's."""
     if not isinstance(results, dict) or not all(
-            isinstance(v, dict) and isinstance(v.get("predictions"), list)
-            for v in results.values()):
-        return [f"{path}: {label}: not <subtask> -> {{\"predictions\": [...]}}"]
+        isinstance(v, dict) and isinstance(v.get("predictions"), list) for v in results.values()
+    ):
+        return [f'{path}: {label}: not <subtask> -> {{"predictions": [...]}}']
     bad = []
     for key in dict.fromkeys([*results, *expected]):
         got = len(results[key]["predictions"]) if key in results else 0
@@ -177,6 +186,7 @@ def _entity_scores(results: dict, folder: Path) -> dict[str, float]:
 
 def _wug_scores(results: dict, path: Path) -> dict[str, float]:
     from scipy.stats import spearmanr
+
     lines = _read_jsonl(path)
     out = {}
     for subtask, res in results.items():
@@ -202,6 +212,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _r2(y, columns) -> float:
     """R-squared of OLS with an intercept (statsmodels' `rsquared`)."""
     import numpy as np
+
     x = np.column_stack([np.ones(len(y)), *columns])
     beta = np.linalg.lstsq(x, y, rcond=None)[0]
     resid = y - x @ beta
@@ -216,8 +227,11 @@ def _gain(data, dv: str, base: list[str]) -> float:
     def fit(names):
         d = data[[dv, *names]].dropna()
         cols = [d[n].to_numpy(float) for n in names]
-        cols += [d[a].to_numpy(float) * d[b].to_numpy(float) for a, b in combinations(names, 2)
-                 if a in base and b in base]
+        cols += [
+            d[a].to_numpy(float) * d[b].to_numpy(float)
+            for a, b in combinations(names, 2)
+            if a in base and b in base
+        ]
         return _r2(d[dv].to_numpy(float), cols)
 
     r0, r1 = fit(base), fit([*base, "pred"])
@@ -226,43 +240,56 @@ def _gain(data, dv: str, base: list[str]) -> float:
 
 def _reading_scores(results: dict, csv_path: Path) -> dict[str, float]:
     import pandas as pd
+
     data = pd.read_csv(csv_path, dtype={"item": str})
     preds = results["reading"]["predictions"]
     data["pred"] = [p["pred"] for p in preds]
     data["prev_pred"] = [p["prev_pred"] for p in preds]
     base = ["Subtlex_log10", "length", "context_length"]
-    eye = [_gain(data, dv, base) for dv in ("RTfirstfix", "RTfirstpass", "RTgopast",
-                                             "RTrightbound")]
+    eye = [
+        _gain(data, dv, base) for dv in ("RTfirstfix", "RTfirstpass", "RTgopast", "RTrightbound")
+    ]
     spr = _gain(data, "self_paced_reading_time", base + ["prev_length", "prev_pred"])
     return {"spr": spr, "rt": sum(eye) / len(eye)}
 
 
 # --------------------------------------------------------------------------- collation
-def collate(final: dict[str, Path], fast: dict[str, dict[str, Path]], zero_shot_data,
-            official_data) -> dict:
+def collate(
+    final: dict[str, Path], fast: dict[str, dict[str, Path]], zero_shot_data, official_data
+) -> dict:
     """The submission from the final model's files and each revision's fast files (revision
     name -> files, in the track's order). Raises SubmissionError naming every missing file, then
     every file whose sizes do not fit the data."""
     data = data_files(zero_shot_data, official_data)
     needed = [*final.values(), *(p for files in fast.values() for p in files.values())]
-    needed += [p for k, p in data.items() if k.startswith(("full:", "glue:"))
-               or (fast and k.startswith("fast:"))]
+    needed += [
+        p
+        for k, p in data.items()
+        if k.startswith(("full:", "glue:")) or (fast and k.startswith("fast:"))
+    ]
     missing = [p for p in needed if not p.exists()]
     if missing:
-        raise SubmissionError(f"the submission lacks {len(missing)} file(s):\n" +
-                              "\n".join(f"  {p}" for p in dict.fromkeys(missing)))
+        raise SubmissionError(
+            f"the submission lacks {len(missing)} file(s):\n"
+            + "\n".join(f"  {p}" for p in dict.fromkeys(missing))
+        )
 
     problems: list[str] = []
     out: dict = {}
     for key, (task, _) in FULL_TASKS.items():
         out[key] = _load(final[key], problems)
         if out[key] is not None:
-            problems += _check_sizes(key, out[key], _uid_counts(task, data[f"full:{key}"]),
-                                     final[key])
+            problems += _check_sizes(
+                key, out[key], _uid_counts(task, data[f"full:{key}"]), final[key]
+            )
     out["reading"] = _load(final["reading"], problems)
     if out["reading"] is not None:
-        problems += _check_sizes("reading", out["reading"],
-                                 {"reading": _csv_rows(data["full:reading"])}, final["reading"])
+        problems += _check_sizes(
+            "reading",
+            out["reading"],
+            {"reading": _csv_rows(data["full:reading"])},
+            final["reading"],
+        )
     out["aoa"] = _load(final["aoa"], problems)
     if out["aoa"] is not None:
         out["aoa"] = _check_aoa(out["aoa"], list(fast), final["aoa"], problems)
@@ -280,23 +307,28 @@ def collate(final: dict[str, Path], fast: dict[str, dict[str, Path]], zero_shot_
         for key, (task, _) in FAST_TASKS.items():
             res = loaded[rev][key] = _load(files[key], problems)
             if res is not None:
-                problems += _check_sizes(key, res, _uid_counts(task, data[f"fast:{key}"]),
-                                         files[key])
+                problems += _check_sizes(
+                    key, res, _uid_counts(task, data[f"fast:{key}"]), files[key]
+                )
         res = loaded[rev]["reading"] = _load(files["reading"], problems)
         if res is not None:
-            problems += _check_sizes("reading", res, {"reading": _csv_rows(data["fast:reading"])},
-                                     files["reading"])
+            problems += _check_sizes(
+                "reading", res, {"reading": _csv_rows(data["fast:reading"])}, files["reading"]
+            )
     if problems:
-        raise SubmissionError(f"{len(problems)} problem(s) with the submission's files:\n" +
-                              "\n".join(f"  {p}" for p in problems))
+        raise SubmissionError(
+            f"{len(problems)} problem(s) with the submission's files:\n"
+            + "\n".join(f"  {p}" for p in problems)
+        )
 
     scores = {k: [] for k in (*FAST_TASKS, "reading")}
-    for rev, res in loaded.items():
+    for res in loaded.values():
         for key in ("blimp", "blimp_supplement"):
             scores[key].append(_target_scores(res[key], data[f"fast:{key}"], "sentence_good"))
         scores["ewok"].append(_target_scores(res["ewok"], data["fast:ewok"], "Target1"))
-        scores["entity_tracking"].append(_entity_scores(res["entity_tracking"],
-                                                        data["fast:entity_tracking"]))
+        scores["entity_tracking"].append(
+            _entity_scores(res["entity_tracking"], data["fast:entity_tracking"])
+        )
         for key in ("wug_adj", "wug_past"):
             folder = data[f"fast:{key}"]
             scores[key].append(_wug_scores(res[key], folder / f"{folder.name}.jsonl"))
@@ -318,8 +350,10 @@ def _check_aoa(aoa, revisions: list[str], path: Path, problems: list[str]):
         problems.append(f"{path}: no surprisal for revision(s) {', '.join(lack)}")
     sizes = {per_step[r] for r in revisions if r in per_step}
     if len(sizes) > 1:
-        problems.append(f"{path}: revisions have different numbers of entries "
-                        f"({', '.join(f'{r}: {per_step[r]}' for r in revisions if r in per_step)})")
+        problems.append(
+            f"{path}: revisions have different numbers of entries "
+            f"({', '.join(f'{r}: {per_step[r]}' for r in revisions if r in per_step)})"
+        )
     return {**aoa, "results": [e for e in entries if e.get("step") in revisions]}
 
 
@@ -333,17 +367,21 @@ def write_submission(submission: dict, path) -> Path:
 def cli_submission(args):
     """`storyrl submission`: collate one final model's outputs into the submission JSON."""
     from storyrl.evaluate.zero_shot import model_results_dir
+
     names = [name for name, _ in track_revisions(args.track)]
     revs = {r[0]: r[1:] for r in args.revision or []}
     unknown = [r for r in [*revs, args.last] if r is not None and r not in names]
     if unknown:
-        raise SubmissionError(f"{unknown}: not revisions of the {args.track} track "
-                              f"({', '.join(names)})")
+        raise SubmissionError(
+            f"{unknown}: not revisions of the {args.track} track ({', '.join(names)})"
+        )
     if not (args.tree or revs):
-        raise SubmissionError(f"no --revision: a submission reports the {args.track} track's "
-                              f"checkpoints from {names[0]} up to the final model")
+        raise SubmissionError(
+            f"no --revision: a submission reports the {args.track} track's "
+            f"checkpoints from {names[0]} up to the final model"
+        )
     if args.tree:
-        order = names[:names.index(args.last) + 1] if args.last else names
+        order = names[: names.index(args.last) + 1] if args.last else names
         final, fast = tree_inputs(args.tree, Path(args.final).stem, order)
     else:
         order = [n for n in names if n in revs]  # the track's order, whatever the flags' order
@@ -351,14 +389,26 @@ def cli_submission(args):
         glue = dict(args.glue or [])
         lack = [t for t in GLUE_TASKS if t not in glue]
         if lack or not (args.zero_shot and args.reading and args.aoa):
-            raise SubmissionError("without --tree, give --zero-shot, --reading, --aoa and "
-                                  f"--glue for every GLUE task (lacking: {lack})")
-        final = final_inputs(main(args.zero_shot), main(args.reading),
-                             {t: main(d) for t, d in glue.items()},
-                             model_results_dir(args.aoa[0], args.aoa[1]))
-        fast = {r: fast_inputs(model_results_dir(revs[r][1], revs[r][0]),
-                               model_results_dir(revs[r][2], revs[r][0])) for r in order}
-    submission = collate(final, fast, args.zero_shot_data, args.official_data or
-                         args.zero_shot_data)
-    print(f"wrote {write_submission(submission, args.output)}: full predictions and fast "
-          f"scores of {len(order)} revision(s) ({', '.join(order)})")
+            raise SubmissionError(
+                "without --tree, give --zero-shot, --reading, --aoa and "
+                f"--glue for every GLUE task (lacking: {lack})"
+            )
+        final = final_inputs(
+            main(args.zero_shot),
+            main(args.reading),
+            {t: main(d) for t, d in glue.items()},
+            model_results_dir(args.aoa[0], args.aoa[1]),
+        )
+        fast = {
+            r: fast_inputs(
+                model_results_dir(revs[r][1], revs[r][0]), model_results_dir(revs[r][2], revs[r][0])
+            )
+            for r in order
+        }
+    submission = collate(
+        final, fast, args.zero_shot_data, args.official_data or args.zero_shot_data
+    )
+    print(
+        f"wrote {write_submission(submission, args.output)}: full predictions and fast "
+        f"scores of {len(order)} revision(s) ({', '.join(order)})"
+    )

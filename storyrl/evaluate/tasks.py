@@ -9,9 +9,9 @@ report in this order.
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass
@@ -44,8 +44,12 @@ def _ewok(raw: dict, path: Path) -> Item:
     c = raw["Context1"]
     texts = [f"{c} {raw['Target1']}", f"{c} {raw['Target2']}"]
     comps = [" " + raw["Target1"], " " + raw["Target2"]]
-    meta = {"UID": raw["Domain"], "context_type": raw["ContextType"],
-            "context_contrast": raw["ContextDiff"], "target_contrast": raw["TargetDiff"]}
+    meta = {
+        "UID": raw["Domain"],
+        "context_type": raw["ContextType"],
+        "context_contrast": raw["ContextDiff"],
+        "target_contrast": raw["TargetDiff"],
+    }
     return Item(texts, comps, meta["UID"], meta, comps)
 
 
@@ -55,8 +59,11 @@ def _entity_tracking(raw: dict, path: Path) -> Item:
     return Item([raw["input_prefix"] + o for o in opts], opts, uid, {"UID": uid}, opts)
 
 
-_COMPS_SUBSETS = {"comps_base": "base", "comps_wugs": "wugs",
-                  "comps_wugs_dist-before": "wugs_dist_before"}
+_COMPS_SUBSETS = {
+    "comps_base": "base",
+    "comps_wugs": "wugs",
+    "comps_wugs_dist-before": "wugs_dist_before",
+}
 
 
 def _comps(raw: dict, path: Path) -> Item:
@@ -71,6 +78,7 @@ def _wug(task: str) -> Callable[[dict, Path], Item]:
     def decode(raw: dict, path: Path) -> Item:
         cands = raw["sentences"].split("\t")
         return Item(cands, cands, task, {"UID": task}, cands, ratio=float(raw["ratio"]))
+
     return decode
 
 
@@ -87,20 +95,40 @@ class Task:
     """`accuracy` (percent, mean over UIDs) or `spearman` (rho of P(candidate 0) vs humans)."""
 
 
-TASKS: dict[str, Task] = {t.name: t for t in [
-    Task("blimp", "blimp", {"full": "blimp_filtered", "fast": "blimp_fast"}, _blimp),
-    Task("blimp_supplement", "blimp",
-         {"full": "supplement_filtered", "fast": "supplement_fast"}, _blimp),
-    Task("ewok", "ewok", {"full": "ewok_filtered", "fast": "ewok_fast"}, _ewok),
-    Task("entity_tracking", "entity_tracking",
-         {"full": "entity_tracking", "fast": "entity_tracking_fast"}, _entity_tracking),
-    Task("comps", "comps", {"full": "comps", "fast": "comps"}, _comps),
-    Task("wug_adj", "wug_adj",
-         {"full": "wug_adj_nominalization", "fast": "wug_adj_nominalization"},
-         _wug("wug_adj"), metric="spearman"),
-    Task("wug_past", "wug_past", {"full": "wug_past_tense", "fast": "wug_past_tense"},
-         _wug("wug_past"), metric="spearman"),
-]}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("blimp", "blimp", {"full": "blimp_filtered", "fast": "blimp_fast"}, _blimp),
+        Task(
+            "blimp_supplement",
+            "blimp",
+            {"full": "supplement_filtered", "fast": "supplement_fast"},
+            _blimp,
+        ),
+        Task("ewok", "ewok", {"full": "ewok_filtered", "fast": "ewok_fast"}, _ewok),
+        Task(
+            "entity_tracking",
+            "entity_tracking",
+            {"full": "entity_tracking", "fast": "entity_tracking_fast"},
+            _entity_tracking,
+        ),
+        Task("comps", "comps", {"full": "comps", "fast": "comps"}, _comps),
+        Task(
+            "wug_adj",
+            "wug_adj",
+            {"full": "wug_adj_nominalization", "fast": "wug_adj_nominalization"},
+            _wug("wug_adj"),
+            metric="spearman",
+        ),
+        Task(
+            "wug_past",
+            "wug_past",
+            {"full": "wug_past_tense", "fast": "wug_past_tense"},
+            _wug("wug_past"),
+            metric="spearman",
+        ),
+    ]
+}
 OFFICIAL_TASKS = ("blimp", "ewok", "entity_tracking", "comps", "wug_adj", "wug_past")
 VARIANTS = {"full": "full_eval", "fast": "fast_eval"}
 
@@ -138,8 +166,9 @@ def read_items(task: Task, data_path: str | Path) -> list[Item]:
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}:{lineno}: not valid JSON ({err})") from None
                 except KeyError as err:
-                    raise ValueError(f"{path}:{lineno}: field {err} missing for task "
-                                     f"'{task.name}'") from None
+                    raise ValueError(
+                        f"{path}:{lineno}: field {err} missing for task '{task.name}'"
+                    ) from None
     if not items:
         raise ValueError(f"{task.name}: no items in {data_path} (expected *.jsonl files)")
     return items

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 from storyrl.atomic import write_text
 from storyrl.config import ZeroShotConfig
-from storyrl.evaluate.results import (TaskResult, aggregate, predictions_json, report_text,
-                                      tidy_rows)
+from storyrl.evaluate.results import TaskResult, aggregate, predictions_json, report_text, tidy_rows
 from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
 
 if TYPE_CHECKING:  # for the annotations only: importing the scorer loads torch
@@ -29,21 +28,28 @@ def model_results_dir(output_dir, model, revision_name: str = "main") -> Path:
     return Path(output_dir) / Path(str(model)).stem / revision_name
 
 
-def official_output_path(output_dir, model_dir, task: Task, data_path,
-                         revision_name: str = "main") -> Path:
+def official_output_path(
+    output_dir, model_dir, task: Task, data_path, revision_name: str = "main"
+) -> Path:
     """`OUTPUT_DIR/<model stem>/<revision>/zero_shot/causal/<task>/<data stem>`, as the official
     run."""
-    return (model_results_dir(output_dir, model_dir, revision_name) / "zero_shot" / "causal" /
-            task.official / Path(str(data_path)).stem)
+    return (
+        model_results_dir(output_dir, model_dir, revision_name)
+        / "zero_shot"
+        / "causal"
+        / task.official
+        / Path(str(data_path)).stem
+    )
 
 
-def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0,
-                  progress: bool = False) -> TaskResult:
+def evaluate_task(
+    scorer: "Scorer", task: Task, data_path, recheck_margin: float = 1.0, progress: bool = False
+) -> TaskResult:
     items = read_items(task, data_path)
     flat = scorer.encode_all((t, c) for it in items for t, c in zip(it.texts, it.completions))
     groups, k = [], 0
     for item in items:
-        groups.append(flat[k:k + len(item.texts)])
+        groups.append(flat[k : k + len(item.texts)])
         k += len(item.texts)
     t0 = time.perf_counter()
     scores = scorer.score_groups(groups, progress=progress)
@@ -51,15 +57,23 @@ def evaluate_task(scorer: "Scorer", task: Task, data_path, recheck_margin: float
         _recheck(scorer, groups, scores, recheck_margin)
     dt = time.perf_counter() - t0
     n = sum(map(len, groups))
-    log.info("%s (%s): %d items, %d candidates in %.1fs (%.0f candidates/s)", task.name,
-             Path(str(data_path)).name, len(items), n, dt, n / max(dt, 1e-9))
+    log.info(
+        "%s (%s): %d items, %d candidates in %.1fs (%.0f candidates/s)",
+        task.name,
+        Path(str(data_path)).name,
+        len(items),
+        n,
+        dt,
+        n / max(dt, 1e-9),
+    )
     return aggregate(task, items, scores)
 
 
 def _recheck(scorer, groups, scores, margin):
     """Rescore in fp32 the items whose choice bf16 rounding could have flipped."""
-    close = [k for k, s in enumerate(scores)
-             if len(s) > 1 and sorted(s)[-1] - sorted(s)[-2] < margin]
+    close = [
+        k for k, s in enumerate(scores) if len(s) > 1 and sorted(s)[-1] - sorted(s)[-2] < margin
+    ]
     if not close:
         return
     for k, exact in zip(close, scorer.score_groups([groups[k] for k in close], precise=True)):
@@ -80,10 +94,18 @@ def data_folder(data_path, task: Task, variant: str) -> Path:
     return root / task.dirs[variant]
 
 
-def run_zero_shot(model_dir, data_path, output_dir=None, cfg: ZeroShotConfig | None = None,
-                  parquet=None, model_id: str | None = None, pretrain_words: int | None = None,
-                  rl_words: int | None = None, revision_name: str = "main",
-                  scorer: "Scorer | None" = None) -> list[dict]:
+def run_zero_shot(
+    model_dir,
+    data_path,
+    output_dir=None,
+    cfg: ZeroShotConfig | None = None,
+    parquet=None,
+    model_id: str | None = None,
+    pretrain_words: int | None = None,
+    rl_words: int | None = None,
+    revision_name: str = "main",
+    scorer: "Scorer | None" = None,
+) -> list[dict]:
     """Score `cfg.tasks` of `data_path` on one checkpoint, loading the model once.
 
     Writes the official layout under `output_dir` (if given) and the tidy rows to `parquet` (if
@@ -94,8 +116,10 @@ def run_zero_shot(model_dir, data_path, output_dir=None, cfg: ZeroShotConfig | N
     if unknown:
         raise ValueError(f"tasks: unknown {unknown} (known: {', '.join(TASKS)})")
     from storyrl.evaluate.scorer import Scorer
-    scorer = scorer or Scorer(model_dir, device=cfg.device, dtype=cfg.dtype,
-                              batch_size=cfg.batch_size)
+
+    scorer = scorer or Scorer(
+        model_dir, device=cfg.device, dtype=cfg.dtype, batch_size=cfg.batch_size
+    )
     model_id = model_id or Path(str(model_dir)).name
     rows = []
     for name in cfg.tasks:
@@ -106,14 +130,21 @@ def run_zero_shot(model_dir, data_path, output_dir=None, cfg: ZeroShotConfig | N
             continue
         result = evaluate_task(scorer, task, folder, cfg.recheck_margin)
         if output_dir is not None:
-            write_official(result, official_output_path(output_dir, model_dir, task, folder,
-                                                        revision_name))
+            write_official(
+                result, official_output_path(output_dir, model_dir, task, folder, revision_name)
+            )
         label = name if cfg.variant == "full" else f"{name}_fast"
         rows += tidy_rows(result, label, model_id, pretrain_words, rl_words)
     if parquet is not None:
         from storyrl.schemas import make_metadata, write_table
-        meta = make_metadata("eval_scores", cfg.model_dump(), model_id=model_id,
-                             model_dir=str(model_dir), variant=cfg.variant)
+
+        meta = make_metadata(
+            "eval_scores",
+            cfg.model_dump(),
+            model_id=model_id,
+            model_dir=str(model_dir),
+            variant=cfg.variant,
+        )
         write_table(parquet, "eval_scores", rows, meta)
     return rows
 
@@ -122,11 +153,13 @@ def run_zero_shot(model_dir, data_path, output_dir=None, cfg: ZeroShotConfig | N
 def cli_one(args):
     """`storyrl eval zero-shot`: one task, official flags and layout."""
     from storyrl.evaluate.scorer import Scorer
+
     task = task_for_official(args.task, args.data_path)
     scorer = Scorer(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     result = evaluate_task(scorer, task, args.data_path, progress=True)
-    out = official_output_path(args.output_dir, args.model, task, args.data_path,
-                               args.revision_name)
+    out = official_output_path(
+        args.output_dir, args.model, task, args.data_path, args.revision_name
+    )
     write_official(result, out)
     print(report_text(result), end="")
 
@@ -135,10 +168,20 @@ def cli_suite(args):
     """`storyrl eval zero-shot-suite`: several tasks (and variants) on one checkpoint (--model) or
     on several in one process (--models JSON), one model load each, tidy Parquet."""
     from storyrl.evaluate.manifest import ZeroShotEntry, entries
-    todo = entries(args, ZeroShotEntry, {
-        "model": args.model, "variants": args.variant, "parquet": args.parquet,
-        "output_dir": args.output_dir, "model_id": args.model_id,
-        "pretrain_words": args.pretrain_words, "rl_words": args.rl_words})
+
+    todo = entries(
+        args,
+        ZeroShotEntry,
+        {
+            "model": args.model,
+            "variants": args.variant,
+            "parquet": args.parquet,
+            "output_dir": args.output_dir,
+            "model_id": args.model_id,
+            "pretrain_words": args.pretrain_words,
+            "rl_words": args.rl_words,
+        },
+    )
     for e in todo:
         if len(todo) > 1:
             print(f"# {e.model_id or Path(e.model).name}", flush=True)
@@ -150,21 +193,39 @@ def suite_one(e, args) -> list[dict]:
     from storyrl.checkpoints import rl_words
     from storyrl.evaluate.scorer import Scorer
     from storyrl.schemas import make_metadata, write_table
+
     words = [e.pretrain_words, e.rl_words]
     if words[1] is None:
         words[1] = rl_words(e.model)
     scorer = Scorer(e.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
     rows = []
     for variant in e.variants:
-        cfg = ZeroShotConfig(variant=variant, tasks=args.tasks, batch_size=args.batch_size,
-                             device=args.device, dtype=args.dtype)
-        rows += run_zero_shot(e.model, args.data_path, e.output_dir, cfg, None,
-                              e.model_id, *words, revision_name=args.revision_name,
-                              scorer=scorer)
+        cfg = ZeroShotConfig(
+            variant=variant,
+            tasks=args.tasks,
+            batch_size=args.batch_size,
+            device=args.device,
+            dtype=args.dtype,
+        )
+        rows += run_zero_shot(
+            e.model,
+            args.data_path,
+            e.output_dir,
+            cfg,
+            None,
+            e.model_id,
+            *words,
+            revision_name=args.revision_name,
+            scorer=scorer,
+        )
     if e.parquet is not None:
         model_id = e.model_id or Path(str(e.model)).name
-        meta = make_metadata("eval_scores", {"tasks": args.tasks, "variants": e.variants},
-                             model_id=model_id, model_dir=str(e.model))
+        meta = make_metadata(
+            "eval_scores",
+            {"tasks": args.tasks, "variants": e.variants},
+            model_id=model_id,
+            model_dir=str(e.model),
+        )
         write_table(e.parquet, "eval_scores", rows, meta)
     for r in rows:
         if r["subtask"] == "":

@@ -20,11 +20,13 @@ class Algorithm(Protocol):
 
 def _ppo() -> type[Algorithm]:
     from storyrl.rl.ppo_loop import PPOLoop
+
     return PPOLoop
 
 
 def _trl() -> type[Algorithm]:
     from storyrl.rl.trl_algos import TRLLoop
+
     return TRLLoop
 
 

@@ -70,7 +70,9 @@ class Ledger:
     def from_state(cls, state: dict) -> "Ledger":
         return cls(**state)
 
-    def summary(self, pretrain_words_seen: int | None = None, corpus_words: int | None = None) -> dict:
+    def summary(
+        self, pretrain_words_seen: int | None = None, corpus_words: int | None = None
+    ) -> dict:
         """Totals and whether the BabyLM interaction-track limits hold. `pretrain_words_seen`:
         words the checkpoint saw in pretraining; `corpus_words`: distinct words of its corpus.
         Input words = distinct pretraining words + interaction budget words."""

@@ -63,29 +63,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_argv(sharing: RLSharingConfig, teacher: TeacherConfig, port: int,
-                max_seqs: int) -> list[str]:
-    values = {"model": teacher.model, "port": port, "dtype": teacher.vllm.dtype,
-              "max_model_len": teacher.vllm.max_model_len, "max_seqs": max_seqs,
-              "gpu_memory_utilization": sharing.server.gpu_memory_utilization}
+def server_argv(
+    sharing: RLSharingConfig, teacher: TeacherConfig, port: int, max_seqs: int
+) -> list[str]:
+    values = {
+        "model": teacher.model,
+        "port": port,
+        "dtype": teacher.vllm.dtype,
+        "max_model_len": teacher.vllm.max_model_len,
+        "max_seqs": max_seqs,
+        "gpu_memory_utilization": sharing.server.gpu_memory_utilization,
+    }
     return shlex.split(sharing.server.command.format(**values))
 
 
 def shared_teacher(teacher: dict, base_url: str, label: str, concurrency: int) -> dict:
     """The run's teacher section, asking the pack's server through the `openai` backend."""
-    o = {**teacher.get("openai", {}), "base_url": base_url, "concurrency": concurrency,
-         "server_label": label, "api_key_env": None}
+    o = {
+        **teacher.get("openai", {}),
+        "base_url": base_url,
+        "concurrency": concurrency,
+        "server_label": label,
+        "api_key_env": None,
+    }
     return {**teacher, "backend": "openai", "openai": o}
 
 
 def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
-    argv = [sys.executable, "-m", "storyrl.cli", "rl", "train",
-            "--section", json.dumps(run.section), "--teacher", json.dumps(teacher),
-            "--reward", json.dumps(run.reward), "--checkpoint", run.checkpoint,
-            "--output", run.output, "--run-id", run.run_id]
-    for flag, value in (("--teacher-cache", run.teacher_cache),
-                        ("--pretrain-words", run.pretrain_words),
-                        ("--corpus-stats", run.corpus_stats)):
+    argv = [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        "rl",
+        "train",
+        "--section",
+        json.dumps(run.section),
+        "--teacher",
+        json.dumps(teacher),
+        "--reward",
+        json.dumps(run.reward),
+        "--checkpoint",
+        run.checkpoint,
+        "--output",
+        run.output,
+        "--run-id",
+        run.run_id,
+    ]
+    for flag, value in (
+        ("--teacher-cache", run.teacher_cache),
+        ("--pretrain-words", run.pretrain_words),
+        ("--corpus-stats", run.corpus_stats),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     return argv + (["--require-gpu"] if require_gpu else [])
@@ -107,15 +135,19 @@ class Server:
         log.info("teacher server: %s", shlex.join(argv))
         with self.log_path.open("ab") as out:
             try:
-                self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL)
+                self.proc = subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
             except OSError as err:
-                raise PackError(f"cannot start the teacher server `{argv[0]}`: {err.strerror} "
-                                "(rl_sharing.server.command)") from None
+                raise PackError(
+                    f"cannot start the teacher server `{argv[0]}`: {err.strerror} "
+                    "(rl_sharing.server.command)"
+                ) from None
 
     def failure(self, what: str) -> PackError:
-        return PackError(f"the teacher server {what}; the last lines of {self.log_path}:\n"
-                         f"{tail(self.log_path)}")
+        return PackError(
+            f"the teacher server {what}; the last lines of {self.log_path}:\n{tail(self.log_path)}"
+        )
 
     def wait_ready(self, base_url: str, timeout_s: float, stop=lambda: False) -> bool:
         """True once the server answers; False if `stop()` said to give up first."""
@@ -130,8 +162,10 @@ class Server:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise self.failure(f"did not answer {base_url}/models within {timeout_s:g} s "
-                                   "(rl_sharing.server.ready_timeout_s)")
+                raise self.failure(
+                    f"did not answer {base_url}/models within {timeout_s:g} s "
+                    "(rl_sharing.server.ready_timeout_s)"
+                )
             time.sleep(0.5)
         return False
 
@@ -162,14 +196,21 @@ class _Signals:
             signal.signal(s, handler)
 
 
-def run_pack(runs: list[PackRun], sharing: RLSharingConfig, server_log: str | Path,
-             require_gpu: bool = False, poll_s: float = 0.2) -> int:
+def run_pack(
+    runs: list[PackRun],
+    sharing: RLSharingConfig,
+    server_log: str | Path,
+    require_gpu: bool = False,
+    poll_s: float = 0.2,
+) -> int:
     """Train the runs side by side until all have ended; the exit status of the pack (0: all
     finished, 143: stopped by a signal with their states saved)."""
     served = [r for r in runs if server_key(r.teacher) is not None]
     if len({json.dumps(server_key(r.teacher)) for r in served}) > 1:
-        raise PackError("the runs of a pack that ask a teacher server must share its model and "
-                        "vllm settings: " + ", ".join(r.run_id for r in served))
+        raise PackError(
+            "the runs of a pack that ask a teacher server must share its model and "
+            "vllm settings: " + ", ".join(r.run_id for r in served)
+        )
     server = None
     teachers = {r.run_id: r.teacher for r in runs}
     children: dict[str, subprocess.Popen] = {}
@@ -182,8 +223,9 @@ def run_pack(runs: list[PackRun], sharing: RLSharingConfig, server_log: str | Pa
                 batch = {r.run_id: RLConfig.model_validate(r.section).batch_size for r in served}
                 max_seqs = sum(batch.values())
                 server = Server(server_argv(sharing, teacher, port, max_seqs), Path(server_log))
-                if not server.wait_ready(base_url, sharing.server.ready_timeout_s,
-                                         lambda: sig.requested):
+                if not server.wait_ready(
+                    base_url, sharing.server.ready_timeout_s, lambda: sig.requested
+                ):
                     log.warning("stop requested while the teacher server started; no run began")
                     return 143
                 log.info("teacher server ready at %s", base_url)
@@ -197,8 +239,11 @@ def run_pack(runs: list[PackRun], sharing: RLSharingConfig, server_log: str | Pa
                 Path(r.log).parent.mkdir(parents=True, exist_ok=True)
                 with open(r.log, "ab") as out:
                     children[r.run_id] = subprocess.Popen(
-                        train_argv(r, teachers[r.run_id], require_gpu), stdout=out,
-                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                        train_argv(r, teachers[r.run_id], require_gpu),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                    )
                 log.info("%s: started (pid %d), log %s", r.run_id, children[r.run_id].pid, r.log)
             return _supervise(runs, children, server, sig, poll_s)
         finally:
@@ -217,8 +262,10 @@ def _supervise(runs, children, server, sig, poll_s) -> int:
         if not stopping and (sig.requested or died):
             server_died = not sig.requested
             if server_died:
-                log.error("the teacher server exited (status %s); stopping the runs",
-                          server.proc.returncode)
+                log.error(
+                    "the teacher server exited (status %s); stopping the runs",
+                    server.proc.returncode,
+                )
             else:
                 log.warning("stop requested: every run saves its state after its step in flight")
             stopping = True
@@ -235,6 +282,11 @@ def _supervise(runs, children, server, sig, poll_s) -> int:
         return 143
     failed = [r for r in runs if codes.get(r.run_id) != 0]
     for r in failed:
-        log.error("%s failed (exit status %s); the last lines of %s:\n%s", r.run_id,
-                  codes.get(r.run_id), r.log, tail(r.log))
+        log.error(
+            "%s failed (exit status %s); the last lines of %s:\n%s",
+            r.run_id,
+            codes.get(r.run_id),
+            r.log,
+            tail(r.log),
+        )
     return 1 if failed else 0

@@ -108,7 +108,9 @@ def gae(values, rewards, mask, gamma: float, lam: float, whiten_rewards: bool = 
 def ppo_losses(old_logprobs, values, logprobs, vpreds, mask, advantages, returns, cfg: PPOConfig):
     """Clipped policy and value losses. Returns (policy loss, vf_coef * value loss, stats);
     both losses are zeroed when the mean ratio exceeds the threshold (stats['skipped'] = 1)."""
-    vpred_clipped = torch.max(torch.min(vpreds, values + cfg.cliprange_value), values - cfg.cliprange_value)
+    vpred_clipped = torch.max(
+        torch.min(vpreds, values + cfg.cliprange_value), values - cfg.cliprange_value
+    )
     vf_losses1 = (vpreds - returns) ** 2
     vf_losses2 = (vpred_clipped - returns) ** 2
     vf_loss = 0.5 * masked_mean(torch.max(vf_losses1, vf_losses2), mask)
@@ -190,14 +192,20 @@ def hidden_states(lm, input_ids, attention_mask, start: int = 0, amp: torch.dtyp
     12 x width^2 per layer and token)."""
     # Only positions from `start` on are ever scored (the prompt's are masked out), so the LM head
     # and the softmax run on those alone; the masked results are the same as TRL's.
-    ctx = torch.autocast(input_ids.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    ctx = (
+        torch.autocast(input_ids.device.type, dtype=amp)
+        if amp is not None
+        else contextlib.nullcontext()
+    )
     with ctx:
         out = lm.base_model(input_ids=input_ids, attention_mask=attention_mask)
     return out.last_hidden_state[:, start:-1].float()
 
 
 def lm_logits(lm, input_ids, attention_mask, start: int = 0, amp: torch.dtype | None = None):
-    return lm.get_output_embeddings()(hidden_states(lm, input_ids, attention_mask, start, amp)).float()
+    return lm.get_output_embeddings()(
+        hidden_states(lm, input_ids, attention_mask, start, amp)
+    ).float()
 
 
 def pack(queries, responses, pad_id: int, device):
@@ -211,7 +219,7 @@ def pack(queries, responses, pad_id: int, device):
     for j, (row, q, r) in enumerate(zip(rows, queries, responses)):
         ids[j, : len(row)] = row
         attn[j, : len(row)] = 1
-        mask[j, len(q) - 1: len(q) - 1 + len(r)] = 1
+        mask[j, len(q) - 1 : len(q) - 1 + len(r)] = 1
     return ids.to(device), attn.to(device), mask.to(device)
 
 
@@ -241,7 +249,7 @@ class PPOTrainer:
         else:
             logits, values = lm_logits(model, ids, attn, start, self.amp), None
         logp = F.log_softmax(logits, dim=-1)
-        return logp, torch.gather(logp, 2, ids[:, start + 1:].unsqueeze(-1)).squeeze(-1), values
+        return logp, torch.gather(logp, 2, ids[:, start + 1 :].unsqueeze(-1)).squeeze(-1), values
 
     def step(self, queries: list, responses: list, scores: torch.Tensor):
         """One PPO step on a batch. Returns (stats dict, per-story dict of logprob_sum and kl)."""
@@ -259,15 +267,19 @@ class PPOTrainer:
             _, old_logprobs, old_values = self._forward(self.policy, ids, attn, start, True)
             _, ref_logprobs, _ = self._forward(self.ref, ids, attn, start, False)
             kl_coef = self.kl_ctl.value
-            rewards, non_score, kls = per_token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_coef)
-            values, advantages, returns = gae(old_values, rewards, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards)
+            rewards, non_score, kls = per_token_rewards(
+                scores, old_logprobs, ref_logprobs, mask, kl_coef
+            )
+            values, advantages, returns = gae(
+                old_values, rewards, mask, cfg.gamma, cfg.lam, cfg.whiten_rewards
+            )
 
         mbs = cfg.mini_batch_size or bs
         mb_stats = []
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(bs)
             for first in range(0, bs, mbs):
-                idx = order[first: first + mbs].to(self.device)
+                idx = order[first : first + mbs].to(self.device)
                 m_attn, m_mask = attn[idx], mask[idx]
                 # Trim padding columns that no row of this minibatch uses.
                 width = int(m_attn.sum(1).max())
@@ -276,8 +288,14 @@ class PPOTrainer:
                 self.policy.eval()  # TRL's batched_forward_pass runs eval(), even for the loss
                 logp, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, start, True)
                 pg_loss, vf_loss, st = ppo_losses(
-                    old_logprobs[idx, :cols], values[idx, :cols], logprobs, vpreds,
-                    m_mask, advantages[idx, :cols], returns[idx, :cols], cfg,
+                    old_logprobs[idx, :cols],
+                    values[idx, :cols],
+                    logprobs,
+                    vpreds,
+                    m_mask,
+                    advantages[idx, :cols],
+                    returns[idx, :cols],
+                    cfg,
                 )
                 (pg_loss + vf_loss).backward()
                 if cfg.max_grad_norm is not None:
@@ -298,23 +316,30 @@ class PPOTrainer:
             stats = {k: float(np.mean([s[k] for s in mb_stats])) for k in mb_stats[0]}
             stats["skipped_minibatches"] = float(sum(s["skipped"] for s in mb_stats))
             del stats["skipped"]
-            stats.update({
-                "kl": mean_kl,
-                "kl_coef": kl_coef,
-                "entropy": (-old_logprobs * mask).sum(1).mean().item(),
-                "non_score_reward": masked_mean(non_score, mask).item(),
-                "returns_mean": masked_mean(returns, mask).item(),
-                "value_mean": masked_mean(values, mask).item(),
-                "advantage_mean": masked_mean(advantages, mask).item(),
-            })
+            stats.update(
+                {
+                    "kl": mean_kl,
+                    "kl_coef": kl_coef,
+                    "entropy": (-old_logprobs * mask).sum(1).mean().item(),
+                    "non_score_reward": masked_mean(non_score, mask).item(),
+                    "returns_mean": masked_mean(returns, mask).item(),
+                    "value_mean": masked_mean(values, mask).item(),
+                    "advantage_mean": masked_mean(advantages, mask).item(),
+                }
+            )
             ret_var = masked_var(returns, mask).item()
-            stats["value_var_explained"] = 1 - stats["value_error"] / ret_var if ret_var > 0 else math.nan
+            stats["value_var_explained"] = (
+                1 - stats["value_error"] / ret_var if ret_var > 0 else math.nan
+            )
         self.kl_ctl.update(mean_kl, bs)
         return stats, per_story
 
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "kl_ctl": self.kl_ctl.state_dict()}
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "kl_ctl": self.kl_ctl.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])

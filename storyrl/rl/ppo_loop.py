@@ -30,8 +30,12 @@ class PPOLoop:
         seed_all(cfg.seed)
         self.tokenizer, lm = load_checkpoint(ctx.checkpoint)
         _, ref = load_checkpoint(ctx.checkpoint)
-        self.policy = PolicyWithValue(lm).to(ctx.device)  # the value head is drawn from the seeded RNG
-        self.trainer = PPOTrainer(self.policy, ref.to(ctx.device), cfg.ppo, pad_id=self.tokenizer.pad_token_id)
+        self.policy = PolicyWithValue(lm).to(
+            ctx.device
+        )  # the value head is drawn from the seeded RNG
+        self.trainer = PPOTrainer(
+            self.policy, ref.to(ctx.device), cfg.ppo, pad_id=self.tokenizer.pad_token_id
+        )
         if cfg.sampling_seed is not None:
             seed_all(cfg.sampling_seed)  # where TRL 0.9.4's PPOTrainer.__init__ reseeded
 
@@ -42,20 +46,34 @@ class PPOLoop:
             self.trainer.load_state_dict(state["trainer"])
             ctx.ledger = Ledger.from_state(state["ledger"])
             set_rng_state(state["rng"])
-            log.info("%s: resuming after step %d (%d budget words)", ctx.output, ctx.ledger.steps, ctx.ledger.used)
+            log.info(
+                "%s: resuming after step %d (%d budget words)",
+                ctx.output,
+                ctx.ledger.steps,
+                ctx.ledger.used,
+            )
         ctx.files.drop_parts_after(ctx.ledger.steps)
 
     def save_state(self) -> None:
-        self.ctx.files.save_state({"trainer": self.trainer.state_dict(), "ledger": self.ctx.ledger.state_dict(),
-                                   "rng": rng_state()})
+        self.ctx.files.save_state(
+            {
+                "trainer": self.trainer.state_dict(),
+                "ledger": self.ctx.ledger.state_dict(),
+                "rng": rng_state(),
+            }
+        )
 
     def run(self):
         ctx = self.ctx
         self.resume()
         ctx.start_progress()
         # Every steps row goes to the tracker, the budget words as the step (run.write_step).
-        tags = {"run_id": ctx.run_id, "config_hash": ctx.meta["config_hash"],
-                "algorithm": ctx.cfg.algorithm, "checkpoint": ctx.checkpoint}
+        tags = {
+            "run_id": ctx.run_id,
+            "config_hash": ctx.meta["config_hash"],
+            "algorithm": ctx.cfg.algorithm,
+            "checkpoint": ctx.checkpoint,
+        }
         with tracker(ctx.tracking, "rl", ctx.run_id, tags, step_name="budget_words") as t:
             ctx.tracker = t
             try:
@@ -72,25 +90,41 @@ class PPOLoop:
             while cfg.max_steps is None or ledger.steps < cfg.max_steps:
                 step = ledger.steps + 1
                 t0 = time.perf_counter()
-                ro = sample(self.policy.lm, tokenizer, prompts, cfg.sampling,
-                            train_mode=cfg.sampling.train_mode and ledger.steps > 0)
+                ro = sample(
+                    self.policy.lm,
+                    tokenizer,
+                    prompts,
+                    cfg.sampling,
+                    train_mode=cfg.sampling.train_mode and ledger.steps > 0,
+                )
                 t1 = time.perf_counter()
                 judgements, rewards = ctx.scorer(prompts, ro.texts)
-                batch = ScoredBatch(prompts, ro.texts, judgements, rewards, [len(r) for r in ro.responses])
+                batch = ScoredBatch(
+                    prompts, ro.texts, judgements, rewards, [len(r) for r in ro.responses]
+                )
                 t2 = time.perf_counter()
                 if not ledger.fits(prompts, batch.replies):
                     ctx.budget_stop()
                     break
                 stats, per_story = self.trainer.step(
-                    ro.queries, ro.responses, torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)))
+                    ro.queries,
+                    ro.responses,
+                    torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)),
+                )
                 t3 = time.perf_counter()
                 before = ledger.used
                 ledger.charge(prompts, batch.replies, ro.texts)
                 ctx.write_rollouts(step, batch, per_story)
                 ctx.write_step(step, batch, stats, (t1 - t0, t2 - t1, t3 - t2))
                 ctx.save_crossed(before, self.policy.lm, tokenizer)
-                log.info("step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs", step, ledger.used,
-                         float(np.mean(rewards["teacher_score"])), stats["kl"], t3 - t0)
+                log.info(
+                    "step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs",
+                    step,
+                    ledger.used,
+                    float(np.mean(rewards["teacher_score"])),
+                    stats["kl"],
+                    t3 - t0,
+                )
                 if term.requested or state_due(cfg, step - saved_step, time.monotonic() - saved_at):
                     self.save_state()
                     saved_step, saved_at = step, time.monotonic()

@@ -27,38 +27,55 @@ def batch_prompts(prompts: list[str], batch_size: int) -> list[str]:
     return [prompts[i % len(prompts)] for i in range(batch_size)]
 
 
-def sample(lm, tokenizer, prompts: list[str], cfg: SamplingConfig, train_mode: bool = False,
-           with_logprobs: bool = False) -> Rollouts:
+def sample(
+    lm,
+    tokenizer,
+    prompts: list[str],
+    cfg: SamplingConfig,
+    train_mode: bool = False,
+    with_logprobs: bool = False,
+) -> Rollouts:
     """Sample one continuation per prompt. Sampling draws from torch's global RNG; the texts are
     decoded with or without special tokens as `cfg.keep_special_tokens` says."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = next(lm.parameters()).device
     queries = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    limit = getattr(lm.config, "n_positions", None) or getattr(lm.config, "max_position_embeddings", None)
+    limit = getattr(lm.config, "n_positions", None) or getattr(
+        lm.config, "max_position_embeddings", None
+    )
     longest = max(len(q) for q in queries)
     if limit is not None and longest + cfg.max_new_tokens > limit:
         raise ValueError(
             f"sampling.max_new_tokens ({cfg.max_new_tokens}) + the longest prompt ({longest} tokens) "
-            f"exceed the model's {limit} positions: shorten the prompt or max_new_tokens")
+            f"exceed the model's {limit} positions: shorten the prompt or max_new_tokens"
+        )
     chunk = cfg.chunk_size or len(queries)
     was_training = lm.training
     lm.train(train_mode)
     responses, logprobs = [], []
     try:
         for s in range(0, len(queries), chunk):
-            part = queries[s: s + chunk]
+            part = queries[s : s + chunk]
             width = max(len(q) for q in part)
             ids = torch.full((len(part), width), pad, dtype=torch.long)
             attn = torch.zeros_like(ids)
             for j, q in enumerate(part):  # left padding, as TRL pads for generation
-                ids[j, width - len(q):] = q
-                attn[j, width - len(q):] = 1
+                ids[j, width - len(q) :] = q
+                attn[j, width - len(q) :] = 1
             with torch.no_grad():
                 out = lm.generate(
-                    input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=True,
-                    temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
-                    max_new_tokens=cfg.max_new_tokens, min_length=-1, num_beams=1,
-                    pad_token_id=eos, eos_token_id=eos, output_scores=with_logprobs,
+                    input_ids=ids.to(device),
+                    attention_mask=attn.to(device),
+                    do_sample=True,
+                    temperature=cfg.temperature,
+                    top_k=cfg.top_k,
+                    top_p=cfg.top_p,
+                    max_new_tokens=cfg.max_new_tokens,
+                    min_length=-1,
+                    num_beams=1,
+                    pad_token_id=eos,
+                    eos_token_id=eos,
+                    output_scores=with_logprobs,
                     return_dict_in_generate=True,
                 )
             new = out.sequences[:, width:].cpu()

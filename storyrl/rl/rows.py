@@ -30,23 +30,36 @@ class ScoredBatch:
         return [j.reply for j in self.judgements]
 
 
-def rollout_rows(run_id: str, step: int, budget_words: int, batch: ScoredBatch,
-                 per_story: dict | None = None) -> list[dict]:
+def rollout_rows(
+    run_id: str, step: int, budget_words: int, batch: ScoredBatch, per_story: dict | None = None
+) -> list[dict]:
     """One row per story; `per_story` (PPO only) holds its `logprob_sum` and `kl`."""
     rows = []
     for i, (p, c, j) in enumerate(zip(batch.prompts, batch.texts, batch.judgements)):
         scores = tuple(j.scores) if j.scores is not None else (None, None, None)
         rewards = batch.rewards
-        rows.append({
-            "run_id": run_id, "step": step, "sample": i, "budget_words": budget_words,
-            "prompt": p, "continuation": c, "teacher_reply": j.reply,
-            "readability": scores[0], "coherence": scores[1], "creativity": scores[2],
-            "parsed": bool(j.parsed), "teacher_score": float(rewards["teacher_score"][i]),
-            "length_bonus": float(rewards["length_bonus"][i]), "reward": float(rewards["reward"][i]),
-            "n_tokens": int(batch.n_tokens[i]), "n_words": count_words(c),
-            "logprob_sum": float(per_story["logprob_sum"][i]) if per_story else None,
-            "kl": float(per_story["kl"][i]) if per_story else None,
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "step": step,
+                "sample": i,
+                "budget_words": budget_words,
+                "prompt": p,
+                "continuation": c,
+                "teacher_reply": j.reply,
+                "readability": scores[0],
+                "coherence": scores[1],
+                "creativity": scores[2],
+                "parsed": bool(j.parsed),
+                "teacher_score": float(rewards["teacher_score"][i]),
+                "length_bonus": float(rewards["length_bonus"][i]),
+                "reward": float(rewards["reward"][i]),
+                "n_tokens": int(batch.n_tokens[i]),
+                "n_words": count_words(c),
+                "logprob_sum": float(per_story["logprob_sum"][i]) if per_story else None,
+                "kl": float(per_story["kl"][i]) if per_story else None,
+            }
+        )
     return rows
 
 
@@ -57,19 +70,30 @@ def step_row(run_id: str, step: int, ledger, batch: ScoredBatch, stats: dict, ti
     judgements = batch.judgements
     row = {name: float("nan") for name in SCHEMAS["steps"].names}
     row.update({k: v for k, v in stats.items() if k in row})
-    row.update({
-        "run_id": run_id, "step": step, "budget_words": ledger.used, "stories": ledger.stories,
-        "generated_words": ledger.generated_words,
-        "teacher_score_mean": r["teacher_score"].mean(), "teacher_score_std": r["teacher_score"].std(ddof=1),
-        "length_bonus_mean": r["length_bonus"].mean(), "length_bonus_std": r["length_bonus"].std(ddof=1),
-        "reward_mean": r["reward"].mean(), "reward_std": r["reward"].std(ddof=1),
-        "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
-        # Replies that scored the default 0.5 (teacher.on_failure: default lets training go on).
-        "teacher_failed_calls": sum(bool(getattr(j, "failed_call", False)) for j in judgements),
-        "teacher_unparsed": sum(not j.parsed and not getattr(j, "failed_call", False)
-                                for j in judgements),
-        "response_tokens_mean": float(np.mean(batch.n_tokens)),
-        "response_words_mean": float(np.mean([count_words(t) for t in batch.texts])),
-        "time_sample_s": times[0], "time_score_s": times[1], "time_update_s": times[2],
-    })
+    row.update(
+        {
+            "run_id": run_id,
+            "step": step,
+            "budget_words": ledger.used,
+            "stories": ledger.stories,
+            "generated_words": ledger.generated_words,
+            "teacher_score_mean": r["teacher_score"].mean(),
+            "teacher_score_std": r["teacher_score"].std(ddof=1),
+            "length_bonus_mean": r["length_bonus"].mean(),
+            "length_bonus_std": r["length_bonus"].std(ddof=1),
+            "reward_mean": r["reward"].mean(),
+            "reward_std": r["reward"].std(ddof=1),
+            "parsed_share": float(np.mean([bool(j.parsed) for j in judgements])),
+            # Replies that scored the default 0.5 (teacher.on_failure: default lets training go on).
+            "teacher_failed_calls": sum(bool(getattr(j, "failed_call", False)) for j in judgements),
+            "teacher_unparsed": sum(
+                not j.parsed and not getattr(j, "failed_call", False) for j in judgements
+            ),
+            "response_tokens_mean": float(np.mean(batch.n_tokens)),
+            "response_words_mean": float(np.mean([count_words(t) for t in batch.texts])),
+            "time_sample_s": times[0],
+            "time_score_s": times[1],
+            "time_update_s": times[2],
+        }
+    )
     return row

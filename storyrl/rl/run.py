@@ -52,9 +52,17 @@ class RunFiles:
     def consolidate(self) -> None:
         for table in ("rollouts", "steps"):
             files = sorted((self.out / "parts" / table).glob("*.parquet"))
-            tbl = (pa.concat_tables([pq.read_table(f) for f in files]) if files
-                   else SCHEMAS[table].empty_table())
-            write_table(self.out / f"{table}.parquet", table, tbl.to_pydict(), make_metadata(table, **self.meta))
+            tbl = (
+                pa.concat_tables([pq.read_table(f) for f in files])
+                if files
+                else SCHEMAS[table].empty_table()
+            )
+            write_table(
+                self.out / f"{table}.parquet",
+                table,
+                tbl.to_pydict(),
+                make_metadata(table, **self.meta),
+            )
 
     @property
     def state_path(self) -> Path:
@@ -107,11 +115,15 @@ class RunContext:
 
     @property
     def finished(self) -> bool:
-        return (self.output / "summary.json").exists() and (self.output / "final" / "config.json").exists()
+        return (self.output / "summary.json").exists() and (
+            self.output / "final" / "config.json"
+        ).exists()
 
     # ------------------------------------------------------------------ step records
     def write_rollouts(self, step: int, batch: ScoredBatch, per_story: dict | None = None) -> None:
-        self.files.write("rollouts", step, rollout_rows(self.run_id, step, self.ledger.used, batch, per_story))
+        self.files.write(
+            "rollouts", step, rollout_rows(self.run_id, step, self.ledger.used, batch, per_story)
+        )
 
     def write_step(self, step: int, batch: ScoredBatch, stats: dict, times) -> None:
         row = step_row(self.run_id, step, self.ledger, batch, stats, times)
@@ -122,26 +134,43 @@ class RunContext:
 
     def start_progress(self) -> None:
         """Start timing steps; after a resume (the ledger's steps took their time elsewhere)."""
-        self.progress = Progress(f"rl {self.run_id}", self.ledger.planned_steps(self.cfg.max_steps),
-                                 self.tracking.progress_every_s, start=self.ledger.steps)
+        self.progress = Progress(
+            f"rl {self.run_id}",
+            self.ledger.planned_steps(self.cfg.max_steps),
+            self.tracking.progress_every_s,
+            start=self.ledger.steps,
+        )
 
     def report_progress(self, step: int, row: dict) -> None:
         """Step k of the steps planned from the ledger (storyrl.progress)."""
         if self.progress is None:
             self.start_progress()
-        self.progress.update(step, words=self.ledger.used,
-                             total=self.ledger.planned_steps(self.cfg.max_steps),
-                             score=row["teacher_score_mean"], kl=row["kl"])
+        self.progress.update(
+            step,
+            words=self.ledger.used,
+            total=self.ledger.planned_steps(self.cfg.max_steps),
+            score=row["teacher_score_mean"],
+            kl=row["kl"],
+        )
 
     def budget_stop(self) -> None:
-        log.info("%s: the next step would pass the budget (%d words); stopping", self.output, self.cfg.budget)
+        log.info(
+            "%s: the next step would pass the budget (%d words); stopping",
+            self.output,
+            self.cfg.budget,
+        )
 
     # ------------------------------------------------------------------ policy saves
     def rl_info(self, label_words: int | None) -> dict:
         """The RL_INFO of a policy saved now."""
-        return {"run_id": self.run_id, "step": self.ledger.steps, "rl_words": self.ledger.used,
-                "label_words": label_words, "pretrain_checkpoint": self.checkpoint,
-                "pretrain_words": self.pretrain_words}
+        return {
+            "run_id": self.run_id,
+            "step": self.ledger.steps,
+            "rl_words": self.ledger.used,
+            "label_words": label_words,
+            "pretrain_checkpoint": self.checkpoint,
+            "pretrain_words": self.pretrain_words,
+        }
 
     def save_crossed(self, before: int, lm, tokenizer) -> None:
         """Save the policy under every multiple of `checkpoint_every` that this step's budget
@@ -149,7 +178,9 @@ class RunContext:
         `checkpoint_every`)."""
         k = self.cfg.checkpoint_every
         for m in range((before // k + 1) * k, self.ledger.used + 1, k):
-            save_checkpoint(self.output / "checkpoints" / words_label(m), lm, tokenizer, self.rl_info(m))
+            save_checkpoint(
+                self.output / "checkpoints" / words_label(m), lm, tokenizer, self.rl_info(m)
+            )
 
     def finish(self, lm, tokenizer) -> dict:
         """Consolidate the tables, save every planned checkpoint not yet saved and the final
@@ -161,9 +192,14 @@ class RunContext:
         for m in planned_checkpoints(self.cfg):
             path = self.output / "checkpoints" / words_label(m)
             if not (path / "config.json").exists():
-                log.warning("%s: the run stopped at %d budget words, before checkpoint %s; saving the "
-                            "final policy (step %d) under that label", self.output, ledger.used,
-                            words_label(m), ledger.steps)
+                log.warning(
+                    "%s: the run stopped at %d budget words, before checkpoint %s; saving the "
+                    "final policy (step %d) under that label",
+                    self.output,
+                    ledger.used,
+                    words_label(m),
+                    ledger.steps,
+                )
                 save_checkpoint(path, lm, tokenizer, self.rl_info(m))
         save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
         summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
@@ -191,7 +227,9 @@ class Terminate:
             signal.signal(signal.SIGTERM, self.previous)
 
     def exit(self, output, step: int):
-        log.warning("%s: stopped by SIGTERM after step %d; state saved, start again to resume", output, step)
+        log.warning(
+            "%s: stopped by SIGTERM after step %d; state saved, start again to resume", output, step
+        )
         raise SystemExit(143)
 
 
@@ -208,7 +246,11 @@ def seed_all(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    s = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    s = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         s["cuda"] = torch.cuda.get_rng_state_all()
     return s

@@ -25,8 +25,11 @@ class TeacherScorer:
 
     def __call__(self, prompts, continuations):
         from storyrl.reward import compute_rewards
+
         judgements = self.teacher.score(prompts, continuations)
-        return judgements, compute_rewards(judgements, continuations, self.reward_cfg, self.max_new_tokens)
+        return judgements, compute_rewards(
+            judgements, continuations, self.reward_cfg, self.max_new_tokens
+        )
 
     @property
     def identity(self) -> dict:
@@ -47,15 +50,24 @@ def teacher_identity(scorer) -> dict | None:
     return scorer.identity if isinstance(scorer, TeacherScorer) else None
 
 
-def teacher_scorer(teacher_section: dict, reward_section: dict, max_new_tokens: int, seed: int,
-                   cache_path: str | None = None) -> TeacherScorer:
+def teacher_scorer(
+    teacher_section: dict,
+    reward_section: dict,
+    max_new_tokens: int,
+    seed: int,
+    cache_path: str | None = None,
+) -> TeacherScorer:
     """The TeacherScorer of the teacher and reward sections (storyrl.teacher); the teacher's seed
     is the RL seed, as in the paper."""
     from storyrl.teacher import RewardConfig, TeacherConfig, make_teacher
 
     reward_cfg = RewardConfig.model_validate(reward_section)
-    teacher = make_teacher(TeacherConfig.model_validate(teacher_section), seed, cache_path,
-                           weights=tuple(reward_cfg.weights))
+    teacher = make_teacher(
+        TeacherConfig.model_validate(teacher_section),
+        seed,
+        cache_path,
+        weights=tuple(reward_cfg.weights),
+    )
     return TeacherScorer(teacher, reward_cfg, max_new_tokens)
 
 

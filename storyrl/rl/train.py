@@ -31,8 +31,8 @@ import json
 import logging
 from pathlib import Path
 
-from storyrl.checkpoints import pretrain_words, resolve_device
 from storyrl import tracking as tr
+from storyrl.checkpoints import pretrain_words, resolve_device
 from storyrl.config import RLConfig, TrackingConfig
 from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
@@ -43,9 +43,16 @@ from storyrl.schemas import make_metadata
 log = logging.getLogger(__name__)
 
 
-def train(checkpoint, output, cfg: RLConfig, scorer: Scorer, run_id: str | None = None,
-          pretrain_words_seen: int | None = None, corpus_words: int | None = None,
-          tracking: TrackingConfig | None = None) -> dict:
+def train(
+    checkpoint,
+    output,
+    cfg: RLConfig,
+    scorer: Scorer,
+    run_id: str | None = None,
+    pretrain_words_seen: int | None = None,
+    corpus_words: int | None = None,
+    tracking: TrackingConfig | None = None,
+) -> dict:
     """Run RL from `checkpoint` into `output` until the budget (or `max_steps`) ends; resumes.
     Returns the summary (also written to summary.json). `tracking`: where metrics go and how
     often progress is logged (default: the STORYRL_TRACKING environment variable)."""
@@ -55,17 +62,30 @@ def train(checkpoint, output, cfg: RLConfig, scorer: Scorer, run_id: str | None 
     tr.require(tracking)
     quiet_library_bars()
     device = resolve_device(cfg.device, cfg.threads)
-    meta = {"run_id": run_id, "checkpoint": str(checkpoint), "seed": cfg.seed,
-            "sampling_seed": student_seed(cfg), "algorithm": cfg.algorithm,
-            "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
-            "teacher": teacher_identity(scorer)}
+    meta = {
+        "run_id": run_id,
+        "checkpoint": str(checkpoint),
+        "seed": cfg.seed,
+        "sampling_seed": student_seed(cfg),
+        "algorithm": cfg.algorithm,
+        "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
+        "teacher": teacher_identity(scorer),
+    }
     # RL_INFO's pretrain_words: the checkpoint's milestone, else what the caller says it saw.
     words = pretrain_words(checkpoint)
-    ctx = RunContext(run_id=run_id, checkpoint=str(checkpoint), output=output, cfg=cfg, scorer=scorer,
-                     device=device, files=RunFiles(output, meta),
-                     pretrain_words=words if words is not None else pretrain_words_seen,
-                     pretrain_words_seen=pretrain_words_seen, corpus_words=corpus_words,
-                     tracking=tracking)
+    ctx = RunContext(
+        run_id=run_id,
+        checkpoint=str(checkpoint),
+        output=output,
+        cfg=cfg,
+        scorer=scorer,
+        device=device,
+        files=RunFiles(output, meta),
+        pretrain_words=words if words is not None else pretrain_words_seen,
+        pretrain_words_seen=pretrain_words_seen,
+        corpus_words=corpus_words,
+        tracking=tracking,
+    )
     if ctx.finished:
         log.info("%s: already finished", output)
         return json.loads((output / "summary.json").read_text())

@@ -29,8 +29,12 @@ from storyrl.tracking import backend_environment, hf_reporting, make_run_tags
 log = logging.getLogger(__name__)
 
 # TRL's logged metric -> our steps column.
-METRICS = {"kl": "kl", "entropy": "policy_entropy", "loss": "policy_loss",
-           "clip_ratio/region_mean": "clipfrac"}
+METRICS = {
+    "kl": "kl",
+    "entropy": "policy_entropy",
+    "loss": "policy_loss",
+    "clip_ratio/region_mean": "clipfrac",
+}
 
 
 class BudgetExhausted(Exception):
@@ -49,7 +53,9 @@ class _Bridge(TrainerCallback):
     def __call__(self, prompts, completions, completion_ids=None, trainer_state=None, **_):
         ctx = self.ctx
         judgements, rewards = ctx.scorer(prompts, completions)
-        n_tokens = [len(c) for c in completion_ids] if completion_ids is not None else [0] * len(prompts)
+        n_tokens = (
+            [len(c) for c in completion_ids] if completion_ids is not None else [0] * len(prompts)
+        )
         batch = ScoredBatch(prompts, list(completions), judgements, rewards, n_tokens)
         if not ctx.ledger.fits(prompts, batch.replies):
             raise BudgetExhausted
@@ -72,7 +78,9 @@ class _Bridge(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         steps, at = self.saved
-        if self.term.requested or state_due(self.ctx.cfg, state.global_step - steps, time.monotonic() - at):
+        if self.term.requested or state_due(
+            self.ctx.cfg, state.global_step - steps, time.monotonic() - at
+        ):
             control.should_save = True
         if self.term.requested:
             control.should_training_stop = True
@@ -86,8 +94,10 @@ class _Bridge(TrainerCallback):
 def _trainer_classes(algorithm):
     if algorithm == "grpo":
         from trl import GRPOConfig, GRPOTrainer
+
         return GRPOConfig, GRPOTrainer
     from trl import RLOOConfig, RLOOTrainer
+
     return RLOOConfig, RLOOTrainer
 
 
@@ -105,7 +115,9 @@ class TRLLoop:
         # The Trainer writes a checkpoint folder piece by piece; our ledger.json comes last
         # (on_save), so a folder without it was cut short by a kill and is dropped.
         done = []
-        for folder in sorted(self.trl_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        for folder in sorted(
+            self.trl_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+        ):
             if (folder / "ledger.json").exists():
                 done.append(folder)
             else:
@@ -128,15 +140,32 @@ class TRLLoop:
         max_steps = cfg.max_steps or math.ceil(cfg.budget / cfg.batch_size) + 1
         Config, _ = _trainer_classes(cfg.algorithm)
         return Config(
-            output_dir=str(self.trl_dir), per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=1, num_generations=g.num_generations, steps_per_generation=1,
-            num_iterations=g.num_iterations, beta=g.beta, epsilon=g.epsilon, learning_rate=g.lr,
-            lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_steps=max_steps,
-            max_completion_length=s.max_new_tokens, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-            seed=student_seed(cfg), data_seed=student_seed(cfg),
-            logging_steps=1, save_strategy="no", save_only_model=False,  # saves: _Bridge.on_step_end
+            output_dir=str(self.trl_dir),
+            per_device_train_batch_size=cfg.batch_size,
+            gradient_accumulation_steps=1,
+            num_generations=g.num_generations,
+            steps_per_generation=1,
+            num_iterations=g.num_iterations,
+            beta=g.beta,
+            epsilon=g.epsilon,
+            learning_rate=g.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_steps=max_steps,
+            max_completion_length=s.max_new_tokens,
+            temperature=s.temperature,
+            top_k=s.top_k,
+            top_p=s.top_p,
+            seed=student_seed(cfg),
+            data_seed=student_seed(cfg),
+            logging_steps=1,
+            save_strategy="no",
+            save_only_model=False,  # saves: _Bridge.on_step_end
             save_total_limit=2,
-            disable_tqdm=True, use_cpu=self.ctx.device.type == "cpu", bf16=False,
+            disable_tqdm=True,
+            use_cpu=self.ctx.device.type == "cpu",
+            bf16=False,
             **hf_reporting(self.ctx.tracking, self.ctx.run_id),
         )
 
@@ -153,9 +182,17 @@ class TRLLoop:
         _, Trainer = _trainer_classes(cfg.algorithm)
         with Terminate() as term, backend_environment(ctx.tracking, "rl", ctx.run_id):
             bridge = _Bridge(ctx, self.tokenizer, term)
-            trainer = Trainer(model=self.lm, reward_funcs=[bridge], args=args, train_dataset=dataset,
-                              processing_class=self.tokenizer, callbacks=[bridge])
-            trainer.add_callback(make_run_tags(ctx.tracking, trainer, ctx.run_id, ctx.meta["config_hash"]))
+            trainer = Trainer(
+                model=self.lm,
+                reward_funcs=[bridge],
+                args=args,
+                train_dataset=dataset,
+                processing_class=self.tokenizer,
+                callbacks=[bridge],
+            )
+            trainer.add_callback(
+                make_run_tags(ctx.tracking, trainer, ctx.run_id, ctx.meta["config_hash"])
+            )
             try:
                 trainer.train(resume_from_checkpoint=resume)
             except BudgetExhausted:

@@ -13,12 +13,23 @@ from storyrl.teacher.cache import ScoreCache
 from storyrl.teacher.core import Judgement, Teacher, TeacherFailure
 from storyrl.teacher.rubric import load_rubric
 
-__all__ = ["make_teacher", "Teacher", "Judgement", "TeacherFailure", "TeacherConfig",
-           "RewardConfig"]
+__all__ = [
+    "make_teacher",
+    "Teacher",
+    "Judgement",
+    "TeacherFailure",
+    "TeacherConfig",
+    "RewardConfig",
+]
 
 
-def make_teacher(cfg: TeacherConfig, seed: int, cache_path: str | None = None,
-                 weights=(1.0, 1.0, 1.0), cache_timeout_s: float = 10.0) -> Teacher:
+def make_teacher(
+    cfg: TeacherConfig,
+    seed: int,
+    cache_path: str | None = None,
+    weights=(1.0, 1.0, 1.0),
+    cache_timeout_s: float = 10.0,
+) -> Teacher:
     """Build the configured backend. `seed` is the teacher's sampling seed (paper: the RL
     seed); `weights` only shape Judgement.teacher_score (the reward reweights from the scores);
     `cache_path`: this job's own score cache (None: uncached); a cache locked for longer than
@@ -26,15 +37,19 @@ def make_teacher(cfg: TeacherConfig, seed: int, cache_path: str | None = None,
     rubric = load_rubric(cfg.template)
     if cfg.backend == "heuristic":
         from storyrl.teacher.heuristic import HeuristicBackend
+
         backend = HeuristicBackend()
     elif cfg.backend == "openai":
         from storyrl.teacher.openai_backend import OpenAIBackend
+
         backend = OpenAIBackend(cfg, rubric, seed)
     elif cfg.backend == "hf":
         from storyrl.teacher.hf_backend import HFBackend
+
         backend = HFBackend(cfg, rubric, seed)
     elif cfg.backend == "vllm":
         from storyrl.teacher.vllm_backend import VLLMBackend
+
         backend = VLLMBackend(cfg, rubric, seed)
     else:  # pragma: no cover - the config's Literal rules this out
         raise ValueError(f"unknown teacher backend {cfg.backend!r}")

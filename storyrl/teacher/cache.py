@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 # The table of the first format (keys without the server, unparseable replies kept) is left
 # alone and unread: its rows cannot be told apart from a good teacher's.
-_SCHEMA = "CREATE TABLE IF NOT EXISTS replies_v2 (key TEXT PRIMARY KEY, teacher TEXT NOT NULL, " \
-          "reply TEXT NOT NULL)"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS replies_v2 (key TEXT PRIMARY KEY, teacher TEXT NOT NULL, "
+    "reply TEXT NOT NULL)"
+)
 _TABLE = "replies_v2"
 _CHUNK = 500  # SQLite limits the number of ? in one statement
 IDENTITY_FIELDS = ("backend", "server", "model", "template_sha256", "sampling")
@@ -38,8 +40,11 @@ IDENTITY_FIELDS = ("backend", "server", "model", "template_sha256", "sampling")
 def cache_key(teacher_id: dict, prompt: str, continuation: str) -> str:
     """sha256 of everything that decides the reply: backend, server, model, template hash,
     sampling parameters (seed included), prompt and continuation."""
-    blob = json.dumps([[teacher_id.get(f) for f in IDENTITY_FIELDS], prompt, continuation],
-                      sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        [[teacher_id.get(f) for f in IDENTITY_FIELDS], prompt, continuation],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -62,8 +67,9 @@ class ScoreCache:
 
     def _fail(self, err: Exception) -> None:
         self.broken = f"{type(err).__name__}: {err}"
-        log.warning("teacher cache %s is unusable (%s); scoring goes on uncached", self.path,
-                    self.broken)
+        log.warning(
+            "teacher cache %s is unusable (%s); scoring goes on uncached", self.path, self.broken
+        )
         self.close()
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
@@ -72,10 +78,11 @@ class ScoreCache:
             return found
         try:
             for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i:i + _CHUNK]
+                chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, reply FROM {_TABLE} WHERE key IN ({marks})",
-                                        chunk)
+                rows = self._db.execute(
+                    f"SELECT key, reply FROM {_TABLE} WHERE key IN ({marks})", chunk
+                )
                 found.update(rows.fetchall())
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
@@ -91,8 +98,10 @@ class ScoreCache:
             # answer, so the first one in wins.
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(f"INSERT OR IGNORE INTO {_TABLE} VALUES (?, ?, ?)",
-                                     [(k, teacher, r) for k, r in items.items()])
+                self._db.executemany(
+                    f"INSERT OR IGNORE INTO {_TABLE} VALUES (?, ?, ?)",
+                    [(k, teacher, r) for k, r in items.items()],
+                )
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
 
@@ -115,11 +124,17 @@ def drop_entries(path: str | Path, **match) -> int:
     `server="http://host:8000/v1"`, `model="..."`, `backend="heuristic"`); returns how many."""
     unknown = set(match) - set(IDENTITY_FIELDS)
     if unknown or not match:
-        raise ValueError(f"unknown teacher field(s) {', '.join(sorted(unknown)) or '(none given)'}"
-                         f": match on one or more of {', '.join(IDENTITY_FIELDS)}")
+        raise ValueError(
+            f"unknown teacher field(s) {', '.join(sorted(unknown)) or '(none given)'}"
+            f": match on one or more of {', '.join(IDENTITY_FIELDS)}"
+        )
     # json_extract gives an object (sampling) as minified JSON text; json(?) minifies ours alike.
-    where = " AND ".join(f"json_extract(teacher, '$.{f}') = json(?)" if f == "sampling"
-                         else f"json_extract(teacher, '$.{f}') = ?" for f in match)
+    where = " AND ".join(
+        f"json_extract(teacher, '$.{f}') = json(?)"
+        if f == "sampling"
+        else f"json_extract(teacher, '$.{f}') = ?"
+        for f in match
+    )
     values = [json.dumps(v, sort_keys=True) if f == "sampling" else v for f, v in match.items()]
     db = sqlite3.connect(path, isolation_level=None)
     try:

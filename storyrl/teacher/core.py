@@ -46,8 +46,14 @@ class Backend(Protocol):
 
 
 class Teacher:
-    def __init__(self, backend: Backend, rubric: Rubric, cfg: TeacherConfig,
-                 cache: ScoreCache | None = None, weights=(1.0, 1.0, 1.0)):
+    def __init__(
+        self,
+        backend: Backend,
+        rubric: Rubric,
+        cfg: TeacherConfig,
+        cache: ScoreCache | None = None,
+        weights=(1.0, 1.0, 1.0),
+    ):
         self.backend, self.rubric, self.cfg, self.cache = backend, rubric, cfg, cache
         self.weights = tuple(weights)
         self.identity = {
@@ -74,8 +80,9 @@ class Teacher:
             if k in hits:
                 replies[i] = hits[k]
         if todo:
-            fresh = self.backend.replies([prompts[i] for i in todo],
-                                         [continuations[i] for i in todo])
+            fresh = self.backend.replies(
+                [prompts[i] for i in todo], [continuations[i] for i in todo]
+            )
             for i, r in zip(todo, fresh):
                 replies[i] = r
         out = [self._judge(r) for r in replies]
@@ -84,16 +91,25 @@ class Teacher:
             self.cache.put_many(self.identity, {keys[i]: replies[i] for i in todo if out[i].parsed})
         n_failed = sum(j.failed_call for j in out)
         n_unparsed = sum(not j.parsed and not j.failed_call for j in out)
-        self.stats.update(stories=len(out), cache_hits=len(hits), failed_calls=n_failed,
-                          unparsed=n_unparsed)
+        self.stats.update(
+            stories=len(out), cache_hits=len(hits), failed_calls=n_failed, unparsed=n_unparsed
+        )
         self.stats["retries"] = getattr(self.backend, "retries_done", 0)
-        log.debug("teacher: %d stories, %d from cache, %d failed, %d unparsed in %.2fs",
-                  len(out), len(hits), n_failed, n_unparsed, time.perf_counter() - t0)
+        log.debug(
+            "teacher: %d stories, %d from cache, %d failed, %d unparsed in %.2fs",
+            len(out),
+            len(hits),
+            n_failed,
+            n_unparsed,
+            time.perf_counter() - t0,
+        )
         bad = n_failed + n_unparsed
         if not bad:
             return out
-        what = (f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
-                f"failed ({n_failed} failed calls, {n_unparsed} unparseable")
+        what = (
+            f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
+            f"failed ({n_failed} failed calls, {n_unparsed} unparseable"
+        )
         examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
         if examples:
             what += f", e.g. {', '.join(examples)}"
@@ -101,15 +117,17 @@ class Teacher:
             log.warning("%s); they score %s (teacher.on_failure=default)", what, DEFAULT_SCORE)
         elif bad / len(out) > self.cfg.max_failure_share:
             raise TeacherFailure(
-                f"{what}), more than teacher.max_failure_share={self.cfg.max_failure_share}", out)
+                f"{what}), more than teacher.max_failure_share={self.cfg.max_failure_share}", out
+            )
         return out
 
     def _judge(self, reply: str | None) -> Judgement:
         if reply is None:
             return Judgement("", None, False, True, weighted_score(None))
         scores = parse_reply(reply)
-        return Judgement(reply, scores, scores is not None, False,
-                         weighted_score(scores, self.weights))
+        return Judgement(
+            reply, scores, scores is not None, False, weighted_score(scores, self.weights)
+        )
 
     def close(self) -> None:
         if self.cache is not None:

@@ -25,30 +25,50 @@ VERSION = "heuristic-v2"
 """Goes into the teacher identity (and so into the cache key): bump it when scores change."""
 
 _DET = frozenset("the a an his my your their our its every these those".split())
-_PREP = frozenset("""of in on at from with by for into onto over under about after before
+_PREP = frozenset(
+    """of in on at from with by for into onto over under about after before
     through across behind beside between near upon without around inside toward towards among
-    during""".split())
+    during""".split()
+)
 _CONJ = frozenset("and but or nor because although though while whereas".split())
 _SUBJ = frozenset("i he she we they".split())
 _PRON = _SUBJ | frozenset("you it me him us them myself himself herself itself themselves".split())
-_AUX = frozenset("""was were is are am be been being had has have did does do will would could
-    should can may might must shall""".split())
-_OTHER_FUNCTION = frozenset("""that this to not no so then there here when where what who which
-    how why all some any each one very too also just only as if than her up down out off""".split())
+_AUX = frozenset(
+    """was were is are am be been being had has have did does do will would could
+    should can may might must shall""".split()
+)
+_OTHER_FUNCTION = frozenset(
+    """that this to not no so then there here when where what who which
+    how why all some any each one very too also just only as if than her up down out off""".split()
+)
 FUNCTION = _DET | _PREP | _CONJ | _PRON | _AUX | _OTHER_FUNCTION
-_VERBS = frozenset("""said went saw found made took came gave knew thought told felt lived ran
+_VERBS = frozenset(
+    """said went saw found made took came gave knew thought told felt lived ran
     met got began became left sat stood held kept heard brought fell flew grew sang swam won
     lost hid rode wrote spoke woke ate drank built caught chose drew drove forgot fought
     led lay meant paid put read rose sent set shook shone slept spent split spread stole struck
     swept taught threw understood wore wept go goes see sees find finds make makes take takes
     come comes give gives know knows think thinks tell tells feel feels live lives run runs want
-    wants like likes love loves look looks say says get gets""".split())
-_LINKS = _PRON | frozenset("""then so but and one after later soon suddenly finally when while
-    there that this together again also still now his her their""".split())
+    wants like likes love loves look looks say says get gets""".split()
+)
+_LINKS = _PRON | frozenset(
+    """then so but and one after later soon suddenly finally when while
+    there that this together again also still now his her their""".split()
+)
 _STOCK = [
-    "once upon a time", "in a faraway land", "there lived a", "there was a", "one day",
-    "happily ever after", "the end", "lived happily", "a long time ago", "in the forest",
-    "from that day on", "and they all", "very very",
+    "once upon a time",
+    "in a faraway land",
+    "there lived a",
+    "there was a",
+    "one day",
+    "happily ever after",
+    "the end",
+    "lived happily",
+    "a long time ago",
+    "in the forest",
+    "from that day on",
+    "and they all",
+    "very very",
 ]
 _LONG_OR_RARE = re.compile(r"^[a-z]{7,}$|^[a-z]+(?:ly|ful|ous|ish|less|ive|ing)$")
 _SENTENCE = re.compile(r"[^.!?]*[.!?]+[\"'”’)]*")
@@ -57,7 +77,8 @@ _BAD_PUNCT = re.compile(r"[,;:]\s*[,;:.!?]|\s[.,;:!?]|[.!?][A-Za-z]")
 # Not word-like: letters mixed with digits, a letter three times in a row, no vowel, or a
 # capital inside a lower-case word ("caTs") -- typical of broken subword output.
 _BAD_TOKEN = re.compile(
-    r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|([A-Za-z])\1\1|^[^AEIOUYaeiouy0-9]+$|[a-z][A-Z]")
+    r"[0-9].*[A-Za-z]|[A-Za-z].*[0-9]|([A-Za-z])\1\1|^[^AEIOUYaeiouy0-9]+$|[a-z][A-Z]"
+)
 
 
 @lru_cache(maxsize=1 << 16)  # a student's vocabulary is small; this is the hot loop
@@ -141,8 +162,14 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     continuity = links / (len(sent_words) - 1) if len(sent_words) > 1 else 0.0
     distinct = len({" ".join(ws) for ws in sent_words}) / len(sent_words)
     complete_words = sum(len(ws) for ws in sent_words)
-    coherence = (1.2 * min(1.0, complete_words / 50) + 1.2 * continuity + 0.8 * distinct
-                 - 3 * (1 - distinct) - 3 * degenerate - (1.0 if tail_words else 0.0))
+    coherence = (
+        1.2 * min(1.0, complete_words / 50)
+        + 1.2 * continuity
+        + 0.8 * distinct
+        - 3 * (1 - distinct)
+        - 3 * degenerate
+        - (1.0 if tail_words else 0.0)
+    )
     coherence = min(coherence, readability + 0.25)  # word salad tells no story
 
     # ---------------------------------------------------------------- creativity
@@ -157,8 +184,10 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     joined = " " + " ".join(w.lower() for w in _WORD.findall(continuation)) + " "  # own words
     stock = sum(joined.count(f" {p} ") * len(p.split()) for p in _STOCK) / max(n, 1)
     size = min(1.0, n / 70)
-    creativity = (3.2 * size * (0.35 * variety + 0.3 * min(1.0, 2.5 * rare) + 0.2 * openers
-                                + 0.15 * spread) - 4 * stock)
+    creativity = (
+        3.2 * size * (0.35 * variety + 0.3 * min(1.0, 2.5 * rare) + 0.2 * openers + 0.15 * spread)
+        - 4 * stock
+    )
     creativity = min(creativity, readability, coherence + 0.5)
     return _clamp(readability), _clamp(coherence), _clamp(creativity)
 

@@ -3,12 +3,11 @@ hosted APIs). Requests run concurrently; each is retried with exponential backof
 
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
-
-import re
 
 from storyrl.config import ConfigError, TeacherConfig
 from storyrl.teacher.core import TeacherFailure
@@ -39,18 +38,24 @@ class OpenAIBackend:
         # Every setting that shapes a reply, sent with each request: a server fills the rest
         # from its own defaults (vllm serve: the model's generation_config.json, Llama 3.1's
         # top_p 0.9). top_p 1 as the offline engine and the hf backend sample (the paper's).
-        self.sampling = {"temperature": cfg.temperature, "top_p": 1.0, "max_tokens": cfg.max_tokens,
-                         "seed": seed}
+        self.sampling = {
+            "temperature": cfg.temperature,
+            "top_p": 1.0,
+            "max_tokens": cfg.max_tokens,
+            "seed": seed,
+        }
         key = "unused"  # the client insists on a key; servers without auth ignore it
         if self.o.api_key_env:
             key = os.environ.get(self.o.api_key_env)
             if not key:
                 raise ConfigError(
                     f"teacher.openai.api_key_env: environment variable {self.o.api_key_env} "
-                    "is not set (it must hold the API key)")
+                    "is not set (it must hold the API key)"
+                )
         # Retries are ours (configurable backoff, counted); the client makes one attempt.
-        self.client = openai.OpenAI(base_url=self.o.base_url, api_key=key,
-                                    timeout=self.o.timeout_s, max_retries=0)
+        self.client = openai.OpenAI(
+            base_url=self.o.base_url, api_key=key, timeout=self.o.timeout_s, max_retries=0
+        )
         self._openai = openai
         self.retries_done = 0
         self._lock = threading.Lock()
@@ -69,8 +74,10 @@ class OpenAIBackend:
                 time.sleep(self.o.backoff_s * 2 ** (attempt - 1))
             try:
                 resp = self.client.chat.completions.create(
-                    model=self.model, messages=[{"role": "user", "content": message}],
-                    **self.sampling)
+                    model=self.model,
+                    messages=[{"role": "user", "content": message}],
+                    **self.sampling,
+                )
                 try:
                     content = resp.choices[0].message.content
                 except (AttributeError, IndexError, TypeError):
@@ -78,9 +85,13 @@ class OpenAIBackend:
                 if content is None:
                     raise ValueError("a chat completion without content")
                 return content
-            except (errors.APIConnectionError, errors.InternalServerError,
-                    errors.RateLimitError, errors.APIResponseValidationError,
-                    ValueError) as err:
+            except (
+                errors.APIConnectionError,
+                errors.InternalServerError,
+                errors.RateLimitError,
+                errors.APIResponseValidationError,
+                ValueError,
+            ) as err:
                 # APITimeoutError is an APIConnectionError.
                 why = f"{type(err).__name__}: {self._redact(str(err))[:200]}"
             except errors.APIStatusError as err:
@@ -90,9 +101,15 @@ class OpenAIBackend:
                     # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
                     raise TeacherFailure(
                         f"teacher server {self.o.base_url} refused the request for model "
-                        f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}", []) from None
-            log.warning("teacher request failed (attempt %d of %d): %s",
-                        attempt + 1, self.o.retries + 1, why)
+                        f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}",
+                        [],
+                    ) from None
+            log.warning(
+                "teacher request failed (attempt %d of %d): %s",
+                attempt + 1,
+                self.o.retries + 1,
+                why,
+            )
         return None
 
     def _redact(self, text: str) -> str:
@@ -109,8 +126,13 @@ class OpenAIBackend:
 # `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.
 SECRETS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (re.compile(r"""(?i)((?:authorization|api[_-]?key|access[_-]?token|secret|password)["']?"""
-                r"""\s*[:=]\s*["']?)(?!bearer\b|basic\b|\[redacted)[^\s"',}]+"""), r"\1[redacted]"),
+    (
+        re.compile(
+            r"""(?i)((?:authorization|api[_-]?key|access[_-]?token|secret|password)["']?"""
+            r"""\s*[:=]\s*["']?)(?!bearer\b|basic\b|\[redacted)[^\s"',}]+"""
+        ),
+        r"\1[redacted]",
+    ),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "[redacted]"),
 ]
 

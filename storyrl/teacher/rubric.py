@@ -30,9 +30,11 @@ class Rubric:
         """The one user message the teacher reads. Trailing whitespace is dropped so that the
         message ends with the answer line (`... =`), as the paper's prompt does."""
         # Plain replacement (not str.format): stories may hold braces.
-        return (self.text.replace("{prompt}", prompt)
-                .replace("{story}", student_story(prompt, continuation))
-                .rstrip())
+        return (
+            self.text.replace("{prompt}", prompt)
+            .replace("{story}", student_story(prompt, continuation))
+            .rstrip()
+        )
 
 
 def student_story(prompt: str, continuation: str) -> str:
@@ -54,7 +56,8 @@ def resolve_template(path: str) -> Path:
             return c
     raise ConfigError(
         f"teacher.template: rubric template '{path}' not found (looked in "
-        + ", ".join(str(c) for c in candidates) + ")"
+        + ", ".join(str(c) for c in candidates)
+        + ")"
     )
 
 
@@ -86,8 +89,9 @@ def parse_reply(reply: str | None) -> tuple[int, int, int] | None:
     return tuple(found + [0] * (3 - len(found)))
 
 
-def weighted_score(scores: tuple[int, int, int] | None,
-                   weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
+def weighted_score(
+    scores: tuple[int, int, int] | None, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> float:
     """Weighted sum / (3 * sum of weights), in [0, 1]; with weights 1/1/1 it is sum / 9 as in
     the paper. DEFAULT_SCORE (0.5) when nothing parsed."""
     if scores is None:

@@ -52,8 +52,9 @@ def read_stories(path: str | Path) -> tuple[list[str], list[str]]:
     return cols["prompt"], cols["continuation"]
 
 
-def score_file(stories: str | Path, output: str | Path, section: ScoreSection,
-               cache_path: str | None = None) -> dict:
+def score_file(
+    stories: str | Path, output: str | Path, section: ScoreSection, cache_path: str | None = None
+) -> dict:
     """Score every story; write `output` atomically; return the counts written to metadata.
     Raises TeacherFailure when a batch has too many failures (scored replies stay in the
     cache, so a rerun does not pay for them again)."""
@@ -65,21 +66,28 @@ def score_file(stories: str | Path, output: str | Path, section: ScoreSection,
     try:
         bs = section.batch_size
         for i in tqdm(range(0, len(prompts), bs), desc="teacher", unit="batch", disable=None):
-            judgements += teacher.score(prompts[i:i + bs], conts[i:i + bs])
+            judgements += teacher.score(prompts[i : i + bs], conts[i : i + bs])
     finally:
         teacher.close()
     secs = time.perf_counter() - t0
-    log.info("scored %d stories in %.1fs (%.0f stories/s)", len(judgements), secs,
-             len(judgements) / max(secs, 1e-9))
+    log.info(
+        "scored %d stories in %.1fs (%.0f stories/s)",
+        len(judgements),
+        secs,
+        len(judgements) / max(secs, 1e-9),
+    )
     r = compute_rewards(judgements, conts, section.reward, section.max_new_tokens)
     scores = [j.scores or (None, None, None) for j in judgements]
-    counts = {"stories": len(judgements),
-              "failed_calls": sum(j.failed_call for j in judgements),
-              "unparsed": sum(not j.parsed and not j.failed_call for j in judgements),
-              "cache_hits": teacher.stats["cache_hits"]}
+    counts = {
+        "stories": len(judgements),
+        "failed_calls": sum(j.failed_call for j in judgements),
+        "unparsed": sum(not j.parsed and not j.failed_call for j in judgements),
+        "cache_hits": teacher.stats["cache_hits"],
+    }
     data = {
         "row": list(range(len(judgements))),
-        "prompt": prompts, "continuation": conts,
+        "prompt": prompts,
+        "continuation": conts,
         "teacher_reply": [j.reply for j in judgements],
         "readability": [s[0] for s in scores],
         "coherence": [s[1] for s in scores],
@@ -91,8 +99,14 @@ def score_file(stories: str | Path, output: str | Path, section: ScoreSection,
         "reward": r["reward"].tolist(),
         "n_words": r["n_words"].tolist(),
     }
-    meta = make_metadata("teacher_scores", section.model_dump(), teacher=teacher.identity,
-                         seed=section.seed, max_new_tokens=section.max_new_tokens,
-                         stories_file=str(stories), counts=counts)
+    meta = make_metadata(
+        "teacher_scores",
+        section.model_dump(),
+        teacher=teacher.identity,
+        seed=section.seed,
+        max_new_tokens=section.max_new_tokens,
+        stories_file=str(stories),
+        counts=counts,
+    )
     write_table(output, "teacher_scores", data, meta)
     return counts

@@ -13,11 +13,12 @@ from storyrl.config import ConfigError, TeacherConfig, VLLMConfig
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)
-GIB = 2 ** 30
+GIB = 2**30
 
 
-def memory_fraction(v: VLLMConfig, total_bytes: int, free_bytes: int | None = None,
-                    device: str = "the GPU") -> float:
+def memory_fraction(
+    v: VLLMConfig, total_bytes: int, free_bytes: int | None = None, device: str = "the GPU"
+) -> float:
     """The share of the device's memory vLLM may take: `gpu_memory_gib` over the device's total,
     or `gpu_memory_utilization` as given. A GiB budget that does not fit the device (or what is
     free on it now) is a ConfigError that names both numbers."""
@@ -28,24 +29,28 @@ def memory_fraction(v: VLLMConfig, total_bytes: int, free_bytes: int | None = No
         raise ConfigError(
             f"teacher.vllm.gpu_memory_gib={v.gpu_memory_gib:g}: {device} has "
             f"{total_bytes / GIB:.1f} GiB in all; lower it (the teacher needs its weights plus "
-            "the KV cache of one batch) or use a larger GPU")
+            "the KV cache of one batch) or use a larger GPU"
+        )
     if free_bytes is not None and want > free_bytes:
         raise ConfigError(
             f"teacher.vllm.gpu_memory_gib={v.gpu_memory_gib:g}: only {free_bytes / GIB:.1f} GiB "
-            f"of {device}'s {total_bytes / GIB:.1f} GiB are free (other processes hold the rest)")
+            f"of {device}'s {total_bytes / GIB:.1f} GiB are free (other processes hold the rest)"
+        )
     return want / total_bytes
 
 
 def _device_memory() -> tuple[int, int, str]:
     import torch
+
     if not torch.cuda.is_available():
         raise ConfigError("teacher.backend 'vllm' needs a CUDA GPU, and torch sees none")
     free, total = torch.cuda.mem_get_info()
     return total, free, torch.cuda.get_device_name()
 
 
-def engine_kwargs(cfg: TeacherConfig, seed: int,
-                  memory: tuple[int, int, str] | None = None) -> dict:
+def engine_kwargs(
+    cfg: TeacherConfig, seed: int, memory: tuple[int, int, str] | None = None
+) -> dict:
     """`memory`: (total bytes, free bytes, device name), measured on the GPU when the config
     gives the teacher's memory in GiB and none is passed."""
     v = cfg.vllm
@@ -68,8 +73,9 @@ def sampling_kwargs(cfg: TeacherConfig, seed: int) -> dict:
 
 def conversations(rubric: Rubric, prompts: list[str], continuations: list[str]) -> list[list[dict]]:
     """One conversation per story, each a single user message (the paper's format)."""
-    return [[{"role": "user", "content": rubric.render(p, c)}]
-            for p, c in zip(prompts, continuations)]
+    return [
+        [{"role": "user", "content": rubric.render(p, c)}] for p, c in zip(prompts, continuations)
+    ]
 
 
 def chat_each(chat: Callable[[list], list[str | None]], convs: list) -> list[str | None]:
@@ -90,9 +96,12 @@ def chat_each(chat: Callable[[list], list[str | None]], convs: list) -> list[str
     return chat_each(chat, convs[:mid]) + chat_each(chat, convs[mid:])
 
 
-def serve(chat: Callable[[list], list[str | None]], convs: list,
-          n_tokens: Callable[[list], int] | None = None,
-          max_model_len: int | None = None) -> list[str | None]:
+def serve(
+    chat: Callable[[list], list[str | None]],
+    convs: list,
+    n_tokens: Callable[[list], int] | None = None,
+    max_model_len: int | None = None,
+) -> list[str | None]:
     """One reply per conversation, None where it failed. With `n_tokens` (the engine's chat
     template and tokenizer), a prompt longer than `max_model_len` is not sent at all (the engine
     would refuse the whole call); `chat_each` catches what the count misses."""
@@ -102,9 +111,14 @@ def serve(chat: Callable[[list], list[str | None]], convs: list,
         lengths = [n_tokens(c) for c in convs]
         send = [i for i in send if lengths[i] <= max_model_len]
         if len(send) < len(convs):
-            log.warning("teacher: %d of %d stories are longer than max_model_len=%d with the "
-                        "rubric (longest %d tokens); they count as failed calls",
-                        len(convs) - len(send), len(convs), max_model_len, max(lengths))
+            log.warning(
+                "teacher: %d of %d stories are longer than max_model_len=%d with the "
+                "rubric (longest %d tokens); they count as failed calls",
+                len(convs) - len(send),
+                len(convs),
+                max_model_len,
+                max(lengths),
+            )
     for i, reply in zip(send, chat_each(chat, [convs[i] for i in send]) if send else []):
         out[i] = reply
     return out
@@ -121,11 +135,14 @@ class VLLMBackend:
                 "teacher.backend 'vllm' needs vLLM (CUDA only): pip install -c "
                 "requirements/lock-gpu.txt -e '.[gpu]' in the checkout, or run in the conda env "
                 "envs/gpu.yaml (profiles/slurm does); "
-                "or use the openai, hf or heuristic backend") from err
+                "or use the openai, hf or heuristic backend"
+            ) from err
         self.rubric, self.model = rubric, cfg.model
         self.sampling = sampling_kwargs(cfg, seed)
         kwargs = engine_kwargs(cfg, seed)
-        log.info("teacher: vLLM takes %.1f%% of the GPU's memory", 100 * kwargs["gpu_memory_utilization"])
+        log.info(
+            "teacher: vLLM takes %.1f%% of the GPU's memory", 100 * kwargs["gpu_memory_utilization"]
+        )
         self.llm = LLM(**kwargs)
         self.params = SamplingParams(**self.sampling)
         self.max_model_len = cfg.vllm.max_model_len
@@ -138,8 +155,9 @@ class VLLMBackend:
         return [o.outputs[0].text if o.outputs else None for o in outs]
 
     def _n_tokens(self, conv: list) -> int:
-        enc = self.tokenizer.apply_chat_template(conv, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True)
+        enc = self.tokenizer.apply_chat_template(
+            conv, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
         return len(enc["input_ids"])
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
@@ -148,7 +166,10 @@ class VLLMBackend:
             try:
                 self._count(convs[0])
             except Exception as err:  # a tokenizer without HF's chat API: bisection alone
-                log.warning("teacher: cannot count prompt tokens (%s); over-long stories are "
-                            "found by the engine's refusal", err)
+                log.warning(
+                    "teacher: cannot count prompt tokens (%s); over-long stories are "
+                    "found by the engine's refusal",
+                    err,
+                )
                 self._count = None
         return serve(self._chat, convs, self._count, self.max_model_len)
