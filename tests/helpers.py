@@ -10,6 +10,30 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 
+def pretrain_args(job, prepared: Path, work: Path, out: Path) -> list[str]:
+    """`-m storyrl.cli pretrain ...` for `job` on a prepared corpus (tokens.bin, tokens.json,
+    tokenizer/ in `prepared`); the caller puts the interpreter or launcher in front."""
+    return [
+        "-m",
+        "storyrl.cli",
+        "pretrain",
+        "--section",
+        job.model_dump_json(),
+        "--tokens",
+        str(prepared / "tokens.bin"),
+        "--tokens-meta",
+        str(prepared / "tokens.json"),
+        "--tokenizer",
+        str(prepared / "tokenizer"),
+        "--work-dir",
+        str(work),
+        "--checkpoint-dir",
+        str(out),
+        "--log-parquet",
+        str(out / "log.parquet"),
+    ]
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` (so results/ lands there) with the test config."""
     cmd = [

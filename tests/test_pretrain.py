@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import ROOT
+from helpers import ROOT, pretrain_args
 from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
 from storyrl.pretrain import plan_run
 from storyrl.schemas import read_metadata
@@ -93,26 +93,7 @@ def test_the_paper_plan_reaches_900M_on_the_real_corpus_size():
 
 def _cmd(prepared: Path, work: Path, out: Path, milestones=MILESTONES) -> list[str]:
     job = PretrainJob(run_id="t", model=MODEL, training=TRAINING, milestones=milestones, seed=7)
-    return [
-        sys.executable,
-        "-m",
-        "storyrl.cli",
-        "pretrain",
-        "--section",
-        job.model_dump_json(),
-        "--tokens",
-        str(prepared / "tokens.bin"),
-        "--tokens-meta",
-        str(prepared / "tokens.json"),
-        "--tokenizer",
-        str(prepared / "tokenizer"),
-        "--work-dir",
-        str(work),
-        "--checkpoint-dir",
-        str(out),
-        "--log-parquet",
-        str(out / "log.parquet"),
-    ]
+    return [sys.executable, *pretrain_args(job, prepared, work, out)]
 
 
 def _run(cmd, **kw):

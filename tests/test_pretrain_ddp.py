@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import snakemake
+from helpers import pretrain_args, snakemake
 from storyrl.config import ModelConfig, PretrainJob, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.pretrain import check_launch
@@ -47,26 +47,7 @@ def _cmd(prepared: Path, root: Path, processes: int) -> list[str]:
             "--nproc_per_node",
             str(processes),
         ]
-    return [
-        *launch,
-        "-m",
-        "storyrl.cli",
-        "pretrain",
-        "--section",
-        job.model_dump_json(),
-        "--tokens",
-        str(prepared / "tokens.bin"),
-        "--tokens-meta",
-        str(prepared / "tokens.json"),
-        "--tokenizer",
-        str(prepared / "tokenizer"),
-        "--work-dir",
-        str(root / "work"),
-        "--checkpoint-dir",
-        str(root / "out"),
-        "--log-parquet",
-        str(root / "out" / "log.parquet"),
-    ]
+    return [*launch, *pretrain_args(job, prepared, root / "work", root / "out")]
 
 
 def _run(cmd):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import ROOT, pretrain_args
 from storyrl.config import ModelConfig, PretrainJob, RLConfig, TrainingConfig
 
 # About 40 optimizer steps on the demo corpus (conftest's demo_prepared): a few seconds.
@@ -60,26 +60,7 @@ def _run(cmd: list[str], log: Path, tracking: dict, cwd: Path) -> str:
 def pretrain(prepared: Path, root: Path, tracking: dict, job: PretrainJob = PRETRAIN) -> str:
     """Pretrain into root/out (log.parquet, ckpt-*); the job's log text (also root/job.log)."""
     root.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "storyrl.cli",
-        "pretrain",
-        "--section",
-        job.model_dump_json(),
-        "--tokens",
-        str(prepared / "tokens.bin"),
-        "--tokens-meta",
-        str(prepared / "tokens.json"),
-        "--tokenizer",
-        str(prepared / "tokenizer"),
-        "--work-dir",
-        str(root / "work"),
-        "--checkpoint-dir",
-        str(root / "out"),
-        "--log-parquet",
-        str(root / "out" / "log.parquet"),
-    ]
+    cmd = [sys.executable, *pretrain_args(job, prepared, root / "work", root / "out")]
     return _run(cmd, root / "job.log", tracking, root)
 
 
