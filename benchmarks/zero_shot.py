@@ -16,8 +16,9 @@ sets (the files were generated in random order, so their first lines are a fair 
 by the same `read_items` as the official format (`sentence_good`, `sentence_bad`, `UID`...).
 Official-style batches stay within a file, so they hold `--per-file` items when it is under
 64; measured on 4 files x 64 pairs, 1 thread: batches of 8, 16 and 64 items took 14.6, 13.3
-and 14.2 s, so a small `--per-file` does not handicap the baseline. Tokenizer: no GPT-2
-tokenizer can be downloaded, so ours (`storyrl.tokenizer.train_tokenizer`, the paper's
+and 14.2 s, so a small `--per-file` does not handicap the baseline there (on 2 threads
+batches of 8 were 1.25-1.4x slower than 64: read 2-thread ratios with that in mind).
+Tokenizer: no GPT-2 tokenizer can be downloaded, so ours (`storyrl.tokenizer.train_tokenizer`, the paper's
 settings: byte-level BPE, vocabulary 16,000, min frequency 2) is trained on all 134,000
 sentences of the 67 files, so that BLiMP's own words split as a tokenizer that has seen them
 splits them; its small vocabulary stops BPE at about 4,600 tokens (nearly every word one
