@@ -18,8 +18,9 @@ Official-style batches stay within a file, so they hold `--per-file` items when 
 64; measured on 4 files x 64 pairs, 1 thread: batches of 8, 16 and 64 items took 14.6, 13.3
 and 14.2 s, so a small `--per-file` does not handicap the baseline there (on 2 threads
 batches of 8 were 1.25-1.4x slower than 64: read 2-thread ratios with that in mind).
-Tokenizer: no GPT-2 tokenizer can be downloaded, so ours (`storyrl.tokenizer.train_tokenizer`, the paper's
-settings: byte-level BPE, vocabulary 16,000, min frequency 2) is trained on all 134,000
+Tokenizer: no GPT-2 tokenizer can be downloaded, so ours
+(`storyrl.tokenizer.train_tokenizer`, the paper's settings: byte-level BPE, vocabulary
+16,000, min frequency 2) is trained on all 134,000
 sentences of the 67 files, so that BLiMP's own words split as a tokenizer that has seen them
 splits them; its small vocabulary stops BPE at about 4,600 tokens (nearly every word one
 token, as GPT-2's and a BabyLM tokenizer keep most of these common words). The model keeps
