@@ -9,6 +9,23 @@ nearly all do on the real sets, and so have no padding: the least favourable cas
 sorting). The demo sentences come from
 templates: items share more leading tokens than real BLiMP items do (see `prefix_stats`).
 
+`--blimp DIR_OR_GIT` runs the same ladder on real BLiMP (github.com/alexwarstadt/blimp: a folder
+of its 67 `*.jsonl` files, or its git directory, read at `HEAD:data/`): the first `--per-file`
+pairs of every one of the 67 paradigm files, so all paradigms count alike as in the BabyLM
+sets (the files were generated in random order, so their first lines are a fair sample), read
+by the same `read_items` as the official format (`sentence_good`, `sentence_bad`, `UID`...).
+Official-style batches stay within a file, so they hold `--per-file` items when it is under
+64; measured on 4 files x 64 pairs, 1 thread: batches of 8, 16 and 64 items took 14.6, 13.3
+and 14.2 s, so a small `--per-file` does not handicap the baseline there (on 2 threads
+batches of 8 were 1.25-1.4x slower than 64: read 2-thread ratios with that in mind).
+Tokenizer: no GPT-2 tokenizer can be downloaded, so ours
+(`storyrl.tokenizer.train_tokenizer`, the paper's settings: byte-level BPE, vocabulary
+16,000, min frequency 2) is trained on all 134,000
+sentences of the 67 files, so that BLiMP's own words split as a tokenizer that has seen them
+splits them; its small vocabulary stops BPE at about 4,600 tokens (nearly every word one
+token, as GPT-2's and a BabyLM tokenizer keep most of these common words). The model keeps
+16,000 output rows, so the LM head costs what the paper's does.
+
 Modes, each adding one thing to the one above it unless said otherwise:
 
 - `official_style`: the official pipeline's computation re-implemented for timing: batches of
@@ -32,6 +49,8 @@ the largest score difference to it and whether every mode picks the same candida
 average before and after. Writes benchmarks/out/zero_shot.json.
 
     PYTHONPATH=. python benchmarks/zero_shot.py [--quick] [--tiny]
+    PYTHONPATH=. python benchmarks/zero_shot.py --blimp /path/to/blimp --per-file 8 \\
+        --threads 1 --modes official_sorted,plain,kv_prefix,packed,packed_item,packed_all
 """
 
 import argparse
@@ -57,10 +76,33 @@ from storyrl.evaluate.zero_shot import data_folder
 
 
 def build_checkpoint(
-    folder: Path, corpus: Path, layers: int, heads: int, dim: int, vocab: int, positions: int
+    folder: Path, corpus: Path | None, layers: int, heads: int, dim: int, vocab: int, positions: int
 ):
+    """A random GPT-2 of this shape in `folder`; the tokenizer is trained on `corpus` (the demo
+    corpus folder) unless `folder` already holds one."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if corpus is not None:
+        _demo_tokenizer(folder, corpus, vocab)
+    torch.manual_seed(0)
+    # The model keeps the full vocabulary size even if the small corpus gives fewer merges.
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=positions,
+        n_embd=dim,
+        n_layer=layers,
+        n_head=heads,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+    )
+    GPT2LMHeadModel(cfg).save_pretrained(folder)
+    return folder
+
+
+def _demo_tokenizer(folder: Path, corpus: Path, vocab: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -83,20 +125,70 @@ def build_checkpoint(
         mask_token="<mask>",
     )
     fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    # The model keeps the full vocabulary size even if the small corpus gives fewer merges.
-    cfg = GPT2Config(
-        vocab_size=vocab,
-        n_positions=positions,
-        n_embd=dim,
-        n_layer=layers,
-        n_head=heads,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
+
+
+def read_blimp(src: Path) -> dict[str, list[str]]:
+    """The 67 paradigm files of BLiMP (name -> JSON lines): from a folder of `*.jsonl` (or one
+    with `data/`), or from a git directory of github.com/alexwarstadt/blimp (`HEAD:data/`)."""
+    import subprocess
+
+    src = Path(src)
+    folder = src / "data" if (src / "data").is_dir() else src
+    files = sorted(folder.glob("*.jsonl"))
+    if files:
+        return {f.stem: f.read_text(encoding="utf-8").splitlines() for f in files}
+    git = ["git", "--git-dir", str(src)]
+    try:
+        names = subprocess.run(
+            git + ["ls-tree", "--name-only", "HEAD", "data/"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+    except subprocess.CalledProcessError as err:
+        raise ValueError(
+            f"--blimp {src}: neither *.jsonl files nor a git directory ({err.stderr.strip()})"
+        ) from None
+    names = [n for n in names if n.endswith(".jsonl")]
+    if not names:
+        raise ValueError(f"--blimp {src}: no data/*.jsonl at HEAD")
+    return {
+        Path(n).stem: subprocess.run(
+            git + ["show", f"HEAD:{n}"], check=True, capture_output=True, text=True
+        ).stdout.splitlines()
+        for n in names
+    }
+
+
+def real_blimp(src: Path, tmp: Path, per_file: int, vocab: int) -> tuple[Path, Path]:
+    """The first `per_file` pairs of every paradigm file as an items folder, and a checkpoint
+    folder holding our BPE tokenizer (`storyrl.tokenizer`, vocabulary `vocab`) trained on all
+    sentences of all files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from storyrl.config import TokenizerConfig
+    from storyrl.tokenizer import train_tokenizer
+
+    files = read_blimp(src)
+    data = tmp / "blimp"
+    data.mkdir()
+    texts = []
+    for name, lines in files.items():
+        lines = [ln for ln in lines if ln.strip()]
+        (data / f"{name}.jsonl").write_text("\n".join(lines[:per_file]) + "\n")
+        for ln in lines:
+            raw = json.loads(ln)
+            texts += [raw["sentence_good"], raw["sentence_bad"]]
+    pq.write_table(pa.table({"text": texts}), tmp / "blimp_text.parquet")
+    ckpt = tmp / "blimp_small"
+    tok = train_tokenizer(TokenizerConfig(vocab_size=vocab), tmp / "blimp_text.parquet", ckpt)
+    print(
+        f"real BLiMP: {len(files)} files, first {per_file} pairs of each; tokenizer trained on "
+        f"{len(texts)} sentences: {len(tok)} tokens",
+        flush=True,
     )
-    GPT2LMHeadModel(cfg).save_pretrained(folder)
-    return folder
+    return data, ckpt
 
 
 def _official_batch(model, pad_id, seqs):
@@ -225,13 +317,18 @@ def prefix_stats(groups) -> dict:
     }
 
 
-def bench(label: str, ckpt: Path, data: Path, per_file: int, repeats: int) -> list[dict]:
-    items = read_items(TASKS["blimp"], data_folder(data, TASKS["blimp"], "full"))
+def bench(
+    label: str, ckpt: Path, data: Path, per_file: int, repeats: int, only: list[str] | None = None
+) -> list[dict]:
+    """`data`: a folder of BLiMP-format files (one UID a file)."""
+    items = read_items(TASKS["blimp"], data)
     by_file: dict[str, list] = {}
-    for it in items:  # one UID per file in the demo set; file order kept
+    for it in items:  # one UID per file; file order kept
         by_file.setdefault(it.uid, []).append(it)
     items = [it for part in by_file.values() for it in part[:per_file]]
     runs, enc = modes(ckpt, [it.uid for it in items])
+    if only:
+        runs = {m: f for m, f in runs.items() if m == "official_style" or m in only}
     groups = [enc.encode_all(zip(it.texts, it.completions)) for it in items]
     stats = prefix_stats(groups)
     print(f"{label}: {len(items)} items, {stats}", flush=True)
@@ -289,54 +386,89 @@ def main():
     )
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--blimp",
+        type=Path,
+        default=None,
+        metavar="DIR_OR_GIT",
+        help="real BLiMP instead of the demo sets: a folder of its 67 *.jsonl files "
+        "(or with data/), or a git directory of alexwarstadt/blimp",
+    )
+    ap.add_argument(
+        "--modes",
+        default=None,
+        help="comma-separated modes to run beside official_style (default: all)",
+    )
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "zero_shot.json")
     args = ap.parse_args()
     repeats, per_file = (1, 8) if args.quick else (args.repeats, args.per_file)
+    only = args.modes.split(",") if args.modes else None
     if args.threads:
         torch.set_num_threads(args.threads)
     load = [os.getloadavg()]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        demo_corpus(tmp / "corpus", words=300_000, seed=0)
-        data = tmp / "evaluation_data"
-        demo_eval(data, seed=0)
-        corpus = tmp / "corpus" / "train_demo"
         rows = []
-        if args.tiny:
+        if args.blimp:
+            data, ckpt = real_blimp(args.blimp, tmp, per_file, 16_000)
             rows += bench(
-                "tiny (2x128, V=2000)",
-                build_checkpoint(tmp / "tiny", corpus, 2, 4, 128, 2_000, 128),
+                "gpt2-small real BLiMP",
+                build_checkpoint(ckpt, None, 12, 12, 768, 16_000, 512),
                 data,
                 per_file,
                 repeats,
+                only,
             )
-        rows += bench(
-            "gpt2-small (12x768)",
-            build_checkpoint(tmp / "small", corpus, 12, 12, 768, 16_000, 512),
-            data,
-            per_file,
-            repeats,
-        )
+        else:
+            demo_corpus(tmp / "corpus", words=300_000, seed=0)
+            demo_eval(tmp / "evaluation_data", seed=0)
+            data = data_folder(tmp / "evaluation_data", TASKS["blimp"], "full")
+            corpus = tmp / "corpus" / "train_demo"
+            if args.tiny:
+                rows += bench(
+                    "tiny (2x128, V=2000)",
+                    build_checkpoint(tmp / "tiny", corpus, 2, 4, 128, 2_000, 128),
+                    data,
+                    per_file,
+                    repeats,
+                    only,
+                )
+            rows += bench(
+                "gpt2-small (12x768)",
+                build_checkpoint(tmp / "small", corpus, 12, 12, 768, 16_000, 512),
+                data,
+                per_file,
+                repeats,
+                only,
+            )
     load.append(os.getloadavg())
     print(
         f"torch threads: {torch.get_num_threads()}, cores: {os.cpu_count()}, load average "
         f"(1/5/15 min) before {load[0]} after {load[1]}, {time.perf_counter() - t0:.0f} s"
     )
     print(
-        f"{'model':22} {'mode':20} {'items':>5} {'items/s':>9} {'x official':>10} "
+        f"{'model':24} {'mode':20} {'items':>5} {'items/s':>9} {'x official':>10} "
         f"{'x (best)':>8} {'max|diff|':>9} same"
     )
     for r in rows:
         print(
-            f"{r['model']:22} {r['mode']:20} {r['items']:5d} {r['items_per_s']:9.1f} "
+            f"{r['model']:24} {r['mode']:20} {r['items']:5d} {r['items_per_s']:9.1f} "
             f"{r['x_official_style']:10.2f} {r['x_official_style_best']:8.2f} "
             f"{r['max_abs_diff']:9.1e} {r['same_choices']}"
         )
-    out = Path(__file__).parent / "out" / "zero_shot.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {"threads": torch.get_num_threads(), "load_average": load, "rows": rows}, indent=1
+            {
+                "threads": torch.get_num_threads(),
+                "load_average": load,
+                "blimp": str(args.blimp) if args.blimp else None,
+                "per_file": per_file,
+                "rows": rows,
+            },
+            indent=1,
         )
     )
     print(f"wrote {out}")
