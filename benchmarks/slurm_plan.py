@@ -33,6 +33,7 @@ ATTEMPTS = (1, 2, 3)  # the first try and the profile's 2 retries
 HANDS_OFF = {
     "official_glue": "official.python",
     "official_reading": "official.python",
+    "official_reading_fast": "official.python",
     "official_aoa": "official.python",
     "official_aoa_rl": "official.python",
 }

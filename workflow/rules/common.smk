@@ -1,4 +1,8 @@
 # Paths and helpers shared by the stage files. Every path carries every varying factor.
+# Self-contained imports: tests include this file from a Snakefile of their own.
+import json
+import os
+
 from storyrl.units import words_label
 
 RESULTS = "results"
