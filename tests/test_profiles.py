@@ -70,7 +70,11 @@ def test_partition_example_parses_with_the_plugin():
 def test_pinned_slurm_plugin_is_installed_and_snakemake_sees_its_options():
     extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     req = Requirement(extra["slurm"][0])
-    assert importlib.metadata.version(req.name) == next(iter(req.specifier)).version
+    lock = (REPO / "requirements" / "lock-cpu.txt").read_text()
+    locked = re.search(rf"^{re.escape(req.name)}==(\S+)$", lock, re.M).group(1)
+    # the lock's version is installed, and pyproject's range allows it
+    assert importlib.metadata.version(req.name) == locked
+    assert req.specifier.contains(locked)
     # The profile's option names exist in this plugin version (a renamed option would only
     # fail at submission time on a cluster).
     helptext = subprocess.run(
