@@ -30,22 +30,27 @@ def paper():
     )
 
 
+def assumptions(teacher_speedup: float, startup_s: float) -> Namespace:
+    """cost_model's command-line assumptions, as the tests fix them."""
+    return Namespace(
+        corpus_words=100e6,
+        tokens_per_word=1.5,
+        reply_words=3,
+        teacher_speedup=teacher_speedup,
+        startup_s=startup_s,
+        zero_shot_s=60.0,
+        glue_s=600.0,
+        precision="fp32",
+    )
+
+
 def test_paper_budget_is_920_steps_by_the_ledger(paper):
     assert cost_model.rl_steps(paper, reply_words=3) == 920
     assert cost_model.rl_steps(paper, reply_words=2) == (1_000_000 - 5_760) // 720
 
 
 def test_hours_are_work_over_measured_throughput(paper):
-    args = Namespace(
-        corpus_words=100e6,
-        tokens_per_word=1.5,
-        reply_words=3,
-        teacher_speedup=2.0,
-        startup_s=0.0,
-        zero_shot_s=60.0,
-        glue_s=600.0,
-        precision="fp32",
-    )
+    args = assumptions(teacher_speedup=2.0, startup_s=0.0)
     jobs = Counter(
         pretrain=1,
         rl=8,
@@ -70,16 +75,7 @@ def test_hours_are_work_over_measured_throughput(paper):
 
 
 def test_evaluation_start_up_is_paid_per_job(paper):
-    args = Namespace(
-        corpus_words=100e6,
-        tokens_per_word=1.5,
-        reply_words=3,
-        teacher_speedup=1.0,
-        startup_s=90.0,
-        zero_shot_s=60.0,
-        glue_s=600.0,
-        precision="fp32",
-    )
+    args = assumptions(teacher_speedup=1.0, startup_s=90.0)
     grouped = Counter(
         pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
     )
@@ -96,16 +92,7 @@ def test_evaluation_start_up_is_paid_per_job(paper):
 def test_rl_packs_cost_their_runs_one_after_another(paper):
     """With rl_sharing.runs_per_gpu: 4 the 8 runs are 2 pack jobs (rl_pack_1, rl_pack_2): the
     RL row counts them, not 0 `rl` jobs, and each pays 4 runs' steps and one start-up."""
-    args = Namespace(
-        corpus_words=100e6,
-        tokens_per_word=1.5,
-        reply_words=3,
-        teacher_speedup=1.0,
-        startup_s=90.0,
-        zero_shot_s=60.0,
-        glue_s=600.0,
-        precision="fp32",
-    )
+    args = assumptions(teacher_speedup=1.0, startup_s=90.0)
     alone = Counter(
         pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
     )
