@@ -214,6 +214,8 @@ def _tokens(args):
         args.meta,
         group_rows=cfg.group_rows if cfg else None,
         ratio_rows=cfg.ratio_rows if cfg else None,
+        ratio_seed=cfg.seed if cfg and cfg.ratio_sample == "reshuffled" else None,
+        pop_group_eos=cfg.pop_group_eos if cfg else False,
     )
 
 

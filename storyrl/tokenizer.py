@@ -13,16 +13,26 @@ from storyrl.config import TokenizerConfig
 log = logging.getLogger(__name__)
 
 
-def _texts(subset: Path, batch_size: int = 10_000):
-    for batch in pq.ParquetFile(subset).iter_batches(columns=["text"], batch_size=batch_size):
-        yield batch.column(0).to_pylist()
+def _texts(subset: Path, share: float, line_ends: bool, batch_size: int = 10_000):
+    """The first int(share x rows) rows; with `line_ends`, as the lines of a file holding one
+    row per line: `tokenizers` reads a file's lines up to and including each newline."""
+    pf = pq.ParquetFile(subset)
+    left = int(share * pf.metadata.num_rows)
+    for batch in pf.iter_batches(columns=["text"], batch_size=batch_size):
+        rows = batch.column(0).to_pylist()[:left]
+        left -= len(rows)
+        if line_ends:
+            rows = [line + "\n" for row in rows for line in row.split("\n")]
+        yield rows
+        if left <= 0:
+            return
 
 
 def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Path):
     """Train on the `text` column of the subset Parquet; no BOS is added when encoding."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        _texts(Path(subset)),
+        _texts(Path(subset), cfg.train_fraction, cfg.line_ends),
         vocab_size=cfg.vocab_size,
         min_frequency=cfg.min_frequency,
         special_tokens=cfg.special_tokens,
