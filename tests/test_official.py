@@ -18,6 +18,7 @@ from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
 from storyrl.config import ConfigError, OfficialConfig, load
 from storyrl.evaluate.official import (
     OfficialError,
+    aoa_command,
     glue_command,
     glue_result_path,
     parse_aoa,
@@ -68,6 +69,14 @@ def test_the_paper_config_runs_glue_as_the_authors_did():
     """The authors' eval/eval_finetuning.sh passes --take_final to all 7 GLUE tasks."""
     paper = load(ROOT / "config" / "paper.yaml").official
     assert paper.take_final is True and set(paper.glue) == set(GLUE_TASKS)
+
+
+def test_the_paper_config_runs_aoa_with_the_min_context_the_authors_got(checkout, tmp_path):
+    """The authors' eval/eval_aoa.sh sets MIN_CONTEXT=20 but never passes it on, so the
+    pipeline's own default of AoA_word/run.py applied: 0 (at bf55c11)."""
+    paper = load(ROOT / "config" / "paper.yaml").official.model_copy(update={"path": str(checkout)})
+    cmd = aoa_command(paper, "storyrl/paper", tmp_path)
+    assert cmd[cmd.index("--min_context") + 1] == "0"
 
 
 def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(tmp_path):

@@ -96,6 +96,9 @@ class OfficialConfig(Section):
     default of their eval_aoa.sh). The RL policy takes the revision after its checkpoint
     (900M -> chck_1000M), so its AoA score needs a track that goes past that checkpoint."""
     aoa_min_context: int = Field(20, ge=0)
+    """Words with fewer contexts than this are left out of AoA (`--min_context`). 20 is the
+    value both eval_aoa.sh scripts set; neither passes it on, so the pipeline's run.py default,
+    0, is what the authors ran (paper config: 0)."""
 
     @field_validator("glue")
     @classmethod
