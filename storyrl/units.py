@@ -29,8 +29,9 @@ def parse_words(value: int | str) -> int:
 
 
 def words_label(n: int) -> str:
-    """The inverse of parse_words, used in paths: 20_000_000 -> '20M', 1_500 -> '1500'."""
-    for suffix in ("B", "M", "K"):
+    """The inverse of parse_words, used in paths: 20_000_000 -> '20M', 1_500 -> '1500'. A
+    billion is '1000M', as BabyLM names the revision (chck_1000M)."""
+    for suffix in ("M", "K"):
         unit = _SUFFIX[suffix]
         if n >= unit and n % unit == 0:
             return f"{n // unit}{suffix}"

@@ -263,3 +263,35 @@ def test_tokens_command_takes_the_corpus_section(prepared, tmp_path):
     meta = json.loads((tmp_path / "t.json").read_text())
     assert meta["group_tokens"] == prepared["authors"][1]["group_tokens"]
     assert meta["tokens_per_word"] == prepared["authors"][1]["tokens_per_word"]
+
+
+def test_the_paper_corpus_is_the_2023_release_saved_to_disk(tmp_path):
+    """The authors loaded `nilq/babylm-100M` (the 2023 release) with `load_dataset` and took
+    its train split: the paper config reads that dataset saved with `save_to_disk`, and its
+    subset is the rows their shuffle and cut keep, in their order, empty rows included."""
+    from helpers import ROOT
+
+    from storyrl.config import load
+
+    paper = load(ROOT / "config" / "paper.yaml")
+    corpus = paper.corpora["babylm"]
+    assert (corpus.format, corpus.split) == ("hf", "train")
+    header = (ROOT / "config" / "paper.yaml").read_text().split("\ncorpora:")[0]
+    assert "nilq/babylm-100M" in header and "save_to_disk" in header
+
+    rng = np.random.default_rng(0)
+    words = "the a cat dog sat ran on in mat park".split()
+    text = [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(5_000)]
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": text}),
+            "validation": datasets.Dataset.from_dict({"text": ["held out"] * 50}),
+            "test": datasets.Dataset.from_dict({"text": ["held out too"] * 50}),
+        }
+    )
+    dd.save_to_disk(str(tmp_path / "babylm-100M"))
+    cfg = corpus.model_copy(update={"path": str(tmp_path / "babylm-100M")})
+    build_subset(cfg, cfg.path, tmp_path / "subset.parquet", tmp_path / "stats.json")
+    ours = pq.read_table(tmp_path / "subset.parquet").column("text").to_pylist()
+    ref = dd["train"].shuffle(seed=42)
+    assert ours == ref.select(range(int(0.9 * len(ref))))["text"]

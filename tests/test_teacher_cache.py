@@ -115,7 +115,7 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
         for line in out.splitlines()
         if re.search(r"storyrl\S* (rl train|eval stories|teacher score) ", line)
     ]
-    # the RL runs and the story evaluations of 107 models in 9 group jobs (a pretraining run's
+    # the RL runs and the story evaluations of 108 models in 9 group jobs (a pretraining run's
     # milestones, each RL run's checkpoints and final policy)
     assert len(teacher_jobs) == 8 + 9
     caches = [
