@@ -68,3 +68,13 @@ def paper_weights(workdir: Path) -> Path:
     override = workdir / "paper_weights.yaml"
     override.write_text(yaml.safe_dump({"teacher": {"model": str(folder)}}))
     return override
+
+
+def pipeline_checkouts(workdir: Path) -> dict:
+    """`official` keys naming an official checkout and a fine-tuning copy (folders only: planning
+    checks their layout), as the paper config needs once the hand-off is on."""
+    checkout = workdir / "evaluation-pipeline-2025"
+    (checkout / "evaluation_pipeline").mkdir(parents=True, exist_ok=True)
+    copy = workdir / "babylm-interactive-learning" / "eval"
+    (copy / "evaluation_pipeline" / "finetune").mkdir(parents=True, exist_ok=True)
+    return {"path": str(checkout), "finetune_path": str(copy)}

@@ -270,7 +270,6 @@ def test_the_paper_corpus_is_the_2023_release_saved_to_disk(tmp_path):
     its train split: the paper config reads that dataset saved with `save_to_disk`, and its
     subset is the rows their shuffle and cut keep, in their order, empty rows included."""
     from helpers import ROOT
-
     from storyrl.config import load
 
     paper = load(ROOT / "config" / "paper.yaml")

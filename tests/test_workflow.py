@@ -12,7 +12,7 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
+from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
 from storyrl.analysis.registry import names
 from storyrl.schemas import read_metadata
 
@@ -226,10 +226,8 @@ def test_paper_config_plans_one_pretraining_run_with_28_milestones(tmp_path):
 
 
 def test_paper_config_plans_the_whole_paper(tmp_path):
-    checkout = tmp_path / "evaluation-pipeline-2025"
-    (checkout / "evaluation_pipeline").mkdir(parents=True)
     official = tmp_path / "official.yaml"
-    official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
+    official.write_text(yaml.safe_dump({"official": {**pipeline_checkouts(tmp_path), "aoa": True}}))
     counts = job_counts(tmp_path, ROOT / "config" / "paper.yaml", paper_weights(tmp_path), official)
     counts = {
         rule: n
