@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--section",
         type=section(C.CorpusConfig),
-        help="the corpus section (JSON): its group_rows and ratio_rows are used",
+        help="the corpus section (JSON): its grouping and tokens-per-word settings are used",
     )
     s.set_defaults(func=tokens_command)
 
