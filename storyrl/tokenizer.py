@@ -8,7 +8,7 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
 from storyrl.atomic import atomic_path
-from storyrl.config import TokenizerConfig
+from storyrl.config import ConfigError, TokenizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ def _texts(subset: Path, share: float, line_ends: bool, batch_size: int = 10_000
 
 def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Path):
     """Train on the `text` column of the subset Parquet; no BOS is added when encoding."""
+    rows = pq.ParquetFile(subset).metadata.num_rows
+    if int(cfg.train_fraction * rows) == 0:
+        raise ConfigError(
+            f"tokenizer.train_fraction: {cfg.train_fraction} of the {rows} rows of {subset} "
+            "is no row to train the tokenizer on; raise it"
+        )
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
         _texts(Path(subset), cfg.train_fraction, cfg.line_ends),

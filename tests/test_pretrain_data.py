@@ -181,6 +181,20 @@ def test_tokenizer_train_fraction_takes_the_first_rows(corpus, tmp_path, share):
     assert _bpe(tmp_path / "tok")[0] == ref.get_vocab()
 
 
+def test_a_train_fraction_of_no_row_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+
+    from storyrl.config import ConfigError
+
+    pq.write_table(pa.table({"text": ["one two", "three"]}), tmp_path / "subset.parquet")
+    cfg = TokenizerConfig(vocab_size=VOCAB, train_fraction=0.4)
+    with pytest.raises(
+        ConfigError, match=r"tokenizer.train_fraction: 0.4 of the 2 rows of .*subset"
+    ):
+        train_tokenizer(cfg, tmp_path / "subset.parquet", tmp_path / "tok")
+    assert not (tmp_path / "tok").exists()
+
+
 def test_the_ratio_sample_is_the_reshuffled_subset(prepared, authors):
     """`ratio_sample: reshuffled` measures the rows `Dataset.shuffle(seed)` puts first in the
     already cut subset, not the subset's own first rows."""
