@@ -1,7 +1,9 @@
 """The GPU check's pretraining phase: GPT-2 small from scratch through the project's `pretrain()`
 (the transformers Trainer) on a BabyLM-format demo corpus run through the project's subset,
-tokenizer and tokens stages. Tokens/s and MFU, for today's settings and for any other
-(`--pretrain-opts` of benchmarks/gpu_check.py: TrainingConfig or ModelConfig fields).
+tokenizer and tokens stages. Tokens/s and MFU, once with `--pretrain-base-opts` (today's path:
+no compilation, no fused kernels) and once with `--pretrain-opts` (by default none: the
+config's defaults) of benchmarks/gpu_check.py (TrainingConfig fields, `model.NAME` for
+ModelConfig ones).
 
 MFU counts 6 x parameters + 12 x layers x width x context FLOPs per token (the PaLM/nanoGPT
 estimate) against the dense bf16 peak (`--peak-tflops`; H100/H200 SXM: 989)."""
@@ -49,19 +51,26 @@ def build_corpus(work: Path, sz: dict) -> dict:
     }
 
 
-def parse_opts(opts: list[str] | None) -> tuple[dict, dict]:
-    """`name=value` pairs -> (TrainingConfig fields, ModelConfig fields); `model.name=value`
-    goes to the model. Values are YAML scalars (true, 3, adamw_torch_fused)."""
+def parse_opts(opts: list[str] | None, sections: dict) -> tuple[dict, list[str]]:
+    """`name=value` pairs -> {section: {field: value}} for the pydantic classes in `sections`
+    (the first is the default; `<section>.name=value` picks another). Values are YAML scalars
+    (true, 3, adamw_torch_fused). A field this checkout lacks is left out and named in the
+    second list, so one command line serves the trees before and after a field lands."""
     import yaml
 
-    training, model = {}, {}
+    out, ignored = {k: {} for k in sections}, []
+    first = next(iter(sections))
     for item in opts or []:
         if "=" not in item:
-            raise ValueError(f"--pretrain-opts: '{item}' is not name=value")
+            raise ValueError(f"'{item}' is not name=value")
         name, value = item.split("=", 1)
-        target = model if name.startswith("model.") else training
-        target[name.removeprefix("model.")] = yaml.safe_load(value)
-    return training, model
+        section, _, field = name.rpartition(".")
+        section = section or first
+        if section not in sections or field not in sections[section].model_fields:
+            ignored.append(item)
+            continue
+        out[section][field] = yaml.safe_load(value)
+    return out, ignored
 
 
 def flops_per_token(n_params: int, n_layer: int, width: int, context: int) -> float:
@@ -100,7 +109,8 @@ def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=Non
     epochs = sz["pretrain_steps"] * sz["batch"] / n_blocks
     tokens_per_step = sz["batch"] * block
     words = lambda step: int(step * tokens_per_step / meta["tokens_per_word"])  # noqa: E731
-    training_opts, model_opts = parse_opts(opts)
+    chosen, ignored = parse_opts(opts, {"training": TrainingConfig, "model": ModelConfig})
+    training_opts, model_opts = chosen["training"], chosen["model"]
     training = TrainingConfig(
         batch_size=sz["batch"],
         micro_batch_size=sz["micro"],
@@ -146,6 +156,7 @@ def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=Non
     cuda = torch.cuda.is_available()
     return {
         "opts": list(opts or []),
+        "opts_ignored": ignored,
         "params": n_params,
         "steps": int(logt["step"].max()) if len(logt) else 0,
         "tokens_per_step": tokens_per_step,

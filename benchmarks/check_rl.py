@@ -15,6 +15,18 @@ setup_paths()
 PARTS = ("sample", "score", "update")
 
 
+def sampling(sz: dict) -> dict:
+    """The student's sampling section: the check's length and `--sampling-opts` (fields this
+    checkout lacks are left out; sz["sampling_ignored"] names them)."""
+    from check_pretrain import parse_opts
+
+    from storyrl.config.rl import SamplingConfig
+
+    chosen, ignored = parse_opts(sz.get("sampling_opts"), {"sampling": SamplingConfig})
+    sz["sampling_ignored"] = ignored
+    return {"max_new_tokens": sz["max_new_tokens"], **chosen["sampling"]}
+
+
 def rl_config(sz: dict, precision: str, steps: int | None = None):
     from storyrl.config import RLConfig
 
@@ -23,7 +35,7 @@ def rl_config(sz: dict, precision: str, steps: int | None = None):
         max_steps=steps or sz["ppo_steps"],
         budget=10**9,
         checkpoint_every=10**9,
-        sampling={"max_new_tokens": sz["max_new_tokens"]},
+        sampling=sampling(sz),
         ppo={"precision": precision},
     )
 
@@ -56,8 +68,16 @@ def ppo_phase(work: Path, sz: dict, ckpt: str, scorer, precision: str, name: str
     train(ckpt, out, rl_config(sz, precision), scorer, run_id=f"gpu-check-{name}")
     wall = time.perf_counter() - t0
     be = scorer.teacher.backend
+    import torch
+
+    from storyrl.rl.ppo import autocast_dtype
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return {
         "precision": precision,
+        "sampling": sampling(sz),
+        "sampling_opts_ignored": sz["sampling_ignored"],
+        "update_arithmetic": "bf16" if autocast_dtype(precision, dev) is not None else "fp32",
         "batch": sz["ppo_batch"],
         "teacher_share_prefix": bool(be.cfg.hf.share_prefix),
         "teacher_batch": be.cfg.hf.batch_size,
@@ -166,7 +186,7 @@ def story_eval_phase(work: Path, sz: dict, ckpt: str, scorer) -> dict:
     from storyrl.evaluate.stories import evaluate_stories
 
     cfg = StoryEvalConfig(n_stories=sz["stories"], batch_size=sz["story_batch"], seed=42)
-    rl = RLConfig(sampling={"max_new_tokens": sz["max_new_tokens"]})
+    rl = RLConfig(sampling=sampling(sz))
     t0 = time.perf_counter()
     summary = evaluate_stories(ckpt, work / "story_eval.parquet", cfg, rl, scorer)
     s = time.perf_counter() - t0
