@@ -23,11 +23,15 @@ def figure(data: dict, out: Path) -> Path | None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    runs = [
-        (k, v)
-        for k, v in data.items()
-        if k.startswith("ppo_") and isinstance(v, dict) and v.get("ok")
-    ]
+    order = {"ppo_before": 0, "ppo_after": 1}
+    runs = sorted(
+        (
+            (k, v)
+            for k, v in data.items()
+            if k.startswith("ppo_") and isinstance(v, dict) and v.get("ok")
+        ),
+        key=lambda kv: order.get(kv[0], 2),
+    )
     ab = data.get("teacher_ab") if (data.get("teacher_ab") or {}).get("ok") else None
     if not runs and not ab:
         return None

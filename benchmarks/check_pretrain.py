@@ -94,14 +94,16 @@ def _stop_after(seconds: float):
     return StopAfter()
 
 
-def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=None, cap_s=None):
+def pretrain_phase(
+    work: Path, sz: dict, peak_tflops: float, name: str, opts=None, cap_s=None, params=None
+):
     import numpy as np
     import pyarrow.parquet as pq
     import torch
     from transformers import AutoModelForCausalLM
 
     from storyrl.config import ModelConfig, TrainingConfig
-    from storyrl.pretrain import pretrain
+    from storyrl.pretrain import pretrain as _pretrain
 
     meta = json.loads((work / "tokens.json").read_text())
     block = sz["model"]["n_positions"]
@@ -123,19 +125,27 @@ def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=Non
     run_dir = work / f"pre-{name}"
     callbacks = [_stop_after(cap_s)] if cap_s else []
     t0 = time.perf_counter()
-    out = pretrain(
-        work / "tokens.bin",
-        work / "tokens.json",
-        work / "tok",
-        run_dir,
-        f"gpu-check-{name}",
-        model,
-        training,
-        # An early milestone too: a run cut off by its cap still leaves a checkpoint.
-        sorted({words(min(5, sz["pretrain_steps"] // 2) or 1), words(sz["pretrain_steps"]) - 1}),
-        seed=42,
-        callbacks=callbacks,
-    )
+    stopped_early = False
+    try:
+        out = _pretrain(
+            work / "tokens.bin",
+            work / "tokens.json",
+            work / "tok",
+            run_dir,
+            f"gpu-check-{name}",
+            model,
+            training,
+            # An early milestone too: a run cut off by its cap still leaves a checkpoint.
+            sorted(
+                {words(min(5, sz["pretrain_steps"] // 2) or 1), words(sz["pretrain_steps"]) - 1}
+            ),
+            seed=42,
+            callbacks=callbacks,
+        )
+    except RuntimeError as err:  # the cap ended the run before its last milestone
+        if "without milestones" not in str(err):
+            raise
+        stopped_early, out = True, run_dir / "milestones"
     train_s = time.perf_counter() - t0
     ckpts = sorted(Path(out).glob("ckpt-*"))
     logt = pq.read_table(run_dir / "log.parquet").to_pandas()
@@ -143,11 +153,14 @@ def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=Non
     # The first logged interval holds the warm-up (CUDA kernels; compilation where switched on).
     steady = float(np.median(tps[1:] if len(tps) > 2 else tps)) if len(tps) else float("nan")
     ckpt = ckpts[-1] if ckpts else None
-    n_params = (
-        sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(ckpt).parameters())
-        if ckpt
-        else None
-    )
+    n_params = params  # without a checkpoint that loads: the other run's count
+    if ckpt is not None:
+        try:
+            n_params = sum(
+                p.numel() for p in AutoModelForCausalLM.from_pretrained(ckpt).parameters()
+            )
+        except Exception:
+            pass
     fpt = (
         flops_per_token(n_params, sz["model"]["n_layer"], sz["model"]["n_embd"], block)
         if n_params
@@ -159,6 +172,7 @@ def pretrain_phase(work: Path, sz: dict, peak_tflops: float, name: str, opts=Non
         "opts_ignored": ignored,
         "params": n_params,
         "steps": int(logt["step"].max()) if len(logt) else 0,
+        "stopped_by_cap": stopped_early,
         "tokens_per_step": tokens_per_step,
         "micro_batch": training.micro_batch_size,
         "bf16": bool(cuda and torch.cuda.is_bf16_supported()),

@@ -233,6 +233,7 @@ def run_phases(rep: Report, args, sz: dict, work: Path, device: str) -> None:
             "fast",
             args.pretrain_opts,
             own("pretrain_fast"),
+            pre.get("params"),
         )
         if fast.get("tokens_per_s_median") and pre.get("tokens_per_s_median"):
             fast["speedup_vs_pretrain"] = round(
