@@ -36,12 +36,14 @@ def write_json(path: Path | str, data) -> Path:
 
 def timed(fn, repeats: int = 1) -> float:
     """Median wall seconds of `fn()` over `repeats` calls."""
+    import statistics
+
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 
 def newest_check(folder: Path = MEASURED) -> Path | None:
