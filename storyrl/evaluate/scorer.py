@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from storyrl.hf_compat import cache_kwarg, output_cache
+
 log = logging.getLogger(__name__)
 
 # Architectures whose logits are exactly `get_output_embeddings()(base_model(...)[0])`, so the head
@@ -247,13 +249,17 @@ class Scorer:
                 t_ids[:, 1:],
                 t_mask[:, 1:],
                 precise,
-                cache=kv,
+                **{cache_kwarg(self._trunk()): kv},
                 attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
                 position_ids=positions,
             )
             for (j, k), v in zip(batch, sums):
                 vals[j][k] += v
         return vals
+
+    def _trunk(self):
+        """The module `_forward` hands a KV cache to."""
+        return self.model.base_model if self.plain_head else self.model
 
     def _attention(self) -> str | None:
         return getattr(self.model.config, "_attn_implementation", None)
@@ -373,7 +379,7 @@ class Scorer:
         logp = logits.gather(-1, targets[target_mask][:, None]) - logits.logsumexp(-1, True)
         sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
         sums.index_add_(0, rows, logp[:, 0])
-        return sums.tolist(), (out.cache if use_cache else None)
+        return sums.tolist(), (output_cache(out) if use_cache else None)
 
 
 def _fuse_gelu(model) -> int:
