@@ -1,4 +1,5 @@
-"""Names that differ between the transformers releases this code meets.
+"""Helpers around transformers' models: names that differ between the releases this code
+meets, and a faster kernel for GPT-2's activation.
 
 transformers renamed the KV cache of a model's forward and of its outputs from
 `past_key_values` to `cache` (5.24 has `cache` and still takes the old name, with a deprecation
@@ -29,3 +30,19 @@ def output_cache(out):
         if name in out.keys() and out[name] is not None:
             return out[name]
     return None
+
+
+def fuse_gelu(model) -> int:
+    """Swap GPT-2's `gelu_new`, eight elementwise passes in Python, for torch's one fused kernel
+    of the same formula (`gelu(approximate="tanh")`); they differ by float rounding. On a CPU
+    the eight passes over the MLP's activations cost about as much as a quarter of the trunk.
+    This changes the given model in place."""
+    from transformers.activations import NewGELUActivation
+
+    swapped = 0
+    for module in model.modules():
+        for name, child in module.named_children():
+            if isinstance(child, NewGELUActivation):
+                setattr(module, name, torch.nn.GELU(approximate="tanh"))
+                swapped += 1
+    return swapped

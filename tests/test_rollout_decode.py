@@ -13,6 +13,16 @@ from storyrl.rl.rollout import _generate, decode_options, sample
 PROMPTS = ["once upon a time", "let me tell you a long magical tale", "the king", "in a land"] * 3
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Ops on a 32-wide model are far shorter than a scheduler slice: on a busy CPU a second
+    # thread makes every op wait for it (~25x slower here).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def student(tmp_path_factory):
     path = make_checkpoint(tmp_path_factory.mktemp("student") / "ckpt", n_positions=128)

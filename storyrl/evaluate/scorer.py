@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from storyrl.hf_compat import cache_kwarg, output_cache
+from storyrl.hf_compat import cache_kwarg, fuse_gelu, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Scorer:
         self.model = model or load_model(model_dir, dtype=torch.float32)
         self.model.to(self.device).eval()
         if fused_gelu:
-            _fuse_gelu(self.model)
+            fuse_gelu(self.model)
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or getattr(
             self.model.config, "n_positions", None
@@ -380,22 +380,6 @@ class Scorer:
         sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
         sums.index_add_(0, rows, logp[:, 0])
         return sums.tolist(), (output_cache(out) if use_cache else None)
-
-
-def _fuse_gelu(model) -> int:
-    """Swap GPT-2's `gelu_new`, eight elementwise passes in Python, for torch's one fused kernel
-    of the same formula (`gelu(approximate="tanh")`); they differ by float rounding. On a CPU
-    the eight passes over the MLP's activations cost about as much as a quarter of the trunk.
-    This changes the given model in place."""
-    from transformers.activations import NewGELUActivation
-
-    swapped = 0
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, NewGELUActivation):
-                setattr(module, name, torch.nn.GELU(approximate="tanh"))
-                swapped += 1
-    return swapped
 
 
 def _shared_len(seqs: list[Encoded]) -> int:
