@@ -149,6 +149,7 @@ def test_cli_scores_a_parquet(tmp_path):
         "stories": 7,
         "failed_calls": 0,
         "unparsed": 0,
+        "malformed": 0,
         "cache_hits": 0,
     }
     df = read_table(out, "teacher_scores").to_pandas()

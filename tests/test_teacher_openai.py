@@ -169,7 +169,13 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     before = len(srv.requests)
     counts = score_file(stories, out, section, cache)
     assert len(srv.requests) - before == 5  # the first batch came from the cache
-    assert counts == {"stories": 10, "failed_calls": 0, "unparsed": 0, "cache_hits": 5}
+    assert counts == {
+        "stories": 10,
+        "failed_calls": 0,
+        "unparsed": 0,
+        "malformed": 0,
+        "cache_hits": 5,
+    }
     df = read_table(out, "teacher_scores").to_pandas()
     assert df["teacher_reply"].tolist() == ["1 2 3"] * 10
     meta = read_metadata(out)

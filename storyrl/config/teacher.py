@@ -82,6 +82,12 @@ class TeacherConfig(Section):
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)
     """Longest teacher reply in tokens (paper: 6)."""
+    parse: Literal["strict", "paper"] = "strict"
+    """How a reply is read. `strict` (ours): only a reply in the asked-for form (exactly three
+    integers 0..3, labels and commas around them allowed) is parsed; `3.5 2 1` or `Score: 9/9`
+    is unparsed and counts as a failure. `paper` (the authors' code): every integer in the
+    reply, clamped to 0..3, the first three. Either way each row records `well_formed` and each
+    step counts `teacher_malformed`."""
     on_failure: Literal["stop", "default"] = "stop"
     """What a failed call or an unparseable reply does. `stop` (ours): a batch with more than
     `max_failure_share` of them raises TeacherFailure (RL stops and keeps its state: training on
