@@ -338,7 +338,9 @@ def _add_eval(sub):
     esub = e.add_subparsers(dest="eval_command", required=True)
 
     def common(q):
-        q.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
+        q.add_argument(
+            "--batch-size", type=positive_int, default=64, help="sequences per forward pass"
+        )
         q.add_argument("--device", default="auto", help="auto (CUDA if any), cpu, cuda, cuda:1")
         q.add_argument(
             "--dtype",
@@ -554,6 +556,16 @@ def _add_submission(sub):
     s.set_defaults(func=lambda a: _lazy("storyrl.evaluate.submission", "cli_submission")(a))
 
 
+def positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def _lazy(module: str, name: str):
     import importlib
 
@@ -561,9 +573,10 @@ def _lazy(module: str, name: str):
 
 
 def _check_config(args):
-    from storyrl.config import load
+    from storyrl.config import check_teacher_weights, load
 
     cfg = load(*args.files)
+    check_teacher_weights(cfg, source=", ".join(args.files))  # as `snakemake -n` does
     print(json.dumps(cfg.model_dump(), indent=2, default=str))
 
 

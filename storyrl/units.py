@@ -1,6 +1,7 @@
 """Word counts and the short labels ("20M", "500K") that name checkpoints in paths."""
 
 import re
+from decimal import Decimal
 
 _SUFFIX = {"": 1, "K": 1_000, "M": 1_000_000, "B": 1_000_000_000}
 _LABEL = re.compile(r"^(\d+(?:\.\d+)?)([KMB]?)$")
@@ -22,8 +23,9 @@ def parse_words(value: int | str) -> int:
     m = _LABEL.match(str(value).strip().upper().replace("_", ""))
     if not m:
         raise ValueError(f"not a word count: {value!r} (use an integer or e.g. 500K, 20M, 1B)")
-    n = float(m.group(1)) * _SUFFIX[m.group(2)]
-    if n != int(n):
+    # Decimal: in binary floats 32.2 * 1000 is 32200.000000000004, not a whole number.
+    n = Decimal(m.group(1)) * _SUFFIX[m.group(2)]
+    if n != n.to_integral_value():
         raise ValueError(f"word count must be a whole number: {value!r}")
     return int(n)
 

@@ -209,7 +209,8 @@ def test_rl_runs_of_another_shape_get_their_own_rule(tmp_path):
         {
             "checkpoint": "60K",
             "variant": "short",
-            "overrides": {"rl": {"budget": 150, "checkpoint_every": 50}},
+            # 152: the least budget that pays for one step (8 prompts x 16 words + 8 x 3)
+            "overrides": {"rl": {"budget": 152, "checkpoint_every": 50}},
         }
     )
     path = tmp_path / "c.yaml"

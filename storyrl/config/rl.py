@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 from pydantic import Field, ValidationError, model_validator
 
 from storyrl.config.base import Name, Section, Words, deep_merge, error_lines
-from storyrl.units import words_label
+from storyrl.units import count_words, words_label
 
 PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
@@ -146,6 +146,25 @@ class RLConfig(Section):
                 f"group.num_generations ({self.group.num_generations})"
             )
         return self
+
+
+REPLY_WORDS = 3
+"""Budget words of one teacher reply in the form the rubric asks for (three numbers)."""
+
+
+def budget_problem(cfg: RLConfig) -> str | None:
+    """Why the budget cannot pay for a single step, or None. A run with no step would publish
+    its untouched starting checkpoint as an RL policy. The first step costs the first batch's
+    prompt words plus its teacher replies (storyrl.rl.ledger)."""
+    prompts = sum(count_words(cfg.prompts[i % len(cfg.prompts)]) for i in range(cfg.batch_size))
+    replies = REPLY_WORDS * cfg.batch_size
+    if cfg.budget >= prompts + replies:
+        return None
+    return (
+        f"rl.budget: {cfg.budget} words do not pay for one step: the first batch's prompts "
+        f"take {prompts} words ({cfg.batch_size} stories) and its teacher replies {replies} "
+        f"({REPLY_WORDS} words each), {prompts + replies} in all"
+    )
 
 
 def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:

@@ -12,7 +12,7 @@ from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_li
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
-from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
+from storyrl.config.rl import RLConfig, RLRun, RunSpec, budget_problem, expand_runs
 from storyrl.config.sharing import RLSharingConfig
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
@@ -109,6 +109,8 @@ class Config(Section):
         except ValueError as err:
             raise ValueError(f"rl_runs: {err}") from None
         for run_id, run in plan.items():
+            if problem := budget_problem(run.rl):
+                raise ValueError(f"rl_runs ({run_id}): {problem}")
             for name, cls, raw in (
                 ("teacher", TeacherConfig, run.teacher),
                 ("reward", RewardConfig, run.reward),

@@ -20,7 +20,7 @@ import torch
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
-from storyrl.config import RLConfig, TrackingConfig, planned_checkpoints
+from storyrl.config import ConfigError, RLConfig, TrackingConfig, planned_checkpoints
 from storyrl.progress import Progress
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
@@ -189,6 +189,12 @@ class RunContext:
             self.progress.close()
         self.files.consolidate()
         ledger = self.ledger
+        if ledger.steps == 0:
+            # Publishing now would name the untouched starting checkpoint an RL policy.
+            raise ConfigError(
+                f"{self.output}: rl.budget {ledger.budget} words ended before the first step "
+                "(its prompts and teacher replies cost more); nothing published"
+            )
         for m in planned_checkpoints(self.cfg):
             path = self.output / "checkpoints" / words_label(m)
             if not (path / "config.json").exists():

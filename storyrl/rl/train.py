@@ -33,7 +33,8 @@ from pathlib import Path
 
 from storyrl import tracking as tr
 from storyrl.checkpoints import pretrain_words, resolve_device
-from storyrl.config import RLConfig, TrackingConfig
+from storyrl.config import ConfigError, RLConfig, TrackingConfig
+from storyrl.config.rl import budget_problem
 from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
@@ -57,6 +58,8 @@ def train(
     Returns the summary (also written to summary.json). `tracking`: where metrics go and how
     often progress is logged (default: the STORYRL_TRACKING environment variable)."""
     output = Path(output)
+    if problem := budget_problem(cfg):
+        raise ConfigError(f"{output}: {problem}")
     run_id = run_id or output.name
     tracking = tr.from_env() if tracking is None else tracking
     tr.require(tracking)
