@@ -256,8 +256,7 @@ def _teacher_score(args):
         counts = score_file(args.stories, args.output, section, args.cache)
     except (SchemaError, TeacherFailure) as err:
         # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
-        print(f"storyrl teacher score: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise Stop(f"storyrl: {err}") from None
     print(json.dumps(counts))
 
 

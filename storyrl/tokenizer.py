@@ -8,14 +8,26 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
 from storyrl.atomic import atomic_path
+from storyrl import tokens
 from storyrl.config import TokenizerConfig
 
 log = logging.getLogger(__name__)
 
 
 def _texts(subset: Path, batch_size: int = 10_000):
+    row = 0
     for batch in pq.ParquetFile(subset).iter_batches(columns=["text"], batch_size=batch_size):
-        yield batch.column(0).to_pylist()
+        out = []
+        for text in batch.column(0).to_pylist():
+            if len(text) > tokens.PIECE_CHARS:
+                # The trainer counts pre-tokens; the pieces hold the same ones (tokens.pieces).
+                parts = tokens.pieces(text)
+                tokens.warn_long_row(subset, row, text, len(parts))
+                out += parts
+            else:
+                out.append(text)
+            row += 1
+        yield out
 
 
 def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Path):

@@ -178,8 +178,8 @@ def test_cli_scores_a_parquet(tmp_path):
         cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    assert res.returncode == 1
-    assert f"{bad}: column 'continuation' missing" in res.stderr
+    assert res.returncode == 2
+    assert f"storyrl: {bad}: column 'continuation' missing" in res.stderr
 
 
 def load_sha():

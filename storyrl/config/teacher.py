@@ -102,7 +102,7 @@ class TeacherConfig(Section):
 
 
 class RewardConfig(Section):
-    """Reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)."""
+    """Reward = (teacher_score + c * min(words(continuation) / max_new_tokens, 1)) / (1 + c)."""
 
     length_coef: float = Field(0.4, ge=0)
     """c, the weight of the length bonus (paper: 0.4; 0 turns the bonus off)."""
