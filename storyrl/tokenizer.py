@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
-from storyrl.atomic import atomic_path
 from storyrl import tokens
+from storyrl.atomic import atomic_path
 from storyrl.config import TokenizerConfig
 
 log = logging.getLogger(__name__)
