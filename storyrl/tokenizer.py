@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
-from storyrl import tokens
+from storyrl import units
 from storyrl.atomic import atomic_path
 from storyrl.config import TokenizerConfig
 
@@ -19,10 +19,10 @@ def _texts(subset: Path, batch_size: int = 10_000):
     for batch in pq.ParquetFile(subset).iter_batches(columns=["text"], batch_size=batch_size):
         out = []
         for text in batch.column(0).to_pylist():
-            if len(text) > tokens.PIECE_CHARS:
-                # The trainer counts pre-tokens; the pieces hold the same ones (tokens.pieces).
-                parts = tokens.pieces(text)
-                tokens.warn_long_row(subset, row, text, len(parts))
+            if len(text) > units.PIECE_CHARS:
+                # The trainer counts pre-tokens; the pieces hold the same ones (units.pieces).
+                parts = units.pieces(text)
+                log.warning(units.long_row_message(subset, row, text, len(parts)))
                 out += parts
             else:
                 out.append(text)

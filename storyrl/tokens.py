@@ -16,76 +16,18 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
+from storyrl import units
 from storyrl.atomic import atomic_path, write_text
-from storyrl.units import count_words
+from storyrl.units import count_words, long_row_message, pieces
 
 log = logging.getLogger(__name__)
 
-PIECE_CHARS = 1_000_000
-"""Rows longer than this are tokenized in pieces of about this many characters. A 48 MB row
-(a document without line breaks) took 5.3 GB in the tokenizer trainer and 7.4 GB here whole."""
-
-
-def pieces(text: str) -> list[str]:
-    """`text` cut before spaces that stand alone between two non-spaces: byte-level BPE's
-    pre-tokenizer starts a new pre-token (` word`) there anyway, so the pieces encode to exactly
-    the tokens of the whole text, and train a tokenizer on the same word counts. A text without
-    such a space in reach stays longer than PIECE_CHARS."""
-    limit = PIECE_CHARS
-    if len(text) <= limit:
-        return [text]
-    out, start = [], 0
-    while len(text) - start > limit:
-        cut = _cut_before(text, start + 1, start + limit)
-        if cut is None:
-            cut = _cut_after(text, start + limit)
-        if cut is None:
-            break
-        out.append(text[start:cut])
-        start = cut
-    out.append(text[start:])
-    return out
-
-
-def _lone_space(text: str, i: int) -> bool:
-    return (
-        text[i] == " "
-        and 0 < i < len(text) - 1
-        and not text[i - 1].isspace()
-        and not text[i + 1].isspace()
-    )
-
-
-def _cut_before(text: str, lo: int, hi: int) -> int | None:
-    i = text.rfind(" ", lo, hi)
-    while i >= lo and not _lone_space(text, i):
-        i = text.rfind(" ", lo, i)
-    return i if i >= lo else None
-
-
-def _cut_after(text: str, lo: int) -> int | None:
-    i = text.find(" ", lo)
-    while i != -1 and not _lone_space(text, i):
-        i = text.find(" ", i + 1)
-    return None if i == -1 else i
-
-
-def warn_long_row(path, row: int, text: str, n_pieces: int) -> None:
-    log.warning(
-        "%s: row %d is one line of %d characters; tokenized in %d pieces (cut between words, "
-        "the tokens are those of the whole line)",
-        path,
-        row,
-        len(text),
-        n_pieces,
-    )
-
 
 def _encode(tok, texts: list[str], path, first_row: int, dtype) -> list:
-    """Token ids of each text; a text over PIECE_CHARS is encoded piece by piece, so only one
+    """Token ids of each text; a text over units.PIECE_CHARS is encoded piece by piece, so only one
     piece's encoding is held at a time."""
     ids = []
-    short = [i for i, t in enumerate(texts) if len(t) <= PIECE_CHARS]
+    short = [i for i, t in enumerate(texts) if len(t) <= units.PIECE_CHARS]
     enc = {}
     if short:
         got = tok([texts[i] for i in short], add_special_tokens=False)["input_ids"]
@@ -95,7 +37,7 @@ def _encode(tok, texts: list[str], path, first_row: int, dtype) -> list:
             ids.append(enc[i])
             continue
         parts = pieces(t)
-        warn_long_row(path, first_row + i, t, len(parts))
+        log.warning(long_row_message(path, first_row + i, t, len(parts)))
         ids.append(
             np.concatenate(
                 [np.asarray(tok(p, add_special_tokens=False)["input_ids"], dtype) for p in parts]

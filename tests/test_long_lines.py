@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
-from storyrl import tokens as tokens_mod
+from storyrl import units
 from storyrl.config import TokenizerConfig
 from storyrl.tokenizer import train_tokenizer
 from storyrl.tokens import encode_corpus
@@ -31,7 +31,7 @@ def subset(tmp_path):
 
 def test_a_long_line_is_encoded_in_pieces_with_a_warning(subset, tmp_path, monkeypatch, caplog):
     path, rows = subset
-    monkeypatch.setattr(tokens_mod, "PIECE_CHARS", 1000, raising=False)
+    monkeypatch.setattr(units, "PIECE_CHARS", 1000)
     caplog.set_level(logging.WARNING)
     train_tokenizer(TokenizerConfig(vocab_size=300), path, tmp_path / "tok")
     encode_corpus(path, tmp_path / "tok", tmp_path / "t.bin", tmp_path / "t.json")
