@@ -2,7 +2,9 @@
 
 `mode` decides each answer: ok (a reply made by `reply_fn` from the user message), garbage_text
 (a valid completion whose text has no numbers), garbage_body (HTTP 200 that is not JSON),
-error500, stall (sleeps past the client's timeout), 401. `fail_first` makes the first N requests
+error500, stall (sleeps past the client's timeout), 401, trickle (a valid completion sent one
+byte every `trickle_s`, so that no single read times out), 429 (rate-limited, with a
+`Retry-After: <retry_after>` header unless that is None). `fail_first` makes the first N requests
 of every distinct message fail with HTTP 500 before the mode applies (to exercise retries).
 `GET /v1/models` answers as vLLM's does (what an RL pack waits for before it starts its runs).
 
@@ -38,6 +40,8 @@ class ChatServer:
         port=0,
         body_reply_fn=None,
         log_path=None,
+        trickle_s=0.1,
+        retry_after=None,
     ):
         """`body_reply_fn(body)`, if given, replaces `reply_fn(message)`: a reply from the whole
         request (its seed and sampling settings too)."""
@@ -48,6 +52,7 @@ class ChatServer:
             fail_first,
         )
         self.body_reply_fn, self.log_path = body_reply_fn, log_path
+        self.trickle_s, self.retry_after = trickle_s, retry_after
         self.requests: list[dict] = []  # every request: path, JSON body, headers (lower-case names)
         self.per_message = Counter()
         self.lock = threading.Lock()
@@ -73,6 +78,7 @@ class ChatServer:
                             "path": self.path,
                             "body": body,
                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "t": time.monotonic(),
                         }
                     )
                     if server.log_path:
@@ -93,6 +99,11 @@ class ChatServer:
                         }
                     )
                     return self._send(500 if server.mode == "leaky500" else 401, leak.encode())
+                if server.mode == "429":
+                    extra = (
+                        {} if server.retry_after is None else {"Retry-After": server.retry_after}
+                    )
+                    return self._send(429, b'{"error": {"message": "slow down"}}', headers=extra)
                 if server.mode == "401":
                     return self._send(401, b'{"error": {"message": "bad key"}}')
                 if server.mode == "stall":
@@ -119,15 +130,23 @@ class ChatServer:
                         }
                     ],
                 }
-                self._send(200, json.dumps(out).encode())
+                self._send(200, json.dumps(out).encode(), trickle=server.mode == "trickle")
 
-            def _send(self, code, payload, ctype="application/json"):
+            def _send(self, code, payload, ctype="application/json", headers=None, trickle=False):
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", ctype)
                     self.send_header("Content-Length", str(len(payload)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, str(v))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if not trickle:
+                        self.wfile.write(payload)
+                        return
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
 

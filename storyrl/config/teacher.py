@@ -48,6 +48,18 @@ class OpenAIConfig(Section):
     a body that is not a chat completion)."""
     backoff_s: float = Field(1.0, ge=0)
     """Wait before the first retry; doubles with every further retry."""
+    request_deadline_s: float = Field(120.0, gt=0)
+    """Longest time one request may take in all, reading included: `timeout_s` bounds each read,
+    so a server that trickles its reply a byte at a time never meets it. A request past this
+    counts as a failed attempt."""
+    max_retry_after_s: float = Field(60.0, ge=0)
+    """A rate-limited reply (HTTP 429/503) with `Retry-After` is retried after the time it
+    asks, when that is at most this; a longer one ends the request's attempts at once (with a
+    warning saying how long the server asked for)."""
+    batch_deadline_s: float = Field(600.0, gt=0)
+    """Longest time one batch (one RL step's stories) may take, retries included. Replies still
+    missing then are failed calls; with `on_failure: stop` the batch stops with an error naming
+    this key (at the defaults, a stalled server would otherwise hold a batch of 360 for ~3 h)."""
     server_label: str | None = None
     """Names the server in cache keys and metadata instead of `base_url`; None: the URL. An RL
     pack's teacher server (storyrl.rl.pack) gets a new free port in every job, so a resumed

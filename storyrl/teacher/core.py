@@ -127,6 +127,8 @@ class Teacher:
             f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
             f"failed ({n_failed} failed calls, {n_unparsed} unparseable"
         )
+        if note := getattr(self.backend, "batch_note", ""):
+            what += f"; {note}"
         examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
         if examples:
             what += f", e.g. {', '.join(examples)}"
