@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl.analysis import AnalysisError, BadResults, layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
 
@@ -108,7 +108,7 @@ def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool =
         try:
             written += make(kind, name, inputs, t.path(output), cfg, data=data)
         except AnalysisError as err:
-            if strict:
+            if strict or isinstance(err, BadResults):
                 raise
             skipped[f"{kind}/{name}"] = str(err)
             log.warning("skipped %s %s: %s", kind, name, err)

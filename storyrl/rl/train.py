@@ -39,9 +39,21 @@ from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
-from storyrl.schemas import make_metadata
+from storyrl.schemas import config_hash, make_metadata
 
 log = logging.getLogger(__name__)
+
+
+def setting_hash(cfg: RLConfig, teacher: dict | None) -> str:
+    """What the seeds of one setting share: the RL section without its seed and the settings
+    of where and how often it saves, and the teacher without its sampling seed. The analysis
+    refuses to pool as seeds runs whose hashes differ (storyrl.analysis.checks)."""
+    rl = cfg.model_dump(
+        mode="json", exclude={"seed", "device", "threads", "state_every", "state_every_s"}
+    )
+    if teacher is not None:
+        teacher = {**teacher, "sampling": {**(teacher.get("sampling") or {}), "seed": None}}
+    return config_hash({"rl": rl, "teacher": teacher})
 
 
 def train(
@@ -73,6 +85,8 @@ def train(
         "algorithm": cfg.algorithm,
         "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
         "teacher": teacher_identity(scorer),
+        "budget": cfg.budget,
+        "setting_hash": setting_hash(cfg, teacher_identity(scorer)),
     }
     # RL_INFO's pretrain_words: the checkpoint's milestone, else what the caller says it saw.
     words = pretrain_words(checkpoint)
