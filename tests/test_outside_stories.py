@@ -34,12 +34,13 @@ def score(tmp_path, stories, capsys):
 
 def test_a_long_outside_story_gets_at_most_the_full_length_bonus(tmp_path, capsys):
     stories = tmp_path / "s.parquet"
-    conts = [" ".join(["fox"] * 10_000), " ".join(["fox"] * 45)]
+    # 1,000 words: the uncapped bonus would be 0.4 * 1000 / 90 = 4.4 (10,000 words: 44, reward 32.4)
+    conts = [" ".join(["fox"] * 1_000), " ".join(["fox"] * 45)]
     pd.DataFrame({"prompt": [PROMPT] * 2, "continuation": conts}).to_parquet(stories)
     rc, out, err = score(tmp_path, stories, capsys)
     assert rc == 0, err
     df = read_table(out, "teacher_scores").to_pandas()
-    assert df.n_words.tolist() == [10_000, 45]
+    assert df.n_words.tolist() == [1_000, 45]
     assert df.length_bonus.tolist() == pytest.approx([0.4, 0.2])
     assert (df.reward <= 1.0).all(), df.reward.tolist()
 

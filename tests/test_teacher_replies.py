@@ -87,3 +87,15 @@ def test_well_formed():
         assert well_formed(r), r
     for r in list(MALFORMED) + ["2 2", "3 3 3 2", "12 7 9", "5 -1 2", "", None, "1 2 3 10/10"]:
         assert not well_formed(r), r
+
+
+def test_tables_written_before_the_form_columns_still_read(tmp_path):
+    import pyarrow.parquet as pq
+
+    from storyrl.schemas import SCHEMAS, read_table, to_table
+
+    row = {n: None for n in SCHEMAS["rollouts"].names} | {"run_id": "r", "step": 1}
+    old = to_table("rollouts", [row], {}).drop_columns(["well_formed"])
+    pq.write_table(old, tmp_path / "old.parquet")
+    got = read_table(tmp_path / "old.parquet", "rollouts")
+    assert got.column("well_formed").null_count == 1 and got.column("run_id")[0].as_py() == "r"
