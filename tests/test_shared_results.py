@@ -157,5 +157,6 @@ def test_seeds_of_one_setting_share_the_setting_hash_rl_writes():
         RLConfig(seed=43, threads=2), {**teacher, "sampling": {"seed": 43, "temperature": 0.2}}
     )
     assert a == b
+    assert setting_hash(RLConfig(seed=44), {**teacher, "server": "http://127.0.0.1:5123/v1"}) == a
     assert setting_hash(RLConfig(seed=42, budget=500_000), teacher) != a
     assert setting_hash(RLConfig(seed=42), {**teacher, "model": "u"}) != a

@@ -46,13 +46,15 @@ log = logging.getLogger(__name__)
 
 def setting_hash(cfg: RLConfig, teacher: dict | None) -> str:
     """What the seeds of one setting share: the RL section without its seed and the settings
-    of where and how often it saves, and the teacher without its sampling seed. The analysis
-    refuses to pool as seeds runs whose hashes differ (storyrl.analysis.checks)."""
+    of where and how often it saves, and the teacher without its sampling seed and address.
+    The analysis refuses to pool as seeds runs whose hashes differ (storyrl.analysis.checks)."""
     rl = cfg.model_dump(
         mode="json", exclude={"seed", "device", "threads", "state_every", "state_every_s"}
     )
     if teacher is not None:
-        teacher = {**teacher, "sampling": {**(teacher.get("sampling") or {}), "seed": None}}
+        # Not the server's address either: an RL pack's teacher gets a new port in every job.
+        teacher = {k: v for k, v in teacher.items() if k != "server"}
+        teacher["sampling"] = {**(teacher.get("sampling") or {}), "seed": None}
     return config_hash({"rl": rl, "teacher": teacher})
 
 
