@@ -169,6 +169,10 @@ def to_table(table: str, data, meta: dict) -> pa.Table:
         data = data.to_dict(orient="list")
     if isinstance(data, list):
         data = {name: [row.get(name) for row in data] for name in schema.names}
+    data = dict(data)
+    for name in ADDED_COLUMNS & set(schema.names):
+        if name not in data:
+            data[name] = [None] * len(next(iter(data.values()), []))
     missing = [name for name in schema.names if name not in data]
     if missing:
         raise SchemaError(f"{table}: missing columns {missing}")

@@ -99,3 +99,23 @@ def test_tables_written_before_the_form_columns_still_read(tmp_path):
     pq.write_table(old, tmp_path / "old.parquet")
     got = read_table(tmp_path / "old.parquet", "rollouts")
     assert got.column("well_formed").null_count == 1 and got.column("run_id")[0].as_py() == "r"
+
+
+def test_a_run_resumed_across_the_new_columns_consolidates(tmp_path):
+    import pyarrow.parquet as pq
+
+    from storyrl.rl.run import RunFiles
+    from storyrl.schemas import SCHEMAS, read_table
+
+    files = RunFiles(tmp_path, {"run_id": "r"})
+    for table in ("rollouts", "steps"):
+        for step in (1, 2):
+            row = {n: None for n in SCHEMAS[table].names} | {"run_id": "r", "step": step}
+            files.write(table, step, [row])
+        # Step 1's part was written before the column existed.
+        old = pq.read_table(files.part(table, 1))
+        extra = "well_formed" if table == "rollouts" else "teacher_malformed"
+        pq.write_table(old.drop_columns([extra]), files.part(table, 1))
+    files.consolidate()
+    assert read_table(tmp_path / "steps.parquet", "steps").column("step").to_pylist() == [1, 2]
+    assert read_table(tmp_path / "rollouts.parquet", "rollouts").num_rows == 2

@@ -53,7 +53,9 @@ class RunFiles:
         for table in ("rollouts", "steps"):
             files = sorted((self.out / "parts" / table).glob("*.parquet"))
             tbl = (
-                pa.concat_tables([pq.read_table(f) for f in files])
+                # "default": parts written before a column was added (a run resumed across
+                # an upgrade) get nulls there.
+                pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
                 if files
                 else SCHEMAS[table].empty_table()
             )
