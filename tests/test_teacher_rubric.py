@@ -52,7 +52,7 @@ def test_weights_drop_a_criterion():
 
 def test_template_renders_story_and_ends_with_answer_line():
     rubric = load_rubric(str(RUBRIC))
-    assert rubric.sha256 == hashlib.sha256(RUBRIC.read_text().encode()).hexdigest()
+    assert rubric.sha256 == hashlib.sha256(RUBRIC.read_bytes()).hexdigest()
     msg = rubric.render(PROMPT, " there lived a {curious} cat.")
     assert msg.endswith("Readability, Narrative, Creativity =")
     assert f"Student's story: {PROMPT} there lived a {{curious}} cat.\n" in msg
@@ -77,7 +77,9 @@ def test_bad_template_is_named(tmp_path):
     bad = tmp_path / "t.txt"
     bad.write_text("no placeholders here")
     with pytest.raises(
-        ConfigError, match=r"t\.txt lacks the placeholder\(s\) \{prompt\}, \{story\}"
+        ConfigError,
+        match=r"t\.txt has neither the Jinja2 variables .* nor the placeholder\(s\) \{prompt\}, "
+        r"\{story\}",
     ):
         load_rubric(str(bad))
     with pytest.raises(ConfigError, match="teacher.template: rubric template 'nope.txt' not found"):
@@ -129,3 +131,98 @@ def test_top_level_config_defaults_to_offline_teacher():
     assert cfg.reward.length_coef == 0.4 and cfg.reward.weights == (1.0, 1.0, 1.0)
     assert (cfg.teacher.temperature, cfg.teacher.max_tokens) == (0.2, 6)
     assert cfg.teacher.max_failure_share == 0.10
+
+
+# The shape of the authors' rubric (prompts/teacher_prompt.md at 4bfd376), in our own words: the
+# opening in backticks, the story in quotes and backticks, an answer-format line, and the last
+# line `Readability, Narrative, Creativity =`.
+AUTHORS_SHAPE = (
+    "Grade a child's story kindly, three scores from 0 to 3.\n"
+    'If the story is empty (""), answer 0 0 0!\n\n'
+    "Answer in the format:\nReadability, Narrative, Creativity = _ _ _\n\n"
+    "Opening:\n`{{story_prompt}}`\n\n"
+    'Story:\n"`{{student_completion}}`"\n\n'
+    "Readability, Narrative, Creativity =\n"
+)
+# Values that a renderer which re-reads its output, or an escaping one, would change.
+TRICKY = [
+    " there lived a {curious} cat.</s>",
+    ' {{ story_prompt }} and {% if x %}y{% endif %} & <b>"quotes"</b>',
+    "",
+    " trailing newline\n",
+]
+
+
+@pytest.mark.parametrize("tail", ["\n", "", "\n\n", "  \n"])
+@pytest.mark.parametrize("continuation", TRICKY)
+def test_jinja2_template_renders_byte_identical_to_jinja2(tmp_path, tail, continuation):
+    import jinja2
+
+    text = AUTHORS_SHAPE.rstrip("\n") + tail
+    path = tmp_path / "teacher_prompt.md"
+    path.write_text(text)
+    expected = jinja2.Template(text).render(
+        story_prompt=PROMPT, student_completion=student_story(PROMPT, continuation)
+    )
+    got = load_rubric(str(path)).render(PROMPT, continuation)
+    assert got.encode() == expected.encode()
+    # jinja2 drops one trailing newline (keep_trailing_newline=False) and keeps the rest.
+    assert got.endswith("Creativity =" + {"\n": "", "": "", "\n\n": "\n", "  \n": "  "}[tail])
+
+
+@pytest.mark.parametrize("text", [AUTHORS_SHAPE, "Rate {story} (opening: {prompt})\nR, N, C =\n"])
+def test_rubric_hash_is_the_template_files_sha256(tmp_path, text):
+    # `sha256sum` of the file the user points at must match what the results carry, line
+    # endings included.
+    path = tmp_path / "teacher_prompt.md"
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    assert load_rubric(str(path)).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_our_default_rubric_is_jinja2_and_renders_as_before():
+    """Our rubric (labelled ours) uses the same two variables; its message is what the former
+    `{prompt}`/`{story}` text gave, so the teacher reads the same words."""
+    import jinja2
+
+    text = RUBRIC.read_text()
+    assert "ours" in text.splitlines()[0].lower() or "storyrl" in text.splitlines()[0]
+    legacy = tmp_rubric_text(text)
+    for cont in TRICKY:
+        got = load_rubric(str(RUBRIC)).render(PROMPT, cont)
+        assert got == jinja2.Template(text).render(
+            story_prompt=PROMPT, student_completion=student_story(PROMPT, cont)
+        )
+        assert (
+            got
+            == legacy.replace("{prompt}", PROMPT)
+            .replace("{story}", student_story(PROMPT, cont))
+            .rstrip()
+        )
+
+
+def tmp_rubric_text(jinja_text: str) -> str:
+    """The default rubric in the former placeholder format, without its Jinja2 comment."""
+    import re
+
+    body = re.sub(r"\{#.*?#\}\n?", "", jinja_text, flags=re.S)
+    return body.replace("{{ story_prompt }}", "{prompt}").replace(
+        "{{ student_completion }}", "{story}"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Rate {{ student_completion }} =", r"lacks the Jinja2 variable\(s\) story_prompt"),
+        (
+            "{{ story_prompt }} {{ story }} {{ student_completion }} =",
+            r"unknown Jinja2 variable\(s\) story \(known: story_prompt, student_completion\)",
+        ),
+        ("line one\n{{ story_prompt }\n{{ student_completion }}", r"t\.md, line 2: not a valid"),
+    ],
+)
+def test_bad_jinja2_template_is_named(tmp_path, text, message):
+    bad = tmp_path / "t.md"
+    bad.write_text(text)
+    with pytest.raises(ConfigError, match=r"teacher\.template: .*" + message):
+        load_rubric(str(bad))
