@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,32 @@ def test_paper_config_without_teacher_weights_stops_the_plan_naming_file_and_key
     teacher = yaml.safe_load(PAPER.read_text())["teacher"]["model"]
     assert f"invalid config in {PAPER}" in text and "teacher.model" in text, text[-2000:]
     assert teacher in text and "offline" in text, text[-2000:]
+    # The authors' rubric is a file the user sets, like the weights: named in the same message.
+    assert "teacher.template" in text and "teacher_prompt.md" in text, text[-2000:]
+
+
+def test_paper_config_without_the_authors_rubric_stops_naming_the_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    weights = yaml.safe_load(paper_weights(tmp_path).read_text())["teacher"]["model"]
+    cfg.write_text(yaml.safe_dump({"teacher": {"model": weights}}))
+    unset = yaml.safe_load(PAPER.read_text())["teacher"]["template"]
+    with pytest.raises(
+        ConfigError, match=rf"teacher\.template: '{re.escape(unset)}': no such file"
+    ):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    bad = tmp_path / "bad.md"
+    bad.write_text("{{ story }}")
+    runs = yaml.safe_load(PAPER.read_text())["rl_runs"] + [
+        {"checkpoint": "900M", "variant": "r", "overrides": {"teacher": {"template": str(bad)}}}
+    ]
+    good = yaml.safe_load(paper_weights(tmp_path).read_text())["teacher"]
+    cfg.write_text(yaml.safe_dump({"teacher": good, "rl_runs": runs}))
+    with pytest.raises(
+        ConfigError, match=r"rl_runs \(900M-seed42-r\): teacher\.template: .*bad\.md"
+    ):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    cfg.write_text(yaml.safe_dump({"teacher": good}))
+    check_teacher_weights(load(PAPER, cfg), "c.yaml")
 
 
 def test_paper_config_with_local_teacher_weights_plans(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import AUTHORS_SHAPE
 from storyrl.config import Config, ConfigError
 from storyrl.reward import compute_rewards
 from storyrl.teacher import Judgement, RewardConfig, TeacherConfig
@@ -133,17 +134,6 @@ def test_top_level_config_defaults_to_offline_teacher():
     assert cfg.teacher.max_failure_share == 0.10
 
 
-# The shape of the authors' rubric (prompts/teacher_prompt.md at 4bfd376), in our own words: the
-# opening in backticks, the story in quotes and backticks, an answer-format line, and the last
-# line `Readability, Narrative, Creativity =`.
-AUTHORS_SHAPE = (
-    "Grade a child's story kindly, three scores from 0 to 3.\n"
-    'If the story is empty (""), answer 0 0 0!\n\n'
-    "Answer in the format:\nReadability, Narrative, Creativity = _ _ _\n\n"
-    "Opening:\n`{{story_prompt}}`\n\n"
-    'Story:\n"`{{student_completion}}`"\n\n'
-    "Readability, Narrative, Creativity =\n"
-)
 # Values that a renderer which re-reads its output, or an escaping one, would change.
 TRICKY = [
     " there lived a {curious} cat.</s>",
@@ -226,3 +216,49 @@ def test_bad_jinja2_template_is_named(tmp_path, text, message):
     bad.write_text(text)
     with pytest.raises(ConfigError, match=r"teacher\.template: .*" + message):
         load_rubric(str(bad))
+
+
+def test_the_rubric_hash_travels_in_every_runs_metadata(tmp_path):
+    """Rollouts, steps, summary.json and the story evaluation name the rubric that scored
+    them: the sha256 of its file, as `sha256sum` prints it."""
+    import json
+
+    from rl_toys import make_checkpoint
+    from storyrl.config import RLConfig, StoryEvalConfig
+    from storyrl.evaluate.stories import evaluate_stories
+    from storyrl.rl.scoring import teacher_scorer
+    from storyrl.rl.train import train
+    from storyrl.schemas import read_metadata
+
+    rubric = tmp_path / "teacher_prompt.md"
+    rubric.write_bytes(AUTHORS_SHAPE.replace("\n", "\r\n").encode())
+    want = hashlib.sha256(rubric.read_bytes()).hexdigest()
+    ckpt = make_checkpoint(tmp_path / "ckpt-20M")
+    rl = RLConfig.model_validate(
+        {
+            "prompts": ["once upon a time"],
+            "batch_size": 4,
+            "max_steps": 2,
+            "threads": 1,
+            "sampling": {"max_new_tokens": 4},
+        }
+    )
+    teacher = {"backend": "heuristic", "template": str(rubric)}
+    with teacher_scorer(teacher, {}, 4, 42) as scorer:
+        summary = train(ckpt, tmp_path / "run", rl, scorer)
+        evaluate_stories(
+            ckpt,
+            tmp_path / "stories.parquet",
+            StoryEvalConfig(n_stories=4, batch_size=4, threads=1),
+            rl,
+            scorer,
+        )
+    run = tmp_path / "run"
+    for meta in (
+        read_metadata(run / "rollouts.parquet"),
+        read_metadata(run / "steps.parquet"),
+        read_metadata(tmp_path / "stories.parquet"),
+        json.loads((run / "summary.json").read_text()),
+        summary,
+    ):
+        assert meta["teacher"]["template_sha256"] == want, meta

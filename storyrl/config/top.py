@@ -148,7 +148,8 @@ LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
-    overrides) names a local model folder with a config.json.
+    overrides) names a local model folder with a config.json, and every teacher's rubric
+    template is a readable template (config/paper.yaml leaves both to the user).
 
     Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
     have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
@@ -161,17 +162,38 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     lines = []
     for key, teacher in teachers.items():
         model = Path(teacher["model"])
-        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
-            continue
-        why = "a folder without config.json" if model.is_dir() else "no such folder"
-        lines.append(
-            f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
-            "its weights from a local folder (jobs run with the hub offline): download "
-            "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
-            "DIR`, and set the key to DIR"
-        )
+        if teacher["backend"] in LOCAL_WEIGHT_BACKENDS and not (model / "config.json").is_file():
+            why = "a folder without config.json" if model.is_dir() else "no such folder"
+            lines.append(
+                f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
+                "its weights from a local folder (jobs run with the hub offline): download "
+                "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
+                "DIR`, and set the key to DIR"
+            )
+        template = teacher["template"]
+        if why := _template_problem(template):
+            lines.append(
+                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
+                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
+                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
+            )
     if lines:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
+def _template_problem(template: str) -> str | None:
+    """Why the rubric template cannot be used, or None."""
+    from storyrl.rubric import load_rubric, resolve_template
+
+    try:
+        resolve_template(template)
+    except ConfigError:
+        return "no such file"
+    try:
+        load_rubric(template)
+    except ConfigError as err:
+        return str(err).removeprefix("teacher.template: ")
+    return None
 
 
 def load(*paths: str | Path) -> Config:
