@@ -135,17 +135,36 @@ ROLLOUT_COLUMNS = [
 ]
 
 
+AUTHORS_REGEX = re.compile(r"\b(\d)\b[ ,]+(\d)\b[ ,]+(\d)\b")
+"""The authors' notebook's reading of a teacher reply: the first three single digits separated
+by spaces or commas (analysis.score_statistic: authors_regex)."""
+
+
+def regex_sums(replies) -> list[int | None]:
+    """Per reply, the sum of the three digits AUTHORS_REGEX finds (not clamped: `7 9 1` is 17),
+    None where it finds none."""
+    out = []
+    for reply in replies:
+        m = AUTHORS_REGEX.search(str(reply)) if reply is not None else None
+        out.append(sum(int(d) for d in m.groups()) if m else None)
+    return out
+
+
 def load_rollouts(paths, overrides=None) -> pd.DataFrame:
     """The stories of RL runs without their text (small enough for 331K stories a run); `file`
-    says where to read a chosen story's text (`stories.read_texts`)."""
+    says where to read a chosen story's text (`stories.read_texts`). `regex_sum`: the reply
+    read as the authors' notebook read it (`regex_sums`; NaN where it does not match)."""
     frames = []
     for p in paths:
-        df = read_table(p, "rollouts", ROLLOUT_COLUMNS).to_pandas()
+        df = read_table(p, "rollouts", ROLLOUT_COLUMNS + ["teacher_reply"]).to_pandas()
+        df["regex_sum"] = np.array(regex_sums(df.pop("teacher_reply")), dtype=float)
         frames.append(
             _with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)).assign(file=str(p))
         )
     if not frames:
-        return pd.DataFrame(columns=ROLLOUT_COLUMNS + ["pretrain_words", "seed", "variant", "file"])
+        return pd.DataFrame(
+            columns=ROLLOUT_COLUMNS + ["regex_sum", "pretrain_words", "seed", "variant", "file"]
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -111,6 +111,61 @@ def window_units(steps, rollouts, n: int) -> pd.DataFrame:
     )
 
 
+def score_units(steps, rollouts, cfg: AnalysisConfig, stories: bool = True) -> pd.DataFrame:
+    """The units a teacher score (0-9) is averaged over, by `analysis.score_statistic`:
+    `training`, the window units (`stories`: per story where the rollouts are given, else per
+    step); `authors_regex`, the authors' groups (`regex_units`)."""
+    if cfg.score_statistic == "authors_regex":
+        return regex_units(steps, rollouts, cfg.window_steps)
+    return window_units(steps, rollouts if stories else None, cfg.window_steps)
+
+
+def regex_units(steps, rollouts, n: int) -> pd.DataFrame:
+    """The authors' notebook's units: per run, the stories whose reply AUTHORS_REGEX matches
+    (`regex_sum`), in order, cut into groups of the run's batch size (the last may be short);
+    one unit per group, `teacher_score` = the group's mean sum / 9. 'before': the first `n`
+    groups, 'after': the last `n`. Where replies drop, the groups run out before the steps do;
+    the notebook then set the step table's last rows to NaN, here the last `n` groups count."""
+    runs = sorted(steps.run_id.unique())
+    have = set(rollouts.run_id.unique()) if rollouts is not None and len(rollouts) else set()
+    lack = [r for r in runs if r not in have]
+    if lack:
+        raise AnalysisError(
+            "analysis.score_statistic: authors_regex re-parses the teacher replies of the runs' "
+            f"rollouts, and there are none for {', '.join(lack)} (give their rollouts.parquet, "
+            "or set score_statistic: training)"
+        )
+    keys = ["run_id", "pretrain_words", "seed", "variant"]
+    parts = []
+    for run_id, g in rollouts[rollouts.run_id.isin(runs)].groupby("run_id", sort=True):
+        batch = int(g.groupby("step").size().max())
+        kept = g[g.regex_sum.notna()].sort_values(["step", "sample"], kind="stable")
+        if kept.empty:
+            log.warning("%s: no teacher reply matches the authors' regex: no score", run_id)
+            continue
+        means = kept.groupby(np.arange(len(kept)) // batch)[["regex_sum", "n_words", "n_tokens"]]
+        means = means.mean()
+        ids = kept.iloc[0][keys].to_dict()
+        for win, sel in (("before", means.iloc[:n]), ("after", means.iloc[-n:])):
+            parts.append(
+                pd.DataFrame(
+                    {
+                        **{k: [v] * len(sel) for k, v in ids.items()},
+                        "window": win,
+                        "teacher_score": sel.regex_sum.to_numpy() / SCALE,
+                        "n_words": sel.n_words.to_numpy(),
+                        "n_tokens": sel.n_tokens.to_numpy(),
+                        "source": "regex_groups",
+                    }
+                )
+            )
+    if not parts:
+        raise AnalysisError("analysis.score_statistic: authors_regex: no reply of any run matches")
+    return pd.concat(parts, ignore_index=True).sort_values(
+        ["run_id", "window"], kind="stable", ignore_index=True
+    )
+
+
 def _window_groups(units, win) -> dict:
     """run id -> the run's scores (0-9) in window `win`."""
     u = units[units.window == win]
@@ -134,10 +189,13 @@ def before_after_table(
     `window_steps` steps, with bootstrap intervals. `before`/`after` are the run of seed
     `paper_seed` (the paper's columns), or the mean of run means where no run has that seed;
     `*_seed_mean`/`*_seed_sd`: mean and sd over the runs of every seed."""
-    units = window_units(steps, rollouts, cfg.window_steps)
+    units = window_units(steps, rollouts, cfg.window_steps)  # the story lengths
+    scores = score_units(steps, rollouts, cfg)
     rows = []
     for (words, variant), g in units.groupby(["pretrain_words", "variant"], sort=True):
         shown, seed = _paper_runs(g, cfg)
+        sg = scores[(scores.pretrain_words == words) & (scores.variant == variant)]
+        shown_scores = sg[sg.run_id.isin(shown.run_id)]
         row = {
             "pretraining": words_axis_label(words),
             "pretrain_words": int(words),
@@ -146,7 +204,7 @@ def before_after_table(
             "seed": seed,
         }
         for win in ("before", "after"):
-            groups = _window_groups(shown, win)
+            groups = _window_groups(shown_scores, win)
             rngs = [stream(cfg.seed, "window", r, win) for r in groups]
             boot = bootstrap_means(list(groups.values()), cfg.bootstrap, rngs)
             row[win] = float(np.mean([x.mean() for x in groups.values()]))
@@ -157,11 +215,12 @@ def before_after_table(
             row[f"words_{win}"] = float(sw.n_words.mean().mean())
             row[f"tokens_{win}"] = float(sw.n_tokens.mean().mean())
         for win in ("before", "after"):
-            means = [x.mean() for x in _window_groups(g, win).values()]
+            means = [x.mean() for x in _window_groups(sg, win).values()]
             row[f"{win}_seed_mean"] = float(np.mean(means))
             row[f"{win}_seed_sd"] = float(np.std(means, ddof=1)) if len(means) > 1 else np.nan
         row["seeds"] = ",".join(str(int(s)) for s in sorted(g.seed.dropna().unique()))
-        row["ci_over"] = "+".join(sorted(g.source.unique()))
+        row["ci_over"] = "+".join(sorted(sg.source.unique()))
+        row["statistic"] = cfg.score_statistic
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -175,10 +234,11 @@ monotone curve through the checkpoints' scores (eval-mode story evaluation when 
 with a bootstrap interval."""
 
 
-def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
-    """Checkpoint -> mean teacher score (0-9) of the first `window_steps` batches of the base
-    runs started there: the `paper_seed` run where there is one, else the mean over seeds."""
-    units = window_units(steps, None, cfg.window_steps)
+def paper_before_scores(steps, cfg: AnalysisConfig, rollouts=None) -> dict[int, float]:
+    """Checkpoint -> mean teacher score (0-9) of the first `window_steps` batches (or the
+    authors' groups, `score_statistic`) of the base runs started there: the `paper_seed` run
+    where there is one, else the mean over seeds."""
+    units = score_units(steps, rollouts, cfg, stories=False)
     units = units[units.window == "before"]
     base = units[units.variant == "base"] if (units.variant == "base").any() else units
     out = {}
@@ -190,11 +250,13 @@ def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
     return out
 
 
-def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
+def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[dict]:
     """The `paper` method's row of every run (see METHODS). Steps, not stories: the paper
-    averaged the training batches' scores."""
-    before = paper_before_scores(steps, cfg)
-    units = window_units(steps, None, cfg.window_steps)
+    averaged the training batches' scores (or, with `score_statistic: authors_regex`, the
+    groups its notebook re-formed)."""
+    before = paper_before_scores(steps, cfg, rollouts)
+    units = score_units(steps, rollouts, cfg, stories=False)
+    unit = "groups" if cfg.score_statistic == "authors_regex" else "steps"
     rows = []
     for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
@@ -209,8 +271,8 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
             "pretrain_words": start,
             "rl_words": rl_words,
             "after": after,
-            "after_source": f"last_{cfg.window_steps}_steps",
-            "curve_source": f"first_{cfg.window_steps}_steps",
+            "after_source": f"last_{cfg.window_steps}_{unit}",
+            "curve_source": f"first_{cfg.window_steps}_{unit}",
         }
         if not others:
             rows.append(
@@ -289,7 +351,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     cb = CurveBootstrap(curve_groups, cfg.bootstrap, cfg.seed)
     curve = cb.curve
     last_budget = steps.groupby("run_id").budget_words.max()
-    rows = _paper_rows(steps, cfg, last_budget)
+    rows = _paper_rows(steps, cfg, last_budget, rollouts)
     for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
         rl_eval = (
@@ -334,7 +396,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     table = table.sort_values(["pretrain_words", "run_id", "order"], ignore_index=True).drop(
         columns="order"
     )
-    table.attrs["paper_before"] = paper_before_scores(steps, cfg)
+    table.attrs["paper_before"] = paper_before_scores(steps, cfg, rollouts)
     return table, cb
 
 
