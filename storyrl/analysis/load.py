@@ -329,7 +329,9 @@ TASK_LABELS = {
     "glue": "GLUE",
     "reading_eye_tracking": "Eye tracking",
     "reading_self_paced": "Self-paced reading",
-    "aoa": "AoA (official score, r)",
+    # The authors scored AoA once, on the interaction-track model (its revisions end with
+    # the RL policy); a score of the pretraining checkpoint's revisions alone is ours.
+    "aoa": "AoA (official score, r; before RL: ours)",
     "aoa_surprisal": "AoA word surprisal",
 }
 
