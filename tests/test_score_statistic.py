@@ -144,3 +144,14 @@ def test_the_regex_is_the_authors():
     )
     assert sums[:4] == [6, 17, None, 6]
     assert sums[4:] == [None, None, 6, None, None]
+
+
+def test_the_before_after_figure_names_the_authors_statistic(runs, tmp_path, monkeypatch):
+    from storyrl.analysis import figures_rl, style
+
+    steps, rollouts = runs
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, output: figs.append(fig))
+    cfg = AnalysisConfig(window_steps=2, bootstrap=10, score_statistic="authors_regex")
+    figures_rl.before_after(steps, rollouts, tmp_path / "f.pdf", cfg)
+    assert "the authors' regex" in figs[0].axes[0].get_title()
