@@ -34,6 +34,8 @@ class Rubric:
     """sha256 of the template file's bytes: what `sha256sum FILE` prints, so results name the
     rubric that scored them."""
     kind: Literal["jinja2", "placeholders"] = "jinja2"
+    join: Literal["seam", "concat"] = "seam"
+    """teacher.join: how the opening and the continuation make the story shown."""
 
     @cached_property
     def _template(self) -> jinja2.Template:
@@ -43,7 +45,9 @@ class Rubric:
 
     def render(self, prompt: str, continuation: str) -> str:
         """The one user message the teacher reads."""
-        story = student_story(prompt, continuation)
+        story = (
+            prompt + continuation if self.join == "concat" else student_story(prompt, continuation)
+        )
         if self.kind == "jinja2":
             return self._template.render(story_prompt=prompt, student_completion=story)
         # Plain replacement (not str.format): stories may hold braces. Trailing whitespace is
@@ -75,7 +79,7 @@ def resolve_template(path: str) -> Path:
     )
 
 
-def load_rubric(path: str) -> Rubric:
+def load_rubric(path: str, join: Literal["seam", "concat"] = "seam") -> Rubric:
     file = resolve_template(path)
     try:
         raw = file.read_bytes()
@@ -83,7 +87,8 @@ def load_rubric(path: str) -> Rubric:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"teacher.template: cannot read {file}: {err}") from None
-    return Rubric(str(file), text, hashlib.sha256(raw).hexdigest(), template_kind(file, text))
+    digest = hashlib.sha256(raw).hexdigest()
+    return Rubric(str(file), text, digest, template_kind(file, text), join)
 
 
 def template_kind(file: Path, text: str) -> Literal["jinja2", "placeholders"]:

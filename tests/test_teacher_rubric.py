@@ -262,3 +262,25 @@ def test_the_rubric_hash_travels_in_every_runs_metadata(tmp_path):
         summary,
     ):
         assert meta["teacher"]["template_sha256"] == want, meta
+
+
+def test_the_paper_shows_opening_plus_continuation_as_the_authors_code_joined_them(tmp_path):
+    """Their teacher read `q + r` (ppotrainer.py: `PromptCompletionPair(q, q + r)`): a
+    continuation without a leading space is glued to the opening. Ours (`seam`) puts a space
+    there; `teacher.join: concat` (config/paper.yaml) joins as they did."""
+    import jinja2
+
+    from storyrl.config import load
+    from storyrl.teacher import make_teacher
+
+    path = tmp_path / "teacher_prompt.md"
+    path.write_text(AUTHORS_SHAPE)
+    teacher = make_teacher(TeacherConfig(template=str(path), join="concat"), seed=0)
+    for cont in ["there", " there", ",and", ""]:
+        assert teacher.rubric.render(PROMPT, cont) == jinja2.Template(AUTHORS_SHAPE).render(
+            story_prompt=PROMPT, student_completion=PROMPT + cont
+        )
+    assert teacher.identity["join"] == "concat"  # another message: another cache key
+    ours = make_teacher(TeacherConfig(template=str(path)), seed=0)
+    assert f"`{PROMPT} there`" in ours.rubric.render(PROMPT, "there")
+    assert load(RUBRIC.parents[1] / "paper.yaml").teacher.join == "concat"

@@ -83,6 +83,11 @@ class TeacherConfig(Section):
     `prompts/teacher_prompt.md`), which the user downloads. Its sha256 goes into every result's
     metadata. A relative path is resolved against the current working directory (the repo root
     when run by the workflow)."""
+    join: Literal["seam", "concat"] = "seam"
+    """How the story the teacher grades (`student_completion`, `{story}`) is made of the opening
+    and the continuation. `seam` (ours): joined as they are, with a space put between them when
+    neither has whitespace there. `concat` (the authors' code: `q + r`): joined as they are, so a
+    continuation decoded without a leading space is glued to the opening."""
     temperature: float = Field(0.2, ge=0)
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)
