@@ -146,7 +146,7 @@ def validate(raw: dict, source: str = "config") -> Config:
 LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
-def check_teacher_weights(cfg: Config, source: str = "config") -> None:
+def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
     overrides) names a local model folder with a config.json, and every teacher's rubric
     template is a readable template (config/paper.yaml leaves both to the user).
@@ -154,6 +154,8 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
     have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
     wrong path would only fail inside a GPU job; the workflow calls this when it plans.
+    `base_dir`: where a relative template path not found in the working directory is looked
+    up (the workflow's own folder, as its rules resolve it).
     """
     teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
     for run_id, run in cfg.rl_plan().items():
@@ -171,7 +173,7 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
                 "DIR`, and set the key to DIR"
             )
         template = teacher["template"]
-        if why := _template_problem(template):
+        if why := _template_problem(template, base_dir):
             lines.append(
                 f"  {key}.template: '{template}': {why}. Set it to a rubric template "
                 "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
@@ -181,10 +183,12 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
 
 
-def _template_problem(template: str) -> str | None:
+def _template_problem(template: str, base_dir=None) -> str | None:
     """Why the rubric template cannot be used, or None."""
     from storyrl.rubric import load_rubric, resolve_template
 
+    if base_dir is not None and not Path(template).is_absolute() and not Path(template).exists():
+        template = str(Path(base_dir) / template)
     try:
         resolve_template(template)
     except ConfigError:
