@@ -18,7 +18,7 @@ from typing import Literal
 import jinja2
 import jinja2.meta
 
-from storyrl.config import ConfigError
+from storyrl.config.base import ConfigError
 
 JINJA_VARIABLES = ("story_prompt", "student_completion")
 PLACEHOLDERS = ("{prompt}", "{story}")

@@ -19,7 +19,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # shares. They read nothing of the stages.
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
     {
-        "config": ("storyrl.config", "storyrl.babylm_spec"),
+        # storyrl.rubric: the rubric template, which the plan checks like the config itself.
+        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.rubric"),
         "schemas": ("storyrl.schemas",),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
