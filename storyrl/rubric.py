@@ -79,7 +79,10 @@ def resolve_template(path: str) -> Path:
     )
 
 
-def load_rubric(path: str, join: Literal["seam", "concat"] = "seam") -> Rubric:
+def load_rubric(
+    path: str, join: Literal["seam", "concat"] = "seam", expect_sha256: str | None = None
+) -> Rubric:
+    """The template at `path` (see resolve_template); `expect_sha256`: the file must have it."""
     file = resolve_template(path)
     try:
         raw = file.read_bytes()
@@ -88,6 +91,11 @@ def load_rubric(path: str, join: Literal["seam", "concat"] = "seam") -> Rubric:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"teacher.template: cannot read {file}: {err}") from None
     digest = hashlib.sha256(raw).hexdigest()
+    if expect_sha256 is not None and digest != expect_sha256:
+        raise ConfigError(
+            f"teacher.template: {file} has sha256 {digest}, teacher.template_sha256 is "
+            f"{expect_sha256} (another version of the file, or another file)"
+        )
     return Rubric(str(file), text, digest, template_kind(file, text), join)
 
 

@@ -72,6 +72,7 @@ def paper_weights(workdir: Path) -> Path:
     """A config file to pass after config/paper.yaml that points its teacher at a local model
     folder in `workdir` (planning reads only its config.json) and at a rubric of the authors'
     shape: the paper's dry runs need both."""
+    import hashlib
     import json
 
     import yaml
@@ -81,8 +82,9 @@ def paper_weights(workdir: Path) -> Path:
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
     rubric = workdir / "weights" / "teacher_prompt.md"
     rubric.write_text(AUTHORS_SHAPE)
+    # Not the authors' file: its own hash stands in for theirs.
+    sha = hashlib.sha256(rubric.read_bytes()).hexdigest()
     override = workdir / "paper_weights.yaml"
-    override.write_text(
-        yaml.safe_dump({"teacher": {"model": str(folder), "template": str(rubric)}})
-    )
+    teacher = {"model": str(folder), "template": str(rubric), "template_sha256": sha}
+    override.write_text(yaml.safe_dump({"teacher": teacher}))
     return override

@@ -65,6 +65,11 @@ def test_paper_config_without_the_authors_rubric_stops_naming_the_key(tmp_path):
         check_teacher_weights(load(PAPER, cfg), "c.yaml")
     cfg.write_text(yaml.safe_dump({"teacher": good}))
     check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    # Another file than the authors' at 4bfd376 (the config pins its sha256).
+    del good["template_sha256"]
+    cfg.write_text(yaml.safe_dump({"teacher": good}))
+    with pytest.raises(ConfigError, match=r"teacher\.template: .* has sha256 .*template_sha256"):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
 
 
 def test_paper_config_with_local_teacher_weights_plans(tmp_path):

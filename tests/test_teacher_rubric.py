@@ -284,3 +284,25 @@ def test_the_paper_shows_opening_plus_continuation_as_the_authors_code_joined_th
     ours = make_teacher(TeacherConfig(template=str(path)), seed=0)
     assert f"`{PROMPT} there`" in ours.rubric.render(PROMPT, "there")
     assert load(RUBRIC.parents[1] / "paper.yaml").teacher.join == "concat"
+
+
+def test_a_rubric_with_another_sha256_than_the_config_expects_is_refused(tmp_path):
+    """The authors' file changed over their history; the paper config pins the version of
+    4bfd376 by its sha256, so a copy of another version is refused at plan and at load."""
+    from storyrl.config.top import _template_problem
+    from storyrl.teacher import make_teacher
+
+    path = tmp_path / "teacher_prompt.md"
+    path.write_text(AUTHORS_SHAPE)
+    have = hashlib.sha256(path.read_bytes()).hexdigest()
+    want = "0" * 64
+    cfg = TeacherConfig(template=str(path), template_sha256=want)
+    with pytest.raises(
+        ConfigError,
+        match=rf"teacher\.template: .*teacher_prompt\.md has sha256 {have}, teacher\.template_sha256 is {want}",
+    ):
+        make_teacher(cfg, seed=0)
+    assert f"has sha256 {have}" in _template_problem(str(path), None, want)
+    assert (
+        make_teacher(cfg.model_copy(update={"template_sha256": have}), seed=0).rubric.sha256 == have
+    )

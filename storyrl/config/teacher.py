@@ -83,6 +83,10 @@ class TeacherConfig(Section):
     `prompts/teacher_prompt.md`), which the user downloads. Its sha256 goes into every result's
     metadata. A relative path is resolved against the current working directory (the repo root
     when run by the workflow)."""
+    template_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The sha256 (as `sha256sum` prints it) the template file must have; None: any file.
+    config/paper.yaml pins the authors' file as of their commit 4bfd376 (it had other
+    versions), so a copy of another version stops the plan and the run."""
     join: Literal["seam", "concat"] = "seam"
     """How the story the teacher grades (`student_completion`, `{story}`) is made of the opening
     and the continuation. `seam` (ours): joined as they are, with a space put between them when

@@ -173,7 +173,7 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
                 "DIR`, and set the key to DIR"
             )
         template = teacher["template"]
-        if why := _template_problem(template, base_dir):
+        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
             lines.append(
                 f"  {key}.template: '{template}': {why}. Set it to a rubric template "
                 "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
@@ -183,7 +183,7 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
 
 
-def _template_problem(template: str, base_dir=None) -> str | None:
+def _template_problem(template: str, base_dir=None, sha256: str | None = None) -> str | None:
     """Why the rubric template cannot be used, or None."""
     from storyrl.rubric import load_rubric, resolve_template
 
@@ -194,7 +194,7 @@ def _template_problem(template: str, base_dir=None) -> str | None:
     except ConfigError:
         return "no such file"
     try:
-        load_rubric(template)
+        load_rubric(template, expect_sha256=sha256)
     except ConfigError as err:
         return str(err).removeprefix("teacher.template: ")
     return None
