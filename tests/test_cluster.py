@@ -210,3 +210,24 @@ def test_tables_figures_and_collect_steps_run_locally(paper_plan):
     # and the leaderboard submission: it only collates JSON files
     local = {rule for rule, r in paper_plan.items() if r["local"]}
     assert local == {"all", "table", "figure", "official_collect", "submission"}
+
+
+def test_jobs_are_given_the_rubric_they_were_planned_with(tmp_path):
+    """The teacher's JSON in every job's command carries the rubric file's sha256: a job reads
+    no other file than the one planned, and an edited rubric changes the jobs' params, which
+    snakemake reruns."""
+    import hashlib
+    import json
+    import shlex
+
+    rubric = ROOT / "config" / "prompts" / "teacher_rubric.txt"
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(TEST_CONFIG))
+    teachers = [
+        json.loads(words[words.index("--teacher") + 1])
+        for line in out.stdout.splitlines()
+        if "--teacher " in line
+        for words in [shlex.split(line.strip())]
+    ]
+    assert teachers, out.stdout[-2000:]
+    want = hashlib.sha256(rubric.read_bytes()).hexdigest()
+    assert {t["template_sha256"] for t in teachers} == {want}
