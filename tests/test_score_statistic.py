@@ -34,6 +34,8 @@ REPLIES = {
 # authors_regex: 20M rows [6,17,6,0 | 9,3,9,9 | 9,9,6,6 | 6] -> groups 7.25, 7.5, 7.5, 6
 #                -> before (7.25 + 7.5) / 2 = 7.375, after (7.5 + 6) / 2 = 6.75;
 #                50M groups 9, 3, 3, 3 -> before 6, after 3.
+RUBRICS = {"20M-seed42-base": "ab" * 32, "50M-seed42-base": "cd" * 32}
+"""The sha256 of the rubric that scored each run (in its tables' metadata)."""
 WANT = {
     "training": {"20M": (5.25, 7.3125), "50M": (3.75, 3.0)},
     "authors_regex": {"20M": (7.375, 6.75), "50M": (6.0, 3.0)},
@@ -85,8 +87,16 @@ def write_runs(root):
         folder = root / run_id
         folder.mkdir(parents=True)
         steps = [{c: s.get(c, math.nan) for c in tables_steps_columns()} for s in steps]
-        write_table(folder / "steps.parquet", "steps", steps, make_metadata("steps"))
-        write_table(folder / "rollouts.parquet", "rollouts", rows, make_metadata("rollouts"))
+        teacher = {"template_sha256": RUBRICS[run_id]}
+        write_table(
+            folder / "steps.parquet", "steps", steps, make_metadata("steps", teacher=teacher)
+        )
+        write_table(
+            folder / "rollouts.parquet",
+            "rollouts",
+            rows,
+            make_metadata("rollouts", teacher=teacher),
+        )
         paths["steps"].append(folder / "steps.parquet")
         paths["rollouts"].append(folder / "rollouts.parquet")
     return paths
@@ -155,3 +165,10 @@ def test_the_before_after_figure_names_the_authors_statistic(runs, tmp_path, mon
     cfg = AnalysisConfig(window_steps=2, bootstrap=10, score_statistic="authors_regex")
     figures_rl.before_after(steps, rollouts, tmp_path / "f.pdf", cfg)
     assert "the authors' regex" in figs[0].axes[0].get_title()
+
+
+def test_the_before_after_table_names_the_rubric_of_its_runs(runs):
+    """Shared tables say which rubric scored them: the start of its file's sha256."""
+    steps, rollouts = runs
+    t = tables.before_after_table(steps, rollouts, AnalysisConfig(window_steps=2, bootstrap=10))
+    assert t.set_index("pretraining").rubric.to_dict() == {"20M": "ab" * 6, "50M": "cd" * 6}

@@ -103,8 +103,15 @@ def _with_runs(df: pd.DataFrame, path, meta, override) -> pd.DataFrame:
     )
 
 
+def rubric_id(meta: dict) -> str:
+    """The first 12 hex digits of the sha256 of the rubric that scored a table (its metadata's
+    teacher); "" where it names none (another scorer, or a file written before it did)."""
+    return str((meta.get("teacher") or {}).get("template_sha256") or "")[:12]
+
+
 def load_steps(paths, overrides=None) -> pd.DataFrame:
-    """All steps of all runs, with the run's pretraining words, seed and variant."""
+    """All steps of all runs, with the run's pretraining words, seed, variant and `rubric`
+    (`rubric_id`)."""
     frames = []
     for p in paths:
         df = read_table(p, "steps").to_pandas()
@@ -115,7 +122,10 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
                 f"{p}: no steps (the table is empty): the run never finished a "
                 "step; rerun it or leave its folder out"
             )
-        frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
+        meta = read_metadata(p)
+        frames.append(
+            _with_runs(df, p, meta, _overrides_for(overrides, p)).assign(rubric=rubric_id(meta))
+        )
     if not frames:
         raise AnalysisError("no steps.parquet given")
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)

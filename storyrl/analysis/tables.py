@@ -176,6 +176,8 @@ def before_after_table(
         row["seeds"] = ",".join(str(int(s)) for s in sorted(g.seed.dropna().unique()))
         row["ci_over"] = "+".join(sorted(sg.source.unique()))
         row["statistic"] = cfg.score_statistic
+        if "rubric" in steps:  # load_steps: the rubric of each run's metadata
+            row["rubric"] = "+".join(sorted(steps[steps.run_id.isin(g.run_id)].rubric.unique()))
         rows.append(row)
     return pd.DataFrame(rows)
 
