@@ -25,6 +25,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "schemas": ("storyrl.schemas",),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
+        "hf_compat": ("storyrl.hf_compat",),
     },
     # 2: data and the teacher.
     {
