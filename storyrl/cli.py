@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--corpus-words", type=parse_words, help="distinct words of its pretraining corpus"
     )
     s.add_argument("--corpus-stats", help="or: the corpus's stats.json (from `storyrl subset`)")
+    s.add_argument(
+        "--on-change",
+        choices=["refuse", "move"],
+        default="refuse",
+        help="an output folder holding a run made with other settings: refuse (default), or "
+        "move the old run aside into <output>/stale-<time>/ and start afresh (the workflow)",
+    )
     _gpu_flag(s)
     s.set_defaults(func=_rl_train)
     s = rl.add_parser(
@@ -291,6 +298,7 @@ def _rl_train(args):
             run_id=args.run_id,
             pretrain_words_seen=args.pretrain_words,
             corpus_words=corpus_words,
+            on_change=args.on_change,
         )
     except TeacherFailure as err:
         # The state of the last finished step is on disk: a rerun resumes from it.

@@ -14,7 +14,6 @@ at the same step on SIGTERM. One process that sees several GPUs is refused, sinc
 would fall back to DataParallel and train on several times the batch.
 """
 
-import json
 import logging
 import math
 import os
@@ -38,12 +37,13 @@ from transformers import (
 )
 
 from storyrl import tracking as tr
-from storyrl.atomic import atomic_path, write_text
+from storyrl.atomic import atomic_path
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
+from storyrl.run_config import check_run_config
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
@@ -229,18 +229,6 @@ def latest_state(work_dir: Path, clean: bool = True) -> Path | None:
     return best
 
 
-def _check_run_config(work_dir: Path, settings: dict) -> None:
-    """Resume only a state made with the same settings; a stale one is moved aside."""
-    path = work_dir / "run_config.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
-    if path.exists() and path.read_text() != text:
-        stale = work_dir.with_name(work_dir.name + f".stale-{int(time.time())}")
-        log.warning("settings changed since %s was started: moving it to %s", work_dir, stale)
-        work_dir.rename(stale)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    write_text(path, text)
-
-
 def check_launch(visible_gpus: int, env: dict) -> int:
     """The number of processes this run is trained by; one process seeing several GPUs is refused."""
     if "WORLD_SIZE" in env:
@@ -379,7 +367,7 @@ def _pretrain(
     # Rank 0 alone may move a stale run aside and drop a cut-short state; the others wait.
     with args.main_process_first(local=False, desc="run folder"):
         if main:
-            _check_run_config(work_dir, settings)
+            check_run_config(work_dir, settings)
         resume = latest_state(work_dir, clean=main)
 
     torch.manual_seed(seed)

@@ -1,0 +1,109 @@
+"""A run folder belongs to the settings it was started with (issue 21, item 1): a resume under
+another configuration is refused from the command line and started afresh (the old run moved
+aside) by the workflow, never mixed."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from rl_toys import ShareScorer, make_checkpoint
+from storyrl.cli import main
+from storyrl.config import RLConfig
+from storyrl.rl.train import train
+from storyrl.run_config import RunConfigMismatch
+from storyrl.schemas import read_metadata
+
+TOY = {
+    "prompts": ["once upon a time"],
+    "batch_size": 4,
+    "budget": 100_000,
+    "threads": 1,
+    "max_steps": 3,
+    "state_every": 1,
+    "state_every_s": None,
+    "sampling": {"max_new_tokens": 4},
+    "ppo": {"lr": 1e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "ckpt")
+
+
+def killed_run(ckpt, run, **over):
+    """A run stopped after step 3 with its state saved (a finished run less its outputs)."""
+    train(ckpt, run, RLConfig.model_validate({**TOY, **over}), ShareScorer())
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "final")
+    return run
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        ({"ppo": {"lr": 5e-3}}, "rl.ppo.lr (0.001 -> 0.005)"),
+        ({"batch_size": 8}, "rl.batch_size (4 -> 8)"),
+    ],
+)
+def test_a_resume_under_other_settings_is_refused(ckpt, tmp_path, change, named):
+    run = killed_run(ckpt, tmp_path / "run")
+    cfg = RLConfig.model_validate({**TOY, "max_steps": 5, **change})
+    with pytest.raises(RunConfigMismatch) as err:
+        train(ckpt, run, cfg, ShareScorer())
+    assert str(run) in str(err.value) and named in str(err.value)
+    assert not (run / "summary.json").exists()  # nothing of the other settings written
+
+
+def test_another_starting_checkpoint_is_refused(ckpt, tmp_path):
+    run = killed_run(ckpt, tmp_path / "run")
+    other = make_checkpoint(tmp_path / "other", seed=1)
+    with pytest.raises(RunConfigMismatch, match=r"checkpoint\.sha256"):
+        train(other, run, RLConfig.model_validate({**TOY, "max_steps": 5}), ShareScorer())
+
+
+def test_a_finished_run_is_not_returned_for_other_settings(ckpt, tmp_path):
+    run = tmp_path / "run"
+    train(ckpt, run, RLConfig.model_validate(TOY), ShareScorer())
+    with pytest.raises(RunConfigMismatch):
+        train(ckpt, run, RLConfig.model_validate({**TOY, "seed": 7}), ShareScorer())
+
+
+def test_operational_fields_may_change_on_resume(ckpt, tmp_path):
+    run = killed_run(ckpt, tmp_path / "run")
+    cfg = RLConfig.model_validate({**TOY, "max_steps": 3, "threads": 2, "state_every": 2})
+    assert train(ckpt, run, cfg, ShareScorer())["steps"] == 3
+
+
+def test_move_starts_afresh_and_keeps_the_old_run(ckpt, tmp_path):
+    """What the workflow does (`--on-change move`): the rerun is the new settings' run from
+    step 1, one config hash in every row; the old run lies in <run>/stale-<time>/."""
+    run = killed_run(ckpt, tmp_path / "run")
+    new = {**TOY, "ppo": {"lr": 5e-3}}
+    train(ckpt, run, RLConfig.model_validate(new), ShareScorer(), on_change="move")
+    fresh = tmp_path / "fresh"
+    train(ckpt, fresh, RLConfig.model_validate(new), ShareScorer())
+    cols = ["step", "teacher_score_mean", "kl", "policy_loss", "value_loss"]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(run / "steps.parquet")[cols], pd.read_parquet(fresh / "steps.parquet")[cols]
+    )
+    hashes = {read_metadata(f)["config_hash"] for f in (run / "parts" / "steps").iterdir()}
+    assert hashes == {read_metadata(fresh / "steps.parquet")["config_hash"]}
+    (stale,) = run.glob("stale-*")
+    assert json.loads((stale / "run_config.json").read_text())["rl"]["ppo"]["lr"] == 1e-3
+    assert (stale / "state" / "state.pt").exists() and len(
+        list((stale / "parts" / "steps").iterdir())
+    ) == 3
+
+
+def test_the_cli_refuses_in_one_line(ckpt, tmp_path, capsys):
+    run = killed_run(ckpt, tmp_path / "run")
+    cfg = {**TOY, "max_steps": 5, "ppo": {"lr": 5e-3}}
+    argv = ["rl", "train", "--section", json.dumps(cfg), "--checkpoint", str(ckpt)]
+    argv += ["--output", str(run), "--scorer", "rl_toys:ShareScorer"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"storyrl: {run}: holds a run made with other settings")
+    assert "ppo.lr" in err and "\n" not in err
