@@ -274,6 +274,7 @@ class Stop(Exception):
 
 def _rl_train(args):
     from storyrl.rl import scoring
+    from storyrl.rl.run import Diverged
     from storyrl.rl.train import train
 
     cfg = args.section
@@ -300,6 +301,8 @@ def _rl_train(args):
             corpus_words=corpus_words,
             on_change=args.on_change,
         )
+    except Diverged as err:
+        raise Stop(f"storyrl rl train: {err}") from None
     except TeacherFailure as err:
         # The state of the last finished step is on disk: a rerun resumes from it.
         raise Stop(
@@ -599,6 +602,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from storyrl.analysis import AnalysisError
     from storyrl.babylm_spec import TrackError
+    from storyrl.checkpoints import CheckpointError
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
     from storyrl.device import DeviceError, require_gpu
@@ -631,6 +635,7 @@ def main(argv=None) -> int:
         OfficialError,
         TrackError,
         DeviceError,
+        CheckpointError,
     ) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2
