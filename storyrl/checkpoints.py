@@ -101,6 +101,26 @@ def save_checkpoint(path, lm, tokenizer, info: dict | None = None) -> None:
             write_info(tmp, RL_INFO, info)
 
 
+def content_identity(checkpoint) -> dict:
+    """What a checkpoint's model is: sha256 of its config and weight files (a path can be
+    re-published with other weights; the same weights can move)."""
+    import hashlib
+
+    folder = Path(checkpoint)
+    digest = hashlib.sha256()
+    files = sorted(
+        f
+        for f in folder.iterdir()
+        if f.name == "config.json" or f.suffix in (".safetensors", ".bin")
+    )
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "files": [f.name for f in files]}
+
+
 # --------------------------------------------------------------------------- records
 def write_info(folder, name: str, info: dict) -> None:
     """Write a record into a folder being built (inside an atomic_path block)."""

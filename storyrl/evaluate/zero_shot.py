@@ -210,10 +210,32 @@ def cli_suite(args):
             "rl_words": args.rl_words,
         },
     )
+    if args.models is None:
+        suite_one(todo[0], args)
+        return
+    from storyrl.evaluate import kept
+
+    # A group job: one broken checkpoint must not cost the others their results (kept.py).
+    shared = {
+        k: getattr(args, k) for k in ("tasks", "batch_size", "device", "dtype", "revision_name")
+    }
+    shared["data"] = kept.folder_identity(args.data_path)
+    broken = []
     for e in todo:
         if len(todo) > 1:
             print(f"# {e.model_id or Path(e.model).name}", flush=True)
-        suite_one(e, args)
+        outputs = [o for o in (e.parquet, e.output_dir) if o]
+        try:
+            rec = kept.record(e.model, {**shared, "entry": e.model_dump()})
+            if outputs and kept.restore(outputs, rec):
+                continue
+            suite_one(e, args)
+        except CheckpointError as err:
+            broken.append(str(err))
+            continue
+        if outputs:
+            kept.keep(outputs, rec)
+    kept.fail_on(broken, len(todo))
 
 
 def suite_one(e, args) -> list[dict]:

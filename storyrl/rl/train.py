@@ -32,7 +32,7 @@ import logging
 from pathlib import Path
 
 from storyrl import tracking as tr
-from storyrl.checkpoints import pretrain_words, resolve_device
+from storyrl.checkpoints import content_identity, pretrain_words, resolve_device
 from storyrl.config import RLConfig, TrackingConfig
 from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
@@ -52,26 +52,6 @@ KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlit
 teacher's score cache is keyed by the teacher's identity and the story, so it stays valid."""
 
 
-def checkpoint_identity(checkpoint) -> dict:
-    """The content of a starting checkpoint: sha256 of its config and weight files (a path can
-    be re-published with other weights; the same weights can move)."""
-    import hashlib
-
-    folder = Path(checkpoint)
-    digest = hashlib.sha256()
-    files = sorted(
-        f
-        for f in folder.iterdir()
-        if f.name == "config.json" or f.suffix in (".safetensors", ".bin")
-    )
-    for f in files:
-        digest.update(f.name.encode() + b"\0")
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 24), b""):
-                digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "files": [f.name for f in files]}
-
-
 def run_settings(cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str) -> dict:
     """What shapes an RL run: a resume must find the same (storyrl.run_config)."""
     from storyrl.rl.scoring import TeacherScorer
@@ -88,7 +68,7 @@ def run_settings(cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str) -> dict
         "rl": cfg.model_dump(mode="json", exclude=OPERATIONAL),
         "teacher": teacher,
         "reward": reward,
-        "checkpoint": checkpoint_identity(checkpoint),
+        "checkpoint": content_identity(checkpoint),
     }
 
 
