@@ -7,7 +7,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from storyrl.config import ConfigError, check_teacher_weights, validate
+from storyrl.config import ConfigError, check_teacher_templates, check_teacher_weights, validate
 
 min_version("9.0")
 
@@ -26,6 +26,7 @@ try:
     _source = ", ".join(_sources) or "config"
     CFG = validate(config, source=_source)
     check_teacher_weights(CFG, source=_source)
+    check_teacher_templates(CFG, source=_source)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

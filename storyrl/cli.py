@@ -572,9 +572,10 @@ def _lazy(module: str, name: str):
 
 
 def _check_config(args):
-    from storyrl.config import load
+    from storyrl.config import check_teacher_templates, load
 
     cfg = load(*args.files)
+    check_teacher_templates(cfg, source=", ".join(map(str, args.files)))
     print(json.dumps(cfg.model_dump(), indent=2, default=str))
 
 

@@ -146,6 +146,32 @@ def validate(raw: dict, source: str = "config") -> Config:
 LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
+def teacher_sections(cfg: Config) -> dict[str, dict]:
+    """Every teacher a job uses, by config key: the base one, and each RL run's that differs
+    after its overrides."""
+    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
+    for run_id, run in cfg.rl_plan().items():
+        if run.teacher != teachers["teacher"]:
+            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    return teachers
+
+
+def check_teacher_templates(cfg: Config, source: str = "config") -> None:
+    """Every teacher's rubric template loads (exists, is readable, holds its placeholders),
+    through the loader the jobs use. Found only in a job, a bad template stops the RL job after
+    Snakemake has removed the run's finished outputs; `check-config` and planning call this."""
+    from storyrl.teacher.rubric import load_rubric
+
+    lines = []
+    for key, teacher in teacher_sections(cfg).items():
+        try:
+            load_rubric(teacher["template"])
+        except ConfigError as err:
+            lines.append(f"  {key}.{str(err).removeprefix('teacher.')}")
+    if lines:
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(dict.fromkeys(lines)))
+
+
 def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
     overrides) names a local model folder with a config.json.
@@ -154,12 +180,8 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
     wrong path would only fail inside a GPU job; the workflow calls this when it plans.
     """
-    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
-    for run_id, run in cfg.rl_plan().items():
-        if run.teacher != teachers["teacher"]:
-            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
     lines = []
-    for key, teacher in teachers.items():
+    for key, teacher in teacher_sections(cfg).items():
         model = Path(teacher["model"])
         if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
             continue
