@@ -211,6 +211,7 @@ def _tokenizer(args):
 
 
 def _tokens(args):
+    from storyrl.schemas import config_hash
     from storyrl.tokens import encode_corpus
 
     cfg = args.section
@@ -221,6 +222,7 @@ def _tokens(args):
         args.meta,
         group_rows=cfg.group_rows if cfg else None,
         ratio_rows=cfg.ratio_rows if cfg else None,
+        corpus_hash=config_hash(cfg.model_dump(mode="json")) if cfg else None,
     )
 
 

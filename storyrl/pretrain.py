@@ -449,8 +449,29 @@ def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None
     work_dir = Path(work_dir)
     for words, out in outputs.items():
         src = work_dir / "milestones" / f"ckpt-{words_label(words)}"
+        if same_files(src, out):
+            # Untouched: a new time on an identical checkpoint would make every evaluation and
+            # RL run built on it look out of date.
+            log.info("%s: already published with the same files; left as it is", out)
+            continue
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(src, tmp, copy_function=os.link, dirs_exist_ok=True)
-    if log_out:
+    if log_out and not same_files(work_dir / "log.parquet", log_out):
         with atomic_path(log_out) as tmp:
             os.link(work_dir / "log.parquet", tmp)
+
+
+def same_files(a, b) -> bool:
+    """Whether `b` holds what `a` holds: the same file, or a folder with the same names and the
+    same bytes in each (hard links are compared by inode, other files by content)."""
+    import filecmp
+
+    a, b = Path(a), Path(b)
+    if a.is_file() and b.is_file():
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    if not (a.is_dir() and b.is_dir()):
+        return False
+    names_a = sorted(str(p.relative_to(a)) for p in a.rglob("*"))
+    if names_a != sorted(str(p.relative_to(b)) for p in b.rglob("*")):
+        return False
+    return all(same_files(a / n, b / n) for n in names_a if (a / n).is_file())
