@@ -65,7 +65,10 @@ def check_run_config(
     path = folder / RECORD
     text = _text(settings)
     moved = None
-    if path.exists() and path.read_text() != text:
+    # A folder with nothing but the record (a start that stopped before its first save, e.g. on
+    # a broken checkpoint) holds nothing to protect.
+    done = path.exists() and any(e.name not in (RECORD, *keep) for e in folder.iterdir())
+    if done and path.read_text() != text:
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError:

@@ -107,3 +107,23 @@ def test_the_cli_refuses_in_one_line(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"storyrl: {run}: holds a run made with other settings")
     assert "ppo.lr" in err and "\n" not in err
+
+
+def test_the_workflow_starts_a_changed_run_afresh(tmp_path):
+    """A param change reruns the `rl` job; its state folder is no output and survives, so the
+    rule asks for `--on-change move` (the rerun is the new settings' run, not the old one's)."""
+    from helpers import snakemake
+
+    out = snakemake(tmp_path, "-n", "-p", "results/rl/30K-seed42-base/summary.json").stdout
+    job = out[out.index("rule rl:") :]
+    assert "--on-change move" in job[: job.index("Shell command") + 2000]
+
+
+def test_a_start_that_wrote_nothing_does_not_bind_the_folder(ckpt, tmp_path):
+    """A first start that stopped before any step (here: a broken checkpoint, repaired since)
+    leaves only the record; the next start with other settings just goes ahead."""
+    run, broken = tmp_path / "run", make_checkpoint(tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"cut short")
+    with pytest.raises(Exception, match="cannot load the model"):
+        train(broken, run, RLConfig.model_validate(TOY), ShareScorer())
+    assert train(ckpt, run, RLConfig.model_validate(TOY), ShareScorer())["steps"] == 3

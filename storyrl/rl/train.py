@@ -9,6 +9,9 @@ Output folder of a run:
     rollouts.parquet, steps.parquet   consolidated tables (schemas `rollouts`, `steps`)
     parts/{rollouts,steps}/NNNNNN.parquet   one file per step, written atomically as it ends
     state/state.pt                    resume state (`state_every`/`state_every_s`, and on SIGTERM)
+    run_config.json                   what shapes the run (`run_settings`): a start under other
+                                      settings is refused, or with `on_change="move"` (the
+                                      workflow) the old run goes to stale-<time>/ and it starts afresh
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
