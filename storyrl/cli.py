@@ -1,51 +1,34 @@
 """The `storyrl` command: one subcommand per stage entry point; every rule calls one of these.
 
-Stage settings arrive as `--section JSON` (the rule's own config section, validated here), paths
-as explicit arguments, so the same call works from a rule, a shell and a test.
+Each stage adds its own subcommands (`add_parser(sub)` in its CLI module, below); this module
+collects them, runs the one asked for and is the error boundary: a known failure prints one line
+and exits 2, with no traceback.
 """
 
-import argparse
-import json
+import importlib
 import logging
 import sys
-from pathlib import Path
 
-from storyrl.units import parse_words
+from storyrl.commands import Stop
 
-
-def _section(model):
-    """argparse type: a JSON object validated against a config section model."""
-
-    def parse(text: str):
-        from pydantic import ValidationError
-
-        from storyrl.config import ConfigError
-
-        try:
-            return model.model_validate(json.loads(text))
-        except (json.JSONDecodeError, ValidationError) as err:
-            raise argparse.ArgumentTypeError(f"bad {model.__name__} section: {err}") from None
-        except ConfigError as err:  # pragma: no cover - defensive
-            raise argparse.ArgumentTypeError(str(err)) from None
-
-    parse.__name__ = model.__name__
-    return parse
+STAGES = (
+    "storyrl.config.cli",  # check-config, schema
+    "storyrl.pretrain_cli",  # demo-corpus, subset, tokenizer, tokens, pretrain
+    "storyrl.analysis.targets",  # analysis
+    "storyrl.teacher.cli",  # teacher
+    "storyrl.rl.cli",  # rl
+    "storyrl.evaluate.cli",  # eval, submission, demo-eval
+)
+"""The modules that add subcommands, in the order `storyrl --help` lists them. Only their parser
+code is imported here; each handler imports its stage when it runs."""
 
 
-def _gpu_flag(q):
-    q.add_argument(
-        "--require-gpu",
-        action="store_true",
-        help="stop at once, saying why, if no CUDA device is usable "
-        "(rules pass it unless compute.allow_cpu)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from storyrl import config as C
+def build_parser():
+    import argparse
 
     p = argparse.ArgumentParser(prog="storyrl", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+<<<<<<< HEAD
 
     s = sub.add_parser("check-config", help="validate config YAML file(s) and print the result")
     s.add_argument("files", nargs="+")
@@ -593,6 +576,13 @@ def _schema(args):
         sys.stdout.write(schema_text())
 
 
+=======
+    for module in STAGES:
+        importlib.import_module(module).add_parser(sub)
+    return p
+
+
+>>>>>>> main
 def main(argv=None) -> int:
     logging.basicConfig(
         level=logging.INFO,
@@ -615,20 +605,12 @@ def main(argv=None) -> int:
     try:
         if getattr(args, "require_gpu", False):
             # Before anything is read or written: a GPU job on a node without one stops here.
-            require_gpu(
-                " ".join(
-                    [
-                        args.command,
-                        *filter(
-                            None,
-                            (
-                                getattr(args, "rl_command", None),
-                                getattr(args, "eval_command", None),
-                            ),
-                        ),
-                    ]
-                )
+            words = (
+                args.command,
+                getattr(args, "rl_command", None),
+                getattr(args, "eval_command", None),
             )
+            require_gpu(" ".join(filter(None, words)))
         args.func(args)
     except (
         ConfigError,
