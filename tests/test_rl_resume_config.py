@@ -127,3 +127,46 @@ def test_a_start_that_wrote_nothing_does_not_bind_the_folder(ckpt, tmp_path):
     with pytest.raises(Exception, match="cannot load the model"):
         train(broken, run, RLConfig.model_validate(TOY), ShareScorer())
     assert train(ckpt, run, RLConfig.model_validate(TOY), ShareScorer())["steps"] == 3
+
+
+SNAKEFILE = """
+rule rl:
+    output: "run/summary.json"
+    params: section={section!r}
+    log: "rl.log"
+    shell:
+        "{python} -m storyrl.cli rl train --section {{params.section:q}} --checkpoint {ckpt}"
+        " --output run --scorer rl_toys:ShareScorer --on-change move > {{log}} 2>&1"
+"""
+
+
+def test_a_snakemake_rerun_after_a_param_change_is_the_new_run(ckpt, tmp_path):
+    """The job reruns for its changed param; its state folder survived (no output). The rerun
+    trains the new settings from step 1 instead of finishing the old run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import ROOT
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    exe = str(Path(sys.executable).with_name("snakemake"))
+
+    def run(cfg):
+        snakefile = SNAKEFILE.format(section=json.dumps(cfg), python=sys.executable, ckpt=ckpt)
+        (tmp_path / "Snakefile").write_text(snakefile)
+        cmd = [exe, "--cores", "1", "-s", str(tmp_path / "Snakefile"), "-d", str(tmp_path)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:] + (tmp_path / "rl.log").read_text()[-3000:]
+        return read_metadata(tmp_path / "run" / "steps.parquet")["config_hash"]
+
+    old = run(TOY)
+    new = run({**TOY, "ppo": {"lr": 5e-3}})
+    assert new != old
+    hashes = {
+        read_metadata(f)["config_hash"] for f in (tmp_path / "run" / "parts" / "steps").iterdir()
+    }
+    assert hashes == {new}
+    (stale,) = (tmp_path / "run").glob("stale-*")
+    assert read_metadata(stale / "steps.parquet")["config_hash"] == old
