@@ -122,3 +122,31 @@ def test_one_broken_model_keeps_the_groups_results_through_snakemake(tmp_path, d
     for m in ("a", "c"):
         assert (tmp_path / "out" / f"{m}.parquet").read_bytes() == before[m]
     assert (tmp_path / "out" / "b.parquet").exists()
+
+
+def test_grouped_story_eval_scores_the_others_and_keeps_them(tmp_path, capsys):
+    rl = {"prompts": ["once upon a time"], "batch_size": 4, "sampling": {"max_new_tokens": 8}}
+    teacher = {"backend": "heuristic", "template": str(ROOT / "config/prompts/teacher_rubric.txt")}
+    names = ["a", "b"]
+    for i, m in enumerate(names):
+        build_model(tmp_path / m, seed=i)
+    truncate(tmp_path / "a")
+    entries = [
+        {
+            "model": str(tmp_path / m),
+            "model_id": m,
+            "output": str(tmp_path / "out" / f"{m}.parquet"),
+        }
+        for m in names
+    ]
+    argv = ["eval", "stories", "--models", json.dumps(entries), "--rl", json.dumps(rl)]
+    argv += ["--section", json.dumps({"n_stories": 4, "batch_size": 4, "threads": 1})]
+    argv += ["--teacher", json.dumps(teacher), "--reward", "{}"]
+    assert main(argv) == 2
+    err = one_line(capsys)
+    assert err.startswith(f"storyrl: {tmp_path / 'a'}: cannot load the model")
+    assert err.endswith(
+        "(1 of 2 checkpoints failed; the results of the other 1 are written, and kept for the rerun)"
+    )
+    assert (tmp_path / "out" / "b.parquet").exists()
+    assert (tmp_path / "out" / ".kept" / "b.parquet").exists()
