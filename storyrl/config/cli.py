@@ -20,9 +20,10 @@ def add_parser(sub) -> None:
 
 
 def check_config(args) -> None:
-    from storyrl.config import load
+    from storyrl.config import check_teacher_templates, load
 
     cfg = load(*args.files)
+    check_teacher_templates(cfg, source=", ".join(map(str, args.files)))
     print(json.dumps(cfg.model_dump(), indent=2, default=str))
 
 

@@ -146,6 +146,39 @@ def validate(raw: dict, source: str = "config") -> Config:
 LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
+def teacher_sections(cfg: Config) -> dict[str, dict]:
+    """Every teacher a job uses, by config key: the base one, and each RL run's that differs
+    after its overrides."""
+    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
+    for run_id, run in cfg.rl_plan().items():
+        if run.teacher != teachers["teacher"]:
+            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    return teachers
+
+
+def _template_lines(cfg: Config, base_dir=None) -> list[str]:
+    lines = []
+    for key, teacher in teacher_sections(cfg).items():
+        template = teacher["template"]
+        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
+            lines.append(
+                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
+                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
+                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
+            )
+    return list(dict.fromkeys(lines))
+
+
+def check_teacher_templates(cfg: Config, source: str = "config", base_dir=None) -> None:
+    """Every teacher's rubric template loads (exists, is readable, holds its variables, has
+    the expected hash), through the loader the jobs use. Found only in a job, a bad template
+    stops the RL job after Snakemake has removed the run's finished outputs; `check-config`
+    calls this, and planning through `check_teacher_weights`."""
+    lines = _template_lines(cfg, base_dir)
+    if lines:
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
 def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
     overrides) names a local model folder with a config.json, and every teacher's rubric
@@ -157,12 +190,8 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
     `base_dir`: where a relative template path not found in the working directory is looked
     up (the workflow's own folder, as its rules resolve it).
     """
-    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
-    for run_id, run in cfg.rl_plan().items():
-        if run.teacher != teachers["teacher"]:
-            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
     lines = []
-    for key, teacher in teachers.items():
+    for key, teacher in teacher_sections(cfg).items():
         model = Path(teacher["model"])
         if teacher["backend"] in LOCAL_WEIGHT_BACKENDS and not (model / "config.json").is_file():
             why = "a folder without config.json" if model.is_dir() else "no such folder"
@@ -172,13 +201,7 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
                 "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
                 "DIR`, and set the key to DIR"
             )
-        template = teacher["template"]
-        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
-            lines.append(
-                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
-                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
-                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
-            )
+    lines += _template_lines(cfg, base_dir)
     if lines:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
 
