@@ -34,6 +34,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    default_data_collator,
 )
 
 from storyrl import tracking as tr
@@ -59,7 +60,7 @@ STATE_FILES = {
     "scaler.pt",
 }  # and rng_state*.pth (one per process)
 
-SPEED_ONLY = {"compile", "fused_adamw", "fused_gelu"}
+SPEED_ONLY = {"compile", "fused_adamw", "fused_gelu", "pad_batches"}
 """Training settings that change kernels, not the run: a state saved with them on resumes with
 them off and the other way round (the optimizer's state is the same for both AdamWs)."""
 
@@ -389,6 +390,7 @@ def _pretrain(
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
+        data_collator=None if training.pad_batches else default_data_collator,
         callbacks=[marks, *callbacks],
     )
     trainer.plan = plan
