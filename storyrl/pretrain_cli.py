@@ -75,6 +75,7 @@ def tokenizer_command(args) -> None:
 
 
 def tokens_command(args) -> None:
+    from storyrl.schemas import config_hash
     from storyrl.tokens import encode_corpus
 
     cfg = args.section
@@ -85,6 +86,7 @@ def tokens_command(args) -> None:
         args.meta,
         group_rows=cfg.group_rows if cfg else None,
         ratio_rows=cfg.ratio_rows if cfg else None,
+        corpus_hash=config_hash(cfg.model_dump(mode="json")) if cfg else None,
     )
 
 
