@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--cache", default=None, help="SQLite score cache (local disk)")
     s.set_defaults(func=_teacher_score)
+    s = tsub.add_parser(
+        "agree", help="re-score a sample of RL runs' stories with a further teacher (agreement)"
+    )
+    s.add_argument("--name", required=True, help="the further teacher's name (agreement.teachers)")
+    s.add_argument("--teacher", type=_section(C.AgreementTeacher), required=True)
+    s.add_argument("--sample", required=True, help='JSON: {"stories_per_run": N, "seed": S}')
+    s.add_argument("--rollouts", nargs="+", required=True, help="rollouts.parquet of each run")
+    s.add_argument("--output", nargs="+", required=True, help="one agreement Parquet per run")
+    _gpu_flag(s)
+    s.set_defaults(func=_teacher_agree)
 
     s = sub.add_parser("rl", help="reinforcement learning from a pretraining checkpoint")
     rl = s.add_subparsers(dest="rl_command", required=True)
@@ -259,6 +269,21 @@ def _teacher_score(args):
         print(f"storyrl teacher score: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     print(json.dumps(counts))
+
+
+def _teacher_agree(args):
+    from storyrl.agreement import rescore
+
+    sample = json.loads(args.sample)
+    for row in rescore(
+        args.name,
+        args.teacher,
+        args.rollouts,
+        args.output,
+        sample["stories_per_run"],
+        sample["seed"],
+    ):
+        print(json.dumps(row))
 
 
 class Stop(Exception):

@@ -37,6 +37,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"),
         "rl": ("storyrl.rl",),
         "evaluation": ("storyrl.evaluate",),
+        # Further teachers re-score RL stories (judge agreement).
+        "agreement": ("storyrl.agreement",),
     },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},

@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from storyrl.babylm_spec import aoa_steps
+from storyrl.config.agreement import AgreementConfig
 from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
@@ -51,6 +52,9 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
     to the jobs through the environment, so changing it reruns nothing."""
+    agreement: AgreementConfig = AgreementConfig()
+    """Further teachers that re-score a sample of every RL run's stories (judge agreement;
+    storyrl/config/agreement.py); off while none is active."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -158,10 +162,14 @@ def check_teacher_weights(cfg: Config, source: str = "config") -> None:
     for run_id, run in cfg.rl_plan().items():
         if run.teacher != teachers["teacher"]:
             teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    for name, t in cfg.agreement.active().items():
+        teachers[f"agreement.teachers.{name}"] = t.model_dump(mode="json")
     lines = []
     for key, teacher in teachers.items():
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS:
+            continue
         model = Path(teacher["model"])
-        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
+        if (model / "config.json").is_file():
             continue
         why = "a folder without config.json" if model.is_dir() else "no such folder"
         lines.append(
