@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl.agreement import draw_sample, rescore
+from storyrl.teacher.agreement import draw_sample, rescore
 from storyrl.analysis import layout
 from storyrl.analysis.agreement import agreement_stats, headline_stats, load_agreement
 from storyrl.analysis.targets import build_all
@@ -133,7 +133,7 @@ def test_rescore_with_a_stricter_heuristic_and_build_the_tables(tmp_path):
     assert list(table.measure) == ["readability", "coherence", "creativity", "total"]
     head = headline_stats(got, None, AnalysisConfig(bootstrap=50))
     assert set(head.teacher) == {"original", "strict"}
-    assert {"before_after", "equivalence_paper", "equivalence_curve"} <= set(head.what)
+    assert {"before/after", "equivalence (paper)", "equivalence (curve)"} <= set(head.what)
 
 
 def test_agreement_is_off_until_a_teacher_is_active():
@@ -141,3 +141,33 @@ def test_agreement_is_off_until_a_teacher_is_active():
     assert cfg.active() == {}
     on = AgreementConfig(teachers={"qwen": {"backend": "vllm", "model": "/models/qwen"}})
     assert list(on.active()) == ["qwen"]
+
+
+@pytest.mark.slow
+def test_the_paper_plan_rescores_on_a_gpu_once_the_second_judges_path_is_set(tmp_path):
+    import json
+
+    import yaml
+
+    from helpers import ROOT, paper_weights, snakemake
+    from storyrl.config import ConfigError, check_teacher_weights, load
+
+    paper = ROOT / "config" / "paper.yaml"
+    base = ["-n", "--configfile", str(paper), str(paper_weights(tmp_path))]
+    off = snakemake(tmp_path, *base)
+    assert "teacher_agreement" not in off.stdout
+    second = tmp_path / "second"
+    extra = tmp_path / "second.yaml"
+    extra.write_text(
+        yaml.safe_dump({"agreement": {"teachers": {"second": {"model": str(second)}}}})
+    )
+    with pytest.raises(ConfigError, match=r"agreement\.teachers\.second\.model: .*no such folder"):
+        check_teacher_weights(load(paper, paper_weights(tmp_path), extra))
+    second.mkdir()
+    (second / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    on = snakemake(tmp_path, *base, str(extra))
+    # One GPU job for the judge: it loads its model once and scores the 8 runs' samples.
+    assert on.stdout.count("rule teacher_agreement_gpu:") == 1, on.stdout[-3000:]
+    job = on.stdout.split("rule teacher_agreement_gpu:")[1].split("\n\n")[0]
+    inputs = next(line for line in job.splitlines() if line.strip().startswith("input:"))
+    assert "gpu=1" in job and inputs.count("rollouts.parquet") == 8, job

@@ -19,7 +19,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # shares. They read nothing of the stages.
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
     {
-        "config": ("storyrl.config", "storyrl.babylm_spec"),
+        # storyrl.commands: config sections as typed command-line arguments, for every stage.
+        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
         "schemas": ("storyrl.schemas",),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
@@ -34,11 +35,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     },
     # 3: the stages that train and evaluate models.
     {
-        "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan"),
+        "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan", "storyrl.pretrain_cli"),
         "rl": ("storyrl.rl",),
         "evaluation": ("storyrl.evaluate",),
-        # Further teachers re-score RL stories (judge agreement).
-        "agreement": ("storyrl.agreement",),
     },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
@@ -214,9 +213,9 @@ def test_rl_train_and_trl_algos_do_not_import_each_other():
 
 
 def test_nothing_below_the_rl_loop_imports_it():
-    """The run loop is a top of the RL stage: only the CLI starts it."""
+    """The run loop is a top of the RL stage: only the stage's CLI starts it."""
     users = {m for m, deps in MODULES.items() if "storyrl.rl.train" in deps}
-    assert users <= {"storyrl.cli"}, sorted(users)
+    assert users <= {"storyrl.rl.cli"}, sorted(users)
 
 
 def test_checkpoint_metadata_names_live_in_one_module():

@@ -1,5 +1,5 @@
 """Judge agreement: how far a further teacher agrees with the run's own teacher on the same
-stories (storyrl/agreement.py writes the `agreement` tables), and whether the paper's headline
+stories (storyrl/teacher/agreement.py writes the `agreement` tables), and whether the paper's headline
 survives the change of judge.
 
 - `agreement_table`: per further teacher and criterion (and the 0-9 total), Spearman's rho,
@@ -172,7 +172,7 @@ def headline_stats(agreement, steps=None, cfg: AnalysisConfig = AnalysisConfig()
             rows.append(
                 {
                     "teacher": judge,
-                    "what": "before_after",
+                    "what": "before/after",
                     "pretraining": r.pretraining,
                     "variant": r.variant,
                     "before": r.before,
@@ -187,7 +187,7 @@ def headline_stats(agreement, steps=None, cfg: AnalysisConfig = AnalysisConfig()
             rows.append(
                 {
                     "teacher": judge,
-                    "what": f"equivalence_{r.method}",
+                    "what": f"equivalence ({r.method})",
                     "pretraining": r.pretraining,
                     "run_id": r.run_id,
                     "after": r.after,

@@ -1,5 +1,5 @@
 # Judge agreement (config `agreement`): each further teacher re-scores the same seeded sample of
-# every RL run's stories (storyrl.agreement), one job per teacher so its model loads once. A
+# every RL run's stories (storyrl.teacher.agreement), one job per teacher so its model loads once. A
 # teacher that loads weights here (vllm, hf) runs as `teacher_agreement_gpu` on a GPU node; the
 # others (heuristic, openai: a server elsewhere) as `teacher_agreement`.
 from storyrl.analysis import layout
@@ -23,32 +23,38 @@ def agreement_params(wildcards):
     }
 
 
-for _gpu in (False, True):
-
-    rule:
-        name:
-            "teacher_agreement_gpu" if _gpu else "teacher_agreement"
-        input:
-            [f"{rl_dir(r)}/rollouts.parquet" for r in PLAN],
-        output:
-            [str(layout.agreement_path(RESULTS, "{teacher}", r)) for r in PLAN],
-        wildcard_constraints:
-            teacher=one_of(AGREEMENT_GPU if _gpu else set(AGREEMENT) - AGREEMENT_GPU),
-        params:
-            teacher=lambda w: agreement_params(w)["teacher"],
-            sample=lambda w: agreement_params(w)["sample"],
-            gpu_check=GPU_CHECK if _gpu else "",
-        conda:
-            GPU_ENV if _gpu else CPU_ENV
-        log:
-            log_path("teacher_agreement", "{teacher}"),
-        benchmark:
-            bench_path("teacher_agreement", "{teacher}")
-        shell:
-            "{STORYRL} teacher agree {params.gpu_check} --name {wildcards.teacher}"
-            " --teacher {params.teacher:q} --sample {params.sample:q} --rollouts {input:q}"
-            " --output {output:q} > {log:q} 2>&1"
+rule teacher_agreement:
+    input:
+        [f"{rl_dir(r)}/rollouts.parquet" for r in PLAN],
+    output:
+        [str(layout.agreement_path(RESULTS, "{teacher}", r)) for r in PLAN],
+    wildcard_constraints:
+        teacher=one_of(set(AGREEMENT) - AGREEMENT_GPU),
+    params:
+        teacher=lambda w: agreement_params(w)["teacher"],
+        sample=lambda w: agreement_params(w)["sample"],
+        gpu_check="",
+    conda:
+        CPU_ENV
+    log:
+        log_path("agreement", "{teacher}"),
+    benchmark:
+        bench_path("agreement", "{teacher}")
+    shell:
+        "{STORYRL} teacher agree {params.gpu_check} --name {wildcards.teacher}"
+        " --teacher {params.teacher:q} --sample {params.sample:q} --rollouts {input:q}"
+        " --output {output:q} > {log:q} 2>&1"
 
 
-# A weight-loading teacher is a GPU job, placed like the story evaluations.
-rules.teacher_agreement_gpu.rule.resources["gpu"] = 1
+# A teacher that loads its weights here is a GPU job, placed like the story evaluations.
+use rule teacher_agreement as teacher_agreement_gpu with:
+    wildcard_constraints:
+        teacher=one_of(AGREEMENT_GPU),
+    params:
+        teacher=lambda w: agreement_params(w)["teacher"],
+        sample=lambda w: agreement_params(w)["sample"],
+        gpu_check=GPU_CHECK,
+    resources:
+        gpu=1,
+    conda:
+        GPU_ENV
