@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl.teacher.agreement import draw_sample, rescore
 from storyrl.analysis import layout
 from storyrl.analysis.agreement import agreement_stats, headline_stats, load_agreement
 from storyrl.analysis.targets import build_all
 from storyrl.config import AgreementConfig, AgreementTeacher, AnalysisConfig
+from storyrl.teacher.agreement import draw_sample, rescore
 from tests.analysis_synth import write_results
 
 
