@@ -73,6 +73,11 @@ class RLSharingConfig(Section):
     for one GPU and the `rl` rule's threads, runtime and memory. Results are those of separate
     runs with the same seeds: each run keeps its own seeds, teacher seed, cache and folder."""
     server: ServerConfig = ServerConfig()
+    gpu_memory_gib: float | None = Field(None, gt=0)
+    """Memory of the GPU a pack runs on (80 for an 80 GB card); None: not checked. When given,
+    reading the config checks that each pack's runs (their PPO update, estimated from measured
+    peaks scaled by `rl.ppo.micro_batch`: storyrl/config/pack_memory.py) and the teacher
+    server's share fit it, and says by how much they do not."""
 
 
 def server_key(teacher: dict):
