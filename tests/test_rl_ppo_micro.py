@@ -9,10 +9,10 @@ import copy
 
 import pytest
 import torch
-from test_rl_ppo_precision import tiny_policy, toy_batch
 
 from storyrl.config import PPOConfig
 from storyrl.rl.ppo import PPOTrainer
+from test_rl_ppo_precision import tiny_policy, toy_batch
 
 
 def two_steps(base, **ppo):

@@ -11,9 +11,9 @@ from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
+from storyrl.config.pack_memory import check_packs
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
 from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
-from storyrl.config.pack_memory import check_packs
 from storyrl.config.sharing import RLSharingConfig, rl_packs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
