@@ -15,9 +15,26 @@ from storyrl.config.base import Section
 VLLM_SERVE = (
     "vllm serve {model} --host 127.0.0.1 --port {port} --dtype {dtype}"
     " --max-model-len {max_model_len} --gpu-memory-utilization {gpu_memory_utilization}"
-    " --max-num-seqs {max_seqs} --enable-prefix-caching --generation-config vllm"
+    " --max-num-seqs {max_seqs} --max-num-batched-tokens {max_batched_tokens}"
+    " --enable-prefix-caching --generation-config vllm"
 )
-PLACEHOLDERS = {"model", "port", "dtype", "max_model_len", "gpu_memory_utilization", "max_seqs"}
+PLACEHOLDERS = {
+    "model",
+    "port",
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "max_seqs",
+    "max_batched_tokens",
+}
+BATCHED_TOKENS = 8192
+"""vLLM 0.30's `--max-num-batched-tokens` for a server on an H100/H200; a pack asks for at least
+its `max_seqs`, since vLLM's scheduler refuses to start with fewer (its default on other GPUs,
+2048, would stop a pack of more than 2,048 stories)."""
+
+
+def max_batched_tokens(max_seqs: int) -> int:
+    return max(BATCHED_TOKENS, max_seqs)
 
 
 class ServerConfig(Section):
@@ -29,7 +46,8 @@ class ServerConfig(Section):
     `{model}` (teacher.model, the local weights folder), `{port}`, `{dtype}` and
     `{max_model_len}` (teacher.vllm), `{gpu_memory_utilization}` (below) and `{max_seqs}` (the
     stories of one step of every run of the pack: every request of a batch is in flight at
-    once). A `vllm serve` command must say `--generation-config vllm`: without it vLLM takes its
+    once), `{max_batched_tokens}` (the larger of 8192 and `{max_seqs}`: vLLM refuses fewer
+    batched tokens than sequences). A `vllm serve` command must say `--generation-config vllm`: without it vLLM takes its
     default sampling settings from the model's generation_config.json (Llama 3.1: top_p 0.9),
     and the teacher's requests pin only temperature, top_p, max_tokens and seed."""
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
@@ -59,6 +77,16 @@ class ServerConfig(Section):
             raise ValueError(
                 "a `vllm serve` command needs `--generation-config vllm`, else the "
                 "model's generation_config.json changes the teacher's sampling"
+            )
+        if (
+            words[:2] == ["vllm", "serve"]
+            and "--max-num-seqs" in words
+            and "--max-num-batched-tokens" not in words
+        ):
+            raise ValueError(
+                "a `vllm serve` command with `--max-num-seqs` needs `--max-num-batched-tokens "
+                "{max_batched_tokens}`: vLLM refuses to start with fewer batched tokens than "
+                "sequences (its default is 2048 on many GPUs)"
             )
         return command
 
