@@ -5,7 +5,8 @@
 error500, stall (sleeps past the client's timeout), 401. `fail_first` makes the first N requests
 of every distinct message fail with HTTP 500 before the mode applies (to exercise retries).
 `max_chars`: a user message longer than that is refused as vLLM 0.30's server refuses a prompt
-past its context (HTTP 400, `context_length_body`). `GET /v1/models` answers as vLLM's does (what an RL pack waits for before it starts its runs).
+past its context (HTTP 400, `context_length_body`). `GET /v1/models` answers as vLLM's does
+(what an RL pack waits for before it starts its runs).
 
 Run as a script (`python tests/chat_server.py --port N [--log FILE]`) it serves `seeded_reply`,
 which depends on nothing but the request, as an RL pack's teacher server command

@@ -47,9 +47,10 @@ class ServerConfig(Section):
     `{max_model_len}` (teacher.vllm), `{gpu_memory_utilization}` (below) and `{max_seqs}` (the
     stories of one step of every run of the pack: every request of a batch is in flight at
     once), `{max_batched_tokens}` (the larger of 8192 and `{max_seqs}`: vLLM refuses fewer
-    batched tokens than sequences). A `vllm serve` command must say `--generation-config vllm`: without it vLLM takes its
-    default sampling settings from the model's generation_config.json (Llama 3.1: top_p 0.9),
-    and the teacher's requests pin only temperature, top_p, max_tokens and seed."""
+    batched tokens than sequences). A `vllm serve` command must say `--generation-config vllm`:
+    without it vLLM takes its default sampling settings from the model's generation_config.json
+    (Llama 3.1: top_p 0.9), and the teacher's requests pin only temperature, top_p, max_tokens
+    and seed."""
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
     """Share of the GPU's memory the server may take; the pack's trainers use the rest (the
     paper's one run gave vLLM 26 GiB; four runs' batches need about 4 x 7.6 GiB of KV cache
