@@ -164,9 +164,9 @@ def pack_server_argv_parses_and_schedules():
 
 @check
 def openai_request_is_a_vllm_chat_request():
-    from chat_server import ChatServer
     from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
+    from chat_server import ChatServer
     from storyrl.config import TeacherConfig
     from storyrl.teacher import make_teacher
 
@@ -191,10 +191,11 @@ def openai_request_is_a_vllm_chat_request():
 
 @check
 def context_length_400_is_vllms():
-    from chat_server import context_length_body
     from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
     from vllm.exceptions import VLLMValidationError
     from vllm.renderers.params import TokenizeParams
+
+    from chat_server import context_length_body
 
     params = TokenizeParams(max_total_tokens=1024, max_output_tokens=6)
     try:
