@@ -1,5 +1,6 @@
 """Byte-level BPE trained on a corpus subset, saved as a transformers tokenizer folder."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -9,8 +10,12 @@ from transformers import PreTrainedTokenizerFast
 
 from storyrl.atomic import atomic_path
 from storyrl.config import TokenizerConfig
+from storyrl.schemas import config_hash
 
 log = logging.getLogger(__name__)
+
+TOKENIZER_INFO = "storyrl_tokenizer.json"
+"""Written into the tokenizer folder: the hash of the tokenizer section it was trained with."""
 
 
 def _texts(subset: Path, batch_size: int = 10_000):
@@ -38,5 +43,9 @@ def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Pat
     )
     with atomic_path(out_dir, is_dir=True) as tmp:
         tok.save_pretrained(tmp)
+        # What the token stream records (storyrl.pretrain_plan.stream_settings).
+        (Path(tmp) / TOKENIZER_INFO).write_text(
+            json.dumps({"config_hash": config_hash(cfg.model_dump(mode="json"))}) + "\n"
+        )
     log.info("tokenizer: %d tokens -> %s", len(tok), out_dir)
     return tok

@@ -22,6 +22,13 @@ from storyrl.units import count_words
 log = logging.getLogger(__name__)
 
 
+def _tokenizer_hash(tokenizer_dir) -> str | None:
+    from storyrl.tokenizer import TOKENIZER_INFO
+
+    f = Path(tokenizer_dir) / TOKENIZER_INFO
+    return json.loads(f.read_text()).get("config_hash") if f.exists() else None
+
+
 def encode_corpus(
     subset: str | Path,
     tokenizer_dir: str | Path,
@@ -30,8 +37,12 @@ def encode_corpus(
     group_rows: int | None = None,
     ratio_rows: int | None = None,
     batch_size: int = 10_000,
+    corpus_hash: str | None = None,
 ) -> dict:
-    """Write the stream and its metadata; `group_rows`, `ratio_rows` as in CorpusConfig."""
+    """Write the stream and its metadata; `group_rows`, `ratio_rows` as in CorpusConfig.
+    `corpus_hash` (the corpus section's config hash) and the tokenizer folder's own record go
+    into the metadata as `made_with`, so that planning can tell a current stream from a stale
+    one (storyrl.pretrain_plan.stream_is_current)."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     dtype = np.uint16 if len(tok) <= np.iinfo(np.uint16).max + 1 else np.uint32
     eos = tok.eos_token_id
@@ -70,6 +81,7 @@ def encode_corpus(
         "tokens_per_word_sample": sample_tokens / max(sample_words, 1) if ratio_rows else None,
         "group_rows": group_rows,
         "group_tokens": None,
+        "made_with": {"corpus": corpus_hash, "tokenizer": _tokenizer_hash(tokenizer_dir)},
     }
     # The ratio that turns milestone words into tokens (and so into steps).
     meta["tokens_per_word"] = meta["tokens_per_word_sample"] if ratio_rows else stream_ratio

@@ -59,8 +59,11 @@ def data(tmp_path_factory) -> Path:
 
 
 def files(folder: Path) -> dict[str, bytes]:
+    """The outputs under `folder`; not a group job's `.kept/` copies (storyrl.evaluate.kept)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".kept" not in p.relative_to(folder).parts
     }
 
 

@@ -119,7 +119,9 @@ def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool =
 
 
 # ------------------------------------------------------------------------------ CLI
-def add_parser(sub, section_type) -> None:
+def add_parser(sub) -> None:
+    from storyrl.commands import section as section_type
+
     p = sub.add_parser("analysis", help="tables and figures from Parquet results")
     asub = p.add_subparsers(dest="analysis_command", required=True)
 

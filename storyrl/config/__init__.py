@@ -50,6 +50,7 @@ from storyrl.config.teacher import HFConfig, OpenAIConfig, RewardConfig, Teacher
 from storyrl.config.top import (
     LOCAL_WEIGHT_BACKENDS,
     Config,
+    check_teacher_templates,
     check_teacher_weights,
     load,
     read_yaml,
@@ -107,6 +108,7 @@ __all__ = [
     "VLLMConfig",
     "Words",
     "ZeroShotConfig",
+    "check_teacher_templates",
     "check_teacher_weights",
     "deep_merge",
     "error_lines",

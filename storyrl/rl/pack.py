@@ -109,6 +109,9 @@ def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
         run.output,
         "--run-id",
         run.run_id,
+        # A pack reruns when a run's settings change: like the `rl` rule, start those afresh.
+        "--on-change",
+        "move",
     ]
     for flag, value in (
         ("--teacher-cache", run.teacher_cache),

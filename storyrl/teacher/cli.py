@@ -1,0 +1,41 @@
+"""`storyrl teacher score`: the teacher scores a Parquet of stories outside any training run."""
+
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    t = sub.add_parser("teacher", help="the teacher that scores stories")
+    tsub = t.add_subparsers(dest="teacher_command", required=True)
+    s = tsub.add_parser("score", help="score a Parquet of stories (columns prompt, continuation)")
+    s.add_argument("--stories", required=True, help="input Parquet with prompt, continuation")
+    s.add_argument("--output", required=True, help="output Parquet (table teacher_scores)")
+    s.add_argument(
+        "--section",
+        default="{}",
+        help="JSON: {teacher: {...}, reward: {...}, "
+        "max_new_tokens, seed, batch_size}; defaults: the offline heuristic teacher",
+    )
+    s.add_argument("--cache", default=None, help="SQLite score cache (local disk)")
+    s.set_defaults(func=score)
+
+
+def score(args) -> None:
+    from pydantic import ValidationError
+
+    from storyrl.config import ConfigError
+    from storyrl.schemas import SchemaError
+    from storyrl.teacher import TeacherFailure
+    from storyrl.teacher.score_file import ScoreSection, score_file
+
+    try:
+        section = ScoreSection.model_validate(json.loads(args.section))
+    except (json.JSONDecodeError, ValidationError) as err:
+        raise ConfigError(f"--section: bad teacher score section: {err}") from None
+    try:
+        counts = score_file(args.stories, args.output, section, args.cache)
+    except (SchemaError, TeacherFailure) as err:
+        # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
+        print(f"storyrl teacher score: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(json.dumps(counts))
