@@ -110,6 +110,31 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_words", pa.int64()),
         ]
     ),
+    # One row per sampled RL story re-scored by a further teacher (judge agreement), beside the
+    # run's own teacher's scores of the same story (`orig_*`, from its rollouts).
+    "agreement": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("step", pa.int64()),
+            ("sample", pa.int64()),
+            ("tenth", pa.int64()),
+            ("teacher", pa.string()),
+            ("teacher_reply", pa.string()),
+            ("readability", pa.int8()),
+            ("coherence", pa.int8()),
+            ("creativity", pa.int8()),
+            ("parsed", pa.bool_()),
+            ("failed_call", pa.bool_()),
+            ("teacher_score", pa.float64()),
+            ("orig_readability", pa.int8()),
+            ("orig_coherence", pa.int8()),
+            ("orig_creativity", pa.int8()),
+            ("orig_parsed", pa.bool_()),
+            ("orig_teacher_score", pa.float64()),
+            ("n_words", pa.int64()),
+            ("n_tokens", pa.int64()),
+        ]
+    ),
     # Tidy long format of every evaluation number.
     "eval_scores": pa.schema(
         [

@@ -53,9 +53,7 @@ def test_an_rl_runs_template_is_checked_too(tmp_path, no_story):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = check_config(path)
-    assert (
-        out.returncode == 2 and "rl_runs (" in out.stderr and "nor the placeholder" in out.stderr
-    )
+    assert out.returncode == 2 and "rl_runs (" in out.stderr and "nor the placeholder" in out.stderr
 
 
 def test_planning_refuses_a_bad_template(tmp_path, no_story):

@@ -63,6 +63,12 @@ class Data:
         return load_summaries(self.inputs.summaries, self.overrides)
 
     @cached_property
+    def agreement(self):
+        from storyrl.analysis.agreement import load_agreement
+
+        return load_agreement(self.inputs.agreement, self.overrides)
+
+    @cached_property
     def baselines(self):
         from storyrl.analysis.load import load_baselines
 

@@ -69,6 +69,16 @@ class HFConfig(Section):
     prompt within float rounding. False: every prompt in full through `generate`."""
 
 
+class HeuristicConfig(Section):
+    """The offline proxy teacher (storyrl/teacher/heuristic.py)."""
+
+    strictness: float = Field(1.0, gt=0, allow_inf_nan=False)
+    """How hard it marks: the weight of the readability errors, and the divisor of the
+    creativity estimate (1: the proxy as documented; above 1, a stricter judge, e.g. a second
+    judge to measure agreement with).  Any value other than 1 changes the teacher's identity
+    (and so its cache key)."""
+
+
 class TeacherConfig(Section):
     """Who rates the student's stories, with which rubric and sampling settings."""
 
@@ -111,6 +121,7 @@ class TeacherConfig(Section):
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
     hf: HFConfig = HFConfig()
+    heuristic: HeuristicConfig = HeuristicConfig()
 
 
 class RewardConfig(Section):

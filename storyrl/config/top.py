@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from storyrl.babylm_spec import aoa_steps
+from storyrl.config.agreement import AgreementConfig
 from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
@@ -52,6 +53,9 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
     to the jobs through the environment, so changing it reruns nothing."""
+    agreement: AgreementConfig = AgreementConfig()
+    """Further teachers that re-score a sample of every RL run's stories (judge agreement;
+    storyrl/config/agreement.py); off while none is active."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -149,12 +153,14 @@ LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
 def teacher_sections(cfg: Config) -> dict[str, dict]:
-    """Every teacher a job uses, by config key: the base one, and each RL run's that differs
-    after its overrides."""
+    """Every teacher a job uses, by config key: the base one, each RL run's that differs after
+    its overrides, and the active judges of `agreement`."""
     teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
     for run_id, run in cfg.rl_plan().items():
         if run.teacher != teachers["teacher"]:
             teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    for name, t in cfg.agreement.active().items():
+        teachers[f"agreement.teachers.{name}"] = t.model_dump(mode="json")
     return teachers
 
 
@@ -194,8 +200,10 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
     """
     lines = []
     for key, teacher in teacher_sections(cfg).items():
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS:
+            continue  # (a heuristic judge of `agreement` has no model at all)
         model = Path(teacher["model"])
-        if teacher["backend"] in LOCAL_WEIGHT_BACKENDS and not (model / "config.json").is_file():
+        if not (model / "config.json").is_file():
             why = "a folder without config.json" if model.is_dir() else "no such folder"
             lines.append(
                 f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
