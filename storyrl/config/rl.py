@@ -53,6 +53,12 @@ class PPOConfig(Section):
     """Adam (betas 0.9/0.999, eps 1e-8, no weight decay), constant: no schedule."""
     mini_batch_size: int | None = Field(None, ge=1)
     """Stories per minibatch; None = the whole batch (paper: 360 = one minibatch)."""
+    micro_batch: int | None = Field(None, ge=1)
+    """Stories per forward/backward pass inside a minibatch (gradient accumulation); None = the
+    whole minibatch in one pass (paper). The update is the same either way (advantages, loss
+    means and the ratio check are over the whole minibatch; each pass's loss is scaled by its
+    share of the minibatch's response tokens): only the activation memory shrinks, about in
+    proportion (storyrl.rl.memory)."""
     ppo_epochs: int = Field(4, ge=1)
     init_kl_coef: float = Field(0.2, ge=0)
     adaptive_kl: bool = True

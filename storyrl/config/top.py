@@ -12,9 +12,10 @@ from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
+from storyrl.config.pack_memory import check_packs
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
 from storyrl.config.rl import RLConfig, RLRun, RunSpec, budget_problem, expand_runs
-from storyrl.config.sharing import RLSharingConfig
+from storyrl.config.sharing import RLSharingConfig, rl_packs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
 
@@ -125,6 +126,7 @@ class Config(Section):
                     raise ValueError(
                         f"rl_runs ({run_id}): overrides: " + "; ".join(error_lines(err, name))
                     ) from None
+        check_packs(rl_packs(plan, self.rl_sharing.runs_per_gpu), plan, self.rl_sharing)
         return self
 
     def rl_plan(self) -> dict[str, RLRun]:

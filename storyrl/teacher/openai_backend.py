@@ -163,6 +163,14 @@ class OpenAIBackend:
                         )
                         return None
             except errors.APIStatusError as err:
+                if past_context(err):
+                    # This story's prompt and reply do not fit the server's context: asking
+                    # again cannot help, and the other stories are unaffected.
+                    log.warning(
+                        "teacher: the server refused one story as too long: %s",
+                        self._redact(str(err))[:300],
+                    )
+                    return None
                 if err.status_code in (408, 409):
                     why = f"HTTP {err.status_code}"
                 else:
@@ -225,6 +233,21 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+CONTEXT_PARAMS = {"input_tokens", "input_text"}
+CONTEXT_WORDS = ("maximum context length", "maximum model length")
+
+
+def past_context(err) -> bool:
+    """An HTTP 400 by which the server refuses a prompt too long for its context: vLLM 0.30
+    names the parameter (`input_tokens`, `input_text`) in its error body, and it and other
+    OpenAI-compatible servers say "maximum context length" in the message."""
+    if err.status_code != 400:
+        return False
+    body = err.body if isinstance(err.body, dict) else {}
+    text = f"{body.get('message', '')} {err.message}".lower()
+    return body.get("param") in CONTEXT_PARAMS or any(w in text for w in CONTEXT_WORDS)
 
 
 # `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.
