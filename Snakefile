@@ -25,7 +25,7 @@ if workflow.config_settings.config:
 try:
     _source = ", ".join(_sources) or "config"
     CFG = validate(config, source=_source)
-    check_teacher_weights(CFG, source=_source)
+    check_teacher_weights(CFG, source=_source, base_dir=workflow.basedir)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -37,6 +37,7 @@ include: "workflow/rules/rl.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/official.smk"
 include: "workflow/rules/submission.smk"
+include: "workflow/rules/agreement.smk"
 include: "workflow/rules/analysis.smk"
 
 
@@ -61,4 +62,5 @@ rule all:
         all_eval_outputs(),
         all_official_outputs(),
         all_submission_outputs(),
+        all_agreement_outputs(),
         all_analysis_outputs(),

@@ -75,6 +75,7 @@ def tokenizer_command(args) -> None:
 
 
 def tokens_command(args) -> None:
+    from storyrl.schemas import config_hash
     from storyrl.tokens import encode_corpus
 
     cfg = args.section
@@ -87,6 +88,7 @@ def tokens_command(args) -> None:
         ratio_rows=cfg.ratio_rows if cfg else None,
         ratio_seed=cfg.seed if cfg and cfg.ratio_sample == "reshuffled" else None,
         pop_group_eos=cfg.pop_group_eos if cfg else False,
+        corpus_hash=config_hash(cfg.model_dump(mode="json")) if cfg else None,
     )
 
 

@@ -17,11 +17,42 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
+from storyrl import units
 from storyrl.atomic import atomic_path, write_text
 from storyrl.corpus import shuffled_indices
-from storyrl.units import count_words
+from storyrl.units import count_words, long_row_message, pieces
 
 log = logging.getLogger(__name__)
+
+
+def _encode(tok, texts: list[str], path, first_row: int, dtype) -> list:
+    """Token ids of each text; a text over units.PIECE_CHARS is encoded piece by piece, so only one
+    piece's encoding is held at a time."""
+    ids = []
+    short = [i for i, t in enumerate(texts) if len(t) <= units.PIECE_CHARS]
+    enc = {}
+    if short:
+        got = tok([texts[i] for i in short], add_special_tokens=False)["input_ids"]
+        enc = dict(zip(short, got))
+    for i, t in enumerate(texts):
+        if i in enc:
+            ids.append(enc[i])
+            continue
+        parts = pieces(t)
+        log.warning(long_row_message(path, first_row + i, t, len(parts)))
+        ids.append(
+            np.concatenate(
+                [np.asarray(tok(p, add_special_tokens=False)["input_ids"], dtype) for p in parts]
+            )
+        )
+    return ids
+
+
+def _tokenizer_hash(tokenizer_dir) -> str | None:
+    from storyrl.tokenizer import TOKENIZER_INFO
+
+    f = Path(tokenizer_dir) / TOKENIZER_INFO
+    return json.loads(f.read_text()).get("config_hash") if f.exists() else None
 
 
 def encode_corpus(
@@ -34,10 +65,14 @@ def encode_corpus(
     ratio_seed: int | None = None,
     pop_group_eos: bool = False,
     batch_size: int = 10_000,
+    corpus_hash: str | None = None,
 ) -> dict:
     """Write the stream and its metadata; `group_rows`, `ratio_rows`, `pop_group_eos` as in
     CorpusConfig; `ratio_seed`: the ratio's rows are the first `ratio_rows` of the subset
-    shuffled with this seed (`ratio_sample: reshuffled`), None: the subset's first rows."""
+    shuffled with this seed (`ratio_sample: reshuffled`), None: the subset's first rows.
+    `corpus_hash` (the corpus section's config hash) and the tokenizer folder's own record go
+    into the metadata as `made_with`, so that planning can tell a current stream from a stale
+    one (storyrl.pretrain_plan.stream_is_current)."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     dtype = np.uint16 if len(tok) <= np.iinfo(np.uint16).max + 1 else np.uint32
     eos = tok.eos_token_id
@@ -59,7 +94,7 @@ def encode_corpus(
         bar = tqdm(total=n_rows, desc="tokenize", unit="doc", mininterval=5)
         for batch in pf.iter_batches(columns=["text"], batch_size=batch_size):
             texts = batch.column(0).to_pylist()
-            ids = tok(texts, add_special_tokens=False)["input_ids"]
+            ids = _encode(tok, texts, subset, n_docs, dtype)
             ends = ~last_of_group[n_docs : n_docs + len(texts)]
             flat = np.fromiter(
                 (t for doc, end in zip(ids, ends) for t in (*doc, eos)[: len(doc) + end]),
@@ -94,6 +129,7 @@ def encode_corpus(
         "group_rows": group_rows,
         "group_tokens": None,
         "group_eos_popped": pop_group_eos,
+        "made_with": {"corpus": corpus_hash, "tokenizer": _tokenizer_hash(tokenizer_dir)},
     }
     # The ratio that turns milestone words into tokens (and so into steps).
     meta["tokens_per_word"] = meta["tokens_per_word_sample"] if ratio_rows else stream_ratio

@@ -20,7 +20,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
     {
         # storyrl.commands: config sections as typed command-line arguments, for every stage.
-        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
+        # storyrl.rubric: the rubric template, which the plan checks like the config itself.
+        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands", "storyrl.rubric"),
         "schemas": ("storyrl.schemas",),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
@@ -33,6 +34,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "teacher": ("storyrl.teacher", "storyrl.reward"),
         # Experiment tracking and progress lines, which the training stages report through.
         "tracking": ("storyrl.tracking", "storyrl.progress"),
+        # What shapes a training run (run_config.json), which pretraining and RL both check.
+        "run_config": ("storyrl.run_config",),
     },
     # 3: the stages that train and evaluate models.
     {
@@ -47,6 +50,10 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
 ]
 
 SIBLINGS = {
+    (
+        "corpus",
+        "tokenizer",
+    ): "the token stream records the tokenizer settings it was made with (TOKENIZER_INFO)",
     (
         "evaluation",
         "rl",

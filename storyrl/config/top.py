@@ -7,13 +7,15 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from storyrl.babylm_spec import aoa_steps
+from storyrl.config.agreement import AgreementConfig
 from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
+from storyrl.config.pack_memory import check_packs
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
-from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
-from storyrl.config.sharing import RLSharingConfig
+from storyrl.config.rl import RLConfig, RLRun, RunSpec, budget_problem, expand_runs
+from storyrl.config.sharing import RLSharingConfig, rl_packs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
 
@@ -51,6 +53,9 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
     to the jobs through the environment, so changing it reruns nothing."""
+    agreement: AgreementConfig = AgreementConfig()
+    """Further teachers that re-score a sample of every RL run's stories (judge agreement;
+    storyrl/config/agreement.py); off while none is active."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -109,6 +114,8 @@ class Config(Section):
         except ValueError as err:
             raise ValueError(f"rl_runs: {err}") from None
         for run_id, run in plan.items():
+            if problem := budget_problem(run.rl):
+                raise ValueError(f"rl_runs ({run_id}): {problem}")
             for name, cls, raw in (
                 ("teacher", TeacherConfig, run.teacher),
                 ("reward", RewardConfig, run.reward),
@@ -119,6 +126,7 @@ class Config(Section):
                     raise ValueError(
                         f"rl_runs ({run_id}): overrides: " + "; ".join(error_lines(err, name))
                     ) from None
+        check_packs(rl_packs(plan, self.rl_sharing.runs_per_gpu), plan, self.rl_sharing)
         return self
 
     def rl_plan(self) -> dict[str, RLRun]:
@@ -146,32 +154,85 @@ def validate(raw: dict, source: str = "config") -> Config:
 LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
-def check_teacher_weights(cfg: Config, source: str = "config") -> None:
-    """Every teacher that loads weights in a job (the base one, and each RL run's after its
-    overrides) names a local model folder with a config.json.
-
-    Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
-    have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
-    wrong path would only fail inside a GPU job; the workflow calls this when it plans.
-    """
+def teacher_sections(cfg: Config) -> dict[str, dict]:
+    """Every teacher a job uses, by config key: the base one, each RL run's that differs after
+    its overrides, and the active judges of `agreement`."""
     teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
     for run_id, run in cfg.rl_plan().items():
         if run.teacher != teachers["teacher"]:
             teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    for name, t in cfg.agreement.active().items():
+        teachers[f"agreement.teachers.{name}"] = t.model_dump(mode="json")
+    return teachers
+
+
+def _template_lines(cfg: Config, base_dir=None) -> list[str]:
     lines = []
-    for key, teacher in teachers.items():
-        model = Path(teacher["model"])
-        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS or (model / "config.json").is_file():
-            continue
-        why = "a folder without config.json" if model.is_dir() else "no such folder"
-        lines.append(
-            f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
-            "its weights from a local folder (jobs run with the hub offline): download "
-            "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
-            "DIR`, and set the key to DIR"
-        )
+    for key, teacher in teacher_sections(cfg).items():
+        template = teacher["template"]
+        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
+            lines.append(
+                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
+                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
+                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
+            )
+    return list(dict.fromkeys(lines))
+
+
+def check_teacher_templates(cfg: Config, source: str = "config", base_dir=None) -> None:
+    """Every teacher's rubric template loads (exists, is readable, holds its variables, has
+    the expected hash), through the loader the jobs use. Found only in a job, a bad template
+    stops the RL job after Snakemake has removed the run's finished outputs; `check-config`
+    calls this, and planning through `check_teacher_weights`."""
+    lines = _template_lines(cfg, base_dir)
     if lines:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
+def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) -> None:
+    """Every teacher that loads weights in a job (the base one, and each RL run's after its
+    overrides) names a local model folder with a config.json, and every teacher's rubric
+    template is a readable template (config/paper.yaml leaves both to the user).
+
+    Jobs run with the Hugging Face hub offline (workflow/rules/common.smk): compute nodes often
+    have no internet, and 100 jobs would each fetch 16 GB into one shared cache. A hub id or a
+    wrong path would only fail inside a GPU job; the workflow calls this when it plans.
+    `base_dir`: where a relative template path not found in the working directory is looked
+    up (the workflow's own folder, as its rules resolve it).
+    """
+    lines = []
+    for key, teacher in teacher_sections(cfg).items():
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS:
+            continue  # (a heuristic judge of `agreement` has no model at all)
+        model = Path(teacher["model"])
+        if not (model / "config.json").is_file():
+            why = "a folder without config.json" if model.is_dir() else "no such folder"
+            lines.append(
+                f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
+                "its weights from a local folder (jobs run with the hub offline): download "
+                "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
+                "DIR`, and set the key to DIR"
+            )
+    lines += _template_lines(cfg, base_dir)
+    if lines:
+        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
+
+
+def _template_problem(template: str, base_dir=None, sha256: str | None = None) -> str | None:
+    """Why the rubric template cannot be used, or None."""
+    from storyrl.rubric import load_rubric, resolve_template
+
+    if base_dir is not None and not Path(template).is_absolute() and not Path(template).exists():
+        template = str(Path(base_dir) / template)
+    try:
+        resolve_template(template)
+    except ConfigError:
+        return "no such file"
+    try:
+        load_rubric(template, expect_sha256=sha256)
+    except ConfigError as err:
+        return str(err).removeprefix("teacher.template: ")
+    return None
 
 
 def load(*paths: str | Path) -> Config:
