@@ -58,7 +58,6 @@ from storyrl.config.teacher import (
 from storyrl.config.top import (
     LOCAL_WEIGHT_BACKENDS,
     Config,
-    check_teacher_templates,
     check_teacher_weights,
     load,
     read_yaml,
@@ -119,7 +118,6 @@ __all__ = [
     "VLLMConfig",
     "Words",
     "ZeroShotConfig",
-    "check_teacher_templates",
     "check_teacher_weights",
     "deep_merge",
     "error_lines",

@@ -179,16 +179,6 @@ def _template_lines(cfg: Config, base_dir=None) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def check_teacher_templates(cfg: Config, source: str = "config", base_dir=None) -> None:
-    """Every teacher's rubric template loads (exists, is readable, holds its variables, has
-    the expected hash), through the loader the jobs use. Found only in a job, a bad template
-    stops the RL job after Snakemake has removed the run's finished outputs; `check-config`
-    calls this, and planning through `check_teacher_weights`."""
-    lines = _template_lines(cfg, base_dir)
-    if lines:
-        raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
-
-
 def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
     overrides) names a local model folder with a config.json, and every teacher's rubric
