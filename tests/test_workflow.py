@@ -13,7 +13,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
-from storyrl.analysis.registry import names
+from storyrl.analysis.registry import REGISTRY, names
 from storyrl.schemas import read_metadata
 
 TABLES, FIGURES = names("table"), names("figure")
@@ -225,6 +225,10 @@ def test_paper_config_plans_one_pretraining_run_with_28_milestones(tmp_path):
     assert "official_" not in out  # no checkout of the official pipeline named: no hand-off
 
 
+def without_agreement(kind):
+    return [n for n in names(kind) if "agreement" not in REGISTRY[kind, n].inputs]
+
+
 def test_paper_config_plans_the_whole_paper(tmp_path):
     official = tmp_path / "official.yaml"
     official.write_text(yaml.safe_dump({"official": {**pipeline_checkouts(tmp_path), "aoa": True}}))
@@ -248,8 +252,9 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
         "story_eval_rl": 8,
         "zero_shot_pre": 1,
         "zero_shot_rl": 8,
-        "table": len(TABLES),
-        "figure": len(FIGURES),
+        # the judge-agreement targets wait for the paper config's second judge (off until set)
+        "table": len(without_agreement("table")),
+        "figure": len(without_agreement("figure")),
         "official_glue": 14,
         "official_reading": 9,
         "official_collect": 9,
