@@ -51,6 +51,7 @@ localrules:
     figure,
     official_collect,
     submission,
+    share,
 
 
 rule all:

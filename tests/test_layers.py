@@ -21,7 +21,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {
         # storyrl.commands: config sections as typed command-line arguments, for every stage.
         "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
-        "schemas": ("storyrl.schemas",),
+        "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
     },
