@@ -42,7 +42,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
     # 5: entry points.
-    {"cli": ("storyrl.cli",), "workflow": ("workflow",)},
+    {"cli": ("storyrl.cli", "storyrl.docs_cli"), "workflow": ("workflow",)},
 ]
 
 SIBLINGS = {
