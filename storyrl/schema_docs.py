@@ -148,6 +148,7 @@ JSON_FIELDS: dict[str, dict[str, str]] = {
 
 # Every file or folder under results/: (path, format, what writes it, what it holds).
 FILES: list[tuple[str, str, str, str]] = [
+    ("corpus/<corpus>/raw/", "text files", "rule demo_corpus", "the demo corpus (demo format)"),
     (
         "corpus/<corpus>/subset.parquet",
         "Parquet (text, source)",
@@ -187,13 +188,13 @@ FILES: list[tuple[str, str, str, str]] = [
     (
         "story_eval/<model_id>.parquet",
         "Parquet `rollouts`",
-        "rule story_eval",
+        "rules story_eval_pre, story_eval_rl",
         "stories of one checkpoint, step 0; metadata pretrain_words, rl_words, run_id",
     ),
     (
         "eval/<model_id>.parquet",
         "Parquet `eval_scores`",
-        "rule zero_shot",
+        "rules zero_shot_pre, zero_shot_rl",
         "zero-shot BabyLM scores (full and fast sets)",
     ),
     (
@@ -203,15 +204,21 @@ FILES: list[tuple[str, str, str, str]] = [
         "GLUE and reading scores through the official pipeline",
     ),
     (
-        "eval/<run>-aoa.official.parquet",
+        "eval/<pretrain run>-aoa.official.parquet, <rl run>-rl-aoa.official.parquet",
         "Parquet `eval_scores`",
-        "rule official_aoa",
-        "age-of-acquisition scores",
+        "rules official_aoa, official_aoa_rl",
+        "age-of-acquisition surprisal and the pipeline's AoA score",
+    ),
+    (
+        "eval_data/demo/",
+        "official layout",
+        "rule demo_eval_data",
+        "demo evaluation sets (when zero_shot.data_path is not set)",
     ),
     (
         "eval/official/<model_id>/",
         "official layout",
-        "rule zero_shot",
+        "rules zero_shot_pre, zero_shot_rl",
         "the zero-shot predictions as the official pipeline writes them",
     ),
     (

@@ -194,8 +194,8 @@ def card(folder: Path, files, rows: dict, config: dict | None) -> str:
         "hf upload <user>/<repo> <this folder> . --repo-type dataset       # publish it",
         "```",
         "",
-        "Rows do not repeat the ids their file stands for: a file's path and its Parquet "
-        "metadata (key `storyrl`, listed under Files) name the run or model.",
+        "The rows of `story_eval` and `pretrain_log` do not name their model or run: each file's "
+        "path does, and its Parquet metadata (key `storyrl`; the ids are listed under Files).",
         "",
         "## Configs",
         "",
