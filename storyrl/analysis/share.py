@@ -143,7 +143,7 @@ def header(rows: dict) -> dict:
     """The card's YAML header: one config per table present, its files as a glob pattern."""
     return {
         "pretty_name": "storyrl results",
-        "tags": ["storyrl", "babylm", "reinforcement-learning", "storytelling"],
+        "tags": ["storyrl", "babylm-2025", "reinforcement-learning", "storytelling"],
         "configs": [
             {
                 "config_name": name,
