@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from analysis_synth import write_results
-from helpers import assert_dataset_matches_parquet
+from helpers import ROOT, assert_dataset_matches_parquet
 from storyrl.analysis import layout
 from storyrl.analysis.registry import names
 from storyrl.analysis.share import CONFIGS, MARK
@@ -25,7 +25,15 @@ def shared(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     write_results(root, n_steps=8, batch=6, n_stories=10)
     out = root.parent / f"{root.name}-share"
-    args = ["share", "--results", str(root), "--out", str(out), "--config", "config/config.yaml"]
+    args = [
+        "share",
+        "--results",
+        str(root),
+        "--out",
+        str(out),
+        "--config",
+        str(ROOT / "config" / "config.yaml"),
+    ]
     assert main(args) == 0
     return root, out
 

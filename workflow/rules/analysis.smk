@@ -115,7 +115,7 @@ rule share:
     output:
         directory(f"{RESULTS}/share"),
     params:
-        config=section(CFG),
+        config=lambda w: section(CFG),  # a function: the JSON holds `{model}`-like text
         baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
     conda:
         CPU_ENV
