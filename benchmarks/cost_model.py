@@ -1,14 +1,17 @@
 """GPU-hours of a plan, per rule: the work, the throughput it is divided by, and where that comes from.
 
     python benchmarks/cost_model.py --configfile config/paper.yaml my_paths.yaml \
-        [--gpu-check benchmarks/measured/gpu_check_h200_1.json] [--precision fp32|bf16] [--json]
+        [--gpu-check JSON] [--precision fp32|bf16] [--teacher-speedup X] [--json]
 
 Job counts come from the real dry run (`snakemake -n`, as benchmarks/slurm_plan.py makes it);
 RL steps from the project's own ledger (teacher replies of `--reply-words` words). Throughput
-comes from the GPU check's JSON where it measured the thing (pretraining tokens/s; sampling,
-teacher and update seconds of a PPO step at batch 360; a 1,000-story evaluation) and from the
-update timings of benchmarks/ppo_precision.py for `--precision`; every other number is an
-assumption printed in the `basis` column, with the flag that changes it.
+comes from the GPU check's JSON where it measured the thing (by default the newest
+benchmarks/measured/gpu_check_*.json: pretraining tokens/s; sampling, teacher and update seconds
+of a PPO step at batch 360 with the teacher as the `hf` backend runs it by default, its prefix
+shared; a 1,000-story evaluation) and from the update timings of benchmarks/ppo_precision.py
+for a `--precision` the check did not run; every other number is an assumption printed in the
+`basis` column, with the flag that changes it. `--teacher-speedup` (default 1: none) is a
+what-if, never the headline.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-MEASURED = REPO / "benchmarks" / "measured"
+from common import MEASURED, REPO, newest_check
 
 
 def rl_steps(cfg, reply_words: int) -> int:
@@ -61,8 +63,33 @@ def eval_jobs(jobs: Counter, kind: str) -> int:
     return sum(n for rule, n in jobs.items() if rule == kind or rule.startswith(kind + "_"))
 
 
+def ppo_run(check: dict) -> tuple[dict, str]:
+    """The PPO step the model prices, and where it comes from: the check's run with the
+    shared-prefix teacher (the hf backend's default), else an older check's one run."""
+    for key, label in (
+        ("ppo_after", "GPU check, shared-prefix teacher"),
+        ("ppo", "GPU check"),
+        ("ppo_fp32", "GPU check"),
+    ):
+        if key in check and check[key].get("ok", True):
+            return check[key], label
+    raise KeyError("the GPU check's JSON holds no PPO run that succeeded")
+
+
+def pretrain_run(check: dict, which: str) -> tuple[dict, str]:
+    """`fast`: the check's second pretraining run (its `--pretrain-opts`); `base`: today's
+    settings; `auto`: fast where it ran."""
+    fast = check.get("pretrain_fast") or {}
+    if which != "base" and fast.get("ok") and fast.get("tokens_per_s_median"):
+        return fast, "GPU check, " + " ".join(fast.get("opts") or [])
+    return check["pretrain"], "GPU check"
+
+
 def update_seconds(check: dict, precision: str, bench: dict | None) -> tuple[float, str]:
     """Seconds of one PPO update at the paper's batch, and the measurement it comes from."""
+    run, label = ppo_run(check)
+    if run.get("update_arithmetic") == precision:
+        return run["update_s"], f"{label} ({precision})"
     if bench:
         runs = {r["precision"]: r["median_s"] for r in bench["runs"]}
         if precision in runs:
@@ -70,12 +97,12 @@ def update_seconds(check: dict, precision: str, bench: dict | None) -> tuple[flo
     key = f"ppo_{precision}"
     if key in check and check[key].get("ok"):
         return check[key]["update_s"], f"GPU check ({precision})"
-    return check["ppo"]["update_s"], "GPU check (fp32)"
+    return run["update_s"], f"{label} ({run.get('update_arithmetic', 'fp32')})"
 
 
 def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[dict]:
     rows = []
-    pre = check["pretrain"]
+    pre, pre_source = pretrain_run(check, getattr(args, "pretrain_run", "auto"))
     subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
     tokens = cfg.pretrain.training.epochs * subset_words * args.tokens_per_word
     rows.append(
@@ -84,12 +111,12 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
             "jobs": jobs["pretrain"],
             "work": f"{tokens / 1e9:.2f}B tokens ({cfg.pretrain.training.epochs:g} epochs)",
             "seconds_per_job": tokens / pre["tokens_per_s_median"],
-            "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured (GPU check); "
+            "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured ({pre_source}); "
             f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words), "
             f"{args.tokens_per_word} tokens a word (--tokens-per-word)",
         }
     )
-    ppo = check.get("ppo") or check.get("ppo_fp32")
+    ppo, ppo_source = ppo_run(check)
     update, source = update_seconds(check, args.precision, bench)
     step = ppo["sample_s"] + ppo["teacher_s"] / args.teacher_speedup + update
     steps = rl_steps(cfg, args.reply_words)
@@ -97,6 +124,7 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     # on one GPU; their overlap is not measured, so a pack costs its runs one after another.
     packs = sum(n for rule, n in jobs.items() if rule.startswith("rl_pack_"))
     runs_per_job = len(cfg.rl_plan()) / packs if packs else 1
+    pack = check.get("pack2") or {}
     rows.append(
         {
             "rule": "rl",
@@ -105,10 +133,22 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
             + (f", {runs_per_job:g} runs a job" if packs else ""),
             "seconds_per_job": runs_per_job * steps * step + args.startup_s,
             "basis": f"{step:.2f} s/step = sampling {ppo['sample_s']:.2f} + teacher "
-            f"{ppo['teacher_s'] / args.teacher_speedup:.2f} (GPU check, "
-            f"/{args.teacher_speedup:g} --teacher-speedup) + update {update:.2f} "
+            f"{ppo['teacher_s'] / args.teacher_speedup:.2f} ({ppo_source}"
+            + (
+                f", /{args.teacher_speedup:g} --teacher-speedup"
+                if args.teacher_speedup != 1
+                else ""
+            )
+            + f") + update {update:.2f} "
             f"({source}); {args.reply_words}-word replies (--reply-words)"
-            + ("; the runs of a pack one after another (overlap not measured)" if packs else ""),
+            + (
+                "; the runs of a pack one after another (the check's in-process pair of runs "
+                f"took {pack['pair_over_two_alone']:g}x two runs' time; not applied)"
+                if packs and pack.get("ok") and pack.get("pair_over_two_alone")
+                else "; the runs of a pack one after another (overlap not measured)"
+                if packs
+                else ""
+            ),
         }
     )
     # Evaluations run one job per group of models (workflow/rules/evaluate.smk): the work is per
@@ -129,14 +169,20 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
         }
     )
     n = eval_jobs(jobs, "zero_shot")
+    zs = check.get("zero_shot") or {}
     rows.append(
         {
             "rule": "zero_shot",
             "jobs": n,
             "work": f"{models} models: fast sets (full on {full_set_models(cfg)})",
             "seconds_per_job": (models * args.zero_shot_s + n * args.startup_s) / max(n, 1),
-            "basis": f"{args.zero_shot_s:g} s a model assumed (--zero-shot-s; not measured on "
-            f"a GPU) + {args.startup_s:g} s start-up a job",
+            "basis": f"{args.zero_shot_s:g} s a model assumed (--zero-shot-s"
+            + (
+                f"; the GPU check scored {zs['items_per_s']:g} items/s on generated data"
+                if zs.get("ok") and zs.get("items_per_s")
+                else "; not measured on a GPU"
+            )
+            + f") + {args.startup_s:g} s start-up a job",
         }
     )
     if jobs["official_glue"]:
@@ -168,10 +214,22 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configfile", nargs="+", required=True, type=Path)
-    ap.add_argument("--gpu-check", type=Path, default=MEASURED / "gpu_check_h200_1.json")
+    ap.add_argument(
+        "--gpu-check",
+        type=Path,
+        default=newest_check(),
+        help="the GPU check's JSON (default: the newest benchmarks/measured/gpu_check_*.json)",
+    )
+    ap.add_argument(
+        "--pretrain-run",
+        choices=["auto", "base", "fast"],
+        default="auto",
+        help="which pretraining run of the check prices pretraining (auto: the fast one "
+        "where it ran)",
+    )
     ap.add_argument(
         "--ppo-bench", type=Path, default=MEASURED / "ppo_precision_h200_small_b360.json"
     )
@@ -190,13 +248,18 @@ def main(argv=None) -> None:
         "--teacher-speedup",
         type=float,
         default=1.0,
-        help="divide the measured teacher time (e.g. vLLM instead of the measured hf backend)",
+        help="what-if: divide the measured teacher time (e.g. vLLM instead of the measured "
+        "hf backend); 1 (the default) is the measured basis",
     )
     ap.add_argument("--startup-s", type=float, default=90.0)
     ap.add_argument("--zero-shot-s", type=float, default=120.0)
     ap.add_argument("--glue-s", type=float, default=1200.0)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
 
     import sys
 

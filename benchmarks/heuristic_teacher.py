@@ -8,13 +8,13 @@ Prints a table and writes benchmarks/out/heuristic_teacher.json.
 """
 
 import argparse
-import json
 import os
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
+
+from common import timed, write_json
 
 from storyrl.teacher import TeacherConfig, make_teacher
 from storyrl.teacher.heuristic import judge
@@ -50,15 +50,6 @@ def make_stories(n: int, words: int = 90, seed: int = 0) -> list[str]:
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stories", type=int, default=10_000)
@@ -87,13 +78,9 @@ def main():
     print(f"{'path':<28}{'seconds':>9}{'stories/s':>11}{'vs judge':>10}{'vs 10 s target':>16}")
     for name, s in rows.items():
         print(f"{name:<28}{s:>9.2f}{args.stories / s:>11.0f}{s / base:>9.2f}x{s / 10:>15.2f}x")
-    out = Path(__file__).parent / "out"
-    out.mkdir(exist_ok=True)
-    (out / "heuristic_teacher.json").write_text(
-        json.dumps(
-            {"stories": args.stories, "words": 90, "repeats": args.repeats, "seconds": rows},
-            indent=2,
-        )
+    write_json(
+        Path(__file__).parent / "out" / "heuristic_teacher.json",
+        {"stories": args.stories, "words": 90, "repeats": args.repeats, "seconds": rows},
     )
 
 

@@ -42,6 +42,7 @@ from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
+from storyrl.hf_compat import fuse_gelu
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
 from storyrl.schemas import make_metadata, write_table
@@ -57,6 +58,10 @@ STATE_FILES = {
     "training_args.bin",
     "scaler.pt",
 }  # and rng_state*.pth (one per process)
+
+SPEED_ONLY = {"compile", "fused_adamw", "fused_gelu"}
+"""Training settings that change kernels, not the run: a state saved with them on resumes with
+them off and the other way round (the optimizer's state is the same for both AdamWs)."""
 
 
 class Blocks(torch.utils.data.Dataset):
@@ -325,7 +330,7 @@ def _pretrain(
         "run_id": run_id,
         "model": model_cfg.model_dump(),
         "seed": seed,
-        "training": training.model_dump(),
+        "training": training.model_dump(exclude=SPEED_ONLY),
         "milestones": milestones,
         "tokens": str(tokens_bin),
         "stream": {k: meta.get(k) for k in ("n_tokens", "tokens_per_word", "group_rows")},
@@ -342,6 +347,7 @@ def _pretrain(
             f"multiple of micro_batch_size x processes ({per_step})"
         )
     bf16 = (cuda and torch.cuda.is_bf16_supported()) if training.bf16 == "auto" else training.bf16
+    compiled = cuda if training.compile == "auto" else training.compile
     args = TrainingArguments(
         output_dir=str(work_dir),
         max_steps=plan.total_steps,
@@ -358,6 +364,8 @@ def _pretrain(
         adam_epsilon=training.adam_eps,
         max_grad_norm=training.grad_clip,
         bf16=bool(bf16),
+        torch_compile=bool(compiled),
+        optim="adamw_torch_fused" if training.fused_adamw else "adamw_torch",
         use_cpu=not cuda,
         ddp_backend="gloo" if world > 1 and not cuda else None,  # None: NCCL on GPUs
         logging_steps=training.log_every,
@@ -384,6 +392,8 @@ def _pretrain(
 
     torch.manual_seed(seed)
     model = build_model(model_cfg, tokenizer)
+    if training.fused_gelu:
+        fuse_gelu(model)  # no weights: the checkpoints still say gelu_new
     milestones_dir = work_dir / "milestones"
     marks = _Milestones(plan, milestones_dir, run_id, sigterm)
     trainer = _Trainer(

@@ -110,3 +110,43 @@ def test_rl_packs_cost_their_runs_one_after_another(paper):
     assert (a["jobs"], p["jobs"]) == (8, 2)
     assert p["seconds_per_job"] == pytest.approx(4 * 920 * 8.0 + 90)
     assert p["gpu_hours"] == pytest.approx(a["gpu_hours"] - 6 * 90 / 3600)
+
+
+NEW_CHECK = {
+    "pretrain": {"ok": True, "tokens_per_s_median": 100_000},
+    "pretrain_fast": {"ok": True, "tokens_per_s_median": 400_000, "opts": ["x=1"]},
+    "ppo_after": {
+        "ok": True,
+        "update_arithmetic": "bf16",
+        "sample_s": 0.5,
+        "teacher_s": 1.5,
+        "update_s": 1.0,
+    },
+    "ppo_before": {"ok": True, "sample_s": 0.5, "teacher_s": 5.0, "update_s": 1.0},
+    "story_eval": {"seconds": 50.0, "stories": 1000},
+}
+
+
+def test_the_gpu_checks_measured_step_is_priced_as_measured(paper):
+    """The shared-prefix teacher's PPO step (ppo_after) and the fast pretraining run price the
+    plan, with no assumed speed-up; --teacher-speedup stays a what-if."""
+    args = assumptions(teacher_speedup=1.0, startup_s=0.0)
+    args.precision = "bf16"
+    jobs = Counter(pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8)
+    rows = {r["rule"]: r for r in cost_model.estimate(paper, jobs, NEW_CHECK, args, None)}
+    assert rows["rl"]["seconds_per_job"] == pytest.approx(920 * (0.5 + 1.5 + 1.0))
+    assert "shared-prefix" in rows["rl"]["basis"] and "speedup" not in rows["rl"]["basis"]
+    assert rows["pretrain"]["seconds_per_job"] == pytest.approx(11 * 90e6 * 1.5 / 400_000)
+    args.pretrain_run = "base"
+    base = {r["rule"]: r for r in cost_model.estimate(paper, jobs, NEW_CHECK, args, None)}
+    assert base["pretrain"]["seconds_per_job"] == pytest.approx(11 * 90e6 * 1.5 / 100_000)
+
+
+def test_default_check_is_the_newest_measured_json(tmp_path):
+    from common import MEASURED, newest_check
+
+    for n in (1, 2, 10):
+        (tmp_path / f"gpu_check_h200_{n}.json").write_text("{}")
+    assert newest_check(tmp_path).name == "gpu_check_h200_10.json"
+    assert newest_check(tmp_path / "none") is None
+    assert cost_model.build_parser().get_default("gpu_check") == newest_check(MEASURED)

@@ -24,6 +24,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
+        "hf_compat": ("storyrl.hf_compat",),
     },
     # 2: data and the teacher.
     {

@@ -2,10 +2,12 @@
 reference: one unbatched forward pass per candidate of an unmodified model, log-softmax in fp64."""
 
 import pytest
+import torch
 
 from evalfixtures import build_model, hand_logprob
 from storyrl.evaluate.results import choose
 from storyrl.evaluate.scorer import Scorer
+from storyrl.hf_compat import cache_kwarg, output_cache
 
 # (texts, completions): lengths from 1 to ~25 tokens; prefixes shared within items and across
 # them ("the cat"); a repeated candidate; a candidate that is a prefix of another; one token.
@@ -112,3 +114,74 @@ def test_each_distinct_prefix_runs_once(ckpt):
 def test_share_prefix_must_be_known(ckpt):
     with pytest.raises(ValueError, match="share_prefix: 'items'"):
         Scorer(ckpt[0], device="cpu", share_prefix="items")
+
+
+class _Output517(dict):
+    """A trunk's output as transformers 5.17 named it: the cache is `past_key_values`."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"'BaseModelOutputWithPast' has no attribute '{name}'") from None
+
+    def __getitem__(self, key):
+        return list(self.values())[key] if isinstance(key, int) else super().__getitem__(key)
+
+
+class _Trunk517(torch.nn.Module):
+    """GPT-2's trunk with 5.17's keyword and output field for the KV cache (the GPU machine's
+    release; 5.24 renamed both to `cache`). 5.17 swallows an unknown `cache=` in **kwargs and
+    runs without the prefix; here it is refused, so the mistake cannot pass unseen."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def get_input_embeddings(self):
+        return self.inner.get_input_embeddings()
+
+    def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kw):
+        if set(kw) - {"attention_mask", "position_ids"}:
+            raise TypeError(
+                f"5.17's trunk takes no {sorted(set(kw) - {'attention_mask', 'position_ids'})}"
+            )
+        if past_key_values is not None:
+            kw[cache_kwarg(self.inner)] = past_key_values
+        out = self.inner(input_ids=input_ids, use_cache=use_cache, **kw)
+        found = {k: out[k] for k in ("cache", "past_key_values") if k in out.keys()}
+        res = _Output517(last_hidden_state=out[0])
+        if use_cache:
+            res["past_key_values"] = next(iter(found.values()))
+        return res
+
+
+def test_kv_prefix_with_the_older_cache_name(ckpt):
+    """The unpacked scorer with a shared KV prefix against a model speaking 5.17's names (the
+    GPU check's zero-shot phase died reading `out.cache` there): the same scores as the plain
+    reference."""
+    folder, tok, want = ckpt
+    scorer = Scorer(folder, device="cpu", pack=False, min_shared=1)
+    scorer.model.transformer = _Trunk517(scorer.model.transformer)
+    assert cache_kwarg(scorer.model.base_model) == "past_key_values"
+    groups = [scorer.encode_all(g) for g in PAIRS]
+    got = scorer.score_groups(groups)
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=1e-4)
+
+
+def test_cache_names_of_this_release(ckpt):
+    """The installed release's own names, read back through the helpers."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(ckpt[0]).eval()
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        out = model.base_model(input_ids=ids, use_cache=True)
+        cache = output_cache(out)
+        assert cache is not None and cache.get_seq_length() == 3
+        step = model.base_model(
+            input_ids=ids[:, -1:] * 0 + 8, use_cache=True, **{cache_kwarg(model.base_model): cache}
+        )
+        full = model.base_model(input_ids=torch.tensor([[5, 6, 7, 8]]))
+    assert torch.allclose(step[0][:, -1], full[0][:, -1], atol=1e-5)

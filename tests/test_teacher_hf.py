@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import PreTrainedTokenizerFast
 
 from storyrl.teacher import TeacherConfig, make_teacher
@@ -26,24 +27,32 @@ def tiny_chat_model(tmp_path_factory):
     return build_tiny_chat_model(tmp_path_factory.mktemp("tiny_teacher"), [PROMPT, *CONTS])
 
 
-def test_exact_prompt_reaches_model(tiny_chat_model):
+@pytest.mark.parametrize("share", [False, True])
+def test_exact_prompt_reaches_model(tiny_chat_model, share):
     cfg = TeacherConfig(
         backend="hf",
         model=str(tiny_chat_model),
         max_failure_share=1.0,
-        hf={"device": "cpu", "batch_size": 8},
+        hf={"device": "cpu", "batch_size": 8, "share_prefix": share},
     )
     teacher = make_teacher(cfg, seed=3)
     backend = teacher.backend
     seen = []  # the inputs of every forward call of the model
     backend.lm.register_forward_pre_hook(
-        lambda mod, args, kw: seen.append((kw["input_ids"].clone(), kw["attention_mask"].clone())),
+        lambda mod, args, kw: seen.append(
+            (kw["input_ids"].clone(), kw.get("attention_mask", torch.ones_like(kw["input_ids"])))
+        ),
         with_kwargs=True,
     )
     js = teacher.score([PROMPT] * 3, CONTS)
 
     rubric = load_rubric(cfg.template)
     ids, mask = seen[0]
+    if share:  # the common prefix once, then each row's rest: rows are prefix + rest
+        prefix, (ids, mask) = ids[0], seen[1]
+        ids = torch.cat([prefix.expand(len(ids), -1), ids], dim=1)
+        mask = mask.clone()  # the prefix's mask columns are already in front
+        seen = seen[1:]
     assert ids.shape[0] == 3
     for row, m, cont in zip(ids, mask, CONTS):
         # Written out by hand from tiny_chat.TEMPLATE, not through apply_chat_template.

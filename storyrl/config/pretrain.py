@@ -55,6 +55,20 @@ class TrainingConfig(Section):
     """Resume states kept on disk (the newest ones)."""
     threads: int | None = None
     """torch CPU threads; None leaves torch's default."""
+    compile: Literal["auto", True, False] = "auto"
+    """`torch.compile` the model for training (the Trainer's `torch_compile`, inductor):
+    GPT-2's elementwise passes (gelu_new, layer norms, dropout, residuals, the loss's fp32
+    log-softmax) become fused kernels. The same computation up to float rounding, except that
+    dropout masks come from inductor's RNG (other draws of the same distribution). The first
+    steps compile (about a minute, again after a resume). `auto`: on CUDA only."""
+    fused_adamw: bool = True
+    """AdamW as one fused kernel over all parameters (`adamw_torch_fused`, CPU and CUDA; the
+    Trainer's own default with torch >= 2.8); false: torch's multi-tensor loop (`adamw_torch`).
+    The same update up to float rounding."""
+    fused_gelu: bool = True
+    """Train with torch's one-kernel tanh GELU in place of GPT-2's `gelu_new` (eight
+    elementwise passes in Python): the same formula up to float rounding. The checkpoints still
+    say `gelu_new`, so they load and evaluate exactly as before. Matters when not compiling."""
 
 
 class ComputeConfig(Section):

@@ -29,6 +29,15 @@ class SamplingConfig(Section):
     the loss run in eval mode). False samples in eval mode always."""
     chunk_size: int | None = Field(None, ge=1)
     """Prompts per `generate` call; None samples the whole batch at once (TRL 0.9.4: 4)."""
+    compile: Literal["auto", True, False] = "auto"
+    """Decode with a static KV cache and a compiled forward (transformers'
+    `cache_implementation="static"` with `torch.compile`, CUDA graphs on a GPU) instead of a
+    growing cache and one eager forward per token. The same distribution: in eval mode the same
+    tokens for a seed up to float rounding; in train mode attention dropout draws its mask over
+    the cache's full length, so the draws differ (masked positions have probability 0).
+    The first call per batch shape compiles (tens of seconds). `auto`: on CUDA only, falling
+    back to the dynamic cache with a warning if compiling fails; `true`: also on CPU (slow to
+    compile; no fallback); `false`: the dynamic cache (as TRL 0.9.4 sampled)."""
     keep_special_tokens: bool = False
     """Decode the continuation with its special tokens, as the authors' code did
     (`tokenizer.decode(r)`): a story that sampled EOS ends in `</s>`, the teacher is shown it,

@@ -63,6 +63,10 @@ class HFConfig(Section):
     """`auto`: bf16 on a GPU, fp32 on CPU."""
     batch_size: int = Field(16, ge=1)
     """Stories per generate call."""
+    share_prefix: bool = True
+    """Run the tokens all prompts of a batch start with (the rubric in its chat template) once
+    per batch and only each story and the answer line per row; the same logits as the full
+    prompt within float rounding. False: every prompt in full through `generate`."""
 
 
 class TeacherConfig(Section):

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from storyrl.hf_compat import cache_kwarg, fuse_gelu, output_cache
+
 log = logging.getLogger(__name__)
 
 # Architectures whose logits are exactly `get_output_embeddings()(base_model(...)[0])`, so the head
@@ -82,7 +84,7 @@ class Scorer:
         self.model = model or load_model(model_dir, dtype=torch.float32)
         self.model.to(self.device).eval()
         if fused_gelu:
-            _fuse_gelu(self.model)
+            fuse_gelu(self.model)
         self.plain_head = getattr(self.model.config, "model_type", "") in _PLAIN_HEAD
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or getattr(
             self.model.config, "n_positions", None
@@ -247,13 +249,17 @@ class Scorer:
                 t_ids[:, 1:],
                 t_mask[:, 1:],
                 precise,
-                cache=kv,
+                **{cache_kwarg(self._trunk()): kv},
                 attention_mask=torch.cat([seen.long(), real[:, :-1]], 1),
                 position_ids=positions,
             )
             for (j, k), v in zip(batch, sums):
                 vals[j][k] += v
         return vals
+
+    def _trunk(self):
+        """The module `_forward` hands a KV cache to."""
+        return self.model.base_model if self.plain_head else self.model
 
     def _attention(self) -> str | None:
         return getattr(self.model.config, "_attn_implementation", None)
@@ -373,23 +379,7 @@ class Scorer:
         logp = logits.gather(-1, targets[target_mask][:, None]) - logits.logsumexp(-1, True)
         sums = torch.zeros(len(inputs), dtype=torch.float32, device=self.device)
         sums.index_add_(0, rows, logp[:, 0])
-        return sums.tolist(), (out.cache if use_cache else None)
-
-
-def _fuse_gelu(model) -> int:
-    """Swap GPT-2's `gelu_new`, eight elementwise passes in Python, for torch's one fused kernel
-    of the same formula (`gelu(approximate="tanh")`); they differ by float rounding. On a CPU
-    the eight passes over the MLP's activations cost about as much as a quarter of the trunk.
-    This changes the given model in place."""
-    from transformers.activations import NewGELUActivation
-
-    swapped = 0
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, NewGELUActivation):
-                setattr(module, name, torch.nn.GELU(approximate="tanh"))
-                swapped += 1
-    return swapped
+        return sums.tolist(), (output_cache(out) if use_cache else None)
 
 
 def _shared_len(seqs: list[Encoded]) -> int:

@@ -1,5 +1,6 @@
 """The student writes stories: batched sampling with HF `generate`, cut after the first EOS."""
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,27 @@ class Rollouts:
     """Per-token log-probs under the sampling distribution (only when asked for)."""
 
 
+log = logging.getLogger(__name__)
+
+
+def decode_options(setting, device: torch.device, static_cache: bool | None = None) -> dict:
+    """`generate` keywords for `SamplingConfig.compile` on `device`: a static cache with a
+    compiled forward, or {} for the dynamic cache. `static_cache=True` with compiling off keeps
+    the static cache in eager mode (the tests compare it with the dynamic one)."""
+    from transformers import CompileConfig
+
+    compiled = setting is True or (setting == "auto" and device.type == "cuda")
+    if not (compiled or static_cache):
+        return {}
+    if not compiled:
+        return {"cache_implementation": "static", "disable_compile": True}
+    cc = CompileConfig()  # inductor, CUDA graphs ("reduce-overhead"), graph breaks allowed
+    # transformers compiles the decode step by itself on CUDA only; the flag asks for it on
+    # any device (private, in 5.17 and 5.24 alike).
+    cc._compile_all_devices = device.type != "cuda"
+    return {"cache_implementation": "static", "compile_config": cc}
+
+
 def batch_prompts(prompts: list[str], batch_size: int) -> list[str]:
     """The batch cycles through the prompts in order (one prompt: the paper's batch)."""
     return [prompts[i % len(prompts)] for i in range(batch_size)]
@@ -34,9 +56,11 @@ def sample(
     cfg: SamplingConfig,
     train_mode: bool = False,
     with_logprobs: bool = False,
+    static_cache: bool | None = None,
 ) -> Rollouts:
     """Sample one continuation per prompt. Sampling draws from torch's global RNG; the texts are
-    decoded with or without special tokens as `cfg.keep_special_tokens` says."""
+    decoded with or without special tokens as `cfg.keep_special_tokens` says. The decode step
+    is compiled as `cfg.compile` says (`decode_options`)."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     device = next(lm.parameters()).device
     queries = [torch.tensor(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -62,8 +86,11 @@ def sample(
             for j, q in enumerate(part):  # left padding, as TRL pads for generation
                 ids[j, width - len(q) :] = q
                 attn[j, width - len(q) :] = 1
-            with torch.no_grad():
-                out = lm.generate(
+            out = _generate(
+                lm,
+                cfg,
+                decode_options(cfg.compile, device, static_cache),
+                dict(
                     input_ids=ids.to(device),
                     attention_mask=attn.to(device),
                     do_sample=True,
@@ -77,7 +104,8 @@ def sample(
                     eos_token_id=eos,
                     output_scores=with_logprobs,
                     return_dict_in_generate=True,
-                )
+                ),
+            )
             new = out.sequences[:, width:].cpu()
             if with_logprobs:
                 # `scores` are after temperature/top-k/top-p: the distribution sampled from.
@@ -94,3 +122,32 @@ def sample(
         lm.train(was_training)
     texts = tokenizer.batch_decode(responses, skip_special_tokens=not cfg.keep_special_tokens)
     return Rollouts(list(prompts), queries, responses, texts, logprobs if with_logprobs else None)
+
+
+def _generate(lm, cfg, options: dict, kw: dict):
+    """`lm.generate(**kw, **options)`; with `compile: auto`, a compiled decode that fails
+    (a torch or driver the compiler does not handle) warns once and samples again, from the same
+    RNG state, with the dynamic cache, as does every later call on this model."""
+    fallback = cfg.compile == "auto" and "compile_config" in options
+    if fallback and getattr(lm, "_storyrl_eager_decode", False):
+        options, fallback = {}, False
+    rng = (torch.get_rng_state(), torch.cuda.get_rng_state_all()) if fallback else None
+    try:
+        with torch.no_grad():
+            return lm.generate(**kw, **options)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any compiler failure; `true` re-raises it
+        if not fallback:
+            raise
+        log.warning(
+            "sampling: the compiled decode step failed (%s: %s); sampling with the dynamic "
+            "cache from now on (rl.sampling.compile: false skips the attempt)",
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
+        lm._storyrl_eager_decode = True
+        torch.set_rng_state(rng[0])
+        torch.cuda.set_rng_state_all(rng[1])
+        with torch.no_grad():
+            return lm.generate(**kw)

@@ -1,11 +1,41 @@
-"""Teacher run with transformers on this machine, prompted through the model's chat template."""
+"""Teacher run with transformers on this machine, prompted through the model's chat template.
 
+With `teacher.hf.share_prefix` (the default) the tokens every prompt of a batch starts with (the
+rubric, wrapped by the chat template) go through the model once; each row then reads only its
+own story and the answer line, attending to that one prefix cache. A row is laid out as
+prefix, padding, story: the attention mask is zero on the padding and positions count real
+tokens only, so the model sees what it sees for the full prompt (tests/test_teacher_hf_prefix.py
+checks the logits and the greedy replies against the full prompt)."""
+
+import inspect
 import logging
 
 from storyrl.config import TeacherConfig
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)
+
+
+def common_prefix_len(rows: list[list[int]]) -> int:
+    """Tokens all rows start with, leaving at least one token of each row after it (the row's
+    last token must run to give its next-token logits)."""
+    if not rows:
+        return 0
+    n = min(len(r) for r in rows) - 1
+    first = rows[0]
+    for r in rows[1:]:
+        i = 0
+        while i < n and r[i] == first[i]:
+            i += 1
+        n = i
+    return max(n, 0)
+
+
+def _cache_io(model) -> tuple[str, str]:
+    """The forward argument and output field of the KV cache: `cache` from transformers 5.2x,
+    `past_key_values` before (the GPU image's 5.17)."""
+    params = inspect.signature(model.forward).parameters
+    return ("cache", "cache") if "cache" in params else ("past_key_values", "past_key_values")
 
 
 class HFBackend:
@@ -52,18 +82,16 @@ class HFBackend:
             add_generation_prompt=True,
         )
 
+    def encode(self, prompts: list[str], continuations: list[str]) -> list[list[int]]:
+        """Token ids of each chat prompt (the template already holds BOS and the other special
+        tokens: the tokenizer adds none)."""
+        texts = [self.chat_prompt(p, c) for p, c in zip(prompts, continuations)]
+        return self.tok(texts, add_special_tokens=False)["input_ids"]
+
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
         import torch
 
-        texts = [self.chat_prompt(p, c) for p, c in zip(prompts, continuations)]
-        sample = self.cfg.temperature > 0
-        gen = {
-            "max_new_tokens": self.cfg.max_tokens,
-            "do_sample": sample,
-            "pad_token_id": self.tok.pad_token_id,
-        }
-        if sample:
-            gen.update(temperature=self.cfg.temperature, top_k=0, top_p=1.0)
+        rows = self.encode(prompts, continuations)
         out: list[str | None] = []
         bs = self.cfg.hf.batch_size
         # Same batches, same replies; in a fork of the RNG, because the student samples from the
@@ -71,15 +99,92 @@ class HFBackend:
         devices = (
             [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
         )
+        run = self.generate_shared if self.cfg.hf.share_prefix else self.generate_full
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed)
-            for i in range(0, len(texts), bs):
-                # The chat template already holds the special tokens (BOS...): add none twice.
-                enc = self.tok(
-                    texts[i : i + bs], return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(self.device)
-                with torch.no_grad():
-                    ids = self.lm.generate(**enc, **gen)
-                new = ids[:, enc["input_ids"].shape[1] :]
+            for i in range(0, len(rows), bs):
+                new, _ = run(rows[i : i + bs])
                 out.extend(self.tok.batch_decode(new, skip_special_tokens=True))
         return out
+
+    def generate_full(self, rows: list[list[int]]):
+        """Every prompt in full through `generate` (left padding); the new tokens, and no
+        logits."""
+        import torch
+
+        enc = self.tok.pad({"input_ids": rows}, return_tensors="pt").to(self.device)
+        gen = {"max_new_tokens": self.cfg.max_tokens, "pad_token_id": self.tok.pad_token_id}
+        if self.cfg.temperature > 0:
+            gen.update(do_sample=True, temperature=self.cfg.temperature, top_k=0, top_p=1.0)
+        else:
+            gen.update(do_sample=False)
+        with torch.no_grad():
+            ids = self.lm.generate(**enc, **gen)
+        return ids[:, enc["input_ids"].shape[1] :], None
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.lm.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        return eos or [self.tok.eos_token_id]
+
+    def generate_shared(self, rows: list[list[int]], keep_logits: bool = False):
+        """The batch's common token prefix once, then each row's rest, then the reply tokens
+        one at a time. Sampling is `generate`'s (fp32 logits / temperature, softmax,
+        multinomial; greedy at temperature 0); a finished row gets padding. Returns the new
+        tokens (rows x steps) and, with `keep_logits`, the fp32 logits of every step."""
+        import torch
+
+        arg, field = _cache_io(self.lm)
+        dev = self.device
+        n = common_prefix_len(rows)
+        b = len(rows)
+        with torch.inference_mode():
+            cache = None
+            if n > 0:
+                head = torch.tensor([rows[0][:n]], device=dev)
+                out = self.lm(input_ids=head, use_cache=True, logits_to_keep=1)
+                cache = getattr(out, field)
+                # One copy of the prefix's keys and values, viewed by every row: the first
+                # update concatenates each row's own tokens onto it.
+                for layer in cache.layers:
+                    layer.keys = layer.keys.expand(b, -1, -1, -1)
+                    layer.values = layer.values.expand(b, -1, -1, -1)
+            tails = [r[n:] for r in rows]
+            width = max(len(t) for t in tails)
+            pad = self.tok.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(t)) + t for t in tails], device=dev)
+            mask = torch.tensor(
+                [[1] * n + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev
+            )
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+            eos = torch.tensor(self._eos_ids(), device=dev)
+            done = torch.zeros(b, dtype=torch.bool, device=dev)
+            new, logits = [], []
+            for _ in range(self.cfg.max_tokens):
+                kw = {arg: cache} if cache is not None else {}
+                out = self.lm(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **kw,
+                )
+                cache = getattr(out, field)
+                scores = out.logits[:, -1, :].float()
+                if keep_logits:
+                    logits.append(scores)
+                if self.cfg.temperature > 0:
+                    probs = torch.softmax(scores / self.cfg.temperature, dim=-1)
+                    nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+                else:
+                    nxt = scores.argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+                new.append(nxt)
+                done = done | torch.isin(nxt, eos)
+                if bool(done.all()):
+                    break
+                ids = nxt[:, None]
+                mask = torch.cat([mask, torch.ones_like(ids)], dim=-1)
+                pos = pos[:, -1:] + 1
+        return torch.stack(new, dim=1), (torch.stack(logits, dim=1) if keep_logits else None)
