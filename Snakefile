@@ -25,7 +25,7 @@ if workflow.config_settings.config:
 try:
     _source = ", ".join(_sources) or "config"
     CFG = validate(config, source=_source)
-    check_teacher_weights(CFG, source=_source)
+    check_teacher_weights(CFG, source=_source, base_dir=workflow.basedir)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -55,9 +55,24 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return out
 
 
+# The shape of the authors' rubric (prompts/teacher_prompt.md at 4bfd376), in our own words: the
+# opening in backticks, the story in quotes and backticks, an answer-format line, and the last
+# line `Readability, Narrative, Creativity =`.
+AUTHORS_SHAPE = (
+    "Grade a child's story kindly, three scores from 0 to 3.\n"
+    'If the story is empty (""), answer 0 0 0!\n\n'
+    "Answer in the format:\nReadability, Narrative, Creativity = _ _ _\n\n"
+    "Opening:\n`{{story_prompt}}`\n\n"
+    'Story:\n"`{{student_completion}}`"\n\n'
+    "Readability, Narrative, Creativity =\n"
+)
+
+
 def paper_weights(workdir: Path) -> Path:
     """A config file to pass after config/paper.yaml that points its teacher at a local model
-    folder in `workdir` (planning reads only its config.json): the paper's dry runs need one."""
+    folder in `workdir` (planning reads only its config.json) and at a rubric of the authors'
+    shape: the paper's dry runs need both."""
+    import hashlib
     import json
 
     import yaml
@@ -65,8 +80,13 @@ def paper_weights(workdir: Path) -> Path:
     folder = workdir / "weights" / "Llama-3.1-8B-Instruct"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    rubric = workdir / "weights" / "teacher_prompt.md"
+    rubric.write_text(AUTHORS_SHAPE)
+    # Not the authors' file: its own hash stands in for theirs.
+    sha = hashlib.sha256(rubric.read_bytes()).hexdigest()
     override = workdir / "paper_weights.yaml"
-    override.write_text(yaml.safe_dump({"teacher": {"model": str(folder)}}))
+    teacher = {"model": str(folder), "template": str(rubric), "template_sha256": sha}
+    override.write_text(yaml.safe_dump({"teacher": teacher}))
     return override
 
 

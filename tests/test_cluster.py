@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,37 @@ def test_paper_config_without_teacher_weights_stops_the_plan_naming_file_and_key
     teacher = yaml.safe_load(PAPER.read_text())["teacher"]["model"]
     assert f"invalid config in {PAPER}" in text and "teacher.model" in text, text[-2000:]
     assert teacher in text and "offline" in text, text[-2000:]
+    # The authors' rubric is a file the user sets, like the weights: named in the same message.
+    assert "teacher.template" in text and "teacher_prompt.md" in text, text[-2000:]
+
+
+def test_paper_config_without_the_authors_rubric_stops_naming_the_key(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    weights = yaml.safe_load(paper_weights(tmp_path).read_text())["teacher"]["model"]
+    cfg.write_text(yaml.safe_dump({"teacher": {"model": weights}}))
+    unset = yaml.safe_load(PAPER.read_text())["teacher"]["template"]
+    with pytest.raises(
+        ConfigError, match=rf"teacher\.template: '{re.escape(unset)}': no such file"
+    ):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    bad = tmp_path / "bad.md"
+    bad.write_text("{{ story }}")
+    runs = yaml.safe_load(PAPER.read_text())["rl_runs"] + [
+        {"checkpoint": "900M", "variant": "r", "overrides": {"teacher": {"template": str(bad)}}}
+    ]
+    good = yaml.safe_load(paper_weights(tmp_path).read_text())["teacher"]
+    cfg.write_text(yaml.safe_dump({"teacher": good, "rl_runs": runs}))
+    with pytest.raises(
+        ConfigError, match=r"rl_runs \(900M-seed42-r\): teacher\.template: .*bad\.md"
+    ):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    cfg.write_text(yaml.safe_dump({"teacher": good}))
+    check_teacher_weights(load(PAPER, cfg), "c.yaml")
+    # Another file than the authors' at 4bfd376 (the config pins its sha256).
+    del good["template_sha256"]
+    cfg.write_text(yaml.safe_dump({"teacher": good}))
+    with pytest.raises(ConfigError, match=r"teacher\.template: .* has sha256 .*template_sha256"):
+        check_teacher_weights(load(PAPER, cfg), "c.yaml")
 
 
 def test_paper_config_with_local_teacher_weights_plans(tmp_path):
@@ -178,3 +210,24 @@ def test_tables_figures_and_collect_steps_run_locally(paper_plan):
     # and the leaderboard submission: it only collates JSON files
     local = {rule for rule, r in paper_plan.items() if r["local"]}
     assert local == {"all", "table", "figure", "official_collect", "submission"}
+
+
+def test_jobs_are_given_the_rubric_they_were_planned_with(tmp_path):
+    """The teacher's JSON in every job's command carries the rubric file's sha256: a job reads
+    no other file than the one planned, and an edited rubric changes the jobs' params, which
+    snakemake reruns."""
+    import hashlib
+    import json
+    import shlex
+
+    rubric = ROOT / "config" / "prompts" / "teacher_rubric.txt"
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(TEST_CONFIG))
+    teachers = [
+        json.loads(words[words.index("--teacher") + 1])
+        for line in out.stdout.splitlines()
+        if "--teacher " in line
+        for words in [shlex.split(line.strip())]
+    ]
+    assert teachers, out.stdout[-2000:]
+    want = hashlib.sha256(rubric.read_bytes()).hexdigest()
+    assert {t["template_sha256"] for t in teachers} == {want}

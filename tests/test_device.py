@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from helpers import ROOT, TEST_CONFIG, snakemake
+from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
 from storyrl.config import load
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -125,12 +125,9 @@ def test_paper_config_requires_a_gpu_in_every_gpu_rule_and_the_test_config_does_
     assert load(ROOT / "config" / "paper.yaml").compute.allow_cpu is False
     assert load(ROOT / "config" / "config.yaml").compute.allow_cpu is True
     assert load(TEST_CONFIG).compute.allow_cpu is True
-    # The paper config with its placeholder paths set, as a user's copy would have them.
-    teacher = tmp_path / "llama"
-    teacher.mkdir()
-    (teacher / "config.json").write_text("{}")
-    local = tmp_path / "local.yaml"
-    local.write_text(f"teacher: {{model: {teacher}}}\n")
+    # The paper config with its placeholder paths set (teacher weights and rubric), as a user's
+    # copy would have them.
+    local = paper_weights(tmp_path)
     paper = _gpu_shell_lines(tmp_path / "paper", ROOT / "config" / "paper.yaml", local)
     for command, lines in paper.items():
         assert lines and all("--require-gpu" in l for l in lines), command

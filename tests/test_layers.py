@@ -20,7 +20,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
     {
         # storyrl.commands: config sections as typed command-line arguments, for every stage.
-        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
+        # storyrl.rubric: the rubric template, which the plan checks like the config itself.
+        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands", "storyrl.rubric"),
         "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),

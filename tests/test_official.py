@@ -316,7 +316,8 @@ def test_aoa_score_rows_give_the_babylm_table_its_rl_delta(tmp_path):
     write_table(path, "eval_scores", rows, make_metadata("eval_scores"))
     t = tables.babylm_table(load.load_eval([path])).set_index("task_id")
     assert (
-        t.loc["aoa", "task"] == "AoA (official score, r)" and t.loc["aoa", "metric"] == "pearson_r"
+        t.loc["aoa", "task"] == "AoA (official score, r; before RL: ours)"
+        and t.loc["aoa", "metric"] == "pearson_r"
     )
     assert t.loc["aoa", "900M-pre"] == 0.25 and t.loc["aoa", "900M-RL"] == 0.31
     assert t.loc["aoa", "RL delta"] == pytest.approx(0.06)
@@ -378,3 +379,26 @@ def test_the_aoa_score_is_the_pipelines_own(tmp_path):
     assert worse["curve_fitness"] < -0.95  # learned in the reverse order
     kept = json.loads((tmp_path / "pre.json").read_text())["results"]
     assert {e["step"] for e in kept} == {s for s, n in steps if n <= 9 * 10**8}
+
+
+def test_the_aoa_score_before_rl_is_labelled_ours(tmp_path, monkeypatch):
+    """The authors scored AoA once, on the interaction-track model (revisions up to the RL
+    policy); a separate before-RL AoA score (the pretraining checkpoint's revisions alone) is
+    ours, and the table and the figure say so where the AoA row is."""
+    from storyrl.analysis import figures_eval, load, style, tables
+    from storyrl.evaluate.aoa_score import score_rows
+    from storyrl.schemas import make_metadata, write_table
+
+    rows = score_rows({"curve_fitness": 0.31, "n_words": 50}, "p-pre-900M", 900 * 10**6, 0)
+    rows += score_rows(
+        {"curve_fitness": 0.35, "n_words": 50}, "900M-seed42-base-rl-final", 900 * 10**6, 10**6
+    )
+    path = tmp_path / "aoa.parquet"
+    write_table(path, "eval_scores", rows, make_metadata("eval_scores"))
+    t = tables.babylm_table(load.load_eval([path])).set_index("task_id")
+    assert "before RL: ours" in t.loc["aoa", "task"]
+    figs = []
+    monkeypatch.setattr(style, "save", lambda fig, output: figs.append(fig))
+    figures_eval.babylm(load.load_eval([path]), None, tmp_path / "babylm.pdf")
+    ticks = [x.get_text() for ax in figs[0].axes for x in ax.get_xticklabels()]
+    assert any("before RL: ours" in x for x in ticks), ticks

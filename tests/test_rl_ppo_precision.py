@@ -110,3 +110,25 @@ def test_precision_setting_is_checked():
     assert PPOConfig().precision == "auto"  # = fp32 on a CPU (above), bf16 trunk on a bf16 GPU
     with pytest.raises(ValidationError, match="ppo.precision"):
         RLConfig.model_validate({"ppo": {"precision": "fp16"}})
+
+
+@pytest.mark.parametrize("before", ["tf32", "ieee"])
+def test_tf32_switch_works_after_the_new_api_was_used_in_the_process(before):
+    # The GPU check found it: the Trainer (or a compiled graph) sets TF32 through the new API
+    # (`fp32_precision`), after which torch refuses to read the legacy `allow_tf32`, and every
+    # PPO step died. A subprocess: the new API stays switched on for the whole process.
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from storyrl.rl.ppo import tf32_matmuls\n"
+        "m = torch.backends.cuda.matmul\n"
+        f"m.fp32_precision = {before!r}\n"
+        "with tf32_matmuls(torch.device('cuda'), True):\n"
+        "    inside = m.fp32_precision\n"
+        "print(inside, m.fp32_precision)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["tf32", before]

@@ -179,6 +179,7 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
         "model": "teacher-x",
         "template": "config/prompts/teacher_rubric.txt",
         "template_sha256": load_rubric(TeacherConfig().template).sha256,
+        "join": "seam",
         "sampling": {"temperature": 0.2, "top_p": 1.0, "max_tokens": 6, "seed": 42},
     }
     assert meta["counts"]["failed_calls"] == 0

@@ -96,7 +96,11 @@ def before_after(steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()
     ax.set(
         xlabel=style.PRETRAIN_LABEL,
         ylabel=style.SCORE_LABEL,
-        title=f"Teacher score (first/last {cfg.window_steps} steps)",
+        title=(
+            f"Teacher score (first/last {cfg.window_steps} groups, the authors' regex)"
+            if cfg.score_statistic == "authors_regex"
+            else f"Teacher score (first/last {cfg.window_steps} steps)"
+        ),
     )
     ax = axes[0, 1]
     for win, label in (("before", "before RL"), ("after", "after RL")):

@@ -103,8 +103,15 @@ def _with_runs(df: pd.DataFrame, path, meta, override) -> pd.DataFrame:
     )
 
 
+def rubric_id(meta: dict) -> str:
+    """The first 12 hex digits of the sha256 of the rubric that scored a table (its metadata's
+    teacher); "" where it names none (another scorer, or a file written before it did)."""
+    return str((meta.get("teacher") or {}).get("template_sha256") or "")[:12]
+
+
 def load_steps(paths, overrides=None) -> pd.DataFrame:
-    """All steps of all runs, with the run's pretraining words, seed and variant."""
+    """All steps of all runs, with the run's pretraining words, seed, variant and `rubric`
+    (`rubric_id`)."""
     frames = []
     for p in paths:
         df = read_table(p, "steps").to_pandas()
@@ -115,7 +122,10 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
                 f"{p}: no steps (the table is empty): the run never finished a "
                 "step; rerun it or leave its folder out"
             )
-        frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
+        meta = read_metadata(p)
+        frames.append(
+            _with_runs(df, p, meta, _overrides_for(overrides, p)).assign(rubric=rubric_id(meta))
+        )
     if not frames:
         raise AnalysisError("no steps.parquet given")
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
@@ -135,17 +145,36 @@ ROLLOUT_COLUMNS = [
 ]
 
 
+AUTHORS_REGEX = re.compile(r"\b(\d)\b[ ,]+(\d)\b[ ,]+(\d)\b")
+"""The authors' notebook's reading of a teacher reply: the first three single digits separated
+by spaces or commas (analysis.score_statistic: authors_regex)."""
+
+
+def regex_sums(replies) -> list[int | None]:
+    """Per reply, the sum of the three digits AUTHORS_REGEX finds (not clamped: `7 9 1` is 17),
+    None where it finds none."""
+    out = []
+    for reply in replies:
+        m = AUTHORS_REGEX.search(str(reply)) if reply is not None else None
+        out.append(sum(int(d) for d in m.groups()) if m else None)
+    return out
+
+
 def load_rollouts(paths, overrides=None) -> pd.DataFrame:
     """The stories of RL runs without their text (small enough for 331K stories a run); `file`
-    says where to read a chosen story's text (`stories.read_texts`)."""
+    says where to read a chosen story's text (`stories.read_texts`). `regex_sum`: the reply
+    read as the authors' notebook read it (`regex_sums`; NaN where it does not match)."""
     frames = []
     for p in paths:
-        df = read_table(p, "rollouts", ROLLOUT_COLUMNS).to_pandas()
+        df = read_table(p, "rollouts", ROLLOUT_COLUMNS + ["teacher_reply"]).to_pandas()
+        df["regex_sum"] = np.array(regex_sums(df.pop("teacher_reply")), dtype=float)
         frames.append(
             _with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)).assign(file=str(p))
         )
     if not frames:
-        return pd.DataFrame(columns=ROLLOUT_COLUMNS + ["pretrain_words", "seed", "variant", "file"])
+        return pd.DataFrame(
+            columns=ROLLOUT_COLUMNS + ["regex_sum", "pretrain_words", "seed", "variant", "file"]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -310,7 +339,9 @@ TASK_LABELS = {
     "glue": "GLUE",
     "reading_eye_tracking": "Eye tracking",
     "reading_self_paced": "Self-paced reading",
-    "aoa": "AoA (official score, r)",
+    # The authors scored AoA once, on the interaction-track model (its revisions end with
+    # the RL policy); a score of the pretraining checkpoint's revisions alone is ours.
+    "aoa": "AoA (official score, r; before RL: ours)",
     "aoa_surprisal": "AoA word surprisal",
 }
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from storyrl.analysis.layout import TABLE_FORMATS
 from storyrl.analysis.load import SCALE, TASK_LABELS, AnalysisError, words_axis_label
+from storyrl.analysis.regex_score import regex_units
 from storyrl.analysis.stats import (
     CurveBootstrap,
     bootstrap_means,
@@ -111,6 +112,15 @@ def window_units(steps, rollouts, n: int) -> pd.DataFrame:
     )
 
 
+def score_units(steps, rollouts, cfg: AnalysisConfig, stories: bool = True) -> pd.DataFrame:
+    """The units a teacher score (0-9) is averaged over, by `analysis.score_statistic`:
+    `training`, the window units (`stories`: per story where the rollouts are given, else per
+    step); `authors_regex`, the authors' groups (`regex_units`)."""
+    if cfg.score_statistic == "authors_regex":
+        return regex_units(steps, rollouts, cfg.window_steps)
+    return window_units(steps, rollouts if stories else None, cfg.window_steps)
+
+
 def _window_groups(units, win) -> dict:
     """run id -> the run's scores (0-9) in window `win`."""
     u = units[units.window == win]
@@ -134,10 +144,13 @@ def before_after_table(
     `window_steps` steps, with bootstrap intervals. `before`/`after` are the run of seed
     `paper_seed` (the paper's columns), or the mean of run means where no run has that seed;
     `*_seed_mean`/`*_seed_sd`: mean and sd over the runs of every seed."""
-    units = window_units(steps, rollouts, cfg.window_steps)
+    units = window_units(steps, rollouts, cfg.window_steps)  # the story lengths
+    scores = score_units(steps, rollouts, cfg)
     rows = []
     for (words, variant), g in units.groupby(["pretrain_words", "variant"], sort=True):
         shown, seed = _paper_runs(g, cfg)
+        sg = scores[(scores.pretrain_words == words) & (scores.variant == variant)]
+        shown_scores = sg[sg.run_id.isin(shown.run_id)]
         row = {
             "pretraining": words_axis_label(words),
             "pretrain_words": int(words),
@@ -146,7 +159,7 @@ def before_after_table(
             "seed": seed,
         }
         for win in ("before", "after"):
-            groups = _window_groups(shown, win)
+            groups = _window_groups(shown_scores, win)
             rngs = [stream(cfg.seed, "window", r, win) for r in groups]
             boot = bootstrap_means(list(groups.values()), cfg.bootstrap, rngs)
             row[win] = float(np.mean([x.mean() for x in groups.values()]))
@@ -157,11 +170,14 @@ def before_after_table(
             row[f"words_{win}"] = float(sw.n_words.mean().mean())
             row[f"tokens_{win}"] = float(sw.n_tokens.mean().mean())
         for win in ("before", "after"):
-            means = [x.mean() for x in _window_groups(g, win).values()]
+            means = [x.mean() for x in _window_groups(sg, win).values()]
             row[f"{win}_seed_mean"] = float(np.mean(means))
             row[f"{win}_seed_sd"] = float(np.std(means, ddof=1)) if len(means) > 1 else np.nan
         row["seeds"] = ",".join(str(int(s)) for s in sorted(g.seed.dropna().unique()))
-        row["ci_over"] = "+".join(sorted(g.source.unique()))
+        row["ci_over"] = "+".join(sorted(sg.source.unique()))
+        row["statistic"] = cfg.score_statistic
+        if "rubric" in steps:  # load_steps: the rubric of each run's metadata
+            row["rubric"] = "+".join(sorted(steps[steps.run_id.isin(g.run_id)].rubric.unique()))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -175,10 +191,11 @@ monotone curve through the checkpoints' scores (eval-mode story evaluation when 
 with a bootstrap interval."""
 
 
-def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
-    """Checkpoint -> mean teacher score (0-9) of the first `window_steps` batches of the base
-    runs started there: the `paper_seed` run where there is one, else the mean over seeds."""
-    units = window_units(steps, None, cfg.window_steps)
+def paper_before_scores(steps, cfg: AnalysisConfig, rollouts=None) -> dict[int, float]:
+    """Checkpoint -> mean teacher score (0-9) of the first `window_steps` batches (or the
+    authors' groups, `score_statistic`) of the base runs started there: the `paper_seed` run
+    where there is one, else the mean over seeds."""
+    units = score_units(steps, rollouts, cfg, stories=False)
     units = units[units.window == "before"]
     base = units[units.variant == "base"] if (units.variant == "base").any() else units
     out = {}
@@ -190,11 +207,13 @@ def paper_before_scores(steps, cfg: AnalysisConfig) -> dict[int, float]:
     return out
 
 
-def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
+def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[dict]:
     """The `paper` method's row of every run (see METHODS). Steps, not stories: the paper
-    averaged the training batches' scores."""
-    before = paper_before_scores(steps, cfg)
-    units = window_units(steps, None, cfg.window_steps)
+    averaged the training batches' scores (or, with `score_statistic: authors_regex`, the
+    groups its notebook re-formed)."""
+    before = paper_before_scores(steps, cfg, rollouts)
+    units = score_units(steps, rollouts, cfg, stories=False)
+    unit = "groups" if cfg.score_statistic == "authors_regex" else "steps"
     rows = []
     for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
@@ -209,8 +228,8 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget) -> list[dict]:
             "pretrain_words": start,
             "rl_words": rl_words,
             "after": after,
-            "after_source": f"last_{cfg.window_steps}_steps",
-            "curve_source": f"first_{cfg.window_steps}_steps",
+            "after_source": f"last_{cfg.window_steps}_{unit}",
+            "curve_source": f"first_{cfg.window_steps}_{unit}",
         }
         if not others:
             rows.append(
@@ -289,7 +308,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     cb = CurveBootstrap(curve_groups, cfg.bootstrap, cfg.seed)
     curve = cb.curve
     last_budget = steps.groupby("run_id").budget_words.max()
-    rows = _paper_rows(steps, cfg, last_budget)
+    rows = _paper_rows(steps, cfg, last_budget, rollouts)
     for run_id, g in units[units.window == "after"].groupby("run_id", sort=True):
         start = int(g.pretrain_words.iloc[0])
         rl_eval = (
@@ -334,7 +353,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
     table = table.sort_values(["pretrain_words", "run_id", "order"], ignore_index=True).drop(
         columns="order"
     )
-    table.attrs["paper_before"] = paper_before_scores(steps, cfg)
+    table.attrs["paper_before"] = paper_before_scores(steps, cfg, rollouts)
     return table, cb
 
 

@@ -24,6 +24,14 @@ class AnalysisConfig(Section):
     """RL seed of the run that fills the columns the paper reports (before/after score, the
     BabyLM RL column; paper: 42, its notebook keeps seed 42 only); the mean and sd over all
     seeds are extra columns. None: those columns are the mean over seeds."""
+    score_statistic: Literal["training", "authors_regex"] = "training"
+    r"""The teacher score (0-9) of the before/after table and of the `paper` equivalence
+    method. `training` (ours): the score each run trained on x 9 (an unparsed reply counts
+    4.5), per story where the rollouts are given, else per step. `authors_regex` (the authors'
+    notebook): each logged teacher reply re-parsed with `\b(\d)\b[ ,]+(\d)\b[ ,]+(\d)\b`
+    (first match, no clamping), replies without a match dropped, the rest of a run re-bucketed
+    in order into groups of its batch size; before/after = the mean over the first/last
+    `window_steps` groups of a group's mean per-story sum. Needs every run's rollouts."""
     stories_per_group: int = Field(2, ge=1)
     """Stories the stories table shows per RL run from each of its groups: the first
     `stories_share` of training, the last, and the highest teacher scores."""

@@ -80,8 +80,22 @@ class TeacherConfig(Section):
     """Model name (vllm, hf: hub id or local folder; openai: the server's model name).
     Ignored by `heuristic`. Paper: meta-llama/Llama-3.1-8B-Instruct."""
     template: str = "config/prompts/teacher_rubric.txt"
-    """Rubric template file with `{prompt}` and `{story}` placeholders; a relative path is
-    resolved against the current working directory (the repo root when run by the workflow)."""
+    """Rubric template file: Jinja2 with the variables `story_prompt` (the opening) and
+    `student_completion` (opening + continuation), rendered as `jinja2.Template(text).render`
+    renders it, or the former format with `{prompt}` and `{story}` placeholders. The default is
+    our own wording of the paper's rubric; config/paper.yaml names the authors' file (their
+    `prompts/teacher_prompt.md`), which the user downloads. Its sha256 goes into every result's
+    metadata. A relative path is resolved against the current working directory (the repo root
+    when run by the workflow)."""
+    template_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The sha256 (as `sha256sum` prints it) the template file must have; None: any file.
+    config/paper.yaml pins the authors' file as of their commit 4bfd376 (it had other
+    versions), so a copy of another version stops the plan and the run."""
+    join: Literal["seam", "concat"] = "seam"
+    """How the story the teacher grades (`student_completion`, `{story}`) is made of the opening
+    and the continuation. `seam` (ours): joined as they are, with a space put between them when
+    neither has whitespace there. `concat` (the authors' code: `q + r`): joined as they are, so a
+    continuation decoded without a leading space is glued to the opening."""
     temperature: float = Field(0.2, ge=0)
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)

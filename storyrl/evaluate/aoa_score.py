@@ -10,10 +10,12 @@ score (`curve_fitness`) is the Pearson r between the two over the words where bo
 That script wants the whole collated submission (every task), so we call the same evaluator
 on the surprisal file alone, in the pipeline's interpreter and checkout; nothing is copied.
 
-Before and after RL (as the authors' interaction-track model): the history of the pretraining
-checkpoint P is the track's revisions up to P; the RL policy's history is the same revisions
-plus the policy in the track's next revision (900M -> chck_1000M in non-strict-small), so its
-age of acquisition curve ends with what RL made of the model. One pipeline run gives both.
+After RL (as the authors' interaction-track model): the RL policy's history is the track's
+revisions up to the pretraining checkpoint P plus the policy in the track's next revision
+(900M -> chck_1000M in non-strict-small), so its age of acquisition curve ends with what RL made
+of the model. Before RL (ours: the authors' code scores no separate pre-RL AoA): the history of
+P is those revisions up to P alone. One pipeline run gives both; the tables and figures label
+the before-RL score as ours.
 """
 
 import json

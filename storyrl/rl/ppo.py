@@ -157,7 +157,18 @@ def tf32_matmuls(device: torch.device, enabled: bool):
     # The boolean switch, not `fp32_precision = "tf32"`: torch 2.13 keeps its global getter
     # (`get_float32_matmul_precision`) consistent only for this one.
     matmul = torch.backends.cuda.matmul
-    before = matmul.allow_tf32
+    try:
+        before = matmul.allow_tf32
+    except RuntimeError:
+        # Something in this process (the Trainer's `tf32`, a compiled graph) set the new API,
+        # and torch >= 2.9 refuses to read the legacy switch after that: use the new one too.
+        before = matmul.fp32_precision
+        matmul.fp32_precision = "tf32"
+        try:
+            yield
+        finally:
+            matmul.fp32_precision = before
+        return
     matmul.allow_tf32 = True
     try:
         yield

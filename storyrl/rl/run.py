@@ -203,6 +203,10 @@ class RunContext:
                 save_checkpoint(path, lm, tokenizer, self.rl_info(m))
         save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
         summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
+        # The teacher and its rubric's sha256, as in the tables' metadata: a summary shared on
+        # its own still says what scored the run.
+        if self.files.meta.get("teacher") is not None:
+            summary["teacher"] = self.files.meta["teacher"]
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 

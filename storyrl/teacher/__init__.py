@@ -34,7 +34,7 @@ def make_teacher(
     seed); `weights` only shape Judgement.teacher_score (the reward reweights from the scores);
     `cache_path`: this job's own score cache (None: uncached); a cache locked for longer than
     `cache_timeout_s` is given up (logged) and scoring goes on uncached."""
-    rubric = load_rubric(cfg.template)
+    rubric = load_rubric(cfg.template, cfg.join, cfg.template_sha256)
     if cfg.backend == "heuristic":
         from storyrl.teacher.heuristic import HeuristicBackend
 

@@ -33,8 +33,9 @@ _SCHEMA = (
 )
 _TABLE = "replies_v2"
 _CHUNK = 500  # SQLite limits the number of ? in one statement
-IDENTITY_FIELDS = ("backend", "server", "model", "template_sha256", "sampling")
-"""What decides the reply besides the story (the template's path does not, its text does)."""
+IDENTITY_FIELDS = ("backend", "server", "model", "template_sha256", "join", "sampling")
+"""What decides the reply besides the story (the template's path does not, its bytes do; the
+join of opening and continuation makes the message too)."""
 
 
 def cache_key(teacher_id: dict, prompt: str, continuation: str) -> str:

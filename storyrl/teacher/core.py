@@ -62,6 +62,7 @@ class Teacher:
             "model": backend.model,
             "template": cfg.template,
             "template_sha256": rubric.sha256,
+            "join": rubric.join,
             "sampling": backend.sampling,
         }
         self.stats: Counter = Counter()

@@ -1,76 +1,23 @@
-"""The rubric template (loading, hashing, rendering) and the parsing of the teacher's reply."""
+"""The parsing of the teacher's reply; the rubric template itself is storyrl.rubric."""
 
-import hashlib
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
-from storyrl.config import ConfigError
+from storyrl.rubric import (  # noqa: F401  (the teacher's names for them)
+    JINJA_VARIABLES,
+    PLACEHOLDERS,
+    Rubric,
+    load_rubric,
+    resolve_template,
+    student_story,
+    template_kind,
+)
 
-PLACEHOLDERS = ("{prompt}", "{story}")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCORE = 0.5
 """docs/paper.md: the teacher score when the reply holds no integer or the call failed."""
 
 # A minus sign counts only when it does not follow a digit: "5 -1 2" holds -1 (clamped to 0),
 # while "2-3-1" is read as 2, 3, 1 rather than 2, -3, -1.
 _INT = re.compile(r"(?<!\d)-?\d+")
-
-
-@dataclass(frozen=True)
-class Rubric:
-    path: str
-    text: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode()).hexdigest()
-
-    def render(self, prompt: str, continuation: str) -> str:
-        """The one user message the teacher reads. Trailing whitespace is dropped so that the
-        message ends with the answer line (`... =`), as the paper's prompt does."""
-        # Plain replacement (not str.format): stories may hold braces.
-        return (
-            self.text.replace("{prompt}", prompt)
-            .replace("{story}", student_story(prompt, continuation))
-            .rstrip()
-        )
-
-
-def student_story(prompt: str, continuation: str) -> str:
-    """What the teacher is shown as the student's story: prompt + continuation (as in the paper).
-    A space is put between them only when neither side has whitespace at the seam, so a
-    continuation decoded with its leading space is shown exactly as generated."""
-    if prompt and continuation and not prompt[-1].isspace() and not continuation[0].isspace():
-        return prompt + " " + continuation
-    return prompt + continuation
-
-
-def resolve_template(path: str) -> Path:
-    """A relative template path is looked up in the current working directory first, then in
-    the storyrl checkout's root (so the shipped rubric is found from any directory)."""
-    p = Path(path)
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, REPO_ROOT / p]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ConfigError(
-        f"teacher.template: rubric template '{path}' not found (looked in "
-        + ", ".join(str(c) for c in candidates)
-        + ")"
-    )
-
-
-def load_rubric(path: str) -> Rubric:
-    file = resolve_template(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"teacher.template: cannot read {file}: {err}") from None
-    missing = [ph for ph in PLACEHOLDERS if ph not in text]
-    if missing:
-        raise ConfigError(f"teacher.template: {file} lacks the placeholder(s) {', '.join(missing)}")
-    return Rubric(path=str(file), text=text)
 
 
 def parse_reply(reply: str | None) -> tuple[int, int, int] | None:

@@ -1,5 +1,6 @@
 # Paths and helpers shared by the stage files. Every path carries every varying factor.
 # Self-contained imports: tests include this file from a Snakefile of their own.
+import functools
 import json
 import os
 
@@ -129,7 +130,20 @@ def repo_path(path):
 
 
 def teacher_json(teacher: dict):
-    return json.dumps({**teacher, "template": repo_path(teacher["template"])}, sort_keys=True)
+    """The teacher section a job gets: the template as a path from here, and its file's sha256
+    (unless the config pins one), so a job reads the rubric it was planned with and an edited
+    rubric changes the params, which reruns the jobs."""
+    template = repo_path(teacher["template"])
+    sha = teacher.get("template_sha256") or _file_sha256(template)
+    return json.dumps({**teacher, "template": template, "template_sha256": sha}, sort_keys=True)
+
+
+@functools.cache
+def _file_sha256(path):
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 # Conda environments of the rules (used with --sdm conda; relative to workflow/rules/).

@@ -1,0 +1,131 @@
+"""The rubric template: loading, checking, hashing and rendering (light: the workflow checks
+the template when it plans, without the teacher's code).
+
+Two template formats:
+- Jinja2 (ours, and the authors' `prompts/teacher_prompt.md`): the variables `story_prompt`
+  (the opening) and `student_completion` (the story the teacher grades), rendered exactly as
+  `jinja2.Template(text).render(story_prompt=..., student_completion=...)` renders them.
+- Placeholders `{prompt}` and `{story}` (the project's former format, still read): plain
+  replacement, trailing whitespace dropped.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+import jinja2.meta
+
+from storyrl.config.base import ConfigError
+
+JINJA_VARIABLES = ("story_prompt", "student_completion")
+PLACEHOLDERS = ("{prompt}", "{story}")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Rubric:
+    path: str
+    text: str
+    """The template as read in text mode (universal newlines), as the authors' code read it."""
+    sha256: str
+    """sha256 of the template file's bytes: what `sha256sum FILE` prints, so results name the
+    rubric that scored them."""
+    kind: Literal["jinja2", "placeholders"] = "jinja2"
+    join: Literal["seam", "concat"] = "seam"
+    """teacher.join: how the opening and the continuation make the story shown."""
+
+    @cached_property
+    def _template(self) -> jinja2.Template:
+        # jinja2.Template itself, not an Environment of ours: its defaults (no autoescape, one
+        # trailing newline dropped) are the authors' rendering.
+        return jinja2.Template(self.text)
+
+    def render(self, prompt: str, continuation: str) -> str:
+        """The one user message the teacher reads."""
+        story = (
+            prompt + continuation if self.join == "concat" else student_story(prompt, continuation)
+        )
+        if self.kind == "jinja2":
+            return self._template.render(story_prompt=prompt, student_completion=story)
+        # Plain replacement (not str.format): stories may hold braces. Trailing whitespace is
+        # dropped so that the message ends with the answer line (`... =`).
+        return self.text.replace("{prompt}", prompt).replace("{story}", story).rstrip()
+
+
+def student_story(prompt: str, continuation: str) -> str:
+    """What the teacher is shown as the student's story: prompt + continuation (as in the paper).
+    A space is put between them only when neither side has whitespace at the seam, so a
+    continuation decoded with its leading space is shown exactly as generated."""
+    if prompt and continuation and not prompt[-1].isspace() and not continuation[0].isspace():
+        return prompt + " " + continuation
+    return prompt + continuation
+
+
+def resolve_template(path: str) -> Path:
+    """A relative template path is looked up in the current working directory first, then in
+    the storyrl checkout's root (so the shipped rubric is found from any directory)."""
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, REPO_ROOT / p]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(
+        f"teacher.template: rubric template '{path}' not found (looked in "
+        + ", ".join(str(c) for c in candidates)
+        + ")"
+    )
+
+
+def load_rubric(
+    path: str, join: Literal["seam", "concat"] = "seam", expect_sha256: str | None = None
+) -> Rubric:
+    """The template at `path` (see resolve_template); `expect_sha256`: the file must have it."""
+    file = resolve_template(path)
+    try:
+        raw = file.read_bytes()
+        # Text mode as the authors' `open(path).read()`: CRLF becomes LF.
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"teacher.template: cannot read {file}: {err}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if expect_sha256 is not None and digest != expect_sha256:
+        raise ConfigError(
+            f"teacher.template: {file} has sha256 {digest}, teacher.template_sha256 is "
+            f"{expect_sha256} (another version of the file, or another file)"
+        )
+    return Rubric(str(file), text, digest, template_kind(file, text), join)
+
+
+def template_kind(file: Path, text: str) -> Literal["jinja2", "placeholders"]:
+    """`jinja2` when the text uses Jinja2 variables (then exactly `story_prompt` and
+    `student_completion`), else `placeholders` (then both `{prompt}` and `{story}`)."""
+    where = f"teacher.template: {file}"
+    try:
+        found = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text))
+    except jinja2.TemplateSyntaxError as err:
+        if all(ph in text for ph in PLACEHOLDERS):
+            return "placeholders"  # a former-format text that happens to hold `{%` or `{#`
+        raise ConfigError(
+            f"{where}, line {err.lineno}: not a valid Jinja2 template ({err.message})"
+        ) from None
+    if found:
+        unknown = sorted(found - set(JINJA_VARIABLES))
+        if unknown:
+            raise ConfigError(
+                f"{where} uses unknown Jinja2 variable(s) {', '.join(unknown)} (known: "
+                f"{', '.join(JINJA_VARIABLES)})"
+            )
+        missing = [v for v in JINJA_VARIABLES if v not in found]
+        if missing:
+            raise ConfigError(f"{where} lacks the Jinja2 variable(s) {', '.join(missing)}")
+        return "jinja2"
+    missing = [ph for ph in PLACEHOLDERS if ph not in text]
+    if missing:
+        raise ConfigError(
+            f"{where} has neither the Jinja2 variables {{{{ story_prompt }}}} and "
+            f"{{{{ student_completion }}}} nor the placeholder(s) {', '.join(missing)}"
+        )
+    return "placeholders"
