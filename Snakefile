@@ -37,6 +37,7 @@ include: "workflow/rules/rl.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/official.smk"
 include: "workflow/rules/submission.smk"
+include: "workflow/rules/agreement.smk"
 include: "workflow/rules/analysis.smk"
 
 
@@ -62,4 +63,5 @@ rule all:
         all_eval_outputs(),
         all_official_outputs(),
         all_submission_outputs(),
+        all_agreement_outputs(),
         all_analysis_outputs(),

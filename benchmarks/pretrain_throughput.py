@@ -7,9 +7,10 @@ For each model it times, interleaved `--reps` times:
 on the same token blocks and batch size, and reports tokens/s and the loop's overhead.
 
 `--compare` instead runs the storyrl loop twice side by side, interleaved: today's kernel
-settings (OLD: eager, GPT-2's gelu_new, the Trainer's fused AdamW) against the fast ones (NEW:
-`pretrain.training.compile/fused_gelu/fused_adamw`, and `--micro-new`), and reports tokens/s of
-each, their ratio, and the seconds before the timed steps (which hold the compile time).
+settings (OLD: eager, GPT-2's gelu_new, padded batches with a mask, the Trainer's fused AdamW)
+against the fast ones (NEW: `pretrain.training.compile/fused_gelu/fused_adamw/pad_batches`,
+and `--micro-new`), and reports tokens/s of each, their ratio, and the seconds before the
+timed steps (which hold the compile time).
 `compare_pretrain()` is the function the GPU check calls.
 
     python benchmarks/pretrain_throughput.py                 # tiny (default config) + GPT-2 small
@@ -32,10 +33,10 @@ from transformers import PreTrainedTokenizerFast, TrainerCallback, get_linear_sc
 from storyrl.config import ModelConfig, TrainingConfig
 from storyrl.pretrain import Blocks, build_model, pretrain
 
-OLD = dict(compile=False, fused_gelu=False, fused_adamw=True)
-"""The settings the first GPU check measured (188,770 tokens/s): eager, gelu_new, and the
-Trainer's default optimizer with torch >= 2.8, fused AdamW."""
-NEW = dict(compile="auto", fused_gelu=True, fused_adamw=True)
+OLD = dict(compile=False, fused_gelu=False, fused_adamw=True, pad_batches=True)
+"""The settings the first GPU check measured (188,770 tokens/s): eager, gelu_new, the
+Trainer's padding collator, and its default optimizer with torch >= 2.8, fused AdamW."""
+NEW = dict(compile="auto", fused_gelu=True, fused_adamw=True, pad_batches=False)
 
 MODELS = {
     "tiny": (ModelConfig(n_layer=2, n_head=4, n_embd=128, n_positions=128), 2000, 32),

@@ -13,6 +13,7 @@ Snakefile imports modules that import this one.
 """
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from storyrl.atomic import atomic_path
@@ -21,6 +22,11 @@ CHECKPOINT_INFO = "storyrl_checkpoint.json"
 """Written into every pretraining milestone folder."""
 RL_INFO = "storyrl_rl.json"
 """Written into every RL policy folder (checkpoints/<words>/ and final/)."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: its files do not load, or its model scores NaN. The
+    message starts with the folder."""
 
 
 # --------------------------------------------------------------------------- device
@@ -40,7 +46,8 @@ def resolve_device(device: str = "auto", threads: int | None = None):
 def load_tokenizer(model_dir):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(model_dir))
+    with _unreadable(model_dir, "tokenizer"):
+        return AutoTokenizer.from_pretrained(str(model_dir))
 
 
 def load_model(model_dir, dtype=None):
@@ -48,7 +55,27 @@ def load_model(model_dir, dtype=None):
     from transformers import AutoModelForCausalLM
 
     kw = {} if dtype is None else {"dtype": dtype}
-    return AutoModelForCausalLM.from_pretrained(str(model_dir), **kw)
+    with _unreadable(model_dir, "model"):
+        return AutoModelForCausalLM.from_pretrained(str(model_dir), **kw)
+
+
+@contextmanager
+def _unreadable(model_dir, what: str):
+    """A folder whose files do not load (a truncated model.safetensors, a cut-off config.json)
+    raises CheckpointError naming it, not a library's traceback that names no file. A missing
+    folder stays an OSError (the CLI names its path)."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{model_dir}: cannot load the {what} ({type(err).__name__}: {first[:200]}); the "
+            "checkpoint is damaged (a copy or save cut short?): rebuild or replace it"
+        ) from err
 
 
 def load_checkpoint(checkpoint):
@@ -72,6 +99,26 @@ def save_checkpoint(path, lm, tokenizer, info: dict | None = None) -> None:
         tokenizer.save_pretrained(tmp)
         if info is not None:
             write_info(tmp, RL_INFO, info)
+
+
+def content_identity(checkpoint) -> dict:
+    """What a checkpoint's model is: sha256 of its config and weight files (a path can be
+    re-published with other weights; the same weights can move)."""
+    import hashlib
+
+    folder = Path(checkpoint)
+    digest = hashlib.sha256()
+    files = sorted(
+        f
+        for f in folder.iterdir()
+        if f.name == "config.json" or f.suffix in (".safetensors", ".bin")
+    )
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "files": [f.name for f in files]}
 
 
 # --------------------------------------------------------------------------- records

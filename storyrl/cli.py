@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from storyrl.analysis import AnalysisError
     from storyrl.babylm_spec import TrackError
+    from storyrl.checkpoints import CheckpointError
     from storyrl.config import ConfigError
     from storyrl.corpus import CorpusError
     from storyrl.device import DeviceError, require_gpu
@@ -71,6 +72,7 @@ def main(argv=None) -> int:
         OfficialError,
         TrackError,
         DeviceError,
+        CheckpointError,
     ) as err:
         print(f"storyrl: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,17 @@ class Stop(Exception):
     """A stage ends with this one-line message and exit status 2 (no traceback)."""
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a batch size of 0 would fail deep inside a stage)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def section(model):
     """argparse type: a JSON object validated against a config section model."""
 

@@ -14,7 +14,6 @@ at the same step on SIGTERM. One process that sees several GPUs is refused, sinc
 would fall back to DataParallel and train on several times the batch.
 """
 
-import json
 import logging
 import math
 import os
@@ -35,16 +34,18 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    default_data_collator,
 )
 
 from storyrl import tracking as tr
-from storyrl.atomic import atomic_path, write_text
+from storyrl.atomic import atomic_path
 from storyrl.checkpoints import CHECKPOINT_INFO, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.hf_compat import fuse_gelu
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
+from storyrl.run_config import check_run_config
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
@@ -59,7 +60,7 @@ STATE_FILES = {
     "scaler.pt",
 }  # and rng_state*.pth (one per process)
 
-SPEED_ONLY = {"compile", "fused_adamw", "fused_gelu"}
+SPEED_ONLY = {"compile", "fused_adamw", "fused_gelu", "pad_batches"}
 """Training settings that change kernels, not the run: a state saved with them on resumes with
 them off and the other way round (the optimizer's state is the same for both AdamWs)."""
 
@@ -234,18 +235,6 @@ def latest_state(work_dir: Path, clean: bool = True) -> Path | None:
     return best
 
 
-def _check_run_config(work_dir: Path, settings: dict) -> None:
-    """Resume only a state made with the same settings; a stale one is moved aside."""
-    path = work_dir / "run_config.json"
-    text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
-    if path.exists() and path.read_text() != text:
-        stale = work_dir.with_name(work_dir.name + f".stale-{int(time.time())}")
-        log.warning("settings changed since %s was started: moving it to %s", work_dir, stale)
-        work_dir.rename(stale)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    write_text(path, text)
-
-
 def check_launch(visible_gpus: int, env: dict) -> int:
     """The number of processes this run is trained by; one process seeing several GPUs is refused."""
     if "WORLD_SIZE" in env:
@@ -387,7 +376,7 @@ def _pretrain(
     # Rank 0 alone may move a stale run aside and drop a cut-short state; the others wait.
     with args.main_process_first(local=False, desc="run folder"):
         if main:
-            _check_run_config(work_dir, settings)
+            check_run_config(work_dir, settings)
         resume = latest_state(work_dir, clean=main)
 
     torch.manual_seed(seed)
@@ -401,6 +390,7 @@ def _pretrain(
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
+        data_collator=None if training.pad_batches else default_data_collator,
         callbacks=[marks, *callbacks],
     )
     trainer.plan = plan
@@ -471,8 +461,29 @@ def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None
     work_dir = Path(work_dir)
     for words, out in outputs.items():
         src = work_dir / "milestones" / f"ckpt-{words_label(words)}"
+        if same_files(src, out):
+            # Untouched: a new time on an identical checkpoint would make every evaluation and
+            # RL run built on it look out of date.
+            log.info("%s: already published with the same files; left as it is", out)
+            continue
         with atomic_path(out, is_dir=True) as tmp:
             shutil.copytree(src, tmp, copy_function=os.link, dirs_exist_ok=True)
-    if log_out:
+    if log_out and not same_files(work_dir / "log.parquet", log_out):
         with atomic_path(log_out) as tmp:
             os.link(work_dir / "log.parquet", tmp)
+
+
+def same_files(a, b) -> bool:
+    """Whether `b` holds what `a` holds: the same file, or a folder with the same names and the
+    same bytes in each (hard links are compared by inode, other files by content)."""
+    import filecmp
+
+    a, b = Path(a), Path(b)
+    if a.is_file() and b.is_file():
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    if not (a.is_dir() and b.is_dir()):
+        return False
+    names_a = sorted(str(p.relative_to(a)) for p in a.rglob("*"))
+    if names_a != sorted(str(p.relative_to(b)) for p in b.rglob("*")):
+        return False
+    return all(same_files(a / n, b / n) for n in names_a if (a / n).is_file())

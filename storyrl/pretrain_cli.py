@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--section",
         type=section(C.CorpusConfig),
-        help="the corpus section (JSON): its group_rows and ratio_rows are used",
+        help="the corpus section (JSON): its grouping and tokens-per-word settings are used",
     )
     s.set_defaults(func=tokens_command)
 
@@ -75,6 +75,7 @@ def tokenizer_command(args) -> None:
 
 
 def tokens_command(args) -> None:
+    from storyrl.schemas import config_hash
     from storyrl.tokens import encode_corpus
 
     cfg = args.section
@@ -85,6 +86,9 @@ def tokens_command(args) -> None:
         args.meta,
         group_rows=cfg.group_rows if cfg else None,
         ratio_rows=cfg.ratio_rows if cfg else None,
+        ratio_seed=cfg.seed if cfg and cfg.ratio_sample == "reshuffled" else None,
+        pop_group_eos=cfg.pop_group_eos if cfg else False,
+        corpus_hash=config_hash(cfg.model_dump(mode="json")) if cfg else None,
     )
 
 

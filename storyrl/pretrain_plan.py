@@ -69,3 +69,20 @@ def plan_from_meta(meta_path, block: int, training: TrainingConfig, milestones: 
     meta = json.loads(Path(meta_path).read_text())
     n_blocks = count_blocks(meta["n_tokens"], block, meta.get("group_tokens"))
     return plan_run(n_blocks, block, meta["tokens_per_word"], training, milestones)
+
+
+def stream_is_current(meta_path, corpus_cfg, tokenizer_cfg) -> bool:
+    """Whether the token stream at `meta_path` was made with these corpus and tokenizer
+    sections (its `made_with`), so that the workflow will not rebuild it for a changed section.
+    False for a stream that records nothing (made before this was recorded)."""
+    from storyrl.schemas import config_hash
+
+    try:
+        made = json.loads(Path(meta_path).read_text()).get("made_with") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    want = {
+        "corpus": config_hash(corpus_cfg.model_dump(mode="json")),
+        "tokenizer": config_hash(tokenizer_cfg.model_dump(mode="json")),
+    }
+    return made == want

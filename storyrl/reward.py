@@ -1,6 +1,6 @@
 """The scalar reward of one story: teacher score plus a length bonus (docs/paper.md, step 4).
 
-    reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)
+    reward = (teacher_score + c * min(words(continuation) / max_new_tokens, 1)) / (1 + c)
 
 The paper: c = 0.4, max_new_tokens = 90, criteria weights 1/1/1, words = whitespace split of the
 continuation only (not the prompt). With c = 0 the reward is the teacher score alone.
@@ -18,7 +18,7 @@ def compute_rewards(
     judgements: list[Judgement], continuations: list[str], cfg: RewardConfig, max_new_tokens: int
 ) -> dict[str, np.ndarray]:
     """Per story: `teacher_score` (weighted by cfg.weights, in [0, 1]; 0.5 when the reply did not
-    parse), `length_bonus` (the term c * words / max_new_tokens added to it), `reward`, and
+    parse), `length_bonus` (the term c * min(words / max_new_tokens, 1) added to it), `reward`, and
     `n_words` (words of the continuation)."""
     if len(judgements) != len(continuations):
         raise ValueError(f"{len(judgements)} judgements but {len(continuations)} continuations")
@@ -32,7 +32,9 @@ def compute_rewards(
         dtype=np.float64,
     )
     n_words = np.array([count_words(t) for t in continuations], dtype=np.int64)
-    bonus = c * n_words / max_new_tokens
+    # A student story of max_new_tokens tokens has at most that many words, so the paper's bonus
+    # never passes c; a story from elsewhere (`teacher score`) is capped there, as that intends.
+    bonus = c * np.minimum(n_words / max_new_tokens, 1.0)
     return {
         "teacher_score": teacher,
         "length_bonus": bonus,

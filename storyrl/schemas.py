@@ -48,6 +48,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("coherence", pa.int8()),
             ("creativity", pa.int8()),
             ("parsed", pa.bool_()),
+            ("well_formed", pa.bool_()),  # the reply had the asked-for form (teacher.parse)
             ("teacher_score", pa.float64()),
             ("length_bonus", pa.float64()),
             ("reward", pa.float64()),
@@ -74,6 +75,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("parsed_share", pa.float64()),
             ("teacher_failed_calls", pa.float64()),  # counts (float like skipped_minibatches)
             ("teacher_unparsed", pa.float64()),
+            ("teacher_malformed", pa.float64()),  # replies not in the asked-for form, parsed or not
             ("response_tokens_mean", pa.float64()),
             ("response_words_mean", pa.float64()),
             ("kl", pa.float64()),
@@ -103,11 +105,37 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("coherence", pa.int8()),
             ("creativity", pa.int8()),
             ("parsed", pa.bool_()),
+            ("well_formed", pa.bool_()),
             ("failed_call", pa.bool_()),
             ("teacher_score", pa.float64()),
             ("length_bonus", pa.float64()),
             ("reward", pa.float64()),
             ("n_words", pa.int64()),
+        ]
+    ),
+    # One row per sampled RL story re-scored by a further teacher (judge agreement), beside the
+    # run's own teacher's scores of the same story (`orig_*`, from its rollouts).
+    "agreement": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("step", pa.int64()),
+            ("sample", pa.int64()),
+            ("tenth", pa.int64()),
+            ("teacher", pa.string()),
+            ("teacher_reply", pa.string()),
+            ("readability", pa.int8()),
+            ("coherence", pa.int8()),
+            ("creativity", pa.int8()),
+            ("parsed", pa.bool_()),
+            ("failed_call", pa.bool_()),
+            ("teacher_score", pa.float64()),
+            ("orig_readability", pa.int8()),
+            ("orig_coherence", pa.int8()),
+            ("orig_creativity", pa.int8()),
+            ("orig_parsed", pa.bool_()),
+            ("orig_teacher_score", pa.float64()),
+            ("n_words", pa.int64()),
+            ("n_tokens", pa.int64()),
         ]
     ),
     # Tidy long format of every evaluation number.
@@ -166,6 +194,10 @@ def to_table(table: str, data, meta: dict) -> pa.Table:
         data = data.to_dict(orient="list")
     if isinstance(data, list):
         data = {name: [row.get(name) for row in data] for name in schema.names}
+    data = dict(data)
+    for name in ADDED_COLUMNS & set(schema.names):
+        if name not in data:
+            data[name] = [None] * len(next(iter(data.values()), []))
     missing = [name for name in schema.names if name not in data]
     if missing:
         raise SchemaError(f"{table}: missing columns {missing}")
@@ -186,18 +218,27 @@ def read_metadata(path) -> dict:
     return json.loads(raw.get(META_KEY, b"{}"))
 
 
+# Columns added after files were first written: a file without one reads it as nulls.
+ADDED_COLUMNS = {"well_formed", "teacher_malformed"}
+
+
 def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:
     """Read and check that every column of the schema is there with a compatible type.
 
     `columns`: read only these (the whole schema is still checked); large tables such as
-    rollouts are then read without their text columns."""
+    rollouts are then read without their text columns. Compatible: another integer width, a
+    float column holding whole numbers, `large_string` for `string` (pandas writes those back)."""
     path = Path(path)
     try:
         got = pq.read_schema(path)
     except (OSError, pa.ArrowInvalid) as err:
         raise SchemaError(f"{path}: not a readable Parquet file ({err})") from None
+    absent = []
     for field in SCHEMAS[table]:
         if field.name not in got.names:
+            if field.name in ADDED_COLUMNS:
+                absent.append(field.name)
+                continue
             raise SchemaError(f"{path}: column '{field.name}' missing (expected table '{table}')")
         have = got.field(field.name).type
         if have != field.type and not _castable(have, field.type):
@@ -205,9 +246,26 @@ def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:
                 f"{path}: column '{field.name}' has type {have}, expected {field.type}"
             )
     want = pa.schema([SCHEMAS[table].field(c) for c in (columns or SCHEMAS[table].names)])
-    return pq.read_table(path, columns=want.names).select(want.names).cast(want)
+    present = [n for n in want.names if n not in absent]
+    raw = pq.read_table(path, columns=present)
+    arrays = []
+    for f in want:
+        if f.name in absent:
+            arrays.append(pa.nulls(raw.num_rows, f.type))
+            continue
+        try:
+            arrays.append(raw.column(f.name).cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise SchemaError(
+                f"{path}: column '{f.name}' ({raw.schema.field(f.name).type}) does not fit "
+                f"{f.type}: {str(err).splitlines()[0]}"
+            ) from None
+    return pa.Table.from_arrays(arrays, schema=want)
 
 
 def _castable(have: pa.DataType, want: pa.DataType) -> bool:
     numeric = pa.types.is_integer, pa.types.is_floating
-    return any(f(have) for f in numeric) and any(f(want) for f in numeric)
+    if any(f(have) for f in numeric) and any(f(want) for f in numeric):
+        return True
+    text = pa.types.is_string, pa.types.is_large_string
+    return any(f(have) for f in text) and any(f(want) for f in text)

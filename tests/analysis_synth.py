@@ -144,6 +144,7 @@ def write_run(root, words, seed, n_steps, batch, rng):
         all_rollouts,
         make_metadata("rollouts", **meta),
     )
+    write_agreement(root, run_id, all_rollouts)
     summary = {
         "budget": 1_000_000,
         "prompt_words": len(PROMPT.split()),
@@ -158,6 +159,49 @@ def write_run(root, words, seed, n_steps, batch, rng):
     path = layout.summary_path(root, run_id)
     path.write_text(json.dumps(summary, indent=2))
     return run_id, budget, after
+
+
+def write_agreement(root, run_id, rollouts, teacher="strict", n=60):
+    """A further teacher's re-scoring of `n` of the run's stories (the workflow's draw): the
+    original scores moved by -1..+1 on a third of the criteria, a stricter judge on average.
+    Its own random stream: the other synthetic files stay as they were without it."""
+    import zlib
+
+    import pandas as pd
+
+    rng = np.random.default_rng(zlib.crc32(run_id.encode()))
+    from storyrl.teacher.agreement import draw_sample
+
+    sample = draw_sample(pd.DataFrame(rollouts), n, 0, run_id)
+    orig = sample[["readability", "coherence", "creativity"]]
+    crit = orig.fillna(1).to_numpy(int)  # an unparsed original: no scores to move
+    moved = rng.random(crit.shape) < 1 / 3
+    other = np.clip(crit + moved * rng.choice([-1, -1, 1], crit.shape), 0, 3)
+    rows = {
+        "run_id": sample.run_id,
+        "step": sample.step,
+        "sample": sample["sample"],
+        "tenth": sample.tenth,
+        "teacher": teacher,
+        "teacher_reply": [" ".join(map(str, r)) for r in other],
+        "parsed": True,
+        "failed_call": False,
+        "teacher_score": other.sum(1) / 9,
+        "orig_parsed": sample.parsed,
+        "orig_teacher_score": sample.teacher_score,
+        "n_words": sample.n_words,
+        "n_tokens": sample.n_tokens,
+    }
+    for i, c in enumerate(("readability", "coherence", "creativity")):
+        rows[c] = other[:, i]
+        rows[f"orig_{c}"] = [None if pd.isna(v) else int(v) for v in orig[c]]
+    rows = {k: [v] * len(sample) if np.isscalar(v) else list(v) for k, v in rows.items()}
+    write_table(
+        layout.agreement_path(root, teacher, run_id),
+        "agreement",
+        rows,
+        make_metadata("agreement", run_id=run_id, teacher=teacher),
+    )
 
 
 def write_story_eval(root, model_id, mean9, n, rng, pretrain_words, rl_words=0, run_id=None):

@@ -2,9 +2,13 @@
 
 `mode` decides each answer: ok (a reply made by `reply_fn` from the user message), garbage_text
 (a valid completion whose text has no numbers), garbage_body (HTTP 200 that is not JSON),
-error500, stall (sleeps past the client's timeout), 401. `fail_first` makes the first N requests
+error500, stall (sleeps past the client's timeout), 401, trickle (a valid completion sent one
+byte every `trickle_s`, so that no single read times out), 429 (rate-limited, with a
+`Retry-After: <retry_after>` header unless that is None). `fail_first` makes the first N requests
 of every distinct message fail with HTTP 500 before the mode applies (to exercise retries).
-`GET /v1/models` answers as vLLM's does (what an RL pack waits for before it starts its runs).
+`max_chars`: a user message longer than that is refused as vLLM 0.30's server refuses a prompt
+past its context (HTTP 400, `context_length_body`). `GET /v1/models` answers as vLLM's does
+(what an RL pack waits for before it starts its runs).
 
 Run as a script (`python tests/chat_server.py --port N [--log FILE]`) it serves `seeded_reply`,
 which depends on nothing but the request, as an RL pack's teacher server command
@@ -28,6 +32,22 @@ def seeded_reply(body: dict) -> str:
     return " ".join(str(b % 4) for b in digest[:3])
 
 
+def context_length_body(n_tokens: int, max_model_len: int, max_tokens: int) -> bytes:
+    """vLLM 0.30's answer to a chat request whose prompt leaves no room for `max_tokens`:
+    the VLLMValidationError of its renderer (renderers/params.py, `_token_len_check`) as its
+    ErrorResponse (entrypoints/serve/exception_handling); tests/test_vllm_real.py builds it
+    with vLLM's own code and compares."""
+    message = (
+        f"This model's maximum context length is {max_model_len} tokens. However, you "
+        f"requested {max_tokens} output tokens and your prompt contains {n_tokens} input "
+        f"tokens, for a total of {n_tokens + max_tokens} tokens. Please reduce the length of "
+        "the input prompt or the number of requested output tokens. "
+        f"(parameter=input_tokens, value={n_tokens})"
+    )
+    error = {"message": message, "type": "BadRequestError", "param": "input_tokens", "code": 400}
+    return json.dumps({"error": error}).encode()
+
+
 class ChatServer:
     def __init__(
         self,
@@ -38,6 +58,9 @@ class ChatServer:
         port=0,
         body_reply_fn=None,
         log_path=None,
+        trickle_s=0.1,
+        retry_after=None,
+        max_chars=None,
     ):
         """`body_reply_fn(body)`, if given, replaces `reply_fn(message)`: a reply from the whole
         request (its seed and sampling settings too)."""
@@ -47,7 +70,8 @@ class ChatServer:
             stall_s,
             fail_first,
         )
-        self.body_reply_fn, self.log_path = body_reply_fn, log_path
+        self.body_reply_fn, self.log_path, self.max_chars = body_reply_fn, log_path, max_chars
+        self.trickle_s, self.retry_after = trickle_s, retry_after
         self.requests: list[dict] = []  # every request: path, JSON body, headers (lower-case names)
         self.per_message = Counter()
         self.lock = threading.Lock()
@@ -73,6 +97,7 @@ class ChatServer:
                             "path": self.path,
                             "body": body,
                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "t": time.monotonic(),
                         }
                     )
                     if server.log_path:
@@ -80,6 +105,10 @@ class ChatServer:
                             f.write(json.dumps(body) + "\n")
                     server.per_message[msg] += 1
                     nth = server.per_message[msg]
+                if server.max_chars is not None and len(msg) > server.max_chars:
+                    return self._send(
+                        400, context_length_body(len(msg), server.max_chars, body["max_tokens"])
+                    )
                 if nth <= server.fail_first or server.mode == "error500":
                     return self._send(500, b'{"error": {"message": "boom"}}')
                 if server.mode in ("leaky500", "leaky401"):  # a proxy that echoes what it got
@@ -93,6 +122,11 @@ class ChatServer:
                         }
                     )
                     return self._send(500 if server.mode == "leaky500" else 401, leak.encode())
+                if server.mode == "429":
+                    extra = (
+                        {} if server.retry_after is None else {"Retry-After": server.retry_after}
+                    )
+                    return self._send(429, b'{"error": {"message": "slow down"}}', headers=extra)
                 if server.mode == "401":
                     return self._send(401, b'{"error": {"message": "bad key"}}')
                 if server.mode == "stall":
@@ -119,15 +153,23 @@ class ChatServer:
                         }
                     ],
                 }
-                self._send(200, json.dumps(out).encode())
+                self._send(200, json.dumps(out).encode(), trickle=server.mode == "trickle")
 
-            def _send(self, code, payload, ctype="application/json"):
+            def _send(self, code, payload, ctype="application/json", headers=None, trickle=False):
                 try:
                     self.send_response(code)
                     self.send_header("Content-Type", ctype)
                     self.send_header("Content-Length", str(len(payload)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, str(v))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if not trickle:
+                        self.wfile.write(payload)
+                        return
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(server.trickle_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout)
 

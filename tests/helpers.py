@@ -127,3 +127,13 @@ def assert_dataset_matches_parquet(folder: Path, work: Path) -> dict[str, int]:
         pd.testing.assert_frame_equal(got, want)
         rows[c["config_name"]] = len(want)
     return rows
+
+
+def pipeline_checkouts(workdir: Path) -> dict:
+    """`official` keys naming an official checkout and a fine-tuning copy (folders only: planning
+    checks their layout), as the paper config needs once the hand-off is on."""
+    checkout = workdir / "evaluation-pipeline-2025"
+    (checkout / "evaluation_pipeline").mkdir(parents=True, exist_ok=True)
+    copy = workdir / "babylm-interactive-learning" / "eval"
+    (copy / "evaluation_pipeline" / "finetune").mkdir(parents=True, exist_ok=True)
+    return {"path": str(checkout), "finetune_path": str(copy)}

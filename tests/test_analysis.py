@@ -476,6 +476,9 @@ def test_shared_results_rebuild_everything_from_parquet_only(tmp_path, synth):
         "figure/score_shares",
         "table/stories",
         "figure/pretrain_loss",
+        "table/teacher_agreement",
+        "table/agreement_headline",
+        "figure/teacher_agreement",
     }
     eq = pd.read_csv(layout.table_path(tmp_path / "p_out", "equivalence"))
     assert set(eq[eq.method == "curve"].curve_source) == {"before_rl"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, TEST_CONFIG, paper_weights, snakemake
+from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
 from storyrl.config import ConfigError, check_teacher_weights, load
 
 PAPER = ROOT / "config" / "paper.yaml"
@@ -131,10 +131,8 @@ def test_jobs_run_with_the_hub_offline(tmp_path):
 
 def _paper_files(tmp: Path) -> list[Path]:
     """config/paper.yaml with teacher weights and the official pipeline (all its rules) set."""
-    checkout = tmp / "evaluation-pipeline-2025"
-    (checkout / "evaluation_pipeline").mkdir(parents=True)
     official = tmp / "official.yaml"
-    official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
+    official.write_text(yaml.safe_dump({"official": {**pipeline_checkouts(tmp), "aoa": True}}))
     return [PAPER, paper_weights(tmp), official]
 
 

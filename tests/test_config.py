@@ -13,7 +13,7 @@ def test_shipped_configs_validate():
     assert default.corpora["demo"].format == "demo"
     paper = load(ROOT / "config" / "paper.yaml")
     m = paper.pretrain.milestones
-    assert len(m) == 27 and m[0] == 1_000_000 and m[9] == 10_000_000 and m[-1] == 900_000_000
+    assert len(m) == 28 and m[0] == 1_000_000 and m[9] == 10_000_000 and m[-1] == 1_000_000_000
     assert paper.models["gpt2-small"].n_layer == 12 and paper.tokenizer.vocab_size == 16_000
     assert paper.tokenizer.special_tokens == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
@@ -57,6 +57,11 @@ def test_unreadable_yaml_names_the_file(tmp_path):
 def test_word_labels_round_trip(label, n):
     assert parse_words(label) == n
     assert parse_words(words_label(n)) == n
+
+
+def test_a_billion_words_is_labelled_as_babylm_names_it():
+    """Paths carry BabyLM's revision names: chck_1000M is the checkpoint ckpt-1000M."""
+    assert words_label(10**9) == "1000M" and words_label(2 * 10**9) == "2000M"
 
 
 @pytest.mark.parametrize("bad", ["1.5K5", "-3", "ten", "0.0001K"])

@@ -64,9 +64,9 @@ def test_hours_are_work_over_measured_throughput(paper):
     assert rows["pretrain"]["seconds_per_job"] == pytest.approx(11 * 90e6 * 1.5 / 100_000)
     assert rows["rl"]["seconds_per_job"] == pytest.approx(920 * (1.0 + 4.0 / 2 + 3.0))
     assert rows["rl"]["gpu_hours"] == pytest.approx(8 * 920 * 6.0 / 3600)
-    # 107 models (27 milestones, 8 runs x 10) in 9 jobs
+    # 108 models (28 milestones, 8 runs x 10) in 9 jobs
     assert rows["story_eval"]["jobs"] == 9
-    assert rows["story_eval"]["gpu_hours"] == pytest.approx(107 * 50 / 3600)
+    assert rows["story_eval"]["gpu_hours"] == pytest.approx(108 * 50 / 3600)
     assert "official_glue" not in rows
     bench = {"runs": [{"precision": "bf16", "median_s": 1.0}]}
     args.precision = "bf16"
@@ -79,13 +79,13 @@ def test_evaluation_start_up_is_paid_per_job(paper):
     grouped = Counter(
         pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
     )
-    per_model = Counter(pretrain=1, rl=8, story_eval=107, zero_shot=107)
+    per_model = Counter(pretrain=1, rl=8, story_eval=108, zero_shot=108)
     g = {r["rule"]: r for r in cost_model.estimate(paper, grouped, CHECK, args, None)}
     m = {r["rule"]: r for r in cost_model.estimate(paper, per_model, CHECK, args, None)}
-    assert g["story_eval"]["gpu_hours"] == pytest.approx((107 * 50 + 9 * 90) / 3600)
-    assert m["story_eval"]["gpu_hours"] == pytest.approx(107 * (50 + 90) / 3600)
-    assert g["zero_shot"]["gpu_hours"] == pytest.approx((107 * 60 + 9 * 90) / 3600)
-    assert m["zero_shot"]["gpu_hours"] == pytest.approx(107 * (60 + 90) / 3600)
+    assert g["story_eval"]["gpu_hours"] == pytest.approx((108 * 50 + 9 * 90) / 3600)
+    assert m["story_eval"]["gpu_hours"] == pytest.approx(108 * (50 + 90) / 3600)
+    assert g["zero_shot"]["gpu_hours"] == pytest.approx((108 * 60 + 9 * 90) / 3600)
+    assert m["zero_shot"]["gpu_hours"] == pytest.approx(108 * (60 + 90) / 3600)
     assert "full on 9" in g["zero_shot"]["work"]
 
 

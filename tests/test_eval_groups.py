@@ -59,8 +59,11 @@ def data(tmp_path_factory) -> Path:
 
 
 def files(folder: Path) -> dict[str, bytes]:
+    """The outputs under `folder`; not a group job's `.kept/` copies (storyrl.evaluate.kept)."""
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".kept" not in p.relative_to(folder).parts
     }
 
 
@@ -209,7 +212,8 @@ def test_rl_runs_of_another_shape_get_their_own_rule(tmp_path):
         {
             "checkpoint": "60K",
             "variant": "short",
-            "overrides": {"rl": {"budget": 150, "checkpoint_every": 50}},
+            # 152: the least budget that pays for one step (8 prompts x 16 words + 8 x 3)
+            "overrides": {"rl": {"budget": 152, "checkpoint_every": 50}},
         }
     )
     path = tmp_path / "c.yaml"

@@ -5,7 +5,7 @@ import re
 
 import yaml
 
-from helpers import ROOT, paper_weights, snakemake
+from helpers import ROOT, paper_weights, pipeline_checkouts, snakemake
 
 PAPER = ROOT / "config" / "paper.yaml"
 TABLE = {"paper-pre-900M", "900M-seed42-base-rl-final"}
@@ -13,10 +13,8 @@ TABLE = {"paper-pre-900M", "900M-seed42-base-rl-final"}
 
 def planned(tmp_path, official: dict, check=True):
     """{rule: [wildcards line of each job]} of the paper's dry run with the official pipeline."""
-    checkout = tmp_path / "evaluation-pipeline-2025"
-    (checkout / "evaluation_pipeline").mkdir(parents=True, exist_ok=True)
     extra = tmp_path / "official.yaml"
-    extra.write_text(yaml.safe_dump({"official": {"path": str(checkout), **official}}))
+    extra.write_text(yaml.safe_dump({"official": {**pipeline_checkouts(tmp_path), **official}}))
     out = snakemake(
         tmp_path,
         "-n",

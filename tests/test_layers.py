@@ -34,6 +34,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "teacher": ("storyrl.teacher", "storyrl.reward"),
         # Experiment tracking and progress lines, which the training stages report through.
         "tracking": ("storyrl.tracking", "storyrl.progress"),
+        # What shapes a training run (run_config.json), which pretraining and RL both check.
+        "run_config": ("storyrl.run_config",),
     },
     # 3: the stages that train and evaluate models.
     {
@@ -48,6 +50,10 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
 ]
 
 SIBLINGS = {
+    (
+        "corpus",
+        "tokenizer",
+    ): "the token stream records the tokenizer settings it was made with (TOKENIZER_INFO)",
     (
         "evaluation",
         "rl",

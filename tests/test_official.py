@@ -18,6 +18,7 @@ from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
 from storyrl.config import ConfigError, OfficialConfig, load
 from storyrl.evaluate.official import (
     OfficialError,
+    aoa_command,
     glue_command,
     glue_result_path,
     parse_aoa,
@@ -68,6 +69,89 @@ def test_the_paper_config_runs_glue_as_the_authors_did():
     """The authors' eval/eval_finetuning.sh passes --take_final to all 7 GLUE tasks."""
     paper = load(ROOT / "config" / "paper.yaml").official
     assert paper.take_final is True and set(paper.glue) == set(GLUE_TASKS)
+
+
+# A stand-in for a pipeline's finetune/run.py: it records where and how it was called and writes
+# a results.txt where the pipeline writes it. The pipeline is not what these tests check: the
+# hand-off is (which checkout, which flags); the real classifiers are in test_glue_pooling.py.
+RECORDING_RUN = """import json, os, pathlib, sys
+args = sys.argv[1:]
+def arg(k):
+    return args[args.index(k) + 1]
+model = pathlib.Path(arg("--model_name_or_path"))
+out = pathlib.Path(arg("--results_dir")) / model.stem / "main" / "finetune" / arg("--task")
+out.mkdir(parents=True, exist_ok=True)
+(out / "results.txt").write_text("accuracy: 0.5\\n")
+(out / "called.json").write_text(json.dumps({"cwd": os.getcwd(), "argv": args}))
+"""
+
+
+def recording_copy(folder):
+    fin = folder / "evaluation_pipeline" / "finetune"
+    fin.mkdir(parents=True)
+    (fin.parent / "__init__.py").write_text("")
+    (fin / "__init__.py").write_text("")
+    (fin / "run.py").write_text(RECORDING_RUN)
+    return folder
+
+
+def test_glue_runs_in_the_finetuning_copy_and_aoa_in_the_official_checkout(tmp_path):
+    """`finetune_path`: GLUE fine-tunes in that copy (the authors' pools the last non-pad
+    token), with --take_final; AoA and reading stay in `path` (their copy has no AoA)."""
+    official = recording_copy(tmp_path / "official")
+    authors = recording_copy(tmp_path / "authors")
+    build_model(tmp_path / "ckpt-900M")
+    cfg = OfficialConfig(
+        path=str(official),
+        finetune_path=str(authors),
+        python=sys.executable,
+        data_path=str(tmp_path / "data"),
+        take_final=True,
+    )
+    out = subprocess.run(
+        CLI
+        + ["eval", "official", "glue", "--section", cfg.model_dump_json()]
+        + ["--model", str(tmp_path / "ckpt-900M"), "--task", "rte"]
+        + ["--output-dir", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = glue_result_path(tmp_path / "out", tmp_path / "ckpt-900M", "rte")
+    called = json.loads(result.with_name("called.json").read_text())
+    assert os.path.realpath(called["cwd"]) == os.path.realpath(authors)
+    assert "--take_final" in called["argv"] and "--causal" not in called["argv"]
+    # Without a copy named, GLUE runs in the official checkout, as before.
+    assert OfficialConfig(path=str(official)).glue_checkout() == str(official)
+    assert aoa_command(cfg, "storyrl/paper", tmp_path)[2] == "evaluation_pipeline.AoA_word.run"
+
+
+def test_the_paper_config_fine_tunes_in_the_authors_copy(checkout, tmp_path):
+    """The paper config names the authors' copy as a path for the user to set; with the
+    hand-off on and the path still unset, loading names the key."""
+    paper = load(ROOT / "config" / "paper.yaml")
+    assert paper.official.finetune_path and "babylm-interactive-learning" in (
+        paper.official.finetune_path
+    )
+    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    cfg["official"]["path"] = str(checkout)
+    f = tmp_path / "paper.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        ConfigError, match=r"official.*finetune_path: .*babylm-interactive-learning"
+    ):
+        load(f)
+    cfg["official"]["finetune_path"] = str(recording_copy(tmp_path / "copy"))
+    f.write_text(yaml.safe_dump(cfg))
+    assert load(f).official.glue_checkout() == str(tmp_path / "copy")
+
+
+def test_the_paper_config_runs_aoa_with_the_min_context_the_authors_got(checkout, tmp_path):
+    """The authors' eval/eval_aoa.sh sets MIN_CONTEXT=20 but never passes it on, so the
+    pipeline's own default of AoA_word/run.py applied: 0 (at bf55c11)."""
+    paper = load(ROOT / "config" / "paper.yaml").official.model_copy(update={"path": str(checkout)})
+    cmd = aoa_command(paper, "storyrl/paper", tmp_path)
+    assert cmd[cmd.index("--min_context") + 1] == "0"
 
 
 def test_the_pipeline_gets_a_linked_checkpoint_with_a_tokenizer_config_it_reads(tmp_path):

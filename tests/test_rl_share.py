@@ -358,3 +358,23 @@ def test_paper_plan_in_packs_of_four_is_two_gpu_jobs_placed_like_rl_jobs(tmp_pat
 def test_the_default_keeps_one_job_per_run(tmp_path):
     jobs = [r for r, _ in dry_run_jobs(tmp_path, paper(tmp_path)) if r.startswith("rl")]
     assert jobs == ["rl"] * 8
+
+
+def test_the_servers_batched_tokens_cover_a_large_pack():
+    # vLLM's scheduler refuses max_num_batched_tokens < max_num_seqs (2048 by default on many
+    # GPUs): four runs of 720 stories are 2,880 sequences.
+    from storyrl.rl.pack import server_argv
+
+    sharing = RLSharingConfig(runs_per_gpu=4)
+    argv = server_argv(sharing, TeacherConfig(backend="vllm"), 8000, 4 * 720)
+    seqs = int(argv[argv.index("--max-num-seqs") + 1])
+    assert seqs == 2880 and int(argv[argv.index("--max-num-batched-tokens") + 1]) >= seqs
+    small = server_argv(sharing, TeacherConfig(backend="vllm"), 8000, 720)
+    assert int(small[small.index("--max-num-batched-tokens") + 1]) == 8192
+    with pytest.raises(ValidationError, match="needs `--max-num-batched-tokens"):
+        RLSharingConfig(
+            server={
+                "command": "vllm serve m --port {port} --max-num-seqs {max_seqs} "
+                "--generation-config vllm"
+            }
+        )

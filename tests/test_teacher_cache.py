@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, paper_weights, snakemake
+from helpers import ROOT, paper_weights, pipeline_checkouts, snakemake
 from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.teacher.cache import ScoreCache
 
@@ -97,10 +97,8 @@ def test_two_processes_on_one_results_tree_lose_nothing_and_fail_nothing(tmp_pat
 
 
 def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
-    checkout = tmp_path / "evaluation-pipeline-2025"
-    (checkout / "evaluation_pipeline").mkdir(parents=True)
     official = tmp_path / "official.yaml"
-    official.write_text(yaml.safe_dump({"official": {"path": str(checkout), "aoa": True}}))
+    official.write_text(yaml.safe_dump({"official": {**pipeline_checkouts(tmp_path), "aoa": True}}))
     out = snakemake(
         tmp_path,
         "-n",
@@ -115,7 +113,7 @@ def test_paper_plan_gives_every_job_its_own_cache(tmp_path):
         for line in out.splitlines()
         if re.search(r"storyrl\S* (rl train|eval stories|teacher score) ", line)
     ]
-    # the RL runs and the story evaluations of 107 models in 9 group jobs (a pretraining run's
+    # the RL runs and the story evaluations of 108 models in 9 group jobs (a pretraining run's
     # milestones, each RL run's checkpoints and final policy)
     assert len(teacher_jobs) == 8 + 9
     caches = [

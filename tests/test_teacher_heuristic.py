@@ -149,6 +149,7 @@ def test_cli_scores_a_parquet(tmp_path):
         "stories": 7,
         "failed_calls": 0,
         "unparsed": 0,
+        "malformed": 0,
         "cache_hits": 0,
     }
     df = read_table(out, "teacher_scores").to_pandas()
@@ -177,8 +178,8 @@ def test_cli_scores_a_parquet(tmp_path):
         cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    assert res.returncode == 1
-    assert f"{bad}: column 'continuation' missing" in res.stderr
+    assert res.returncode == 2
+    assert f"storyrl: {bad}: column 'continuation' missing" in res.stderr
 
 
 def load_sha():

@@ -118,6 +118,18 @@ def test_refused_request_fails_fast(server):
     assert len(srv.requests) == 1
 
 
+def test_a_story_past_the_servers_context_is_one_failed_reply(server):
+    # vLLM's server refuses a prompt that leaves no room for max_tokens with HTTP 400: that
+    # story fails alone (default score), asked once; the step goes on.
+    long = CONTS[0] + " and then" * 200
+    srv = server(max_chars=len(load_rubric(TeacherConfig().template).render(PROMPT, long)) - 1)
+    t = make_teacher(cfg(srv.url, max_failure_share=0.5), seed=0)
+    js = t.score([PROMPT] * 4, [long, *CONTS[1:4]])
+    assert [j.failed_call for j in js] == [True, False, False, False]
+    assert js[0].teacher_score == 0.5 and js[1].teacher_score == 6 / 9
+    assert len(srv.requests) == 4  # no retries: the same prompt would be refused again
+
+
 def test_cache_makes_rescoring_free(server, tmp_path):
     srv = server(reply_fn=lambda m: "3 3 2")
     c = cfg(srv.url)
@@ -169,7 +181,13 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     before = len(srv.requests)
     counts = score_file(stories, out, section, cache)
     assert len(srv.requests) - before == 5  # the first batch came from the cache
-    assert counts == {"stories": 10, "failed_calls": 0, "unparsed": 0, "cache_hits": 5}
+    assert counts == {
+        "stories": 10,
+        "failed_calls": 0,
+        "unparsed": 0,
+        "malformed": 0,
+        "cache_hits": 5,
+    }
     df = read_table(out, "teacher_scores").to_pandas()
     assert df["teacher_reply"].tolist() == ["1 2 3"] * 10
     meta = read_metadata(out)

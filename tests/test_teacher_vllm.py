@@ -116,10 +116,12 @@ def test_vllm_runs_for_real(tmp_path):
 
 # --------------------------------------------------------------------------- refused requests
 class LengthCheckedEngine:
-    """A small real chat engine with vLLM 0.30's request validation: every conversation of a
-    call goes through the model's chat template and tokenizer, and one prompt longer than
-    `max_model_len` raises a ValueError for the whole call (vLLM's message); otherwise the tiny
-    model answers each conversation greedily."""
+    """A small real chat engine with vLLM 0.30's length rule (InputProcessor._validate_prompt_len):
+    every conversation of a call goes through the model's chat template and tokenizer, and one
+    prompt of `max_model_len` tokens or more (no room for an output token) refuses the whole call
+    with vLLM's message. vLLM 0.30 raises its VLLMValidationError, older releases a ValueError:
+    this stand-in raises the latter (tests/test_vllm_real.py raises the former, from vLLM's own
+    check); otherwise the tiny model answers each conversation greedily."""
 
     def __init__(self, folder, max_model_len):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -146,6 +148,11 @@ class LengthCheckedEngine:
                     f"The decoder prompt (length {n}) is longer than the maximum "
                     f"model length of {self.max_model_len}. Make sure that "
                     "`max_model_len` is no smaller than the number of text tokens."
+                )
+            if n == self.max_model_len:
+                raise ValueError(
+                    f"The decoder prompt (length {n}) plus the number of requested output "
+                    f"tokens (at least 1) is longer than the maximum model length of {n}."
                 )
         out = []
         for conv in convs:
@@ -206,6 +213,20 @@ def test_over_long_stories_are_not_sent_when_the_tokenizer_counts_them(tiny_engi
     assert engine.calls == [4]  # one call, the over-long stories left out
     assert [r is None for r in got] == [False, False, True, False, True, False]
     assert serve(engine, convs[2:3], engine.n_tokens, limit) == [None]
+
+
+def test_a_prompt_of_exactly_max_model_len_tokens_is_not_sent(tiny_engine_folder):
+    from storyrl.teacher.vllm_backend import serve
+
+    rubric = load_rubric(TeacherConfig().template)
+    convs = conversations(rubric, [PROMPT] * 3, [" a fox ran.", " it rained a lot.", " she sang."])
+    probe = LengthCheckedEngine(tiny_engine_folder, 10**9)
+    limit = probe.n_tokens(convs[1])  # vLLM 0.30 refuses it: no room for one output token
+    assert all(probe.n_tokens(c) < limit for c in (convs[0], convs[2]))
+    engine = LengthCheckedEngine(tiny_engine_folder, max_model_len=limit)
+    got = serve(engine, convs, engine.n_tokens, limit)
+    assert engine.calls == [2]  # sent once, without the story the engine would refuse
+    assert [r is None for r in got] == [False, True, False]
 
 
 def test_an_engine_failure_that_is_not_about_one_request_propagates():

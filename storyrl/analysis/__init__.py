@@ -8,3 +8,9 @@
 
 class AnalysisError(ValueError):
     """An input that cannot be used; the message names the file and the field."""
+
+
+class BadResults(AnalysisError):
+    """Inputs that contradict each other or hold impossible values (two files of one run, seeds
+    of one setting run under different configurations, NaN scores, a junk summary): every
+    table could be wrong, so `analysis all` stops instead of skipping a target."""

@@ -12,6 +12,8 @@ to rebuild every table and figure):
     eval/<model_id>.parquet            `eval_scores`: BabyLM numbers of one model (full and/or
                                        fast tasks; fast tasks are named `<task>_fast`)
     pretrain/<run_id>/log.parquet      `pretrain_log`: one row per logging step of pretraining
+    agreement/<teacher>/<run_id>.parquet  `agreement`: a sample of the run's stories re-scored
+                                       by a further teacher (optional)
     baselines.yaml | baselines.csv     optional: baseline columns of the BabyLM table
 
 Outputs:
@@ -29,6 +31,7 @@ RL_DIR = "rl"
 PRETRAIN_DIR = "pretrain"
 STORY_EVAL_DIR = "story_eval"
 EVAL_DIR = "eval"
+AGREEMENT_DIR = "agreement"
 TABLES_DIR = "tables"
 FIGURES_DIR = "figures"
 BASELINE_NAMES = ("baselines.yaml", "baselines.yml", "baselines.csv")
@@ -61,6 +64,10 @@ def eval_path(results, model_id: str) -> Path:
     return Path(results) / EVAL_DIR / f"{model_id}.parquet"
 
 
+def agreement_path(results, teacher: str, run_id: str) -> Path:
+    return Path(results) / AGREEMENT_DIR / teacher / f"{run_id}.parquet"
+
+
 def table_path(output, name: str, fmt: str = ".csv") -> Path:
     return Path(output) / TABLES_DIR / f"{name}{fmt}"
 
@@ -79,6 +86,7 @@ class Inputs:
     story_eval: list[Path] = field(default_factory=list)
     eval: list[Path] = field(default_factory=list)
     pretrain_logs: list[Path] = field(default_factory=list)
+    agreement: list[Path] = field(default_factory=list)
     baselines: Path | None = None
 
 
@@ -89,6 +97,7 @@ PATTERNS = {
     "story_eval": f"{STORY_EVAL_DIR}/*.parquet",
     "eval": f"{EVAL_DIR}/*.parquet",
     "pretrain_logs": f"{PRETRAIN_DIR}/*/log.parquet",
+    "agreement": f"{AGREEMENT_DIR}/*/*.parquet",
 }
 """The files of each input (a field of Inputs) under a results folder, as glob patterns; a
 shared folder's dataset card names its files with the same patterns."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storyrl.analysis import AnalysisError
+from storyrl.analysis import AnalysisError, checks
 from storyrl.schemas import read_metadata, read_table
 from storyrl.units import parse_words
 
@@ -112,7 +112,7 @@ def rubric_id(meta: dict) -> str:
 def load_steps(paths, overrides=None) -> pd.DataFrame:
     """All steps of all runs, with the run's pretraining words, seed, variant and `rubric`
     (`rubric_id`)."""
-    frames = []
+    frames, owners, runs = [], [], []
     for p in paths:
         df = read_table(p, "steps").to_pandas()
         if df.empty:
@@ -122,12 +122,26 @@ def load_steps(paths, overrides=None) -> pd.DataFrame:
                 f"{p}: no steps (the table is empty): the run never finished a "
                 "step; rerun it or leave its folder out"
             )
+        checks.no_duplicate_steps(df, p)
         meta = read_metadata(p)
-        frames.append(
-            _with_runs(df, p, meta, _overrides_for(overrides, p)).assign(rubric=rubric_id(meta))
-        )
+        df = _with_runs(df, p, meta, _overrides_for(overrides, p)).assign(rubric=rubric_id(meta))
+        for run_id, g in df.groupby("run_id", sort=False):
+            owners.append((run_id, p))
+            first = g.iloc[0]
+            runs.append(
+                {
+                    "path": p,
+                    "run_id": run_id,
+                    "pretrain_words": int(first.pretrain_words),
+                    "variant": first.variant,
+                    "meta": meta,
+                }
+            )
+        frames.append(df)
     if not frames:
         raise AnalysisError("no steps.parquet given")
+    checks.one_file_each("run", owners)
+    checks.same_setting(runs)
     return pd.concat(frames, ignore_index=True).sort_values(["run_id", "step"], ignore_index=True)
 
 
@@ -164,13 +178,15 @@ def load_rollouts(paths, overrides=None) -> pd.DataFrame:
     """The stories of RL runs without their text (small enough for 331K stories a run); `file`
     says where to read a chosen story's text (`stories.read_texts`). `regex_sum`: the reply
     read as the authors' notebook read it (`regex_sums`; NaN where it does not match)."""
-    frames = []
+    frames, owners = [], []
     for p in paths:
         df = read_table(p, "rollouts", ROLLOUT_COLUMNS + ["teacher_reply"]).to_pandas()
         df["regex_sum"] = np.array(regex_sums(df.pop("teacher_reply")), dtype=float)
+        owners += [(run_id, p) for run_id in df["run_id"].unique()]
         frames.append(
             _with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)).assign(file=str(p))
         )
+    checks.one_file_each("run (rollouts)", owners)
     if not frames:
         return pd.DataFrame(
             columns=ROLLOUT_COLUMNS + ["regex_sum", "pretrain_words", "seed", "variant", "file"]
@@ -202,7 +218,7 @@ def load_pretrain_logs(paths, overrides=None) -> pd.DataFrame:
 def load_story_eval(paths, overrides=None) -> pd.DataFrame:
     """One row per story of a checkpoint's story evaluation, with the checkpoint's ids:
     model_id, pretrain_words, rl_words (0: a pretraining checkpoint), run_id ('' if none)."""
-    frames = []
+    frames, owners = [], []
     for p in paths:
         ids = {**read_metadata(p), **_overrides_for(overrides, p)}
         model_id = str(ids.get("model_id") or Path(p).stem)
@@ -226,6 +242,8 @@ def load_story_eval(paths, overrides=None) -> pd.DataFrame:
                 f"its metadata or --override {p} run_id=ID"
             )
         df = read_table(p, "rollouts", ["teacher_score", "n_words", *CRITERIA]).to_pandas()
+        checks.finite(df, p, ["teacher_score"])
+        owners.append((model_id, p))
         frames.append(
             df.assign(
                 model_id=model_id,
@@ -235,6 +253,7 @@ def load_story_eval(paths, overrides=None) -> pd.DataFrame:
                 file=str(p),
             )
         )
+    checks.one_file_each("story evaluation of model", owners)
     if not frames:
         return pd.DataFrame(
             columns=[
@@ -269,6 +288,8 @@ def load_eval(paths, overrides=None) -> pd.DataFrame:
                     )
                 df[key] = df[key].fillna(_words(ids.get(key) or 0, p, key))
         frames.append(df[df["subtask"].isin(HEADLINE_SUBTASKS)].assign(file=str(p)))
+    # No one-file-per-model check here: the AoA files of several RL runs repeat the surprisal
+    # of their shared pretraining checkpoints by design (workflow/rules/official.smk).
     if not frames:
         return pd.DataFrame(
             columns=[
@@ -288,8 +309,8 @@ def load_eval(paths, overrides=None) -> pd.DataFrame:
 
 
 def load_summaries(paths, overrides=None) -> list[tuple[str, dict]]:
-    """(run id, ledger summary) per file; the run id is the summary's `run_id` key or the name
-    of the folder it lies in (`rl/<run_id>/summary.json`)."""
+    """(run id, ledger summary) per file; the run id is the summary's `run_id` key, the run id
+    in its folder's steps.parquet, or the folder's name (`rl/<run_id>/summary.json`)."""
     out = []
     for p in paths:
         try:
@@ -297,10 +318,26 @@ def load_summaries(paths, overrides=None) -> list[tuple[str, dict]]:
         except (OSError, json.JSONDecodeError) as err:
             raise AnalysisError(f"{p}: not a readable JSON summary ({err})") from None
         if not isinstance(data, dict):
-            raise AnalysisError(f"{p}: a summary must be a JSON object")
+            raise checks.BadResults(f"{p}: a summary must be a JSON object")
         data = {**data, **_overrides_for(overrides, p)}
-        out.append((str(data.get("run_id") or Path(p).parent.name), data))
+        checks.check_summary(p, data)
+        out.append((str(data.get("run_id") or _folder_run_id(p)), data))
+    checks.one_file_each("run summary", [(run_id, p) for (run_id, _), p in zip(out, paths)])
     return out
+
+
+def _folder_run_id(summary) -> str:
+    """The run of `rl/<folder>/summary.json`: what its steps.parquet says (a copy of a run's
+    folder under another name is still that run), else the folder's name."""
+    steps = Path(summary).with_name("steps.parquet")
+    if steps.is_file():
+        try:
+            run_id = read_metadata(steps).get("run_id")
+        except (OSError, ValueError):
+            run_id = None
+        if run_id:
+            return str(run_id)
+    return Path(summary).parent.name
 
 
 def load_baselines(path) -> pd.DataFrame:

@@ -239,3 +239,35 @@ register(
         "pretraining loss against words seen, milestones marked, every run",
     )
 )
+
+_AG = "storyrl.analysis.agreement"
+register(
+    Target(
+        "teacher_agreement",
+        "table",
+        ("agreement",),
+        f"{_AG}:agreement_table",
+        "each further teacher against the run's own on the same sampled stories: Spearman's "
+        "rho, quadratic-weighted kappa, mean difference (95% bootstrap) per criterion and total",
+    )
+)
+register(
+    Target(
+        "agreement_headline",
+        "table",
+        ("agreement", "steps"),
+        f"{_AG}:headline_table",
+        "before/after (first and last tenth of training) and both equivalence readings on the "
+        "sampled stories, under the original teacher and under each further one",
+        needs=("agreement",),
+    )
+)
+register(
+    Target(
+        "teacher_agreement",
+        "figure",
+        ("agreement",),
+        f"{_AG}:agreement_figure",
+        "confusion matrices of each further teacher against the run's own, per criterion",
+    )
+)

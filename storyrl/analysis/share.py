@@ -32,6 +32,7 @@ CONFIGS = {
     "story_eval": ("story_eval", "rollouts", "stories sampled from each evaluated checkpoint"),
     "eval_scores": ("eval", "eval_scores", "BabyLM scores (zero-shot, GLUE, reading, AoA)"),
     "pretrain_log": ("pretrain_logs", "pretrain_log", "the pretraining logs"),
+    "agreement": ("agreement", "agreement", "RL stories re-scored by a further teacher"),
 }
 """Dataset config -> (layout input, schema table, what it holds). Every Parquet file the
 analysis reads belongs to one config; summary.json files and baselines are copied as files."""

@@ -522,6 +522,10 @@ def ledger_table(summaries, steps=None) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     extra = [c for c in df.columns if c not in LEDGER_KEYS and c not in ("run_id", "source")]
     df = df[["run_id"] + [k for k in LEDGER_KEYS if k in df.columns] + extra + ["source"]]
+    # A key one run lacks would otherwise turn the column's integers into floats.
+    from storyrl.analysis.checks import SUMMARY_INT_KEYS
+
+    df = df.astype({k: "Int64" for k in SUMMARY_INT_KEYS if k in df.columns})
     if "pretrain_words" in df:
         df = df.sort_values(["pretrain_words", "run_id"], ignore_index=True)
     return df

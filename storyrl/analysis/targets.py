@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl.analysis import AnalysisError, BadResults, layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
 
@@ -63,6 +63,12 @@ class Data:
         return load_summaries(self.inputs.summaries, self.overrides)
 
     @cached_property
+    def agreement(self):
+        from storyrl.analysis.agreement import load_agreement
+
+        return load_agreement(self.inputs.agreement, self.overrides)
+
+    @cached_property
     def baselines(self):
         from storyrl.analysis.load import load_baselines
 
@@ -108,7 +114,7 @@ def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool =
         try:
             written += make(kind, name, inputs, t.path(output), cfg, data=data)
         except AnalysisError as err:
-            if strict:
+            if strict or isinstance(err, BadResults):
                 raise
             skipped[f"{kind}/{name}"] = str(err)
             log.warning("skipped %s %s: %s", kind, name, err)

@@ -12,6 +12,7 @@ pydantic and PyYAML only.
 
 import json
 
+from storyrl.config.agreement import AgreementConfig, AgreementTeacher
 from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import (
     SAFE_NAME,
@@ -46,7 +47,14 @@ from storyrl.config.rl import (
     state_due,
 )
 from storyrl.config.sharing import RLSharingConfig, ServerConfig, rl_packs
-from storyrl.config.teacher import HFConfig, OpenAIConfig, RewardConfig, TeacherConfig, VLLMConfig
+from storyrl.config.teacher import (
+    HeuristicConfig,
+    HFConfig,
+    OpenAIConfig,
+    RewardConfig,
+    TeacherConfig,
+    VLLMConfig,
+)
 from storyrl.config.top import (
     LOCAL_WEIGHT_BACKENDS,
     Config,
@@ -71,6 +79,8 @@ def schema_text() -> str:
 
 
 __all__ = [
+    "AgreementConfig",
+    "AgreementTeacher",
     "AnalysisConfig",
     "ComputeConfig",
     "Config",
@@ -78,6 +88,7 @@ __all__ = [
     "CorpusConfig",
     "GroupConfig",
     "HFConfig",
+    "HeuristicConfig",
     "LOCAL_WEIGHT_BACKENDS",
     "ModelConfig",
     "Name",

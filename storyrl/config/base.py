@@ -60,7 +60,11 @@ def _takes_int(annotation) -> bool:
 class Section(BaseModel):
     # use_attribute_docstrings: each field's docstring is its description in the JSON schema
     # (workflow/schemas/config.schema.json), so the docs are written once, beside the field.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # allow_inf_nan=False: `.nan` or `.inf` for a weight, a coefficient or a learning rate
+    # would turn every reward or update into NaN without an error.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
     @field_validator("*", mode="before")
     @classmethod

@@ -20,9 +20,11 @@ def add_parser(sub) -> None:
 
 
 def check_config(args) -> None:
-    from storyrl.config import load
+    from storyrl.config import check_teacher_weights, load
 
     cfg = load(*args.files)
+    # Weights and rubric templates, as `snakemake -n` checks them.
+    check_teacher_weights(cfg, source=", ".join(map(str, args.files)))
     print(json.dumps(cfg.model_dump(), indent=2, default=str))
 
 

@@ -39,6 +39,13 @@ class CorpusConfig(Section):
     """The authors' 10000: tokens per word, which turns milestone words into steps, is measured
     on the first this-many rows of the shuffled subset without special tokens and without EOS.
     None: over the whole stream, EOS included (then words seen = tokens seen / ratio)."""
+    ratio_sample: Literal["head", "reshuffled"] = "head"
+    """Which `ratio_rows` rows: `head`, the subset's first rows; `reshuffled` (the authors'),
+    the first rows of the subset shuffled a second time with `seed` (`Dataset.shuffle` on the
+    already cut subset)."""
+    pop_group_eos: bool = False
+    """The authors' true: each group of `group_rows` rows (the whole stream when None) loses
+    its trailing EOS before it is cut into blocks, so groups do not end on a separator."""
 
     @model_validator(mode="after")
     def _path_needed(self):
@@ -59,6 +66,13 @@ class TokenizerConfig(Section):
     """Joins documents in the token stream; ends every student story."""
     unk: str = "<unk>"
     mask: str = "<mask>"
+    train_fraction: float = Field(1.0, gt=0, le=1)
+    """Share of the subset's rows the tokenizer is trained on: its first int(share x rows)
+    rows in subset order (the authors': 0.9 of the 90% subset)."""
+    line_ends: bool = False
+    """Train as on a text file of one row per line (the authors wrote the rows to a file for
+    `ByteLevelBPETokenizer.train`): every line keeps its newline, which joins trailing
+    whitespace into other pre-tokens and so moves merges. False: the rows as they are."""
 
     @property
     def special_tokens(self) -> list[str]:

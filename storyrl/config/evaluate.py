@@ -5,7 +5,7 @@ storyrl/evaluate/; the BabyLM facts they check against are in storyrl/babylm_spe
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS
 from storyrl.config.base import Section
@@ -84,7 +84,16 @@ class OfficialConfig(Section):
     """Classify from the last token (`--take_final`), as the authors ran GLUE (their
     eval/eval_finetuning.sh passes it to all 7 tasks; paper config: true). The pipeline's own
     eval_finetuning.sh does not, so the classifier reads token 0, which in a causal model has
-    seen only itself."""
+    seen only itself. Which token is "last" is the fine-tuning pipeline's choice: see
+    `finetune_path`."""
+    finetune_path: str | None = None
+    """A copy of the pipeline that runs GLUE fine-tuning only (the folder holding
+    `evaluation_pipeline/finetune/`); None: `path`. The paper: the authors' copy, the `eval/`
+    folder of malihamza/babylm-interactive-learning (commit 4bfd376), whose classifier with
+    `--take_final` reads the last non-pad token of each input (`attention_mask.sum(1) - 1`);
+    the official one reads position -1, a pad on right-padded inputs, and so gives other GLUE
+    numbers. Their copy has no AoA module: reading and AoA always run in `path`. Checked only
+    while `path` is set (the hand-off is on)."""
     reading: bool = True
     """Eye-tracking and self-paced reading scores."""
     aoa: bool = False
@@ -96,6 +105,9 @@ class OfficialConfig(Section):
     default of their eval_aoa.sh). The RL policy takes the revision after its checkpoint
     (900M -> chck_1000M), so its AoA score needs a track that goes past that checkpoint."""
     aoa_min_context: int = Field(20, ge=0)
+    """Words with fewer contexts than this are left out of AoA (`--min_context`). 20 is the
+    value both eval_aoa.sh scripts set; neither passes it on, so the pipeline's run.py default,
+    0, is what the authors ran (paper config: 0)."""
 
     @field_validator("glue")
     @classmethod
@@ -114,6 +126,22 @@ class OfficialConfig(Section):
                 "evaluation_pipeline/ folder in it)"
             )
         return v
+
+    @model_validator(mode="after")
+    def _finetune_copy(self):
+        v = self.finetune_path
+        if self.path is not None and v is not None:
+            if not (Path(v) / "evaluation_pipeline" / "finetune").is_dir():
+                raise ValueError(
+                    f"finetune_path: {v} is not a copy of the BabyLM pipeline (no "
+                    "evaluation_pipeline/finetune/ folder in it); for the paper, the eval/ folder "
+                    "of malihamza/babylm-interactive-learning"
+                )
+        return self
+
+    def glue_checkout(self) -> str:
+        """Where GLUE fine-tuning runs."""
+        return self.finetune_path or self.path
 
     @property
     def enabled(self) -> bool:

@@ -65,6 +65,11 @@ class TrainingConfig(Section):
     """AdamW as one fused kernel over all parameters (`adamw_torch_fused`, CPU and CUDA; the
     Trainer's own default with torch >= 2.8); false: torch's multi-tensor loop (`adamw_torch`).
     The same update up to float rounding."""
+    pad_batches: bool = False
+    """True: the Trainer's default collator for a tokenizer (pads, and adds an all-ones
+    attention mask: ~30 ms of Python per micro-batch of 64, and attention runs with a mask
+    instead of the causal kernel). False: stack the blocks, which all have the full length,
+    with no mask; the same computation."""
     fused_gelu: bool = True
     """Train with torch's one-kernel tanh GELU in place of GPT-2's `gelu_new` (eight
     elementwise passes in Python): the same formula up to float rounding. The checkpoints still

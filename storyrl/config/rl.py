@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 from pydantic import Field, ValidationError, model_validator
 
 from storyrl.config.base import Name, Section, Words, deep_merge, error_lines
-from storyrl.units import words_label
+from storyrl.units import count_words, words_label
 
 PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
@@ -53,6 +53,12 @@ class PPOConfig(Section):
     """Adam (betas 0.9/0.999, eps 1e-8, no weight decay), constant: no schedule."""
     mini_batch_size: int | None = Field(None, ge=1)
     """Stories per minibatch; None = the whole batch (paper: 360 = one minibatch)."""
+    micro_batch: int | None = Field(None, ge=1)
+    """Stories per forward/backward pass inside a minibatch (gradient accumulation); None = the
+    whole minibatch in one pass (paper). The update is the same either way (advantages, loss
+    means and the ratio check are over the whole minibatch; each pass's loss is scaled by its
+    share of the minibatch's response tokens): only the activation memory shrinks, about in
+    proportion (storyrl.rl.memory)."""
     ppo_epochs: int = Field(4, ge=1)
     init_kl_coef: float = Field(0.2, ge=0)
     adaptive_kl: bool = True
@@ -155,6 +161,25 @@ class RLConfig(Section):
                 f"group.num_generations ({self.group.num_generations})"
             )
         return self
+
+
+REPLY_WORDS = 3
+"""Budget words of one teacher reply in the form the rubric asks for (three numbers)."""
+
+
+def budget_problem(cfg: RLConfig) -> str | None:
+    """Why the budget cannot pay for a single step, or None. A run with no step would publish
+    its untouched starting checkpoint as an RL policy. The first step costs the first batch's
+    prompt words plus its teacher replies (storyrl.rl.ledger)."""
+    prompts = sum(count_words(cfg.prompts[i % len(cfg.prompts)]) for i in range(cfg.batch_size))
+    replies = REPLY_WORDS * cfg.batch_size
+    if cfg.budget >= prompts + replies:
+        return None
+    return (
+        f"rl.budget: {cfg.budget} words do not pay for one step: the first batch's prompts "
+        f"take {prompts} words ({cfg.batch_size} stories) and its teacher replies {replies} "
+        f"({REPLY_WORDS} words each), {prompts + replies} in all"
+    )
 
 
 def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:

@@ -15,9 +15,26 @@ from storyrl.config.base import Section
 VLLM_SERVE = (
     "vllm serve {model} --host 127.0.0.1 --port {port} --dtype {dtype}"
     " --max-model-len {max_model_len} --gpu-memory-utilization {gpu_memory_utilization}"
-    " --max-num-seqs {max_seqs} --enable-prefix-caching --generation-config vllm"
+    " --max-num-seqs {max_seqs} --max-num-batched-tokens {max_batched_tokens}"
+    " --enable-prefix-caching --generation-config vllm"
 )
-PLACEHOLDERS = {"model", "port", "dtype", "max_model_len", "gpu_memory_utilization", "max_seqs"}
+PLACEHOLDERS = {
+    "model",
+    "port",
+    "dtype",
+    "max_model_len",
+    "gpu_memory_utilization",
+    "max_seqs",
+    "max_batched_tokens",
+}
+BATCHED_TOKENS = 8192
+"""vLLM 0.30's `--max-num-batched-tokens` for a server on an H100/H200; a pack asks for at least
+its `max_seqs`, since vLLM's scheduler refuses to start with fewer (its default on other GPUs,
+2048, would stop a pack of more than 2,048 stories)."""
+
+
+def max_batched_tokens(max_seqs: int) -> int:
+    return max(BATCHED_TOKENS, max_seqs)
 
 
 class ServerConfig(Section):
@@ -29,9 +46,11 @@ class ServerConfig(Section):
     `{model}` (teacher.model, the local weights folder), `{port}`, `{dtype}` and
     `{max_model_len}` (teacher.vllm), `{gpu_memory_utilization}` (below) and `{max_seqs}` (the
     stories of one step of every run of the pack: every request of a batch is in flight at
-    once). A `vllm serve` command must say `--generation-config vllm`: without it vLLM takes its
-    default sampling settings from the model's generation_config.json (Llama 3.1: top_p 0.9),
-    and the teacher's requests pin only temperature, top_p, max_tokens and seed."""
+    once), `{max_batched_tokens}` (the larger of 8192 and `{max_seqs}`: vLLM refuses fewer
+    batched tokens than sequences). A `vllm serve` command must say `--generation-config vllm`:
+    without it vLLM takes its default sampling settings from the model's generation_config.json
+    (Llama 3.1: top_p 0.9), and the teacher's requests pin only temperature, top_p, max_tokens
+    and seed."""
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
     """Share of the GPU's memory the server may take; the pack's trainers use the rest (the
     paper's one run gave vLLM 26 GiB; four runs' batches need about 4 x 7.6 GiB of KV cache
@@ -60,6 +79,16 @@ class ServerConfig(Section):
                 "a `vllm serve` command needs `--generation-config vllm`, else the "
                 "model's generation_config.json changes the teacher's sampling"
             )
+        if (
+            words[:2] == ["vllm", "serve"]
+            and "--max-num-seqs" in words
+            and "--max-num-batched-tokens" not in words
+        ):
+            raise ValueError(
+                "a `vllm serve` command with `--max-num-seqs` needs `--max-num-batched-tokens "
+                "{max_batched_tokens}`: vLLM refuses to start with fewer batched tokens than "
+                "sequences (its default is 2048 on many GPUs)"
+            )
         return command
 
 
@@ -73,6 +102,11 @@ class RLSharingConfig(Section):
     for one GPU and the `rl` rule's threads, runtime and memory. Results are those of separate
     runs with the same seeds: each run keeps its own seeds, teacher seed, cache and folder."""
     server: ServerConfig = ServerConfig()
+    gpu_memory_gib: float | None = Field(None, gt=0)
+    """Memory of the GPU a pack runs on (80 for an 80 GB card); None: not checked. When given,
+    reading the config checks that each pack's runs (their PPO update, estimated from measured
+    peaks scaled by `rl.ppo.micro_batch`: storyrl/config/pack_memory.py) and the teacher
+    server's share fit it, and says by how much they do not."""
 
 
 def server_key(teacher: dict):

@@ -48,6 +48,18 @@ class OpenAIConfig(Section):
     a body that is not a chat completion)."""
     backoff_s: float = Field(1.0, ge=0)
     """Wait before the first retry; doubles with every further retry."""
+    request_deadline_s: float = Field(120.0, gt=0)
+    """Longest time one request may take in all, reading included: `timeout_s` bounds each read,
+    so a server that trickles its reply a byte at a time never meets it. A request past this
+    counts as a failed attempt."""
+    max_retry_after_s: float = Field(60.0, ge=0)
+    """A rate-limited reply (HTTP 429/503) with `Retry-After` is retried after the time it
+    asks, when that is at most this; a longer one ends the request's attempts at once (with a
+    warning saying how long the server asked for)."""
+    batch_deadline_s: float = Field(600.0, gt=0)
+    """Longest time one batch (one RL step's stories) may take, retries included. Replies still
+    missing then are failed calls; with `on_failure: stop` the batch stops with an error naming
+    this key (at the defaults, a stalled server would otherwise hold a batch of 360 for ~3 h)."""
     server_label: str | None = None
     """Names the server in cache keys and metadata instead of `base_url`; None: the URL. An RL
     pack's teacher server (storyrl.rl.pack) gets a new free port in every job, so a resumed
@@ -67,6 +79,16 @@ class HFConfig(Section):
     """Run the tokens all prompts of a batch start with (the rubric in its chat template) once
     per batch and only each story and the answer line per row; the same logits as the full
     prompt within float rounding. False: every prompt in full through `generate`."""
+
+
+class HeuristicConfig(Section):
+    """The offline proxy teacher (storyrl/teacher/heuristic.py)."""
+
+    strictness: float = Field(1.0, gt=0, allow_inf_nan=False)
+    """How hard it marks: the weight of the readability errors, and the divisor of the
+    creativity estimate (1: the proxy as documented; above 1, a stricter judge, e.g. a second
+    judge to measure agreement with).  Any value other than 1 changes the teacher's identity
+    (and so its cache key)."""
 
 
 class TeacherConfig(Section):
@@ -100,6 +122,12 @@ class TeacherConfig(Section):
     """Teacher sampling temperature (paper: 0.2; 0 means greedy)."""
     max_tokens: int = Field(6, ge=1)
     """Longest teacher reply in tokens (paper: 6)."""
+    parse: Literal["strict", "paper"] = "strict"
+    """How a reply is read. `strict` (ours): only a reply in the asked-for form (exactly three
+    integers 0..3, labels and commas around them allowed) is parsed; `3.5 2 1` or `Score: 9/9`
+    is unparsed and counts as a failure. `paper` (the authors' code): every integer in the
+    reply, clamped to 0..3, the first three. Either way each row records `well_formed` and each
+    step counts `teacher_malformed`."""
     on_failure: Literal["stop", "default"] = "stop"
     """What a failed call or an unparseable reply does. `stop` (ours): a batch with more than
     `max_failure_share` of them raises TeacherFailure (RL stops and keeps its state: training on
@@ -111,10 +139,11 @@ class TeacherConfig(Section):
     vllm: VLLMConfig = VLLMConfig()
     openai: OpenAIConfig = OpenAIConfig()
     hf: HFConfig = HFConfig()
+    heuristic: HeuristicConfig = HeuristicConfig()
 
 
 class RewardConfig(Section):
-    """Reward = (teacher_score + c * words(continuation) / max_new_tokens) / (1 + c)."""
+    """Reward = (teacher_score + c * min(words(continuation) / max_new_tokens, 1)) / (1 + c)."""
 
     length_coef: float = Field(0.4, ge=0)
     """c, the weight of the length bonus (paper: 0.4; 0 turns the bonus off)."""

@@ -7,13 +7,15 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from storyrl.babylm_spec import aoa_steps
+from storyrl.config.agreement import AgreementConfig
 from storyrl.config.analysis import AnalysisConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
+from storyrl.config.pack_memory import check_packs
 from storyrl.config.pretrain import ComputeConfig, ModelConfig, PretrainConfig, PretrainJob
-from storyrl.config.rl import RLConfig, RLRun, RunSpec, expand_runs
-from storyrl.config.sharing import RLSharingConfig
+from storyrl.config.rl import RLConfig, RLRun, RunSpec, budget_problem, expand_runs
+from storyrl.config.sharing import RLSharingConfig, rl_packs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
 
@@ -51,6 +53,9 @@ class Config(Section):
     tracking: TrackingConfig = TrackingConfig()
     """Experiment tracking (TensorBoard, W&B, trackio; default none) and progress lines; passed
     to the jobs through the environment, so changing it reruns nothing."""
+    agreement: AgreementConfig = AgreementConfig()
+    """Further teachers that re-score a sample of every RL run's stories (judge agreement;
+    storyrl/config/agreement.py); off while none is active."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -109,6 +114,8 @@ class Config(Section):
         except ValueError as err:
             raise ValueError(f"rl_runs: {err}") from None
         for run_id, run in plan.items():
+            if problem := budget_problem(run.rl):
+                raise ValueError(f"rl_runs ({run_id}): {problem}")
             for name, cls, raw in (
                 ("teacher", TeacherConfig, run.teacher),
                 ("reward", RewardConfig, run.reward),
@@ -119,6 +126,7 @@ class Config(Section):
                     raise ValueError(
                         f"rl_runs ({run_id}): overrides: " + "; ".join(error_lines(err, name))
                     ) from None
+        check_packs(rl_packs(plan, self.rl_sharing.runs_per_gpu), plan, self.rl_sharing)
         return self
 
     def rl_plan(self) -> dict[str, RLRun]:
@@ -146,6 +154,31 @@ def validate(raw: dict, source: str = "config") -> Config:
 LOCAL_WEIGHT_BACKENDS = ("vllm", "hf")
 
 
+def teacher_sections(cfg: Config) -> dict[str, dict]:
+    """Every teacher a job uses, by config key: the base one, each RL run's that differs after
+    its overrides, and the active judges of `agreement`."""
+    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
+    for run_id, run in cfg.rl_plan().items():
+        if run.teacher != teachers["teacher"]:
+            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
+    for name, t in cfg.agreement.active().items():
+        teachers[f"agreement.teachers.{name}"] = t.model_dump(mode="json")
+    return teachers
+
+
+def _template_lines(cfg: Config, base_dir=None) -> list[str]:
+    lines = []
+    for key, teacher in teacher_sections(cfg).items():
+        template = teacher["template"]
+        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
+            lines.append(
+                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
+                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
+                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
+            )
+    return list(dict.fromkeys(lines))
+
+
 def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) -> None:
     """Every teacher that loads weights in a job (the base one, and each RL run's after its
     overrides) names a local model folder with a config.json, and every teacher's rubric
@@ -157,14 +190,12 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
     `base_dir`: where a relative template path not found in the working directory is looked
     up (the workflow's own folder, as its rules resolve it).
     """
-    teachers = {"teacher": cfg.teacher.model_dump(mode="json")}
-    for run_id, run in cfg.rl_plan().items():
-        if run.teacher != teachers["teacher"]:
-            teachers[f"rl_runs ({run_id}): teacher"] = run.teacher
     lines = []
-    for key, teacher in teachers.items():
+    for key, teacher in teacher_sections(cfg).items():
+        if teacher["backend"] not in LOCAL_WEIGHT_BACKENDS:
+            continue  # (a heuristic judge of `agreement` has no model at all)
         model = Path(teacher["model"])
-        if teacher["backend"] in LOCAL_WEIGHT_BACKENDS and not (model / "config.json").is_file():
+        if not (model / "config.json").is_file():
             why = "a folder without config.json" if model.is_dir() else "no such folder"
             lines.append(
                 f"  {key}.model: '{model}': {why}. The '{teacher['backend']}' teacher loads "
@@ -172,13 +203,7 @@ def check_teacher_weights(cfg: Config, source: str = "config", base_dir=None) ->
                 "them once, e.g. `hf download meta-llama/Llama-3.1-8B-Instruct --local-dir "
                 "DIR`, and set the key to DIR"
             )
-        template = teacher["template"]
-        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
-            lines.append(
-                f"  {key}.template: '{template}': {why}. Set it to a rubric template "
-                "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
-                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
-            )
+    lines += _template_lines(cfg, base_dir)
     if lines:
         raise ConfigError(f"invalid config in {source}:\n" + "\n".join(lines))
 

@@ -4,7 +4,7 @@ module's `cli_*` function, imported only when it runs."""
 
 import json
 
-from storyrl.commands import gpu_flag, lazy, section
+from storyrl.commands import gpu_flag, lazy, positive_int, section
 from storyrl.units import parse_words
 
 
@@ -33,7 +33,9 @@ def _add_eval(sub):
     esub = e.add_subparsers(dest="eval_command", required=True)
 
     def common(q):
-        q.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass")
+        q.add_argument(
+            "--batch-size", type=positive_int, default=64, help="sequences per forward pass"
+        )
         q.add_argument("--device", default="auto", help="auto (CUDA if any), cpu, cuda, cuda:1")
         q.add_argument(
             "--dtype",

@@ -113,12 +113,16 @@ def aoa_command(cfg: OfficialConfig, repo_id: str, output_dir) -> list[str]:
     ]
 
 
-def run_pipeline(cfg: OfficialConfig, cmd: list[str], env: dict | None = None) -> None:
-    log.info("in %s: %s", cfg.path, " ".join(cmd))
-    done = subprocess.run(cmd, cwd=cfg.path, env={**os.environ, **(env or {})})
+def run_pipeline(
+    cfg: OfficialConfig, cmd: list[str], env: dict | None = None, cwd: str | None = None
+) -> None:
+    """`cmd` from the checkout `cwd` (default: `cfg.path`), as the pipeline's README asks."""
+    cwd = cwd or cfg.path
+    log.info("in %s: %s", cwd, " ".join(cmd))
+    done = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})})
     if done.returncode:
         raise OfficialError(
-            f"the official pipeline failed (exit {done.returncode}) in {cfg.path}: {' '.join(cmd)}"
+            f"the official pipeline failed (exit {done.returncode}) in {cwd}: {' '.join(cmd)}"
         )
 
 
@@ -360,7 +364,7 @@ def cli_glue(args):
     """`storyrl eval official glue`: fine-tune and evaluate one GLUE task."""
     cfg = args.section
     model = pipeline_checkpoint(args.model, args.output_dir)
-    run_pipeline(cfg, glue_command(cfg, model, args.task, args.output_dir))
+    run_pipeline(cfg, glue_command(cfg, model, args.task, args.output_dir), cwd=cfg.glue_checkout())
     print(parse_glue_results(glue_result_path(args.output_dir, args.model, args.task)))
 
 

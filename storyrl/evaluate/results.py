@@ -26,6 +26,10 @@ class TaskResult:
     """Items behind each number of `sections`."""
     predictions: dict = field(repr=False, default_factory=dict)
     n_items: int = 0
+    ties: int = 0
+    """Items whose best score is shared by several candidates: the tie rule gives them to
+    candidate 0, the correct one, so a model that scores everything alike looks perfect. Ours
+    only (log, the eval_scores Parquet's metadata); the official files do not carry it."""
 
     @property
     def metric_label(self) -> str:
@@ -36,6 +40,10 @@ def choose(scores: list[float]) -> int:
     """Index of the first maximum (the official `torch.max(..., dim=1)` tie rule)."""
     best = max(scores)
     return scores.index(best)
+
+
+def is_tie(scores: list[float]) -> bool:
+    return len(scores) > 1 and scores.count(max(scores)) > 1
 
 
 def spearman(a, b) -> float:
@@ -63,7 +71,13 @@ def aggregate(task: Task, items: list[Item], scores: list[list[float]]) -> TaskR
             lst.append({"id": f"{item.uid}_{len(lst)}", "pred": item.preds[c], "prob": p})
         rho = spearman(probs, [item.ratio for item in items])
         return TaskResult(
-            task, {"UID": {"avg": rho}}, rho, {"UID": {"avg": len(items)}}, _wrap(preds), len(items)
+            task,
+            {"UID": {"avg": rho}},
+            rho,
+            {"UID": {"avg": len(items)}},
+            _wrap(preds),
+            len(items),
+            sum(map(is_tie, scores)),
         )
 
     total: dict[str, dict[str, int]] = {}
@@ -96,7 +110,9 @@ def aggregate(task: Task, items: list[Item], scores: list[list[float]]) -> TaskR
             uids[split] = mean
             split_means.append(mean)
         average = sum(split_means) / len(split_means)
-    return TaskResult(task, sections, average, counts, _wrap(preds), len(items))
+    return TaskResult(
+        task, sections, average, counts, _wrap(preds), len(items), sum(map(is_tie, scores))
+    )
 
 
 def _wrap(preds: dict[str, list[dict]]) -> dict:

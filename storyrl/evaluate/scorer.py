@@ -60,6 +60,7 @@ class Scorer:
     ):
         from storyrl.checkpoints import load_model, load_tokenizer, resolve_device
 
+        self.model_dir = model_dir
         self.device = resolve_device(device)
         if dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"dtype: '{dtype}' is not one of auto, float32, bfloat16")

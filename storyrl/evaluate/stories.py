@@ -153,20 +153,44 @@ def cli_stories(args) -> None:
         )
     except ValidationError as err:
         raise ConfigError(f"--teacher/--reward: {err}") from None
+    from storyrl.checkpoints import CheckpointError
+    from storyrl.evaluate import kept
+
+    group = args.models is not None
+    shared = {
+        "section": cfg.model_dump(mode="json"),
+        "rl": rl.model_dump(mode="json"),
+        "teacher": getattr(scorer, "identity", None),
+        "reward": args.reward,
+    }
+    broken = []
     try:
         for e in todo:
-            summary = evaluate_stories(
-                e.model,
-                e.output,
-                cfg,
-                rl,
-                scorer,
-                model_id=e.model_id,
-                pretrain_words=e.pretrain_words,
-                rl_words=e.rl_words,
-                run_id=e.run_id,
-            )
+            try:
+                # A group job: one broken checkpoint must not cost the others their results.
+                rec = kept.record(e.model, {**shared, "entry": e.model_dump()}) if group else None
+                if group and kept.restore([e.output], rec):
+                    continue
+                summary = evaluate_stories(
+                    e.model,
+                    e.output,
+                    cfg,
+                    rl,
+                    scorer,
+                    model_id=e.model_id,
+                    pretrain_words=e.pretrain_words,
+                    rl_words=e.rl_words,
+                    run_id=e.run_id,
+                )
+            except CheckpointError as err:
+                if not group:
+                    raise
+                broken.append(str(err))
+                continue
+            if group:
+                kept.keep([e.output], rec)
             print(json.dumps(summary), flush=True)
+        kept.fail_on(broken, len(todo))
     except TeacherFailure as err:
         # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
         print(f"storyrl eval stories: {err}", file=sys.stderr)

@@ -7,11 +7,13 @@ optionally writes) tidy `eval_scores` rows. `storyrl eval zero-shot` mirrors the
 """
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyrl.atomic import write_text
+from storyrl.checkpoints import CheckpointError
 from storyrl.config import ZeroShotConfig
 from storyrl.evaluate.results import TaskResult, aggregate, predictions_json, report_text, tidy_rows
 from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
@@ -57,6 +59,14 @@ def evaluate_task(
         _recheck(scorer, groups, scores, recheck_margin)
     dt = time.perf_counter() - t0
     n = sum(map(len, groups))
+    bad = sum(not math.isfinite(v) for g in scores for v in g)
+    if bad:
+        # The tie rule would pick candidate 0 (the correct one) for every NaN item: 100%.
+        raise CheckpointError(
+            f"{scorer.model_dir}: {bad} of {n} candidate scores on {task.name} "
+            f"({Path(str(data_path)).name}) are not finite: the model's weights or outputs are "
+            "NaN or infinite, so no result of it means anything"
+        )
     log.info(
         "%s (%s): %d items, %d candidates in %.1fs (%.0f candidates/s)",
         task.name,
@@ -66,7 +76,15 @@ def evaluate_task(
         dt,
         n / max(dt, 1e-9),
     )
-    return aggregate(task, items, scores)
+    result = aggregate(task, items, scores)
+    # Many ties mean a model that tells the candidates apart poorly, yet scores high.
+    (log.warning if result.ties > 0.05 * len(items) else log.info)(
+        "%s: %d of %d items were ties (each counted for candidate 0, the correct one)",
+        task.name,
+        result.ties,
+        len(items),
+    )
+    return result
 
 
 def _recheck(scorer, groups, scores, margin):
@@ -105,11 +123,13 @@ def run_zero_shot(
     rl_words: int | None = None,
     revision_name: str = "main",
     scorer: "Scorer | None" = None,
+    ties: dict | None = None,
 ) -> list[dict]:
     """Score `cfg.tasks` of `data_path` on one checkpoint, loading the model once.
 
     Writes the official layout under `output_dir` (if given) and the tidy rows to `parquet` (if
-    given); returns the rows.
+    given); returns the rows. `ties` (a dict, if given) gets the number of tied items per task
+    label; the Parquet's metadata carries them too.
     """
     cfg = cfg or ZeroShotConfig()
     unknown = [t for t in cfg.tasks if t not in TASKS]
@@ -122,19 +142,26 @@ def run_zero_shot(
     )
     model_id = model_id or Path(str(model_dir)).name
     rows = []
+    ties = {} if ties is None else ties
+    results = []
     for name in cfg.tasks:
         task = TASKS[name]
         folder = data_folder(data_path, task, cfg.variant)
         if not folder.is_dir():
             log.warning("%s: no folder %s, skipped", name, folder)
             continue
-        result = evaluate_task(scorer, task, folder, cfg.recheck_margin)
+        label = name if cfg.variant == "full" else f"{name}_fast"
+        results.append(
+            (task, folder, label, evaluate_task(scorer, task, folder, cfg.recheck_margin))
+        )
+    # Written once every task scored: a model that turns out broken leaves no partial results.
+    for task, folder, label, result in results:
         if output_dir is not None:
             write_official(
                 result, official_output_path(output_dir, model_dir, task, folder, revision_name)
             )
-        label = name if cfg.variant == "full" else f"{name}_fast"
         rows += tidy_rows(result, label, model_id, pretrain_words, rl_words)
+        ties[label] = result.ties
     if parquet is not None:
         from storyrl.schemas import make_metadata, write_table
 
@@ -144,6 +171,7 @@ def run_zero_shot(
             model_id=model_id,
             model_dir=str(model_dir),
             variant=cfg.variant,
+            ties=ties,
         )
         write_table(parquet, "eval_scores", rows, meta)
     return rows
@@ -182,10 +210,32 @@ def cli_suite(args):
             "rl_words": args.rl_words,
         },
     )
+    if args.models is None:
+        suite_one(todo[0], args)
+        return
+    from storyrl.evaluate import kept
+
+    # A group job: one broken checkpoint must not cost the others their results (kept.py).
+    shared = {
+        k: getattr(args, k) for k in ("tasks", "batch_size", "device", "dtype", "revision_name")
+    }
+    shared["data"] = kept.folder_identity(args.data_path)
+    broken = []
     for e in todo:
         if len(todo) > 1:
             print(f"# {e.model_id or Path(e.model).name}", flush=True)
-        suite_one(e, args)
+        outputs = [o for o in (e.parquet, e.output_dir) if o]
+        try:
+            rec = kept.record(e.model, {**shared, "entry": e.model_dump()})
+            if outputs and kept.restore(outputs, rec):
+                continue
+            suite_one(e, args)
+        except CheckpointError as err:
+            broken.append(str(err))
+            continue
+        if outputs:
+            kept.keep(outputs, rec)
+    kept.fail_on(broken, len(todo))
 
 
 def suite_one(e, args) -> list[dict]:
@@ -198,7 +248,7 @@ def suite_one(e, args) -> list[dict]:
     if words[1] is None:
         words[1] = rl_words(e.model)
     scorer = Scorer(e.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
-    rows = []
+    rows, ties = [], {}
     for variant in e.variants:
         cfg = ZeroShotConfig(
             variant=variant,
@@ -217,6 +267,7 @@ def suite_one(e, args) -> list[dict]:
             *words,
             revision_name=args.revision_name,
             scorer=scorer,
+            ties=ties,
         )
     if e.parquet is not None:
         model_id = e.model_id or Path(str(e.model)).name
@@ -225,6 +276,7 @@ def suite_one(e, args) -> list[dict]:
             {"tasks": args.tasks, "variants": e.variants},
             model_id=model_id,
             model_dir=str(e.model),
+            ties=ties,
         )
         write_table(e.parquet, "eval_scores", rows, meta)
     for r in rows:

@@ -32,6 +32,13 @@ def add_parser(sub) -> None:
         "--corpus-words", type=parse_words, help="distinct words of its pretraining corpus"
     )
     s.add_argument("--corpus-stats", help="or: the corpus's stats.json (from `storyrl subset`)")
+    s.add_argument(
+        "--on-change",
+        choices=["refuse", "move"],
+        default="refuse",
+        help="an output folder holding a run made with other settings: refuse (default), or "
+        "move the old run aside into <output>/stale-<time>/ and start afresh (the workflow)",
+    )
     gpu_flag(s)
     s.set_defaults(func=train_command)
     s = rl.add_parser(
@@ -61,6 +68,7 @@ def add_parser(sub) -> None:
 
 def train_command(args) -> None:
     from storyrl.rl import scoring
+    from storyrl.rl.run import Diverged
     from storyrl.rl.train import train
     from storyrl.teacher import TeacherFailure
 
@@ -84,7 +92,10 @@ def train_command(args) -> None:
             run_id=args.run_id,
             pretrain_words_seen=args.pretrain_words,
             corpus_words=corpus_words,
+            on_change=args.on_change,
         )
+    except Diverged as err:
+        raise Stop(f"storyrl rl train: {err}") from None
     except TeacherFailure as err:
         # The state of the last finished step is on disk: a rerun resumes from it.
         raise Stop(

@@ -32,7 +32,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from storyrl.config import RLConfig, RLSharingConfig, TeacherConfig
-from storyrl.config.sharing import server_key
+from storyrl.config.sharing import max_batched_tokens, server_key
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def server_argv(
         "dtype": teacher.vllm.dtype,
         "max_model_len": teacher.vllm.max_model_len,
         "max_seqs": max_seqs,
+        "max_batched_tokens": max_batched_tokens(max_seqs),
         "gpu_memory_utilization": sharing.server.gpu_memory_utilization,
     }
     return shlex.split(sharing.server.command.format(**values))
@@ -108,6 +109,9 @@ def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
         run.output,
         "--run-id",
         run.run_id,
+        # A pack reruns when a run's settings change: like the `rl` rule, start those afresh.
+        "--on-change",
+        "move",
     ]
     for flag, value in (
         ("--teacher-cache", run.teacher_cache),

@@ -105,9 +105,20 @@ def gae(values, rewards, mask, gamma: float, lam: float, whiten_rewards: bool = 
     return values, masked_whiten(advantages, mask).detach(), returns
 
 
-def ppo_losses(old_logprobs, values, logprobs, vpreds, mask, advantages, returns, cfg: PPOConfig):
+def ppo_losses(
+    old_logprobs,
+    values,
+    logprobs,
+    vpreds,
+    mask,
+    advantages,
+    returns,
+    cfg: PPOConfig,
+    ratio_check: bool = True,
+):
     """Clipped policy and value losses. Returns (policy loss, vf_coef * value loss, stats);
-    both losses are zeroed when the mean ratio exceeds the threshold (stats['skipped'] = 1)."""
+    both losses are zeroed when the mean ratio exceeds the threshold (stats['skipped'] = 1).
+    `ratio_check=False`: never zeroed (a micro-batch: the caller checks the whole minibatch)."""
     vpred_clipped = torch.max(
         torch.min(vpreds, values + cfg.cliprange_value), values - cfg.cliprange_value
     )
@@ -119,7 +130,7 @@ def ppo_losses(old_logprobs, values, logprobs, vpreds, mask, advantages, returns
     pg_losses2 = -advantages * torch.clamp(ratio, 1.0 - cfg.cliprange, 1.0 + cfg.cliprange)
     pg_loss = masked_mean(torch.max(pg_losses, pg_losses2), mask)
     avg_ratio = masked_mean(ratio, mask).item()
-    skipped = avg_ratio > cfg.ratio_threshold
+    skipped = ratio_check and avg_ratio > cfg.ratio_threshold
     if skipped:
         pg_loss, vf_loss = pg_loss * 0.0, vf_loss * 0.0
     with torch.no_grad():
@@ -291,30 +302,13 @@ class PPOTrainer:
             order = torch.randperm(bs)
             for first in range(0, bs, mbs):
                 idx = order[first : first + mbs].to(self.device)
-                m_attn, m_mask = attn[idx], mask[idx]
-                # Trim padding columns that no row of this minibatch uses.
-                width = int(m_attn.sum(1).max())
-                cols = width - 1 - start
-                m_ids, m_attn, m_mask = ids[idx, :width], m_attn[:, :width], m_mask[:, :cols]
-                self.policy.eval()  # TRL's batched_forward_pass runs eval(), even for the loss
-                logp, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, start, True)
-                pg_loss, vf_loss, st = ppo_losses(
-                    old_logprobs[idx, :cols],
-                    values[idx, :cols],
-                    logprobs,
-                    vpreds,
-                    m_mask,
-                    advantages[idx, :cols],
-                    returns[idx, :cols],
-                    cfg,
+                st = self._minibatch(
+                    idx, start, ids, attn, mask, old_logprobs, values, advantages, returns
                 )
-                (pg_loss + vf_loss).backward()
                 if cfg.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    st["policy_entropy"] = masked_mean(-(logp.exp() * logp).sum(-1), m_mask).item()
                 mb_stats.append(st)
 
         with torch.no_grad():
@@ -344,6 +338,54 @@ class PPOTrainer:
             )
         self.kl_ctl.update(mean_kl, bs)
         return stats, per_story
+
+    def _minibatch(self, idx, start, ids, attn, mask, old_logprobs, values, advantages, returns):
+        """The gradient of one minibatch's loss, accumulated over micro-batches of
+        `cfg.micro_batch` stories; returns the minibatch's stats.
+
+        Every loss and statistic is a mean over the minibatch's response tokens, so a
+        micro-batch's mean, scaled by its share of those tokens, sums to the minibatch's. The
+        ratio check needs the minibatch's mean ratio, known after the last micro-batch: a skipped
+        minibatch's gradient is multiplied by 0, as TRL's zeroed loss makes it (the optimizer
+        still steps)."""
+        cfg = self.cfg
+        micro = cfg.micro_batch or len(idx)
+        total = mask[idx].sum()
+        st: dict[str, float] = {}
+        for first in range(0, len(idx), micro):
+            sub = idx[first : first + micro]
+            m_attn, m_mask = attn[sub], mask[sub]
+            # Trim padding columns that no row of this micro-batch uses.
+            width = int(m_attn.sum(1).max())
+            cols = width - 1 - start
+            m_ids, m_attn, m_mask = ids[sub, :width], m_attn[:, :width], m_mask[:, :cols]
+            self.policy.eval()  # TRL's batched_forward_pass runs eval(), even for the loss
+            logp, logprobs, vpreds = self._forward(self.policy, m_ids, m_attn, start, True)
+            pg_loss, vf_loss, part = ppo_losses(
+                old_logprobs[sub, :cols],
+                values[sub, :cols],
+                logprobs,
+                vpreds,
+                m_mask,
+                advantages[sub, :cols],
+                returns[sub, :cols],
+                cfg,
+                ratio_check=False,
+            )
+            share = m_mask.sum() / total
+            (share * (pg_loss + vf_loss)).backward()
+            with torch.no_grad():
+                part["policy_entropy"] = masked_mean(-(logp.exp() * logp).sum(-1), m_mask).item()
+            w = share.item()
+            for k, v in part.items():
+                st[k] = st.get(k, 0.0) + w * v
+        st["skipped"] = float(st["ratio"] > cfg.ratio_threshold)
+        if st["skipped"]:
+            st["policy_loss"] = st["value_loss"] = 0.0
+            for p in self.policy.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(0.0)
+        return st
 
     def state_dict(self) -> dict:
         return {

@@ -15,7 +15,14 @@ from storyrl.config import state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.rl.rows import ScoredBatch
-from storyrl.rl.run import RunContext, Terminate, rng_state, seed_all, set_rng_state
+from storyrl.rl.run import (
+    RunContext,
+    Terminate,
+    check_finite,
+    rng_state,
+    seed_all,
+    set_rng_state,
+)
 from storyrl.tracking import tracker
 
 log = logging.getLogger(__name__)
@@ -112,6 +119,7 @@ class PPOLoop:
                     torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)),
                 )
                 t3 = time.perf_counter()
+                check_finite(ctx, step, stats, self.policy)
                 before = ledger.used
                 ledger.charge(prompts, batch.replies, ro.texts)
                 ctx.write_rollouts(step, batch, per_story)

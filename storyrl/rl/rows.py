@@ -51,6 +51,7 @@ def rollout_rows(
                 "coherence": scores[1],
                 "creativity": scores[2],
                 "parsed": bool(j.parsed),
+                "well_formed": bool(getattr(j, "well_formed", j.parsed)),
                 "teacher_score": float(rewards["teacher_score"][i]),
                 "length_bonus": float(rewards["length_bonus"][i]),
                 "reward": float(rewards["reward"][i]),
@@ -88,6 +89,10 @@ def step_row(run_id: str, step: int, ledger, batch: ScoredBatch, stats: dict, ti
             "teacher_failed_calls": sum(bool(getattr(j, "failed_call", False)) for j in judgements),
             "teacher_unparsed": sum(
                 not j.parsed and not getattr(j, "failed_call", False) for j in judgements
+            ),
+            "teacher_malformed": sum(
+                not getattr(j, "well_formed", j.parsed) and not getattr(j, "failed_call", False)
+                for j in judgements
             ),
             "response_tokens_mean": float(np.mean(batch.n_tokens)),
             "response_words_mean": float(np.mean([count_words(t) for t in batch.texts])),

@@ -7,6 +7,7 @@ storyrl.checkpoints.
 
 import json
 import logging
+import math
 import random
 import signal
 import threading
@@ -20,7 +21,7 @@ import torch
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
-from storyrl.config import RLConfig, TrackingConfig, planned_checkpoints
+from storyrl.config import ConfigError, RLConfig, TrackingConfig, planned_checkpoints
 from storyrl.progress import Progress
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
@@ -53,7 +54,9 @@ class RunFiles:
         for table in ("rollouts", "steps"):
             files = sorted((self.out / "parts" / table).glob("*.parquet"))
             tbl = (
-                pa.concat_tables([pq.read_table(f) for f in files])
+                # "default": parts written before a column was added (a run resumed across
+                # an upgrade) get nulls there.
+                pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
                 if files
                 else SCHEMAS[table].empty_table()
             )
@@ -189,6 +192,12 @@ class RunContext:
             self.progress.close()
         self.files.consolidate()
         ledger = self.ledger
+        if ledger.steps == 0:
+            # Publishing now would name the untouched starting checkpoint an RL policy.
+            raise ConfigError(
+                f"{self.output}: rl.budget {ledger.budget} words ended before the first step "
+                "(its prompts and teacher replies cost more); nothing published"
+            )
         for m in planned_checkpoints(self.cfg):
             path = self.output / "checkpoints" / words_label(m)
             if not (path / "config.json").exists():
@@ -209,6 +218,33 @@ class RunContext:
             summary["teacher"] = self.files.meta["teacher"]
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+
+class Diverged(RuntimeError):
+    """A step produced non-finite losses or weights; nothing of it was written."""
+
+
+MAY_BE_NAN = {"value_var_explained"}
+"""Step stats that are NaN in a healthy run (no variance in the returns)."""
+
+
+def check_finite(ctx: "RunContext", step: int, stats: dict, model) -> None:
+    """Stop the run before anything of a diverged step is written: its rows, its checkpoints and
+    above all the resume state, which a rerun would resume from."""
+    bad = sorted(
+        k
+        for k, v in stats.items()
+        if k not in MAY_BE_NAN and isinstance(v, float | int) and not math.isfinite(v)
+    )
+    if not bad:
+        bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()][:3]
+        bad = [f"weights {', '.join(bad)}"] if bad else []
+    if bad:
+        raise Diverged(
+            f"{ctx.output}: step {step} diverged (non-finite {'; '.join(bad)}); nothing of it "
+            f"was written, the last resume state saved (step {ctx.ledger.steps} or earlier) is "
+            "kept. Lower the learning rate (ppo.lr or group.lr) and start again in a new folder"
+        )
 
 
 class Terminate:

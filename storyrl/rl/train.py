@@ -9,6 +9,9 @@ Output folder of a run:
     rollouts.parquet, steps.parquet   consolidated tables (schemas `rollouts`, `steps`)
     parts/{rollouts,steps}/NNNNNN.parquet   one file per step, written atomically as it ends
     state/state.pt                    resume state (`state_every`/`state_every_s`, and on SIGTERM)
+    run_config.json                   what shapes the run (`run_settings`): a start under other
+                                      settings is refused, or with `on_change="move"` (the
+                                      workflow) the old run goes to stale-<time>/ and it starts afresh
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
@@ -32,15 +35,59 @@ import logging
 from pathlib import Path
 
 from storyrl import tracking as tr
-from storyrl.checkpoints import pretrain_words, resolve_device
-from storyrl.config import RLConfig, TrackingConfig
+from storyrl.checkpoints import content_identity, pretrain_words, resolve_device
+from storyrl.config import ConfigError, RLConfig, TrackingConfig
+from storyrl.config.rl import budget_problem
 from storyrl.progress import quiet_library_bars
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
-from storyrl.schemas import make_metadata
+from storyrl.run_config import check_run_config
+from storyrl.schemas import config_hash
 
 log = logging.getLogger(__name__)
+
+OPERATIONAL = {"threads", "device", "state_every", "state_every_s"}
+"""RL fields that change how a run is carried out, not what it computes: a resume may change
+them. Every other field shapes the run (storyrl.run_config)."""
+
+KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlite-shm")
+"""Entries of a run folder that stay when a run made with other settings is moved aside: the
+teacher's score cache is keyed by the teacher's identity and the story, so it stays valid."""
+
+
+def run_settings(cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str) -> dict:
+    """What shapes an RL run: a resume must find the same (storyrl.run_config)."""
+    from storyrl.rl.scoring import TeacherScorer
+
+    if isinstance(scorer, TeacherScorer):
+        # Not the server's address or the template's path: the same teacher can move.
+        ident = teacher_identity(scorer)
+        teacher = {k: v for k, v in ident.items() if k not in ("server", "template")}
+        reward = scorer.reward_cfg.model_dump(mode="json")
+    else:
+        teacher, reward = f"{type(scorer).__module__}.{type(scorer).__qualname__}", None
+    return {
+        "run_id": run_id,
+        "rl": cfg.model_dump(mode="json", exclude=OPERATIONAL),
+        "teacher": teacher,
+        "reward": reward,
+        "checkpoint": content_identity(checkpoint),
+    }
+
+
+def setting_hash(cfg: RLConfig, teacher: dict | None) -> str:
+    """What the seeds of one setting share: the RL section without its seed and the settings
+    of where and how often it saves, and the teacher without its sampling seed and address.
+    The analysis refuses to pool as seeds runs whose hashes differ (storyrl.analysis.checks)."""
+    rl = cfg.model_dump(
+        mode="json", exclude={"seed", "device", "threads", "state_every", "state_every_s"}
+    )
+    if teacher is not None:
+        # Not the server's address either: an RL pack's teacher gets a new port in every job.
+        teacher = {k: v for k, v in teacher.items() if k != "server"}
+        teacher["sampling"] = {**(teacher.get("sampling") or {}), "seed": None}
+    return config_hash({"rl": rl, "teacher": teacher})
 
 
 def train(
@@ -52,15 +99,23 @@ def train(
     pretrain_words_seen: int | None = None,
     corpus_words: int | None = None,
     tracking: TrackingConfig | None = None,
+    on_change: str = "refuse",
 ) -> dict:
     """Run RL from `checkpoint` into `output` until the budget (or `max_steps`) ends; resumes.
     Returns the summary (also written to summary.json). `tracking`: where metrics go and how
-    often progress is logged (default: the STORYRL_TRACKING environment variable)."""
+    often progress is logged (default: the STORYRL_TRACKING environment variable).
+    `on_change`: what to do with a folder that holds a run made with other settings, `refuse`
+    or `move` it aside (storyrl.run_config)."""
     output = Path(output)
+    if problem := budget_problem(cfg):
+        raise ConfigError(f"{output}: {problem}")
     run_id = run_id or output.name
     tracking = tr.from_env() if tracking is None else tracking
     tr.require(tracking)
     quiet_library_bars()
+    settings = run_settings(cfg, checkpoint, scorer, run_id)
+    # Before anything reads the folder: its state, parts and summary belong to these settings.
+    check_run_config(output, settings, on_change, keep=KEEP)
     device = resolve_device(cfg.device, cfg.threads)
     meta = {
         "run_id": run_id,
@@ -68,8 +123,10 @@ def train(
         "seed": cfg.seed,
         "sampling_seed": student_seed(cfg),
         "algorithm": cfg.algorithm,
-        "config_hash": make_metadata("x", cfg.model_dump())["config_hash"],
+        "config_hash": config_hash(settings["rl"]),
         "teacher": teacher_identity(scorer),
+        "budget": cfg.budget,
+        "setting_hash": setting_hash(cfg, teacher_identity(scorer)),
     }
     # RL_INFO's pretrain_words: the checkpoint's milestone, else what the caller says it saw.
     words = pretrain_words(checkpoint)

@@ -23,7 +23,7 @@ from storyrl.config import state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.rows import ScoredBatch
-from storyrl.rl.run import RunContext, Terminate, student_seed
+from storyrl.rl.run import RunContext, Terminate, check_finite, student_seed
 from storyrl.tracking import backend_environment, hf_reporting, make_run_tags
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class _Bridge(TrainerCallback):
             return
         step, before, batch = self.pending
         stats = {ours: logs[theirs] for theirs, ours in METRICS.items() if theirs in logs}
+        # Logged before the Trainer saves this step (control.should_save from on_step_end).
+        check_finite(self.ctx, step, {"loss": logs["loss"], **stats}, kwargs["model"])
         self.ctx.write_step(step, batch, stats, (math.nan, math.nan, math.nan))
         self.pending = None
         self.ctx.save_crossed(before, kwargs["model"], self.tokenizer)

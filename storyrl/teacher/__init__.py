@@ -38,7 +38,7 @@ def make_teacher(
     if cfg.backend == "heuristic":
         from storyrl.teacher.heuristic import HeuristicBackend
 
-        backend = HeuristicBackend()
+        backend = HeuristicBackend(cfg.heuristic.strictness)
     elif cfg.backend == "openai":
         from storyrl.teacher.openai_backend import OpenAIBackend
 

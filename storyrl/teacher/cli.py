@@ -1,7 +1,10 @@
-"""`storyrl teacher score`: the teacher scores a Parquet of stories outside any training run."""
+"""`storyrl teacher score`: the teacher scores a Parquet of stories outside any training run;
+`storyrl teacher agree`: a further teacher re-scores a sample of RL runs' stories."""
 
 import json
-import sys
+
+from storyrl.commands import gpu_flag, section
+from storyrl.config import AgreementTeacher
 
 
 def add_parser(sub) -> None:
@@ -19,10 +22,31 @@ def add_parser(sub) -> None:
     s.add_argument("--cache", default=None, help="SQLite score cache (local disk)")
     s.set_defaults(func=score)
 
+    s = tsub.add_parser(
+        "agree", help="re-score a sample of RL runs' stories with a further teacher (agreement)"
+    )
+    s.add_argument("--name", required=True, help="the teacher's name in agreement.teachers")
+    s.add_argument("--teacher", type=section(AgreementTeacher), required=True)
+    s.add_argument("--sample", required=True, help='JSON: {"stories_per_run": N, "seed": S}')
+    s.add_argument("--rollouts", nargs="+", required=True, help="rollouts.parquet of each run")
+    s.add_argument("--output", nargs="+", required=True, help="one agreement Parquet per run")
+    gpu_flag(s)
+    s.set_defaults(func=agree)
+
+
+def agree(args) -> None:
+    from storyrl.teacher.agreement import rescore
+
+    sample = json.loads(args.sample)
+    n, seed = sample["stories_per_run"], sample["seed"]
+    for row in rescore(args.name, args.teacher, args.rollouts, args.output, n, seed):
+        print(json.dumps(row))
+
 
 def score(args) -> None:
     from pydantic import ValidationError
 
+    from storyrl.commands import Stop
     from storyrl.config import ConfigError
     from storyrl.schemas import SchemaError
     from storyrl.teacher import TeacherFailure
@@ -36,6 +60,5 @@ def score(args) -> None:
         counts = score_file(args.stories, args.output, section, args.cache)
     except (SchemaError, TeacherFailure) as err:
         # Scored replies are in the cache (if any): a rerun resumes where this one stopped.
-        print(f"storyrl teacher score: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise Stop(f"storyrl: {err}") from None
     print(json.dumps(counts))

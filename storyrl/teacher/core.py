@@ -8,7 +8,7 @@ from typing import Protocol
 
 from storyrl.config import TeacherConfig
 from storyrl.teacher.cache import ScoreCache, cache_key
-from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, parse_reply, weighted_score
+from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, read_reply, weighted_score
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,9 @@ class Judgement:
     failed_call: bool
     teacher_score: float
     """Weighted and normalised to [0, 1]; 0.5 when not parsed (docs/paper.md)."""
+    well_formed: bool = False
+    """The reply had the asked-for form, three integers 0..3 (rubric.well_formed). Only with
+    `teacher.parse: paper` can a reply be parsed and not well formed."""
 
 
 class Backend(Protocol):
@@ -67,7 +70,8 @@ class Teacher:
         }
         self.stats: Counter = Counter()
         """Running totals over all batches: stories, cache_hits, failed_calls, unparsed,
-        retries (backends that retry)."""
+        malformed (replies not in the asked-for form, parsed or not), retries (backends that
+        retry)."""
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[Judgement]:
         if len(prompts) != len(continuations):
@@ -87,13 +91,26 @@ class Teacher:
             for i, r in zip(todo, fresh):
                 replies[i] = r
         out = [self._judge(r) for r in replies]
+        if n_malformed := sum(not j.well_formed and j.parsed for j in out):
+            log.warning(
+                "teacher: %d of %d replies not in the asked-for form (three integers 0-3) but "
+                "read by the paper's parse (teacher.parse=paper), e.g. %s",
+                n_malformed,
+                len(out),
+                ", ".join([repr(j.reply[:60]) for j in out if j.parsed and not j.well_formed][:3]),
+            )
         if todo and self.cache is not None:
             # Only parsed replies: a failed or unparseable one is asked again next time.
             self.cache.put_many(self.identity, {keys[i]: replies[i] for i in todo if out[i].parsed})
         n_failed = sum(j.failed_call for j in out)
         n_unparsed = sum(not j.parsed and not j.failed_call for j in out)
+        n_malformed = sum(not j.well_formed and not j.failed_call for j in out)
         self.stats.update(
-            stories=len(out), cache_hits=len(hits), failed_calls=n_failed, unparsed=n_unparsed
+            stories=len(out),
+            cache_hits=len(hits),
+            failed_calls=n_failed,
+            unparsed=n_unparsed,
+            malformed=n_malformed,
         )
         self.stats["retries"] = getattr(self.backend, "retries_done", 0)
         log.debug(
@@ -111,6 +128,8 @@ class Teacher:
             f"teacher {self.backend.name}:{self.backend.model}: {bad} of {len(out)} replies "
             f"failed ({n_failed} failed calls, {n_unparsed} unparseable"
         )
+        if note := getattr(self.backend, "batch_note", ""):
+            what += f"; {note}"
         examples = [repr(j.reply[:60]) for j in out if not j.parsed and not j.failed_call][:3]
         if examples:
             what += f", e.g. {', '.join(examples)}"
@@ -125,9 +144,9 @@ class Teacher:
     def _judge(self, reply: str | None) -> Judgement:
         if reply is None:
             return Judgement("", None, False, True, weighted_score(None))
-        scores = parse_reply(reply)
+        scores, ok = read_reply(reply, self.cfg.parse)
         return Judgement(
-            reply, scores, scores is not None, False, weighted_score(scores, self.weights)
+            reply, scores, scores is not None, False, weighted_score(scores, self.weights), ok
         )
 
     def close(self) -> None:

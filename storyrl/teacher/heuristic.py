@@ -100,9 +100,10 @@ def _clamp(x: float) -> int:
     return int(min(3, max(0, math.floor(x + 0.5))))
 
 
-def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
+def judge(prompt: str, continuation: str, strictness: float = 1.0) -> tuple[int, int, int]:
     """Readability, coherence, creativity (0..3 each) of the student's continuation. Each is a
-    continuous estimate rounded to an integer, like the LLM teacher's answer."""
+    continuous estimate rounded to an integer, like the LLM teacher's answer. `strictness`
+    weighs the readability errors and divides the creativity estimate (1: as documented)."""
     if len(continuation.split()) < 2:
         return 0, 0, 0
     text = student_text(prompt, continuation)
@@ -148,7 +149,7 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     grams = list(zip(words, words[1:], words[2:]))
     repeated = 1 - len(set(grams)) / len(grams) if len(grams) >= 4 else 0.0
     degenerate = max(0.0, repeated - 0.1)  # natural prose repeats few trigrams
-    readability = 3.2 - 25 * error_rate - 4 * degenerate
+    readability = 3.2 - strictness * 25 * error_rate - strictness * 4 * degenerate
 
     # ---------------------------------------------------------------- coherence
     sent_words = [ws for _, ws in sentences]
@@ -187,7 +188,7 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
     creativity = (
         3.2 * size * (0.35 * variety + 0.3 * min(1.0, 2.5 * rare) + 0.2 * openers + 0.15 * spread)
         - 4 * stock
-    )
+    ) / strictness
     creativity = min(creativity, readability, coherence + 0.5)
     return _clamp(readability), _clamp(coherence), _clamp(creativity)
 
@@ -195,8 +196,14 @@ def judge(prompt: str, continuation: str) -> tuple[int, int, int]:
 class HeuristicBackend:
     name = "heuristic"
     server = None  # runs in this process
-    model = VERSION
     sampling: dict = {}
 
+    def __init__(self, strictness: float = 1.0):
+        self.strictness = strictness
+        # Another strictness is another judge: it must not share cached replies.
+        self.model = VERSION if strictness == 1.0 else f"{VERSION}-strictness{strictness:g}"
+
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
-        return [" ".join(map(str, judge(p, c))) for p, c in zip(prompts, continuations)]
+        return [
+            " ".join(map(str, judge(p, c, self.strictness))) for p, c in zip(prompts, continuations)
+        ]

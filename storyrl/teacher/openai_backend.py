@@ -1,6 +1,9 @@
 """Teacher behind any OpenAI-compatible chat-completions server (vLLM serve, llama.cpp, Ollama,
-hosted APIs). Requests run concurrently; each is retried with exponential backoff."""
+hosted APIs). Requests run concurrently; each is retried with exponential backoff (or after the
+server's `Retry-After`). Every request has a total deadline and every batch one too, so a server
+that trickles, rate-limits or stalls cannot hold a step for hours."""
 
+import email.utils
 import logging
 import os
 import re
@@ -24,6 +27,26 @@ def _without_credentials(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+class _PastDeadline(Exception):
+    pass
+
+
+def retry_after_s(headers) -> float | None:
+    """Seconds a `Retry-After` header asks for (a number, or an HTTP date); None if absent."""
+    value = (headers or {}).get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class OpenAIBackend:
@@ -58,33 +81,67 @@ class OpenAIBackend:
         )
         self._openai = openai
         self.retries_done = 0
+        self.late = 0
+        """Replies of the last batch still missing at its deadline."""
+        self.batch_note = ""
+        """What the last batch's deadline cut short, for the teacher's failure message."""
         self._lock = threading.Lock()
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
         messages = [self.rubric.render(p, c) for p, c in zip(prompts, continuations)]
+        deadline = time.monotonic() + self.o.batch_deadline_s
+        self.late = 0
         with ThreadPoolExecutor(self.o.concurrency) as pool:
-            return list(pool.map(self._one, messages))
+            out = list(pool.map(lambda m: self._one(m, deadline), messages))
+        self.batch_note = ""
+        if self.late:
+            self.batch_note = (
+                f"{self.late} still missing at "
+                f"teacher.openai.batch_deadline_s={self.o.batch_deadline_s:g}"
+            )
+            log.warning(
+                "teacher server %s: %d of %d replies missing after %g s "
+                "(teacher.openai.batch_deadline_s); they count as failed calls",
+                self.server,
+                self.late,
+                len(out),
+                self.o.batch_deadline_s,
+            )
+        return out
 
-    def _one(self, message: str) -> str | None:
+    def _give_up_late(self) -> None:
+        with self._lock:
+            self.late += 1
+
+    def _one(self, message: str, deadline: float) -> str | None:
         errors = self._openai
+        wait_asked = None  # the server's Retry-After for the next attempt
         for attempt in range(self.o.retries + 1):
             if attempt:
                 with self._lock:
                     self.retries_done += 1
-                time.sleep(self.o.backoff_s * 2 ** (attempt - 1))
+                wait = self.o.backoff_s * 2 ** (attempt - 1)
+                if wait_asked is not None:
+                    wait = max(wait, wait_asked)
+                if time.monotonic() + wait >= deadline:
+                    self._give_up_late()
+                    return None
+                time.sleep(wait)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._give_up_late()
+                return None
+            wait_asked = None
             try:
-                resp = self.client.chat.completions.create(
-                    model=self.model,
-                    messages=[{"role": "user", "content": message}],
-                    **self.sampling,
+                return self._attempt(message, min(self.o.request_deadline_s, left))
+            except _PastDeadline:
+                if deadline - time.monotonic() <= 0:
+                    self._give_up_late()
+                    return None
+                why = (
+                    f"no complete reply within {self.o.request_deadline_s:g} s "
+                    "(teacher.openai.request_deadline_s)"
                 )
-                try:
-                    content = resp.choices[0].message.content
-                except (AttributeError, IndexError, TypeError):
-                    raise ValueError(f"not a chat completion: {str(resp)[:80]!r}") from None
-                if content is None:
-                    raise ValueError("a chat completion without content")
-                return content
             except (
                 errors.APIConnectionError,
                 errors.InternalServerError,
@@ -94,7 +151,26 @@ class OpenAIBackend:
             ) as err:
                 # APITimeoutError is an APIConnectionError.
                 why = f"{type(err).__name__}: {self._redact(str(err))[:200]}"
+                if isinstance(err, errors.APIStatusError) and err.status_code in (429, 503):
+                    wait_asked = retry_after_s(err.response.headers)
+                    if wait_asked is not None and wait_asked > self.o.max_retry_after_s:
+                        log.warning(
+                            "teacher request failed: %s; the server asks to retry after %g s, "
+                            "more than teacher.openai.max_retry_after_s=%g: no further attempt",
+                            why,
+                            wait_asked,
+                            self.o.max_retry_after_s,
+                        )
+                        return None
             except errors.APIStatusError as err:
+                if past_context(err):
+                    # This story's prompt and reply do not fit the server's context: asking
+                    # again cannot help, and the other stories are unaffected.
+                    log.warning(
+                        "teacher: the server refused one story as too long: %s",
+                        self._redact(str(err))[:300],
+                    )
+                    return None
                 if err.status_code in (408, 409):
                     why = f"HTTP {err.status_code}"
                 else:
@@ -112,6 +188,42 @@ class OpenAIBackend:
             )
         return None
 
+    def _attempt(self, message: str, limit_s: float) -> str:
+        """One request, given up after `limit_s` seconds in all. The client's own timeout bounds
+        each read only; the request runs in a daemon thread that is left to end by itself (the
+        client's read timeout, or the server finishing) when the limit passes."""
+        box: dict = {}
+        done = threading.Event()
+
+        def work():
+            try:
+                box["reply"] = self._request(message)
+            except BaseException as err:  # handed to the caller's thread
+                box["error"] = err
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="teacher-request", daemon=True).start()
+        if not done.wait(limit_s):
+            raise _PastDeadline
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _request(self, message: str) -> str:
+        resp = self.client.chat.completions.create(
+            model=self.model,
+            messages=[{"role": "user", "content": message}],
+            **self.sampling,
+        )
+        try:
+            content = resp.choices[0].message.content
+        except (AttributeError, IndexError, TypeError):
+            raise ValueError(f"not a chat completion: {str(resp)[:80]!r}") from None
+        if content is None:
+            raise ValueError("a chat completion without content")
+        return content
+
     def _redact(self, text: str) -> str:
         """A server's error body with credentials blanked: proxies echo the request's headers."""
         key = self.client.api_key
@@ -121,6 +233,21 @@ class OpenAIBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+CONTEXT_PARAMS = {"input_tokens", "input_text"}
+CONTEXT_WORDS = ("maximum context length", "maximum model length")
+
+
+def past_context(err) -> bool:
+    """An HTTP 400 by which the server refuses a prompt too long for its context: vLLM 0.30
+    names the parameter (`input_tokens`, `input_text`) in its error body, and it and other
+    OpenAI-compatible servers say "maximum context length" in the message."""
+    if err.status_code != 400:
+        return False
+    body = err.body if isinstance(err.body, dict) else {}
+    text = f"{body.get('message', '')} {err.message}".lower()
+    return body.get("param") in CONTEXT_PARAMS or any(w in text for w in CONTEXT_WORDS)
 
 
 # `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.

@@ -18,6 +18,9 @@ DEFAULT_SCORE = 0.5
 # A minus sign counts only when it does not follow a digit: "5 -1 2" holds -1 (clamped to 0),
 # while "2-3-1" is read as 2, 3, 1 rather than 2, -3, -1.
 _INT = re.compile(r"(?<!\d)-?\d+")
+# Every number-like token of a reply, decimals and fractions whole ("3.5", "9/9"), so that the
+# form check sees what the integer parse would split.
+_NUMBER = re.compile(r"(?<!\d)-?\d+(?:[./]\d+)*")
 
 
 def parse_reply(reply: str | None) -> tuple[int, int, int] | None:
@@ -34,6 +37,25 @@ def parse_reply(reply: str | None) -> tuple[int, int, int] | None:
     if not found:
         return None
     return tuple(found + [0] * (3 - len(found)))
+
+
+def well_formed(reply: str | None) -> bool:
+    """Whether the reply has the form the rubric asks for: exactly three numbers, each an integer
+    0..3 (labels, commas and a final stop around them are fine). `3.5 2 1`, `3/3 2/3 1/3`,
+    `Score: 9/9` and `1. 3 2. 2 3. 1` are not: the paper's parse reads scores from them anyway."""
+    if not reply:
+        return False
+    found = _NUMBER.findall(reply)
+    return len(found) == 3 and all(n in ("0", "1", "2", "3") for n in found)
+
+
+def read_reply(reply: str | None, mode: str = "strict") -> tuple[tuple[int, int, int] | None, bool]:
+    """(scores, well_formed). `strict` (ours): only a well-formed reply has scores; `paper`: the
+    authors' parse (parse_reply) whatever the form."""
+    ok = well_formed(reply)
+    if mode == "paper":
+        return parse_reply(reply), ok
+    return (parse_reply(reply) if ok else None), ok
 
 
 def weighted_score(

@@ -82,6 +82,7 @@ def score_file(
         "stories": len(judgements),
         "failed_calls": sum(j.failed_call for j in judgements),
         "unparsed": sum(not j.parsed and not j.failed_call for j in judgements),
+        "malformed": sum(not j.well_formed and not j.failed_call for j in judgements),
         "cache_hits": teacher.stats["cache_hits"],
     }
     data = {
@@ -93,6 +94,7 @@ def score_file(
         "coherence": [s[1] for s in scores],
         "creativity": [s[2] for s in scores],
         "parsed": [j.parsed for j in judgements],
+        "well_formed": [j.well_formed for j in judgements],
         "failed_call": [j.failed_call for j in judgements],
         "teacher_score": r["teacher_score"].tolist(),
         "length_bonus": r["length_bonus"].tolist(),

@@ -78,17 +78,28 @@ def conversations(rubric: Rubric, prompts: list[str], continuations: list[str]) 
     ]
 
 
+def refusals() -> tuple[type[Exception], ...]:
+    """The exceptions by which vLLM refuses one request of a call: `VLLMValidationError` in
+    vLLM 0.30 (a `VLLMClientError`, not a ValueError), ValueError in older releases. Imported
+    here, not at the top: storyrl imports without vLLM."""
+    try:
+        from vllm.exceptions import VLLMValidationError
+    except ImportError:
+        return (ValueError,)
+    return (VLLMValidationError, ValueError)
+
+
 def chat_each(chat: Callable[[list], list[str | None]], convs: list) -> list[str | None]:
     """`chat(convs)` for a batch in which a request the engine refuses fails alone.
 
-    vLLM validates every request of a `chat()` call and raises a ValueError for the whole call
-    when one is refused (a prompt longer than max_model_len, ...). Then the batch is split in
-    halves and each half tried again, down to the refused request, which gets None (a failed
+    vLLM validates every request of a `chat()` call and raises for the whole call when one is
+    refused (`refusals()`: a prompt of max_model_len tokens or more, ...). Then the batch is split
+    in halves and each half tried again, down to the refused request, which gets None (a failed
     call): one bad story costs about 2·log2(batch) extra calls, never the step. Any other
     exception (engine dead, out of memory) is not about one story and propagates."""
     try:
         return list(chat(convs))
-    except ValueError as err:
+    except refusals() as err:
         if len(convs) == 1:
             log.warning("teacher: the engine refused one request: %s", str(err)[:300])
             return [None]
@@ -103,17 +114,18 @@ def serve(
     max_model_len: int | None = None,
 ) -> list[str | None]:
     """One reply per conversation, None where it failed. With `n_tokens` (the engine's chat
-    template and tokenizer), a prompt longer than `max_model_len` is not sent at all (the engine
-    would refuse the whole call); `chat_each` catches what the count misses."""
+    template and tokenizer), a prompt the engine would refuse is not sent at all (it would refuse
+    the whole call): vLLM 0.30 needs room for one output token, so a prompt of `max_model_len`
+    tokens or more. `chat_each` catches what the count misses."""
     out: list[str | None] = [None] * len(convs)
     send = list(range(len(convs)))
     if n_tokens is not None and max_model_len is not None:
         lengths = [n_tokens(c) for c in convs]
-        send = [i for i in send if lengths[i] <= max_model_len]
+        send = [i for i in send if lengths[i] < max_model_len]
         if len(send) < len(convs):
             log.warning(
-                "teacher: %d of %d stories are longer than max_model_len=%d with the "
-                "rubric (longest %d tokens); they count as failed calls",
+                "teacher: %d of %d stories leave no room for a reply within max_model_len=%d "
+                "with the rubric (longest %d tokens); they count as failed calls",
                 len(convs) - len(send),
                 len(convs),
                 max_model_len,

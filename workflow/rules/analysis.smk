@@ -14,6 +14,7 @@ ANALYSIS_FILES = {
     "story_eval": [str(layout.story_eval_path(RESULTS, m)) for m in MODELS],
     "eval": [str(layout.eval_path(RESULTS, m)) for m in MODELS] + all_official_outputs(),
     "pretrain_logs": [str(layout.pretrain_log_path(RESULTS, r)) for r in CFG.pretrain.runs],
+    "agreement": all_agreement_outputs(),
 }
 if CFG.analysis.baselines:
     ANALYSIS_FILES["baselines"] = [repo_path(CFG.analysis.baselines)]

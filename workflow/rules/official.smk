@@ -47,7 +47,7 @@ OFFICIAL_MODELS = sorted(set(GLUE_MODELS) | set(READING_MODELS))
 AOA_RUNS = list(CFG.pretrain.runs) if OFFICIAL.enabled and OFFICIAL.aoa else []
 _WHERE = ("path", "python", "data_path")
 _GLUE = ("glue", "learning_rate", "batch_size", "big_batch_size", "epochs", "wsc_epochs", "seed",
-         "sequence_length", "take_final")
+         "sequence_length", "take_final", "finetune_path")
 
 
 def official_section(*keys):

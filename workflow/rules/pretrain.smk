@@ -4,15 +4,18 @@
 # the profile's set-resources) runs data-parallel: torchrun starts one process per GPU.
 
 
-def warn_unreachable_milestones():
-    """Where a corpus is already tokenized (a rerun), say at planning time what the pretraining
-    job would stop with at its start. A warning, not an error: the stream may be stale (a
-    changed corpus section reruns the tokens rule), and a warning cannot block that fix."""
+def check_reachable_milestones():
+    """Where a corpus is already tokenized (a rerun), find at planning time what the pretraining
+    job would stop with at its start, after Snakemake has removed every published checkpoint
+    of the run. An error when the stream was made with the current corpus and tokenizer
+    sections (tokens.json's `made_with`), so it will not be rebuilt; a warning otherwise: a
+    changed section reruns the tokens rule, and the new stream may reach the milestone."""
     from snakemake.logging import logger
 
     from storyrl.config import ConfigError
-    from storyrl.pretrain_plan import plan_from_meta
+    from storyrl.pretrain_plan import plan_from_meta, stream_is_current
 
+    errors = []
     for run_id, run in CFG.pretrain.runs.items():
         meta = f"{corpus_dir(run.corpus)}/tokens.json"
         if os.path.exists(meta):
@@ -20,12 +23,18 @@ def warn_unreachable_milestones():
                 plan_from_meta(meta, CFG.models[run.model].n_positions, CFG.pretrain.training,
                                CFG.pretrain.milestones)
             except (ConfigError, KeyError, ValueError) as err:
-                logger.warning(f"WARNING: pretraining run {run_id} with the token stream of "
-                               f"{meta}: {err}. Its job will stop at start unless the corpus "
-                               "changes.")
+                if stream_is_current(meta, CFG.corpora[run.corpus], CFG.tokenizer):
+                    errors.append(f"pretraining run {run_id} with the token stream of {meta}: "
+                                  f"{err}")
+                else:
+                    logger.warning(f"WARNING: pretraining run {run_id} with the token stream of "
+                                   f"{meta}: {err}. Its job will stop at start unless the corpus "
+                                   "changes.")
+    if errors:
+        raise WorkflowError("\n".join(errors))
 
 
-warn_unreachable_milestones()
+check_reachable_milestones()
 
 
 def all_pretrain_outputs():

@@ -1,6 +1,8 @@
 # RL runs of the run table (config `rl_runs`): one job per run, from a pretraining checkpoint.
 # The run's resume state lives in its folder (state/, parts/), which is not an output, so a job
-# killed at its time limit continues from its last step when it runs again.
+# killed at its time limit continues from its last step when it runs again. A job rerun because
+# its settings changed finds a state of other settings there: `--on-change move` moves that run
+# into <run>/stale-<time>/ and starts afresh (storyrl.run_config), instead of resuming it.
 # With rl_sharing.runs_per_gpu > 1 the runs go in packs instead: one job per pack (rule
 # rl_pack_<n>, storyrl.rl.pack) trains its runs side by side on one GPU with one teacher server.
 # Every run keeps its folder, outputs and log, so the rules that read them do not change.
@@ -63,6 +65,7 @@ rule rl:
         "{STORYRL} rl train {GPU_CHECK} --section {params.section:q} --teacher {params.teacher:q}"
         " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
         " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
+        " --on-change move"
         " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"
 
 
