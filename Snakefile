@@ -52,6 +52,7 @@ localrules:
     figure,
     official_collect,
     submission,
+    share,
 
 
 rule all:

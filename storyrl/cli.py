@@ -18,6 +18,8 @@ STAGES = (
     "storyrl.teacher.cli",  # teacher
     "storyrl.rl.cli",  # rl
     "storyrl.evaluate.cli",  # eval, submission, demo-eval
+    "storyrl.analysis.share",  # share
+    "storyrl.docs_cli",  # docs
 )
 """The modules that add subcommands, in the order `storyrl --help` lists them. Only their parser
 code is imported here; each handler imports its stage when it runs."""

@@ -90,6 +90,45 @@ def paper_weights(workdir: Path) -> Path:
     return override
 
 
+def assert_dataset_matches_parquet(folder: Path, work: Path) -> dict[str, int]:
+    """Every config of a `storyrl share` folder's card, loaded with `datasets` as a reader of
+    the Hub would (in a process with the hub offline and an empty HF_HOME), holds the rows of its
+    Parquet files. Returns {config: rows}."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import yaml
+
+    head = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    names = [c["config_name"] for c in head["configs"]]
+    code = (
+        "import sys, datasets\n"
+        "for name in sys.argv[2:]:\n"
+        "    ds = datasets.load_dataset(sys.argv[1], name, split='train')\n"
+        "    ds.to_parquet(f'{sys.argv[1]}.{name}.loaded.parquet')\n"
+    )
+    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(work / "hf"))
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder), *names], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {}
+    for c in head["configs"]:
+        (files,) = c["data_files"]
+        got = pd.read_parquet(f"{folder}.{c['config_name']}.loaded.parquet")
+        Path(f"{folder}.{c['config_name']}.loaded.parquet").unlink()
+        want = pd.concat(
+            [pq.read_table(p).to_pandas() for p in sorted(folder.glob(files["path"]))],
+            ignore_index=True,
+        )
+        assert len(want) > 0, c
+        key = list(want.columns)
+        got = got[key].sort_values(key).reset_index(drop=True)
+        want = want.sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want)
+        rows[c["config_name"]] = len(want)
+    return rows
+
+
 def pipeline_checkouts(workdir: Path) -> dict:
     """`official` keys naming an official checkout and a fine-tuning copy (folders only: planning
     checks their layout), as the paper config needs once the hand-off is on."""

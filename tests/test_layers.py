@@ -22,7 +22,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         # storyrl.commands: config sections as typed command-line arguments, for every stage.
         # storyrl.rubric: the rubric template, which the plan checks like the config itself.
         "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands", "storyrl.rubric"),
-        "schemas": ("storyrl.schemas",),
+        "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
         "hf_compat": ("storyrl.hf_compat",),
@@ -46,7 +46,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
     # 5: entry points.
-    {"cli": ("storyrl.cli",), "workflow": ("workflow",)},
+    {"cli": ("storyrl.cli", "storyrl.docs_cli"), "workflow": ("workflow",)},
 ]
 
 SIBLINGS = {

@@ -1,7 +1,6 @@
 """The workflow itself: an end-to-end run on the test config, rerun decisions, the paper DAG."""
 
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,7 +11,14 @@ import pytest
 import yaml
 from transformers import AutoModelForCausalLM
 
-from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
+from helpers import (
+    ROOT,
+    TEST_CONFIG,
+    assert_dataset_matches_parquet,
+    paper_weights,
+    pipeline_checkouts,
+    snakemake,
+)
 from storyrl.analysis.registry import REGISTRY, names
 from storyrl.schemas import read_metadata
 
@@ -140,21 +146,16 @@ def test_report_bundles_the_figures(finished):
     assert any(n.endswith("/stories.csv") for n in names), names  # stories to read, captioned
 
 
-def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_path):
-    # Only the Parquet and JSON files another run shares: no checkpoints, no corpus, no logs.
-    shared = tmp_path / "shared"
-    for pattern in (
-        "rl/*/*.parquet",
-        "rl/*/summary.json",
-        "story_eval/*.parquet",
-        "eval/*.parquet",
-        "pretrain/*/log.parquet",
-    ):
-        for f in (finished / "results").glob(pattern):
-            dest = shared / f.relative_to(finished / "results")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, dest)
-    assert not list(shared.rglob("*.safetensors"))
+def test_shared_results_load_offline_and_rebuild_every_table_byte_for_byte(finished, tmp_path):
+    # `snakemake share`: the Parquet and JSON files as a Hugging Face dataset, no checkpoints,
+    # no corpus, no logs; `datasets` loads every config offline, and the analysis rebuilds the
+    # run's own tables from it byte for byte.
+    snakemake(finished, "share", "--cores", "1")
+    shared = finished / "results" / "share"
+    files = [p for p in shared.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"]
+    assert {p.suffix for p in files} == {".parquet", ".json", ".md"}
+    rows = assert_dataset_matches_parquet(shared, tmp_path)
+    assert set(rows) == {"rollouts", "steps", "story_eval", "eval_scores", "pretrain_log"}
     out = subprocess.run(
         [
             sys.executable,
@@ -177,9 +178,9 @@ def test_shared_parquet_results_rebuild_every_table_and_figure(finished, tmp_pat
     for name in FIGURES:
         assert (tmp_path / "out" / "figures" / f"{name}.png").exists(), name
     for name in TABLES:
-        a = pd.read_csv(tmp_path / "out" / "tables" / f"{name}.csv")
-        b = pd.read_csv(finished / "results" / "tables" / f"{name}.csv")
-        pd.testing.assert_frame_equal(a, b)
+        for fmt in (".csv", ".md", ".tex"):
+            a = (tmp_path / "out" / "tables" / f"{name}{fmt}").read_bytes()
+            assert a == (finished / "results" / "tables" / f"{name}{fmt}").read_bytes(), name
 
 
 def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished, tmp_path):

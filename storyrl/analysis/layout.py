@@ -90,17 +90,21 @@ class Inputs:
     baselines: Path | None = None
 
 
+PATTERNS = {
+    "steps": f"{RL_DIR}/*/steps.parquet",
+    "rollouts": f"{RL_DIR}/*/rollouts.parquet",
+    "summaries": f"{RL_DIR}/*/summary.json",
+    "story_eval": f"{STORY_EVAL_DIR}/*.parquet",
+    "eval": f"{EVAL_DIR}/*.parquet",
+    "pretrain_logs": f"{PRETRAIN_DIR}/*/log.parquet",
+    "agreement": f"{AGREEMENT_DIR}/*/*.parquet",
+}
+"""The files of each input (a field of Inputs) under a results folder, as glob patterns; a
+shared folder's dataset card names its files with the same patterns."""
+
+
 def discover(results) -> Inputs:
     """Find the inputs under `results` by the layout above (sorted, so runs are repeatable)."""
     r = Path(results)
     baselines = next((r / n for n in BASELINE_NAMES if (r / n).is_file()), None)
-    return Inputs(
-        steps=sorted(r.glob(f"{RL_DIR}/*/steps.parquet")),
-        rollouts=sorted(r.glob(f"{RL_DIR}/*/rollouts.parquet")),
-        summaries=sorted(r.glob(f"{RL_DIR}/*/summary.json")),
-        story_eval=sorted(r.glob(f"{STORY_EVAL_DIR}/*.parquet")),
-        eval=sorted(r.glob(f"{EVAL_DIR}/*.parquet")),
-        pretrain_logs=sorted(r.glob(f"{PRETRAIN_DIR}/*/log.parquet")),
-        agreement=sorted(r.glob(f"{AGREEMENT_DIR}/*/*.parquet")),
-        baselines=baselines,
-    )
+    return Inputs(**{k: sorted(r.glob(p)) for k, p in PATTERNS.items()}, baselines=baselines)

@@ -1,6 +1,8 @@
 # Tables and figures (storyrl.analysis.registry): each one its own target, built only from the
 # Parquet/JSON results, so `snakemake results/figures/<name>.pdf` rebuilds that one alone.
 # The targets, their inputs and their paths all come from the registry and the layout.
+import shlex
+
 from storyrl.analysis import layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, buildable as _buildable
 
@@ -103,3 +105,25 @@ rule figure:
     shell:
         "{STORYRL} analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
         " --section {params.section:q} > {log:q} 2>&1"
+
+
+# The results as a Hugging Face dataset (storyrl.analysis.share): `snakemake share` writes
+# results/share/, the Parquet files and a dataset card; `hf upload` publishes it. Not in `all`:
+# sharing is a choice, and a second tree of the results is not needed to read them.
+rule share:
+    input:
+        [f for files in ANALYSIS_FILES.values() for f in files],
+    output:
+        directory(f"{RESULTS}/share"),
+    params:
+        config=lambda w: section(CFG),  # a function: the JSON holds `{model}`-like text
+        baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
+    conda:
+        CPU_ENV
+    log:
+        log_path("share"),
+    benchmark:
+        bench_path("share")
+    shell:
+        "{STORYRL} share --results {RESULTS} --out {output:q} --config-json {params.config:q}"
+        " {params.baselines} > {log:q} 2>&1"

@@ -1,0 +1,273 @@
+"""A results folder as a Hugging Face dataset: its result files in the same layout, and a dataset
+card (README.md) whose YAML header declares one config per table, so that
+
+    datasets.load_dataset("<folder or user/repo>", "rollouts")
+
+reads the RL stories, and `storyrl analysis all --results <folder>` rebuilds every table and
+figure. The card holds the provenance: the config, the storyrl version and commit, package
+versions and each file's SHA-256; and what each column means (storyrl.schema_docs).
+
+    storyrl share --results results --out results/share
+    hf upload <user>/<repo> results/share . --repo-type dataset
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from storyrl import __version__
+from storyrl.analysis import AnalysisError, layout
+from storyrl.schema_docs import TABLE_DOCS, column_table
+from storyrl.schemas import SCHEMAS, git_commit, read_metadata, read_table
+
+CONFIGS = {
+    "rollouts": ("rollouts", "rollouts", "every story of every RL run, with the teacher's reply"),
+    "steps": ("steps", "steps", "one row per RL step"),
+    "story_eval": ("story_eval", "rollouts", "stories sampled from each evaluated checkpoint"),
+    "eval_scores": ("eval", "eval_scores", "BabyLM scores (zero-shot, GLUE, reading, AoA)"),
+    "pretrain_log": ("pretrain_logs", "pretrain_log", "the pretraining logs"),
+    "agreement": ("agreement", "agreement", "RL stories re-scored by a further teacher"),
+}
+"""Dataset config -> (layout input, schema table, what it holds). Every Parquet file the
+analysis reads belongs to one config; summary.json files and baselines are copied as files."""
+
+PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "tokenizers",
+    "vllm",
+    "datasets",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "pydantic",
+    "snakemake",
+)
+MARK = "<!-- written by `storyrl share` -->"
+
+
+def share(results, out, config: dict | None = None, baselines=None) -> dict:
+    """Write `out` (replaced whole if it is a former share folder) from `results`. Returns
+    {config: rows}."""
+    results, out = Path(results), Path(out)
+    if not results.is_dir():
+        raise AnalysisError(f"results folder {results} does not exist")
+    if out.resolve() == results.resolve():
+        raise AnalysisError(f"--out {out}: give a folder other than the results folder")
+    if out.exists() and any(out.iterdir()) and MARK not in _text(out / "README.md"):
+        raise AnalysisError(
+            f"--out {out}: exists and is not a folder `storyrl share` wrote; give a new one"
+        )
+    inputs = layout.discover(results)
+    files = []  # (relative path, config or "", table or "")
+    for name, (field, table, _) in CONFIGS.items():
+        for p in getattr(inputs, field):
+            if out.resolve() in p.resolve().parents:
+                continue  # a former share folder under results/
+            read_table(p, table, columns=SCHEMAS[table].names[:1])  # the schema, checked
+            files.append((p.relative_to(results), name, table))
+    files += [(p.relative_to(results), "", "") for p in inputs.summaries]
+    if not any(c for _, c, _ in files):
+        raise AnalysisError(f"{results}: no result Parquet files to share")
+    base_src = Path(baselines) if baselines else inputs.baselines
+    if base_src is not None and not base_src.is_file():
+        raise AnalysisError(f"--baselines {base_src}: no such file")
+
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    src = {rel: results / rel for rel, _, _ in files}
+    if base_src is not None:
+        rel = Path(f"baselines{base_src.suffix}")
+        src[rel] = base_src
+        files.append((rel, "", ""))
+    for rel, path in src.items():
+        _place(path, tmp / rel)
+    rows = {}
+    for rel, name, _ in files:
+        if name:
+            rows[name] = rows.get(name, 0) + pq.read_metadata(tmp / rel).num_rows
+    (tmp / "README.md").write_text(card(tmp, files, rows, config), encoding="utf-8")
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    return rows
+
+
+def _place(src: Path, dst: Path) -> None:
+    """A hard link where the filesystem allows (no second copy of GBs of rollouts), else a copy:
+    the bytes are the results' own either way."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def header(rows: dict) -> dict:
+    """The card's YAML header: one config per table present, its files as a glob pattern."""
+    return {
+        "pretty_name": "storyrl results",
+        "tags": ["storyrl", "babylm-2025", "reinforcement-learning", "storytelling"],
+        "configs": [
+            {
+                "config_name": name,
+                "data_files": [{"split": "train", "path": layout.PATTERNS[CONFIGS[name][0]]}],
+            }
+            for name in CONFIGS
+            if name in rows
+        ],
+    }
+
+
+def card(folder: Path, files, rows: dict, config: dict | None) -> str:
+    ids = []
+    stamps = set()
+    for rel, name, _ in files:
+        meta = read_metadata(folder / rel) if name else {}
+        stamps.add((meta.get("storyrl_version", ""), meta.get("git_commit", "")))
+        keep = {
+            k: v
+            for k, v in meta.items()
+            if k in ("run_id", "model_id", "pretrain_words", "rl_words", "seed", "algorithm")
+        }
+        n = pq.read_metadata(folder / rel).num_rows if name else ""
+        ids.append(
+            f"| `{rel.as_posix()}` | {name} | {n} | "
+            f"{', '.join(f'{k}={v}' for k, v in keep.items())} | `{sha256(folder / rel)}` |"
+        )
+    made_by = ", ".join(sorted(f"{v} ({c})" for v, c in stamps if v)) or "unknown"
+    parts = [
+        "---",
+        yaml.safe_dump(header(rows), sort_keys=False).strip(),
+        "---",
+        MARK,
+        "",
+        "# storyrl results",
+        "",
+        "Results of a storyrl run: the workflow that rebuilds *Once Upon a "
+        "Time: Interactive Learning for Storytelling with Small Language Models* (arXiv "
+        "2509.15714). Every table and figure of the run can be rebuilt from these files alone.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'stories = load_dataset("<this folder or user/repo>", "rollouts", split="train")',
+        "```",
+        "",
+        "```bash",
+        "storyrl analysis all --results <this folder> --output rebuilt/   # tables/ and figures/",
+        "hf upload <user>/<repo> <this folder> . --repo-type dataset       # publish it",
+        "```",
+        "",
+        "The rows of `story_eval` and `pretrain_log` do not name their model or run: each file's "
+        "path does, and its Parquet metadata (key `storyrl`; the ids are listed under Files).",
+        "",
+        "## Configs",
+        "",
+        "| config | rows | files | what |",
+        "|---|---|---|---|",
+        *(
+            f"| `{name}` | {rows[name]} | `{layout.PATTERNS[CONFIGS[name][0]]}` | "
+            f"{CONFIGS[name][2]} |"
+            for name in CONFIGS
+            if name in rows
+        ),
+        "",
+        "Also here: `rl/<run_id>/summary.json` (each RL run's budget ledger) and, if the run "
+        "had them, `baselines.*` (the BabyLM table's baseline columns).",
+    ]
+    for name in CONFIGS:
+        if name in rows:
+            table = CONFIGS[name][1]
+            parts += ["", f"### `{name}`", "", f"Table `{table}`: {TABLE_DOCS[table]}.", ""]
+            parts.append(column_table(table))
+    parts += [
+        "",
+        "## Provenance",
+        "",
+        f"- written by storyrl {__version__}, commit `{git_commit()}`",
+        f"- the files were made by storyrl {made_by}",
+        "- packages where this folder was written: "
+        + ", ".join(f"{k} {v}" for k, v in package_versions().items()),
+        "",
+        "### Files",
+        "",
+        "| file | config | rows | ids | SHA-256 |",
+        "|---|---|---|---|---|",
+        *ids,
+    ]
+    if config is not None:
+        parts += [
+            "",
+            "### Config",
+            "",
+            "```yaml",
+            yaml.safe_dump(config, sort_keys=False).strip(),
+            "```",
+        ]
+    return "\n".join(parts) + "\n"
+
+
+# ------------------------------------------------------------------------------ CLI
+def add_parser(sub) -> None:
+    s = sub.add_parser(
+        "share", help="a results folder as a Hugging Face dataset (Parquet files and a card)"
+    )
+    s.add_argument(
+        "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
+    )
+    s.add_argument("--out", required=True, help="the dataset folder to write (replaced whole)")
+    s.add_argument("--config", nargs="+", help="the workflow config YAML(s) that made the results")
+    s.add_argument("--config-json", help="or: that config, validated, as JSON (what rules pass)")
+    s.add_argument("--baselines", help="baselines YAML/CSV of the BabyLM table, copied in")
+    s.set_defaults(func=cli_share)
+
+
+def cli_share(args) -> None:
+    config = None
+    if args.config and args.config_json:
+        raise AnalysisError("give --config or --config-json, not both")
+    if args.config:
+        from storyrl.config import load
+
+        config = load(*args.config).model_dump(mode="json")
+    elif args.config_json:
+        config = json.loads(args.config_json)
+    rows = share(args.results, args.out, config, args.baselines)
+    print(json.dumps(rows))
