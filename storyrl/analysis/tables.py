@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from storyrl.analysis.checks import SUMMARY_INT_KEYS
 from storyrl.analysis.layout import TABLE_FORMATS
 from storyrl.analysis.load import SCALE, TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.regex_score import regex_units
@@ -466,16 +467,7 @@ def babylm_table(
 
 # --------------------------------------------------------------------------- budget ledger
 LEDGER_KEYS = (
-    "pretrain_words",
-    "budget",
-    "prompt_words",
-    "teacher_words",
-    "budget_words",
-    "generated_words",
-    "steps",
-    "stories",
-    "total_words_seen",
-    "input_words",
+    *SUMMARY_INT_KEYS,
     "epochs",
     "input_ok",
     "generated_ok",
@@ -523,8 +515,6 @@ def ledger_table(summaries, steps=None) -> pd.DataFrame:
     extra = [c for c in df.columns if c not in LEDGER_KEYS and c not in ("run_id", "source")]
     df = df[["run_id"] + [k for k in LEDGER_KEYS if k in df.columns] + extra + ["source"]]
     # A key one run lacks would otherwise turn the column's integers into floats.
-    from storyrl.analysis.checks import SUMMARY_INT_KEYS
-
     df = df.astype({k: "Int64" for k in SUMMARY_INT_KEYS if k in df.columns})
     if "pretrain_words" in df:
         df = df.sort_values(["pretrain_words", "run_id"], ignore_index=True)
