@@ -7,7 +7,6 @@ prefix, padding, story: the attention mask is zero on the padding and positions 
 tokens only, so the model sees what it sees for the full prompt (tests/test_teacher_hf_prefix.py
 checks the logits and the greedy replies against the full prompt)."""
 
-import inspect
 import logging
 
 from storyrl.config import TeacherConfig
@@ -29,13 +28,6 @@ def common_prefix_len(rows: list[list[int]]) -> int:
             i += 1
         n = i
     return max(n, 0)
-
-
-def _cache_io(model) -> tuple[str, str]:
-    """The forward argument and output field of the KV cache: `cache` from transformers 5.2x,
-    `past_key_values` before (the GPU image's 5.17)."""
-    params = inspect.signature(model.forward).parameters
-    return ("cache", "cache") if "cache" in params else ("past_key_values", "past_key_values")
 
 
 class HFBackend:
@@ -134,7 +126,9 @@ class HFBackend:
         tokens (rows x steps) and, with `keep_logits`, the fp32 logits of every step."""
         import torch
 
-        arg, field = _cache_io(self.lm)
+        from storyrl.hf_compat import cache_kwarg, output_cache
+
+        arg = cache_kwarg(self.lm)
         dev = self.device
         n = common_prefix_len(rows)
         b = len(rows)
@@ -143,7 +137,7 @@ class HFBackend:
             if n > 0:
                 head = torch.tensor([rows[0][:n]], device=dev)
                 out = self.lm(input_ids=head, use_cache=True, logits_to_keep=1)
-                cache = getattr(out, field)
+                cache = output_cache(out)
                 # One copy of the prefix's keys and values, viewed by every row: the first
                 # update concatenates each row's own tokens onto it.
                 for layer in cache.layers:
@@ -170,7 +164,7 @@ class HFBackend:
                     logits_to_keep=1,
                     **kw,
                 )
-                cache = getattr(out, field)
+                cache = output_cache(out)
                 scores = out.logits[:, -1, :].float()
                 if keep_logits:
                     logits.append(scores)
