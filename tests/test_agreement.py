@@ -171,3 +171,18 @@ def test_the_paper_plan_rescores_on_a_gpu_once_the_second_judges_path_is_set(tmp
     job = on.stdout.split("rule teacher_agreement_gpu:")[1].split("\n\n")[0]
     inputs = next(line for line in job.splitlines() if line.strip().startswith("input:"))
     assert "gpu=1" in job and inputs.count("rollouts.parquet") == 8, job
+
+
+def test_tables_do_not_depend_on_the_order_of_the_files(tmp_path):
+    root = tmp_path / "r"
+    write_results(
+        root, n_steps=20, batch=12, n_stories=10, runs=[(20_000_000, 42), (500_000_000, 42)]
+    )
+    files = layout.discover(root).agreement
+    cfg = AnalysisConfig(bootstrap=200)
+    a = agreement_stats(load_agreement(files), cfg)
+    b = agreement_stats(load_agreement(files[::-1]), cfg)
+    pd.testing.assert_frame_equal(a, b)
+    ha = headline_stats(load_agreement(files), None, cfg)
+    hb = headline_stats(load_agreement(files[::-1]), None, cfg)
+    pd.testing.assert_frame_equal(ha, hb)

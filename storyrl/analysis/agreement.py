@@ -37,8 +37,10 @@ def load_agreement(paths, overrides=None) -> pd.DataFrame:
         frames.append(_with_runs(df, p, read_metadata(p), _overrides_for(overrides, p)))
     if not frames:
         raise AnalysisError("no agreement files given")
-    out = pd.concat(frames, ignore_index=True)
-    dup = out.duplicated(["teacher", "run_id", "step", "sample"])
+    # Sorted: the bootstrap and the sums must not depend on the order the files come in.
+    keys = ["teacher", "run_id", "step", "sample"]
+    out = pd.concat(frames, ignore_index=True).sort_values(keys, ignore_index=True)
+    dup = out.duplicated(keys)
     if dup.any():
         first = out[dup].iloc[0]
         raise AnalysisError(
