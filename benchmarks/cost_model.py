@@ -81,7 +81,8 @@ def pretrain_run(check: dict, which: str) -> tuple[dict, str]:
     settings; `auto`: fast where it ran."""
     fast = check.get("pretrain_fast") or {}
     if which != "base" and fast.get("ok") and fast.get("tokens_per_s_median"):
-        return fast, "GPU check, " + " ".join(fast.get("opts") or [])
+        # No opts: the config's defaults (compiled, fused kernels).
+        return fast, "GPU check, " + (" ".join(fast.get("opts") or []) or "the config's defaults")
     return check["pretrain"], "GPU check"
 
 
@@ -185,6 +186,23 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
             + f") + {args.startup_s:g} s start-up a job",
         }
     )
+    # A second judge (config `agreement`): one job per judge that loads weights, scoring each RL
+    # run's sample; priced at the shared-prefix teacher's seconds a story (the judge's own
+    # model may be faster or slower than Llama-3.1-8B's shape).
+    if jobs["teacher_agreement_gpu"]:
+        ab = check.get("teacher_ab") or {}
+        per_story = ab["shared"]["seconds"] / ab["stories"] if ab.get("ok") else float("nan")
+        stories = len(cfg.rl_plan()) * cfg.agreement.stories_per_run
+        rows.append(
+            {
+                "rule": "teacher_agreement_gpu",
+                "jobs": jobs["teacher_agreement_gpu"],
+                "work": f"{stories} stories",
+                "seconds_per_job": stories * per_story + args.startup_s,
+                "basis": f"{per_story * 360:.2f} s per 360 stories measured (GPU check, "
+                f"teacher alone, shared prefix) + {args.startup_s:g} s start-up assumed",
+            }
+        )
     if jobs["official_glue"]:
         rows.append(
             {

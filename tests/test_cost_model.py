@@ -1,6 +1,8 @@
 """benchmarks/cost_model.py: RL steps from the project's ledger, and GPU-hours as the measured
 throughput divides the work."""
 
+import json
+import subprocess
 import sys
 from argparse import Namespace
 from collections import Counter
@@ -150,3 +152,31 @@ def test_default_check_is_the_newest_measured_json(tmp_path):
     assert newest_check(tmp_path).name == "gpu_check_h200_10.json"
     assert newest_check(tmp_path / "none") is None
     assert cost_model.build_parser().get_default("gpu_check") == newest_check(MEASURED)
+
+
+def test_a_second_judge_is_priced_as_one_job_of_its_stories(tmp_path):
+    from helpers import ROOT, paper_weights
+
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "config.json").write_text('{"model_type": "qwen2"}')
+    extra = tmp_path / "second.yaml"
+    extra.write_text(f"agreement:\n  teachers:\n    second: {{model: {second}}}\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "cost_model.py"),
+            "--configfile",
+            str(ROOT / "config" / "paper.yaml"),
+            str(paper_weights(tmp_path)),
+            str(extra),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {r["rule"]: r for r in json.loads(out.stdout)}
+    judge = rows["teacher_agreement_gpu"]
+    assert judge["jobs"] == 1 and judge["work"] == f"{8 * 360} stories"
