@@ -15,6 +15,7 @@ model's; only the token counts matter for time, and the JSON reports the counts 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def rubric_tokens(tok, text: str, prompt: str) -> int:
     from storyrl.teacher.rubric import Rubric
 
     chat = tok.apply_chat_template(
-        [{"role": "user", "content": Rubric("x", text).render(prompt, "")}],
+        [{"role": "user", "content": Rubric("x", text, "").render(prompt, "")}],
         tokenize=False,
         add_generation_prompt=True,
     )
@@ -84,7 +85,8 @@ def rubric_tokens(tok, text: str, prompt: str) -> int:
 def length_matched_rubric(tok, prompt: str, target: int, out: Path) -> tuple[Path, int]:
     """The shipped rubric cut from the top of its instructions (or padded with a filler
     sentence) until `rubric_tokens` is `target` or just above it; written to `out`."""
-    text = SHIPPED.read_text()
+    # Without the template's leading Jinja2 comment: a cut through it would show its text.
+    text = re.sub(r"^\{#.*?#\}\n?", "", SHIPPED.read_text(), flags=re.S)
     cut = text.index("Story opening:")
     words, tail = text[:cut].split(" "), text[cut:]
     build = lambda k: " ".join(words[len(words) - k :]) + tail if k else tail  # noqa: E731
