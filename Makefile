@@ -45,7 +45,7 @@ workflow: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH snakemake --cores $(CORES)
 
 test: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -rs
 
 # Deselects the `slow` marker (end-to-end runs, real installs, real SLURM jobs): tests/conftest.py.
 test-fast: $(STAMP)
