@@ -284,7 +284,8 @@ def test_tiny_workflow_through_slurm(tmp_path):
 
 
 def _result_files(workdir: Path) -> list[str]:
-    """Every file the workflow wrote under results/, minus logs, benchmarks and resume state."""
+    """Every file the workflow wrote under results/, minus logs, benchmarks, resume state and
+    a group evaluation's `.kept/` copies (their records hold the files' times)."""
     root = workdir / "results"
     return sorted(
         str(p.relative_to(workdir))
@@ -292,7 +293,8 @@ def _result_files(workdir: Path) -> list[str]:
         if p.is_file()
         and p.name != ".snakemake_timestamp"
         and not p.name.startswith("teacher_cache.sqlite")  # a cache: row order varies
-        and not {"logs", "benchmarks", "work", "parts", "state"} & set(p.relative_to(root).parts)
+        and not {"logs", "benchmarks", "work", "parts", "state", ".kept"}
+        & set(p.relative_to(root).parts)
     )
 
 

@@ -155,7 +155,14 @@ def test_shared_results_load_offline_and_rebuild_every_table_byte_for_byte(finis
     files = [p for p in shared.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"]
     assert {p.suffix for p in files} == {".parquet", ".json", ".md"}
     rows = assert_dataset_matches_parquet(shared, tmp_path)
-    assert set(rows) == {"rollouts", "steps", "story_eval", "eval_scores", "pretrain_log"}
+    assert set(rows) == {
+        "rollouts",
+        "steps",
+        "story_eval",
+        "eval_scores",
+        "pretrain_log",
+        "agreement",
+    }
     out = subprocess.run(
         [
             sys.executable,
@@ -196,6 +203,7 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
         "rl",
         "story_eval_rl",
         "zero_shot_rl",
+        "teacher_agreement",  # the second judge re-scores the new stories
         "table",
         "figure",
         "all",
