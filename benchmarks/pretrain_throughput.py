@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import save_fast_tokenizer
 from tokenizers import Tokenizer, models
-from transformers import PreTrainedTokenizerFast, TrainerCallback, get_linear_schedule_with_warmup
+from transformers import TrainerCallback, get_linear_schedule_with_warmup
 
 from storyrl.config import ModelConfig, TrainingConfig
 from storyrl.pretrain import Blocks, build_model, pretrain
@@ -48,15 +49,7 @@ def make_tokenizer(vocab: int, out: Path) -> Path:
     """A word-level tokenizer with `vocab` entries: only its size and special ids matter here."""
     words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + [f"w{i}" for i in range(vocab - 5)]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
-    fast.save_pretrained(out)
+    save_fast_tokenizer(tok, out)
     return out
 
 

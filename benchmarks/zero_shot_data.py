@@ -33,8 +33,8 @@ def build_checkpoint(
 
 
 def _demo_tokenizer(folder: Path, corpus: Path, vocab: int):
+    from common import save_fast_tokenizer
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -48,15 +48,7 @@ def _demo_tokenizer(folder: Path, corpus: Path, vocab: int):
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
-    fast.save_pretrained(folder)
+    save_fast_tokenizer(tok, folder)
 
 
 def read_blimp(src: Path) -> dict[str, list[str]]:
