@@ -164,12 +164,19 @@ AUTHORS_REGEX = re.compile(r"\b(\d)\b[ ,]+(\d)\b[ ,]+(\d)\b")
 by spaces or commas (analysis.score_statistic: authors_regex)."""
 
 
+def as_logged(reply: str) -> str:
+    """A reply as the authors' generated.csv held it, which their notebook read: stripped by
+    their teacher, then every carriage return and line feed turned into a space by their
+    trainer's log writer (so `2\\n1\\n1` reads as `2 1 1`)."""
+    return str(reply).strip().replace("\r", " ").replace("\n", " ")
+
+
 def regex_sums(replies) -> list[int | None]:
-    """Per reply, the sum of the three digits AUTHORS_REGEX finds (not clamped: `7 9 1` is 17),
-    None where it finds none."""
+    """Per reply, the sum of the three digits AUTHORS_REGEX finds in it as logged (`as_logged`;
+    not clamped: `7 9 1` is 17), None where it finds none."""
     out = []
     for reply in replies:
-        m = AUTHORS_REGEX.search(str(reply)) if reply is not None else None
+        m = AUTHORS_REGEX.search(as_logged(reply)) if reply is not None else None
         out.append(sum(int(d) for d in m.groups()) if m else None)
     return out
 
