@@ -73,6 +73,10 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "approxkl": ("nats", "approximate KL between old and new policy in the update"),
         "value_var_explained": ("", "1 - Var(returns - values) / Var(returns) (PPO)"),
         "skipped_minibatches": ("minibatches", "updates zeroed for a ratio over the threshold"),
+        "skipped_batches": (
+            "batches",
+            "batches dropped so far by an error inside their step (rl.on_step_error: skip)",
+        ),
         "time_sample_s": ("s", "wall time sampling the batch"),
         "time_score_s": ("s", "wall time the teacher took to score it"),
         "time_update_s": ("s", "wall time of the policy update"),

@@ -89,6 +89,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("approxkl", pa.float64()),
             ("value_var_explained", pa.float64()),
             ("skipped_minibatches", pa.float64()),
+            # batches dropped so far by an error inside their step (rl.on_step_error: skip)
+            ("skipped_batches", pa.int64()),
             ("time_sample_s", pa.float64()),
             ("time_score_s", pa.float64()),
             ("time_update_s", pa.float64()),
@@ -219,7 +221,7 @@ def read_metadata(path) -> dict:
 
 
 # Columns added after files were first written: a file without one reads it as nulls.
-ADDED_COLUMNS = {"well_formed", "teacher_malformed"}
+ADDED_COLUMNS = {"well_formed", "teacher_malformed", "skipped_batches"}
 
 
 def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:

@@ -54,3 +54,117 @@ def test_notebook_statistic_reads_replies_as_the_csv_held_them():
         None,
         None,
     ]
+
+
+class FlakyBackend:
+    """A teacher backend that replies `2 1 1` to every story, except that the calls numbered in
+    `fail` raise, as a dead vLLM engine does for a whole batch."""
+
+    name, model, sampling, server = "flaky", "flaky-1", {"seed": 0}, None
+
+    def __init__(self, fail=()):
+        self.fail, self.calls = set(fail), 0
+
+    def replies(self, prompts, continuations):
+        self.calls += 1
+        if self.calls in self.fail:
+            raise RuntimeError("engine died")
+        return ["2 1 1"] * len(prompts)
+
+
+def flaky_scorer(fail, **teacher):
+    from storyrl.rl.scoring import TeacherScorer
+    from storyrl.teacher import RewardConfig, Teacher
+    from storyrl.teacher.rubric import load_rubric
+
+    cfg = TeacherConfig(**teacher)
+    t = Teacher(FlakyBackend(fail), load_rubric(cfg.template), cfg)
+    return TeacherScorer(t, RewardConfig(), MAX_NEW)
+
+
+MAX_NEW = 6
+TOY_PROMPT = "once upon a time in a land far away"
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    from rl_toys import make_checkpoint
+
+    return make_checkpoint(tmp_path_factory.mktemp("toy") / "ckpt")
+
+
+def rl_cfg(**kw):
+    from storyrl.config import RLConfig
+
+    return RLConfig(
+        prompts=[TOY_PROMPT],
+        batch_size=8,
+        budget=100_000,
+        checkpoint_every=100_000,
+        device="cpu",
+        threads=1,
+        sampling={"max_new_tokens": MAX_NEW},
+        **kw,
+    )
+
+
+def tables(run):
+    from storyrl.schemas import read_table
+
+    return (
+        read_table(run / "rollouts.parquet", "rollouts").to_pandas(),
+        read_table(run / "steps.parquet", "steps").to_pandas(),
+    )
+
+
+def test_a_failed_teacher_call_scores_the_batch_default_and_costs_no_words(ckpt, tmp_path):
+    from storyrl.rl.train import train
+
+    scorer = flaky_scorer({2}, on_call_error="default", on_failure="default")
+    summary = train(ckpt, tmp_path / "run", rl_cfg(max_steps=3), scorer)
+    ro, steps = tables(tmp_path / "run")
+    assert list(steps.step) == [1, 2, 3] and summary["steps"] == 3
+    failed = ro[ro.step == 2]
+    assert (failed.teacher_reply == "").all() and (failed.teacher_score == 0.5).all()
+    assert list(steps.teacher_failed_calls) == [0, 8, 0]
+    # The first step pays the prompts (8 x 9 words) and 8 replies of 3; the failed one nothing.
+    assert list(steps.budget_words) == [72 + 24, 72 + 24, 72 + 48]
+
+
+def test_the_teacher_call_error_stops_by_default(ckpt, tmp_path):
+    from storyrl.rl.train import train
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        train(ckpt, tmp_path / "run", rl_cfg(max_steps=3), flaky_scorer({2}))
+
+
+def test_an_error_in_a_step_skips_the_batch_and_the_prompt_set_ends_the_run(ckpt, tmp_path):
+    from storyrl.rl.train import train
+
+    # Four batches in the prompt set (35 // 8); the second fails inside its step.
+    cfg = rl_cfg(max_prompts=35, on_step_error="skip")
+    summary = train(ckpt, tmp_path / "run", cfg, flaky_scorer({2}))
+    ro, steps = tables(tmp_path / "run")
+    assert list(steps.step) == [1, 2, 3] and len(ro) == 24
+    assert list(steps.skipped_batches) == [0, 1, 1]
+    assert summary["skipped_batches"] == 1 and summary["steps"] == 3
+    assert summary["budget_words"] == 72 + 3 * 24  # far below the budget: the prompts ran out
+
+
+def test_the_prompt_set_caps_the_steps_without_errors(ckpt, tmp_path):
+    from storyrl.rl.train import train
+
+    summary = train(ckpt, tmp_path / "run", rl_cfg(max_prompts=17), flaky_scorer(()))
+    assert summary["steps"] == 2 and summary["skipped_batches"] == 0
+
+
+def test_skipping_needs_a_prompt_set_and_the_default_has_neither():
+    from storyrl.config import load
+
+    with pytest.raises(ValueError, match="on_step_error: skip needs max_prompts"):
+        rl_cfg(on_step_error="skip")
+    with pytest.raises(ValueError, match="no whole batch"):
+        rl_cfg(max_prompts=7)
+    default = load(ROOT / "config" / "config.yaml")
+    assert default.rl.max_prompts is None and default.rl.on_step_error == "stop"
+    assert default.teacher.on_call_error == "raise"

@@ -120,8 +120,14 @@ def test_run_table_expands_seeds_and_variants():
 
     base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
     # The paper's values are the defaults, except the fields that say otherwise: the decoding
-    # the teacher is shown (the paper keeps `</s>`) and TRL 0.9.4's shared sampling seed.
-    assert base == RLConfig(sampling_seed=0, sampling={"keep_special_tokens": True})
+    # the teacher is shown (the paper keeps `</s>`), TRL 0.9.4's shared sampling seed, and the
+    # authors' prompt set and skipping of failed steps.
+    assert base == RLConfig(
+        sampling_seed=0,
+        sampling={"keep_special_tokens": True},
+        max_prompts=344_827,
+        on_step_error="skip",
+    )
     runs = expand_runs(
         base,
         [

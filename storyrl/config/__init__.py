@@ -43,6 +43,7 @@ from storyrl.config.rl import (
     RunSpec,
     SamplingConfig,
     expand_runs,
+    max_batches,
     planned_checkpoints,
     state_due,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "error_lines",
     "expand_runs",
     "load",
+    "max_batches",
     "planned_checkpoints",
     "read_yaml",
     "rl_packs",

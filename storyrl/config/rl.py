@@ -127,6 +127,18 @@ class RLConfig(Section):
     always saves the state after the step in flight, then the run exits with status 143."""
     max_steps: int | None = Field(None, ge=1)
     """Optional cap on steps (for tests and demos); None = run until the budget ends."""
+    max_prompts: int | None = Field(None, ge=1)
+    """Size of the prompt set, as the authors built it: at most this many stories are asked for,
+    in whole batches (`max_prompts // batch_size`, the rest dropped as TRL's data loader drops
+    it), skipped batches included; the run stops there even with budget left. None: no cap, the
+    budget alone ends the run (ours). Paper: 344,827 (their datasetbuilder.py: int(budget / 2.9)),
+    957 batches of 360; it binds only if replies average under 2.886 words."""
+    on_step_error: Literal["stop", "skip"] = "stop"
+    """What an error inside a step (sampling, scoring, the update) does. `stop` (ours): the run
+    stops, its last state kept. `skip` (the authors' ppotrainer.py): the batch is dropped
+    uncharged, training goes on, and `skipped_batches` in steps.parquet and the summary counts
+    it; needs `max_prompts`, so that a run whose every batch fails still ends. PPO only (TRL's
+    GRPO/RLOO trainers stop on an error)."""
     seed: int = 42
     """The run's seed: the value head's initialisation, the teacher's sampling seed, the run id,
     and (unless `sampling_seed` is set) the student's RNG (paper: 42, 43, 44)."""
@@ -155,6 +167,16 @@ class RLConfig(Section):
             raise ValueError(
                 f"ppo.mini_batch_size ({mb}) must divide batch_size ({self.batch_size})"
             )
+        if self.on_step_error == "skip" and self.max_prompts is None:
+            raise ValueError(
+                "on_step_error: skip needs max_prompts (a run whose every batch fails would "
+                "never end)"
+            )
+        if self.max_prompts is not None and self.max_prompts < self.batch_size:
+            raise ValueError(
+                f"max_prompts ({self.max_prompts}) holds no whole batch of "
+                f"batch_size ({self.batch_size})"
+            )
         if self.algorithm != "ppo" and self.batch_size % self.group.num_generations:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of "
@@ -180,6 +202,11 @@ def budget_problem(cfg: RLConfig) -> str | None:
         f"take {prompts} words ({cfg.batch_size} stories) and its teacher replies {replies} "
         f"({REPLY_WORDS} words each), {prompts + replies} in all"
     )
+
+
+def max_batches(cfg: RLConfig) -> int | None:
+    """Batches the prompt set holds (`max_prompts`), or None: no cap."""
+    return None if cfg.max_prompts is None else cfg.max_prompts // cfg.batch_size
 
 
 def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:

@@ -133,6 +133,11 @@ class TeacherConfig(Section):
     `max_failure_share` of them raises TeacherFailure (RL stops and keeps its state: training on
     default rewards would be silent garbage). `default` (the paper's code): each scores 0.5,
     training goes on, and the counts go to the log and the step table."""
+    on_call_error: Literal["raise", "default"] = "raise"
+    """What an error of the call to the teacher does (the engine raising for the whole batch,
+    not a reply that failed alone). `raise` (ours): it stops the run, which keeps its state.
+    `default` (the authors' teacher.py): every story of that call gets no reply (a failed call:
+    0.5, 0 reply words, counted in `teacher_failed_calls`), then `on_failure` decides."""
     max_failure_share: float = Field(0.10, ge=0, le=1)
     """With `on_failure: stop`, the highest share of failed or unparseable replies in one batch
     that still returns default scores (0.5) for them."""

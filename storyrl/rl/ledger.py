@@ -27,10 +27,21 @@ class Ledger:
     generated_words: int = 0
     stories: int = 0
     steps: int = 0
+    skipped_batches: int = 0
+    """Batches dropped uncharged by an error inside their step (`rl.on_step_error: skip`)."""
 
     @property
     def used(self) -> int:
         return self.prompt_words + self.teacher_words
+
+    @property
+    def batches(self) -> int:
+        """Batches of the prompt set used so far: the steps taken and the batches skipped."""
+        return self.steps + self.skipped_batches
+
+    def skip(self) -> None:
+        """A batch dropped by an error inside its step: it costs no words."""
+        self.skipped_batches += 1
 
     def cost(self, prompts: list[str], replies: list[str]) -> int:
         """Budget words of a step with this batch's prompts and teacher replies."""
@@ -51,10 +62,16 @@ class Ledger:
         self.stories += len(replies)
         self.steps += 1
 
-    def planned_steps(self, max_steps: int | None = None) -> int | None:
-        """The steps the run will have taken when it ends: `max_steps`, or sooner the steps the
-        budget left pays for at the teacher words per step so far (exact when replies keep their
-        length). None when unknown (no `max_steps`, no step yet)."""
+    def planned_steps(
+        self, max_steps: int | None = None, max_batches: int | None = None
+    ) -> int | None:
+        """The steps the run will have taken when it ends: `max_steps`, or the steps the prompt
+        set's `max_batches` leave, or sooner the steps the budget left pays for at the teacher
+        words per step so far (exact when replies keep their length). None when unknown (no
+        cap, no step yet)."""
+        if max_batches is not None:
+            left = max_batches - self.skipped_batches
+            max_steps = left if max_steps is None else min(max_steps, left)
         by_budget = None
         if self.teacher_words:  # replies without words would never end the budget
             per_step = self.teacher_words / self.steps

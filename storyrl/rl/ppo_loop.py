@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from storyrl.checkpoints import load_checkpoint
-from storyrl.config import state_due
+from storyrl.config import max_batches, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts, sample
 from storyrl.rl.rows import ScoredBatch
@@ -92,38 +92,44 @@ class PPOLoop:
         ctx, cfg, tokenizer = self.ctx, self.ctx.cfg, self.tokenizer
         ledger = ctx.ledger
         prompts = batch_prompts(cfg.prompts, cfg.batch_size)
+        cap = max_batches(cfg)
         saved_step, saved_at = ledger.steps, time.monotonic()
         with Terminate() as term:
             while cfg.max_steps is None or ledger.steps < cfg.max_steps:
+                if cap is not None and ledger.batches >= cap:
+                    log.info(
+                        "%s: the prompt set's %d batches (rl.max_prompts=%d) are used; stopping",
+                        ctx.output,
+                        cap,
+                        cfg.max_prompts,
+                    )
+                    break
                 step = ledger.steps + 1
                 t0 = time.perf_counter()
-                ro = sample(
-                    self.policy.lm,
-                    tokenizer,
-                    prompts,
-                    cfg.sampling,
-                    train_mode=cfg.sampling.train_mode and ledger.steps > 0,
-                )
-                t1 = time.perf_counter()
-                judgements, rewards = ctx.scorer(prompts, ro.texts)
-                batch = ScoredBatch(
-                    prompts, ro.texts, judgements, rewards, [len(r) for r in ro.responses]
-                )
-                t2 = time.perf_counter()
-                if not ledger.fits(prompts, batch.replies):
-                    ctx.budget_stop()
-                    break
-                stats, per_story = self.trainer.step(
-                    ro.queries,
-                    ro.responses,
-                    torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)),
-                )
+                try:
+                    ro, batch, rewards, times = self._sample_and_score(prompts, t0)
+                    if not ledger.fits(prompts, batch.replies):
+                        ctx.budget_stop()
+                        break
+                    stats, per_story = self.trainer.step(
+                        ro.queries,
+                        ro.responses,
+                        torch.as_tensor(np.asarray(rewards["reward"], dtype=np.float32)),
+                    )
+                except Exception:
+                    if cfg.on_step_error != "skip":
+                        raise
+                    self._skip(step)
+                    if term.requested:
+                        self.save_state()
+                        term.exit(ctx.output, ledger.steps)
+                    continue
                 t3 = time.perf_counter()
                 check_finite(ctx, step, stats, self.policy)
                 before = ledger.used
                 ledger.charge(prompts, batch.replies, ro.texts)
                 ctx.write_rollouts(step, batch, per_story)
-                ctx.write_step(step, batch, stats, (t1 - t0, t2 - t1, t3 - t2))
+                ctx.write_step(step, batch, stats, (*times, t3 - t0 - sum(times)))
                 ctx.save_crossed(before, self.policy.lm, tokenizer)
                 log.info(
                     "step %d: budget %d words, teacher %.3f, kl %.3f, %.2fs",
@@ -139,3 +145,31 @@ class PPOLoop:
                 if term.requested:
                     term.exit(ctx.output, step)
         return self.policy.lm, tokenizer
+
+    def _sample_and_score(self, prompts, t0):
+        """The batch's stories and the scorer's verdict, and the (sample, score) seconds."""
+        cfg, ledger = self.ctx.cfg, self.ctx.ledger
+        ro = sample(
+            self.policy.lm,
+            self.tokenizer,
+            prompts,
+            cfg.sampling,
+            train_mode=cfg.sampling.train_mode and ledger.steps > 0,
+        )
+        t1 = time.perf_counter()
+        judgements, rewards = self.ctx.scorer(prompts, ro.texts)
+        batch = ScoredBatch(prompts, ro.texts, judgements, rewards, [len(r) for r in ro.responses])
+        return ro, batch, rewards, (t1 - t0, time.perf_counter() - t1)
+
+    def _skip(self, step: int) -> None:
+        """The authors' trainer on an error inside a step: log it, drop the batch uncharged and
+        go on (`rl.on_step_error: skip`); `skipped_batches` counts it."""
+        self.ctx.ledger.skip()
+        log.exception(
+            "%s: error in the step after step %d; batch skipped (%d so far, rl.on_step_error=skip)",
+            self.ctx.output,
+            step - 1,
+            self.ctx.ledger.skipped_batches,
+        )
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

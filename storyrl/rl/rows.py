@@ -78,6 +78,7 @@ def step_row(run_id: str, step: int, ledger, batch: ScoredBatch, stats: dict, ti
             "budget_words": ledger.used,
             "stories": ledger.stories,
             "generated_words": ledger.generated_words,
+            "skipped_batches": getattr(ledger, "skipped_batches", 0),
             "teacher_score_mean": r["teacher_score"].mean(),
             "teacher_score_std": r["teacher_score"].std(ddof=1),
             "length_bonus_mean": r["length_bonus"].mean(),

@@ -21,7 +21,13 @@ import torch
 
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
-from storyrl.config import ConfigError, RLConfig, TrackingConfig, planned_checkpoints
+from storyrl.config import (
+    ConfigError,
+    RLConfig,
+    TrackingConfig,
+    max_batches,
+    planned_checkpoints,
+)
 from storyrl.progress import Progress
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
@@ -139,7 +145,7 @@ class RunContext:
         """Start timing steps; after a resume (the ledger's steps took their time elsewhere)."""
         self.progress = Progress(
             f"rl {self.run_id}",
-            self.ledger.planned_steps(self.cfg.max_steps),
+            self.ledger.planned_steps(self.cfg.max_steps, max_batches(self.cfg)),
             self.tracking.progress_every_s,
             start=self.ledger.steps,
         )
@@ -151,7 +157,7 @@ class RunContext:
         self.progress.update(
             step,
             words=self.ledger.used,
-            total=self.ledger.planned_steps(self.cfg.max_steps),
+            total=self.ledger.planned_steps(self.cfg.max_steps, max_batches(self.cfg)),
             score=row["teacher_score_mean"],
             kl=row["kl"],
         )

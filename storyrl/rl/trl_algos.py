@@ -19,7 +19,7 @@ from transformers import TrainerCallback
 
 from storyrl.atomic import write_text
 from storyrl.checkpoints import load_checkpoint
-from storyrl.config import state_due
+from storyrl.config import max_batches, state_due
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.rows import ScoredBatch
@@ -140,6 +140,8 @@ class TRLLoop:
         g, s = cfg.group, cfg.sampling
         # Every reply has at least one word in practice; the ledger stops the run earlier anyway.
         max_steps = cfg.max_steps or math.ceil(cfg.budget / cfg.batch_size) + 1
+        if (cap := max_batches(cfg)) is not None:  # the prompt set: one batch a step
+            max_steps = min(max_steps, cap)
         Config, _ = _trainer_classes(cfg.algorithm)
         return Config(
             output_dir=str(self.trl_dir),

@@ -85,9 +85,7 @@ class Teacher:
             if k in hits:
                 replies[i] = hits[k]
         if todo:
-            fresh = self.backend.replies(
-                [prompts[i] for i in todo], [continuations[i] for i in todo]
-            )
+            fresh = self._replies([prompts[i] for i in todo], [continuations[i] for i in todo])
             for i, r in zip(todo, fresh):
                 replies[i] = r
         out = [self._judge(r) for r in replies]
@@ -140,6 +138,22 @@ class Teacher:
                 f"{what}), more than teacher.max_failure_share={self.cfg.max_failure_share}", out
             )
         return out
+
+    def _replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
+        try:
+            return self.backend.replies(prompts, continuations)
+        except Exception as err:
+            if self.cfg.on_call_error != "default":
+                raise
+            log.error(
+                "teacher %s:%s: the call for %d stories failed (%s); none gets a reply "
+                "(teacher.on_call_error=default)",
+                self.backend.name,
+                self.backend.model,
+                len(prompts),
+                err,
+            )
+            return [None] * len(prompts)
 
     def _judge(self, reply: str | None) -> Judgement:
         if reply is None:
