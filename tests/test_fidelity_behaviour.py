@@ -168,3 +168,77 @@ def test_skipping_needs_a_prompt_set_and_the_default_has_neither():
     default = load(ROOT / "config" / "config.yaml")
     assert default.rl.max_prompts is None and default.rl.on_step_error == "stop"
     assert default.teacher.on_call_error == "raise"
+
+
+def paper_and_default():
+    from storyrl.config import load
+
+    return load(ROOT / "config" / "paper.yaml"), load(ROOT / "config" / "config.yaml")
+
+
+def test_paper_zero_shot_scores_in_fp32_on_a_gpu():
+    from storyrl.evaluate.scorer import uses_bf16
+
+    paper, default = paper_and_default()
+    assert not uses_bf16(paper.zero_shot.dtype, "cuda")
+    assert uses_bf16(default.zero_shot.dtype, "cuda")
+    assert not uses_bf16(default.zero_shot.dtype, "cpu")
+
+
+def test_paper_fast_sets_have_no_comps_and_the_full_sets_do(tmp_path):
+    from evalfixtures import build_model, write_evaluation_data
+    from storyrl.evaluate.zero_shot import run_zero_shot
+
+    model_dir = tmp_path / "tiny"
+    build_model(model_dir)
+    data = write_evaluation_data(tmp_path / "evaluation_data")
+    paper, default = paper_and_default()
+
+    def headline_tasks(zs, variant):
+        cfg = zs.model_copy(update={"variant": variant, "device": "cpu", "dtype": "auto"})
+        rows = run_zero_shot(model_dir, data, cfg=cfg)
+        return {r["task"] for r in rows if r["subtask"] == ""}
+
+    assert "comps_fast" not in headline_tasks(paper.zero_shot, "fast")
+    assert "comps" in headline_tasks(paper.zero_shot, "full")
+    assert "comps_fast" in headline_tasks(default.zero_shot, "fast")
+
+
+def test_paper_score_length_panel_is_mirrored_at_the_ends():
+    import numpy as np
+    import pandas as pd
+    from scipy.ndimage import gaussian_filter1d
+
+    from storyrl.analysis.figures_rl import dynamics_data
+
+    paper, default = paper_and_default()
+    n = 120
+    rng = np.random.default_rng(0)
+    steps = pd.DataFrame(
+        {
+            "run_id": "90M-seed42-base",
+            "step": np.arange(1, n + 1),
+            "budget_words": np.arange(1, n + 1) * 1080,
+            "stories": np.arange(1, n + 1) * 360,
+            "response_tokens_mean": np.linspace(30, 80, n) + rng.normal(0, 3, n),
+            "response_words_mean": np.linspace(20, 60, n),
+            "teacher_score_mean": np.linspace(0.2, 0.4, n) + rng.normal(0, 0.02, n),
+            "kl": 0.0,
+        }
+    )
+
+    def panel(cfg, name):
+        d = dynamics_data(steps, cfg)
+        return d[d.panel == name]
+
+    got = panel(paper.analysis, "score_length")
+    want_x = gaussian_filter1d(steps.response_tokens_mean.to_numpy(), 30, mode="mirror")
+    want_y = gaussian_filter1d(steps.teacher_score_mean.to_numpy() * 9, 30, mode="mirror")
+    assert got.x.to_numpy() == pytest.approx(want_x) and got.y.to_numpy() == pytest.approx(want_y)
+    # The other curves keep `nearest`, and so does the panel outside the paper config.
+    length = panel(paper.analysis, "length").y.to_numpy()
+    nearest = gaussian_filter1d(steps.response_tokens_mean.to_numpy(), 30, mode="nearest")
+    assert length == pytest.approx(nearest) and abs(length[0] - want_x[0]) > 0.5
+    gaussian = default.analysis.model_copy(update={"smoothing": "gaussian"})
+    words = gaussian_filter1d(steps.response_words_mean.to_numpy(), 30, mode="nearest")
+    assert panel(gaussian, "score_length").x.to_numpy() == pytest.approx(words)

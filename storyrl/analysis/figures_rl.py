@@ -23,14 +23,14 @@ def x_label(cfg: AnalysisConfig) -> str:
     return style.BUDGET_LABEL if cfg.x_axis == "words" else style.INTERACTIONS_LABEL
 
 
-def smooth(y, cfg: AnalysisConfig) -> np.ndarray:
+def smooth(y, cfg: AnalysisConfig, mode: str = "nearest") -> np.ndarray:
     """A per-step series smoothed as `cfg.smoothing` says (the paper: Gaussian, sigma 30 steps,
-    edges continued with the end values)."""
+    edges continued as `mode` says: the end values, or mirrored)."""
     y = np.asarray(y, dtype=float)
     if cfg.smoothing == "gaussian":
         from scipy.ndimage import gaussian_filter1d
 
-        return gaussian_filter1d(y, sigma=cfg.smooth_sigma, mode="nearest")
+        return gaussian_filter1d(y, sigma=cfg.smooth_sigma, mode=mode)
     return pd.Series(y).rolling(cfg.smooth_steps, min_periods=1).mean().to_numpy()
 
 
@@ -43,20 +43,27 @@ DYNAMICS = {
 
 def dynamics_data(steps, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
     """What `rl_dynamics` draws: per run and panel, x (interaction words or stories) and the
-    smoothed y, one row per step."""
+    smoothed y, one row per step; panel `score_length`: x the smoothed story length, y the
+    smoothed teacher score, both with the edges of `score_length_mode`."""
     length = "response_words_mean" if cfg.length_unit == "words" else "response_tokens_mean"
     parts = []
     for run_id, g in steps.sort_values("step").groupby("run_id", sort=True):
         x = g.budget_words if cfg.x_axis == "words" else g.stories
-        for panel, (col, k, _) in DYNAMICS.items():
+        series = {p: (x, smooth(g[col or length] * k, cfg)) for p, (col, k, _) in DYNAMICS.items()}
+        mode = cfg.score_length_mode
+        series["score_length"] = (
+            smooth(g[length], cfg, mode),
+            smooth(g.teacher_score_mean * SCALE, cfg, mode),
+        )
+        for panel, (px, py) in series.items():
             parts.append(
                 pd.DataFrame(
                     {
                         "run_id": run_id,
                         "panel": panel,
                         "step": g.step.to_numpy(),
-                        "x": x.to_numpy(),
-                        "y": smooth(g[col or length] * k, cfg),
+                        "x": np.asarray(px),
+                        "y": py,
                     }
                 )
             )
@@ -130,20 +137,21 @@ def rl_dynamics(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
         "length": length_label(cfg),
         "kl": "KL to the reference (nats/story)",
     }
-    fig, axes = style.figure(1, 3, width=3.9)
+    fig, axes = style.figure(1, 4, width=3.9)
     for _, r in runs.iterrows():
+        kw = dict(color=colors[int(r.pretrain_words)], ls=dashes[str(r.seed)], lw=1.4)
         for ax, (panel, (_, _, title)) in zip(axes[0], DYNAMICS.items()):
             d = data[(data.run_id == r.run_id) & (data.panel == panel)]
-            ax.plot(
-                d.x,
-                d.y,
-                color=colors[int(r.pretrain_words)],
-                ls=dashes[str(r.seed)],
-                lw=1.4,
-                label=run_label(r.pretrain_words, r.seed, r.variant),
-            )
+            ax.plot(d.x, d.y, label=run_label(r.pretrain_words, r.seed, r.variant), **kw)
             ax.set(xlabel=x_label(cfg), ylabel=ylabels[panel], title=title)
-    for ax in axes[0]:
+        # The paper's trajectory panel: start as a white diamond, end as a dot.
+        d = data[(data.run_id == r.run_id) & (data.panel == "score_length")]
+        ax = axes[0, 3]
+        ax.plot(d.x, d.y, **kw)
+        ax.scatter(d.x.iloc[:1], d.y.iloc[:1], marker="D", facecolor="white", color=kw["color"])
+        ax.scatter(d.x.iloc[-1:], d.y.iloc[-1:], marker="o", color=kw["color"])
+        ax.set(xlabel=length_label(cfg), ylabel=style.SCORE_LABEL, title="Score against length")
+    for ax in axes[0, :3]:
         style.words_axis(ax, log=False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="run")

@@ -47,11 +47,16 @@ class AnalysisConfig(Section):
     smoothing: Literal["rolling", "gaussian"] = "rolling"
     """Per-step curves (RL dynamics, score shares): a rolling mean over `smooth_steps`, or the
     paper's Gaussian filter with sigma `smooth_sigma` steps (scipy gaussian_filter1d,
-    mode 'nearest')."""
+    mode 'nearest'; the score-against-length panel: `score_length_mode`)."""
     smooth_steps: int = Field(10, ge=1)
     """Rolling-mean window (steps) of the RL dynamics curves; 1 draws the raw per-step values."""
     smooth_sigma: float = Field(30.0, gt=0)
     """Sigma (steps) of the Gaussian smoothing (paper: 30)."""
+    score_length_mode: Literal["nearest", "mirror"] = "nearest"
+    """How the Gaussian smoothing continues past a run's first and last step in the panel of
+    teacher score against story length (rl_dynamics, last panel): `nearest` repeats the end
+    values, as every other curve does; `mirror` reflects the series about its end points
+    (scipy's modes). Paper: mirror, the one panel of their notebook smoothed so."""
     share_bins: int = Field(20, ge=2)
     """Bins of interaction words in the stacked score-share figure (rolling smoothing only;
     the Gaussian smooths the per-step shares instead)."""

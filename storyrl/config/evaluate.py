@@ -40,15 +40,32 @@ class ZeroShotConfig(Section):
     checkpoint)."""
     tasks: list[str] = list(ZERO_SHOT_TASKS)
     """Tasks to score; a task whose folder is missing is skipped with a warning."""
+    fast_tasks: list[str] | None = None
+    """Tasks of the fast sets (scored on every checkpoint, drawn in the fast-set figures);
+    None: `tasks`. Paper: the authors' eval_zero_shot_fast.sh, which scores no COMPS (their full
+    sets do)."""
     batch_size: int = Field(64, ge=1)
     """Sequences per forward pass (the official pipeline: 64 items per candidate)."""
     device: str = "auto"
     """`auto`: CUDA when available, else CPU."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-    """`auto`: bf16 autocast on GPU (close calls re-checked in fp32), fp32 on CPU."""
+    """`auto`: bf16 autocast on GPU (close calls re-checked in fp32), fp32 on CPU. `float32`:
+    fp32 everywhere, as the authors scored (paper config)."""
     recheck_margin: float = Field(1.0, ge=0)
     """With bf16: items whose best two candidates are closer than this (nats) are rescored in
     fp32, so that the choices are those of an fp32 run."""
+
+    @field_validator("tasks", "fast_tasks")
+    @classmethod
+    def _known_tasks(cls, v):
+        unknown = [t for t in v or [] if t not in ZERO_SHOT_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown} (known: {', '.join(ZERO_SHOT_TASKS)})")
+        return v
+
+    def tasks_for(self, variant: str) -> list[str]:
+        """The tasks a variant (`full`, `fast`) scores."""
+        return self.tasks if variant == "full" or self.fast_tasks is None else self.fast_tasks
 
 
 class OfficialConfig(Section):

@@ -78,6 +78,13 @@ def _add_eval(sub):
         help="one or both (fast tasks are named <task>_fast in the Parquet)",
     )
     q.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    q.add_argument(
+        "--fast-tasks",
+        nargs="+",
+        default=None,
+        choices=list(TASKS),
+        help="the tasks of the fast sets (default: --tasks)",
+    )
     q.add_argument("--output-dir", default=None, help="also write the official layout here")
     q.add_argument("--parquet", default=None, help="write the eval_scores rows here")
     q.add_argument("--model-id", default=None, help="default: the model folder's name")

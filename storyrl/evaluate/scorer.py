@@ -41,6 +41,15 @@ class Encoded:
     """Per token: is it part of the scored span (token 0 never is)."""
 
 
+def uses_bf16(dtype: str, device_type: str) -> bool:
+    """Whether a Scorer of this `dtype` on this kind of device scores under bf16 autocast:
+    `bfloat16` always, `auto` on a GPU only (on a CPU bf16 is slower and less exact), `float32`
+    never (the official pipeline, and the authors' evaluation, loaded the model in fp32)."""
+    if dtype not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"dtype: '{dtype}' is not one of auto, float32, bfloat16")
+    return dtype == "bfloat16" or (dtype == "auto" and device_type == "cuda")
+
+
 class Scorer:
     """A causal LM and its tokenizer, loaded once; scores any number of candidates."""
 
@@ -62,10 +71,7 @@ class Scorer:
 
         self.model_dir = model_dir
         self.device = resolve_device(device)
-        if dtype not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"dtype: '{dtype}' is not one of auto, float32, bfloat16")
-        # bf16 autocast on GPU only: on CPU it is slower and less exact.
-        self.low_precision = dtype == "bfloat16" or (dtype == "auto" and self.device.type == "cuda")
+        self.low_precision = uses_bf16(dtype, self.device.type)
         self.batch_size = batch_size
         if share_prefix not in (True, False, "item"):
             raise ValueError(f"share_prefix: {share_prefix!r} is not one of True, False, 'item'")

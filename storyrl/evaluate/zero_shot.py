@@ -125,14 +125,16 @@ def run_zero_shot(
     scorer: "Scorer | None" = None,
     ties: dict | None = None,
 ) -> list[dict]:
-    """Score `cfg.tasks` of `data_path` on one checkpoint, loading the model once.
+    """Score the tasks of `cfg.variant` (`cfg.tasks_for`) of `data_path` on one checkpoint,
+    loading the model once.
 
     Writes the official layout under `output_dir` (if given) and the tidy rows to `parquet` (if
     given); returns the rows. `ties` (a dict, if given) gets the number of tied items per task
     label; the Parquet's metadata carries them too.
     """
     cfg = cfg or ZeroShotConfig()
-    unknown = [t for t in cfg.tasks if t not in TASKS]
+    tasks = cfg.tasks_for(cfg.variant)
+    unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"tasks: unknown {unknown} (known: {', '.join(TASKS)})")
     from storyrl.evaluate.scorer import Scorer
@@ -144,7 +146,7 @@ def run_zero_shot(
     rows = []
     ties = {} if ties is None else ties
     results = []
-    for name in cfg.tasks:
+    for name in tasks:
         task = TASKS[name]
         folder = data_folder(data_path, task, cfg.variant)
         if not folder.is_dir():
@@ -219,6 +221,8 @@ def cli_suite(args):
     shared = {
         k: getattr(args, k) for k in ("tasks", "batch_size", "device", "dtype", "revision_name")
     }
+    if args.fast_tasks is not None:  # records kept without the option stay valid
+        shared["fast_tasks"] = args.fast_tasks
     shared["data"] = kept.folder_identity(args.data_path)
     broken = []
     for e in todo:
@@ -253,6 +257,7 @@ def suite_one(e, args) -> list[dict]:
         cfg = ZeroShotConfig(
             variant=variant,
             tasks=args.tasks,
+            fast_tasks=args.fast_tasks,
             batch_size=args.batch_size,
             device=args.device,
             dtype=args.dtype,
@@ -273,7 +278,7 @@ def suite_one(e, args) -> list[dict]:
         model_id = e.model_id or Path(str(e.model)).name
         meta = make_metadata(
             "eval_scores",
-            {"tasks": args.tasks, "variants": e.variants},
+            {"tasks": args.tasks, "fast_tasks": args.fast_tasks, "variants": e.variants},
             model_id=model_id,
             model_dir=str(e.model),
             ties=ties,

@@ -152,6 +152,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         params:
             models=_zero_shot_list(kind),
             tasks=" ".join(CFG.zero_shot.tasks),
+            fast_tasks=" ".join(["--fast-tasks", *CFG.zero_shot.fast_tasks]) if CFG.zero_shot.fast_tasks else "",
             data=EVAL_DATA,
             cfg=CFG.zero_shot,
         resources:
@@ -164,5 +165,5 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
             bench_path(f"zero_shot_{suffix}", "{group}")
         shell:
             "{STORYRL} eval zero-shot-suite {GPU_CHECK} --models {params.models:q} --data-path {params.data:q}"
-            " --tasks {params.tasks} --batch-size {params.cfg.batch_size}"
+            " --tasks {params.tasks} {params.fast_tasks} --batch-size {params.cfg.batch_size}"
             " --device {params.cfg.device} --dtype {params.cfg.dtype} > {log:q} 2>&1"
