@@ -77,3 +77,22 @@ def test_row_matches_the_paper_config(row, paper_config):
         assert authors == ours, f"{DOC}: row {key!r} says same but the values differ"
     elif row["same"] == "no":
         assert authors != ours and row["why different"], f"{DOC}: row {key!r}: say why it differs"
+
+
+def test_the_authors_behaviours_outside_our_defaults_have_rows():
+    """The settings by which config/paper.yaml does what the authors' code did and our defaults
+    do not: each has its row (checked above against the config)."""
+    keys = {r["config key"].strip("`") for r in KEYED}
+    assert {
+        "teacher.parse",
+        "teacher.on_failure",
+        "teacher.on_call_error",
+        "rl.on_step_error",
+        "rl.max_prompts",
+        "zero_shot.dtype",
+        "zero_shot.fast_tasks",
+        "analysis.score_statistic",
+        "analysis.score_length_mode",
+    } <= keys
+    versions = [r for r in ROWS if r["setting"] == "library versions"]
+    assert len(versions) == 1 and versions[0]["same"] == "no" and versions[0]["why different"]
