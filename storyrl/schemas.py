@@ -89,8 +89,10 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("approxkl", pa.float64()),
             ("value_var_explained", pa.float64()),
             ("skipped_minibatches", pa.float64()),
-            # batches dropped so far by an error inside their step (rl.on_step_error: skip)
-            ("skipped_batches", pa.int64()),
+            # batches dropped so far by an error inside their step (rl.on_step_error: skip); a
+            # float like the other counts, so that a table written before it (nulls) round-trips
+            # through pandas
+            ("skipped_batches", pa.float64()),
             ("time_sample_s", pa.float64()),
             ("time_score_s", pa.float64()),
             ("time_update_s", pa.float64()),

@@ -126,8 +126,10 @@ def before_after(steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()
 
 
 def rl_dynamics(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """Teacher score, story length and KL against interaction words or stories, one line per run
-    (smoothed as `cfg.smoothing` says; `dynamics_data` holds the numbers)."""
+    """Teacher score, story length and KL against interaction words or stories, one line per run,
+    and the teacher score against story length (each run's trajectory from a white diamond to a
+    dot, as the paper's panel); smoothed as `cfg.smoothing` says (`dynamics_data` holds the
+    numbers)."""
     runs = _runs(steps)
     colors = style.size_colors(runs.pretrain_words)
     dashes = style.seed_styles(runs.seed.astype(str))

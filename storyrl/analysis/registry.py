@@ -170,7 +170,7 @@ register(
         "figure",
         ("steps",),
         f"{_RL}:rl_dynamics",
-        "teacher score, story length and KL against interaction words",
+        "teacher score, story length and KL against interaction words; score against length",
     )
 )
 register(
