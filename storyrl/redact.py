@@ -8,6 +8,8 @@
 - `portable_path(path)`: a path as results record it: relative to the workflow's folder (the
   working directory) when inside it, else only its name (home folders and cluster scratch are
   nobody else's business); the caller records the file's sha256 beside it, which identifies it.
+  `portable_ids` applies it to a table's metadata (storyrl.schemas.make_metadata),
+  `portable_config` to a config shown in a share card.
 """
 
 import logging
@@ -62,8 +64,9 @@ def portable_path(path, root=None) -> str:
         return full.name
 
 
-def portable_data(value):
-    """`value` redacted, with every absolute path in it made portable (`portable_path`)."""
+def portable_config(value):
+    """A config (nested dicts and lists) as it may be shown to others: every string redacted,
+    every absolute path made portable (`portable_path`)."""
 
     def one(text: str) -> str:
         if "\n" not in text and len(text) < 4096 and os.path.isabs(text):
@@ -71,6 +74,29 @@ def portable_data(value):
         return redact(text)
 
     return _walk(value, one)
+
+
+PATH_KEYS = frozenset({"checkpoint", "model_dir", "model", "template", "stories_file"})
+"""Keys of the ids in a table's metadata whose values are paths."""
+URL_CREDENTIALS = SECRETS[0]
+
+
+def portable_ids(value):
+    """The ids of a table's metadata as written: the values of PATH_KEYS made portable, and no
+    URL credentials in any string (other text, such as prompts, is kept as it is)."""
+
+    def walk(v, key=None):
+        if isinstance(v, dict):
+            return {k: walk(x, k) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, key) for x in v]
+        if isinstance(v, str):
+            if key in PATH_KEYS and "\n" not in v and os.path.isabs(v):
+                return portable_path(v)
+            return URL_CREDENTIALS[0].sub(URL_CREDENTIALS[1], v)
+        return v
+
+    return walk(value)
 
 
 def _walk(value, fn):

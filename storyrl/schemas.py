@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from storyrl import __version__
 from storyrl.atomic import atomic_path
-from storyrl.redact import portable_data
+from storyrl.redact import portable_ids
 
 META_KEY = b"storyrl"
 
@@ -185,7 +185,7 @@ def make_metadata(table: str, config_section=None, **ids) -> dict:
     if config_section is not None:
         meta["config_hash"] = config_hash(config_section)
     # Absolute paths (home folders, scratch) and URL credentials stay out of shared files.
-    meta.update(portable_data(ids))
+    meta.update(portable_ids(ids))
     return meta
 
 

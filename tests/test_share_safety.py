@@ -77,7 +77,7 @@ def test_analysis_names_an_unlisted_file_and_goes_on_when_told(results, tmp_path
 
 # ----------------------------------------------------------- share writes only its own files
 def test_share_into_a_clone_updates_its_files_and_keeps_the_rest(results, tmp_path, capsys):
-    from storyrl.analysis.share_files import check_shared
+    from storyrl.analysis.share_files import MANIFEST, check_shared
 
     clone = tmp_path / "clone"
     share(results, clone)
@@ -87,6 +87,7 @@ def test_share_into_a_clone_updates_its_files_and_keeps_the_rest(results, tmp_pa
     (clone / "notes").mkdir()
     (clone / "notes" / "todo.md").write_text("ask the authors\n")
     halve_scores(layout.rollouts_path(clone, RUN))  # a shared file, stale: share owns it
+    (clone / MANIFEST).unlink()  # as a folder shared before the manifest: its card tells
 
     fewer = tmp_path / "fewer"
     shutil.copytree(results, fewer)

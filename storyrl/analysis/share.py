@@ -22,7 +22,7 @@ import yaml
 from storyrl import __version__
 from storyrl.analysis import AnalysisError, layout
 from storyrl.analysis.share_files import MARK, copy_file, install, owned, sha256
-from storyrl.redact import portable_data
+from storyrl.redact import portable_config
 from storyrl.schema_docs import TABLE_DOCS, column_table
 from storyrl.schemas import SCHEMAS, git_commit, read_metadata, read_table
 
@@ -60,7 +60,7 @@ def share(results, out, config: dict | None = None, baselines=None) -> dict:
     Returns {config: rows}."""
     results, out = Path(results), Path(out)
     # What the card and a reader see of the config: no URL credentials, no absolute paths.
-    config = portable_data(config) if config is not None else None
+    config = portable_config(config) if config is not None else None
     if not results.is_dir():
         raise AnalysisError(f"results folder {results} does not exist")
     if out.resolve() == results.resolve():
