@@ -24,6 +24,7 @@ from storyrl.checkpoints import save_checkpoint
 from storyrl.config import ConfigError, RLConfig, TrackingConfig, planned_checkpoints
 from storyrl.config.rl import REPLY_WORDS
 from storyrl.progress import Progress
+from storyrl.redact import portable_ids
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.rl.scoring import Scorer
@@ -263,7 +264,7 @@ class RunContext:
         # The teacher and its rubric's sha256, as in the tables' metadata: a summary shared on
         # its own still says what scored the run.
         if self.files.meta.get("teacher") is not None:
-            summary["teacher"] = self.files.meta["teacher"]
+            summary["teacher"] = portable_ids(self.files.meta["teacher"])
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 

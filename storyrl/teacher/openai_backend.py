@@ -7,27 +7,16 @@ import email.utils
 import json
 import logging
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 from storyrl.config import ConfigError, TeacherConfig
+from storyrl.redact import redact, without_credentials
 from storyrl.teacher.core import TeacherFailure
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)
-
-
-def _without_credentials(url: str) -> str:
-    """The server's URL as it goes into the cache key and metadata: no `user:password@`."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _PastDeadline(Exception):
@@ -88,7 +77,7 @@ class OpenAIBackend:
 
         self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
         self.model = cfg.model
-        self.server = self.o.server_label or _without_credentials(self.o.base_url)
+        self.server = self.o.server_label or without_credentials(self.o.base_url)
         # Every setting that shapes a reply, sent with each request: a server fills the rest
         # from its own defaults (vllm serve: the model's generation_config.json, Llama 3.1's
         # top_p 0.9). top_p 1 as the offline engine and the hf backend sample (the paper's).
@@ -219,7 +208,7 @@ class OpenAIBackend:
                 else:
                     # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
                     raise TeacherFailure(
-                        f"teacher server {self.o.base_url} refused the request for model "
+                        f"teacher server {redact(self.o.base_url)} refused the request for model "
                         f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}",
                         [],
                     ) from None
@@ -292,23 +281,3 @@ def past_context(err) -> bool:
     body = err.body if isinstance(err.body, dict) else {}
     text = f"{body.get('message', '')} {err.message}".lower()
     return body.get("param") in CONTEXT_PARAMS or any(w in text for w in CONTEXT_WORDS)
-
-
-# `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.
-SECRETS = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (
-        re.compile(
-            r"""(?i)((?:authorization|api[_-]?key|access[_-]?token|secret|password)["']?"""
-            r"""\s*[:=]\s*["']?)(?!bearer\b|basic\b|\[redacted)[^\s"',}]+"""
-        ),
-        r"\1[redacted]",
-    ),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "[redacted]"),
-]
-
-
-def redact(text: str) -> str:
-    for pattern, repl in SECRETS:
-        text = pattern.sub(repl, text)
-    return text
