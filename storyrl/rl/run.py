@@ -28,12 +28,14 @@ from storyrl.config import (
     max_batches,
     planned_checkpoints,
 )
+from storyrl.config.rl import REPLY_WORDS
 from storyrl.progress import Progress
+from storyrl.redact import portable_ids
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.rl.scoring import Scorer
 from storyrl.schemas import SCHEMAS, make_metadata, write_table
-from storyrl.units import words_label
+from storyrl.units import count_words, words_label
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,9 @@ class RunContext:
     """The open storyrl.tracking.Tracker that gets every steps row (the PPO loop's; TRL's
     trainers report through their own `report_to`)."""
     progress: Progress | None = field(init=False, default=None)
+    stopped: dict | None = field(init=False, default=None)
+    """Why the run ended (summary.json's `stopped`), set by `budget_stop` or `prompts_stop`;
+    None: its steps (`max_steps`, or TRL's own step limit) ran out."""
 
     def __post_init__(self):
         self.ledger = Ledger(self.cfg.budget)
@@ -162,12 +167,71 @@ class RunContext:
             kl=row["kl"],
         )
 
-    def budget_stop(self) -> None:
+    def budget_stop(self, prompts: list[str], replies: list[str]) -> None:
+        """The step just scored would pass the budget: the run ends before it."""
+        ledger, words = self.ledger, [count_words(r) for r in replies]
+        self.stopped = {
+            "reason": "budget",
+            "after_step": ledger.steps,
+            "detail": (
+                f"the next step's teacher replies take {sum(words)} words (the longest "
+                f"{max(words, default=0)}); with its prompts that is "
+                f"{ledger.cost(prompts, replies)} words, and {ledger.budget - ledger.used} of "
+                f"the budget of {ledger.budget} are left"
+            ),
+        }
         log.info(
             "%s: the next step would pass the budget (%d words); stopping",
             self.output,
             self.cfg.budget,
         )
+
+    def prompts_stop(self, cap: int) -> None:
+        """The prompt set's batches (`rl.max_prompts`) are used: the run ends there."""
+        ledger = self.ledger
+        self.stopped = {
+            "reason": "prompts",
+            "after_step": ledger.steps,
+            "detail": (
+                f"the prompt set's {cap} batches (rl.max_prompts={self.cfg.max_prompts}) are "
+                f"used, {ledger.skipped_batches} of them skipped; {ledger.budget - ledger.used} "
+                f"of the budget of {ledger.budget} words are left"
+            ),
+        }
+        log.info("%s: %s; stopping", self.output, self.stopped["detail"])
+
+    def planned_steps(self) -> int:
+        """The steps the run was planned to take: those its budget pays for when every teacher
+        reply has the asked-for form (REPLY_WORDS words, as `budget_problem` counts), or
+        `max_steps` or the prompt set's batches (`max_prompts`) when fewer."""
+        per_step = REPLY_WORDS * self.cfg.batch_size
+        left = self.cfg.budget - self.ledger.prompt_words - per_step
+        steps = 1 + left // per_step if left >= 0 else 0
+        for cap in (self.cfg.max_steps, max_batches(self.cfg)):
+            steps = steps if cap is None else min(steps, cap)
+        return steps
+
+    def stop_record(self) -> dict:
+        """summary.json's `stopped`; a run that ended before its planned steps says so."""
+        record = self.stopped or {
+            "reason": "max_steps",
+            "after_step": self.ledger.steps,
+            "detail": f"rl.max_steps={self.cfg.max_steps}"
+            if self.cfg.max_steps is not None
+            else "the trainer's step limit",
+        }
+        record = {**record, "planned_steps": self.planned_steps()}
+        if record["after_step"] < record["planned_steps"]:
+            log.warning(
+                "%s: the run ended after step %d of the %d its budget plans for at %d words per "
+                "teacher reply: %s",
+                self.output,
+                record["after_step"],
+                record["planned_steps"],
+                REPLY_WORDS,
+                record["detail"],
+            )
+        return record
 
     # ------------------------------------------------------------------ policy saves
     def rl_info(self, label_words: int | None) -> dict:
@@ -218,10 +282,11 @@ class RunContext:
                 save_checkpoint(path, lm, tokenizer, self.rl_info(m))
         save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
         summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
+        summary["stopped"] = self.stop_record()
         # The teacher and its rubric's sha256, as in the tables' metadata: a summary shared on
         # its own still says what scored the run.
         if self.files.meta.get("teacher") is not None:
-            summary["teacher"] = self.files.meta["teacher"]
+            summary["teacher"] = portable_ids(self.files.meta["teacher"])
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 
