@@ -184,3 +184,36 @@ def test_no_file_names_an_issue_number():
         if WORK_NUMBER.search(line)
     ]
     assert not bad, "\n".join(bad)
+
+
+# Flags of the README's commands that name a file or folder the command writes (or, for
+# --configfile, one the README asks the user to make).
+WRITES = {"--output", "--out", "--report", "--local-dir", "--configfile"}
+
+
+def written_paths(markdown: str) -> list[str]:
+    import shlex
+
+    found = []
+    for block in re.findall(r"^```bash\n(.*?)^```", markdown, re.S | re.M):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            found += [w for flag, w in zip(words, words[1:]) if flag in WRITES]
+    return found
+
+
+def test_the_readmes_commands_leave_the_checkout_clean():
+    """What the README's commands write lands where git ignores it (results/, ...), so
+    `git status` stays clean after following the README."""
+    paths = [p for p in written_paths((ROOT / "README.md").read_text()) if not p.startswith("<")]
+    assert "my_paper.yaml" in paths and len(set(paths)) >= 5, paths
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", *paths], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert sorted(set(paths) - set(tracked) - set(ignored)) == []
