@@ -10,7 +10,11 @@ from helpers import ROOT
 from storyrl.docs_cli import PAGES, page
 from storyrl.schema_docs import undocumented
 
-PAGES_MD = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES_MD = [
+    ROOT / "README.md",
+    ROOT / "config" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 CODE = re.compile(r"`[^`\n]*`")
@@ -217,3 +221,13 @@ def test_the_readmes_commands_leave_the_checkout_clean():
         text=True,
     ).stdout.split()
     assert sorted(set(paths) - set(tracked) - set(ignored)) == []
+
+
+def test_the_config_folders_readme_names_every_section():
+    """config/README.md, the configuration page of the Snakemake workflow catalog, lists every
+    top-level section of the config."""
+    from storyrl.config import Config
+
+    text = (ROOT / "config" / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Config.model_fields if f"| `{name}` |" not in text]
+    assert missing == []
