@@ -244,6 +244,8 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             continue
         eq, status = nearest_checkpoint(others, after)
         best = max(others, key=others.get)
+        own = before.get(start, -np.inf)
+        rl = rl_words_text(rl_words)
         # Above every other checkpoint: more than the best of them, and never less than the
         # run's own start (a run from the top checkpoint reads "> its start", not "> a lower one").
         label = (
@@ -251,19 +253,28 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             if status == "above_max"
             else words_axis_label(eq)
         )
-        if status == "above_max":
+        if status == "above_max" and after <= own:
+            # Above the others but not above its own start: RL made nothing bigger of it.
+            label, status = "", "below_start"
             claim = (
-                f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
+                f"no estimate: after RL the run scores {after:.2f}, not above its own start "
+                f"({words_axis_label(start)}: {own:.2f})"
+            )
+        elif status == "above_max":
+            claim = (
+                f"{rl} words of RL > {words_axis_label(best - start)} words of "
                 f"pretraining (above every other checkpoint's score; the best is "
                 f"{words_axis_label(best)})"
                 if best > start
                 else "no estimate: no other checkpoint scores as high"
             )
         else:
+            lo, hi = _bracket(others, after)
             claim = (
-                f"1M words of RL ≈ {words_axis_label((eq - start) * per_m)} words of "
+                f"{rl} words of RL ≈ {words_axis_label(eq - start)} words of "
                 f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
-                f"checkpoint: {others[eq]:.2f})"
+                f"checkpoint: {others[eq]:.2f}; the after-RL score {after:.2f} lies between "
+                f"{lo} and {hi})"
             )
         rows.append(
             {
@@ -277,6 +288,21 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             }
         )
     return rows
+
+
+def rl_words_text(rl_words: float) -> str:
+    """The RL words a claim is made for, to two significant digits (999,360 -> '1M', 6,528 ->
+    '6.5K'): each claim speaks of the words the run had, never scaled to another amount."""
+    return words_axis_label(float(f"{rl_words:.2g}")) if rl_words else "0"
+
+
+def _bracket(scores: dict, after: float) -> tuple[str, str]:
+    """The checkpoints whose scores lie just below and just above `after`, as 'X (s.ss)'."""
+    below = [w for w, s in scores.items() if s <= after]
+    above = [w for w, s in scores.items() if s >= after]
+    lo = max(below, key=scores.get) if below else None
+    hi = min(above, key=scores.get) if above else None
+    return tuple("–" if w is None else f"{words_axis_label(w)} ({scores[w]:.2f})" for w in (lo, hi))
 
 
 def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()):
@@ -343,7 +369,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
                 "extra_lo": r["extra_lo"],
                 "extra_hi": r["extra_hi"],
                 "per_1M_rl_words": r["extra_words"] * per_m,
-                "claim": _claim(r, start, per_m, curve),
+                "claim": _claim(r, start, rl_words, curve),
                 "status": r["status"],
                 "above_max_share": r["above_max_share"],
                 "curve_source": curve_source,
@@ -387,8 +413,10 @@ def _eq_label(words, status, curve) -> str:
     return words_axis_label(words)
 
 
-def _claim(r: dict, start: int, per_m: float, curve) -> str:
-    """The sentence of the paper, with the interval; never extrapolated past the curve."""
+def _claim(r: dict, start: int, rl_words: float, curve) -> str:
+    """The sentence of the paper, with the interval, for the RL words the run had; never
+    extrapolated past the curve."""
+    rl = rl_words_text(rl_words)
     if r["status"] == "above_max":
         top = curve.words_range[1]
         if top <= start * (1 + 1e-9):
@@ -397,14 +425,14 @@ def _claim(r: dict, start: int, per_m: float, curve) -> str:
                 f"({words_axis_label(top)}; not extrapolated)"
             )
         return (
-            f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
+            f"{rl} words of RL > {words_axis_label(top - start)} words of pretraining "
             f"(above the curve's maximum at {words_axis_label(top)}; not extrapolated)"
         )
-    hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"] * per_m)
+    hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"])
     prefix = "< " if r["status"] == "below_min" else ""
     return (
-        f"1M words of RL ≈ {prefix}{words_axis_label(r['extra_words'] * per_m)} words of "
-        f"pretraining [{words_axis_label(r['extra_lo'] * per_m)}, {hi}]"
+        f"{rl} words of RL ≈ {prefix}{words_axis_label(r['extra_words'])} words of "
+        f"pretraining [{words_axis_label(r['extra_lo'])}, {hi}]"
     )
 
 
