@@ -76,7 +76,11 @@ rule pretrain:
         log_path("pretrain", "{run_id}"),
     benchmark:
         bench_path("pretrain", "{run_id}")
+    # Everything the job says goes to its log; its progress lines also go to fd 3, opened on
+    # snakemake's own stderr (`3>&2` before the redirections): the console shows the long jobs
+    # moving (a line a minute, tracking.progress_every_s), the log keeps the detail.
     shell:
         "{params.launch} -m storyrl.cli pretrain {GPU_CHECK} --section {params.section:q}"
         " --tokens {input.tokens:q} --tokens-meta {input.meta:q} --tokenizer {input.tokenizer:q}"
-        " --work-dir {params.work:q} --checkpoint-dir {params.ckpts:q} --log-parquet {output.log:q} > {log:q} 2>&1"
+        " --work-dir {params.work:q} --checkpoint-dir {params.ckpts:q} --log-parquet {output.log:q}"
+        " --progress-fd 3 3>&2 > {log:q} 2>&1"

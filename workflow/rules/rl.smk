@@ -61,12 +61,13 @@ rule rl:
         log_path("rl", "{run_id}"),
     benchmark:
         bench_path("rl", "{run_id}")
+    # Progress lines also on snakemake's console through fd 3, as in rule pretrain.
     shell:
         "{STORYRL} rl train {GPU_CHECK} --section {params.section:q} --teacher {params.teacher:q}"
         " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
         " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
         " --on-change move"
-        " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"
+        " --corpus-stats {input.corpus_stats:q} --progress-fd 3 3>&2 > {log:q} 2>&1"
 
 
 def pack_run(run_id):
@@ -110,7 +111,7 @@ for _n, _ids in enumerate(PACKS, 1):
             bench_path("rl_pack", str(_n))
         shell:
             "{STORYRL} rl pack {GPU_CHECK} --sharing {params.sharing:q} --server-log {log[1]:q}"
-            " {params.runs} > {log[0]:q} 2>&1"
+            " {params.runs} --progress-fd 3 3>&2 > {log[0]:q} 2>&1"
 
     # A pack is placed like one RL job: one GPU, and the threads, runtime and memory that the
     # profile gives the `rl` rule (profiles/slurm: set-threads and set-resources of `rl`).
