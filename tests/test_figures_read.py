@@ -119,6 +119,8 @@ def test_equivalence_draws_each_run_at_its_own_checkpoint(drawn, tmp_path):
     table, _ = tables.compute_equivalence(se, steps, ro, cfg)
     claims = table.set_index(["run_id", "method"]).claim
     assert all(c.startswith(("12K words of RL", "no estimate")) for c in claims), list(claims)
+    # 200K ends between its start (2.5) and 1.2M (6.5), far from both: no "≈ 1.2M".
+    assert "near neither" in claims.loc[("200K-seed42-base", "paper")]
     # 1200K ends below its own start: no "> 1.2M" for it.
     paper = claims.loc[("1200K-seed42-base", "paper")]
     assert paper.startswith("no estimate") and "own start" in paper

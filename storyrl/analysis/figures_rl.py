@@ -323,6 +323,8 @@ def _eq_text(r) -> str:
         return f"{r.equivalent} (above every checkpoint; not extrapolated)"
     if r.status == "below_min":
         return f"{r.equivalent} (below every checkpoint)"
+    if r.status == "between":
+        return f"between {r.equivalent}, near neither: no estimate"
     if not np.isfinite(r.extra_words):
         return "no estimate"
     sign = "+" if r.extra_words >= 0 else ""

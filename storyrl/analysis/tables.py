@@ -268,13 +268,26 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
                 if best > start
                 else "no estimate: no other checkpoint scores as high"
             )
+        elif status == "below_min" and not after >= own:
+            label = f"< {label}"
+            claim = (
+                f"no estimate: after RL the run scores {after:.2f}, below every checkpoint "
+                f"(the lowest other: {words_axis_label(eq)}, {others[eq]:.2f})"
+            )
+        elif not _clearly_nearest({**others, start: own}, eq, after):
+            # The run's own start counts as a neighbour here: it bounds the score from below.
+            lo, hi = _bracket({**others, start: own}, after)
+            label, status, eq = f"{lo[0]}–{hi[0]}", "between", np.nan
+            claim = (
+                f"no estimate: after RL the run scores {after:.2f}, between the {lo[0]} "
+                f"({lo[1]:.2f}) and {hi[0]} ({hi[1]:.2f}) checkpoints and near neither"
+            )
         else:
-            lo, hi = _bracket(others, after)
+            status = "ok"  # clearly nearest to `eq` (below_min: between its own start and `eq`)
             claim = (
                 f"{rl} words of RL ≈ {words_axis_label(eq - start)} words of "
                 f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
-                f"checkpoint: {others[eq]:.2f}; the after-RL score {after:.2f} lies between "
-                f"{lo} and {hi})"
+                f"checkpoint: {others[eq]:.2f})"
             )
         rows.append(
             {
@@ -296,13 +309,21 @@ def rl_words_text(rl_words: float) -> str:
     return words_axis_label(float(f"{rl_words:.2g}")) if rl_words else "0"
 
 
-def _bracket(scores: dict, after: float) -> tuple[str, str]:
-    """The checkpoints whose scores lie just below and just above `after`, as 'X (s.ss)'."""
-    below = [w for w, s in scores.items() if s <= after]
-    above = [w for w, s in scores.items() if s >= after]
-    lo = max(below, key=scores.get) if below else None
-    hi = min(above, key=scores.get) if above else None
-    return tuple("–" if w is None else f"{words_axis_label(w)} ({scores[w]:.2f})" for w in (lo, hi))
+def _bracket(scores: dict, after: float) -> tuple[tuple, tuple]:
+    """(label, score) of the checkpoints whose scores lie just below and just above `after`."""
+    lo = max((w for w, s in scores.items() if s <= after), key=scores.get)
+    hi = min((w for w, s in scores.items() if s >= after), key=scores.get)
+    return (words_axis_label(lo), scores[lo]), (words_axis_label(hi), scores[hi])
+
+
+def _clearly_nearest(scores: dict, eq: float, after: float) -> bool:
+    """Whether the checkpoint `eq` is nearest by a clear margin: the after-RL score lies at most
+    half as far from its score as from the checkpoint's on the other side of it. With sparse
+    checkpoints a score can lie far from both; calling it equal to the nearer would claim
+    what the data do not show."""
+    near = abs(scores[eq] - after)
+    other = [abs(s - after) for s in scores.values() if (s - after) * (scores[eq] - after) < 0]
+    return not other or near <= min(other) / 2
 
 
 def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()):
