@@ -187,9 +187,10 @@ def before_after_table(
 METHODS = ("paper", "curve")
 """`paper`: the authors' reading -- a run's mean teacher score over its last `window_steps`
 training batches, matched to the pretraining checkpoint whose first `window_steps` batches
-(the runs started there) score closest. `curve`: ours -- the after-RL score placed on a
+(the runs started there) score closest, and only when it is clearly closest (`between`
+otherwise). `curve`: ours -- the after-RL score placed on a
 monotone curve through the checkpoints' scores (eval-mode story evaluation when there is one),
-with a bootstrap interval."""
+with a bootstrap interval. Every claim speaks of the RL words the run had."""
 
 
 def paper_before_scores(steps, cfg: AnalysisConfig, rollouts=None) -> dict[int, float]:
