@@ -4,7 +4,7 @@ and without the shared prefix.
 
 Llama 3's lengths without Llama 3's tokenizer: the teacher reads the student's tokenizer (the
 demo corpus's BPE, padded to 16,000 entries), which splits the rubric into ~700 tokens where
-Llama 3's tokenizer makes ~353 (issue 22, counted with a public Llama 3 tokenizer). So the
+Llama 3's tokenizer makes ~353 (counted with a public Llama 3 tokenizer). So the
 check's rubric is the shipped one cut, word by word from the top of its instructions, until the
 chat-templated prompt around the story is `prefix_tokens` (353) tokens under the check's
 tokenizer; the criteria, the story slots and the answer line stay. The stories of the A/B phase

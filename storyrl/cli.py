@@ -66,6 +66,10 @@ def main(argv=None) -> int:
     from storyrl.evaluate.official import OfficialError
     from storyrl.schemas import SchemaError
 
+    if getattr(args, "progress_fd", None) is not None:
+        from storyrl.progress import echo_to
+
+        echo_to(args.progress_fd)
     try:
         if getattr(args, "require_gpu", False):
             # Before anything is read or written: a GPU job on a node without one stops here.

@@ -54,6 +54,16 @@ def gpu_flag(q) -> None:
     )
 
 
+def progress_flag(q) -> None:
+    q.add_argument(
+        "--progress-fd",
+        type=int,
+        metavar="FD",
+        help="also write each progress line to this open file descriptor (the rules open 3 on "
+        "snakemake's own stderr, so the console shows what the job's log records)",
+    )
+
+
 def lazy(module: str, name: str):
     """A handler that imports its module only when its subcommand runs (torch stays unloaded
     while the parser is built)."""

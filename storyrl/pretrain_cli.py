@@ -4,7 +4,7 @@ stream and the pretraining run itself."""
 import json
 
 from storyrl import config as C
-from storyrl.commands import gpu_flag, section
+from storyrl.commands import gpu_flag, progress_flag, section
 from storyrl.units import parse_words
 
 
@@ -52,6 +52,7 @@ def add_parser(sub) -> None:
         "--log-parquet", "--log", dest="log", help="if given, link the pretraining log Parquet here"
     )
     gpu_flag(s)
+    progress_flag(s)
     s.set_defaults(func=pretrain_command)
 
 

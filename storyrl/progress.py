@@ -3,15 +3,45 @@ and the time left.
 
 In a terminal it is a tqdm bar. In a log file (a rule's `> log 2>&1`, a SLURM job's output) a
 bar's carriage returns would make one unreadable multi-megabyte line, so there it is a plain
-log line every `every_s` seconds, and at the first and the last step.
+log line every `every_s` seconds, and at the first and the last step. A job whose log is a file
+can also echo those lines to a console (`echo_to`): the workflow's long rules pass snakemake's
+own stderr, where the user watches the run.
 """
 
 import logging
 import math
+import os
 import sys
 import time
 
 log = logging.getLogger(__name__)
+
+_console = None
+"""Where progress lines are echoed besides the log (`echo_to`); None: nowhere."""
+
+
+def echo_to(fd: int | None):
+    """Echo every progress line to the open file descriptor `fd` as well (None: stop). A
+    descriptor that is not open is a warning, not a failure: progress never stops a job."""
+    global _console
+    _console = None
+    if fd is None:
+        return None
+    try:
+        _console = os.fdopen(fd, "w", buffering=1, closefd=False)
+    except OSError as err:
+        log.warning("progress lines stay in the log: file descriptor %d: %s", fd, err.strerror)
+    return _console
+
+
+def _echo(text: str) -> None:
+    global _console
+    if _console is None:
+        return
+    try:
+        _console.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+    except (OSError, ValueError):  # the console went away (closed pipe, ended terminal)
+        _console = None
 
 
 def duration(seconds: float) -> str:
@@ -110,7 +140,9 @@ class Progress:
         last = self.total is not None and k >= self.total
         if now - self.last_line >= self.every_s or last:
             self.last_line = now
-            log.info("%s", self.line(k, words, **latest))
+            text = self.line(k, words, **latest)
+            log.info("%s", text)
+            _echo(text)
 
     def close(self) -> None:
         if self.bar is not None:

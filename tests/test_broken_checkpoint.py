@@ -1,4 +1,4 @@
-"""A broken checkpoint (issue 21, item 7): a truncated model.safetensors is one line naming the
+"""A broken checkpoint: a truncated model.safetensors is one line naming the
 folder, and in a group evaluation job the other checkpoints' results survive, also Snakemake's
 removal of a failed job's outputs: the rerun links them back instead of scoring them again."""
 

@@ -126,7 +126,7 @@ def test_planning_the_workflow_loads_no_stage_code(tmp_path):
     stages = re.compile(
         r"^storyrl\.(evaluate|rl|teacher|reward|pretrain|corpus|tokenizer|tokens)(\.|$)"
     )
-    # The teacher's rubric loader checks every template when the workflow plans (issue 21):
+    # The teacher's rubric loader checks every template when the workflow plans:
     # plain Python (its package pulls in the score cache's sqlite3), no torch.
     rubric = {"storyrl.teacher", "storyrl.teacher.rubric", "storyrl.teacher.cache"}
     rubric.add("storyrl.teacher.core")

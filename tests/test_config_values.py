@@ -1,4 +1,4 @@
-"""Issue 21 item 8: config values that were misread or let through. Decimal word labels,
+"""Config values that could be misread or let through. Decimal word labels,
 non-finite floats, a budget below one step, the hf teacher check of check-config, and
 `--batch-size 0`."""
 

@@ -1,4 +1,4 @@
-"""A diverged model never passes as a result (issue 21, item 2): RL stops before a NaN step is
+"""A diverged model never passes as a result: RL stops before a NaN step is
 written or saved, and zero-shot refuses non-finite scores (argmax of NaNs is candidate 0, the
 correct one: a NaN model would score 100%) and counts the items that were ties."""
 

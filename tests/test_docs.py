@@ -10,7 +10,11 @@ from helpers import ROOT
 from storyrl.docs_cli import PAGES, page
 from storyrl.schema_docs import undocumented
 
-PAGES_MD = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES_MD = [
+    ROOT / "README.md",
+    ROOT / "config" / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+]
 LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 CODE = re.compile(r"`[^`\n]*`")
@@ -109,3 +113,121 @@ def test_the_link_check_catches_what_it_should(tmp_path):
         "a.md: #nope (no heading #nope)",
         "a.md: b.md#y (no heading #y)",
     ]
+
+
+def prose_and_tables(path: Path) -> tuple[list[str], list[list[str]]]:
+    """A page's sentences outside code (a sentence spans lines) and its tables, each a list of
+    body rows."""
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    prose, tables, table = [], [], None
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if table is None:
+                table = []
+                tables.append(table)
+            if not set(line) <= set("|-: "):
+                table.append(line)
+        else:
+            table = None
+            prose.append(line)
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(prose))
+    return [s.strip() for s in sentences], [t[1:] for t in tables]  # t[0]: the header row
+
+
+def repeats(path: Path) -> list[str]:
+    """A sentence said twice on one page, or a row twice in one table."""
+    sentences, tables = prose_and_tables(path)
+    long = [s for s in sentences if len(s) > 60]
+    found = sorted({s for s in long if long.count(s) > 1})
+    for rows in tables:
+        found += sorted({r for r in rows if rows.count(r) > 1})
+    return [f"{path.relative_to(ROOT)}: {s[:100]}" for s in found]
+
+
+def test_no_page_says_a_sentence_or_a_table_row_twice():
+    bad = [b for p in PAGES_MD for b in repeats(p)]
+    assert not bad, "\n".join(bad)
+
+
+# The report's captions (plain reStructuredText, shown inside report.zip) name a page and a
+# section: `docs/stages.md, "Figures and tables"` or `README "Sharing results"`.
+SECTION_REF = re.compile(r"\b(README(?:\.md)?|docs/[\w-]+\.md),? \"([^\"]+)\"")
+
+
+def test_the_report_captions_name_sections_that_exist():
+    refs = []
+    for rst in sorted((ROOT / "workflow" / "report").glob("*.rst")):
+        refs += SECTION_REF.findall(rst.read_text(encoding="utf-8"))
+    assert refs
+    bad = []
+    for page_name, section in refs:
+        page_path = ROOT / ("README.md" if page_name.startswith("README") else page_name)
+        headings = page_path.read_text(encoding="utf-8") if page_path.exists() else ""
+        if not re.search(rf"^#+ {re.escape(section)}\s*$", headings, re.M):
+            bad.append(f"{page_name}: no section {section!r}")
+    assert not bad, bad
+
+
+# Code, docs and comments speak of the project as it is, not of the work that made it.
+TRACKED = ("README.md", "Snakefile", "Makefile", "pyproject.toml")
+TRACKED_DIRS = ("docs", "storyrl", "tests", "benchmarks", "workflow", "config", "profiles", "envs")
+WORK_NUMBER = re.compile(r"\b(?:issues?|defects?)\s+#?\d+", re.I)
+
+
+def test_no_file_names_an_issue_number():
+    files = [ROOT / f for f in TRACKED] + [
+        p
+        for d in TRACKED_DIRS
+        for p in sorted((ROOT / d).rglob("*"))
+        if p.is_file() and p.suffix in {".py", ".md", ".smk", ".rst", ".yaml", ".yml", ".txt"}
+    ]
+    bad = [
+        f"{p.relative_to(ROOT)}:{i}: {line.strip()[:100]}"
+        for p in files
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if WORK_NUMBER.search(line)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+# Flags of the README's commands that name a file or folder the command writes (or, for
+# --configfile, one the README asks the user to make).
+WRITES = {"--output", "--out", "--report", "--local-dir", "--configfile"}
+
+
+def written_paths(markdown: str) -> list[str]:
+    import shlex
+
+    found = []
+    for block in re.findall(r"^```bash\n(.*?)^```", markdown, re.S | re.M):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            found += [w for flag, w in zip(words, words[1:]) if flag in WRITES]
+    return found
+
+
+def test_the_readmes_commands_leave_the_checkout_clean():
+    """What the README's commands write lands where git ignores it (results/, ...), so
+    `git status` stays clean after following the README."""
+    paths = [p for p in written_paths((ROOT / "README.md").read_text()) if not p.startswith("<")]
+    assert "my_paper.yaml" in paths and len(set(paths)) >= 5, paths
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", *paths], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert sorted(set(paths) - set(tracked) - set(ignored)) == []
+
+
+def test_the_config_folders_readme_names_every_section():
+    """config/README.md, the configuration page of the Snakemake workflow catalog, lists every
+    top-level section of the config."""
+    from storyrl.config import Config
+
+    text = (ROOT / "config" / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Config.model_fields if f"| `{name}` |" not in text]
+    assert missing == []

@@ -1,4 +1,4 @@
-"""Issue 16 defect 4: analysis never drops a run or prints NaN without a word: an empty
+"""Analysis never drops a run or prints NaN without a word: an empty
 steps.parquet is an error naming the file, a missing value is a marked cell, a results folder
 that does not exist (or gives nothing to build) is an error."""
 

@@ -1,4 +1,4 @@
-"""Issue 16 defects 5 and 7 (config): names that become folders and shell words are checked,
+"""Config faults: names that become folders and shell words are checked,
 paths in rules are quoted, and config errors name the key and the file they come from."""
 
 import copy

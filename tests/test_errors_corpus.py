@@ -1,4 +1,4 @@
-"""Issue 16 defects 3 and 7 (corpus): a corpus too small for its `fraction`, and a corpus in
+"""Corpus faults: a corpus too small for its `fraction`, and a corpus in
 UTF-16 or with NUL bytes, stop at `subset` with the path named, not in pretraining."""
 
 import json

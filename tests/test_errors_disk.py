@@ -1,4 +1,4 @@
-"""Issue 16 defect 6: faults of the machine (read-only or full disk, a teacher that fails, a bad
+"""Faults of the machine (read-only or full disk, a teacher that fails, a bad
 --config) end in one `storyrl: <path>: <what>` line and exit 2, never a traceback, and nothing
 half-written stays behind.
 

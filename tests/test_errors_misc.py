@@ -1,4 +1,4 @@
-"""Issue 16 defect 7 (the smaller ones): secrets echoed by a server stay out of logs and
+"""Smaller faults: secrets echoed by a server stay out of logs and
 errors, no log line per teacher request, no temporary folders left by a killed save, and a
 YAML syntax error names the file and the line."""
 

@@ -90,7 +90,7 @@ MODULES = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
 
 # The workflow's Python (Snakefile, rules) is not valid Python for ast: its import lines are read
 # with a pattern; every one is a module-level import of the `workflow` component.
-WORKFLOW_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
+WORKFLOW_FILES = [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").rglob("*.smk"))]
 IMPORT_LINE = re.compile(
     r"^\s*(?:from\s+(storyrl[\w.]*)\s+import\s+([\w, ()]+)|import\s+(storyrl[\w.]*))"
 )

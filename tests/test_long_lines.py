@@ -1,5 +1,5 @@
-"""Issue 21 item 9: one very long line (a document without line breaks) in the subset. A 48 MB
-line took 5.3 GB in the tokenizer trainer and 7.4 GB in `tokens` without a word. It is now cut
+"""One very long line (a document without line breaks) in the subset. A 48 MB
+line took 5.3 GB in the tokenizer trainer and 7.4 GB in `tokens` without a word. It is cut
 into pieces at word starts, where byte-level BPE's pre-tokenizer cuts anyway (so the tokens are
 those of the whole line), and a warning names the file and row. Memory itself is not measured
 here: the pieces' size is lowered so that a 30,000-character line is "long"."""

@@ -1,4 +1,4 @@
-"""Issue 21 item 9: `storyrl teacher score` on stories from outside the RL loop. Such a story
+"""`storyrl teacher score` on stories from outside the RL loop. Such a story
 can be longer than the student's 90 tokens; the paper's length bonus (words / 90) never passes 1
 for a student story, so it is capped there. Errors follow the README's contract: one line
 `storyrl: ...`, exit status 2."""

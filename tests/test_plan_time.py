@@ -1,4 +1,4 @@
-"""What can be checked when the workflow plans is checked then (issue 21, item 3): a job that
+"""What can be checked when the workflow plans is checked then: a job that
 stops at its start has already cost its finished outputs, which Snakemake removes first."""
 
 import subprocess

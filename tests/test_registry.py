@@ -136,7 +136,7 @@ def test_the_registry_is_the_only_list_of_target_names():
                 for node in ast.walk(ast.parse(p.read_text()))
                 if isinstance(node, ast.Constant) and node.value in registered
             ]
-    for p in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+    for p in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").rglob("*.smk"))]:
         found += [
             (p.name, m) for m in re.findall(r"[\"'](\w+)[\"']", p.read_text()) if m in registered
         ]

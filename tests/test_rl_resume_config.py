@@ -1,4 +1,4 @@
-"""A run folder belongs to the settings it was started with (issue 21, item 1): a resume under
+"""A run folder belongs to the settings it was started with: a resume under
 another configuration is refused from the command line and started afresh (the old run moved
 aside) by the workflow, never mixed."""
 

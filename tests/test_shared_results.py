@@ -1,4 +1,4 @@
-"""Issue 21 item 6: a shared results folder is read by what its files say they are, not pooled
+"""A shared results folder is read by what its files say they are, not pooled
 blindly. A stray copy of a run, duplicated step rows and seeds of one setting run under
 different configurations are refused with the files named; a junk summary.json, NaN scores in
 a story evaluation and a float `step` column are errors naming the file; a file that pandas

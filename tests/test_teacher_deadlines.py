@@ -1,4 +1,4 @@
-"""Issue 21 item 5: teacher calls are bounded, against a real chat-completions server on
+"""Teacher calls are bounded, against a real chat-completions server on
 127.0.0.1 (tests/chat_server.py) that trickles its reply, rate-limits with `Retry-After`, or
 stalls. A request has a total deadline, `Retry-After` is honoured up to a cap, and a batch has a
 deadline after which it stops with a clear error (or, with `on_failure: default`, the paper's

@@ -1,6 +1,7 @@
 """The workflow itself: an end-to-end run on the test config, rerun decisions, the paper DAG."""
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -28,7 +29,8 @@ TABLES, FIGURES = names("table"), names("figure")
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wf")
-    snakemake(work, "--cores", "2")
+    out = snakemake(work, "--cores", "2")
+    (work / "console.txt").write_text(out.stdout + out.stderr)  # what the user saw
     return work
 
 
@@ -81,6 +83,25 @@ def test_end_to_end_builds_every_checkpoint_with_logs_and_benchmarks(finished):
 RUNS = ["30K-seed42-base", "60K-seed42-base", "60K-seed7-base"]
 PRE_MODELS = ["demo-pre-10K", "demo-pre-30K", "demo-pre-60K"]
 RL_MODELS = [f"{r}-rl-{c}" for r in RUNS for c in ("100", "final")]
+
+
+def test_the_console_shows_the_long_jobs_progress(finished):
+    """Pretraining and RL write their log files, and their progress lines also reach the
+    console snakemake prints to: the user sees the long jobs move without opening a log."""
+    console = (finished / "console.txt").read_text()
+    pretrain = re.findall(r"^\[\d\d:\d\d:\d\d\] pretrain demo: step \d+/(\d+)", console, re.M)
+    assert pretrain and pretrain[-1] != "?", console[-3000:]
+    assert re.search(r"^\[\d\d:\d\d:\d\d\] pretrain demo: step (\d+)/\1 \(100%\)", console, re.M)
+    for run_id in yaml_runs():
+        assert re.search(rf"^\[[\d:]+\] rl {run_id}: step \d+/\d+", console, re.M), run_id
+    # Only the progress lines: the jobs' other output stays in their logs.
+    assert "storyrl.pretrain" not in console and "milestone" not in console
+
+
+def yaml_runs() -> list[str]:
+    from storyrl.config import load
+
+    return list(load(TEST_CONFIG).rl_plan())
 
 
 def test_every_rl_run_has_its_tables_checkpoints_and_ledger(finished):

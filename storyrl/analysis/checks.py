@@ -1,7 +1,7 @@
 """Checks that a shared results folder holds each run once, under one configuration per
-setting, with values that can be real. Pooling blindly turned a stray `rl/<run>.bak/` into a
-second run, duplicated step rows into heavier steps, and seeds run with different budgets into
-one setting's spread (issue 21). Every failure names the files involved."""
+setting, with values that can be real. Pooled blindly, a stray `rl/<run>.bak/` would be a
+second run, duplicated step rows heavier steps, and seeds run with different budgets one
+setting's spread. Every failure names the files involved."""
 
 import numpy as np
 import pandas as pd

@@ -2,6 +2,7 @@
 checkpoints (pretraining and RL)."""
 
 import numpy as np
+import pandas as pd
 
 from storyrl.analysis import style
 from storyrl.analysis.load import TASK_LABELS, AnalysisError, words_axis_label
@@ -124,9 +125,18 @@ def fast_eval_pretrain(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
     return style.save(fig, output)
 
 
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+LINESTYLES = ["-", "--", ":", "-."]
+SCALES = {False: (0.0, 100.0), True: (-1.0, 1.0)}
+"""The y range of a panel by metric (is it Spearman's rho?): the metric's whole range, the
+same in every panel, so a difference of a few items looks as small as it is."""
+
+
 def fast_eval_rl(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
     """Fast-set scores over RL checkpoints: one panel per task, one line per starting size
-    (mean over seeds), starting from the pretraining checkpoint's score at 0 RL words."""
+    (mean over seeds), starting from the pretraining checkpoint's score at 0 RL words. Every
+    panel spans its metric's whole range (accuracy 0-100 %, rho -1 to 1); each start has its
+    own marker, line style and a small sideways offset, so equal scores stay visible."""
     fast = _fast(scores)
     starts = sorted(fast.loc[fast.rl_words > 0, "pretrain_words"].unique())
     if not starts:
@@ -143,24 +153,32 @@ def fast_eval_rl(scores, output, cfg: AnalysisConfig = AnalysisConfig()):
     ncols = min(4, len(tasks))
     nrows = -(-len(tasks) // ncols)
     fig, axes = style.figure(nrows, ncols, width=3.2, height=2.7)
+    span = float(d.rl_words.max()) or 1.0
     for ax, label in zip(axes.flat, tasks):
         g = d[d.label == label]
-        for words, gw in g.groupby("pretrain_words"):
+        rho = _is_rho(g.metric.iloc[0])
+        for i, (words, gw) in enumerate(g.groupby("pretrain_words")):
             m = gw.groupby("rl_words").value.mean()
+            dodge = (i - (len(starts) - 1) / 2) * 0.012 * span
             ax.plot(
-                m.index,
+                m.index + dodge,
                 m.to_numpy(),
-                marker="o",
-                ms=3,
+                marker=MARKERS[i % len(MARKERS)],
+                ms=6 - 1.2 * (i % 3),
+                mfc="white" if i % 2 else colors[int(words)],
+                ls=LINESTYLES[i % len(LINESTYLES)],
+                lw=1.3,
                 color=colors[int(words)],
                 label=f"{words_axis_label(words)} pre",
             )
         style.words_axis(ax, log=False)
-        ax.set_title(label)
-        ax.set(xlabel="RL words", ylabel="ρ" if _is_rho(g.metric.iloc[0]) else "accuracy (%)")
+        ax.set_ylim(*SCALES[rho])
+        items = pd.to_numeric(g["n_items"], errors="coerce").max() if "n_items" in g else np.nan
+        ax.set_title(f"{label} ({int(items)} items)" if np.isfinite(items) else label)
+        ax.set(xlabel="RL words", ylabel="ρ" if rho else "accuracy (%)")
     for ax in list(axes.flat)[len(tasks) :]:
         ax.set_visible(False)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="run start")
-    fig.suptitle("Fast evaluation over RL checkpoints")
+    fig.suptitle("Fast evaluation over RL checkpoints (same scale in every panel)")
     return style.save(fig, output)

@@ -10,7 +10,7 @@ import pandas as pd
 from storyrl.analysis import style
 from storyrl.analysis.load import CRITERIA, SCALE, AnalysisError, words_axis_label
 from storyrl.analysis.stats import interval
-from storyrl.analysis.tables import before_after_table, compute_equivalence
+from storyrl.analysis.tables import before_after_table, compute_equivalence, rl_words_text
 from storyrl.config import AnalysisConfig
 
 
@@ -240,10 +240,12 @@ def entropy(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
 
 
 def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """Both readings of '1M RL words ≈ N pretraining words', one panel each (tables.METHODS).
-    Left, the paper's: each checkpoint's first-batches score, and per run an arrow from its
-    start to the checkpoint whose score is nearest its last-batches score. Right, ours: the
-    monotone curve through the checkpoints' scores and where each run's after-RL score meets it."""
+    """Both readings of 'N RL words ≈ M pretraining words', one panel each (tables.METHODS).
+    Left, the paper's: each checkpoint's first-batches score, and each run's last-batches
+    score at its own starting checkpoint, joined to the nearest checkpoint's own point when
+    the score lies among the checkpoints'. Right, ours: the monotone curve through the
+    checkpoints' scores and where each run's after-RL score meets it. A run above (or below)
+    every checkpoint is drawn where it started, with no equivalent: nothing is extrapolated."""
     table, cb = compute_equivalence(story_eval, steps, rollouts, cfg)
     curve = cb.curve
     colors = style.size_colors(table.pretrain_words)
@@ -260,8 +262,10 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
         zorder=3,
         label=f"checkpoints: first {n} batches",
     )
-    for _, r in table[(table.method == "paper") & table.equivalent_words.notna()].iterrows():
-        _arrow(ax, r, colors[int(r.pretrain_words)], max(before), f"{r.run_id}: {_eq_text(r)}")
+    for _, r in table[table.method == "paper"].iterrows():
+        ok = r.status == "ok" and np.isfinite(r.equivalent_words)
+        target = (r.equivalent_words, before[int(r.equivalent_words)]) if ok else None
+        _run_point(ax, r, colors[int(r.pretrain_words)], target)
     ax.set(title=f"paper: last {n} batches vs nearest checkpoint")
 
     ax = axes[0, 1]
@@ -284,8 +288,9 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
     grid = np.logspace(curve.x[0], curve.x[-1], 400)
     ax.plot(grid, curve(grid), color="0.3", lw=1.5, label="monotone fit", zorder=2)
     for _, r in table[table.method == "curve"].iterrows():
-        _arrow(
-            ax, r, colors[int(r.pretrain_words)], curve.words_range[1], f"{r.run_id}: {_eq_text(r)}"
+        ok = r.status == "ok" and np.isfinite(r.equivalent_words)
+        _run_point(
+            ax, r, colors[int(r.pretrain_words)], (r.equivalent_words, r.after) if ok else None
         )
     ax.set(title=f"curve (ours): {cfg.ci:.0%} bootstrap interval in the table")
     for ax in axes[0]:
@@ -293,43 +298,44 @@ def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = Analy
         ax.set(xlabel=style.PRETRAIN_LABEL)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize="x-small")
     axes[0, 0].set(ylabel=style.SCORE_LABEL)
-    fig.suptitle("After RL, the run scores as the pretraining checkpoint of ...")
+    fig.suptitle("After RL, each run (★ at its own start) scores as the checkpoint of ...")
     return style.save(fig, output)
 
 
-def _arrow(ax, r, color, top, label) -> None:
-    """From the run's start to the words it is worth, at its after-RL score."""
-    end = r.equivalent_words if np.isfinite(r.equivalent_words) else top
-    ax.annotate(
-        "",
-        xy=(end, r.after),
-        xytext=(r.pretrain_words, r.after),
-        arrowprops=dict(arrowstyle="->", color=color, lw=1.3),
-    )
-    ax.scatter(
-        [end],
-        [r.after],
-        marker="*" if r.status == "ok" else ">",
-        s=90,
-        color=color,
-        zorder=4,
-        label=label,
-    )
+def _run_point(ax, r, color, target) -> None:
+    """The run's after-RL score at its own starting checkpoint; a dotted arrow to the point it
+    is read as equivalent to (None: no equivalent)."""
     ax.scatter(
         [r.pretrain_words],
         [r.after],
-        marker="o",
-        s=25,
-        facecolor="white",
-        edgecolor=color,
-        zorder=4,
+        marker="*",
+        s=110,
+        color=color,
+        edgecolor="white",
+        zorder=5,
+        label=f"{r.run_id}: {_eq_text(r)}",
     )
+    if target is not None:
+        ax.annotate(
+            "",
+            xy=target,
+            xytext=(r.pretrain_words, r.after),
+            arrowprops=dict(arrowstyle="->", color=color, lw=1.2, ls=":"),
+            zorder=4,
+        )
 
 
 def _eq_text(r) -> str:
+    rl = rl_words_text(r.rl_words)
+    if r.status == "below_start":
+        return f"{r.after:.2f} after {rl} RL words, not above its own start: no estimate"
     if r.status == "above_max":
         return f"{r.equivalent} (above every checkpoint; not extrapolated)"
+    if r.status == "below_min":
+        return f"{r.equivalent} (below every checkpoint)"
+    if r.status == "between":
+        return f"between {r.equivalent}, near neither: no estimate"
     if not np.isfinite(r.extra_words):
         return "no estimate"
     sign = "+" if r.extra_words >= 0 else ""
-    return f"≈ {r.equivalent} ({sign}{words_axis_label(r.extra_words)})"
+    return f"≈ {r.equivalent} ({sign}{words_axis_label(r.extra_words)} after {rl} RL words)"

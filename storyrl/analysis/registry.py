@@ -119,8 +119,9 @@ register(
         "table",
         ("story_eval", "steps", "rollouts"),
         f"{_T}:equivalence",
-        "pretraining words that reach each run's after-RL score ('1M RL words ≈ N'), by "
-        "the paper's method (nearest checkpoint) and ours (monotone curve, bootstrap CI)",
+        "pretraining words that reach each run's after-RL score ('N RL words ≈ M', for the "
+        "RL words the run had), by the paper's method (nearest checkpoint) and ours "
+        "(monotone curve, bootstrap CI)",
         needs=("steps",),
     )
 )
@@ -197,8 +198,8 @@ register(
         "figure",
         ("story_eval", "steps", "rollouts"),
         f"{_RL}:equivalence",
-        "each run's after-RL score against the checkpoints: the paper's nearest checkpoint "
-        "and our monotone curve",
+        "each run's after-RL score at its own starting checkpoint, against the checkpoints: "
+        "the paper's nearest checkpoint and our monotone curve",
         needs=("steps",),
     )
 )
@@ -227,7 +228,7 @@ register(
         "figure",
         ("eval",),
         f"{_EV}:fast_eval_rl",
-        "fast-set accuracy over RL checkpoints",
+        "fast-set scores over RL checkpoints, every panel on its metric's whole range",
     )
 )
 register(

@@ -187,9 +187,10 @@ def before_after_table(
 METHODS = ("paper", "curve")
 """`paper`: the authors' reading -- a run's mean teacher score over its last `window_steps`
 training batches, matched to the pretraining checkpoint whose first `window_steps` batches
-(the runs started there) score closest. `curve`: ours -- the after-RL score placed on a
+(the runs started there) score closest, and only when it is clearly closest (`between`
+otherwise). `curve`: ours -- the after-RL score placed on a
 monotone curve through the checkpoints' scores (eval-mode story evaluation when there is one),
-with a bootstrap interval."""
+with a bootstrap interval. Every claim speaks of the RL words the run had."""
 
 
 def paper_before_scores(steps, cfg: AnalysisConfig, rollouts=None) -> dict[int, float]:
@@ -244,6 +245,8 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             continue
         eq, status = nearest_checkpoint(others, after)
         best = max(others, key=others.get)
+        own = before.get(start, -np.inf)
+        rl = rl_words_text(rl_words)
         # Above every other checkpoint: more than the best of them, and never less than the
         # run's own start (a run from the top checkpoint reads "> its start", not "> a lower one").
         label = (
@@ -251,17 +254,39 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             if status == "above_max"
             else words_axis_label(eq)
         )
-        if status == "above_max":
+        if status == "above_max" and after <= own:
+            # Above the others but not above its own start: RL made nothing bigger of it.
+            label, status = "", "below_start"
             claim = (
-                f"1M words of RL > {words_axis_label((best - start) * per_m)} words of "
+                f"no estimate: after RL the run scores {after:.2f}, not above its own start "
+                f"({words_axis_label(start)}: {own:.2f})"
+            )
+        elif status == "above_max":
+            claim = (
+                f"{rl} words of RL > {words_axis_label(best - start)} words of "
                 f"pretraining (above every other checkpoint's score; the best is "
                 f"{words_axis_label(best)})"
                 if best > start
                 else "no estimate: no other checkpoint scores as high"
             )
-        else:
+        elif status == "below_min" and not after >= own:
+            label = f"< {label}"
             claim = (
-                f"1M words of RL ≈ {words_axis_label((eq - start) * per_m)} words of "
+                f"no estimate: after RL the run scores {after:.2f}, below every checkpoint "
+                f"(the lowest other: {words_axis_label(eq)}, {others[eq]:.2f})"
+            )
+        elif not _clearly_nearest({**others, start: own}, eq, after):
+            # The run's own start counts as a neighbour here: it bounds the score from below.
+            lo, hi = _bracket({**others, start: own}, after)
+            label, status, eq = f"{lo[0]}–{hi[0]}", "between", np.nan
+            claim = (
+                f"no estimate: after RL the run scores {after:.2f}, between the {lo[0]} "
+                f"({lo[1]:.2f}) and {hi[0]} ({hi[1]:.2f}) checkpoints and near neither"
+            )
+        else:
+            status = "ok"  # clearly nearest to `eq` (below_min: between its own start and `eq`)
+            claim = (
+                f"{rl} words of RL ≈ {words_axis_label(eq - start)} words of "
                 f"pretraining ({words_axis_label(start)} + RL ≈ {label}, the nearest "
                 f"checkpoint: {others[eq]:.2f})"
             )
@@ -277,6 +302,29 @@ def _paper_rows(steps, cfg: AnalysisConfig, last_budget, rollouts=None) -> list[
             }
         )
     return rows
+
+
+def rl_words_text(rl_words: float) -> str:
+    """The RL words a claim is made for, to two significant digits (999,360 -> '1M', 6,528 ->
+    '6.5K'): each claim speaks of the words the run had, never scaled to another amount."""
+    return words_axis_label(float(f"{rl_words:.2g}")) if rl_words else "0"
+
+
+def _bracket(scores: dict, after: float) -> tuple[tuple, tuple]:
+    """(label, score) of the checkpoints whose scores lie just below and just above `after`."""
+    lo = max((w for w, s in scores.items() if s <= after), key=scores.get)
+    hi = min((w for w, s in scores.items() if s >= after), key=scores.get)
+    return (words_axis_label(lo), scores[lo]), (words_axis_label(hi), scores[hi])
+
+
+def _clearly_nearest(scores: dict, eq: float, after: float) -> bool:
+    """Whether the checkpoint `eq` is nearest by a clear margin: the after-RL score lies at most
+    half as far from its score as from the checkpoint's on the other side of it. With sparse
+    checkpoints a score can lie far from both; calling it equal to the nearer would claim
+    what the data do not show."""
+    near = abs(scores[eq] - after)
+    other = [abs(s - after) for s in scores.values() if (s - after) * (scores[eq] - after) < 0]
+    return not other or near <= min(other) / 2
 
 
 def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = AnalysisConfig()):
@@ -343,7 +391,7 @@ def compute_equivalence(story_eval, steps, rollouts=None, cfg: AnalysisConfig = 
                 "extra_lo": r["extra_lo"],
                 "extra_hi": r["extra_hi"],
                 "per_1M_rl_words": r["extra_words"] * per_m,
-                "claim": _claim(r, start, per_m, curve),
+                "claim": _claim(r, start, rl_words, curve),
                 "status": r["status"],
                 "above_max_share": r["above_max_share"],
                 "curve_source": curve_source,
@@ -387,8 +435,10 @@ def _eq_label(words, status, curve) -> str:
     return words_axis_label(words)
 
 
-def _claim(r: dict, start: int, per_m: float, curve) -> str:
-    """The sentence of the paper, with the interval; never extrapolated past the curve."""
+def _claim(r: dict, start: int, rl_words: float, curve) -> str:
+    """The sentence of the paper, with the interval, for the RL words the run had; never
+    extrapolated past the curve."""
+    rl = rl_words_text(rl_words)
     if r["status"] == "above_max":
         top = curve.words_range[1]
         if top <= start * (1 + 1e-9):
@@ -397,14 +447,14 @@ def _claim(r: dict, start: int, per_m: float, curve) -> str:
                 f"({words_axis_label(top)}; not extrapolated)"
             )
         return (
-            f"1M words of RL > {words_axis_label((top - start) * per_m)} words of pretraining "
+            f"{rl} words of RL > {words_axis_label(top - start)} words of pretraining "
             f"(above the curve's maximum at {words_axis_label(top)}; not extrapolated)"
         )
-    hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"] * per_m)
+    hi = "> max" if np.isinf(r["extra_hi"]) else words_axis_label(r["extra_hi"])
     prefix = "< " if r["status"] == "below_min" else ""
     return (
-        f"1M words of RL ≈ {prefix}{words_axis_label(r['extra_words'] * per_m)} words of "
-        f"pretraining [{words_axis_label(r['extra_lo'] * per_m)}, {hi}]"
+        f"{rl} words of RL ≈ {prefix}{words_axis_label(r['extra_words'])} words of "
+        f"pretraining [{words_axis_label(r['extra_lo'])}, {hi}]"
     )
 
 

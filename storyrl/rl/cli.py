@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from storyrl import config as C
-from storyrl.commands import Stop, gpu_flag, section
+from storyrl.commands import Stop, gpu_flag, progress_flag, section
 from storyrl.units import parse_words
 
 
@@ -40,6 +40,7 @@ def add_parser(sub) -> None:
         "move the old run aside into <output>/stale-<time>/ and start afresh (the workflow)",
     )
     gpu_flag(s)
+    progress_flag(s)
     s.set_defaults(func=train_command)
     s = rl.add_parser(
         "pack",
@@ -63,6 +64,7 @@ def add_parser(sub) -> None:
     )
     s.add_argument("--server-log", required=True, help="the teacher server's log file")
     gpu_flag(s)
+    progress_flag(s)
     s.set_defaults(func=pack_command)
 
 
@@ -122,7 +124,13 @@ def pack_command(args) -> None:
         except ValidationError as err:
             raise ConfigError(f"--run {i + 1}: bad pack run: {err}") from None
     try:
-        status = run_pack(runs, args.sharing, args.server_log, require_gpu=args.require_gpu)
+        status = run_pack(
+            runs,
+            args.sharing,
+            args.server_log,
+            require_gpu=args.require_gpu,
+            progress_fd=args.progress_fd,
+        )
     except PackError as err:
         raise Stop(f"storyrl rl pack: {err}") from None
     if status:

@@ -90,7 +90,9 @@ def shared_teacher(teacher: dict, base_url: str, label: str, concurrency: int) -
     return {**teacher, "backend": "openai", "openai": o}
 
 
-def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
+def train_argv(
+    run: PackRun, teacher: dict, require_gpu: bool, progress_fd: int | None = None
+) -> list[str]:
     argv = [
         sys.executable,
         "-m",
@@ -120,6 +122,8 @@ def train_argv(run: PackRun, teacher: dict, require_gpu: bool) -> list[str]:
     ):
         if value is not None:
             argv += [flag, str(value)]
+    if progress_fd is not None:
+        argv += ["--progress-fd", str(progress_fd)]
     return argv + (["--require-gpu"] if require_gpu else [])
 
 
@@ -206,6 +210,7 @@ def run_pack(
     server_log: str | Path,
     require_gpu: bool = False,
     poll_s: float = 0.2,
+    progress_fd: int | None = None,
 ) -> int:
     """Train the runs side by side until all have ended; the exit status of the pack (0: all
     finished, 143: stopped by a signal with their states saved)."""
@@ -242,11 +247,13 @@ def run_pack(
                     break
                 Path(r.log).parent.mkdir(parents=True, exist_ok=True)
                 with open(r.log, "ab") as out:
+                    # Each run echoes its progress where the pack's own goes (--progress-fd).
                     children[r.run_id] = subprocess.Popen(
-                        train_argv(r, teachers[r.run_id], require_gpu),
+                        train_argv(r, teachers[r.run_id], require_gpu, progress_fd),
                         stdout=out,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
+                        pass_fds=() if progress_fd is None else (progress_fd,),
                     )
                 log.info("%s: started (pid %d), log %s", r.run_id, children[r.run_id].pid, r.log)
             return _supervise(runs, children, server, sig, poll_s)

@@ -2,25 +2,7 @@
 # every RL run's stories (storyrl.teacher.agreement), one job per teacher so its model loads once. A
 # teacher that loads weights here (vllm, hf) runs as `teacher_agreement_gpu` on a GPU node; the
 # others (heuristic, openai: a server elsewhere) as `teacher_agreement`.
-from storyrl.analysis import layout
-from storyrl.config import LOCAL_WEIGHT_BACKENDS
-
-AGREEMENT = CFG.agreement.active()
-AGREEMENT_GPU = {n for n, t in AGREEMENT.items() if t.backend in LOCAL_WEIGHT_BACKENDS}
-
-
-def all_agreement_outputs():
-    return [str(layout.agreement_path(RESULTS, t, r)) for t in AGREEMENT for r in PLAN]
-
-
-def agreement_params(wildcards):
-    t = AGREEMENT[wildcards.teacher].model_dump(mode="json")
-    return {
-        "teacher": teacher_json(t),
-        "sample": json.dumps(
-            {"stories_per_run": CFG.agreement.stories_per_run, "seed": CFG.agreement.seed}
-        ),
-    }
+include: "plan/agreement.smk"
 
 
 rule teacher_agreement:
@@ -41,7 +23,7 @@ rule teacher_agreement:
     benchmark:
         bench_path("agreement", "{teacher}")
     shell:
-        "{STORYRL} teacher agree {params.gpu_check} --name {wildcards.teacher}"
+        "python -m storyrl.cli teacher agree {params.gpu_check} --name {wildcards.teacher}"
         " --teacher {params.teacher:q} --sample {params.sample:q} --rollouts {input:q}"
         " --output {output:q} > {log:q} 2>&1"
 
@@ -53,7 +35,7 @@ use rule teacher_agreement as teacher_agreement_gpu with:
     params:
         teacher=lambda w: agreement_params(w)["teacher"],
         sample=lambda w: agreement_params(w)["sample"],
-        gpu_check=GPU_CHECK,
+        gpu_check=gpu_check,
     resources:
         gpu=1,
     conda:

@@ -1,55 +1,7 @@
 # Tables and figures (storyrl.analysis.registry): each one its own target, built only from the
 # Parquet/JSON results, so `snakemake results/figures/<name>.pdf` rebuilds that one alone.
 # The targets, their inputs and their paths all come from the registry and the layout.
-import shlex
-
-from storyrl.analysis import layout
-from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, buildable as _buildable
-
-# The files of each input (a field of layout.Inputs) that this config's plan produces.
-ANALYSIS_FILES = {
-    "steps": [str(layout.steps_path(RESULTS, r)) for r in PLAN],
-    "rollouts": [str(layout.rollouts_path(RESULTS, r)) for r in PLAN],
-    "summaries": [str(layout.summary_path(RESULTS, r)) for r in PLAN],
-    "story_eval": [str(layout.story_eval_path(RESULTS, m)) for m in MODELS],
-    "eval": [str(layout.eval_path(RESULTS, m)) for m in MODELS] + all_official_outputs(),
-    "pretrain_logs": [str(layout.pretrain_log_path(RESULTS, r)) for r in CFG.pretrain.runs],
-    "agreement": all_agreement_outputs(),
-}
-if CFG.analysis.baselines:
-    ANALYSIS_FILES["baselines"] = [repo_path(CFG.analysis.baselines)]
-
-
-def buildable(kind):
-    """Targets whose required inputs this config produces (no RL runs: no RL figures)."""
-    return _buildable(kind, [k for k, v in ANALYSIS_FILES.items() if v])
-
-
-def target_inputs(kind):
-    def inputs(wildcards):
-        wanted = REGISTRY[kind, wildcards.name].inputs
-        return {k: v for k, v in ANALYSIS_FILES.items() if k in wanted}
-
-    return inputs
-
-
-def target_args(wildcards, input):
-    """The input flags, each path shell-quoted (a path may hold a space)."""
-    import shlex
-
-    flags = []
-    for key in INPUTS:
-        if key in input.keys() and key != "baselines":
-            flags.append(f"--{key.replace('_', '-')} " + " ".join(map(shlex.quote, input[key])))
-    if "baselines" in input.keys():
-        flags.append(f"--baselines {shlex.quote(str(input.baselines))}")
-    return " ".join(flags)
-
-
-def all_analysis_outputs():
-    return [
-        p for kind in KINDS for n in buildable(kind) for p in REGISTRY[kind, n].paths(RESULTS)
-    ]
+include: "plan/analysis.smk"
 
 
 rule table:
@@ -76,7 +28,7 @@ rule table:
     benchmark:
         bench_path("table", "{name}")
     shell:
-        "{STORYRL} analysis table {wildcards.name} --output {output.csv:q} {params.args}"
+        "python -m storyrl.cli analysis table {wildcards.name} --output {output.csv:q} {params.args}"
         " --section {params.section:q} > {log:q} 2>&1"
 
 
@@ -103,7 +55,7 @@ rule figure:
     benchmark:
         bench_path("figure", "{name}")
     shell:
-        "{STORYRL} analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
+        "python -m storyrl.cli analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
         " --section {params.section:q} > {log:q} 2>&1"
 
 
@@ -117,6 +69,8 @@ rule share:
         directory(f"{RESULTS}/share"),
     params:
         config=lambda w: section(CFG),  # a function: the JSON holds `{model}`-like text
+        # The folder the share reads, as the zero-shot rules' data: a function only for the lint.
+        results=lambda w: RESULTS,
         baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
     conda:
         CPU_ENV
@@ -125,5 +79,5 @@ rule share:
     benchmark:
         bench_path("share")
     shell:
-        "{STORYRL} share --results {RESULTS} --out {output:q} --config-json {params.config:q}"
+        "python -m storyrl.cli share --results {params.results:q} --out {output:q} --config-json {params.config:q}"
         " {params.baselines} > {log:q} 2>&1"

@@ -8,15 +8,26 @@ from storyrl.units import words_label
 
 RESULTS = "results"
 
-# Every rule runs `python -m storyrl.cli` with the repo on PYTHONPATH: the same code in the
-# project's venv, in a rule's conda env (which cannot pip-install the repo; snakemake keeps
-# PYTHONPATH there only with --conda-not-block-search-path-envvars, which profiles/slurm sets) and
-# in a SLURM job (the job's snakemake reads this file again).
+# Each rule's command is `python -m storyrl.cli ...` with the repo on PYTHONPATH, so the same
+# code runs in the project's venv, in a rule's conda env (which cannot pip-install the repo;
+# snakemake keeps PYTHONPATH there only with --conda-not-block-search-path-envvars, which
+# profiles/slurm sets) and in a SLURM job (the job's snakemake reads this file again).
+# The variables this file sets (PYTHONPATH, STORYRL_TRACKING, the HF_*_OFFLINE switches) are set
+# here for the jobs, not read from the user, so they are no `envvars:` (which asserts that the
+# user defined them): set through os.environ.update, which snakemake's lint does not take for a
+# read.
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
-STORYRL = "python -m storyrl.cli"
-# Passed to the GPU commands: without compute.allow_cpu a job that sees no GPU stops at once.
-GPU_CHECK = "" if CFG.compute.allow_cpu else "--require-gpu"
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([workflow.basedir] + [p for p in _paths if p and p != workflow.basedir])
+)
+
+
+def gpu_check(wildcards, resources):
+    """The GPU commands' `--require-gpu`, unless compute.allow_cpu: a job that sees no GPU
+    stops at once. A param of the job's resources, which snakemake leaves out of its rerun
+    decision: where a job may run changes none of its results, so switching allow_cpu reruns
+    nothing."""
+    return "" if CFG.compute.allow_cpu else "--require-gpu"
 
 
 def section(obj):
@@ -27,7 +38,7 @@ def section(obj):
 # Tracking is a side channel that changes no result: the training jobs read it from the
 # environment (storyrl/tracking.py), not from a rule's params, so choosing a backend or a progress
 # interval reruns no job. Jobs inherit it locally; a SLURM job's snakemake reads this file again.
-os.environ["STORYRL_TRACKING"] = section(CFG.tracking)
+os.environ.update(STORYRL_TRACKING=section(CFG.tracking))
 
 
 def corpus_dir(corpus):
@@ -39,11 +50,11 @@ def ckpt_dir(run_id, words):
 
 
 def log_path(rule_name, *parts):
-    return f"{RESULTS}/logs/{rule_name}/{'/'.join(parts) or 'all'}.log"
+    return f"{RESULTS}/logs/{rule_name}/{os.path.join(*parts) if parts else 'all'}.log"
 
 
 def bench_path(rule_name, *parts):
-    return f"{RESULTS}/benchmarks/{rule_name}/{'/'.join(parts) or 'all'}.tsv"
+    return f"{RESULTS}/benchmarks/{rule_name}/{os.path.join(*parts) if parts else 'all'}.tsv"
 
 
 # --------------------------------------------------------------------------- RL runs and models
@@ -155,6 +166,4 @@ GPU_ENV = "../../envs/gpu.yaml"
 # planning time) and the student is built from config. Offline, a stray hub lookup fails at once
 # instead of hanging on a compute node without internet or filling a shared cache per job. Every
 # job inherits this: locally, and on SLURM through the job's own snakemake, which reads this file.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")

@@ -1,16 +1,5 @@
 # Corpus slices -> seeded subset -> byte-level BPE -> one flat token stream per slice.
-
-
-def corpus_source(wildcards):
-    """The folder a slice reads: the generated demo corpus, or the user's path.
-
-    A user path that does not exist (yet) is not declared as an input, so a dry run of a config
-    with a placeholder path still shows the whole DAG; the subset job then fails naming the path.
-    """
-    cfg = CFG.corpora[wildcards.corpus]
-    if cfg.format == "demo":
-        return f"{corpus_dir(wildcards.corpus)}/raw"
-    return cfg.path if os.path.exists(cfg.path) else []
+include: "plan/corpus.smk"
 
 
 rule demo_corpus:
@@ -26,7 +15,7 @@ rule demo_corpus:
     benchmark:
         bench_path("demo_corpus", "{corpus}")
     shell:
-        "{STORYRL} demo-corpus --output {output:q} --words {params.words} --seed {params.seed} > {log:q} 2>&1"
+        "python -m storyrl.cli demo-corpus --output {output:q} --words {params.words} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule subset:
@@ -45,7 +34,7 @@ rule subset:
     benchmark:
         bench_path("subset", "{corpus}")
     shell:
-        "{STORYRL} subset --section {params.section:q} --path {params.path:q}"
+        "python -m storyrl.cli subset --section {params.section:q} --path {params.path:q}"
         " --output {output.subset:q} --stats {output.stats:q} > {log:q} 2>&1"
 
 
@@ -63,7 +52,7 @@ rule tokenizer:
     benchmark:
         bench_path("tokenizer", "{corpus}")
     shell:
-        "{STORYRL} tokenizer --section {params.section:q} --subset {input:q} --output {output:q} > {log:q} 2>&1"
+        "python -m storyrl.cli tokenizer --section {params.section:q} --subset {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule tokens:
@@ -82,5 +71,5 @@ rule tokens:
     benchmark:
         bench_path("tokens", "{corpus}")
     shell:
-        "{STORYRL} tokens --subset {input.subset:q} --tokenizer {input.tokenizer:q}"
+        "python -m storyrl.cli tokens --subset {input.subset:q} --tokenizer {input.tokenizer:q}"
         " --output {output.bin:q} --meta {output.meta:q} --section {params.section:q} > {log:q} 2>&1"

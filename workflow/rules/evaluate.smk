@@ -2,29 +2,7 @@
 # teacher-scored stories, and BabyLM zero-shot tasks (fast sets everywhere, full sets on the
 # models of FULL_SET_MODELS). Every model is scored with the base config's prompts, sampling,
 # teacher and reward, whatever its RL variant used, so that all scores are comparable.
-
-EVAL_DATA = CFG.zero_shot.data_path or f"{RESULTS}/eval_data/demo"
-
-
-def all_eval_outputs():
-    return [f"{RESULTS}/story_eval/{m}.parquet" for m in MODELS] + [
-        f"{RESULTS}/eval/{m}.parquet" for m in MODELS
-    ]
-
-
-def model_inputs(wildcards):
-    return MODELS[wildcards.model_id].inputs
-
-
-def words_arg(flag, words):
-    return "" if words is None else f"{flag} {words}"
-
-
-def model_args(wildcards):
-    m = MODELS[wildcards.model_id]
-    return " ".join(
-        filter(None, [words_arg("--pretrain-words", m.pretrain_words), words_arg("--rl-words", m.rl_words)])
-    )
+include: "plan/evaluate.smk"
 
 
 rule demo_eval_data:
@@ -37,7 +15,7 @@ rule demo_eval_data:
     benchmark:
         bench_path("demo_eval_data")
     shell:
-        "{STORYRL} demo-eval --out {output:q} > {log:q} 2>&1"
+        "python -m storyrl.cli demo-eval --out {output:q} > {log:q} 2>&1"
 
 
 # One job per evaluation group (storyrl/evaluate/manifest.py): a pretraining run's milestones,
@@ -50,61 +28,6 @@ rule demo_eval_data:
 # `<group>-pre-` / `<group>-rl-`) share a rule: story_eval_pre / zero_shot_pre for the
 # pretraining curves, story_eval_rl / zero_shot_rl for the RL runs (an RL variant whose budget
 # or checkpoint_every gives other checkpoints adds story_eval_rl2, ...).
-
-
-def _eval_shapes():
-    """{(rule suffix, kind, labels): [group ids]}, kind 'pre' or 'rl'."""
-    groups = {}
-    for model_id, m in MODELS.items():
-        groups.setdefault(("rl" if m.run_id else "pre", m.group), []).append(m.label)
-    shapes = {}
-    for (kind, group), labels in groups.items():
-        shapes.setdefault((kind, tuple(labels)), []).append(group)
-    out, seen = {}, {}
-    # The most common shape of a kind gets the plain name, so the profile sizes it.
-    for (kind, labels), members in sorted(shapes.items(), key=lambda kv: -len(kv[1])):
-        seen[kind] = seen.get(kind, 0) + 1
-        out[(f"{kind}{seen[kind] if seen[kind] > 1 else ''}", kind, labels)] = members
-    return out
-
-
-EVAL_SHAPES = _eval_shapes()
-
-
-def group_models(kind, group):
-    """The model ids of a group, in the order of MODELS."""
-    return [mid for mid, m in MODELS.items() if m.group == group and bool(m.run_id) == (kind == "rl")]
-
-
-def _group_inputs(kind):
-    return lambda w: sorted({p for mid in group_models(kind, w.group) for p in MODELS[mid].inputs})
-
-
-def _ids(model_id):
-    m = MODELS[model_id]
-    return {"model": m.path, "model_id": model_id, "pretrain_words": m.pretrain_words,
-            "rl_words": m.rl_words}
-
-
-def _story_list(kind):
-    def models(w):
-        return json.dumps([{**_ids(mid), "run_id": MODELS[mid].run_id,
-                            "output": f"{RESULTS}/story_eval/{mid}.parquet"}
-                           for mid in group_models(kind, w.group)], separators=(",", ":"))
-
-    return models
-
-
-def _zero_shot_list(kind):
-    def models(w):
-        return json.dumps([{**_ids(mid), "variants": ["fast", "full"] if mid in FULL_SET_MODELS else ["fast"],
-                            "parquet": f"{RESULTS}/eval/{mid}.parquet",
-                            "output_dir": f"{RESULTS}/eval/official/{mid}"}
-                           for mid in group_models(kind, w.group)], separators=(",", ":"))
-
-    return models
-
-
 for (suffix, kind, labels), groups in EVAL_SHAPES.items():
 
     rule:
@@ -126,6 +49,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
                           sort_keys=True, separators=(",", ":")),
             teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
             reward=section(CFG.reward),
+            gpu_check=gpu_check,
         resources:
             gpu=1,
         conda:
@@ -135,7 +59,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         benchmark:
             bench_path(f"story_eval_{suffix}", "{group}")
         shell:
-            "{STORYRL} eval stories {GPU_CHECK} --models {params.models:q} --section {params.section:q}"
+            "python -m storyrl.cli eval stories {params.gpu_check} --models {params.models:q} --section {params.section:q}"
             " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q} > {log:q} 2>&1"
 
     rule:
@@ -153,8 +77,13 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
             models=_zero_shot_list(kind),
             tasks=" ".join(CFG.zero_shot.tasks),
             fast_tasks=" ".join(["--fast-tasks", *CFG.zero_shot.fast_tasks]) if CFG.zero_shot.fast_tasks else "",
-            data=EVAL_DATA,
+            # A function only for snakemake's lint, which reads a string param that prefixes an
+            # input as a path prefix hard-coded: this is the data folder itself (an input only
+            # when the demo sets are built here), and its path stays a param, so that a new
+            # zero_shot.data_path reruns the evaluations.
+            data=lambda w: EVAL_DATA,
             cfg=CFG.zero_shot,
+            gpu_check=gpu_check,
         resources:
             gpu=1,
         conda:
@@ -164,6 +93,6 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         benchmark:
             bench_path(f"zero_shot_{suffix}", "{group}")
         shell:
-            "{STORYRL} eval zero-shot-suite {GPU_CHECK} --models {params.models:q} --data-path {params.data:q}"
+            "python -m storyrl.cli eval zero-shot-suite {params.gpu_check} --models {params.models:q} --data-path {params.data:q}"
             " --tasks {params.tasks} {params.fast_tasks} --batch-size {params.cfg.batch_size}"
             " --device {params.cfg.device} --dtype {params.cfg.dtype} > {log:q} 2>&1"

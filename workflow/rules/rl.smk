@@ -6,30 +6,7 @@
 # With rl_sharing.runs_per_gpu > 1 the runs go in packs instead: one job per pack (rule
 # rl_pack_<n>, storyrl.rl.pack) trains its runs side by side on one GPU with one teacher server.
 # Every run keeps its folder, outputs and log, so the rules that read them do not change.
-import shlex
-
-from storyrl.config import rl_packs
-
-SHARING = CFG.rl_sharing
-PACKS = rl_packs(PLAN, SHARING.runs_per_gpu) if SHARING.runs_per_gpu > 1 else []
-PACKED = {run_id for ids in PACKS for run_id in ids}
-
-
-def all_rl_outputs():
-    return [f"{rl_dir(run_id)}/summary.json" for run_id in PLAN]
-
-
-def rl_input(wildcards):
-    return run_inputs(wildcards.run_id)
-
-
-def run_inputs(run_id):
-    run = PLAN[run_id]
-    corpus = CFG.pretrain.runs[run.pretrain_run].corpus
-    return {
-        "checkpoint": ckpt_dir(run.pretrain_run, run.checkpoint),
-        "corpus_stats": f"{corpus_dir(corpus)}/stats.json",
-    }
+include: "plan/rl.smk"
 
 
 rule rl:
@@ -51,6 +28,7 @@ rule rl:
         # The run's own cache (no SQLite file is shared between jobs): a resumed run redraws
         # the stories of its unfinished step and finds their replies here.
         cache=lambda w: f"{rl_dir(w.run_id)}/teacher_cache.sqlite",
+        gpu_check=gpu_check,
     # RL runs are the long jobs: start them before the evaluations that could wait.
     priority: 10
     resources:
@@ -61,24 +39,13 @@ rule rl:
         log_path("rl", "{run_id}"),
     benchmark:
         bench_path("rl", "{run_id}")
+    # Progress lines also on snakemake's console through fd 3, as in rule pretrain.
     shell:
-        "{STORYRL} rl train {GPU_CHECK} --section {params.section:q} --teacher {params.teacher:q}"
+        "python -m storyrl.cli rl train {params.gpu_check} --section {params.section:q} --teacher {params.teacher:q}"
         " --reward {params.reward:q} --teacher-cache {params.cache:q} --checkpoint {input.checkpoint:q}"
         " --output {params.out:q} --run-id {wildcards.run_id} --pretrain-words {params.words}"
         " --on-change move"
-        " --corpus-stats {input.corpus_stats:q} > {log:q} 2>&1"
-
-
-def pack_run(run_id):
-    """One run of a pack, as `storyrl rl pack --run` takes it: the arguments of its rule `rl`."""
-    run = PLAN[run_id]
-    inputs = run_inputs(run_id)
-    return json.dumps({
-        "run_id": run_id, "section": run.rl.model_dump(mode="json"),
-        "teacher": json.loads(teacher_json(run.teacher)), "reward": run.reward,
-        "checkpoint": inputs["checkpoint"], "corpus_stats": inputs["corpus_stats"],
-        "pretrain_words": run.checkpoint, "output": rl_dir(run_id), "log": log_path("rl", run_id),
-        "teacher_cache": f"{rl_dir(run_id)}/teacher_cache.sqlite"}, sort_keys=True)
+        " --corpus-stats {input.corpus_stats:q} --progress-fd 3 3>&2 > {log:q} 2>&1"
 
 
 for _n, _ids in enumerate(PACKS, 1):
@@ -97,6 +64,7 @@ for _n, _ids in enumerate(PACKS, 1):
             sharing=lambda w: section(SHARING),
             # Pre-quoted: one --run JSON per run; a change to any run's settings reruns the pack.
             runs=lambda w, ids=_ids: " ".join(f"--run {shlex.quote(pack_run(r))}" for r in ids),
+            gpu_check=gpu_check,
         priority: 10
         resources:
             gpu=1,
@@ -109,8 +77,8 @@ for _n, _ids in enumerate(PACKS, 1):
         benchmark:
             bench_path("rl_pack", str(_n))
         shell:
-            "{STORYRL} rl pack {GPU_CHECK} --sharing {params.sharing:q} --server-log {log[1]:q}"
-            " {params.runs} > {log[0]:q} 2>&1"
+            "python -m storyrl.cli rl pack {params.gpu_check} --sharing {params.sharing:q} --server-log {log[1]:q}"
+            " {params.runs} --progress-fd 3 3>&2 > {log[0]:q} 2>&1"
 
     # A pack is placed like one RL job: one GPU, and the threads, runtime and memory that the
     # profile gives the `rl` rule (profiles/slurm: set-threads and set-resources of `rl`).
