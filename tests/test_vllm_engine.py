@@ -72,7 +72,17 @@ def teacher(work: Path) -> dict:
     }
 
 
-def pack(work: Path, name: str, runs: dict, checkpoint: Path) -> tuple[subprocess.Popen, Path]:
+def start(work: Path, name: str, argv: list[str], env: dict) -> subprocess.Popen:
+    """`argv` with its output in WORK/NAME.out, in a session of its own: every process it
+    starts (a server, its engine, the runs) is in that session, so what is left of it
+    afterwards is what it failed to stop."""
+    with open(work / f"{name}.out", "w") as out:
+        return subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def pack(work: Path, name: str, runs: dict, checkpoint: Path) -> subprocess.Popen:
     out = work / name
     argv = [PYTHON, "-m", "storyrl.cli", "rl", "pack", "--server-log", str(out / "server.log")]
     argv += ["--sharing", json.dumps({"runs_per_gpu": 2, "server": {"ready_timeout_s": 900}})]
@@ -86,13 +96,7 @@ def pack(work: Path, name: str, runs: dict, checkpoint: Path) -> tuple[subproces
             "log": str(out / "logs" / f"{run_id}.log"),
         }
         argv += ["--run", json.dumps(run)]
-    # Its own session: every process the pack starts (the server, its engine, the runs) is in
-    # it, so what is left of it afterwards is what the pack failed to stop.
-    proc = subprocess.Popen(
-        argv, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    return proc, out
+    return start(work, name, argv, ENV)
 
 
 def session(sid: int) -> list[str]:
@@ -109,11 +113,14 @@ def session(sid: int) -> list[str]:
     return left
 
 
-def finish(proc: subprocess.Popen, timeout: int) -> tuple[int, str, list[str]]:
-    """The pack's exit status, its output, and what is left of its session a moment later."""
-    out, _ = proc.communicate(timeout=timeout)
+def finish(work: Path, name: str, proc: subprocess.Popen, t0: float) -> dict:
+    """Its exit status, its output, what is left of its session a moment later, its seconds."""
+    status = proc.wait(timeout=1500)
+    seconds = time.perf_counter() - t0
     time.sleep(1)
-    return proc.returncode, out, session(proc.pid)
+    out = (work / f"{name}.out").read_text(errors="replace")
+    print(f"\n{name}: {seconds:.0f} s")
+    return {"status": status, "log": out, "left": session(proc.pid), "seconds": seconds}
 
 
 def server_pid(log: str) -> int:
@@ -123,17 +130,33 @@ def server_pid(log: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def packed(work):
+def done(work) -> dict:
+    """The two packs and tests/vllm_engine.py, started together (separate processes: 2 cores
+    are better used so). The script's agreement check waits for WORK/pack.done, written here
+    once the first pack has ended: it re-scores that pack's runs."""
     t0 = time.perf_counter()
-    status, log, left = finish(*pack(work, "pack", RUNS, work / "student")[:1], timeout=1200)
-    print(f"\npack with vllm serve: {time.perf_counter() - t0:.0f} s")
-    return status, log, left
+    # A run whose checkpoint is not there fails at once, with the server up: that pack fails.
+    procs = {
+        "pack": pack(work, "pack", RUNS, work / "student"),
+        "failing": pack(work, "failing", {"a-seed42": RUNS["a-seed42"]}, work / "no-such-ckpt"),
+        # the engine in the script's own process
+        "script": start(
+            work,
+            "script",
+            [PYTHON, str(ROOT / "tests" / "vllm_engine.py"), str(work)],
+            {**ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
+        ),
+    }
+    got = {"pack": finish(work, "pack", procs["pack"], t0)}
+    (work / "pack.done").write_text(str(got["pack"]["status"]))
+    for name in ("failing", "script"):
+        got[name] = finish(work, name, procs[name], t0)
+    return got
 
 
-def test_a_pack_scores_two_runs_through_the_real_vllm_server(work, packed):
-    status, log, _ = packed
+def test_a_pack_scores_two_runs_through_the_real_vllm_server(work, done):
     runs = {r: work / "pack" / r for r in RUNS}
-    assert status == 0, log[-4000:] + "".join(
+    assert done["pack"]["status"] == 0, done["pack"]["log"][-4000:] + "".join(
         tail(work / "pack" / "logs" / f"{r}.log") for r in RUNS
     )
     server_log = (work / "pack" / "server.log").read_text()
@@ -146,7 +169,7 @@ def test_a_pack_scores_two_runs_through_the_real_vllm_server(work, packed):
         assert len(answered) == (6 if run_id == "a-seed42" else 8), stories.teacher_reply
 
 
-def test_an_over_long_story_is_one_failed_reply(work, packed):
+def test_an_over_long_story_is_one_failed_reply(work, done):
     steps = {r: pd.read_parquet(work / "pack" / r / "steps.parquet") for r in RUNS}
     # Run a's fourth prompt is past max_model_len: one story a step; run b's never.
     assert steps["a-seed42"].teacher_failed_calls.tolist() == [1, 1]
@@ -158,42 +181,26 @@ def test_an_over_long_story_is_one_failed_reply(work, packed):
     assert 'POST /v1/chat/completions HTTP/1.1" 400' in server_log
 
 
-def test_the_server_is_stopped_by_its_pid_when_the_pack_ends(packed):
-    status, log, left = packed
-    pid = server_pid(log)
-    assert not Path(f"/proc/{pid}").exists() and left == [], left
+def test_the_server_is_stopped_by_its_pid_when_the_pack_ends(done):
+    pid = server_pid(done["pack"]["log"])
+    assert not Path(f"/proc/{pid}").exists() and done["pack"]["left"] == [], done["pack"]["left"]
 
 
-def test_the_server_is_stopped_when_a_run_fails(work, packed):
-    # A run whose checkpoint is not there fails at once, with the server up: the pack fails
-    # and stops the server and its engine.
-    t0 = time.perf_counter()
-    proc, out = pack(work, "failing", {"a-seed42": RUNS["a-seed42"]}, work / "no-such-ckpt")
-    status, log, left = finish(proc, timeout=1200)
-    print(f"\nfailing pack: {time.perf_counter() - t0:.0f} s")
-    assert status == 1 and "a-seed42 failed" in log, log[-3000:]
-    assert "teacher server ready" in log, log[-3000:]
-    assert not Path(f"/proc/{server_pid(log)}").exists() and left == [], left
+def test_the_server_is_stopped_when_a_run_fails(done):
+    got = done["failing"]
+    assert got["status"] == 1 and "a-seed42 failed" in got["log"], got["log"][-3000:]
+    assert "teacher server ready" in got["log"], got["log"][-3000:]
+    assert not Path(f"/proc/{server_pid(got['log'])}").exists() and got["left"] == [], got["left"]
 
 
 @pytest.fixture(scope="module")
-def report(work, packed) -> dict:
-    # The agreement judge re-scores the pack's runs: their rollouts are in work/pack.
-    assert packed[0] == 0, "the pack failed: see test_a_pack_scores_..."
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [PYTHON, str(ROOT / "tests" / "vllm_engine.py"), str(work)],
-        capture_output=True,
-        text=True,
-        env={**ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"},  # the engine in this process
-        timeout=1200,
-    )
-    print(f"\ntests/vllm_engine.py: {time.perf_counter() - t0:.0f} s")
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("VLLM_ENGINE_REPORT ")]
-    assert out.returncode == 0 and lines, out.stdout[-2000:] + out.stderr[-3000:]
-    got = json.loads(lines[-1].split(" ", 1)[1])
-    print(json.dumps(got["seconds"]))
-    return got
+def report(done) -> dict:
+    got = done["script"]
+    lines = [ln for ln in got["log"].splitlines() if ln.startswith("VLLM_ENGINE_REPORT ")]
+    assert got["status"] == 0 and lines, got["log"][-5000:]
+    report = json.loads(lines[-1].split(" ", 1)[1])
+    print(json.dumps(report["seconds"]))
+    return report
 
 
 CHECKS = [

@@ -4,8 +4,8 @@ the vLLM venv (tests/test_vllm_engine.py starts it and reads its report):
     python tests/vllm_engine.py WORK
 
 WORK holds `teacher/` (a tiny Llama chat model: tests/tiny_chat.py), `student/` (a tiny GPT-2)
-and `pack/<run>/rollouts.parquet` (the runs of the pack test). One engine serves the offline
-backend's checks; the commands `storyrl teacher score`, `storyrl eval stories` and
+and, once WORK/pack.done says 0, `pack/<run>/rollouts.parquet` (the runs of the pack test).
+One engine serves the offline backend's checks; the commands `storyrl teacher score`, `storyrl eval stories` and
 `storyrl teacher agree` run through storyrl's own command line (storyrl.cli.main) in this
 process, each building its own engine as it does on a cluster; vLLM is imported once. Prints one
 JSON object: check name -> "ok" or the error, and `seconds`: each check's wall time."""
@@ -201,19 +201,28 @@ def agreement_judge_on_vllm_rescores_the_pack_runs(work: Path):
 
     from storyrl.schemas import read_metadata
 
+    done, deadline = work / "pack.done", time.monotonic() + 1200
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(1)  # the pack runs beside this script
+    assert done.exists() and done.read_text() == "0", "the pack did not finish"
     rollouts = sorted((work / "pack").glob("*/rollouts.parquet"))
     assert len(rollouts) == 2, rollouts
     outs = [str(work / "agreement" / f"{p.parent.name}.parquet") for p in rollouts]
     judge = teacher_section(work, max_failure_share=1.0)
     rows = cli(
         "teacher", "agree", "--name", "second", "--teacher", json.dumps(judge),
-        "--sample", json.dumps({"stories_per_run": 4, "seed": 0}),
+        "--sample", json.dumps({"stories_per_run": 20, "seed": 0}),
         "--rollouts", *map(str, rollouts), "--output", *outs,
     )  # fmt: skip
+    # Two steps: tenths 0 and 5 of training, two stories from each.
     assert [r["stories"] for r in rows] == [4, 4], rows
-    for out in outs:
-        got = pd.read_parquet(out)
-        assert not got.failed_call.any() and got.teacher_reply.str.len().gt(0).all(), got
+    for src, out in zip(rollouts, outs):
+        got = pd.read_parquet(out).merge(pd.read_parquet(src)[["step", "sample", "prompt"]])
+        assert len(got) == 4, got
+        # The pack's over-long opening fails here too, alone; every other story is answered.
+        too_long = got.prompt.str.len() > 200
+        assert (got.failed_call == too_long).all(), got[["prompt", "failed_call"]]
+        assert got.teacher_reply[~too_long].str.len().gt(0).all(), got.teacher_reply
         assert read_metadata(out)["teacher_identity"]["backend"] == "vllm"
 
 
