@@ -28,7 +28,14 @@ code is imported here; each handler imports its stage when it runs."""
 def build_parser():
     import argparse
 
-    p = argparse.ArgumentParser(prog="storyrl", description=__doc__.splitlines()[0])
+    from storyrl.redact import redact
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            # A bad value is echoed whole: a teacher section's JSON holds the server's URL.
+            super().error(redact(message))
+
+    p = Parser(prog="storyrl", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     for module in STAGES:
         importlib.import_module(module).add_parser(sub)
@@ -44,6 +51,11 @@ def main(argv=None) -> int:
     # HTTP clients log one INFO line per request: 331K lines for one paper-size RL run.
     for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    from storyrl.redact import RedactingFilter, redact
+
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     args = build_parser().parse_args(argv)
     from storyrl.analysis import AnalysisError
     from storyrl.babylm_spec import TrackError
@@ -74,15 +86,15 @@ def main(argv=None) -> int:
         DeviceError,
         CheckpointError,
     ) as err:
-        print(f"storyrl: {err}", file=sys.stderr)
+        print(f"storyrl: {redact(str(err))}", file=sys.stderr)
         return 2
     except Stop as err:
-        print(err, file=sys.stderr)
+        print(redact(str(err)), file=sys.stderr)
         return 2
     except OSError as err:
         # A full, read-only or missing disk: what was written is complete or absent (atomic
         # writes), so the one thing a user needs is the path.
-        print(f"storyrl: {os_error_message(err)}", file=sys.stderr)
+        print(f"storyrl: {redact(os_error_message(err))}", file=sys.stderr)
         return 2
     return 0
 

@@ -8,6 +8,7 @@ paper's: shuffle all rows with a seed (the `datasets` shuffle the authors used),
 or kept as the authors did (`empty_rows: keep`: each then adds its EOS to the token stream).
 """
 
+import io
 import json
 import logging
 from collections import Counter
@@ -52,7 +53,12 @@ def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str,
                     f"UTF-8, e.g. iconv -f {name} -t UTF-8"
                 )
         f.seek(3 if head.startswith(b"\xef\xbb\xbf") else 0)  # a UTF-8 BOM is not text
-        for lineno, raw in enumerate(f, 1):
+        # Lines end at `\n`, `\r\n` or a lone `\r` (Python's universal newlines), so an old
+        # Mac file is one row per line too. Latin-1 maps each byte to one character and back,
+        # so every line is still decoded as UTF-8 on its own, and a bad one skipped alone.
+        lines = io.TextIOWrapper(f, encoding="latin-1", newline=None)
+        for lineno, text in enumerate(lines, 1):
+            raw = text.encode("latin-1")
             if b"\x00" in raw:
                 raise CorpusError(
                     f"{path}: line {lineno} holds NUL bytes: the file is binary or "
@@ -64,7 +70,7 @@ def read_lines(path: Path, source: str, skipped: Counter) -> Iterator[tuple[str,
                 skipped[str(path)] += 1
                 first_bad = first_bad or lineno
                 continue
-            yield source, line.rstrip("\r\n")
+            yield source, line.rstrip("\n")
     if skipped[str(path)]:
         log.warning(
             "%s: skipped %d line(s) that are not valid UTF-8 (first at line %d)",

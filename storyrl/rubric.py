@@ -3,8 +3,12 @@ the template when it plans, without the teacher's code).
 
 Two template formats:
 - Jinja2 (ours, and the authors' `prompts/teacher_prompt.md`): the variables `story_prompt`
-  (the opening) and `student_completion` (the story the teacher grades), rendered exactly as
-  `jinja2.Template(text).render(story_prompt=..., student_completion=...)` renders them.
+  (the opening) and `student_completion` (the story the teacher grades), rendered byte for byte
+  as `jinja2.Template(text).render(story_prompt=..., student_completion=...)` renders them, but
+  in Jinja2's sandbox. A template holds text, those two variables and string literals only: a
+  template is code, and attribute or item access, calls, filters or statements would let it
+  reach Python (`story_prompt.__class__.__mro__...` leads to `os.popen`), so they are refused
+  when the template is loaded.
 - Placeholders `{prompt}` and `{story}` (the project's former format, still read): plain
   replacement, trailing whitespace dropped.
 """
@@ -17,6 +21,8 @@ from typing import Literal
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from storyrl.config.base import ConfigError
 
@@ -39,9 +45,10 @@ class Rubric:
 
     @cached_property
     def _template(self) -> jinja2.Template:
-        # jinja2.Template itself, not an Environment of ours: its defaults (no autoescape, one
-        # trailing newline dropped) are the authors' rendering.
-        return jinja2.Template(self.text)
+        # The sandbox with Jinja2's default settings, which are jinja2.Template's (no
+        # autoescape, one trailing newline dropped): the authors' rendering. The load-time check
+        # already keeps code out; the sandbox is the second wall.
+        return ImmutableSandboxedEnvironment().from_string(self.text)
 
     def render(self, prompt: str, continuation: str) -> str:
         """The one user message the teacher reads."""
@@ -104,13 +111,19 @@ def template_kind(file: Path, text: str) -> Literal["jinja2", "placeholders"]:
     `student_completion`), else `placeholders` (then both `{prompt}` and `{story}`)."""
     where = f"teacher.template: {file}"
     try:
-        found = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text))
+        ast = jinja2.Environment().parse(text)
+        found = jinja2.meta.find_undeclared_variables(ast)
     except jinja2.TemplateSyntaxError as err:
         if all(ph in text for ph in PLACEHOLDERS):
             return "placeholders"  # a former-format text that happens to hold `{%` or `{#`
         raise ConfigError(
             f"{where}, line {err.lineno}: not a valid Jinja2 template ({err.message})"
         ) from None
+    if why := _beyond_plain_variables(ast):
+        raise ConfigError(
+            f"{where}, line {why[0]}: {why[1]}; a rubric template may hold only text, string "
+            "literals and the plain variables {{ story_prompt }} and {{ student_completion }}"
+        )
     if found:
         unknown = sorted(found - set(JINJA_VARIABLES))
         if unknown:
@@ -129,3 +142,32 @@ def template_kind(file: Path, text: str) -> Literal["jinja2", "placeholders"]:
             f"{{{{ student_completion }}}} nor the placeholder(s) {', '.join(missing)}"
         )
     return "placeholders"
+
+
+# What a rubric may be made of: text, `{{ name }}` and `{{ 'literal' }}` (a template writes `{{`
+# as text that way). Comments and whitespace control leave no node.
+_ALLOWED = (jinja2.nodes.Template, jinja2.nodes.Output, jinja2.nodes.TemplateData)
+_EXPRESSIONS = {
+    jinja2.nodes.Getattr: "an attribute access",
+    jinja2.nodes.Getitem: "an item access",
+    jinja2.nodes.Slice: "an item access",
+    jinja2.nodes.Call: "a call",
+    jinja2.nodes.Filter: "a filter",
+    jinja2.nodes.Test: "a test",
+}
+
+
+def _beyond_plain_variables(ast: jinja2.nodes.Template) -> tuple[int, str] | None:
+    """(line, what) of the first node a rubric may not use, or None."""
+    for node in ast.find_all(jinja2.nodes.Node):
+        if isinstance(node, _ALLOWED):
+            continue
+        if isinstance(node, jinja2.nodes.Name) and node.ctx == "load":
+            continue
+        if isinstance(node, jinja2.nodes.Const) and isinstance(node.value, str):
+            continue
+        if isinstance(node, jinja2.nodes.Stmt):
+            return node.lineno, f"a statement ({{% {type(node).__name__.lower()} %}})"
+        kind = next((w for t, w in _EXPRESSIONS.items() if isinstance(node, t)), None)
+        return node.lineno, kind or f"an expression ({type(node).__name__})"
+    return None

@@ -151,6 +151,10 @@ JSON_FIELDS: dict[str, dict[str, str]] = {
         "total_words_seen": "pretraining words + budget_words (when the pretraining words are known)",
         "input_words": "distinct corpus words + budget_words (BabyLM interaction-track input)",
         "input_ok, epochs, epochs_ok, generated_ok": "the BabyLM interaction-track limits hold",
+        "stopped": "why the run ended: `reason` (`budget`: the next step would pass it; "
+        "`max_steps`), `after_step`, `planned_steps` (what the budget pays for at three words "
+        "per teacher reply, or max_steps) and `detail`; a run that ends before its planned steps "
+        "also logs a warning",
     },
     "corpus/<corpus>/stats.json": {
         "path, format, fraction, seed": "what was read and how the subset was drawn",

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from storyrl import __version__
 from storyrl.atomic import atomic_path
+from storyrl.redact import portable_ids
 
 META_KEY = b"storyrl"
 
@@ -183,7 +184,8 @@ def make_metadata(table: str, config_section=None, **ids) -> dict:
     meta = {"table": table, "storyrl_version": __version__, "git_commit": git_commit()}
     if config_section is not None:
         meta["config_hash"] = config_hash(config_section)
-    meta.update(ids)
+    # Absolute paths (home folders, scratch) and URL credentials stay out of shared files.
+    meta.update(portable_ids(ids))
     return meta
 
 

@@ -54,7 +54,10 @@ def test_ppo_learns_a_toy_reward(ckpt, tmp_path):
     ).all()
     rollouts = read_table(tmp_path / "run" / "rollouts.parquet", "rollouts").to_pandas()
     assert len(rollouts) == 30 * 16 and rollouts["n_tokens"].between(1, 8).all()
-    assert read_metadata(tmp_path / "run" / "rollouts.parquet")["run_id"] == "run"
+    meta = read_metadata(tmp_path / "run" / "rollouts.parquet")
+    assert meta["run_id"] == "run"
+    # The checkpoint lies outside the working directory: its name and sha256, not its path.
+    assert meta["checkpoint"] == "ckpt" and len(meta["checkpoint_sha256"]) == 64
     AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final")
 
 

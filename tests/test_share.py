@@ -80,13 +80,16 @@ def test_the_card_declares_the_configs_and_holds_the_provenance(shared):
     assert (out / "baselines.yaml").read_bytes() == (root / "baselines.yaml").read_bytes()
 
 
-def test_sharing_again_replaces_the_folder_and_a_foreign_folder_is_refused(shared, tmp_path):
+def test_sharing_again_updates_the_folder_and_a_foreign_folder_is_refused(shared, tmp_path):
     root, out = shared
     again = tmp_path / "again"
     assert main(["share", "--results", str(root), "--out", str(again)]) == 0
-    (again / "stale.parquet").write_bytes(b"x")
+    (again / "notes.parquet").write_bytes(b"x")  # not written by share: kept
+    (again / "README.md").write_text((again / "README.md").read_text() + "edited\n")
     assert main(["share", "--results", str(root), "--out", str(again)]) == 0
-    assert not (again / "stale.parquet").exists() and MARK in (again / "README.md").read_text()
+    assert (again / "notes.parquet").read_bytes() == b"x"
+    assert MARK in (again / "README.md").read_text()
+    assert "edited" not in (again / "README.md").read_text()
 
     mine = tmp_path / "mine"
     mine.mkdir()

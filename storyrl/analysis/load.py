@@ -272,8 +272,9 @@ def load_story_eval(paths, overrides=None) -> pd.DataFrame:
 
 def load_eval(paths, overrides=None) -> pd.DataFrame:
     """Headline `eval_scores` rows (subtask '' or '_all') of every model; ids missing in the
-    rows are taken from the file's metadata or the override."""
-    frames = []
+    rows are taken from the file's metadata or the override. A (model, task, metric) in two
+    files of one kind is refused with both named (`checks.one_file_each`)."""
+    frames, owners = [], []
     for p in paths:
         ids = {**read_metadata(p), **_overrides_for(overrides, p)}
         df = read_table(p, "eval_scores").to_pandas()
@@ -287,9 +288,18 @@ def load_eval(paths, overrides=None) -> pd.DataFrame:
                         f"metadata has none; give --override {p} pretrain_words=N"
                     )
                 df[key] = df[key].fillna(_words(ids.get(key) or 0, p, key))
-        frames.append(df[df["subtask"].isin(HEADLINE_SUBTASKS)].assign(file=str(p)))
-    # No one-file-per-model check here: the AoA files of several RL runs repeat the surprisal
-    # of their shared pretraining checkpoints by design (workflow/rules/official.smk).
+        head = df[df["subtask"].isin(HEADLINE_SUBTASKS)]
+        # The AoA files of several RL runs repeat the score of their shared pretraining
+        # checkpoint by design (workflow/rules/official.smk): such a file, one run's (a
+        # `run_id` and no `model_id` in its metadata), is checked against the files of that
+        # run only. Any other repeat (a stray copy of a model's file) would be averaged in.
+        scope = (
+            f", AoA of run {ids['run_id']}" if ids.get("run_id") and not ids.get("model_id") else ""
+        )
+        keys = head[["model_id", "task", "metric"]].drop_duplicates()
+        owners += [(f"{m}: {t} ({k}{scope})", p) for m, t, k in keys.itertuples(index=False)]
+        frames.append(head.assign(file=str(p)))
+    checks.one_file_each("eval score", owners)
     if not frames:
         return pd.DataFrame(
             columns=[

@@ -11,9 +11,7 @@ versions and each file's SHA-256; and what each column means (storyrl.schema_doc
     hf upload <user>/<repo> results/share . --repo-type dataset
 """
 
-import hashlib
 import json
-import os
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +21,8 @@ import yaml
 
 from storyrl import __version__
 from storyrl.analysis import AnalysisError, layout
+from storyrl.analysis.share_files import MARK, copy_file, install, owned, sha256
+from storyrl.redact import portable_config
 from storyrl.schema_docs import TABLE_DOCS, column_table
 from storyrl.schemas import SCHEMAS, git_commit, read_metadata, read_table
 
@@ -52,21 +52,20 @@ PACKAGES = (
     "pydantic",
     "snakemake",
 )
-MARK = "<!-- written by `storyrl share` -->"
 
 
 def share(results, out, config: dict | None = None, baselines=None) -> dict:
-    """Write `out` (replaced whole if it is a former share folder) from `results`. Returns
-    {config: rows}."""
+    """Write `out` from `results`: a new folder, or a former share folder whose files of
+    `share` are updated and whose other contents are kept (storyrl.analysis.share_files).
+    Returns {config: rows}."""
     results, out = Path(results), Path(out)
+    # What the card and a reader see of the config: no URL credentials, no absolute paths.
+    config = portable_config(config) if config is not None else None
     if not results.is_dir():
         raise AnalysisError(f"results folder {results} does not exist")
     if out.resolve() == results.resolve():
         raise AnalysisError(f"--out {out}: give a folder other than the results folder")
-    if out.exists() and any(out.iterdir()) and MARK not in _text(out / "README.md"):
-        raise AnalysisError(
-            f"--out {out}: exists and is not a folder `storyrl share` wrote; give a new one"
-        )
+    mine = owned(out)
     inputs = layout.discover(results)
     files = []  # (relative path, config or "", table or "")
     for name, (field, table, _) in CONFIGS.items():
@@ -90,44 +89,14 @@ def share(results, out, config: dict | None = None, baselines=None) -> dict:
         src[rel] = base_src
         files.append((rel, "", ""))
     for rel, path in src.items():
-        _place(path, tmp / rel)
+        copy_file(path, tmp / rel)
     rows = {}
     for rel, name, _ in files:
         if name:
             rows[name] = rows.get(name, 0) + pq.read_metadata(tmp / rel).num_rows
     (tmp / "README.md").write_text(card(tmp, files, rows, config), encoding="utf-8")
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+    install(tmp, out, mine)
     return rows
-
-
-def _place(src: Path, dst: Path) -> None:
-    """A hard link where the filesystem allows (no second copy of GBs of rollouts), else a copy:
-    the bytes are the results' own either way."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def _text(path: Path) -> str:
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -252,7 +221,12 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
     )
-    s.add_argument("--out", required=True, help="the dataset folder to write (replaced whole)")
+    s.add_argument(
+        "--out",
+        required=True,
+        help="the dataset folder to write: new, or one `share` wrote (a clone of the dataset "
+        "repository too): its files are updated, everything else in it is kept",
+    )
     s.add_argument("--config", nargs="+", help="the workflow config YAML(s) that made the results")
     s.add_argument("--config-json", help="or: that config, validated, as JSON (what rules pass)")
     s.add_argument("--baselines", help="baselines YAML/CSV of the BabyLM table, copied in")

@@ -98,15 +98,25 @@ def make(
     return t.builder()(*args, output, cfg or AnalysisConfig(), **options)
 
 
-def build_all(results, output, cfg: AnalysisConfig | None = None, strict: bool = False) -> dict:
+def build_all(
+    results,
+    output,
+    cfg: AnalysisConfig | None = None,
+    strict: bool = False,
+    allow_modified: bool = False,
+) -> dict:
     """Every table and figure from the files under `results` into `output`/tables and
     `output`/figures. A target that cannot be built from what is there (inputs absent, ids
     unknown, an empty steps table: an AnalysisError) is skipped with a warning, unless `strict`.
     An input file that cannot be read or lacks a column (SchemaError) aborts the whole build,
-    as does a results folder that does not exist or from which nothing can be built.
+    as does a results folder that does not exist or from which nothing can be built, and a
+    shared folder whose files are not those its card records (unless `allow_modified`).
     Returns {"written": [paths], "skipped": {target: reason}}."""
+    from storyrl.analysis.share_files import check_shared
+
     if not Path(results).is_dir():
         raise AnalysisError(f"results folder {results} does not exist")
+    check_shared(results, allow_modified)
     inputs = layout.discover(results)
     data = Data(inputs)
     written, skipped = [], {}
@@ -148,6 +158,12 @@ def add_parser(sub) -> None:
         "(e.g. the one that made the results)",
     )
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")
+    a.add_argument(
+        "--allow-modified",
+        action="store_true",
+        help="a shared folder whose files differ from the sha256 its card records: build from "
+        "them anyway, with a warning per file (default: refuse)",
+    )
     a.set_defaults(func=cli_all)
 
     for kind in KINDS:
@@ -223,7 +239,9 @@ def cli_all(args) -> None:
             cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})
         except ValueError as err:
             raise AnalysisError(f"{args.config}: analysis: {err}") from None
-    result = build_all(args.results, args.output, cfg or AnalysisConfig(), args.strict)
+    result = build_all(
+        args.results, args.output, cfg or AnalysisConfig(), args.strict, args.allow_modified
+    )
     for p in result["written"]:
         print(p)
     for target, reason in result["skipped"].items():

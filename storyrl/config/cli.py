@@ -21,11 +21,12 @@ def add_parser(sub) -> None:
 
 def check_config(args) -> None:
     from storyrl.config import check_teacher_weights, load
+    from storyrl.redact import redact_data
 
     cfg = load(*args.files)
     # Weights and rubric templates, as `snakemake -n` checks them.
     check_teacher_weights(cfg, source=", ".join(map(str, args.files)))
-    print(json.dumps(cfg.model_dump(), indent=2, default=str))
+    print(json.dumps(redact_data(cfg.model_dump(mode="json")), indent=2, default=str))
 
 
 def schema(args) -> None:

@@ -104,11 +104,12 @@ class TeacherConfig(Section):
     template: str = "config/prompts/teacher_rubric.txt"
     """Rubric template file: Jinja2 with the variables `story_prompt` (the opening) and
     `student_completion` (opening + continuation), rendered as `jinja2.Template(text).render`
-    renders it, or the former format with `{prompt}` and `{story}` placeholders. The default is
-    our own wording of the paper's rubric; config/paper.yaml names the authors' file (their
-    `prompts/teacher_prompt.md`), which the user downloads. Its sha256 goes into every result's
-    metadata. A relative path is resolved against the current working directory (the repo root
-    when run by the workflow)."""
+    renders it (in Jinja2's sandbox; text, string literals and those two plain variables only:
+    attributes, items, calls, filters and statements are refused), or the former format with
+    `{prompt}` and `{story}` placeholders. The default is our own wording of the paper's rubric;
+    config/paper.yaml names the authors' file (their `prompts/teacher_prompt.md`), which the
+    user downloads. Its sha256 goes into every result's metadata. A relative path is resolved
+    against the current working directory (the repo root when run by the workflow)."""
     template_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     """The sha256 (as `sha256sum` prints it) the template file must have; None: any file.
     config/paper.yaml pins the authors' file as of their commit 4bfd376 (it had other

@@ -111,7 +111,7 @@ class PPOLoop:
                 )
                 t2 = time.perf_counter()
                 if not ledger.fits(prompts, batch.replies):
-                    ctx.budget_stop()
+                    ctx.budget_stop(prompts, batch.replies)
                     break
                 stats, per_story = self.trainer.step(
                     ro.queries,

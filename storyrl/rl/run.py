@@ -22,12 +22,14 @@ import torch
 from storyrl.atomic import atomic_path, write_text
 from storyrl.checkpoints import save_checkpoint
 from storyrl.config import ConfigError, RLConfig, TrackingConfig, planned_checkpoints
+from storyrl.config.rl import REPLY_WORDS
 from storyrl.progress import Progress
+from storyrl.redact import portable_ids
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.rl.scoring import Scorer
 from storyrl.schemas import SCHEMAS, make_metadata, write_table
-from storyrl.units import words_label
+from storyrl.units import count_words, words_label
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,9 @@ class RunContext:
     """The open storyrl.tracking.Tracker that gets every steps row (the PPO loop's; TRL's
     trainers report through their own `report_to`)."""
     progress: Progress | None = field(init=False, default=None)
+    stopped: dict | None = field(init=False, default=None)
+    """Why the run ended (summary.json's `stopped`), set by `budget_stop`; None: its steps
+    (`max_steps`, or TRL's own step limit) ran out."""
 
     def __post_init__(self):
         self.ledger = Ledger(self.cfg.budget)
@@ -156,12 +161,55 @@ class RunContext:
             kl=row["kl"],
         )
 
-    def budget_stop(self) -> None:
+    def budget_stop(self, prompts: list[str], replies: list[str]) -> None:
+        """The step just scored would pass the budget: the run ends before it."""
+        ledger, words = self.ledger, [count_words(r) for r in replies]
+        self.stopped = {
+            "reason": "budget",
+            "after_step": ledger.steps,
+            "detail": (
+                f"the next step's teacher replies take {sum(words)} words (the longest "
+                f"{max(words, default=0)}); with its prompts that is "
+                f"{ledger.cost(prompts, replies)} words, and {ledger.budget - ledger.used} of "
+                f"the budget of {ledger.budget} are left"
+            ),
+        }
         log.info(
             "%s: the next step would pass the budget (%d words); stopping",
             self.output,
             self.cfg.budget,
         )
+
+    def planned_steps(self) -> int:
+        """The steps the run was planned to take: those its budget pays for when every teacher
+        reply has the asked-for form (REPLY_WORDS words, as `budget_problem` counts), or
+        `max_steps` when fewer."""
+        per_step = REPLY_WORDS * self.cfg.batch_size
+        left = self.cfg.budget - self.ledger.prompt_words - per_step
+        steps = 1 + left // per_step if left >= 0 else 0
+        return steps if self.cfg.max_steps is None else min(steps, self.cfg.max_steps)
+
+    def stop_record(self) -> dict:
+        """summary.json's `stopped`; a run that ended before its planned steps says so."""
+        record = self.stopped or {
+            "reason": "max_steps",
+            "after_step": self.ledger.steps,
+            "detail": f"rl.max_steps={self.cfg.max_steps}"
+            if self.cfg.max_steps is not None
+            else "the trainer's step limit",
+        }
+        record = {**record, "planned_steps": self.planned_steps()}
+        if record["after_step"] < record["planned_steps"]:
+            log.warning(
+                "%s: the run ended after step %d of the %d its budget plans for at %d words per "
+                "teacher reply: %s",
+                self.output,
+                record["after_step"],
+                record["planned_steps"],
+                REPLY_WORDS,
+                record["detail"],
+            )
+        return record
 
     # ------------------------------------------------------------------ policy saves
     def rl_info(self, label_words: int | None) -> dict:
@@ -212,10 +260,11 @@ class RunContext:
                 save_checkpoint(path, lm, tokenizer, self.rl_info(m))
         save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
         summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
+        summary["stopped"] = self.stop_record()
         # The teacher and its rubric's sha256, as in the tables' metadata: a summary shared on
         # its own still says what scored the run.
         if self.files.meta.get("teacher") is not None:
-            summary["teacher"] = self.files.meta["teacher"]
+            summary["teacher"] = portable_ids(self.files.meta["teacher"])
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
 

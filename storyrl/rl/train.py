@@ -39,6 +39,7 @@ from storyrl.checkpoints import content_identity, pretrain_words, resolve_device
 from storyrl.config import ConfigError, RLConfig, TrackingConfig
 from storyrl.config.rl import budget_problem
 from storyrl.progress import quiet_library_bars
+from storyrl.redact import portable_path
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
@@ -119,7 +120,8 @@ def train(
     device = resolve_device(cfg.device, cfg.threads)
     meta = {
         "run_id": run_id,
-        "checkpoint": str(checkpoint),
+        "checkpoint": portable_path(checkpoint),
+        "checkpoint_sha256": settings["checkpoint"]["sha256"],
         "seed": cfg.seed,
         "sampling_seed": student_seed(cfg),
         "algorithm": cfg.algorithm,

@@ -38,7 +38,7 @@ METRICS = {
 
 
 class BudgetExhausted(Exception):
-    """The batch just scored would pass the interaction budget."""
+    """The batch just scored (its prompts and replies) would pass the interaction budget."""
 
 
 class _Bridge(TrainerCallback):
@@ -58,7 +58,7 @@ class _Bridge(TrainerCallback):
         )
         batch = ScoredBatch(prompts, list(completions), judgements, rewards, n_tokens)
         if not ctx.ledger.fits(prompts, batch.replies):
-            raise BudgetExhausted
+            raise BudgetExhausted(prompts, batch.replies)
         before = ctx.ledger.used
         ctx.ledger.charge(prompts, batch.replies, completions)
         step = ctx.ledger.steps
@@ -197,8 +197,8 @@ class TRLLoop:
             )
             try:
                 trainer.train(resume_from_checkpoint=resume)
-            except BudgetExhausted:
-                ctx.budget_stop()
+            except BudgetExhausted as stop:
+                ctx.budget_stop(*stop.args)
             else:
                 if term.requested:  # the Trainer saved the last step (on_step_end) and stopped
                     term.exit(ctx.output, ctx.ledger.steps)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from storyrl.config import TeacherConfig
+from storyrl.redact import portable_path
 from storyrl.teacher.cache import ScoreCache, cache_key
 from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, read_reply, weighted_score
 
@@ -63,7 +64,7 @@ class Teacher:
             "backend": backend.name,
             "server": getattr(backend, "server", None),
             "model": backend.model,
-            "template": cfg.template,
+            "template": portable_path(cfg.template),
             "template_sha256": rubric.sha256,
             "join": rubric.join,
             "sampling": backend.sampling,

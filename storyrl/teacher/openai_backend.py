@@ -4,33 +4,53 @@ server's `Retry-After`). Every request has a total deadline and every batch one 
 that trickles, rate-limits or stalls cannot hold a step for hours."""
 
 import email.utils
+import json
 import logging
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
 
 from storyrl.config import ConfigError, TeacherConfig
+from storyrl.redact import redact, without_credentials
 from storyrl.teacher.core import TeacherFailure
 from storyrl.teacher.rubric import Rubric
 
 log = logging.getLogger(__name__)
 
 
-def _without_credentials(url: str) -> str:
-    """The server's URL as it goes into the cache key and metadata: no `user:password@`."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 class _PastDeadline(Exception):
     pass
+
+
+class ReplyTooLong(ValueError):
+    """A reply longer than the `max_tokens` asked for allows: the server ignored the limit."""
+
+
+def reply_limits(max_tokens: int) -> tuple[int, int]:
+    """(bytes of the HTTP body, whitespace words of the reply) that no reply of `max_tokens`
+    tokens reaches. Tokenizers split words at whitespace, so a word is at least one token; a
+    token is a few bytes of text (rarely over 128), and JSON escaping can triple a byte. The
+    margins are wide on purpose: only a server that ignores `max_tokens` passes them."""
+    return 3 * 128 * max_tokens + 16_384, 2 * max_tokens + 16
+
+
+def reply_content(body: bytes, max_words: int) -> str:
+    """The reply text of a chat completion's JSON body; ValueError if there is none."""
+    try:
+        content = json.loads(body)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ValueError(f"not a chat completion: {body[:80]!r}") from None
+    if content is None:
+        raise ValueError("a chat completion without content")
+    if not isinstance(content, str):
+        raise ValueError(
+            f"a chat completion whose content is not text but {type(content).__name__} "
+            f"{str(content)[:40]!r}"
+        )
+    if len(content.split(maxsplit=max_words)) > max_words:
+        raise ReplyTooLong(f"more than {max_words} words, starting {content[:40]!r}")
+    return content
 
 
 def retry_after_s(headers) -> float | None:
@@ -57,7 +77,7 @@ class OpenAIBackend:
 
         self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
         self.model = cfg.model
-        self.server = self.o.server_label or _without_credentials(self.o.base_url)
+        self.server = self.o.server_label or without_credentials(self.o.base_url)
         # Every setting that shapes a reply, sent with each request: a server fills the rest
         # from its own defaults (vllm serve: the model's generation_config.json, Llama 3.1's
         # top_p 0.9). top_p 1 as the offline engine and the hf backend sample (the paper's).
@@ -86,6 +106,7 @@ class OpenAIBackend:
         self.batch_note = ""
         """What the last batch's deadline cut short, for the teacher's failure message."""
         self._lock = threading.Lock()
+        self.max_bytes, self.max_words = reply_limits(cfg.max_tokens)
 
     def replies(self, prompts: list[str], continuations: list[str]) -> list[str | None]:
         messages = [self.rubric.render(p, c) for p, c in zip(prompts, continuations)]
@@ -134,6 +155,17 @@ class OpenAIBackend:
             wait_asked = None
             try:
                 return self._attempt(message, min(self.o.request_deadline_s, left))
+            except ReplyTooLong as err:
+                # Asking again would only get another such reply; the batch's other stories
+                # are unaffected.
+                log.warning(
+                    "teacher server %s: a reply longer than teacher.max_tokens=%d allows (%s); "
+                    "it counts as a failed call",
+                    self.server,
+                    self.cfg.max_tokens,
+                    err,
+                )
+                return None
             except _PastDeadline:
                 if deadline - time.monotonic() <= 0:
                     self._give_up_late()
@@ -176,7 +208,7 @@ class OpenAIBackend:
                 else:
                     # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
                     raise TeacherFailure(
-                        f"teacher server {self.o.base_url} refused the request for model "
+                        f"teacher server {redact(self.o.base_url)} refused the request for model "
                         f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}",
                         [],
                     ) from None
@@ -211,18 +243,19 @@ class OpenAIBackend:
         return box["reply"]
 
     def _request(self, message: str) -> str:
-        resp = self.client.chat.completions.create(
+        # The body is read piece by piece and given up past the limit: a server that ignores
+        # max_tokens cannot make a 6-token reply cost megabytes of memory (and budget words).
+        body = bytearray()
+        with self.client.chat.completions.with_streaming_response.create(
             model=self.model,
             messages=[{"role": "user", "content": message}],
             **self.sampling,
-        )
-        try:
-            content = resp.choices[0].message.content
-        except (AttributeError, IndexError, TypeError):
-            raise ValueError(f"not a chat completion: {str(resp)[:80]!r}") from None
-        if content is None:
-            raise ValueError("a chat completion without content")
-        return content
+        ) as resp:
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise ReplyTooLong(f"a body of more than {self.max_bytes} bytes")
+        return reply_content(bytes(body), self.max_words)
 
     def _redact(self, text: str) -> str:
         """A server's error body with credentials blanked: proxies echo the request's headers."""
@@ -248,23 +281,3 @@ def past_context(err) -> bool:
     body = err.body if isinstance(err.body, dict) else {}
     text = f"{body.get('message', '')} {err.message}".lower()
     return body.get("param") in CONTEXT_PARAMS or any(w in text for w in CONTEXT_WORDS)
-
-
-# `Authorization: Bearer x`, `"api_key": "x"`, `x-api-key=x`, and OpenAI-style `sk-...` keys.
-SECRETS = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 [redacted]"),
-    (
-        re.compile(
-            r"""(?i)((?:authorization|api[_-]?key|access[_-]?token|secret|password)["']?"""
-            r"""\s*[:=]\s*["']?)(?!bearer\b|basic\b|\[redacted)[^\s"',}]+"""
-        ),
-        r"\1[redacted]",
-    ),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "[redacted]"),
-]
-
-
-def redact(text: str) -> str:
-    for pattern, repl in SECRETS:
-        text = pattern.sub(repl, text)
-    return text
