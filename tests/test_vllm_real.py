@@ -9,12 +9,11 @@ STORYRL_REQUIRE_VLLM=1 (.ci/run), where that is an error."""
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = os.environ.get("STORYRL_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
+from helpers import ROOT, vllm_python
+
 CHECKS = [
     "refusal_is_caught",
     "exactly_max_model_len_is_not_sent",
@@ -25,9 +24,7 @@ CHECKS = [
     "context_length_400_is_vllms",
 ]
 
-_missing = None if Path(PYTHON).exists() else f"no vLLM venv at {PYTHON}: `make vllm-venv`"
-if _missing and os.environ.get("STORYRL_REQUIRE_VLLM") == "1":  # set by .ci/run
-    raise RuntimeError(f"STORYRL_REQUIRE_VLLM=1 but {_missing}")
+PYTHON, _missing = vllm_python()
 pytestmark = pytest.mark.skipif(_missing is not None, reason=str(_missing))
 
 

@@ -151,6 +151,7 @@ class Server:
                     f"cannot start the teacher server `{argv[0]}`: {err.strerror} "
                     "(rl_sharing.server.command)"
                 ) from None
+        log.info("teacher server: pid %d, log %s", self.proc.pid, self.log_path)
 
     def failure(self, what: str) -> PackError:
         return PackError(

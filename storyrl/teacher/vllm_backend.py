@@ -1,9 +1,10 @@
 """The paper's teacher setup: an offline vLLM engine on the same GPU as the student.
 
-vLLM is CUDA-only and an optional extra (`pip install -c requirements/lock-gpu.txt -e '.[gpu]'`);
-it is imported when this backend is built, never when storyrl is imported. The request assembly
-(engine arguments, sampling parameters, chat messages), the GPU memory share and the handling of
-requests the engine refuses are plain Python, so they are checked without vLLM.
+vLLM is an optional extra (`pip install -c requirements/lock-gpu.txt -e '.[gpu]'`, CUDA; on a
+CPU host, vLLM's CPU build: `make vllm-venv`); it is imported when this backend is built, never
+when storyrl is imported. The request assembly (engine arguments, sampling parameters, chat
+messages), the GPU memory share and the handling of requests the engine refuses are plain Python,
+so they are checked without vLLM; tests/test_vllm_engine.py runs them on the real engine.
 """
 
 import logging
@@ -43,7 +44,11 @@ def _device_memory() -> tuple[int, int, str]:
     import torch
 
     if not torch.cuda.is_available():
-        raise ConfigError("teacher.backend 'vllm' needs a CUDA GPU, and torch sees none")
+        raise ConfigError(
+            "teacher.vllm.gpu_memory_gib: measured against a CUDA GPU, and torch sees none "
+            "(without a GPU give teacher.vllm.gpu_memory_utilization; vLLM's CPU build sizes "
+            "its KV cache by VLLM_CPU_KVCACHE_SPACE)"
+        )
     free, total = torch.cuda.mem_get_info()
     return total, free, torch.cuda.get_device_name()
 
@@ -144,10 +149,10 @@ class VLLMBackend:
             from vllm import LLM, SamplingParams
         except ImportError as err:
             raise ImportError(
-                "teacher.backend 'vllm' needs vLLM (CUDA only): pip install -c "
+                "teacher.backend 'vllm' needs vLLM: pip install -c "
                 "requirements/lock-gpu.txt -e '.[gpu]' in the checkout, or run in the conda env "
-                "envs/gpu.yaml (profiles/slurm does); "
-                "or use the openai, hf or heuristic backend"
+                "envs/gpu.yaml (profiles/slurm does); on a CPU host `make vllm-venv` builds a "
+                "venv with vLLM's CPU build; or use the openai, hf or heuristic backend"
             ) from err
         self.rubric, self.model = rubric, cfg.model
         self.sampling = sampling_kwargs(cfg, seed)
