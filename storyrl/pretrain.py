@@ -39,7 +39,7 @@ from transformers import (
 
 from storyrl import tracking as tr
 from storyrl.atomic import atomic_path
-from storyrl.checkpoints import CHECKPOINT_INFO, write_info
+from storyrl.checkpoints import CHECKPOINT_INFO, TOKENIZER_KEY, tokenizer_fingerprint, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.hf_compat import fuse_gelu
@@ -113,9 +113,12 @@ class _Milestones(TrainerCallback):
     """Save at milestone steps and export each as a Hugging Face folder (rank 0); stop on
     SIGTERM, every process at the same step."""
 
-    def __init__(self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event):
+    def __init__(
+        self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event, tokenizer_sha256
+    ):
         self.by_step = {s: w for w, s in plan.milestone_steps.items()}
         self.plan, self.out_dir, self.run_id, self.sigterm = plan, out_dir, run_id, sigterm
+        self.tokenizer_sha256 = tokenizer_sha256
         self.terminate = False
 
     def on_step_end(self, args, state, control, **kw):
@@ -145,6 +148,7 @@ class _Milestones(TrainerCallback):
             "step": state.global_step,
             "words_seen": self.plan.words_at(state.global_step),
             "tokens_seen": state.global_step * self.plan.tokens_per_step,
+            TOKENIZER_KEY: self.tokenizer_sha256,
         }
         with atomic_path(target, is_dir=True) as tmp:
             shutil.copytree(
@@ -384,7 +388,7 @@ def _pretrain(
     if training.fused_gelu:
         fuse_gelu(model)  # no weights: the checkpoints still say gelu_new
     milestones_dir = work_dir / "milestones"
-    marks = _Milestones(plan, milestones_dir, run_id, sigterm)
+    marks = _Milestones(plan, milestones_dir, run_id, sigterm, tokenizer_fingerprint(tokenizer))
     trainer = _Trainer(
         model=model,
         args=args,

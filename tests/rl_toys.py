@@ -14,11 +14,12 @@ WORDS = (
 ).split()
 
 
-def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+def toy_tokenizer(words=WORDS) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: the special tokens, then `words` in their order."""
+    vocab = {w: i for i, w in enumerate(SPECIALS + list(words))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tk,
         bos_token="<s>",
         pad_token="<pad>",
@@ -26,6 +27,18 @@ def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
         unk_token="<unk>",
         mask_token="<mask>",
     )
+
+
+def put_foreign_tokenizer(folder, extra: int = 0) -> None:
+    """Overwrite the tokenizer of a checkpoint folder with one "from another corpus": the same
+    words in another order (the same vocabulary size when `extra` is 0), plus `extra` new
+    words."""
+    toy_tokenizer([*reversed(WORDS), *(f"new{i}" for i in range(extra))]).save_pretrained(folder)
+
+
+def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
+    tok = toy_tokenizer()
+    vocab = tok.get_vocab()
     import torch
 
     torch.manual_seed(seed)
