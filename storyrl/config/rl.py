@@ -192,8 +192,8 @@ def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:
 def planned_checkpoints(cfg: RLConfig) -> list[int]:
     """Budget words of the checkpoints a run writes: every multiple of `checkpoint_every`
     strictly below the budget. The workflow declares `checkpoints/<words_label(w)>` for each, so a
-    run that stops before reaching one (max_steps, or a last step short of it) saves its final
-    policy under that label too."""
+    run that stops before reaching one (max_steps, or a last step short of it) links that label
+    to its final policy."""
     k = cfg.checkpoint_every
     return list(range(k, cfg.budget, k)) if k > 0 else []
 

@@ -16,9 +16,10 @@ Output folder of a run:
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
 (`rl_words`), the multiple it stands for (`label_words`, null for final/), the pretraining
-checkpoint and its pretraining words when known. Every planned checkpoint
-(`planned_checkpoints`) exists once a run has finished: one the run stopped short of holds the
-final policy (a warning says so).
+checkpoint and its pretraining words when known, and the tokenizer's fingerprint. Every planned
+checkpoint (`planned_checkpoints`) exists once a run has finished: one the run stopped short of
+(`max_steps`, or a last step short of it) is a relative link to final/, not a copy (one warning
+names them).
 Killed at any moment and started again, a run continues from `state/` and drops part files of
 steps after it, so it redoes the steps since the state and produces the same remaining steps
 (and one row per step) as an uninterrupted run. SIGTERM saves the state after the step in flight
