@@ -46,6 +46,7 @@ from storyrl.hf_compat import fuse_gelu
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
 from storyrl.run_config import check_run_config
+from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
@@ -254,6 +255,7 @@ def check_launch(visible_gpus: int, env: dict) -> int:
     return 1
 
 
+@holds_run_folder("work_dir")
 def pretrain(
     tokens_bin,
     tokens_meta,
@@ -272,7 +274,8 @@ def pretrain(
     STORYRL_TRACKING environment variable, storyrl.tracking).
 
     SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
-    load: training then stops after its next step, saved, and the process exits 143."""
+    load: training then stops after its next step, saved, and the process exits 143. A second
+    process on the same `work_dir` is refused (storyrl.run_lock)."""
     sigterm = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
     try:

@@ -1,7 +1,10 @@
 """Tiny real components for the RL tests: a word-level tokenizer, a GPT-2 checkpoint folder, and a
 deterministic scorer whose reward is the share of one chosen word in the story."""
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -85,3 +88,15 @@ class ShareScorer:
             lb.append(0.0 * len(words))
         ts = np.asarray(ts)
         return judgements, {"teacher_score": ts, "length_bonus": np.asarray(lb), "reward": ts}
+
+
+class HeldScorer(ShareScorer):
+    """ShareScorer that, at its first batch, creates the file $STORYRL_TOY_STARTED and waits for
+    the file $STORYRL_TOY_GO: a live run held inside its first step, for tests of a second
+    process on the same run folder."""
+
+    def __call__(self, prompts, continuations):
+        Path(os.environ["STORYRL_TOY_STARTED"]).touch()
+        while not Path(os.environ["STORYRL_TOY_GO"]).exists():
+            time.sleep(0.05)
+        return super().__call__(prompts, continuations)
