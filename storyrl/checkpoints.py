@@ -112,8 +112,11 @@ def check_tokenizer(model_dir, tokenizer) -> None:
             f"the model was trained with (sha256 {recorded[:12]} in {name}), and its scores "
             "would be meaningless; copy the run's own tokenizer files back into the folder"
         )
-    config = folder / "config.json"
-    embeddings = json.loads(config.read_text()).get("vocab_size") if config.exists() else None
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        embeddings = config.get("vocab_size") if isinstance(config, dict) else None
+    except (OSError, ValueError):  # missing or cut off: loading the model names the file
+        embeddings = None
     if embeddings is not None and len(tokenizer) > embeddings:
         raise CheckpointError(
             f"{folder}: the tokenizer has {len(tokenizer)} tokens, the model's embeddings "

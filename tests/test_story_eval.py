@@ -209,6 +209,16 @@ def test_story_eval_of_a_checkpoint_the_run_stopped_short_of(early_run, tmp_path
     assert summary["rl_words"] == 40  # what the final policy spent
 
 
+def test_the_official_pipeline_names_a_linked_checkpoint_by_its_label(early_run, tmp_path):
+    from storyrl.evaluate.official import pipeline_checkpoint
+    from storyrl.evaluate.zero_shot import model_results_dir
+
+    label = early_run / "checkpoints" / "45"
+    model = pipeline_checkpoint(label, tmp_path)  # what the pipeline loads and names results by
+    assert model_results_dir(tmp_path, model) == model_results_dir(tmp_path, label)
+    assert (model / "config.json").exists()
+
+
 def test_story_eval_of_an_rl_checkpoint(early_run, tmp_path):
     summary = run_eval(early_run / "checkpoints" / "10", tmp_path / "s.parquet", n=2)
     assert summary["rl_words"] == 28 and summary["run_id"] == "early"
