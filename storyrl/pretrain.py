@@ -3,6 +3,7 @@ milestone, resumable from its last saved state.
 
 Layout of a run folder (`work_dir`, not a Snakemake output, so it survives a failed job):
     work_dir/run_config.json         the settings the state belongs to
+    work_dir/.storyrl.lock           locked while a process writes the run (storyrl.run_lock)
     work_dir/checkpoint-<step>/      Trainer resume states (newest `keep_states` kept)
     work_dir/milestones/ckpt-<W>/    a Hugging Face folder per milestone, exported when reached
     work_dir/log.parquet             the pretraining log so far

@@ -138,7 +138,9 @@ class RLConfig(Section):
     authors' 900M runs with seeds 42, 43 and 44 shared one sampling stream and differed only in
     the value head and the teacher's seed (paper: 0). TRL's GRPO/RLOO trainers get it as `seed`."""
     threads: int | None = Field(None, ge=1)
-    """torch CPU threads; None leaves torch's default."""
+    """torch CPU threads; None leaves torch's default (OMP_NUM_THREADS, else the cores). On a CPU
+    the count changes the results, so a run records the count it computes with and a resume
+    under another one is refused."""
     device: str = "auto"
     """`auto`: CUDA when present, else CPU."""
 

@@ -12,6 +12,7 @@ Output folder of a run:
     run_config.json                   what shapes the run (`run_settings`): a start under other
                                       settings is refused, or with `on_change="move"` (the
                                       workflow) the old run goes to stale-<time>/ and it starts afresh
+    .storyrl.lock                     locked while a process writes the run (storyrl.run_lock)
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
