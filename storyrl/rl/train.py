@@ -45,7 +45,7 @@ from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
 from storyrl.run_config import check_run_config
-from storyrl.run_lock import LOCK, holds_run_folder
+from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import config_hash
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ OPERATIONAL = {"device", "state_every", "state_every_s"}
 them. Every other field shapes the run (storyrl.run_config), `threads` as the count the run
 computes with (`cpu_threads`)."""
 
-KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlite-shm", LOCK)
+KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlite-shm")
 """Entries of a run folder that stay when a run made with other settings is moved aside: the
 teacher's score cache is keyed by the teacher's identity and the story, so it stays valid."""
 
