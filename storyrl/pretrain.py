@@ -3,6 +3,7 @@ milestone, resumable from its last saved state.
 
 Layout of a run folder (`work_dir`, not a Snakemake output, so it survives a failed job):
     work_dir/run_config.json         the settings the state belongs to
+    work_dir/.storyrl.lock           locked while a process writes the run (storyrl.run_lock)
     work_dir/checkpoint-<step>/      Trainer resume states (newest `keep_states` kept)
     work_dir/milestones/ckpt-<W>/    a Hugging Face folder per milestone, exported when reached
     work_dir/log.parquet             the pretraining log so far
@@ -39,13 +40,14 @@ from transformers import (
 
 from storyrl import tracking as tr
 from storyrl.atomic import atomic_path
-from storyrl.checkpoints import CHECKPOINT_INFO, write_info
+from storyrl.checkpoints import CHECKPOINT_INFO, TOKENIZER_KEY, tokenizer_fingerprint, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
 from storyrl.hf_compat import fuse_gelu
 from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
 from storyrl.progress import Progress, quiet_library_bars
 from storyrl.run_config import check_run_config
+from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
 from storyrl.units import words_label
@@ -113,9 +115,12 @@ class _Milestones(TrainerCallback):
     """Save at milestone steps and export each as a Hugging Face folder (rank 0); stop on
     SIGTERM, every process at the same step."""
 
-    def __init__(self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event):
+    def __init__(
+        self, plan: Plan, out_dir: Path, run_id: str, sigterm: threading.Event, tokenizer_sha256
+    ):
         self.by_step = {s: w for w, s in plan.milestone_steps.items()}
         self.plan, self.out_dir, self.run_id, self.sigterm = plan, out_dir, run_id, sigterm
+        self.tokenizer_sha256 = tokenizer_sha256
         self.terminate = False
 
     def on_step_end(self, args, state, control, **kw):
@@ -145,6 +150,7 @@ class _Milestones(TrainerCallback):
             "step": state.global_step,
             "words_seen": self.plan.words_at(state.global_step),
             "tokens_seen": state.global_step * self.plan.tokens_per_step,
+            TOKENIZER_KEY: self.tokenizer_sha256,
         }
         with atomic_path(target, is_dir=True) as tmp:
             shutil.copytree(
@@ -250,6 +256,7 @@ def check_launch(visible_gpus: int, env: dict) -> int:
     return 1
 
 
+@holds_run_folder("work_dir")
 def pretrain(
     tokens_bin,
     tokens_meta,
@@ -268,7 +275,8 @@ def pretrain(
     STORYRL_TRACKING environment variable, storyrl.tracking).
 
     SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
-    load: training then stops after its next step, saved, and the process exits 143."""
+    load: training then stops after its next step, saved, and the process exits 143. A second
+    process on the same `work_dir` is refused (storyrl.run_lock)."""
     sigterm = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
     try:
@@ -384,7 +392,7 @@ def _pretrain(
     if training.fused_gelu:
         fuse_gelu(model)  # no weights: the checkpoints still say gelu_new
     milestones_dir = work_dir / "milestones"
-    marks = _Milestones(plan, milestones_dir, run_id, sigterm)
+    marks = _Milestones(plan, milestones_dir, run_id, sigterm, tokenizer_fingerprint(tokenizer))
     trainer = _Trainer(
         model=model,
         args=args,

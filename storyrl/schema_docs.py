@@ -181,6 +181,9 @@ JSON_FIELDS: dict[str, dict[str, str]] = {
         "pretrain_words": "words the checkpoint saw in pretraining",
         "rl_words, label_words, run_id": "RL checkpoints: budget words spent, the milestone "
         "they stand for, the run",
+        "tokenizer_sha256": "the fingerprint of the tokenizer the model was trained with "
+        "(vocabulary, merges, added tokens): a folder whose tokenizer differs is refused at "
+        "every load",
     },
 }
 
@@ -220,7 +223,8 @@ FILES: list[tuple[str, str, str, str]] = [
         "rl/<run_id>/final/, checkpoints/<words>/",
         "HF model",
         "rule rl",
-        "the final policy and the planned checkpoints; storyrl_rl.json",
+        "the final policy and the planned checkpoints (one the run stopped short of: a link to "
+        "final/); storyrl_rl.json",
     ),
     ("rl/<run_id>/teacher_cache.sqlite", "SQLite", "rule rl", "the teacher's score cache"),
     (

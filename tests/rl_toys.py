@@ -1,7 +1,10 @@
 """Tiny real components for the RL tests: a word-level tokenizer, a GPT-2 checkpoint folder, and a
 deterministic scorer whose reward is the share of one chosen word in the story."""
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -14,11 +17,12 @@ WORDS = (
 ).split()
 
 
-def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+def toy_tokenizer(words=WORDS) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: the special tokens, then `words` in their order."""
+    vocab = {w: i for i, w in enumerate(SPECIALS + list(words))}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=tk,
         bos_token="<s>",
         pad_token="<pad>",
@@ -26,6 +30,18 @@ def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
         unk_token="<unk>",
         mask_token="<mask>",
     )
+
+
+def put_foreign_tokenizer(folder, extra: int = 0) -> None:
+    """Overwrite the tokenizer of a checkpoint folder with one "from another corpus": the same
+    words in another order (the same vocabulary size when `extra` is 0), plus `extra` new
+    words."""
+    toy_tokenizer([*reversed(WORDS), *(f"new{i}" for i in range(extra))]).save_pretrained(folder)
+
+
+def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
+    tok = toy_tokenizer()
+    vocab = tok.get_vocab()
     import torch
 
     torch.manual_seed(seed)
@@ -72,3 +88,15 @@ class ShareScorer:
             lb.append(0.0 * len(words))
         ts = np.asarray(ts)
         return judgements, {"teacher_score": ts, "length_bonus": np.asarray(lb), "reward": ts}
+
+
+class HeldScorer(ShareScorer):
+    """ShareScorer that, at its first batch, creates the file $STORYRL_TOY_STARTED and waits for
+    the file $STORYRL_TOY_GO: a live run held inside its first step, for tests of a second
+    process on the same run folder."""
+
+    def __call__(self, prompts, continuations):
+        Path(os.environ["STORYRL_TOY_STARTED"]).touch()
+        while not Path(os.environ["STORYRL_TOY_GO"]).exists():
+            time.sleep(0.05)
+        return super().__call__(prompts, continuations)

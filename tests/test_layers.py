@@ -34,8 +34,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "teacher": ("storyrl.teacher", "storyrl.reward"),
         # Experiment tracking and progress lines, which the training stages report through.
         "tracking": ("storyrl.tracking", "storyrl.progress"),
-        # What shapes a training run (run_config.json), which pretraining and RL both check.
-        "run_config": ("storyrl.run_config",),
+        # What shapes a training run (run_config.json), which pretraining and RL both check, and
+        # the lock that keeps one writer per run folder.
+        "run_config": ("storyrl.run_config", "storyrl.run_lock"),
     },
     # 3: the stages that train and evaluate models.
     {

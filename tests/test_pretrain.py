@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from helpers import ROOT, pretrain_args
+from storyrl.checkpoints import tokenizer_fingerprint
 from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
 from storyrl.pretrain import plan_run
 from storyrl.schemas import read_metadata
@@ -144,6 +145,8 @@ def test_milestone_checkpoints_load_offline_and_record_words(reference):
         assert not (ckpt / "optimizer.pt").exists()
     model = AutoModelForCausalLM.from_pretrained(reference / "ckpt-40K", local_files_only=True)
     tok = AutoTokenizer.from_pretrained(reference / "ckpt-40K", local_files_only=True)
+    # Each milestone names its tokenizer, which every load checks (storyrl.checkpoints).
+    assert info["tokenizer_sha256"] == tokenizer_fingerprint(tok)
     assert model.config.n_layer == 1 and model.config.eos_token_id == tok.eos_token_id
     assert tok("Once upon a time")["input_ids"][0] != tok.bos_token_id  # no BOS prepended
     log = pd.read_parquet(reference / "log.parquet")

@@ -73,8 +73,46 @@ def test_a_finished_run_is_not_returned_for_other_settings(ckpt, tmp_path):
 
 def test_operational_fields_may_change_on_resume(ckpt, tmp_path):
     run = killed_run(ckpt, tmp_path / "run")
-    cfg = RLConfig.model_validate({**TOY, "max_steps": 3, "threads": 2, "state_every": 2})
+    cfg = RLConfig.model_validate({**TOY, "max_steps": 3, "state_every": 2})
     assert train(ckpt, run, cfg, ShareScorer())["steps"] == 3
+
+
+@pytest.fixture
+def torch_threads():
+    """Set torch's CPU threads as OMP_NUM_THREADS would at start-up; restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_a_resume_under_another_thread_count_is_refused(ckpt, tmp_path, torch_threads):
+    """CPU reductions add in another order on another thread count: the resumed run would end
+    on a third result. `rl.threads`, or when it is unset the threads torch starts with
+    (OMP_NUM_THREADS), are the run's, and a resume must keep them."""
+    torch_threads(1)
+    run = killed_run(ckpt, tmp_path / "run", threads=None)
+    torch_threads(2)
+    for threads in (None, 2):  # OMP_NUM_THREADS=2, or rl.threads: 2
+        cfg = RLConfig.model_validate({**TOY, "threads": threads})
+        with pytest.raises(RunConfigMismatch) as err:
+            train(ckpt, run, cfg, ShareScorer())
+        assert str(run) in str(err.value) and "rl.threads (1 -> 2)" in str(err.value)
+    assert not (run / "summary.json").exists()
+    cfg = RLConfig.model_validate({**TOY, "threads": 1})
+    assert train(ckpt, run, cfg, ShareScorer())["steps"] == 3
+
+
+def test_a_run_recorded_without_its_thread_count_resumes_with_a_warning(ckpt, tmp_path, caplog):
+    run = killed_run(ckpt, tmp_path / "run")
+    record = json.loads((run / "run_config.json").read_text())
+    del record["rl"]["threads"]
+    (run / "run_config.json").write_text(json.dumps(record))
+    with caplog.at_level("WARNING", logger="storyrl.run_config"):
+        assert train(ckpt, run, RLConfig.model_validate(TOY), ShareScorer())["steps"] == 3
+    assert f"{run}: its run was recorded without rl.threads" in caplog.text
+    assert json.loads((run / "run_config.json").read_text())["rl"]["threads"] == 1
 
 
 def test_move_starts_afresh_and_keeps_the_old_run(ckpt, tmp_path):

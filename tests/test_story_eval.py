@@ -108,7 +108,7 @@ def test_story_eval_reads_the_pretraining_record(ckpt, tmp_path):
 # ShareScorer replies are 3 words a story: the first batch's 4 x 4 prompt words + 12 words a step
 # of 4 stories, so the ledger reads 28 after step 1 and 40 after step 2 (max_steps). Budget 50, a
 # checkpoint every 5: planned 5..45; step 1 crosses 5 to 25 at once, step 2 crosses 30, 35 and
-# 40, and 45 is never reached: it gets the final policy.
+# 40, and 45 is never reached: it is a link to the final policy, not a copy of it.
 EARLY = {
     "prompts": ["once upon a time"],
     "batch_size": 4,
@@ -118,15 +118,18 @@ EARLY = {
     "max_steps": 2,
     "sampling": {"max_new_tokens": 6},
 }
-EXPECTED = {**{w: (1, 28) for w in (5, 10, 15, 20, 25)}, **{w: (2, 40) for w in (30, 35, 40, 45)}}
+REACHED = {**{w: (1, 28) for w in (5, 10, 15, 20, 25)}, **{w: (2, 40) for w in (30, 35, 40)}}
+NOT_REACHED = [45]
 
 
-def check_records(run, ckpt, pretrain_words):
-    assert planned_checkpoints(RLConfig.model_validate(EARLY)) == sorted(EXPECTED)
-    for words, (step, used) in EXPECTED.items():
+def check_records(run, ckpt, pretrain_words, reached=REACHED, not_reached=NOT_REACHED):
+    assert planned_checkpoints(RLConfig.model_validate(EARLY)) == sorted([*reached, *not_reached])
+    final = json.loads((run / "final" / RL_INFO).read_text())
+    for words, (step, used) in reached.items():
         folder = run / "checkpoints" / words_label(words)
-        assert (folder / "config.json").exists(), folder
+        assert (folder / "config.json").exists() and not folder.is_symlink(), folder
         info = json.loads((folder / RL_INFO).read_text())
+        assert info.pop("tokenizer_sha256") == final["tokenizer_sha256"]
         assert info == {
             "run_id": "early",
             "step": step,
@@ -135,7 +138,10 @@ def check_records(run, ckpt, pretrain_words):
             "pretrain_checkpoint": str(ckpt),
             "pretrain_words": pretrain_words,
         }, words
-    final = json.loads((run / "final" / RL_INFO).read_text())
+    for words in not_reached:
+        folder = run / "checkpoints" / words_label(words)
+        assert folder.is_symlink() and folder.resolve() == (run / "final").resolve(), folder
+        assert (folder / "config.json").exists()
     assert final["label_words"] is None and final["rl_words"] == 40 and final["step"] == 2
 
 
@@ -157,18 +163,29 @@ def test_rl_run_stopped_early_has_every_planned_checkpoint(ckpt, early_run):
     check_records(early_run, ckpt, 20_000_000)
 
 
-def test_rl_checkpoints_missing_at_the_end_are_logged(ckpt, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="storyrl.rl.train"):
+def folder_bytes(folder) -> int:
+    """Bytes of the files under `folder`, links not followed."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def test_checkpoints_a_run_stopped_short_of_are_links_and_one_warning(ckpt, tmp_path, caplog):
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="storyrl.rl.run"):
         train(
             ckpt,
-            tmp_path / "run",
+            run,
             RLConfig.model_validate({**EARLY, "max_steps": 1}),
             ShareScorer(max_new_tokens=6),
             run_id="early",
         )
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 4 and all("before checkpoint" in m for m in warned)  # 30, 35, 40, 45
-    info = json.loads((tmp_path / "run" / "checkpoints" / "35" / RL_INFO).read_text())
+    warned = [r.getMessage() for r in caplog.records if r.name == "storyrl.rl.run"]
+    assert len(warned) == 1 and "before checkpoints 30, 35, 40, 45" in warned[0], warned
+    links = sorted(p.name for p in (run / "checkpoints").iterdir() if p.is_symlink())
+    copies = sorted(p.name for p in (run / "checkpoints").iterdir() if not p.is_symlink())
+    assert links == ["30", "35", "40", "45"] and copies == ["10", "15", "20", "25", "5"]
+    # Five saved policies, not nine: the links take no room.
+    assert folder_bytes(run / "checkpoints") < 6 * folder_bytes(run / "final")
+    info = json.loads((run / "checkpoints" / "35" / RL_INFO).read_text())
     assert info["rl_words"] == 28 and info["step"] == 1 and info["pretrain_words"] is None
 
 
@@ -184,6 +201,22 @@ def test_grpo_run_stopped_early_has_every_planned_checkpoint(ckpt, tmp_path):
         pretrain_words_seen=20_000_000,
     )
     check_records(run, ckpt, 20_000_000)
+
+
+def test_story_eval_of_a_checkpoint_the_run_stopped_short_of(early_run, tmp_path):
+    summary = run_eval(early_run / "checkpoints" / "45", tmp_path / "s.parquet", n=2)
+    assert summary["model_id"] == "early-45" and summary["run_id"] == "early"
+    assert summary["rl_words"] == 40  # what the final policy spent
+
+
+def test_the_official_pipeline_names_a_linked_checkpoint_by_its_label(early_run, tmp_path):
+    from storyrl.evaluate.official import pipeline_checkpoint
+    from storyrl.evaluate.zero_shot import model_results_dir
+
+    label = early_run / "checkpoints" / "45"
+    model = pipeline_checkpoint(label, tmp_path)  # what the pipeline loads and names results by
+    assert model_results_dir(tmp_path, model) == model_results_dir(tmp_path, label)
+    assert (model / "config.json").exists()
 
 
 def test_story_eval_of_an_rl_checkpoint(early_run, tmp_path):

@@ -150,7 +150,9 @@ class RLConfig(Section):
     authors' 900M runs with seeds 42, 43 and 44 shared one sampling stream and differed only in
     the value head and the teacher's seed (paper: 0). TRL's GRPO/RLOO trainers get it as `seed`."""
     threads: int | None = Field(None, ge=1)
-    """torch CPU threads; None leaves torch's default."""
+    """torch CPU threads; None leaves torch's default (OMP_NUM_THREADS, else the cores). On a CPU
+    the count changes the results, so a run records the count it computes with and a resume
+    under another one is refused."""
     device: str = "auto"
     """`auto`: CUDA when present, else CPU."""
 
@@ -219,8 +221,8 @@ def state_due(cfg: RLConfig, steps_since: int, seconds_since: float) -> bool:
 def planned_checkpoints(cfg: RLConfig) -> list[int]:
     """Budget words of the checkpoints a run writes: every multiple of `checkpoint_every`
     strictly below the budget. The workflow declares `checkpoints/<words_label(w)>` for each, so a
-    run that stops before reaching one (max_steps, or a last step short of it) saves its final
-    policy under that label too."""
+    run that stops before reaching one (max_steps, or a last step short of it) links that label
+    to its final policy."""
     k = cfg.checkpoint_every
     return list(range(k, cfg.budget, k)) if k > 0 else []
 

@@ -166,9 +166,11 @@ def link_checkpoint(folder, dest) -> Path:
 
 def pipeline_checkpoint(model, output_dir) -> Path:
     """The checkpoint as the pipeline loads it: `<output_dir>/checkpoints/<folder name>` (the
-    same name, so the pipeline's results land where `glue_result_path` etc. look)."""
-    folder = Path(model).resolve()
-    return link_checkpoint(folder, Path(output_dir).resolve() / "checkpoints" / folder.name)
+    same name, so the pipeline's results land where `glue_result_path` etc. look). The name is
+    the link's own where the folder is a link (an RL checkpoint the run stopped short of, which
+    links to final/)."""
+    name = Path(os.path.abspath(model)).name
+    return link_checkpoint(model, Path(output_dir).resolve() / "checkpoints" / name)
 
 
 # --------------------------------------------------------------------------- outputs

@@ -256,8 +256,8 @@ class RunContext:
             )
 
     def finish(self, lm, tokenizer) -> dict:
-        """Consolidate the tables, save every planned checkpoint not yet saved and the final
-        policy, write summary.json and return it."""
+        """Consolidate the tables, save the final policy, link every planned checkpoint the run
+        stopped short of to it, write summary.json and return it."""
         if self.progress is not None:
             self.progress.close()
         self.files.consolidate()
@@ -268,19 +268,8 @@ class RunContext:
                 f"{self.output}: rl.budget {ledger.budget} words ended before the first step "
                 "(its prompts and teacher replies cost more); nothing published"
             )
-        for m in planned_checkpoints(self.cfg):
-            path = self.output / "checkpoints" / words_label(m)
-            if not (path / "config.json").exists():
-                log.warning(
-                    "%s: the run stopped at %d budget words, before checkpoint %s; saving the "
-                    "final policy (step %d) under that label",
-                    self.output,
-                    ledger.used,
-                    words_label(m),
-                    ledger.steps,
-                )
-                save_checkpoint(path, lm, tokenizer, self.rl_info(m))
         save_checkpoint(self.output / "final", lm, tokenizer, self.rl_info(None))
+        link_unreached(self.output, planned_checkpoints(self.cfg), ledger)
         summary = ledger.summary(self.pretrain_words_seen, self.corpus_words)
         summary["stopped"] = self.stop_record()
         # The teacher and its rubric's sha256, as in the tables' metadata: a summary shared on
@@ -289,6 +278,31 @@ class RunContext:
             summary["teacher"] = portable_ids(self.files.meta["teacher"])
         write_text(self.output / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+
+def link_unreached(output: Path, planned: list[int], ledger: Ledger) -> None:
+    """Make each planned checkpoint the run did not reach a relative link to final/: the
+    workflow evaluates every planned label, and a run stopped by `max_steps` would otherwise
+    hold one full copy of the final policy per label (99 for 2 steps of a 30K budget)."""
+    missing = [m for m in planned if not (output / "checkpoints" / words_label(m)).is_dir()]
+    if not missing:
+        return
+    log.warning(
+        "%s: the run stopped at %d budget words (step %d), before checkpoints %s; each is a "
+        "link to final/",
+        output,
+        ledger.used,
+        ledger.steps,
+        ", ".join(words_label(m) for m in missing),
+    )
+    for m in missing:
+        path = output / "checkpoints" / words_label(m)
+        # A link left dangling (final/ removed by a failed job) is replaced in one rename.
+        tmp = path.with_name(f".{path.name}.link")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(Path("..") / "final", target_is_directory=True)
+        tmp.replace(path)
 
 
 class Diverged(RuntimeError):

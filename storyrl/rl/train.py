@@ -12,13 +12,15 @@ Output folder of a run:
     run_config.json                   what shapes the run (`run_settings`): a start under other
                                       settings is refused, or with `on_change="move"` (the
                                       workflow) the old run goes to stale-<time>/ and it starts afresh
+    .storyrl.lock                     locked while a process writes the run (storyrl.run_lock)
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
 Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
 (`rl_words`), the multiple it stands for (`label_words`, null for final/), the pretraining
-checkpoint and its pretraining words when known. Every planned checkpoint
-(`planned_checkpoints`) exists once a run has finished: one the run stopped short of holds the
-final policy (a warning says so).
+checkpoint and its pretraining words when known, and the tokenizer's fingerprint. Every planned
+checkpoint (`planned_checkpoints`) exists once a run has finished: one the run stopped short of
+(`max_steps`, or a last step short of it) is a relative link to final/, not a copy (one warning
+names them).
 Killed at any moment and started again, a run continues from `state/` and drops part files of
 steps after it, so it redoes the steps since the state and produces the same remaining steps
 (and one row per step) as an uninterrupted run. SIGTERM saves the state after the step in flight
@@ -44,21 +46,40 @@ from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
 from storyrl.rl.scoring import Scorer, teacher_identity
 from storyrl.run_config import check_run_config
+from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import config_hash
 
 log = logging.getLogger(__name__)
 
-OPERATIONAL = {"threads", "device", "state_every", "state_every_s"}
+OPERATIONAL = {"device", "state_every", "state_every_s"}
 """RL fields that change how a run is carried out, not what it computes: a resume may change
-them. Every other field shapes the run (storyrl.run_config)."""
+them. Every other field shapes the run (storyrl.run_config), `threads` as the count the run
+computes with (`cpu_threads`)."""
 
 KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlite-shm")
 """Entries of a run folder that stay when a run made with other settings is moved aside: the
 teacher's score cache is keyed by the teacher's identity and the story, so it stays valid."""
 
 
-def run_settings(cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str) -> dict:
-    """What shapes an RL run: a resume must find the same (storyrl.run_config)."""
+ADDED = {"rl.threads": "the CPU threads it computes with, which change its results"}
+"""Settings that records of older runs lack (storyrl.run_config: taken as now, with a warning)."""
+
+
+def cpu_threads(cfg: RLConfig, device) -> int | None:
+    """The CPU threads torch computes with on a CPU device: `rl.threads`, else torch's default
+    (OMP_NUM_THREADS, else the cores). Reductions split over threads add in another order, so 1
+    and 2 threads give other steps, rollouts and weights. None on a GPU, whose kernels do not
+    depend on it."""
+    import torch
+
+    return (cfg.threads or torch.get_num_threads()) if device.type == "cpu" else None
+
+
+def run_settings(
+    cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str, threads: int | None = None
+) -> dict:
+    """What shapes an RL run: a resume must find the same (storyrl.run_config). `threads`:
+    `cpu_threads`."""
     from storyrl.rl.scoring import TeacherScorer
 
     if isinstance(scorer, TeacherScorer):
@@ -70,7 +91,7 @@ def run_settings(cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str) -> dict
         teacher, reward = f"{type(scorer).__module__}.{type(scorer).__qualname__}", None
     return {
         "run_id": run_id,
-        "rl": cfg.model_dump(mode="json", exclude=OPERATIONAL),
+        "rl": {**cfg.model_dump(mode="json", exclude=OPERATIONAL), "threads": threads},
         "teacher": teacher,
         "reward": reward,
         "checkpoint": content_identity(checkpoint),
@@ -91,6 +112,7 @@ def setting_hash(cfg: RLConfig, teacher: dict | None) -> str:
     return config_hash({"rl": rl, "teacher": teacher})
 
 
+@holds_run_folder("output")
 def train(
     checkpoint,
     output,
@@ -106,7 +128,8 @@ def train(
     Returns the summary (also written to summary.json). `tracking`: where metrics go and how
     often progress is logged (default: the STORYRL_TRACKING environment variable).
     `on_change`: what to do with a folder that holds a run made with other settings, `refuse`
-    or `move` it aside (storyrl.run_config)."""
+    or `move` it aside (storyrl.run_config). A second process on the same folder is refused
+    (storyrl.run_lock)."""
     output = Path(output)
     if problem := budget_problem(cfg):
         raise ConfigError(f"{output}: {problem}")
@@ -114,10 +137,10 @@ def train(
     tracking = tr.from_env() if tracking is None else tracking
     tr.require(tracking)
     quiet_library_bars()
-    settings = run_settings(cfg, checkpoint, scorer, run_id)
-    # Before anything reads the folder: its state, parts and summary belong to these settings.
-    check_run_config(output, settings, on_change, keep=KEEP)
     device = resolve_device(cfg.device, cfg.threads)
+    settings = run_settings(cfg, checkpoint, scorer, run_id, cpu_threads(cfg, device))
+    # Before anything reads the folder: its state, parts and summary belong to these settings.
+    check_run_config(output, settings, on_change, keep=KEEP, added=ADDED)
     meta = {
         "run_id": run_id,
         "checkpoint": portable_path(checkpoint),
