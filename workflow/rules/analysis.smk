@@ -1,6 +1,7 @@
 # Tables and figures (storyrl.analysis.registry): each one its own target, built only from the
 # Parquet/JSON results, so `snakemake results/figures/<name>.pdf` rebuilds that one alone.
 # The targets, their inputs and their paths all come from the registry and the layout.
+import json
 import shlex
 
 from storyrl.analysis import layout
@@ -49,12 +50,40 @@ def target_args(wildcards, input):
 def all_analysis_outputs():
     return [
         p for kind in KINDS for n in buildable(kind) for p in REGISTRY[kind, n].paths(RESULTS)
-    ]
+    ] + [RUN_CONFIG]
+
+
+# The run's validated config beside its results (`tracking`, which changes no result, left out):
+# every table and figure takes its settings from this file, so `storyrl analysis all --results
+# results` rebuilds them as they are, and `share` copies it into the dataset.
+RUN_CONFIG = str(layout.config_path(RESULTS))
+
+
+def run_config_json():
+    return json.dumps(
+        CFG.model_dump(mode="json", exclude={"tracking"}), sort_keys=True, separators=(",", ":")
+    )
+
+
+rule run_config:
+    output:
+        RUN_CONFIG,
+    params:
+        config=lambda w: run_config_json(),  # a function: the JSON holds `{model}`-like text
+    conda:
+        CPU_ENV
+    log:
+        log_path("run_config"),
+    benchmark:
+        bench_path("run_config")
+    shell:
+        "{STORYRL} record-config --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule table:
     input:
         unpack(target_inputs("table")),
+        config=RUN_CONFIG,
     output:
         csv=report(
             str(layout.table_path(RESULTS, "{name}", ".csv")),
@@ -67,7 +96,6 @@ rule table:
         name=one_of(buildable("table")),
     params:
         args=target_args,
-        section=section(CFG.analysis),
         doc=lambda w: REGISTRY["table", w.name].doc,
     conda:
         CPU_ENV
@@ -77,12 +105,13 @@ rule table:
         bench_path("table", "{name}")
     shell:
         "{STORYRL} analysis table {wildcards.name} --output {output.csv:q} {params.args}"
-        " --section {params.section:q} > {log:q} 2>&1"
+        " --config {input.config:q} > {log:q} 2>&1"
 
 
 rule figure:
     input:
         unpack(target_inputs("figure")),
+        config=RUN_CONFIG,
     output:
         pdf=str(layout.figure_path(RESULTS, "{name}", ".pdf")),
         png=report(
@@ -94,7 +123,6 @@ rule figure:
         name=one_of(buildable("figure")),
     params:
         args=target_args,
-        section=section(CFG.analysis),
         doc=lambda w: REGISTRY["figure", w.name].doc,
     conda:
         CPU_ENV
@@ -104,7 +132,7 @@ rule figure:
         bench_path("figure", "{name}")
     shell:
         "{STORYRL} analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
-        " --section {params.section:q} > {log:q} 2>&1"
+        " --config {input.config:q} > {log:q} 2>&1"
 
 
 # The results as a Hugging Face dataset (storyrl.analysis.share): `snakemake share` writes
@@ -113,10 +141,10 @@ rule figure:
 rule share:
     input:
         [f for files in ANALYSIS_FILES.values() for f in files],
+        config=RUN_CONFIG,
     output:
         directory(f"{RESULTS}/share"),
     params:
-        config=lambda w: section(CFG),  # a function: the JSON holds `{model}`-like text
         baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
     conda:
         CPU_ENV
@@ -125,5 +153,5 @@ rule share:
     benchmark:
         bench_path("share")
     shell:
-        "{STORYRL} share --results {RESULTS} --out {output:q} --config-json {params.config:q}"
+        "{STORYRL} share --results {RESULTS} --out {output:q} --config {input.config:q}"
         " {params.baselines} > {log:q} 2>&1"
