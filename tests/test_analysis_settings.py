@@ -41,16 +41,21 @@ def tables(out) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "tables").iterdir())}
 
 
-def test_analysis_all_uses_the_settings_recorded_with_the_results(steps_only, tmp_path, caplog):
-    caplog.set_level(logging.INFO)
-    assert run_all(steps_only, tmp_path / "recorded") == 0
-    assert f"analysis settings from {steps_only / 'config.yaml'}" in caplog.text
+@pytest.fixture(scope="module")
+def recorded(steps_only, tmp_path_factory):
+    """Every table and figure of `steps_only`, with no settings given."""
+    out = tmp_path_factory.mktemp("recorded")
+    assert run_all(steps_only, out) == 0
+    return out
+
+
+def test_analysis_all_uses_the_settings_recorded_with_the_results(steps_only, recorded, tmp_path):
     assert run_all(steps_only, tmp_path / "given", "--section", json.dumps(RECORDED)) == 0
-    assert tables(tmp_path / "recorded") == tables(tmp_path / "given")
+    assert tables(recorded) == tables(tmp_path / "given")
 
 
 def test_another_config_is_applied_only_when_given_and_the_log_says_so(
-    steps_only, tmp_path, caplog
+    steps_only, recorded, tmp_path, caplog
 ):
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({"analysis": {**RECORDED, "bootstrap": 60}}))
@@ -58,8 +63,7 @@ def test_another_config_is_applied_only_when_given_and_the_log_says_so(
     assert run_all(steps_only, tmp_path / "other", "--config", str(other)) == 0
     said = [r.getMessage() for r in caplog.records if str(other) in r.getMessage()]
     assert said and "not those recorded" in said[0] and "bootstrap: 40 -> 60" in said[0], said
-    assert run_all(steps_only, tmp_path / "recorded") == 0
-    assert tables(tmp_path / "other") != tables(tmp_path / "recorded")
+    assert tables(tmp_path / "other") != tables(recorded)
 
 
 def test_without_a_record_the_values_used_are_named(steps_only, tmp_path, caplog):
@@ -72,14 +76,15 @@ def test_without_a_record_the_values_used_are_named(steps_only, tmp_path, caplog
     assert any("no config recorded" in w and "bootstrap=1000" in w for w in warned), warned
 
 
-def test_one_table_or_figure_reads_the_settings_beside_its_inputs(steps_only, tmp_path, caplog):
+def test_one_table_or_figure_reads_the_settings_beside_its_inputs(
+    steps_only, recorded, tmp_path, caplog
+):
     steps = [str(p) for p in layout.discover(steps_only).steps]
-    assert run_all(steps_only, tmp_path / "all") == 0
     caplog.set_level(logging.INFO)
     one = tmp_path / "one" / "before_after.csv"
     assert main(["analysis", "table", "before_after", "--steps", *steps, "--output", str(one)]) == 0
     assert f"analysis settings from {steps_only / 'config.yaml'}" in caplog.text
-    assert one.read_bytes() == (tmp_path / "all" / "tables" / "before_after.csv").read_bytes()
+    assert one.read_bytes() == (recorded / "tables" / "before_after.csv").read_bytes()
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({"analysis": RECORDED}))
     fig = tmp_path / "fig" / "rl_dynamics.pdf"

@@ -81,3 +81,14 @@ def test_published_milestones_tables_and_eval_data_take_the_umask(tmp_path, mode
     )
     generate(tmp_path / "out" / "eval_data", n_full=4, n_fast=2)
     assert wrong_modes(tmp_path / "out", *modes) == []
+
+
+def test_the_teacher_cache_takes_the_umask(tmp_path, modes):
+    from storyrl.teacher.cache import ScoreCache
+
+    cache = ScoreCache(tmp_path / "rl" / "teacher_cache.sqlite")
+    try:
+        assert cache.broken is None
+        assert wrong_modes(tmp_path / "rl", *modes) == []
+    finally:
+        cache.close()
