@@ -199,7 +199,7 @@ def to_table(table: str, data, meta: dict) -> pa.Table:
     data = dict(data)
     rows = len(next(iter(data.values()), []))
     name = ID_FROM_METADATA.get(table)
-    if name is not None and name not in data:
+    if name is not None and all(v is None for v in data.get(name, [])):
         # Every row names its model or run: files are concatenated once read as a dataset.
         data[name] = [meta.get(name)] * rows
     for name in added_columns(table) & set(schema.names):

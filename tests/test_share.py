@@ -111,6 +111,17 @@ def test_the_card_has_the_hubs_metadata(shared):
     assert values and "percent (0-100" in values[0] and "in 0-1 " not in values[0], values
 
 
+def test_story_eval_and_pretrain_log_rows_name_their_model_and_run(shared, tmp_path):
+    # Read as one dataset, the rows of many files must still say whose they are.
+    import pandas as pd
+
+    root, out = shared
+    for p in (out / "story_eval").glob("*.parquet"):
+        assert set(pd.read_parquet(p, columns=["model_id"])["model_id"]) == {p.stem}, p
+    for p in (out / "pretrain").glob("*/log.parquet"):
+        assert set(pd.read_parquet(p, columns=["run_id"])["run_id"]) == {p.parent.name}, p
+
+
 def test_a_card_without_a_license_warns(shared, tmp_path, caplog):
     root, _ = shared
     caplog.set_level(logging.WARNING)
