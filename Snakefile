@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 from storyrl.config import ConfigError, check_teacher_weights, validate
+from storyrl.config.data_paths import check_data_paths
 
 min_version("9.0")
 
@@ -31,6 +32,19 @@ except ConfigError as err:
 
 
 include: "workflow/rules/common.smk"
+
+
+# The corpus and evaluation data a job would read, checked now rather than hours later in a
+# queue; a corpus whose subset is built is not read again, so its source may have moved.
+try:
+    check_data_paths(
+        CFG,
+        source=_source,
+        skip_corpora=[c for c in CFG.corpora if os.path.exists(f"{corpus_dir(c)}/subset.parquet")],
+    )
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/rl.smk"
@@ -53,6 +67,7 @@ localrules:
     official_collect,
     submission,
     share,
+    run_config,
 
 
 rule all:

@@ -1,4 +1,5 @@
-"""Atomic writes: a file or folder appears complete under its final name, or not at all.
+"""Atomic writes: a file or folder appears complete under its final name, or not at all, with
+the modes the umask gives (644/755 under 022, 664/775 under 002) whatever made its files.
 
 A write that fails (full or read-only disk) raises an OSError whose `filename` is the file that
 was being written: the kernel's ENOSPC names no path, and a user must know which disk is full."""
@@ -10,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -65,6 +67,41 @@ def remove_stale(path: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask can only be
+    read by setting it, which another thread could see)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(path: str | os.PathLike) -> None:
+    """Give `path` and everything under it the modes a plain `open`/`mkdir` would under the
+    umask: a private temporary folder (mkdtemp: 700) or a file its library made private
+    (safetensors: 600) would otherwise keep a lab-mate from loading a checkpoint. Files keep
+    their execute bits; files of other owners (hard links to them) are left as they are."""
+    mask = current_umask()
+    uid = os.geteuid()
+    path = Path(path)
+    todo = [path]
+    if path.is_dir() and not path.is_symlink():
+        todo += [Path(d) / n for d, dirs, files in os.walk(path) for n in dirs + files]
+    for p in todo:
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != uid:
+            continue
+        full = 0o777 if stat.S_ISDIR(st.st_mode) or st.st_mode & 0o111 else 0o666
+        if stat.S_IMODE(st.st_mode) != full & ~mask:
+            os.chmod(p, full & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, is_dir: bool = False):
     """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
@@ -80,6 +117,7 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
     target = tmp if is_dir else tmp / path.name
     try:
         yield target
+        honour_umask(target)
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(target, path)

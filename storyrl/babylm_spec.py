@@ -20,6 +20,20 @@ ZERO_SHOT_TASKS = (
 )
 """Our zero-shot task names, in report order; `storyrl.evaluate.tasks.TASKS` decodes each."""
 
+ZERO_SHOT_VARIANTS = {"full": "full_eval", "fast": "fast_eval"}
+"""The sets of `evaluation_data/`: variant -> its folder."""
+
+ZERO_SHOT_DIRS = {
+    "blimp": {"full": "blimp_filtered", "fast": "blimp_fast"},
+    "blimp_supplement": {"full": "supplement_filtered", "fast": "supplement_fast"},
+    "ewok": {"full": "ewok_filtered", "fast": "ewok_fast"},
+    "entity_tracking": {"full": "entity_tracking", "fast": "entity_tracking_fast"},
+    "comps": {"full": "comps", "fast": "comps"},
+    "wug_adj": {"full": "wug_adj_nominalization", "fast": "wug_adj_nominalization"},
+    "wug_past": {"full": "wug_past_tense", "fast": "wug_past_tense"},
+}
+"""Each task's data folder under `evaluation_data/<variant folder>/`, per variant."""
+
 
 class GlueTask(NamedTuple):
     num_labels: int

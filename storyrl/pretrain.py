@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from storyrl import tracking as tr
-from storyrl.atomic import atomic_path
+from storyrl.atomic import atomic_path, honour_umask
 from storyrl.checkpoints import CHECKPOINT_INFO, TOKENIZER_KEY, tokenizer_fingerprint, write_info
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
 from storyrl.device import DeviceError
@@ -137,8 +137,12 @@ class _Milestones(TrainerCallback):
             control.should_training_stop = True
 
     def on_save(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
+        # The Trainer's resume state (its weights are written 600) stays in the run's folder.
+        honour_umask(Path(args.output_dir) / f"checkpoint-{state.global_step}")
         words = self.by_step.get(state.global_step)
-        if words is None or not state.is_world_process_zero:
+        if words is None:
             return
         target = self.out_dir / f"ckpt-{words_label(words)}"
         if target.exists():

@@ -19,6 +19,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "learning_rate": ("", "the scheduler's learning rate at this step"),
         "grad_norm": ("", "gradient norm before clipping"),
         "tokens_per_s": ("tokens/s", "training throughput since the previous logging step"),
+        "run_id": ("", "the pretraining run (pretrain.runs key)"),
     },
     "rollouts": {
         "run_id": ("", "the RL run (empty for a pretraining checkpoint's story evaluation)"),
@@ -40,6 +41,7 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "n_words": ("words", "whitespace words of the continuation"),
         "logprob_sum": ("nats", "sum of the sampled tokens' log-probabilities (PPO only)"),
         "kl": ("nats", "KL to the reference model summed over the story's tokens (PPO only)"),
+        "model_id": ("", "story evaluation: the checkpoint that wrote the story; null in RL runs"),
     },
     "steps": {
         "run_id": ("", "the RL run"),
@@ -128,7 +130,13 @@ COLUMNS: dict[str, dict[str, tuple[str, str]]] = {
         "task": ("", "the BabyLM task; fast-set tasks end in _fast"),
         "subtask": ("", "a task's subset (a BLiMP paradigm...); empty for the task's total"),
         "metric": ("", "accuracy, f1, mcc, ... as the official pipeline names it"),
-        "value": ("metric", "the score (accuracy in 0-1 for zero-shot tasks)"),
+        "value": (
+            "metric",
+            "the score in the unit of `metric`: accuracy, accuracy_by_* and f1 in percent "
+            "(0-100, as the official pipeline reports them), mcc, spearman_rho and pearson_r as "
+            "coefficients (-1 to 1), delta_r2_pct in percent, surprisal as the official AoA "
+            "pipeline gives it",
+        ),
         "n_items": ("items", "items the value averages over"),
     },
 }
@@ -189,6 +197,12 @@ JSON_FIELDS: dict[str, dict[str, str]] = {
 
 # Every file or folder under results/: (path, format, what writes it, what it holds).
 FILES: list[tuple[str, str, str, str]] = [
+    (
+        "config.yaml",
+        "YAML",
+        "rule run_config",
+        "the run's validated config (tracking left out); tables and figures use its `analysis`",
+    ),
     ("corpus/<corpus>/raw/", "text files", "rule demo_corpus", "the demo corpus (demo format)"),
     (
         "corpus/<corpus>/subset.parquet",

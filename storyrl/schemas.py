@@ -33,6 +33,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("learning_rate", pa.float64()),
             ("grad_norm", pa.float64()),
             ("tokens_per_s", pa.float64()),
+            ("run_id", pa.string()),
         ]
     ),
     # One row per story the teacher scored (RL rollouts and story evaluation).
@@ -57,6 +58,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_words", pa.int64()),
             ("logprob_sum", pa.float64()),
             ("kl", pa.float64()),
+            ("model_id", pa.string()),
         ]
     ),
     # One row per RL step: the per-batch statistics (PPO-only columns are NaN for GRPO/RLOO).
@@ -201,9 +203,14 @@ def to_table(table: str, data, meta: dict) -> pa.Table:
     if isinstance(data, list):
         data = {name: [row.get(name) for row in data] for name in schema.names}
     data = dict(data)
-    for name in ADDED_COLUMNS & set(schema.names):
+    rows = len(next(iter(data.values()), []))
+    name = ID_FROM_METADATA.get(table)
+    if name is not None and all(v is None for v in data.get(name, [])):
+        # Every row names its model or run: files are concatenated once read as a dataset.
+        data[name] = [meta.get(name)] * rows
+    for name in added_columns(table) & set(schema.names):
         if name not in data:
-            data[name] = [None] * len(next(iter(data.values()), []))
+            data[name] = [None] * rows
     missing = [name for name in schema.names if name not in data]
     if missing:
         raise SchemaError(f"{table}: missing columns {missing}")
@@ -227,6 +234,15 @@ def read_metadata(path) -> dict:
 # Columns added after files were first written: a file without one reads it as nulls.
 ADDED_COLUMNS = {"well_formed", "teacher_malformed", "skipped_batches"}
 
+# Id columns a writer need not give: filled from the file's metadata (a story evaluation's model,
+# a pretraining log's run); null where the metadata has none (an RL run's own rollouts). Added
+# after files were first written too.
+ID_FROM_METADATA = {"rollouts": "model_id", "pretrain_log": "run_id"}
+
+
+def added_columns(table: str) -> set[str]:
+    return ADDED_COLUMNS | ({ID_FROM_METADATA[table]} if table in ID_FROM_METADATA else set())
+
 
 def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:
     """Read and check that every column of the schema is there with a compatible type.
@@ -242,7 +258,7 @@ def read_table(path, table: str, columns: list[str] | None = None) -> pa.Table:
     absent = []
     for field in SCHEMAS[table]:
         if field.name not in got.names:
-            if field.name in ADDED_COLUMNS:
+            if field.name in added_columns(table):
                 absent.append(field.name)
                 continue
             raise SchemaError(f"{path}: column '{field.name}' missing (expected table '{table}')")

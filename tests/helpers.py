@@ -82,11 +82,14 @@ AUTHORS_SHAPE = (
 def paper_weights(workdir: Path) -> Path:
     """A config file to pass after config/paper.yaml that points its teacher at a local model
     folder in `workdir` (planning reads only its config.json) and at a rubric of the authors'
-    shape: the paper's dry runs need both."""
+    shape, its corpus at a saved dataset's folder and its evaluation data at the task folders:
+    the paper's dry runs need them all (planning reads only their names and JSON headers)."""
     import hashlib
     import json
 
     import yaml
+
+    from storyrl.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
 
     folder = workdir / "weights" / "Llama-3.1-8B-Instruct"
     folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,22 @@ def paper_weights(workdir: Path) -> Path:
     sha = hashlib.sha256(rubric.read_bytes()).hexdigest()
     override = workdir / "paper_weights.yaml"
     teacher = {"model": str(folder), "template": str(rubric), "template_sha256": sha}
-    override.write_text(yaml.safe_dump({"teacher": teacher}))
+    corpus = workdir / "data" / "babylm-100M"
+    corpus.mkdir(parents=True, exist_ok=True)
+    (corpus / "dataset_dict.json").write_text(json.dumps({"splits": ["train"]}))
+    evaluation = workdir / "data" / "evaluation_data"
+    for task in ZERO_SHOT_DIRS.values():
+        for variant, name in ZERO_SHOT_VARIANTS.items():
+            (evaluation / name / task[variant]).mkdir(parents=True, exist_ok=True)
+    override.write_text(
+        yaml.safe_dump(
+            {
+                "teacher": teacher,
+                "corpora": {"babylm": {"path": str(corpus)}},
+                "zero_shot": {"data_path": str(evaluation)},
+            }
+        )
+    )
     return override
 
 

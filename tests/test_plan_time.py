@@ -137,3 +137,92 @@ def test_publishing_an_identical_checkpoint_leaves_it_untouched(tmp_path):
     (ckpt / "model.safetensors").write_bytes(b"other")
     publish(work, out, None)
     assert (out[10_000] / "model.safetensors").read_bytes() == b"other"
+
+
+def test_the_template_hash_error_says_our_rubric_needs_no_hash(tmp_path):
+    # The paper config pins the authors' file by its sha256; pointing `template` at our rubric
+    # alone fails the same way, so the message must say to unset the hash too.
+    ours = ROOT / "config" / "prompts" / "teacher_rubric.txt"
+    out = check_config(config_with(tmp_path, template=str(ours), template_sha256="0" * 64))
+    assert out.returncode == 2
+    assert "has sha256" in out.stderr
+    assert "config/prompts/teacher_rubric.txt with `teacher.template_sha256: null`" in out.stderr
+
+
+def config_with_data(tmp_path, corpus=None, data_path=None):
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    if corpus is not None:
+        cfg["corpora"]["demo"] = corpus
+    if data_path is not None:
+        cfg["zero_shot"] = {**cfg.get("zero_shot", {}), "data_path": str(data_path)}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _hf_without_split(folder):
+    folder.mkdir()
+    (folder / "dataset_dict.json").write_text('{"splits": ["validation"]}')
+    return {"format": "hf", "path": str(folder)}
+
+
+def _babylm_without_train_files(folder):
+    (folder / "train_100M").mkdir(parents=True)
+    (folder / "train_100M" / "README.md").write_text("the *.train files are elsewhere")
+    return {"format": "babylm", "path": str(folder)}
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (lambda f: {"format": "hf", "path": "/path/to/babylm-100M"}, "no such file or folder"),
+        (lambda f: f.mkdir() or {"format": "hf", "path": str(f)}, "no dataset_dict.json"),
+        (_hf_without_split, "the saved DatasetDict has no split 'train' (has validation)"),
+        (_babylm_without_train_files, "no *.train files here nor in a train_*/ folder"),
+    ],
+    ids=["placeholder", "empty-folder", "no-split", "no-train-files"],
+)
+def test_check_config_refuses_a_corpus_no_job_could_read(tmp_path, make, why):
+    corpus = make(tmp_path / "corpus")
+    out = check_config(config_with_data(tmp_path, corpus=corpus))
+    assert out.returncode == 2, out.stderr
+    assert f"corpora.demo.path: '{corpus['path']}' ({corpus['format']}): {why}" in out.stderr
+
+
+def test_check_config_takes_a_saved_dataset_and_a_babylm_folder(tmp_path):
+    import datasets
+
+    saved = tmp_path / "hf"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a b"]})}).save_to_disk(
+        str(saved)
+    )
+    assert (
+        check_config(config_with_data(tmp_path, {"format": "hf", "path": str(saved)})).returncode
+        == 0
+    )
+    babylm = tmp_path / "babylm" / "train_10M"
+    babylm.mkdir(parents=True)
+    (babylm / "childes.train").write_text("a b\n")
+    corpus = {"format": "babylm", "path": str(babylm.parent)}
+    assert check_config(config_with_data(tmp_path, corpus)).returncode == 0
+
+
+def test_check_config_refuses_evaluation_data_without_its_task_folders(tmp_path):
+    data = tmp_path / "evaluation_data"
+    (data / "fast_eval" / "blimp_fast").mkdir(parents=True)
+    out = check_config(config_with_data(tmp_path, data_path=data))
+    assert out.returncode == 2
+    line = next(l for l in out.stderr.splitlines() if "zero_shot.data_path" in l)
+    assert f"zero_shot.data_path: '{data}': lacks full_eval/blimp_filtered" in line
+    assert "fast_eval/blimp_fast," not in line and "fast_eval/ewok_fast" in line
+    out = check_config(config_with_data(tmp_path, data_path=tmp_path / "nope"))
+    assert f"zero_shot.data_path: '{tmp_path / 'nope'}': no such folder" in out.stderr
+
+
+def test_planning_refuses_a_placeholder_corpus_path(tmp_path):
+    corpus = {"format": "hf", "path": "/path/to/babylm-100M"}
+    out = snakemake(
+        tmp_path, "-n", "--configfile", str(config_with_data(tmp_path, corpus)), check=False
+    )
+    assert out.returncode != 0
+    assert "corpora.demo.path: '/path/to/babylm-100M' (hf): no such file" in out.stdout + out.stderr

@@ -89,8 +89,10 @@ def test_the_share_card_holds_no_password_and_no_absolute_path(tmp_path, monkeyp
     monkeypatch.chdir(work)
     assert main(["share", "--results", "results", "--out", "share", "--config", "c.yaml"]) == 0
     card = (work / "share" / "README.md").read_text()
-    assert "teacher_rubric.txt" in card and "[redacted]@127.0.0.1" in card
-    assert SECRET not in card and str(ROOT) not in card and str(tmp_path) not in card
+    record = (work / "share" / "config.yaml").read_text()  # the run's config, shared beside it
+    assert "teacher_rubric.txt" in record and "[redacted]@127.0.0.1" in record
+    for text in (card, record):
+        assert SECRET not in text and str(ROOT) not in text and str(tmp_path) not in text
 
 
 def test_paths_in_metadata_are_relative_inside_the_workflow_folder_else_a_name(

@@ -177,3 +177,24 @@ def test_gpu_jobs_share_the_cores_where_there_is_no_gpu(tmp_path):
     # No GPU: the tag limits nothing (CPU jobs); a GPU: one GPU job at a time.
     assert _overlap(tmp_path / "auto") != gpu_here
     assert not _overlap(tmp_path / "one", "--resources", "gpu=1")
+
+
+def test_a_dry_run_with_the_slurm_profile_needs_no_conda(tmp_path):
+    # A dry run deploys no software; planning on a login node without conda must work.
+    from helpers import TEST_CONFIG
+
+    env = {k: v for k, v in os.environ.items() if k != "STORYRL_SLURM_SDM"}
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if not (Path(p) / "conda").exists()
+    )
+    args = ["--snakefile", str(REPO / "Snakefile"), "--configfile", str(TEST_CONFIG)]
+    args += ["--profile", str(REPO / "profiles" / "slurm")]
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args, "-n"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "conda" not in out.stderr.lower()

@@ -1,7 +1,9 @@
 """The workflow itself: an end-to-end run on the test config, rerun decisions, the paper DAG."""
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
 import zipfile
@@ -28,8 +30,14 @@ TABLES, FIGURES = names("table"), names("figure")
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
+    # Under a group-sharing umask (002): every file must come out group-writable, which neither
+    # private temporary files (600) nor a hard-coded 644 would give.
     work = tmp_path_factory.mktemp("wf")
-    out = snakemake(work, "--cores", "2")
+    old = os.umask(0o002)
+    try:
+        out = snakemake(work, "--cores", "2")
+    finally:
+        os.umask(old)
     (work / "console.txt").write_text(out.stdout + out.stderr)  # what the user saw
     return work
 
@@ -104,6 +112,20 @@ def yaml_runs() -> list[str]:
     return list(load(TEST_CONFIG).rl_plan())
 
 
+def test_every_file_and_folder_of_the_run_honours_the_umask(finished):
+    wrong = []
+    for p in [finished / "results", *(finished / "results").rglob("*")]:
+        mode = stat.S_IMODE(p.lstat().st_mode)
+        if p.is_symlink():
+            continue
+        want = 0o775 if p.is_dir() or mode & 0o111 else 0o664
+        if mode != want:
+            wrong.append(f"{oct(mode)} {p.relative_to(finished)}")
+    assert not wrong, "\n".join(wrong[:40])
+    ckpt = finished / "results" / "pretrain" / "demo" / "ckpt-60K"
+    assert stat.S_IMODE((ckpt / "model.safetensors").stat().st_mode) == 0o664
+
+
 def test_every_rl_run_has_its_tables_checkpoints_and_ledger(finished):
     res = finished / "results" / "rl"
     assert sorted(p.name for p in res.iterdir()) == sorted(RUNS)
@@ -174,8 +196,12 @@ def test_shared_results_load_offline_and_rebuild_every_table_byte_for_byte(finis
     snakemake(finished, "share", "--cores", "1")
     shared = finished / "results" / "share"
     files = [p for p in shared.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp"]
-    assert {p.suffix for p in files} == {".parquet", ".json", ".md"}
+    assert {p.suffix for p in files} == {".parquet", ".json", ".md", ".yaml"}
     rows = assert_dataset_matches_parquet(shared, tmp_path)
+    for p in (shared / "story_eval").glob("*.parquet"):
+        assert set(pd.read_parquet(p, columns=["model_id"])["model_id"]) == {p.stem}, p
+    for p in (shared / "pretrain").glob("*/log.parquet"):
+        assert set(pd.read_parquet(p, columns=["run_id"])["run_id"]) == {p.parent.name}, p
     assert set(rows) == {
         "rollouts",
         "steps",
@@ -196,13 +222,13 @@ def test_shared_results_load_offline_and_rebuild_every_table_byte_for_byte(finis
             "--output",
             str(tmp_path / "out"),
             "--strict",
-            "--config",
-            str(TEST_CONFIG),
         ],
         capture_output=True,
         text=True,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    # no --config: the settings recorded with the results, and the log says so
+    assert f"analysis settings from {shared / 'config.yaml'}" in out.stderr, out.stderr[-3000:]
     for name in FIGURES:
         assert (tmp_path / "out" / "figures" / f"{name}.png").exists(), name
     for name in TABLES:
@@ -217,10 +243,12 @@ def test_nothing_to_do_after_a_run_and_only_the_changed_section_reruns(finished,
     changed = tmp_path / "changed.yaml"
     cfg["analysis"]["bootstrap"] = 60
     changed.write_text(yaml.safe_dump(cfg))
-    assert jobs_of_dry_run(finished, changed) == {"table", "figure", "all"}
+    # the run's recorded config (results/config.yaml), and the tables and figures made with it
+    assert jobs_of_dry_run(finished, changed) == {"run_config", "table", "figure", "all"}
     cfg["rl"]["ppo"]["lr"] = 2e-4  # RL and what depends on it; not pretraining or its evaluations
     changed.write_text(yaml.safe_dump(cfg))
     assert jobs_of_dry_run(finished, changed) == {
+        "run_config",
         "rl",
         "story_eval_rl",
         "zero_shot_rl",

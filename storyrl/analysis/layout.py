@@ -15,6 +15,8 @@ to rebuild every table and figure):
     agreement/<teacher>/<run_id>.parquet  `agreement`: a sample of the run's stories re-scored
                                        by a further teacher (optional)
     baselines.yaml | baselines.csv     optional: baseline columns of the BabyLM table
+    config.yaml                        the validated config of the run that made the files; its
+                                       `analysis` section sets every table and figure
 
 Outputs:
 
@@ -35,6 +37,7 @@ AGREEMENT_DIR = "agreement"
 TABLES_DIR = "tables"
 FIGURES_DIR = "figures"
 BASELINE_NAMES = ("baselines.yaml", "baselines.yml", "baselines.csv")
+CONFIG_FILE = "config.yaml"
 
 TABLE_FORMATS = (".csv", ".md", ".tex")
 FIGURE_FORMATS = (".pdf", ".png")
@@ -66,6 +69,10 @@ def eval_path(results, model_id: str) -> Path:
 
 def agreement_path(results, teacher: str, run_id: str) -> Path:
     return Path(results) / AGREEMENT_DIR / teacher / f"{run_id}.parquet"
+
+
+def config_path(results) -> Path:
+    return Path(results) / CONFIG_FILE
 
 
 def table_path(output, name: str, fmt: str = ".csv") -> Path:
@@ -108,3 +115,12 @@ def discover(results) -> Inputs:
     r = Path(results)
     baselines = next((r / n for n in BASELINE_NAMES if (r / n).is_file()), None)
     return Inputs(**{k: sorted(r.glob(p)) for k, p in PATTERNS.items()}, baselines=baselines)
+
+
+def results_root(path) -> Path | None:
+    """The results folder that holds the input file `path` (by the layout above), or None."""
+    path = Path(path)
+    for pattern in PATTERNS.values():
+        if path.match(pattern):
+            return path.parents[len(Path(pattern).parts) - 1]
+    return None

@@ -4,14 +4,17 @@ card (README.md) whose YAML header declares one config per table, so that
     datasets.load_dataset("<folder or user/repo>", "rollouts")
 
 reads the RL stories, and `storyrl analysis all --results <folder>` rebuilds every table and
-figure. The card holds the provenance: the config, the storyrl version and commit, package
-versions and each file's SHA-256; and what each column means (storyrl.schema_docs).
+figure with the run's settings (its config, `config.yaml` in the folder). The card declares what
+the Hub expects (license, language, task and size categories, each config's files and features)
+and holds the provenance: the storyrl version and commit, package versions and each file's
+SHA-256; and what each column means (storyrl.schema_docs).
 
     storyrl share --results results --out results/share
     hf upload <user>/<repo> results/share . --repo-type dataset
 """
 
 import json
+import logging
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -53,16 +56,34 @@ PACKAGES = (
     "snakemake",
 )
 
+log = logging.getLogger(__name__)
+
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
+"""The Hub's size categories (rows of all configs together), up to the largest a run makes."""
+
 
 def share(results, out, config: dict | None = None, baselines=None) -> dict:
     """Write `out` from `results`: a new folder, or a former share folder whose files of
-    `share` are updated and whose other contents are kept (storyrl.analysis.share_files).
-    Returns {config: rows}."""
+    `share` are updated and whose other contents are kept (storyrl.analysis.share_files), with
+    `config` (the run's validated config; default: the one recorded in `results`) as
+    `config.yaml`. Returns {config: rows}."""
     results, out = Path(results), Path(out)
-    # What the card and a reader see of the config: no URL credentials, no absolute paths.
-    config = portable_config(config) if config is not None else None
     if not results.is_dir():
         raise AnalysisError(f"results folder {results} does not exist")
+    if config is None and layout.config_path(results).is_file():
+        from storyrl.config import load
+
+        config = load(layout.config_path(results)).model_dump(mode="json")
+    # What the card and a reader see of the config: no URL credentials, no absolute paths.
+    config = portable_config(config) if config is not None else None
     if out.resolve() == results.resolve():
         raise AnalysisError(f"--out {out}: give a folder other than the results folder")
     mine = owned(out)
@@ -94,6 +115,10 @@ def share(results, out, config: dict | None = None, baselines=None) -> dict:
     for rel, name, _ in files:
         if name:
             rows[name] = rows.get(name, 0) + pq.read_metadata(tmp / rel).num_rows
+    if config is not None:
+        from storyrl.config.cli import record_text
+
+        layout.config_path(tmp).write_text(record_text(config), encoding="utf-8")
     (tmp / "README.md").write_text(card(tmp, files, rows, config), encoding="utf-8")
     install(tmp, out, mine)
     return rows
@@ -109,10 +134,51 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def header(rows: dict) -> dict:
-    """The card's YAML header: one config per table present, its files as a glob pattern."""
-    return {
-        "pretty_name": "storyrl results",
+def size_category(n: int) -> str:
+    return next((name for top, name in SIZE_CATEGORIES if n < top), "n>1B")
+
+
+def dataset_info(folder: Path, files, rows: dict) -> list[dict]:
+    """The card's `dataset_info`, one entry per config as `datasets` writes it: its features
+    (from the Parquet schema) and its one split's rows and (uncompressed) bytes."""
+    from datasets import Features
+
+    out = []
+    for name in CONFIGS:
+        paths = [folder / rel for rel, c, _ in files if c == name]
+        if not paths:
+            continue
+        schema = pq.read_schema(paths[0]).remove_metadata()
+        metas = [pq.read_metadata(p) for p in paths]
+        size = sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups))
+        out.append(
+            {
+                "config_name": name,
+                "features": Features.from_arrow_schema(schema)._to_yaml_list(),
+                "splits": [{"name": "train", "num_bytes": size, "num_examples": rows[name]}],
+                "download_size": sum(p.stat().st_size for p in paths),
+                "dataset_size": size,
+            }
+        )
+    return out
+
+
+def header(rows: dict, config: dict | None = None, info: list | None = None) -> dict:
+    """The card's YAML header: what the Hub shows and filters by, one config per table
+    present (its files as a glob pattern) and each config's features and size."""
+    card = (config or {}).get("share") or {}
+    head = {"pretty_name": card.get("pretty_name") or "storyrl results"}
+    if card.get("license"):
+        head["license"] = card["license"]
+    else:
+        log.warning(
+            "no license for the dataset card: set share.license in the config (e.g. cc-by-4.0; "
+            "the stories carry the corpus's and the teacher's terms); the card declares none"
+        )
+    head |= {
+        "language": card.get("language") or ["en"],
+        "task_categories": ["text-generation"],
+        "size_categories": [size_category(sum(rows.values()))],
         "tags": ["storyrl", "babylm-2025", "reinforcement-learning", "storytelling"],
         "configs": [
             {
@@ -123,6 +189,9 @@ def header(rows: dict) -> dict:
             if name in rows
         ],
     }
+    if info is not None:
+        head["dataset_info"] = info
+    return head
 
 
 def card(folder: Path, files, rows: dict, config: dict | None) -> str:
@@ -144,7 +213,9 @@ def card(folder: Path, files, rows: dict, config: dict | None) -> str:
     made_by = ", ".join(sorted(f"{v} ({c})" for v, c in stamps if v)) or "unknown"
     parts = [
         "---",
-        yaml.safe_dump(header(rows), sort_keys=False).strip(),
+        yaml.safe_dump(
+            header(rows, config, dataset_info(folder, files, rows)), sort_keys=False
+        ).strip(),
         "---",
         MARK,
         "",
@@ -164,8 +235,9 @@ def card(folder: Path, files, rows: dict, config: dict | None) -> str:
         "hf upload <user>/<repo> <this folder> . --repo-type dataset       # publish it",
         "```",
         "",
-        "The rows of `story_eval` and `pretrain_log` do not name their model or run: each file's "
-        "path does, and its Parquet metadata (key `storyrl`; the ids are listed under Files).",
+        "Each row of `story_eval` names its checkpoint (`model_id`) and each row of "
+        "`pretrain_log` its run (`run_id`); each file's Parquet metadata (key `storyrl`) holds "
+        "the ids too (listed under Files).",
         "",
         "## Configs",
         "",
@@ -206,9 +278,8 @@ def card(folder: Path, files, rows: dict, config: dict | None) -> str:
             "",
             "### Config",
             "",
-            "```yaml",
-            yaml.safe_dump(config, sort_keys=False).strip(),
-            "```",
+            "The run's validated config is `config.yaml`: `storyrl analysis` takes its settings "
+            "from there (`--config` to use others).",
         ]
     return "\n".join(parts) + "\n"
 

@@ -12,7 +12,7 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, BadResults, layout
+from storyrl.analysis import AnalysisError, BadResults, layout, settings
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
 
@@ -106,8 +106,9 @@ def build_all(
     allow_modified: bool = False,
 ) -> dict:
     """Every table and figure from the files under `results` into `output`/tables and
-    `output`/figures. A target that cannot be built from what is there (inputs absent, ids
-    unknown, an empty steps table: an AnalysisError) is skipped with a warning, unless `strict`.
+    `output`/figures, with `cfg` or else the settings recorded in `results` (settings). A
+    target that cannot be built from what is there (inputs absent, ids unknown, an empty steps
+    table: an AnalysisError) is skipped with a warning, unless `strict`.
     An input file that cannot be read or lacks a column (SchemaError) aborts the whole build,
     as does a results folder that does not exist or from which nothing can be built, and a
     shared folder whose files are not those its card records (unless `allow_modified`).
@@ -118,6 +119,8 @@ def build_all(
         raise AnalysisError(f"results folder {results} does not exist")
     check_shared(results, allow_modified)
     inputs = layout.discover(results)
+    if cfg is None:
+        cfg = settings.resolve([results])
     data = Data(inputs)
     written, skipped = [], {}
     for (kind, name), t in REGISTRY.items():
@@ -146,17 +149,7 @@ def add_parser(sub) -> None:
         "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
     )
     a.add_argument("--output", required=True, help="writes tables/ and figures/ here")
-    a.add_argument(
-        "--section",
-        type=section_type(AnalysisConfig),
-        default=None,
-        help="the analysis section as JSON",
-    )
-    a.add_argument(
-        "--config",
-        help="or: a workflow config YAML whose `analysis` section to use "
-        "(e.g. the one that made the results)",
-    )
+    add_settings_options(a, section_type)
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")
     a.add_argument(
         "--allow-modified",
@@ -203,8 +196,22 @@ def add_parser(sub) -> None:
             nargs="+",
             help=f"{taking('rl_models')}: model ids of the final RL models",
         )
-        q.add_argument("--section", type=section_type(AnalysisConfig), default=AnalysisConfig())
+        add_settings_options(q, section_type)
         q.set_defaults(func=cli_one, kind=kind)
+
+
+def add_settings_options(parser, section_type) -> None:
+    parser.add_argument(
+        "--section",
+        type=section_type(AnalysisConfig),
+        default=None,
+        help="analysis settings as JSON, instead of those recorded with the results",
+    )
+    parser.add_argument(
+        "--config",
+        help="or: a config YAML whose `analysis` section to use instead of the one recorded "
+        "with the results (their folder's config.yaml)",
+    )
 
 
 def cli_one(args) -> None:
@@ -215,12 +222,15 @@ def cli_one(args) -> None:
         baselines=Path(args.baselines) if args.baselines else None,
     )
     opts = {o: getattr(args, o) for o in REGISTRY[args.kind, args.name].options}
+    files = [p for f in INPUTS if f != "baselines" for p in getattr(inputs, f)]
+    roots = [r for r in map(layout.results_root, files) if r is not None]
+    cfg = settings.resolve(roots, *settings.given(args))
     for p in make(
         args.kind,
         args.name,
         inputs,
         args.output,
-        args.section,
+        cfg,
         parse_overrides(args.override),
         **opts,
     ):
@@ -228,20 +238,10 @@ def cli_one(args) -> None:
 
 
 def cli_all(args) -> None:
-    cfg = args.section
-    if args.config:
-        if cfg is not None:
-            raise AnalysisError("give --section or --config, not both")
-        from storyrl.config import read_yaml
-
-        raw = read_yaml(args.config)
-        try:
-            cfg = AnalysisConfig.model_validate(raw.get("analysis") or {})
-        except ValueError as err:
-            raise AnalysisError(f"{args.config}: analysis: {err}") from None
-    result = build_all(
-        args.results, args.output, cfg or AnalysisConfig(), args.strict, args.allow_modified
-    )
+    if not Path(args.results).is_dir():
+        raise AnalysisError(f"results folder {args.results} does not exist")
+    cfg = settings.resolve([args.results], *settings.given(args))
+    result = build_all(args.results, args.output, cfg, args.strict, args.allow_modified)
     for p in result["written"]:
         print(p)
     for target, reason in result["skipped"].items():

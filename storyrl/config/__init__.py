@@ -13,7 +13,7 @@ pydantic and PyYAML only.
 import json
 
 from storyrl.config.agreement import AgreementConfig, AgreementTeacher
-from storyrl.config.analysis import AnalysisConfig
+from storyrl.config.analysis import AnalysisConfig, ShareConfig
 from storyrl.config.base import (
     SAFE_NAME,
     ConfigError,
@@ -83,6 +83,7 @@ __all__ = [
     "AgreementConfig",
     "AgreementTeacher",
     "AnalysisConfig",
+    "ShareConfig",
     "ComputeConfig",
     "Config",
     "ConfigError",

@@ -70,3 +70,17 @@ class AnalysisConfig(Section):
     baselines: str | None = None
     """YAML or CSV of baseline columns for the BabyLM table ({column: {task: value}}; paper
     config: config/babylm_baselines.yaml, the paper's own baselines)."""
+
+
+class ShareConfig(Section):
+    """The results as a Hugging Face dataset (`snakemake share`, storyrl/analysis/share.py): what
+    its dataset card declares beside the files."""
+
+    license: str | None = None
+    """The dataset's license: an id the Hub knows (https://hf.co/docs/hub/repositories-licenses,
+    e.g. cc-by-4.0), or `other`. The stories carry the corpus's and the teacher's terms, so only
+    you can choose it; None: the card declares none and `storyrl share` warns."""
+    pretty_name: str = "storyrl results"
+    """The dataset's display name on the Hub."""
+    language: list[str] = ["en"]
+    """Languages of the text (ISO 639-1), as the card's `language`."""

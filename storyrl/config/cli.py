@@ -12,6 +12,15 @@ def add_parser(sub) -> None:
     s.add_argument("files", nargs="+")
     s.set_defaults(func=check_config)
 
+    s = sub.add_parser(
+        "record-config",
+        help="write a run's validated config as YAML beside its results (what `storyrl analysis` "
+        "and `storyrl share` read)",
+    )
+    s.add_argument("--config-json", required=True, help="the config as JSON (what rules pass)")
+    s.add_argument("--output", required=True, help="e.g. results/config.yaml")
+    s.set_defaults(func=record_config)
+
     s = sub.add_parser("schema", help="write the config's JSON schema (editors check YAML with it)")
     s.add_argument(
         "--output", help=f"file to write (the committed one: {SCHEMA_PATH}); default: print it"
@@ -21,12 +30,36 @@ def add_parser(sub) -> None:
 
 def check_config(args) -> None:
     from storyrl.config import check_teacher_weights, load
+    from storyrl.config.data_paths import check_data_paths
     from storyrl.redact import redact_data
 
     cfg = load(*args.files)
-    # Weights and rubric templates, as `snakemake -n` checks them.
+    # Weights, rubric templates and data paths, as `snakemake -n` checks them.
     check_teacher_weights(cfg, source=", ".join(map(str, args.files)))
+    check_data_paths(cfg, source=", ".join(map(str, args.files)))
     print(json.dumps(redact_data(cfg.model_dump(mode="json")), indent=2, default=str))
+
+
+RECORD_HEADER = (
+    "# The validated config of the run that wrote this folder (every key, defaults included).\n"
+    "# `storyrl analysis` makes tables and figures with its `analysis` section.\n"
+)
+
+
+def record_text(config: dict) -> str:
+    import yaml
+
+    return RECORD_HEADER + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+def record_config(args) -> None:
+    from storyrl.atomic import write_text
+    from storyrl.config import validate
+    from storyrl.redact import redact_data
+
+    cfg = validate(json.loads(args.config_json), source="--config-json")
+    # A record others may read (share copies it): no URL credentials.
+    write_text(args.output, record_text(redact_data(cfg.model_dump(mode="json"))))
 
 
 def schema(args) -> None:

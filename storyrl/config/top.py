@@ -8,7 +8,7 @@ from pydantic import ValidationError, model_validator
 
 from storyrl.babylm_spec import aoa_steps
 from storyrl.config.agreement import AgreementConfig
-from storyrl.config.analysis import AnalysisConfig
+from storyrl.config.analysis import AnalysisConfig, ShareConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
 from storyrl.config.corpus import CorpusConfig, TokenizerConfig
 from storyrl.config.evaluate import OfficialConfig, StoryEvalConfig, ZeroShotConfig
@@ -56,6 +56,8 @@ class Config(Section):
     agreement: AgreementConfig = AgreementConfig()
     """Further teachers that re-score a sample of every RL run's stories (judge agreement;
     storyrl/config/agreement.py); off while none is active."""
+    share: ShareConfig = ShareConfig()
+    """The results as a Hugging Face dataset (`snakemake share`): the card's license and names."""
 
     def pretrain_job(self, run_id: str) -> PretrainJob:
         run = self.pretrain.runs[run_id]
@@ -170,11 +172,16 @@ def _template_lines(cfg: Config, base_dir=None) -> list[str]:
     lines = []
     for key, teacher in teacher_sections(cfg).items():
         template = teacher["template"]
-        if why := _template_problem(template, base_dir, teacher.get("template_sha256")):
+        sha = teacher.get("template_sha256")
+        if why := _template_problem(template, base_dir, sha):
+            # The hash pins one file: our rubric (or any other) needs it unset as well.
+            ours = "config/prompts/teacher_rubric.txt" + (
+                f" with `{key}.template_sha256: null`" if sha else ""
+            )
             lines.append(
                 f"  {key}.template: '{template}': {why}. Set it to a rubric template "
                 "(the paper's: the authors' prompts/teacher_prompt.md, see the top of "
-                "config/paper.yaml; ours: config/prompts/teacher_rubric.txt)"
+                f"config/paper.yaml; ours: {ours})"
             )
     return list(dict.fromkeys(lines))
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storyrl.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
+
 
 @dataclass
 class Item:
@@ -98,39 +100,24 @@ class Task:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
-        Task("blimp", "blimp", {"full": "blimp_filtered", "fast": "blimp_fast"}, _blimp),
-        Task(
-            "blimp_supplement",
-            "blimp",
-            {"full": "supplement_filtered", "fast": "supplement_fast"},
-            _blimp,
-        ),
-        Task("ewok", "ewok", {"full": "ewok_filtered", "fast": "ewok_fast"}, _ewok),
+        Task("blimp", "blimp", ZERO_SHOT_DIRS["blimp"], _blimp),
+        Task("blimp_supplement", "blimp", ZERO_SHOT_DIRS["blimp_supplement"], _blimp),
+        Task("ewok", "ewok", ZERO_SHOT_DIRS["ewok"], _ewok),
         Task(
             "entity_tracking",
             "entity_tracking",
-            {"full": "entity_tracking", "fast": "entity_tracking_fast"},
+            ZERO_SHOT_DIRS["entity_tracking"],
             _entity_tracking,
         ),
-        Task("comps", "comps", {"full": "comps", "fast": "comps"}, _comps),
+        Task("comps", "comps", ZERO_SHOT_DIRS["comps"], _comps),
+        Task("wug_adj", "wug_adj", ZERO_SHOT_DIRS["wug_adj"], _wug("wug_adj"), metric="spearman"),
         Task(
-            "wug_adj",
-            "wug_adj",
-            {"full": "wug_adj_nominalization", "fast": "wug_adj_nominalization"},
-            _wug("wug_adj"),
-            metric="spearman",
-        ),
-        Task(
-            "wug_past",
-            "wug_past",
-            {"full": "wug_past_tense", "fast": "wug_past_tense"},
-            _wug("wug_past"),
-            metric="spearman",
+            "wug_past", "wug_past", ZERO_SHOT_DIRS["wug_past"], _wug("wug_past"), metric="spearman"
         ),
     ]
 }
 OFFICIAL_TASKS = ("blimp", "ewok", "entity_tracking", "comps", "wug_adj", "wug_past")
-VARIANTS = {"full": "full_eval", "fast": "fast_eval"}
+VARIANTS = ZERO_SHOT_VARIANTS
 
 
 def task_for_official(official: str, data_path: str | Path) -> Task:

@@ -23,6 +23,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from storyrl.atomic import honour_umask
+
 log = logging.getLogger(__name__)
 
 # The table of the first format (keys without the server, unparseable replies kept) is left
@@ -63,6 +65,10 @@ class ScoreCache:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            # SQLite makes its files 644 whatever the umask (a group's 002 included).
+            for f in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                if f.exists():
+                    honour_umask(f)
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
 

@@ -4,9 +4,25 @@
 include: "plan/analysis.smk"
 
 
+rule run_config:
+    output:
+        RUN_CONFIG,
+    params:
+        config=lambda w: run_config_json(),  # a function: the JSON holds `{model}`-like text
+    conda:
+        CPU_ENV
+    log:
+        log_path("run_config"),
+    benchmark:
+        bench_path("run_config")
+    shell:
+        "python -m storyrl.cli record-config --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
+
+
 rule table:
     input:
         unpack(target_inputs("table")),
+        config=RUN_CONFIG,
     output:
         csv=report(
             str(layout.table_path(RESULTS, "{name}", ".csv")),
@@ -19,7 +35,6 @@ rule table:
         name=one_of(buildable("table")),
     params:
         args=target_args,
-        section=section(CFG.analysis),
         doc=lambda w: REGISTRY["table", w.name].doc,
     conda:
         CPU_ENV
@@ -29,12 +44,13 @@ rule table:
         bench_path("table", "{name}")
     shell:
         "python -m storyrl.cli analysis table {wildcards.name} --output {output.csv:q} {params.args}"
-        " --section {params.section:q} > {log:q} 2>&1"
+        " --config {input.config:q} > {log:q} 2>&1"
 
 
 rule figure:
     input:
         unpack(target_inputs("figure")),
+        config=RUN_CONFIG,
     output:
         pdf=str(layout.figure_path(RESULTS, "{name}", ".pdf")),
         png=report(
@@ -46,7 +62,6 @@ rule figure:
         name=one_of(buildable("figure")),
     params:
         args=target_args,
-        section=section(CFG.analysis),
         doc=lambda w: REGISTRY["figure", w.name].doc,
     conda:
         CPU_ENV
@@ -56,7 +71,7 @@ rule figure:
         bench_path("figure", "{name}")
     shell:
         "python -m storyrl.cli analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
-        " --section {params.section:q} > {log:q} 2>&1"
+        " --config {input.config:q} > {log:q} 2>&1"
 
 
 # The results as a Hugging Face dataset (storyrl.analysis.share): `snakemake share` writes
@@ -65,10 +80,10 @@ rule figure:
 rule share:
     input:
         [f for files in ANALYSIS_FILES.values() for f in files],
+        config=RUN_CONFIG,
     output:
         directory(f"{RESULTS}/share"),
     params:
-        config=lambda w: section(CFG),  # a function: the JSON holds `{model}`-like text
         # The folder the share reads, as the zero-shot rules' data: a function only for the lint.
         results=lambda w: RESULTS,
         baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
@@ -79,5 +94,5 @@ rule share:
     benchmark:
         bench_path("share")
     shell:
-        "python -m storyrl.cli share --results {params.results:q} --out {output:q} --config-json {params.config:q}"
+        "python -m storyrl.cli share --results {params.results:q} --out {output:q} --config {input.config:q}"
         " {params.baselines} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 # The analysis rules' plan (analysis.smk): the inputs of every table and figure, and their command-
 # line flags.
 
+import json
 import shlex
 
 from storyrl.analysis import layout
@@ -49,4 +50,16 @@ def target_args(wildcards, input):
 def all_analysis_outputs():
     return [
         p for kind in KINDS for n in buildable(kind) for p in REGISTRY[kind, n].paths(RESULTS)
-    ]
+    ] + [RUN_CONFIG]
+
+
+# The run's validated config beside its results (`tracking`, which changes no result, left out):
+# every table and figure takes its settings from this file, so `storyrl analysis all --results
+# results` rebuilds them as they are, and `share` copies it into the dataset.
+RUN_CONFIG = str(layout.config_path(RESULTS))
+
+
+def run_config_json():
+    return json.dumps(
+        CFG.model_dump(mode="json", exclude={"tracking"}), sort_keys=True, separators=(",", ":")
+    )

@@ -4,8 +4,8 @@
 def corpus_source(wildcards):
     """The folder a slice reads: the generated demo corpus, or the user's path.
 
-    A user path that does not exist (yet) is not declared as an input, so a dry run of a config
-    with a placeholder path still shows the whole DAG; the subset job then fails naming the path.
+    A user path that does not exist is not declared as an input: planning refuses it (the
+    Snakefile's data check) unless the slice's subset is built, and then it is not read again.
     """
     cfg = CFG.corpora[wildcards.corpus]
     if cfg.format == "demo":
