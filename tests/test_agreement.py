@@ -186,3 +186,15 @@ def test_tables_do_not_depend_on_the_order_of_the_files(tmp_path):
     ha = headline_stats(load_agreement(files), None, cfg)
     hb = headline_stats(load_agreement(files[::-1]), None, cfg)
     pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_the_headline_builds_under_the_papers_score_statistic():
+    # The paper config reads scores with the authors' regex from the runs' replies; the headline
+    # compares judges on their parsed scores of one sample, which has no replies to re-read.
+    rng = np.random.default_rng(0)
+    orig, other = rng.integers(0, 4, (40, 3)), rng.integers(0, 4, (40, 3))
+    cfg = AnalysisConfig(bootstrap=50, score_statistic="authors_regex")
+    head = headline_stats(crafted(orig, other), None, cfg)
+    plain = headline_stats(crafted(orig, other), None, AnalysisConfig(bootstrap=50))
+    pd.testing.assert_frame_equal(head, plain)
+    assert len(head) and head.teacher.nunique() == 2

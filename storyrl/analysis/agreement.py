@@ -160,7 +160,9 @@ def sampled_runs(agreement: pd.DataFrame, steps: pd.DataFrame | None, score: str
 def headline_stats(agreement, steps=None, cfg: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
     """Before/after (first and last tenth) per pretraining size and both equivalence readings
     per run, under the original teacher and under each further one, on the same sample."""
-    one = cfg.model_copy(update={"window_steps": 1})  # one pseudo-step = one tenth
+    # One pseudo-step = one tenth. Each judge's parsed scores of the same sample are compared:
+    # the authors' regex re-reads a run's own replies, which a sample of re-scores lacks.
+    one = cfg.model_copy(update={"window_steps": 1, "score_statistic": "training"})
     rows = []
     teachers = sorted(agreement.teacher.unique())
     # Every further teacher scored the same sample: the original's numbers are computed once.
