@@ -205,9 +205,9 @@ def test_every_job_fits_a_24h_partition_and_retries_get_more_memory(paper_plan):
 
 
 def test_tables_figures_and_collect_steps_run_locally(paper_plan):
-    # and the leaderboard submission: it only collates JSON files
+    # and the leaderboard submission: it only collates JSON files; and the run's config record
     local = {rule for rule, r in paper_plan.items() if r["local"]}
-    assert local == {"all", "table", "figure", "official_collect", "submission"}
+    assert local == {"all", "table", "figure", "official_collect", "submission", "run_config"}
 
 
 def test_jobs_are_given_the_rubric_they_were_planned_with(tmp_path):
