@@ -284,14 +284,14 @@ def test_tiny_workflow_through_slurm(tmp_path):
 
 
 def _result_files(workdir: Path) -> list[str]:
-    """Every file the workflow wrote under results/, minus logs, benchmarks, resume state and
-    a group evaluation's `.kept/` copies (their records hold the files' times)."""
+    """Every file the workflow wrote under results/, minus logs, benchmarks, resume state, run
+    locks and a group evaluation's `.kept/` copies (their records hold the files' times)."""
     root = workdir / "results"
     return sorted(
         str(p.relative_to(workdir))
         for p in root.rglob("*")
         if p.is_file()
-        and p.name != ".snakemake_timestamp"
+        and p.name not in (".snakemake_timestamp", ".storyrl.lock")  # the lock names its holder
         and not p.name.startswith("teacher_cache.sqlite")  # a cache: row order varies
         and not {"logs", "benchmarks", "work", "parts", "state", ".kept"}
         & set(p.relative_to(root).parts)
