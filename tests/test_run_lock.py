@@ -88,3 +88,15 @@ def test_a_second_pretraining_writer_is_refused(demo_prepared, tmp_path):
     assert alive and second.returncode == 2, second.stderr[-2000:]
     err = second.stderr.strip().splitlines()[-1]
     assert err.startswith(f"storyrl: {work}: another process (PID {first.pid} "), err
+
+
+def test_the_lock_file_follows_the_umask_like_every_other_file_of_the_run(tmp_path):
+    from storyrl.run_lock import LOCK, run_lock
+
+    old = os.umask(0o002)
+    try:
+        with run_lock(tmp_path / "run"):
+            pass
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "run" / LOCK).stat().st_mode & 0o777) == oct(0o664)

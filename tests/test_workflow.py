@@ -304,6 +304,7 @@ def test_paper_config_plans_the_whole_paper(tmp_path):
     # fills chck_1000M); a leaderboard submission of the models with GLUE (900M-pre, 900M-RL seed
     # 42), with the fast reading set on their revisions (chck_1M-900M, the policy in chck_1000M)
     assert counts == {
+        "run_config": 1,
         "pretrain": 1,
         "rl": 8,
         "story_eval_pre": 1,
