@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
     r.set_defaults(func=run_command)
     f = pages.add_parser(
         "fill",
-        help="rewrite the generated blocks (<!-- generated: NAME -->) of README.md and "
+        help="rewrite the generated blocks (between <!-- generated: NAME --> and <!-- end "
+        "generated -->) of README.md and "
         "docs/*.md from the committed snapshots",
     )
     f.add_argument("--root", default=str(ROOT), help="the checkout (default: this one)")

@@ -102,15 +102,14 @@ def stories(rollouts, cfg) -> list[dict]:
     return [{k: (_r(v, 2) if k == "score" else v) for k, v in r.items()} for r in rows]
 
 
-def agreement(paths, cfg) -> list[dict]:
-    """The judge-agreement table's rows (`storyrl.analysis.agreement.agreement_stats`)."""
+def agreement(paths, cfg) -> dict:
+    """The judge-agreement table (`storyrl.analysis.agreement.agreement_stats`): its columns in
+    order, and its rows."""
     from storyrl.analysis.agreement import agreement_stats, load_agreement
 
     t = agreement_stats(load_agreement(paths), cfg)
-    return [
-        {k: (_r(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
-        for row in t.to_dict("records")
-    ]
+    rows = [[_r(v, 6) if isinstance(v, float) else v for v in row] for row in t.itertuples(False)]
+    return {"columns": list(t.columns), "rows": rows}
 
 
 def snapshot(results) -> dict:
@@ -132,7 +131,7 @@ def snapshot(results) -> dict:
         "rl": rl_runs(steps),
         "zero_shot": zero_shot(load_eval(inputs.eval)),
         "stories": stories(load_rollouts(inputs.rollouts), cfg),
-        "agreement": agreement(inputs.agreement, cfg) if inputs.agreement else [],
+        "agreement": agreement(inputs.agreement, cfg) if inputs.agreement else None,
     }
 
 
