@@ -79,6 +79,10 @@ class Generator:
         return cm.estimate(self.paper, Counter(self.plans[plan]), check, args, bench)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _total(rows) -> float:
     return sum(r["gpu_hours"] for r in rows)
 
@@ -214,9 +218,10 @@ def paper_plan(g: Generator) -> str:
     jobs = g.plans["paper"]
     models = g.cost_model.eval_models(g.paper)
     return (
-        f"{jobs['pretrain']} pretraining run, {jobs['rl']} RL runs, {models} models evaluated "
-        f"(each in {jobs['story_eval_pre'] + jobs['story_eval_rl']} story and "
-        f"{jobs['zero_shot_pre'] + jobs['zero_shot_rl']} zero-shot jobs), "
+        f"{_n(jobs['pretrain'], 'pretraining run')}, {_n(jobs['rl'], 'RL run')}, "
+        f"{models} models evaluated "
+        f"in {jobs['story_eval_pre'] + jobs['story_eval_rl']} story and "
+        f"{jobs['zero_shot_pre'] + jobs['zero_shot_rl']} zero-shot jobs, "
         f"{jobs['table'] + jobs['figure']} tables and figures"
     )
 
