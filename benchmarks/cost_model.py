@@ -9,9 +9,10 @@ comes from the GPU check's JSON where it measured the thing (by default the newe
 benchmarks/measured/gpu_check_*.json: pretraining tokens/s; sampling, teacher and update seconds
 of a PPO step at batch 360 with the teacher as the `hf` backend runs it by default, its prefix
 shared; a 1,000-story evaluation) and from the update timings of benchmarks/ppo_precision.py
-for a `--precision` the check did not run; every other number is an assumption printed in the
-`basis` column, with the flag that changes it. `--teacher-speedup` (default 1: none) is a
-what-if, never the headline.
+for a `--precision` the check did not run. Each row names the JSON and the keys its figures
+come from; every other number is labelled "assumed", with the flag that changes it.
+`--teacher-speedup` (default 1: none) is a what-if, never the headline. A second table sets
+each GPU phase's time against its floor on one H200 (benchmarks/floors.py).
 """
 
 from __future__ import annotations
@@ -273,28 +274,15 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
 
 
 def phases(cfg, check: dict, args) -> list[dict]:
-    """Each GPU phase's time now, its floor on one H200 (floors.py), and their ratio; rows
-    whose figures the JSON lacks are left out."""
+    """Each GPU phase's time now, its floor on one H200 (floors.py), and their ratio."""
     import floors
 
     src = _name(args, "gpu_check", "gpu_check.json")
-    tpw = check.get("corpus", {}).get("tokens_per_word")
-    prompt = len(cfg.rl.prompts[0].split()) * tpw if tpw else None
     pre, _ = pretrain_run(check, getattr(args, "pretrain_run", "auto"))
     pre_key = "pretrain_fast" if pre is check.get("pretrain_fast") else "pretrain"
     subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
-    tpw_used, _, _ = tokens_per_word(check, args, src)
-    tokens = cfg.pretrain.training.epochs * subset_words * tpw_used
-    rows = [
-        floors.teacher_step(check, src),
-        floors.sampling_step(check, src, prompt) if prompt else None,
-        floors.update_step(check, src, cfg.rl.ppo.ppo_epochs, prompt) if prompt else None,
-        floors.pretraining(check, src, pre, pre_key, tokens) if pre.get("params") else None,
-    ]
-    rows = [r for r in rows if r]
-    for r in rows:
-        r["ratio"] = r["now_s"] / r["floor_s"]
-    return rows
+    tokens = cfg.pretrain.training.epochs * subset_words * tokens_per_word(check, args, src)[0]
+    return floors.rows(cfg, check, src, pre, pre_key, tokens)
 
 
 def markdown(rows: list[dict], phase_rows: list[dict] = ()) -> str:

@@ -133,3 +133,20 @@ def pretraining(check: dict, source: str, run: dict, key: str, tokens: float) ->
         "measured": _keys(source, f"{key}.tokens_per_s_median", f"{key}.params"),
         "assumed": [],
     }
+
+
+def rows(cfg, check: dict, source: str, pre: dict, pre_key: str, tokens: float) -> list[dict]:
+    """The phases whose figures the JSON holds, with now / floor. The student's prompt is the
+    config's first opening at the corpus's measured tokens a word."""
+    tpw = (check.get("corpus") or {}).get("tokens_per_word")
+    prompt = len(cfg.rl.prompts[0].split()) * tpw if tpw else None
+    out = [
+        teacher_step(check, source),
+        sampling_step(check, source, prompt) if prompt else None,
+        update_step(check, source, cfg.rl.ppo.ppo_epochs, prompt) if prompt else None,
+        pretraining(check, source, pre, pre_key, tokens) if pre.get("params") else None,
+    ]
+    out = [r for r in out if r]
+    for r in out:
+        r["ratio"] = r["now_s"] / r["floor_s"]
+    return out
