@@ -72,7 +72,10 @@ def block_mask(lengths: list[int], n: int, device):
         t = (kv - n).clamp(min=0)
         return (kv < n) | ((row[t] == row[q]) & (t <= q))
 
-    return create_block_mask(mask_mod, None, None, total, n + total, device=device)
+    # Compiled on CUDA, as transformers builds its block masks: eager, it would evaluate the
+    # whole (rows' tokens)^2 grid at once (1.8 G entries for a step of 360 stories).
+    cuda = torch.device(device).type == "cuda"
+    return create_block_mask(mask_mod, None, None, total, n + total, device=device, _compile=cuda)
 
 
 def packed_prefill(lm, rows: list[list[int]], n: int, cache, max_new: int, pad: int):
