@@ -156,7 +156,7 @@ class HFBackend:
                 from storyrl.teacher.hf_packed import packed_prefill
 
                 scores, cache, mask, pos = packed_prefill(
-                    self.lm, rows, n, cache, self.cfg.max_tokens, pad
+                    self.lm, rows, n, cache, self.cfg.max_tokens
                 )
             else:
                 scores, cache, mask, pos = self._padded_prefill(rows, n, cache)

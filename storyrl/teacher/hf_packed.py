@@ -78,7 +78,7 @@ def block_mask(lengths: list[int], n: int, device):
     return create_block_mask(mask_mod, None, None, total, n + total, device=device, _compile=cuda)
 
 
-def packed_prefill(lm, rows: list[list[int]], n: int, cache, max_new: int, pad: int):
+def packed_prefill(lm, rows: list[list[int]], n: int, cache, max_new: int):
     """Runs every row's tokens after the first `n` (whose keys and values `cache` holds, for
     one row) as one packed sequence. Returns the next-token logits of each row's last token
     (rows x vocab), a StaticCache holding prefix, padding and row for each row with room for
@@ -125,8 +125,7 @@ def packed_prefill(lm, rows: list[list[int]], n: int, cache, max_new: int, pad: 
         layer.cumulative_length.fill_(n + width)
     # Future slots count as seen: the causal mask keeps each step from reading past itself.
     mask = torch.ones(b, n + width + max_new, dtype=torch.long, device=dev)
-    for i, k in enumerate(lens):
-        mask[i, n : n + width - k] = 0
+    mask[:, n : n + width] = (slot >= 0).long()
     nxt_pos = torch.tensor(lens, device=dev)[:, None] + n
     return out.logits[0].float(), static, mask, nxt_pos
 
