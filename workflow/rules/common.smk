@@ -4,7 +4,7 @@ import functools
 import json
 import os
 
-from storyrl.units import words_label
+from storyrl.units import checkpoint_name, words_label
 
 RESULTS = "results"
 
@@ -46,7 +46,7 @@ def corpus_dir(corpus):
 
 
 def ckpt_dir(run_id, words):
-    return f"{RESULTS}/pretrain/{run_id}/ckpt-{words_label(words)}"
+    return f"{RESULTS}/pretrain/{run_id}/{checkpoint_name(words)}"
 
 
 def log_path(rule_name, *parts):
