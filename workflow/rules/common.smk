@@ -4,6 +4,7 @@ import functools
 import json
 import os
 
+from storyrl.analysis import layout
 from storyrl.units import checkpoint_name, words_label
 
 RESULTS = "results"

@@ -13,9 +13,9 @@ rule rl:
     input:
         unpack(rl_input),
     output:
-        summary=f"{RESULTS}/rl/{{run_id}}/summary.json",
-        steps=f"{RESULTS}/rl/{{run_id}}/steps.parquet",
-        rollouts=f"{RESULTS}/rl/{{run_id}}/rollouts.parquet",
+        summary=str(layout.summary_path(RESULTS, "{run_id}")),
+        steps=str(layout.steps_path(RESULTS, "{run_id}")),
+        rollouts=str(layout.rollouts_path(RESULTS, "{run_id}")),
         final=directory(f"{RESULTS}/rl/{{run_id}}/final"),
     wildcard_constraints:
         run_id=one_of(set(PLAN) - PACKED),

@@ -4,7 +4,6 @@
 import json
 import shlex
 
-from storyrl.analysis import layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, buildable as _buildable
 
 # The files of each input (a field of layout.Inputs) that this config's plan produces.
