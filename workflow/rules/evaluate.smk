@@ -47,7 +47,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
             # not those of the pretraining checkpoints.
             rl=json.dumps(CFG.rl.model_dump(mode="json", include={"prompts", "sampling"}),
                           sort_keys=True, separators=(",", ":")),
-            teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
+            teacher=lambda w: teacher_json(CFG.teacher.model_dump(mode="json")),  # a function: "${...}" is no wildcard
             reward=section(CFG.reward),
             gpu_check=gpu_check,
         resources:
