@@ -125,7 +125,7 @@ def synthetic_stories(tok, tokens_bin: Path, meta: dict, prompt: str, n: int, lo
     return conts
 
 
-def teacher_config(template: Path, batch: int, share: bool):
+def teacher_config(template: Path, batch: int, share: bool, packed: bool = False):
     from storyrl.teacher import TeacherConfig
 
     # The paper's sampling and failure policy: a reply without scores counts 0.5 and the run
@@ -137,19 +137,22 @@ def teacher_config(template: Path, batch: int, share: bool):
         temperature=0.2,
         max_tokens=6,
         on_failure="default",
-        hf={"batch_size": batch, "share_prefix": share},
+        hf={"batch_size": batch, "share_prefix": share, "packed": packed},
     )
 
 
-def make_scorer(tok, lm, template: Path, batch: int, share: bool, max_new_tokens: int):
-    """The teacher + reward scorer the RL loop and the story evaluation call."""
+def make_scorer(
+    tok, lm, template: Path, batch: int, share: bool, max_new_tokens: int, packed: bool = False
+):
+    """The teacher + reward scorer the RL loop and the story evaluation call. `packed` switches
+    `lm`'s attention to the packed path's (SDPA still, for every mask but a block mask)."""
     from storyrl.config import RewardConfig
     from storyrl.rl.scoring import TeacherScorer
     from storyrl.teacher import Teacher
     from storyrl.teacher.hf_backend import HFBackend
     from storyrl.teacher.rubric import load_rubric
 
-    tcfg = teacher_config(template, batch, share)
+    tcfg = teacher_config(template, batch, share, packed)
     backend = HFBackend(tcfg, load_rubric(str(template)), 42, model=lm, tokenizer=tok)
     reward = RewardConfig()
     return TeacherScorer(

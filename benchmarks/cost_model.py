@@ -9,9 +9,10 @@ comes from the GPU check's JSON where it measured the thing (by default the newe
 benchmarks/measured/gpu_check_*.json: pretraining tokens/s; sampling, teacher and update seconds
 of a PPO step at batch 360 with the teacher as the `hf` backend runs it by default, its prefix
 shared; a 1,000-story evaluation) and from the update timings of benchmarks/ppo_precision.py
-for a `--precision` the check did not run; every other number is an assumption printed in the
-`basis` column, with the flag that changes it. `--teacher-speedup` (default 1: none) is a
-what-if, never the headline.
+for a `--precision` the check did not run. Each row names the JSON and the keys its figures
+come from; every other number is labelled "assumed", with the flag that changes it.
+`--teacher-speedup` (default 1: none) is a what-if, never the headline. A second table sets
+each GPU phase's time against its floor on one H200 (benchmarks/floors.py).
 """
 
 from __future__ import annotations
@@ -101,11 +102,30 @@ def update_seconds(check: dict, precision: str, bench: dict | None) -> tuple[flo
     return run["update_s"], f"{label} ({run.get('update_arithmetic', 'fp32')})"
 
 
+def _name(args, attr: str, default: str) -> str:
+    path = getattr(args, attr, None)
+    return Path(path).name if path else default
+
+
+def tokens_per_word(check: dict, args, src: str) -> tuple[float, list[str], list[str]]:
+    """`--tokens-per-word` where given (assumed), else the check's demo corpus (measured)."""
+    given = getattr(args, "tokens_per_word", None)
+    if given is not None:
+        return given, [], [f"{given:g} tokens a word (--tokens-per-word)"]
+    return check["corpus"]["tokens_per_word"], [f"{src}:corpus.tokens_per_word"], []
+
+
 def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[dict]:
+    """GPU-hours per rule. Each row names the JSON figures it reads (`measured`, as
+    `file:key.path`) and every figure it does not measure (`assumed`, with its flag)."""
+    src = _name(args, "gpu_check", "gpu_check.json")
+    startup = f"{args.startup_s:g} s start-up a job (--startup-s: imports, model and teacher load)"
     rows = []
     pre, pre_source = pretrain_run(check, getattr(args, "pretrain_run", "auto"))
+    pre_key = "pretrain_fast" if pre is check.get("pretrain_fast") else "pretrain"
     subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
-    tokens = cfg.pretrain.training.epochs * subset_words * args.tokens_per_word
+    tpw, tpw_measured, tpw_assumed = tokens_per_word(check, args, src)
+    tokens = cfg.pretrain.training.epochs * subset_words * tpw
     rows.append(
         {
             "rule": "pretrain",
@@ -114,11 +134,23 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
             "seconds_per_job": tokens / pre["tokens_per_s_median"],
             "basis": f"{pre['tokens_per_s_median']:,} tokens/s measured ({pre_source}); "
             f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words), "
-            f"{args.tokens_per_word} tokens a word (--tokens-per-word)",
+            f"{tpw:g} tokens a word",
+            "measured": [f"{src}:{pre_key}.tokens_per_s_median", *tpw_measured],
+            "assumed": [
+                f"{args.corpus_words / 1e6:g}M corpus words (--corpus-words)",
+                *tpw_assumed,
+            ],
         }
     )
     ppo, ppo_source = ppo_run(check)
+    ppo_key = next(k for k in ("ppo_after", "ppo", "ppo_fp32") if check.get(k) is ppo)
     update, source = update_seconds(check, args.precision, bench)
+    update_key = (
+        f"{_name(args, 'ppo_bench', 'ppo_precision.json')}:runs[{args.precision}].median_s"
+        if source.startswith("ppo_precision")
+        else f"{src}:{ppo_key if ppo.get('update_s') == update else 'ppo_' + args.precision}"
+        ".update_s"
+    )
     step = ppo["sample_s"] + ppo["teacher_s"] / args.teacher_speedup + update
     steps = rl_steps(cfg, args.reply_words)
     # With rl_sharing.runs_per_gpu > 1 the runs go in pack jobs (rl_pack_<n>) of several runs
@@ -150,6 +182,17 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
                 if packs
                 else ""
             ),
+            "measured": [f"{src}:{ppo_key}.sample_s", f"{src}:{ppo_key}.teacher_s", update_key],
+            "assumed": [
+                f"{args.reply_words}-word teacher replies (--reply-words)",
+                startup,
+                *(
+                    [f"teacher time / {args.teacher_speedup:g} (--teacher-speedup, a what-if)"]
+                    if args.teacher_speedup != 1
+                    else []
+                ),
+                *(["the runs of a pack one after another (overlap not applied)"] if packs else []),
+            ],
         }
     )
     # Evaluations run one job per group of models (workflow/rules/evaluate.smk): the work is per
@@ -167,6 +210,8 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
             "seconds_per_job": (models * per + n * args.startup_s) / max(n, 1),
             "basis": f"{per:.0f} s a model measured (GPU check) + {args.startup_s:g} s start-up "
             "a job assumed (--startup-s: imports, model and teacher load)",
+            "measured": [f"{src}:story_eval.seconds", f"{src}:story_eval.stories"],
+            "assumed": [startup],
         }
     )
     n = eval_jobs(jobs, "zero_shot")
@@ -184,6 +229,12 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
                 else "; not measured on a GPU"
             )
             + f") + {args.startup_s:g} s start-up a job",
+            "measured": [],
+            "assumed": [
+                f"{args.zero_shot_s:g} s a model (--zero-shot-s; not measured at the real "
+                "sets' sizes)",
+                startup,
+            ],
         }
     )
     # A second judge (config `agreement`): one job per judge that loads weights, scoring each RL
@@ -201,6 +252,8 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
                 "seconds_per_job": stories * per_story + args.startup_s,
                 "basis": f"{per_story * 360:.2f} s per 360 stories measured (GPU check, "
                 f"teacher alone, shared prefix) + {args.startup_s:g} s start-up assumed",
+                "measured": [f"{src}:teacher_ab.shared.seconds", f"{src}:teacher_ab.stories"],
+                "assumed": [startup, "the judge's model as fast as Llama-3.1-8B's shape"],
             }
         )
     if jobs["official_glue"]:
@@ -211,6 +264,8 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
                 "work": "one GLUE task",
                 "seconds_per_job": args.glue_s,
                 "basis": f"{args.glue_s:g} s assumed (--glue-s; not measured)",
+                "measured": [],
+                "assumed": [f"{args.glue_s:g} s a task (--glue-s; not measured)"],
             }
         )
     for r in rows:
@@ -218,18 +273,56 @@ def estimate(cfg, jobs: Counter, check: dict, args, bench: dict | None) -> list[
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
+def phases(cfg, check: dict, args) -> list[dict]:
+    """Each GPU phase's time now, its floor on one H200 (floors.py), and their ratio."""
+    import floors
+
+    src = _name(args, "gpu_check", "gpu_check.json")
+    pre, _ = pretrain_run(check, getattr(args, "pretrain_run", "auto"))
+    pre_key = "pretrain_fast" if pre is check.get("pretrain_fast") else "pretrain"
+    subset_words = args.corpus_words * cfg.corpora[next(iter(cfg.corpora))].fraction
+    tokens = cfg.pretrain.training.epochs * subset_words * tokens_per_word(check, args, src)[0]
+    return floors.rows(cfg, check, src, pre, pre_key, tokens)
+
+
+def markdown(rows: list[dict], phase_rows: list[dict] = ()) -> str:
     out = [
-        "| rule | jobs | work per job | h per job | GPU-hours | basis |",
-        "|---|---:|---|---:|---:|---|",
+        "| rule | jobs | work per job | h per job | GPU-hours | measured (JSON: key) | assumed |",
+        "|---|---:|---|---:|---:|---|---|",
     ]
     for r in rows:
         out.append(
             f"| {r['rule']} | {r['jobs']} | {r['work']} | {r['seconds_per_job'] / 3600:.2f} "
-            f"| {r['gpu_hours']:.1f} | {r['basis']} |"
+            f"| {r['gpu_hours']:.1f} | {_cite(r['measured'])} "
+            f"| {'; '.join('assumed: ' + a for a in r['assumed']) or '—'} |"
         )
-    out.append(f"| **total** | | | | **{sum(r['gpu_hours'] for r in rows):.1f}** | |")
+    out.append(f"| **total** | | | | **{sum(r['gpu_hours'] for r in rows):.1f}** | | |")
+    if phase_rows:
+        out += [
+            "",
+            "| phase | work | now | floor on one H200 | now / floor | floor from | "
+            "measured (JSON: key) |",
+            "|---|---|---:|---:|---:|---|---|",
+        ]
+        for r in phase_rows:
+            out.append(
+                f"| {r['phase']} | {r['work']} | {_dur(r['now_s'])} | {_dur(r['floor_s'])} "
+                f"| {r['ratio']:.1f} | {r['floor_basis']} | {_cite(r['measured'])} |"
+            )
     return "\n".join(out)
+
+
+def _cite(keys: list[str]) -> str:
+    """`file: key, key` for each file."""
+    by: dict[str, list[str]] = {}
+    for k in keys:
+        f, key = k.split(":", 1)
+        by.setdefault(f, []).append(key)
+    return "; ".join(f"{f}: {', '.join(ks)}" for f, ks in by.items()) or "—"
+
+
+def _dur(s: float) -> str:
+    return f"{s / 3600:.2f} h" if s >= 600 else f"{s:.2f} s" if s >= 0.1 else f"{s:.3f} s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--corpus-words", type=float, default=100e6, help="words of the corpus before the subset"
     )
-    ap.add_argument("--tokens-per-word", type=float, default=1.38)
+    ap.add_argument(
+        "--tokens-per-word",
+        type=float,
+        default=None,
+        help="default: the check's demo corpus (corpus.tokens_per_word, measured)",
+    )
     ap.add_argument("--reply-words", type=int, default=3)
     ap.add_argument(
         "--teacher-speedup",
@@ -301,7 +399,11 @@ def main(argv=None) -> None:
         else None
     )
     rows = estimate(cfg, jobs, check, args, bench)
-    print(json.dumps(rows, indent=1) if args.json else markdown(rows))
+    floor_rows = phases(cfg, check, args)
+    if args.json:
+        print(json.dumps({"rules": rows, "phases": floor_rows}, indent=1))
+    else:
+        print(markdown(rows, floor_rows))
 
 
 if __name__ == "__main__":

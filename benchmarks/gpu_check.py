@@ -24,6 +24,7 @@ keeps what it measured) and the figure (`<out>.png`) after the RL phases:
                 rubric cut to Llama 3's 353 tokens (check_teacher.py says how)
   teacher_ab    360 prompts of Llama 3's lengths (stories of 85-145 tokens) through the hf
                 teacher with the shared prefix and with every prompt in full: seconds, ratio
+  teacher_packed the same prompts with the shared prefix, padded and packed (teacher.hf.packed)
   ppo_after     PPO steps of `storyrl.rl.train.train` at batch 360 with the shared-prefix
                 teacher: seconds per step split into sampling / teacher / update, peak memory
   ppo_before    the same with today's full-prompt teacher
@@ -59,6 +60,7 @@ CAPS = {
     "pretrain_fast": (110, 60),
     "teacher": (60, 10),
     "teacher_ab": (60, 20),
+    "teacher_packed": (90, 30),
     "ppo_after": (100, 30),
     "ppo_before": (90, 40),
     "story_eval": (80, 25),
@@ -203,7 +205,7 @@ def run_phases(rep: Report, args, sz: dict, work: Path, device: str) -> None:
     from check_figure import figure
     from check_pretrain import build_corpus, pretrain_phase
     from check_rl import pack_phase, ppo_phase, story_eval_phase, zero_shot_phase
-    from check_teacher import build_teacher, synthetic_stories, teacher_ab
+    from check_teacher import build_teacher, make_scorer, synthetic_stories, teacher_ab
 
     def phase(name, fn, *a, **kw):
         cap, need = CAPS[name] if not args.smoke else (None, 0)
@@ -247,7 +249,7 @@ def run_phases(rep: Report, args, sz: dict, work: Path, device: str) -> None:
 
     def teacher_phase():
         info = {}
-        held["tok"], held["lm"], _, held["scorers"], held["meta"] = build_teacher(
+        held["tok"], held["lm"], held["template"], held["scorers"], held["meta"] = build_teacher(
             work, sz, device, info
         )
         return info
@@ -257,22 +259,38 @@ def run_phases(rep: Report, args, sz: dict, work: Path, device: str) -> None:
         return
     shared, full = held["scorers"]["shared"], held["scorers"]["full"]
     skip = set(args.skip)
+
+    def stories():
+        from storyrl.config import PAPER_PROMPT
+
+        conts = synthetic_stories(
+            held["tok"],
+            work / "tokens.bin",
+            held["meta"],
+            PAPER_PROMPT,
+            sz["ppo_batch"],
+            *sz["story_tokens"],
+        )
+        return [PAPER_PROMPT] * len(conts), conts
+
     if "teacher_ab" not in skip:
-
-        def ab():
-            from storyrl.config import PAPER_PROMPT
-
-            conts = synthetic_stories(
+        phase("teacher_ab", lambda: teacher_ab({"shared": shared, "full": full}, *stories()))
+    if "teacher_packed" not in skip:
+        # The packed scorer switches the shared model's attention to the packed path's, which
+        # hands every mask but a block mask to the same SDPA: later phases see the same kernels.
+        def packed_ab():
+            packed = make_scorer(
                 held["tok"],
-                work / "tokens.bin",
-                held["meta"],
-                PAPER_PROMPT,
-                sz["ppo_batch"],
-                *sz["story_tokens"],
+                held["lm"],
+                held["template"],
+                sz["teacher_batch"],
+                True,
+                sz["max_new_tokens"],
+                packed=True,
             )
-            return teacher_ab({"shared": shared, "full": full}, [PAPER_PROMPT] * len(conts), conts)
+            return teacher_ab({"shared": shared, "packed": packed}, *stories())
 
-        phase("teacher_ab", ab)
+        phase("teacher_packed", packed_ab)
     prec = args.ppo_precision
     if "ppo_after" not in skip:
         phase("ppo_after", ppo_phase, work, sz, ckpt, shared, prec, "after")

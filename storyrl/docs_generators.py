@@ -239,30 +239,6 @@ def paper_cost(g: Generator) -> str:
     )
 
 
-@generator("paper-cost-table")
-def paper_cost_table(g: Generator) -> str:
-    first = g.root / "benchmarks" / "measured" / "gpu_check_h200_1.json"
-    old = {r["rule"]: r for r in g.cost("paper", gpu_check=first)}
-    rows = [
-        "| rule | jobs | work per job | GPU-hours, run 1 basis | GPU-hours, runs 2-3 basis "
-        "| basis, runs 2-3 |",
-        "|---|---:|---|---:|---:|---|",
-    ]
-    new = g.cost("paper")
-    for r in new:
-        rows.append(
-            f"| {r['rule']} | {r['jobs']} | {r['work'].replace(' x ', ' × ')} "
-            f"| {old[r['rule']]['gpu_hours']:.1f} | {r['gpu_hours']:.1f} | {r['basis']} |"
-        )
-    rows.append(f"| **total** | | | **{_total(old.values()):.1f}** | **{_total(new):.1f}** | |")
-    return "\n".join(rows)
-
-
-@generator("paper-cost-rl")
-def paper_cost_rl(g: Generator) -> str:
-    return f"{next(r for r in g.cost('paper') if r['rule'] == 'rl')['gpu_hours']:.1f}"
-
-
 @generator("paper-eval-groups")
 def paper_eval_groups(g: Generator) -> str:
     jobs = g.plans["paper"]

@@ -50,7 +50,7 @@ from storyrl.run_config import check_run_config
 from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import make_metadata, write_table
 from storyrl.tokens import load_tokens
-from storyrl.units import words_label
+from storyrl.units import checkpoint_name, words_label
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class _Milestones(TrainerCallback):
         words = self.by_step.get(state.global_step)
         if words is None:
             return
-        target = self.out_dir / f"ckpt-{words_label(words)}"
+        target = self.out_dir / checkpoint_name(words)
         if target.exists():
             return
         src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -438,7 +438,7 @@ def _pretrain(
         raise SystemExit(143)
     if world > 1:
         dist.barrier()  # rank 0 has exported the last milestone
-    missing = [w for w in milestones if not (milestones_dir / f"ckpt-{words_label(w)}").exists()]
+    missing = [w for w in milestones if not (milestones_dir / checkpoint_name(w)).exists()]
     if missing:
         raise RuntimeError(f"run ended without milestones {[words_label(w) for w in missing]}")
     return milestones_dir
@@ -472,7 +472,7 @@ def publish(work_dir, outputs: dict[int, str | Path], log_out: str | Path | None
         return
     work_dir = Path(work_dir)
     for words, out in outputs.items():
-        src = work_dir / "milestones" / f"ckpt-{words_label(words)}"
+        src = work_dir / "milestones" / checkpoint_name(words)
         if same_files(src, out):
             # Untouched: a new time on an identical checkpoint would make every evaluation and
             # RL run built on it look out of date.

@@ -97,7 +97,7 @@ def pretrain_command(args) -> None:
     from pathlib import Path
 
     from storyrl.pretrain import pretrain, publish
-    from storyrl.units import words_label
+    from storyrl.units import checkpoint_name
 
     job = args.section
     pretrain(
@@ -112,5 +112,5 @@ def pretrain_command(args) -> None:
         job.seed,
     )
     if args.checkpoint_dir:
-        outs = {w: Path(args.checkpoint_dir) / f"ckpt-{words_label(w)}" for w in job.milestones}
+        outs = {w: Path(args.checkpoint_dir) / checkpoint_name(w) for w in job.milestones}
         publish(args.work_dir, outs, args.log)

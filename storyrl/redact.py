@@ -10,6 +10,9 @@
   nobody else's business); the caller records the file's sha256 beside it, which identifies it.
   `portable_ids` applies it to a table's metadata (storyrl.schemas.make_metadata),
   `portable_config` to a config shown in a share card.
+- `credentials_to_env(url)` / `credentials_from_env(url)`: the workflow hands a job its teacher's
+  URL with `user:password@` moved into an environment variable, because snakemake prints a job's
+  command line (`-p`, and every failed job's), which no storyrl code sees to redact.
 """
 
 import logging
@@ -52,6 +55,41 @@ def without_credentials(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+CREDENTIALS_ENV = "STORYRL_URL_CREDENTIALS_"
+_PLACEHOLDER = re.compile(r"\$\{(" + CREDENTIALS_ENV + r"[0-9a-f]{12})\}@")
+
+
+def credentials_to_env(url: str) -> tuple[str, dict[str, str]]:
+    """`url` with its `user:password@` replaced by `${STORYRL_URL_CREDENTIALS_<id>}@`, and the
+    variable to set ({} for a URL without credentials). The id comes from the URL without the
+    password, so a job's own snakemake (on SLURM) names the same variable; it leaks nothing of
+    the password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    import hashlib
+
+    ident = f"{parts.username}@{hostport}{parts.path}"
+    name = CREDENTIALS_ENV + hashlib.sha256(ident.encode()).hexdigest()[:12]
+    return urlunsplit(parts._replace(netloc=f"${{{name}}}@{hostport}")), {name: userinfo}
+
+
+def credentials_from_env(url: str) -> str:
+    """The URL with a `${STORYRL_URL_CREDENTIALS_<id>}@` placeholder filled from the
+    environment; a KeyError naming the variable if it is not set."""
+
+    def fill(m):
+        if m.group(1) not in os.environ:
+            raise KeyError(
+                f"{m.group(1)} is not set: the workflow sets it from the URL's credentials in "
+                "the config (teacher.openai.base_url)"
+            )
+        return os.environ[m.group(1)] + "@"
+
+    return _PLACEHOLDER.sub(fill, url)
 
 
 def portable_path(path, root=None) -> str:

@@ -41,6 +41,12 @@ def words_label(n: int) -> str:
     return str(n)
 
 
+def checkpoint_name(words: int) -> str:
+    """The folder of a pretraining milestone: `ckpt-20M`. The workflow's paths, pretraining's
+    exports and its published links all name milestones with this."""
+    return f"ckpt-{words_label(words)}"
+
+
 PIECE_CHARS = 1_000_000
 """Corpus rows longer than this are tokenized in pieces of about this many characters. A 48 MB row
 (a document without line breaks) took 5.3 GB in the tokenizer trainer and 7.4 GB here whole."""

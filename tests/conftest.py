@@ -13,6 +13,12 @@ def slow_entries() -> set[str]:
     return {line for line in lines if line}
 
 
+# Modules whose tests submit jobs to the one-node SLURM cluster: under pytest-xdist they run on one
+# worker, one after another, so no test waits in the queue behind another's jobs.
+SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config, items):
     # `make test-fast` is `pytest -m 'not slow'`: the tests named in tests/slow.txt are `slow`
     # as if marked in their files (one list, kept beside the measurements that chose it).
@@ -21,6 +27,10 @@ def pytest_collection_modifyitems(config, items):
         module, _, name = item.nodeid.partition("::")
         if module in slow or f"{module}::{name.split('[')[0]}" in slow:
             item.add_marker(pytest.mark.slow)
+        # `make test` runs the suite on two workers (`-n 2 --dist loadgroup`): a module's tests
+        # stay together, so its module-scoped fixtures (a finished workflow run, a trained toy)
+        # are built once.
+        item.add_marker(pytest.mark.xdist_group("slurm" if module in SLURM_MODULES else module))
 
 
 @pytest.fixture(scope="session")

@@ -177,6 +177,57 @@ def test_a_second_judge_is_priced_as_one_job_of_its_stories(tmp_path):
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = {r["rule"]: r for r in json.loads(out.stdout)}
+    rows = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
     judge = rows["teacher_agreement_gpu"]
     assert judge["jobs"] == 1 and judge["work"] == f"{8 * 360} stories"
+
+
+def _lookup(data, path: str):
+    """`a.b.c` in nested dicts; `runs[bf16].median_s` picks the run of that precision."""
+    for part in path.split("."):
+        if part.endswith("]"):
+            name, pick = part[:-1].split("[")
+            data = next(r for r in data[name] if r["precision"] == pick)
+        else:
+            data = data[part]
+    return data
+
+
+def test_every_figure_is_read_from_a_measured_json_or_labelled_assumed(paper):
+    """The table over the committed GPU check: each row's measured figures exist at the keys it
+    names in the file it names, a row with none says what it assumes, and the phases' floors
+    are those of the work at the H200's peak (teacher ~0.7-0.8 s, pretraining 0.56 h at 40%)."""
+    from common import MEASURED
+
+    path = MEASURED / "gpu_check_h200_3.json"
+    check = json.loads(path.read_text())
+    args = assumptions(teacher_speedup=1.0, startup_s=90.0)
+    args.tokens_per_word, args.zero_shot_s, args.precision = None, 120.0, "bf16"
+    args.gpu_check = path
+    jobs = Counter(
+        pretrain=1, rl=8, story_eval_pre=1, story_eval_rl=8, zero_shot_pre=1, zero_shot_rl=8
+    )
+    rows = cost_model.estimate(paper, jobs, check, args, None)
+    floors = cost_model.phases(paper, check, args)
+    for r in rows + floors:
+        for ref in r["measured"]:
+            name, key = ref.split(":", 1)
+            value = _lookup(json.loads((MEASURED / name).read_text()), key)
+            assert isinstance(value, int | float | list) and value, ref
+        assert r["measured"] or r["assumed"], r
+    by = {r["rule"]: r for r in rows}
+    assert by["zero_shot"]["measured"] == []
+    assert any("120 s a model" in a for a in by["zero_shot"]["assumed"])
+    assert all(any("90 s start-up" in a for a in by[k]["assumed"]) for k in ("rl", "story_eval"))
+    # The markdown says "assumed" beside each assumed figure.
+    table = cost_model.markdown(rows, floors)
+    assert "assumed: 120 s a model" in table and "assumed: 90 s start-up" in table
+    assert round(sum(r["gpu_hours"] for r in rows), 1) == 14.3
+    ph = {r["phase"].split(",")[0]: r for r in floors}
+    assert set(ph) == {"RL teacher", "RL sampling", "RL update", "pretraining"}
+    assert 0.6 < ph["RL teacher"]["floor_s"] < 0.9
+    assert ph["pretraining"]["floor_s"] / 3600 == pytest.approx(0.56, abs=0.01)
+    for r in floors:
+        assert 0 < r["floor_s"] < r["now_s"] and r["ratio"] == pytest.approx(
+            r["now_s"] / r["floor_s"]
+        )

@@ -36,7 +36,7 @@ def test_smoke_run_fills_every_phase(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(out.read_text())
     phases = ("corpus", "pretrain", "pretrain_fast", "teacher", "teacher_ab", "ppo_after")
-    for phase in (*phases, "ppo_before", "story_eval", "zero_shot", "pack2"):
+    for phase in (*phases, "teacher_packed", "ppo_before", "story_eval", "zero_shot", "pack2"):
         assert data[phase]["ok"] is True, data[phase]
     pre, fast = data["pretrain"], data["pretrain_fast"]
     assert pre["steps"] == data["sizes"]["pretrain_steps"] and pre["tokens_per_s_median"] > 0
@@ -52,6 +52,8 @@ def test_smoke_run_fills_every_phase(tmp_path):
     assert lo - 2 <= ab["story_tokens"]["min"] and ab["story_tokens"]["max"] <= hi + 2
     assert ab["shared"]["seconds"] > 0 and ab["full"]["seconds"] > 0
     assert ab["same_replies_share"] == 1.0  # fp32 on CPU: the same replies
+    packed = data["teacher_packed"]
+    assert packed["packed"]["seconds"] > 0 and packed["same_replies_share"] == 1.0
     after, before = data["ppo_after"], data["ppo_before"]
     assert after["teacher_share_prefix"] and not before["teacher_share_prefix"]
     assert after["batch"] == data["sizes"]["ppo_batch"]

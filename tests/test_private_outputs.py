@@ -3,6 +3,7 @@ teacher's URL (`http://user:pw@host`) reaches no error message, log line, printe
 share card; paths are written relative to the workflow's folder (the working directory) where
 they lie inside it, else as the file's name beside its sha256."""
 
+import base64
 import json
 import logging
 import shutil
@@ -13,9 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import ROOT, TEST_CONFIG
+from helpers import ROOT, TEST_CONFIG, snakemake
 from storyrl.cli import main
-from storyrl.redact import portable_path, redact
+from storyrl.config import ConfigError
+from storyrl.redact import credentials_to_env, portable_path, redact
 from storyrl.schemas import make_metadata
 from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
 
@@ -122,3 +124,33 @@ def test_paths_in_metadata_are_relative_inside_the_workflow_folder_else_a_name(
         "template": "teacher_rubric.txt",
         "server": "http://[redacted]@h:1/v1",
     }
+
+
+def test_the_workflow_prints_no_password_of_the_teachers_url(tmp_path):
+    # snakemake prints a job's command line (-p, and every failed job's), which storyrl cannot
+    # redact: the password travels to the job in an environment variable instead.
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    cfg["teacher"] = {
+        "backend": "openai",
+        "model": "t",
+        "openai": {"base_url": with_password("http://127.0.0.1:9/v1")},
+    }
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", "-p", "--configfile", str(config))
+    printed = out.stdout + out.stderr
+    assert "--teacher" in printed and "${STORYRL_URL_CREDENTIALS_" in printed, printed[-3000:]
+    assert SECRET not in printed
+
+
+def test_a_job_fills_the_urls_credentials_from_the_environment(server, monkeypatch):
+    srv = server()
+    url, env = credentials_to_env(with_password(srv.url))
+    assert SECRET not in url and list(env.values()) == [f"alice:{SECRET}"]
+    cfg = TeacherConfig(backend="openai", model="t", openai={"base_url": url})
+    with pytest.raises(ConfigError, match="STORYRL_URL_CREDENTIALS_"):
+        make_teacher(cfg, seed=0)  # the variable is not set: named, not a silent anonymous call
+    monkeypatch.setenv(*next(iter(env.items())))
+    make_teacher(cfg, seed=0).score(["Once upon a time"], [" a fox."])
+    sent = base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    assert srv.requests[-1]["headers"]["authorization"] == f"Basic {sent}"

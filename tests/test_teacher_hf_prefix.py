@@ -25,17 +25,25 @@ CONTS = [
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return build_tiny_chat_model(tmp_path_factory.mktemp("tiny_prefix"), [PROMPT, *CONTS], seed=1)
+    # Grouped keys and values (2 query heads to 1), as Llama 3's teacher has them.
+    folder = tmp_path_factory.mktemp("tiny_prefix")
+    return build_tiny_chat_model(folder, [PROMPT, *CONTS], seed=1, kv_heads=1)
 
 
-def backend(folder, share: bool, temperature: float = 0.0, max_tokens: int = 6):
+def backend(folder, share: bool, temperature=0.0, max_tokens=6, packed=False):
     cfg = TeacherConfig(
         backend="hf",
         model=str(folder),
         temperature=temperature,
         max_tokens=max_tokens,
         max_failure_share=1.0,
-        hf={"device": "cpu", "dtype": "float32", "batch_size": 8, "share_prefix": share},
+        hf={
+            "device": "cpu",
+            "dtype": "float32",
+            "batch_size": 8,
+            "share_prefix": share,
+            "packed": packed,
+        },
     )
     return make_teacher(cfg, seed=5).backend
 
@@ -62,8 +70,9 @@ def test_common_prefix_is_computed_from_the_token_ids():
     assert common_prefix_len([[7, 2], [1, 2]]) == 0
 
 
-def test_shared_prefix_gives_the_full_prompts_logits_and_greedy_replies(folder):
-    shared = backend(folder, share=True)
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_shared_prefix_gives_the_full_prompts_logits_and_greedy_replies(folder, packed):
+    shared = backend(folder, share=True, packed=packed)
     rows = shared.encode([PROMPT] * len(CONTS), CONTS)
     n = common_prefix_len(rows)
     # The rubric (and the story's opening) is most of every prompt.
@@ -82,11 +91,12 @@ def test_shared_prefix_gives_the_full_prompts_logits_and_greedy_replies(folder):
     )
 
 
-def test_sampled_replies_match_the_full_path_for_a_seed(folder):
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_sampled_replies_match_the_full_path_for_a_seed(folder, packed):
     """At the paper's temperature both paths draw from the same distribution with the same RNG
     calls: with logits equal to rounding, the replies are the same."""
     prompts = [PROMPT] * len(CONTS)
-    a = backend(folder, share=True, temperature=0.2).replies(prompts, CONTS)
+    a = backend(folder, share=True, temperature=0.2, packed=packed).replies(prompts, CONTS)
     b = backend(folder, share=False, temperature=0.2).replies(prompts, CONTS)
     assert a == b
 
@@ -105,3 +115,24 @@ def test_prefix_runs_once_per_batch(folder):
     assert seen[0] == (1, n)
     assert seen[1] == (len(rows), max(len(r) for r in rows) - n)
     assert all(s == (len(rows), 1) for s in seen[2:])
+
+
+def test_packed_prefill_runs_the_rows_without_padding(folder):
+    """The packed path's second forward holds every row's own tokens end to end (their summed
+    length, no padding); the decode steps then read one token a row."""
+    packed = backend(folder, share=True, packed=True)
+    seen = []
+    packed.lm.register_forward_pre_hook(
+        lambda mod, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    rows = packed.encode([PROMPT] * len(CONTS), CONTS)
+    packed.generate_shared(rows)
+    n = common_prefix_len(rows)
+    assert seen[0] == (1, n)
+    assert seen[1] == (1, sum(len(r) - n for r in rows))
+    assert all(s == (len(rows), 1) for s in seen[2:])
+
+
+def test_packed_needs_the_shared_prefix():
+    with pytest.raises(ValueError, match="packed: needs share_prefix"):
+        TeacherConfig(backend="hf", hf={"share_prefix": False, "packed": True})

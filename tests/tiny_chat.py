@@ -15,8 +15,11 @@ TEMPLATE = (
 SPECIAL = ["<s>", "</s>", "<pad>", "<|user|>", "<|assistant|>"]
 
 
-def build_tiny_chat_model(folder, texts=(), hidden_size=32, heads=2, seed=0, digits=False):
-    """`hidden_size / heads` is the head size (vLLM's attention kernels want e.g. 64).
+def build_tiny_chat_model(
+    folder, texts=(), hidden_size=32, heads=2, seed=0, digits=False, kv_heads=None
+):
+    """`hidden_size / heads` is the head size (vLLM's attention kernels want e.g. 64);
+    `kv_heads` below `heads` groups the keys and values as Llama 3 does (default: `heads`).
 
     `digits`: the weights are set so that every reply is space-separated digits 0-3 (" 2 0 3 1"),
     drawn at random: a judge whose replies are in the rubric's form, so the paper's regex finds
@@ -52,7 +55,7 @@ def build_tiny_chat_model(folder, texts=(), hidden_size=32, heads=2, seed=0, dig
             intermediate_size=2 * hidden_size,
             num_hidden_layers=2,
             num_attention_heads=heads,
-            num_key_value_heads=heads,
+            num_key_value_heads=kv_heads or heads,
             max_position_embeddings=4096,
             bos_token_id=hf_tok.bos_token_id,
             eos_token_id=hf_tok.eos_token_id,

@@ -79,6 +79,18 @@ class HFConfig(Section):
     """Run the tokens all prompts of a batch start with (the rubric in its chat template) once
     per batch and only each story and the answer line per row; the same logits as the full
     prompt within float rounding. False: every prompt in full through `generate`."""
+    packed: bool = False
+    """After the shared prefix, run the rows' own tokens as one sequence of their summed length
+    (flex attention with a block mask: each row sees the prefix and itself), not padded to the
+    longest row, and decode the reply from a static cache (compile-ready for CUDA graphs). The
+    same logits as the full prompt within float rounding. Needs `share_prefix`. Off by
+    default: on a CPU it is slower (flex attention runs unfused there)."""
+
+    @model_validator(mode="after")
+    def _packed_needs_prefix(self):
+        if self.packed and not self.share_prefix:
+            raise ValueError("packed: needs share_prefix: true (it packs the rows after it)")
+        return self
 
 
 class HeuristicConfig(Section):

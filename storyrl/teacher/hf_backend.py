@@ -5,7 +5,8 @@ rubric, wrapped by the chat template) go through the model once; each row then r
 own story and the answer line, attending to that one prefix cache. A row is laid out as
 prefix, padding, story: the attention mask is zero on the padding and positions count real
 tokens only, so the model sees what it sees for the full prompt (tests/test_teacher_hf_prefix.py
-checks the logits and the greedy replies against the full prompt)."""
+checks the logits and the greedy replies against the full prompt). With `teacher.hf.packed` the
+rows after the prefix run packed end to end instead, without the padding (hf_packed.py)."""
 
 import logging
 
@@ -37,14 +38,11 @@ class HFBackend:
     def __init__(self, cfg: TeacherConfig, rubric: Rubric, seed: int, model=None, tokenizer=None):
         """Loads `cfg.model`; or takes a `model` and `tokenizer` already in memory (the GPU
         check builds a teacher of Llama's shape that has no folder)."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         self.cfg, self.rubric, self.seed = cfg, rubric, seed
         self.model = cfg.model
         self.sampling = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
-        from storyrl.checkpoints import resolve_device
-
         h = cfg.hf
         self.tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(cfg.model)
         if self.tok.chat_template is None:
@@ -54,7 +52,21 @@ class HFBackend:
             self.tok.pad_token = self.tok.eos_token
         if model is not None:
             self.lm, self.device = model.eval(), str(next(model.parameters()).device)
-            return
+        else:
+            self.lm, self.device = self._load(cfg)
+        if h.packed:
+            from storyrl.teacher.hf_packed import use_packed_attention
+
+            use_packed_attention(self.lm)
+
+    @staticmethod
+    def _load(cfg: TeacherConfig):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from storyrl.checkpoints import resolve_device
+
+        h = cfg.hf
         device = str(resolve_device(h.device))
         dtype = {
             "auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
@@ -62,8 +74,9 @@ class HFBackend:
             "bfloat16": torch.bfloat16,
             "float16": torch.float16,
         }[h.dtype]
-        self.lm = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(device).eval()
-        self.device = device
+        return AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(
+            device
+        ).eval(), device
 
     def chat_prompt(self, prompt: str, continuation: str) -> str:
         """The exact text the model reads: one user message through the chat template, then the
@@ -132,40 +145,25 @@ class HFBackend:
         dev = self.device
         n = common_prefix_len(rows)
         b = len(rows)
+        pad = self.tok.pad_token_id
         with torch.inference_mode():
             cache = None
             if n > 0:
                 head = torch.tensor([rows[0][:n]], device=dev)
                 out = self.lm(input_ids=head, use_cache=True, logits_to_keep=1)
                 cache = output_cache(out)
-                # One copy of the prefix's keys and values, viewed by every row: the first
-                # update concatenates each row's own tokens onto it.
-                for layer in cache.layers:
-                    layer.keys = layer.keys.expand(b, -1, -1, -1)
-                    layer.values = layer.values.expand(b, -1, -1, -1)
-            tails = [r[n:] for r in rows]
-            width = max(len(t) for t in tails)
-            pad = self.tok.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(t)) + t for t in tails], device=dev)
-            mask = torch.tensor(
-                [[1] * n + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev
-            )
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+            if self.cfg.hf.packed:
+                from storyrl.teacher.hf_packed import packed_prefill
+
+                scores, cache, mask, pos = packed_prefill(
+                    self.lm, rows, n, cache, self.cfg.max_tokens
+                )
+            else:
+                scores, cache, mask, pos = self._padded_prefill(rows, n, cache)
             eos = torch.tensor(self._eos_ids(), device=dev)
             done = torch.zeros(b, dtype=torch.bool, device=dev)
             new, logits = [], []
-            for _ in range(self.cfg.max_tokens):
-                kw = {arg: cache} if cache is not None else {}
-                out = self.lm(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=pos,
-                    use_cache=True,
-                    logits_to_keep=1,
-                    **kw,
-                )
-                cache = output_cache(out)
-                scores = out.logits[:, -1, :].float()
+            for step in range(self.cfg.max_tokens):
                 if keep_logits:
                     logits.append(scores)
                 if self.cfg.temperature > 0:
@@ -176,9 +174,52 @@ class HFBackend:
                 nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
                 new.append(nxt)
                 done = done | torch.isin(nxt, eos)
-                if bool(done.all()):
+                if bool(done.all()) or step == self.cfg.max_tokens - 1:
                     break
-                ids = nxt[:, None]
-                mask = torch.cat([mask, torch.ones_like(ids)], dim=-1)
-                pos = pos[:, -1:] + 1
+                if not self.cfg.hf.packed:  # the static cache's mask already spans the reply
+                    mask = torch.cat([mask, torch.ones_like(nxt[:, None])], dim=-1)
+                out = self.lm(
+                    input_ids=nxt[:, None],
+                    attention_mask=mask,
+                    position_ids=pos,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{arg: cache},
+                )
+                cache = output_cache(out)
+                scores = out.logits[:, -1, :].float()
+                pos = pos + 1
         return torch.stack(new, dim=1), (torch.stack(logits, dim=1) if keep_logits else None)
+
+    def _padded_prefill(self, rows: list[list[int]], n: int, cache):
+        """Each row's tokens after the prefix as one padded rectangle (prefix, padding, row).
+        Returns the last tokens' logits, the cache, the 2D mask and the next positions."""
+        import torch
+
+        from storyrl.hf_compat import cache_kwarg, output_cache
+
+        dev, b = self.device, len(rows)
+        if cache is not None:
+            # One copy of the prefix's keys and values, viewed by every row: the first update
+            # concatenates each row's own tokens onto it.
+            for layer in cache.layers:
+                layer.keys = layer.keys.expand(b, -1, -1, -1)
+                layer.values = layer.values.expand(b, -1, -1, -1)
+        tails = [r[n:] for r in rows]
+        width = max(len(t) for t in tails)
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(t)) + t for t in tails], device=dev)
+        mask = torch.tensor(
+            [[1] * n + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev
+        )
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+        kw = {cache_kwarg(self.lm): cache} if cache is not None else {}
+        out = self.lm(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            logits_to_keep=1,
+            **kw,
+        )
+        return out.logits[:, -1, :].float(), output_cache(out), mask, pos[:, -1:] + 1

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from storyrl.config import ConfigError, TeacherConfig
-from storyrl.redact import redact, without_credentials
+from storyrl.redact import credentials_from_env, redact, without_credentials
 from storyrl.teacher.core import TeacherFailure
 from storyrl.teacher.rubric import Rubric
 
@@ -77,7 +77,11 @@ class OpenAIBackend:
 
         self.cfg, self.rubric, self.o = cfg, rubric, cfg.openai
         self.model = cfg.model
-        self.server = self.o.server_label or without_credentials(self.o.base_url)
+        try:
+            self.base_url = credentials_from_env(self.o.base_url)
+        except KeyError as err:
+            raise ConfigError(f"teacher.openai.base_url: {err.args[0]}") from None
+        self.server = self.o.server_label or without_credentials(self.base_url)
         # Every setting that shapes a reply, sent with each request: a server fills the rest
         # from its own defaults (vllm serve: the model's generation_config.json, Llama 3.1's
         # top_p 0.9). top_p 1 as the offline engine and the hf backend sample (the paper's).
@@ -97,7 +101,7 @@ class OpenAIBackend:
                 )
         # Retries are ours (configurable backoff, counted); the client makes one attempt.
         self.client = openai.OpenAI(
-            base_url=self.o.base_url, api_key=key, timeout=self.o.timeout_s, max_retries=0
+            base_url=self.base_url, api_key=key, timeout=self.o.timeout_s, max_retries=0
         )
         self._openai = openai
         self.retries_done = 0
@@ -208,7 +212,7 @@ class OpenAIBackend:
                 else:
                     # 400/401/403/404...: wrong URL, key or model name; retrying cannot help.
                     raise TeacherFailure(
-                        f"teacher server {redact(self.o.base_url)} refused the request for model "
+                        f"teacher server {redact(self.base_url)} refused the request for model "
                         f"'{self.model}': HTTP {err.status_code} {self._redact(str(err))[:200]}",
                         [],
                     ) from None

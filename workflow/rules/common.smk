@@ -4,7 +4,9 @@ import functools
 import json
 import os
 
-from storyrl.units import words_label
+from storyrl.analysis import layout
+from storyrl.redact import credentials_to_env
+from storyrl.units import checkpoint_name, words_label
 
 RESULTS = "results"
 
@@ -46,7 +48,7 @@ def corpus_dir(corpus):
 
 
 def ckpt_dir(run_id, words):
-    return f"{RESULTS}/pretrain/{run_id}/ckpt-{words_label(words)}"
+    return f"{RESULTS}/pretrain/{run_id}/{checkpoint_name(words)}"
 
 
 def log_path(rule_name, *parts):
@@ -146,7 +148,15 @@ def teacher_json(teacher: dict):
     rubric changes the params, which reruns the jobs."""
     template = repo_path(teacher["template"])
     sha = teacher.get("template_sha256") or _file_sha256(template)
-    return json.dumps({**teacher, "template": template, "template_sha256": sha}, sort_keys=True)
+    teacher = {**teacher, "template": template, "template_sha256": sha}
+    if teacher.get("openai"):
+        # snakemake prints command lines (-p, failed jobs): a password in the URL reaches the
+        # job through the environment instead (jobs inherit it; a SLURM job's snakemake sets it
+        # again when it reads this file).
+        url, env = credentials_to_env(teacher["openai"]["base_url"])
+        os.environ.update(env)
+        teacher["openai"] = {**teacher["openai"], "base_url": url}
+    return json.dumps(teacher, sort_keys=True)
 
 
 @functools.cache

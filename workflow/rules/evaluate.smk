@@ -36,7 +36,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         input:
             _group_inputs(kind),
         output:
-            [f"{RESULTS}/story_eval/{{group}}-{kind}-{label}.parquet" for label in labels],
+            [str(layout.story_eval_path(RESULTS, f"{{group}}-{kind}-{label}")) for label in labels],
         wildcard_constraints:
             group=one_of(groups),
         params:
@@ -47,7 +47,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
             # not those of the pretraining checkpoints.
             rl=json.dumps(CFG.rl.model_dump(mode="json", include={"prompts", "sampling"}),
                           sort_keys=True, separators=(",", ":")),
-            teacher=teacher_json(CFG.teacher.model_dump(mode="json")),
+            teacher=lambda w: teacher_json(CFG.teacher.model_dump(mode="json")),  # a function: "${...}" is no wildcard
             reward=section(CFG.reward),
             gpu_check=gpu_check,
         resources:
@@ -69,7 +69,7 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
             _group_inputs(kind),
             data=[] if CFG.zero_shot.data_path else EVAL_DATA,
         output:
-            [f"{RESULTS}/eval/{{group}}-{kind}-{label}.parquet" for label in labels]
+            [str(layout.eval_path(RESULTS, f"{{group}}-{kind}-{label}")) for label in labels]
             + [directory(f"{RESULTS}/eval/official/{{group}}-{kind}-{label}") for label in labels],
         wildcard_constraints:
             group=one_of(groups),

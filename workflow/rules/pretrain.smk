@@ -10,7 +10,7 @@ rule pretrain:
         unpack(pretrain_input),
     output:
         ckpts=[directory(ckpt_dir("{run_id}", w)) for w in CFG.pretrain.milestones],
-        log=f"{RESULTS}/pretrain/{{run_id}}/log.parquet",
+        log=str(layout.pretrain_log_path(RESULTS, "{run_id}")),
     wildcard_constraints:
         run_id=one_of(CFG.pretrain.runs),
     params:

@@ -13,9 +13,9 @@ rule rl:
     input:
         unpack(rl_input),
     output:
-        summary=f"{RESULTS}/rl/{{run_id}}/summary.json",
-        steps=f"{RESULTS}/rl/{{run_id}}/steps.parquet",
-        rollouts=f"{RESULTS}/rl/{{run_id}}/rollouts.parquet",
+        summary=str(layout.summary_path(RESULTS, "{run_id}")),
+        steps=str(layout.steps_path(RESULTS, "{run_id}")),
+        rollouts=str(layout.rollouts_path(RESULTS, "{run_id}")),
         final=directory(f"{RESULTS}/rl/{{run_id}}/final"),
     wildcard_constraints:
         run_id=one_of(set(PLAN) - PACKED),
@@ -56,8 +56,8 @@ for _n, _ids in enumerate(PACKS, 1):
         input:
             list(dict.fromkeys(f for run_id in _ids for f in run_inputs(run_id).values())),
         output:
-            [f"{rl_dir(run_id)}/{name}" for run_id in _ids
-             for name in ("summary.json", "steps.parquet", "rollouts.parquet")],
+            [str(path(RESULTS, run_id)) for run_id in _ids
+             for path in (layout.summary_path, layout.steps_path, layout.rollouts_path)],
             [directory(f"{rl_dir(run_id)}/final") for run_id in _ids],
         params:
             # Functions: a string param would be read as a pattern (its braces as wildcards).

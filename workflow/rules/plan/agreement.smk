@@ -1,6 +1,5 @@
 # The agreement rules' plan (agreement.smk): the judges and their samples.
 
-from storyrl.analysis import layout
 from storyrl.config import LOCAL_WEIGHT_BACKENDS
 
 AGREEMENT = CFG.agreement.active()

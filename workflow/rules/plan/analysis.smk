@@ -4,7 +4,6 @@
 import json
 import shlex
 
-from storyrl.analysis import layout
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, buildable as _buildable
 
 # The files of each input (a field of layout.Inputs) that this config's plan produces.
@@ -60,6 +59,11 @@ RUN_CONFIG = str(layout.config_path(RESULTS))
 
 
 def run_config_json():
+    # Redacted here, not only in the record: snakemake prints this command line.
+    from storyrl.redact import redact_data
+
     return json.dumps(
-        CFG.model_dump(mode="json", exclude={"tracking"}), sort_keys=True, separators=(",", ":")
+        redact_data(CFG.model_dump(mode="json", exclude={"tracking"})),
+        sort_keys=True,
+        separators=(",", ":"),
     )

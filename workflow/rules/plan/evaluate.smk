@@ -5,8 +5,8 @@ EVAL_DATA = CFG.zero_shot.data_path or f"{RESULTS}/eval_data/demo"
 
 
 def all_eval_outputs():
-    return [f"{RESULTS}/story_eval/{m}.parquet" for m in MODELS] + [
-        f"{RESULTS}/eval/{m}.parquet" for m in MODELS
+    return [str(layout.story_eval_path(RESULTS, m)) for m in MODELS] + [
+        str(layout.eval_path(RESULTS, m)) for m in MODELS
     ]
 
 
@@ -62,7 +62,7 @@ def _ids(model_id):
 def _story_list(kind):
     def models(w):
         return json.dumps([{**_ids(mid), "run_id": MODELS[mid].run_id,
-                            "output": f"{RESULTS}/story_eval/{mid}.parquet"}
+                            "output": str(layout.story_eval_path(RESULTS, mid))}
                            for mid in group_models(kind, w.group)], separators=(",", ":"))
 
     return models
@@ -71,7 +71,7 @@ def _story_list(kind):
 def _zero_shot_list(kind):
     def models(w):
         return json.dumps([{**_ids(mid), "variants": ["fast", "full"] if mid in FULL_SET_MODELS else ["fast"],
-                            "parquet": f"{RESULTS}/eval/{mid}.parquet",
+                            "parquet": str(layout.eval_path(RESULTS, mid)),
                             "output_dir": f"{RESULTS}/eval/official/{mid}"}
                            for mid in group_models(kind, w.group)], separators=(",", ":"))
 
