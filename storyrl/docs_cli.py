@@ -1,5 +1,5 @@
-"""`storyrl docs config|results`: the generated pages of docs/ (tests keep the committed ones
-fresh)."""
+"""`storyrl docs config|results|run|fill`: the generated pages of docs/ and the generated blocks
+of the README and docs/ (tests keep the committed ones fresh)."""
 
 import sys
 from pathlib import Path
@@ -8,6 +8,8 @@ PAGES = {
     "config": ("docs/configuration.md", "every config key, from the typed config sections"),
     "results": ("docs/results.md", "every file the workflow writes, from storyrl/schemas.py"),
 }
+ROOT = Path(__file__).resolve().parents[1]
+"""The checkout whose pages `fill` rewrites (an editable install: the repository)."""
 
 
 def page(name: str) -> str:
@@ -21,14 +23,42 @@ def page(name: str) -> str:
 
 
 def add_parser(sub) -> None:
-    d = sub.add_parser("docs", help="write a generated page of docs/")
-    d.add_argument(
-        "page", choices=list(PAGES), help="; ".join(f"{k}: {v[1]}" for k, v in PAGES.items())
+    d = sub.add_parser("docs", help="write a generated page of docs/, or the docs' numbers")
+    pages = d.add_subparsers(dest="docs_command", required=True)
+    for name, (path, what) in PAGES.items():
+        p = pages.add_parser(name, help=f"{path}: {what}")
+        p.add_argument(
+            "--output", help=f"file to write (the committed one: {path}); default: print it"
+        )
+        p.set_defaults(func=docs_command, page=name)
+    r = pages.add_parser(
+        "run",
+        help="the numbers the docs quote, from a finished default run's results (a JSON "
+        "snapshot), and the figures they show",
     )
-    d.add_argument(
-        "--output", help="file to write (the committed one: docs/<page>.md); default: print it"
+    r.add_argument("--results", default="results", help="the run's results folder")
+    r.add_argument(
+        "--output",
+        default="docs/data/default_run.json",
+        help="snapshot to write (the committed one: docs/data/default_run.json)",
     )
-    d.set_defaults(func=docs_command)
+    r.add_argument(
+        "--figures-root",
+        default=".",
+        help="where the docs' figures go (docs/before_after.png ... under it; default: here)",
+    )
+    r.set_defaults(func=run_command)
+    f = pages.add_parser(
+        "fill",
+        help="rewrite the generated blocks (between <!-- generated: NAME --> and <!-- end "
+        "generated -->) of README.md and "
+        "docs/*.md from the committed snapshots",
+    )
+    f.add_argument("--root", default=str(ROOT), help="the checkout (default: this one)")
+    f.add_argument(
+        "--check", action="store_true", help="only name the stale pages (exit status 2 if any)"
+    )
+    f.set_defaults(func=fill_command)
 
 
 def docs_command(args) -> None:
@@ -41,3 +71,27 @@ def docs_command(args) -> None:
             Path(tmp).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def run_command(args) -> None:
+    from storyrl.docs_numbers import write
+
+    for path in write(args.results, args.output, figures_root=args.figures_root):
+        print(f"wrote {path}")
+
+
+def fill_command(args) -> None:
+    from storyrl.commands import Stop
+    from storyrl.docs_blocks import fill, stale
+
+    if args.check:
+        old = sorted(stale(args.root))
+        if old:
+            raise Stop(
+                "stale generated blocks in: "
+                + ", ".join(map(str, old))
+                + "; run: storyrl docs fill"
+            )
+        return
+    for path in fill(args.root):
+        print(f"filled {path}")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import ROOT
 from storyrl.docs_cli import PAGES, page
 from storyrl.schema_docs import undocumented
@@ -115,10 +117,14 @@ def test_the_link_check_catches_what_it_should(tmp_path):
     ]
 
 
+GENERATED = re.compile(r"<!-- generated: [^ ]* -->.*?<!-- end generated -->", re.S)
+
+
 def prose_and_tables(path: Path) -> tuple[list[str], list[list[str]]]:
     """A page's sentences outside code (a sentence spans lines) and its tables, each a list of
-    body rows."""
-    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    body rows. Generated blocks are left out: they quote data, and two stories of the demo
+    grammar may share a sentence."""
+    text = GENERATED.sub("", FENCE.sub("", path.read_text(encoding="utf-8")))
     prose, tables, table = [], [], None
     for line in text.splitlines():
         if line.startswith("|"):
@@ -231,3 +237,110 @@ def test_the_config_folders_readme_names_every_section():
     text = (ROOT / "config" / "README.md").read_text(encoding="utf-8")
     missing = [name for name in Config.model_fields if f"| `{name}` |" not in text]
     assert missing == []
+
+
+# Generated blocks: numbers the pages quote from a default run (docs/data/default_run.json) or
+# from a script or plan, filled by `storyrl docs fill` (storyrl/docs_blocks.py).
+
+
+def test_every_generated_block_is_what_its_generator_gives():
+    from storyrl.docs_blocks import stale
+
+    old = sorted(str(p.relative_to(ROOT)) for p in stale(ROOT))
+    assert old == [], f"stale generated blocks in {old}: storyrl docs fill"
+
+
+def test_the_pages_hold_the_generated_blocks_of_the_default_runs_numbers():
+    from storyrl.docs_blocks import blocks, pages
+    from storyrl.docs_generators import GENERATORS
+
+    used = {b.name for p in pages(ROOT) for b in blocks(p.read_text(encoding="utf-8"), p)}
+    # Every generator is used somewhere, so a number cannot drift out of its block unseen.
+    assert used == set(GENERATORS)
+
+
+def test_a_block_is_filled_between_its_markers_inline_or_on_lines_of_its_own():
+    from storyrl.docs_blocks import fill_text
+
+    text = (
+        "a <!-- generated: x -->old<!-- end generated --> b\n"
+        "<!-- generated: t -->\n| old |\n<!-- end generated -->\ntail\n"
+    )
+    got = fill_text(text, "p.md", {"x": "1.5", "t": "| a |\n|---|\n"}.__getitem__)
+    assert got == (
+        "a <!-- generated: x -->1.5<!-- end generated --> b\n"
+        "<!-- generated: t -->\n| a |\n|---|\n<!-- end generated -->\ntail\n"
+    )
+    assert fill_text(got, "p.md", {"x": "1.5", "t": "| a |\n|---|"}.__getitem__) == got
+
+
+def test_a_block_without_its_end_or_with_an_unknown_name_is_named_with_file_and_line():
+    from storyrl.docs_blocks import DocsError, fill_text
+    from storyrl.docs_generators import Generator
+
+    generate = Generator(ROOT)
+    cases = {
+        "one\ntwo <!-- generated: rl-table -->\n| x |\n": "p.md:2: generated block 'rl-table' "
+        "has no '<!-- end generated -->'",
+        "<!-- generated: a -->\n<!-- generated: b -->x<!-- end generated -->\n": "p.md:1: "
+        "generated block 'a' has no",
+        "x\n\n<!-- end generated -->\n": "p.md:3: '<!-- end generated -->' without",
+        "\n<!-- generated: rl-tabel -->x<!-- end generated -->": "p.md:2: unknown generated "
+        "block 'rl-tabel' (known: ",
+    }
+    for text, message in cases.items():
+        with pytest.raises(DocsError) as err:
+            fill_text(text, "p.md", generate)
+        assert str(err.value).startswith(message), str(err.value)
+
+
+def test_the_fill_command_rewrites_a_stale_block_and_check_names_the_page(tmp_path):
+    import shutil
+
+    for d in ("docs", "config", "benchmarks"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    readme = tmp_path / "README.md"
+    fresh = readme.read_text(encoding="utf-8")
+    stale = re.sub(
+        r"(<!-- generated: rl-table -->).*?(<!-- end generated -->)",
+        r"\1\n| run | first tenth | last tenth |\n|---|---|---|\n| x | 0.769 | 0.731 |\n\2",
+        fresh,
+        flags=re.S,
+    )
+    assert stale != fresh
+    readme.write_text(stale, encoding="utf-8")
+
+    def docs(*args):
+        cmd = [sys.executable, "-m", "storyrl.cli", "docs", "fill", "--root", str(tmp_path)]
+        return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=tmp_path)
+
+    check = docs("--check")
+    assert check.returncode == 2 and str(readme) in check.stderr, check.stderr
+    assert readme.read_text(encoding="utf-8") == stale
+    assert docs().returncode == 0
+    assert readme.read_text(encoding="utf-8") == fresh
+    assert docs("--check").returncode == 0
+
+
+def test_the_snapshot_reads_a_results_folder_through_the_analysis_readers(tmp_path):
+    import pyarrow.parquet as pq
+
+    from analysis_synth import write_results
+    from storyrl.analysis import AnalysisError
+    from storyrl.docs_numbers import snapshot
+
+    write_results(tmp_path, n_steps=20, batch=6, n_stories=8, runs=[(20_000_000, 42)])
+    with pytest.raises(AnalysisError, match="config.yaml"):
+        snapshot(tmp_path)
+    (tmp_path / "config.yaml").write_text("analysis: {stories_per_group: 1}\n")
+    got = snapshot(tmp_path)
+    (run,) = got["rl"]
+    steps = pq.read_table(next(tmp_path.glob("rl/*/steps.parquet"))).to_pandas()
+    score = steps.sort_values("step").teacher_score_mean
+    # A tenth of 20 steps: 2.
+    assert run["steps"] == 20 and run["stories_per_step"] == 6
+    assert run["first_tenth"] == round(score.iloc[:2].mean(), 4)
+    assert run["last_tenth"] == round(score.iloc[-2:].mean(), 4)
+    assert [s["group"] for s in got["stories"]] == ["first", "last", "best"]
+    assert [z["checkpoint"] for z in got["zero_shot"]][:3] == ["1M", "2M", "5M"]

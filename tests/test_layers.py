@@ -46,8 +46,17 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 5: entry points.
-    {"cli": ("storyrl.cli", "storyrl.docs_cli"), "workflow": ("workflow",)},
+    # 5: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers.
+    {
+        "cli": (
+            "storyrl.cli",
+            "storyrl.docs_cli",
+            "storyrl.docs_blocks",
+            "storyrl.docs_generators",
+            "storyrl.docs_numbers",
+        ),
+        "workflow": ("workflow",),
+    },
 ]
 
 SIBLINGS = {
