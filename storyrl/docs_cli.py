@@ -54,7 +54,7 @@ def add_parser(sub) -> None:
         "generated -->) of README.md and "
         "docs/*.md from the committed snapshots",
     )
-    f.add_argument("--root", default=str(ROOT), help="the checkout (default: this one)")
+    f.add_argument("--root", default=None, help="the checkout (default: the one storyrl runs from)")
     f.add_argument(
         "--check", action="store_true", help="only name the stale pages (exit status 2 if any)"
     )
@@ -84,8 +84,9 @@ def fill_command(args) -> None:
     from storyrl.commands import Stop
     from storyrl.docs_blocks import fill, stale
 
+    root = args.root or ROOT
     if args.check:
-        old = sorted(stale(args.root))
+        old = sorted(stale(root))
         if old:
             raise Stop(
                 "stale generated blocks in: "
@@ -93,5 +94,5 @@ def fill_command(args) -> None:
                 + "; run: storyrl docs fill"
             )
         return
-    for path in fill(args.root):
+    for path in fill(root):
         print(f"filled {path}")
