@@ -56,11 +56,11 @@ workflow: $(STAMP)
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -rs -n $(TEST_WORKERS) --dist loadgroup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -rs -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # Deselects the `slow` marker (end-to-end runs, real installs, real SLURM jobs): tests/conftest.py.
 test-fast: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -m 'not slow' -n $(TEST_WORKERS) --dist loadgroup
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -m 'not slow' -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,8 +18,25 @@ def slow_entries() -> set[str]:
 SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
 
 
+# The longest modules (minutes each on 2 cores), started first so that no worker is left running
+# one of them alone at the end (`make test` passes --no-loadscope-reorder to keep this order).
+LONGEST_FIRST = (
+    "tests/test_docs_run.py",
+    "tests/test_paper_mini.py",
+    "tests/test_workflow.py",
+    "tests/test_slurm.py",
+    "tests/test_vllm_engine.py",
+    "tests/test_pretrain_ddp.py",
+    "tests/test_rl_train.py",
+    "tests/test_pretrain.py",
+    "tests/test_tracking.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
 def pytest_collection_modifyitems(config, items):
+    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
     # `make test-fast` is `pytest -m 'not slow'`: the tests named in tests/slow.txt are `slow`
     # as if marked in their files (one list, kept beside the measurements that chose it).
     slow = slow_entries()
