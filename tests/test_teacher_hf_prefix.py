@@ -48,6 +48,18 @@ def backend(folder, share: bool, temperature=0.0, max_tokens=6, packed=False):
     return make_teacher(cfg, seed=5).backend
 
 
+def forward_shapes(b):
+    """The input shapes of every forward call while `b` replies to the test batch, the batch's
+    rows and their common prefix's length."""
+    seen = []
+    b.lm.register_forward_pre_hook(
+        lambda mod, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True
+    )
+    rows = b.encode([PROMPT] * len(CONTS), CONTS)
+    b.generate_shared(rows)
+    return seen, rows, common_prefix_len(rows)
+
+
 def full_prompt_greedy(lm, row: list[int], steps: int, eos: int):
     """The reference: one prompt, no padding, no cache; the whole sequence every step."""
     ids, toks, logits = list(row), [], []
@@ -104,14 +116,7 @@ def test_sampled_replies_match_the_full_path_for_a_seed(folder, packed):
 def test_prefix_runs_once_per_batch(folder):
     """The first forward call holds the prefix for one row only; the next holds each row's
     rest (the prefix is not run again)."""
-    shared = backend(folder, share=True)
-    seen = []
-    shared.lm.register_forward_pre_hook(
-        lambda mod, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True
-    )
-    rows = shared.encode([PROMPT] * len(CONTS), CONTS)
-    shared.generate_shared(rows)
-    n = common_prefix_len(rows)
+    seen, rows, n = forward_shapes(backend(folder, share=True))
     assert seen[0] == (1, n)
     assert seen[1] == (len(rows), max(len(r) for r in rows) - n)
     assert all(s == (len(rows), 1) for s in seen[2:])
@@ -120,14 +125,7 @@ def test_prefix_runs_once_per_batch(folder):
 def test_packed_prefill_runs_the_rows_without_padding(folder):
     """The packed path's second forward holds every row's own tokens end to end (their summed
     length, no padding); the decode steps then read one token a row."""
-    packed = backend(folder, share=True, packed=True)
-    seen = []
-    packed.lm.register_forward_pre_hook(
-        lambda mod, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True
-    )
-    rows = packed.encode([PROMPT] * len(CONTS), CONTS)
-    packed.generate_shared(rows)
-    n = common_prefix_len(rows)
+    seen, rows, n = forward_shapes(backend(folder, share=True, packed=True))
     assert seen[0] == (1, n)
     assert seen[1] == (1, sum(len(r) - n for r in rows))
     assert all(s == (len(rows), 1) for s in seen[2:])
