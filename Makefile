@@ -52,15 +52,15 @@ workflow: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH snakemake --cores $(CORES)
 
 # Two workers (pytest-xdist): much of the suite waits on subprocesses (snakemake, SLURM, vLLM), so
-# two share the two cores well. tests/conftest.py keeps each module on one worker.
+# two share the two cores well. tests/conftest.py orders the modules.
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -rs -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Deselects the `slow` marker (end-to-end runs, real installs, real SLURM jobs): tests/conftest.py.
 test-fast: $(STAMP)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -m 'not slow' -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/pytest -q -m 'not slow' -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

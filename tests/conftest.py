@@ -1,5 +1,6 @@
 """Fixtures, and the fast lane's selection; shared helpers are in tests/helpers.py."""
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,11 @@ def slow_entries() -> set[str]:
     return {line for line in lines if line}
 
 
-# Modules whose tests submit jobs to the one-node SLURM cluster: under pytest-xdist they run on one
-# worker, one after another, so no test waits in the queue behind another's jobs.
-SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
-
-
 # The longest modules (minutes each on 2 cores), started first so that no worker is left running
-# one of them alone at the end (`make test` passes --no-loadscope-reorder to keep this order).
+# one of them alone at the end. `make test` runs the suite on two workers (pytest-xdist,
+# `--dist loadfile --no-loadscope-reorder`: a module's tests stay on one worker, so its
+# module-scoped fixtures are built once, and modules are handed out in this order). Each worker
+# starts with two modules: the 1st and 3rd, the 2nd and 4th.
 LONGEST_FIRST = (
     "tests/test_docs_run.py",
     "tests/test_paper_mini.py",
@@ -32,8 +31,23 @@ LONGEST_FIRST = (
     "tests/test_tracking.py",
 )
 
+# Modules whose tests submit jobs to the one-node SLURM cluster: one at a time (the order above
+# puts them on one worker; the lock holds if it does not), so no test's jobs wait in the queue
+# behind another's past their timeouts.
+SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_slurm_module_at_a_time(request, tmp_path_factory):
+    if request.node.nodeid not in SLURM_MODULES:
+        yield
+        return
+    # The base folder's parent is shared by every worker of one pytest run.
+    with open(tmp_path_factory.getbasetemp().parent / "slurm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
@@ -44,10 +58,6 @@ def pytest_collection_modifyitems(config, items):
         module, _, name = item.nodeid.partition("::")
         if module in slow or f"{module}::{name.split('[')[0]}" in slow:
             item.add_marker(pytest.mark.slow)
-        # `make test` runs the suite on two workers (`-n 2 --dist loadgroup`): a module's tests
-        # stay together, so its module-scoped fixtures (a finished workflow run, a trained toy)
-        # are built once.
-        item.add_marker(pytest.mark.xdist_group("slurm" if module in SLURM_MODULES else module))
 
 
 @pytest.fixture(scope="session")
