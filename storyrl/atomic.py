@@ -129,7 +129,7 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False):
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def check_writable(path: str | os.PathLike) -> None:

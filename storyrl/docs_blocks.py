@@ -120,10 +120,9 @@ def stale(root, generate=None) -> dict[Path, str]:
 
 def fill(root) -> list[Path]:
     """Rewrite the stale pages under `root`; the pages rewritten."""
-    from storyrl.atomic import atomic_path
+    from storyrl.atomic import write_text
 
     changed = stale(root)
     for page, text in changed.items():
-        with atomic_path(page) as tmp:
-            Path(tmp).write_text(text, encoding="utf-8")
+        write_text(page, text)
     return sorted(changed)

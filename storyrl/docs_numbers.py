@@ -50,19 +50,16 @@ def _r(x, digits: int = 4):
     return None if x is None or not np.isfinite(x) else round(float(x), digits)
 
 
-def _window(n_steps: int) -> int:
-    # The stories table's own rule (storyrl/analysis/stories.py): ceil, at least one step.
-    return max(1, int(np.ceil(TENTH * n_steps)))
-
-
 def rl_runs(steps) -> list[dict]:
     """Per RL run, ordered by pretraining words: its steps, stories per step, the mean teacher
     score (0-1) over the first and the last tenth of its steps, and the mean story length
     (words) of its first and last step."""
+    from storyrl.analysis.stories import window
+
     out = []
     for run_id, g in steps.groupby("run_id", sort=True):
         g = g.sort_values("step")
-        n = _window(len(g))
+        n = window(len(g), TENTH)  # the stories table's own rule
         out.append(
             {
                 "run_id": run_id,
@@ -144,13 +141,12 @@ def text(data: dict) -> str:
 def write(results, output, figures_root=None) -> list[Path]:
     """Write the snapshot of `results` to `output`, and copy the figures the docs show under
     `figures_root` (the repository root the FIGURES paths are relative to; None: none)."""
-    from storyrl.atomic import atomic_path
+    from storyrl.atomic import atomic_path, write_text
 
     written = []
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
-        Path(tmp).write_text(text(snapshot(results)), encoding="utf-8")
+    write_text(output, text(snapshot(results)))
     written.append(output)
     for name, dest in FIGURES.items() if figures_root is not None else ():
         src = layout.figure_path(results, name, ".png")

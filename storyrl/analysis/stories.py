@@ -17,9 +17,9 @@ GROUPS = ("first", "last", "best")
 TEXT_COLUMNS = ["prompt", "continuation", "teacher_reply"]
 
 
-def _window(steps: np.ndarray, share: float) -> int:
-    """Steps in a 'first'/'last' group: `share` of the run's steps, at least one."""
-    return max(1, int(np.ceil(share * len(steps))))
+def window(n_steps: int, share: float) -> int:
+    """Steps in a 'first'/'last' group: `share` of the run's `n_steps` steps, at least one."""
+    return max(1, int(np.ceil(share * n_steps)))
 
 
 def choose(rollouts: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def choose(rollouts: pd.DataFrame, cfg: AnalysisConfig) -> pd.DataFrame:
         r = r.sort_values(["step", "sample"], kind="stable", ignore_index=True)
         r = r.assign(draw=stream(cfg.seed, "story draw", run_id).random(len(r)))
         steps = np.sort(r.step.unique())
-        n = _window(steps, cfg.stories_share)
+        n = window(len(steps), cfg.stories_share)
         windows = {"first": r[r.step.isin(steps[:n])], "last": r[r.step.isin(steps[-n:])]}
         for group, w in windows.items():
             parts.append(w.nsmallest(k, "draw").sort_values(["step", "sample"]).assign(group=group))
