@@ -31,7 +31,10 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 
-include: "workflow/rules/common.smk"
+try:
+    include: "workflow/rules/common.smk"
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 # The corpus and evaluation data a job would read, checked now rather than hours later in a
@@ -40,7 +43,7 @@ try:
     check_data_paths(
         CFG,
         source=_source,
-        skip_corpora=[c for c in CFG.corpora if os.path.exists(f"{corpus_dir(c)}/subset.parquet")],
+        skip_corpora=[c for c in CFG.corpora if os.path.exists(f"{P.corpus_dir(c)}/subset.parquet")],
     )
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -73,10 +76,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        all_pretrain_outputs(),
-        all_rl_outputs(),
-        all_eval_outputs(),
-        all_official_outputs(),
-        all_submission_outputs(),
-        all_agreement_outputs(),
-        all_analysis_outputs(),
+        targets.all_outputs(P),

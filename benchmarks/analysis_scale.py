@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analysis_synth import PAPER, PRE_CHECKPOINTS, RUNS, curve_score  # noqa: E402
-from storyrl.analysis import layout  # noqa: E402
+from storyrl import layout  # noqa: E402
 from storyrl.analysis.registry import REGISTRY  # noqa: E402
 from storyrl.analysis.targets import Data, make  # noqa: E402
 from storyrl.config import AnalysisConfig  # noqa: E402

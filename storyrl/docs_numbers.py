@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl import layout
+from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import (
     CRITERIA,
     SCALE,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.schemas import make_metadata, write_table
 from storyrl.units import words_label
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analysis_synth import write_results
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.analysis.agreement import agreement_stats, headline_stats, load_agreement
 from storyrl.analysis.targets import build_all
 from storyrl.config import AgreementConfig, AgreementTeacher, AnalysisConfig

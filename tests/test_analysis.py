@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis_synth import rollout_rows, write_results
-from storyrl.analysis import layout, load, tables
+from storyrl import layout, load, tables
 from storyrl.analysis.registry import names
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make

@@ -12,7 +12,7 @@ import yaml
 
 from analysis_synth import write_results
 from helpers import ROOT
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.cli import main
 
 RECORDED = {"bootstrap": 40, "window_steps": 3, "smooth_steps": 2}

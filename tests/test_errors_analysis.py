@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl import layout
+from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps
 from storyrl.analysis.tables import write_table
 from storyrl.cli import main

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl.analysis import layout, load, tables
+from storyrl import layout, load, tables
 from storyrl.analysis.figures_eval import fast_eval_rl
 from storyrl.analysis.figures_pretrain import pretrain_loss
 from storyrl.analysis.figures_rl import equivalence

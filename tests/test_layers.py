@@ -26,6 +26,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
         "hf_compat": ("storyrl.hf_compat",),
+        # Every result path, so that the stages, the plan and the analysis agree on them.
+        "layout": ("storyrl.layout",),
     },
     # 2: data and the teacher.
     {
@@ -46,7 +48,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 5: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers.
+    # 5: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
+    {"plan": ("storyrl.plan",)},
+    # 6: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers.
     {
         "cli": (
             "storyrl.cli",

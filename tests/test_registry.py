@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis_synth import write_results
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.analysis.registry import REGISTRY, Target, buildable, names, register
 from storyrl.analysis.targets import build_all
 from storyrl.cli import main

@@ -11,7 +11,7 @@ import yaml
 
 from analysis_synth import write_results
 from helpers import ROOT, assert_dataset_matches_parquet
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.analysis.registry import names
 from storyrl.analysis.share import CONFIGS, MARK
 from storyrl.analysis.targets import make

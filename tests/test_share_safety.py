@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storyrl.analysis import BadResults, layout
+from storyrl import layout
+from storyrl.analysis import BadResults
 from storyrl.analysis.load import load_eval
 from storyrl.analysis.share import MARK, share
 from storyrl.cli import main

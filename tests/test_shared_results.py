@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl import layout
+from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps, load_story_eval, load_summaries
 from storyrl.analysis.tables import ledger_table
 from storyrl.cli import main

@@ -10,7 +10,7 @@ import pytest
 
 from analysis_synth import write_pretrain_log, write_results
 from helpers import snakemake
-from storyrl.analysis import layout
+from storyrl import layout
 from storyrl.analysis.load import load_pretrain_logs
 from storyrl.analysis.targets import make
 from storyrl.cli import main

@@ -10,7 +10,8 @@ import json
 import logging
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, layout
+from storyrl import layout
+from storyrl.analysis import AnalysisError
 from storyrl.config import AnalysisConfig
 
 log = logging.getLogger(__name__)

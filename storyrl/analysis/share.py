@@ -22,8 +22,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from storyrl import __version__
-from storyrl.analysis import AnalysisError, layout
+from storyrl import __version__, layout
+from storyrl.analysis import AnalysisError
 from storyrl.analysis.share_files import MARK, copy_file, install, owned, sha256
 from storyrl.redact import portable_config
 from storyrl.schema_docs import TABLE_DOCS, column_table
@@ -289,9 +289,7 @@ def add_parser(sub) -> None:
     s = sub.add_parser(
         "share", help="a results folder as a Hugging Face dataset (Parquet files and a card)"
     )
-    s.add_argument(
-        "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
-    )
+    s.add_argument("--results", required=True, help="folder in the layout of storyrl.layout")
     s.add_argument(
         "--out",
         required=True,

@@ -19,7 +19,8 @@ import re
 import shutil
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, BadResults, layout
+from storyrl import layout
+from storyrl.analysis import AnalysisError, BadResults
 from storyrl.atomic import write_text
 
 log = logging.getLogger(__name__)

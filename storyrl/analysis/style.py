@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from storyrl.analysis.layout import FIGURE_FORMATS  # noqa: E402
 from storyrl.analysis.load import SCALE, words_axis_label  # noqa: E402
 from storyrl.atomic import atomic_path  # noqa: E402
+from storyrl.layout import FIGURE_FORMATS  # noqa: E402
 
 SCORE_LABEL = f"teacher score (0–{SCALE})"
 LENGTH_LABEL = "story length (words)"

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis.checks import SUMMARY_INT_KEYS
-from storyrl.analysis.layout import TABLE_FORMATS
 from storyrl.analysis.load import SCALE, TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.regex_score import regex_units
 from storyrl.analysis.stats import (
@@ -26,6 +25,7 @@ from storyrl.analysis.stats import (
 )
 from storyrl.atomic import write_text
 from storyrl.config import AnalysisConfig
+from storyrl.layout import TABLE_FORMATS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl.analysis import AnalysisError, BadResults, layout, settings
+from storyrl import layout
+from storyrl.analysis import AnalysisError, BadResults, settings
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
 
@@ -145,9 +146,7 @@ def add_parser(sub) -> None:
     asub = p.add_subparsers(dest="analysis_command", required=True)
 
     a = asub.add_parser("all", help="rebuild every table and figure from a results folder")
-    a.add_argument(
-        "--results", required=True, help="folder in the layout of storyrl.analysis.layout"
-    )
+    a.add_argument("--results", required=True, help="folder in the layout of storyrl.layout")
     a.add_argument("--output", required=True, help="writes tables/ and figures/ here")
     add_settings_options(a, section_type)
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")

@@ -2,26 +2,25 @@
 # every RL run's stories (storyrl.teacher.agreement), one job per teacher so its model loads once. A
 # teacher that loads weights here (vllm, hf) runs as `teacher_agreement_gpu` on a GPU node; the
 # others (heuristic, openai: a server elsewhere) as `teacher_agreement`.
-include: "plan/agreement.smk"
 
 
 rule teacher_agreement:
     input:
-        [f"{rl_dir(r)}/rollouts.parquet" for r in PLAN],
+        [P.path("rollouts_path", r) for r in P.rl_runs],
     output:
-        [str(layout.agreement_path(RESULTS, "{teacher}", r)) for r in PLAN],
+        [P.path("agreement_path", "{teacher}", r) for r in P.rl_runs],
     wildcard_constraints:
-        teacher=one_of(set(AGREEMENT) - AGREEMENT_GPU),
+        teacher=one_of(set(P.agreement) - P.agreement_gpu),
     params:
-        teacher=lambda w: agreement_params(w)["teacher"],
-        sample=lambda w: agreement_params(w)["sample"],
+        teacher=lambda w: args.agreement_params(P, w.teacher)["teacher"],
+        sample=lambda w: args.agreement_params(P, w.teacher)["sample"],
         gpu_check="",
     conda:
         CPU_ENV
     log:
-        log_path("agreement", "{teacher}"),
+        P.log("agreement", "{teacher}"),
     benchmark:
-        bench_path("agreement", "{teacher}")
+        P.bench("agreement", "{teacher}")
     shell:
         "python -m storyrl.cli teacher agree {params.gpu_check} --name {wildcards.teacher}"
         " --teacher {params.teacher:q} --sample {params.sample:q} --rollouts {input:q}"
@@ -31,10 +30,10 @@ rule teacher_agreement:
 # A teacher that loads its weights here is a GPU job, placed like the story evaluations.
 use rule teacher_agreement as teacher_agreement_gpu with:
     wildcard_constraints:
-        teacher=one_of(AGREEMENT_GPU),
+        teacher=one_of(P.agreement_gpu),
     params:
-        teacher=lambda w: agreement_params(w)["teacher"],
-        sample=lambda w: agreement_params(w)["sample"],
+        teacher=lambda w: args.agreement_params(P, w.teacher)["teacher"],
+        sample=lambda w: args.agreement_params(P, w.teacher)["sample"],
         gpu_check=gpu_check,
     resources:
         gpu=1,

@@ -1,47 +1,53 @@
 # Tables and figures (storyrl.analysis.registry): each one its own target, built only from the
 # Parquet/JSON results, so `snakemake results/figures/<name>.pdf` rebuilds that one alone.
 # The targets, their inputs and their paths all come from the registry and the layout.
-include: "plan/analysis.smk"
+from storyrl.analysis.registry import REGISTRY
+
+# The run's validated config beside its results (`tracking`, which changes no result, left out):
+# every table and figure takes its settings from this file, so `storyrl analysis all --results
+# results` rebuilds them as they are, and `share` copies it into the dataset.
+RUN_CONFIG = P.path("config_path")
+ANALYSIS_FILES = targets.analysis_files(P)
 
 
 rule run_config:
     output:
         RUN_CONFIG,
     params:
-        config=lambda w: run_config_json(),  # a function: the JSON holds `{model}`-like text
+        config=lambda w: args.run_config_json(P),  # a function: the JSON holds `{model}`-like text
     conda:
         CPU_ENV
     log:
-        log_path("run_config"),
+        P.log("run_config"),
     benchmark:
-        bench_path("run_config")
+        P.bench("run_config")
     shell:
         "python -m storyrl.cli record-config --config-json {params.config:q} --output {output:q} > {log:q} 2>&1"
 
 
 rule table:
     input:
-        unpack(target_inputs("table")),
+        unpack(lambda w: targets.analysis_inputs(P, "table", w.name)),
         config=RUN_CONFIG,
     output:
         csv=report(
-            str(layout.table_path(RESULTS, "{name}", ".csv")),
+            P.path("table_path", "{name}", ".csv"),
             caption="../report/target.rst",
             category="Tables",
         ),
-        md=str(layout.table_path(RESULTS, "{name}", ".md")),
-        tex=str(layout.table_path(RESULTS, "{name}", ".tex")),
+        md=P.path("table_path", "{name}", ".md"),
+        tex=P.path("table_path", "{name}", ".tex"),
     wildcard_constraints:
-        name=one_of(buildable("table")),
+        name=one_of(targets.buildable_targets(P, "table")),
     params:
-        args=target_args,
+        args=lambda w, input: args.analysis_args(input),
         doc=lambda w: REGISTRY["table", w.name].doc,
     conda:
         CPU_ENV
     log:
-        log_path("table", "{name}"),
+        P.log("table", "{name}"),
     benchmark:
-        bench_path("table", "{name}")
+        P.bench("table", "{name}")
     shell:
         "python -m storyrl.cli analysis table {wildcards.name} --output {output.csv:q} {params.args}"
         " --config {input.config:q} > {log:q} 2>&1"
@@ -49,26 +55,26 @@ rule table:
 
 rule figure:
     input:
-        unpack(target_inputs("figure")),
+        unpack(lambda w: targets.analysis_inputs(P, "figure", w.name)),
         config=RUN_CONFIG,
     output:
-        pdf=str(layout.figure_path(RESULTS, "{name}", ".pdf")),
+        pdf=P.path("figure_path", "{name}", ".pdf"),
         png=report(
-            str(layout.figure_path(RESULTS, "{name}", ".png")),
+            P.path("figure_path", "{name}", ".png"),
             caption="../report/target.rst",
             category="Figures",
         ),
     wildcard_constraints:
-        name=one_of(buildable("figure")),
+        name=one_of(targets.buildable_targets(P, "figure")),
     params:
-        args=target_args,
+        args=lambda w, input: args.analysis_args(input),
         doc=lambda w: REGISTRY["figure", w.name].doc,
     conda:
         CPU_ENV
     log:
-        log_path("figure", "{name}"),
+        P.log("figure", "{name}"),
     benchmark:
-        bench_path("figure", "{name}")
+        P.bench("figure", "{name}")
     shell:
         "python -m storyrl.cli analysis figure {wildcards.name} --output {output.pdf:q} {params.args}"
         " --config {input.config:q} > {log:q} 2>&1"
@@ -82,17 +88,17 @@ rule share:
         [f for files in ANALYSIS_FILES.values() for f in files],
         config=RUN_CONFIG,
     output:
-        directory(f"{RESULTS}/share"),
+        directory(P.results + "/share"),
     params:
         # The folder the share reads, as the zero-shot rules' data: a function only for the lint.
-        results=lambda w: RESULTS,
+        results=lambda w: P.results,
         baselines=" ".join(f"--baselines {shlex.quote(f)}" for f in ANALYSIS_FILES.get("baselines", [])),
     conda:
         CPU_ENV
     log:
-        log_path("share"),
+        P.log("share"),
     benchmark:
-        bench_path("share")
+        P.bench("share")
     shell:
         "python -m storyrl.cli share --results {params.results:q} --out {output:q} --config {input.config:q}"
         " {params.baselines} > {log:q} 2>&1"

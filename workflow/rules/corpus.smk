@@ -1,38 +1,35 @@
 # Corpus slices -> seeded subset -> byte-level BPE -> one flat token stream per slice.
-include: "plan/corpus.smk"
-
-
 rule demo_corpus:
     output:
-        directory(f"{RESULTS}/corpus/{{corpus}}/raw"),
+        directory(P.corpus_dir("{corpus}") + "/raw"),
     params:
         words=lambda w: CFG.corpora[w.corpus].demo_words,
         seed=lambda w: CFG.corpora[w.corpus].demo_seed,
     conda:
         CPU_ENV
     log:
-        log_path("demo_corpus", "{corpus}"),
+        P.log("demo_corpus", "{corpus}"),
     benchmark:
-        bench_path("demo_corpus", "{corpus}")
+        P.bench("demo_corpus", "{corpus}")
     shell:
         "python -m storyrl.cli demo-corpus --output {output:q} --words {params.words} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule subset:
     input:
-        corpus_source,
+        lambda w: P.corpus_source(w.corpus),
     output:
-        subset=f"{RESULTS}/corpus/{{corpus}}/subset.parquet",
-        stats=f"{RESULTS}/corpus/{{corpus}}/stats.json",
+        subset=P.corpus_dir("{corpus}") + "/subset.parquet",
+        stats=P.corpus_dir("{corpus}") + "/stats.json",
     params:
-        section=lambda w: section(CFG.corpora[w.corpus]),
-        path=lambda w: corpus_source(w) or CFG.corpora[w.corpus].path,
+        section=lambda w: args.section(CFG.corpora[w.corpus]),
+        path=lambda w: P.corpus_source(w.corpus) or CFG.corpora[w.corpus].path,
     conda:
         CPU_ENV
     log:
-        log_path("subset", "{corpus}"),
+        P.log("subset", "{corpus}"),
     benchmark:
-        bench_path("subset", "{corpus}")
+        P.bench("subset", "{corpus}")
     shell:
         "python -m storyrl.cli subset --section {params.section:q} --path {params.path:q}"
         " --output {output.subset:q} --stats {output.stats:q} > {log:q} 2>&1"
@@ -42,15 +39,15 @@ rule tokenizer:
     input:
         rules.subset.output.subset,
     output:
-        directory(f"{RESULTS}/corpus/{{corpus}}/tokenizer"),
+        directory(P.corpus_dir("{corpus}") + "/tokenizer"),
     params:
-        section=section(CFG.tokenizer),
+        section=args.section(CFG.tokenizer),
     conda:
         CPU_ENV
     log:
-        log_path("tokenizer", "{corpus}"),
+        P.log("tokenizer", "{corpus}"),
     benchmark:
-        bench_path("tokenizer", "{corpus}")
+        P.bench("tokenizer", "{corpus}")
     shell:
         "python -m storyrl.cli tokenizer --section {params.section:q} --subset {input:q} --output {output:q} > {log:q} 2>&1"
 
@@ -60,16 +57,16 @@ rule tokens:
         subset=rules.subset.output.subset,
         tokenizer=rules.tokenizer.output,
     output:
-        bin=f"{RESULTS}/corpus/{{corpus}}/tokens.bin",
-        meta=f"{RESULTS}/corpus/{{corpus}}/tokens.json",
+        bin=P.corpus_dir("{corpus}") + "/tokens.bin",
+        meta=P.corpus_dir("{corpus}") + "/tokens.json",
     params:
-        section=lambda w: section(CFG.corpora[w.corpus]),
+        section=lambda w: args.section(CFG.corpora[w.corpus]),
     conda:
         CPU_ENV
     log:
-        log_path("tokens", "{corpus}"),
+        P.log("tokens", "{corpus}"),
     benchmark:
-        bench_path("tokens", "{corpus}")
+        P.bench("tokens", "{corpus}")
     shell:
         "python -m storyrl.cli tokens --subset {input.subset:q} --tokenizer {input.tokenizer:q}"
         " --output {output.bin:q} --meta {output.meta:q} --section {params.section:q} > {log:q} 2>&1"

@@ -1,19 +1,18 @@
-# Evaluation of every model in MODELS (pretraining checkpoints, RL checkpoints, final policies):
+# Evaluation of every model of the plan (storyrl.plan.models: pretraining checkpoints, RL checkpoints, final policies):
 # teacher-scored stories, and BabyLM zero-shot tasks (fast sets everywhere, full sets on the
-# models of FULL_SET_MODELS). Every model is scored with the base config's prompts, sampling,
+# plan's full-set models). Every model is scored with the base config's prompts, sampling,
 # teacher and reward, whatever its RL variant used, so that all scores are comparable.
-include: "plan/evaluate.smk"
 
 
 rule demo_eval_data:
     output:
-        directory(f"{RESULTS}/eval_data/demo"),
+        directory(P.path("demo_eval_dir")),
     conda:
         CPU_ENV
     log:
-        log_path("demo_eval_data"),
+        P.log("demo_eval_data"),
     benchmark:
-        bench_path("demo_eval_data")
+        P.bench("demo_eval_data")
     shell:
         "python -m storyrl.cli demo-eval --out {output:q} > {log:q} 2>&1"
 
@@ -28,36 +27,35 @@ rule demo_eval_data:
 # `<group>-pre-` / `<group>-rl-`) share a rule: story_eval_pre / zero_shot_pre for the
 # pretraining curves, story_eval_rl / zero_shot_rl for the RL runs (an RL variant whose budget
 # or checkpoint_every gives other checkpoints adds story_eval_rl2, ...).
-for (suffix, kind, labels), groups in EVAL_SHAPES.items():
+for (suffix, kind, labels), groups in P.eval_shapes.items():
 
     rule:
         name:
             f"story_eval_{suffix}"
         input:
-            _group_inputs(kind),
+            lambda w, kind=kind: P.group_inputs(kind, w.group),
         output:
-            [str(layout.story_eval_path(RESULTS, f"{{group}}-{kind}-{label}")) for label in labels],
+            [P.path("story_eval_path", f"{{group}}-{kind}-{label}") for label in labels],
         wildcard_constraints:
             group=one_of(groups),
         params:
-            models=_story_list(kind),
-            section=section(CFG.story_eval),
+            models=lambda w, kind=kind: args.story_list(P, kind, w.group),
+            section=args.section(CFG.story_eval),
             # Only what story evaluation reads of the rl section: a change to the rest (PPO
             # settings, budget) reruns the RL runs' evaluations through their checkpoints, but
             # not those of the pretraining checkpoints.
-            rl=json.dumps(CFG.rl.model_dump(mode="json", include={"prompts", "sampling"}),
-                          sort_keys=True, separators=(",", ":")),
-            teacher=lambda w: teacher_json(CFG.teacher.model_dump(mode="json")),  # a function: "${...}" is no wildcard
-            reward=section(CFG.reward),
+            rl=args.story_eval_rl(P),
+            teacher=lambda w: args.teacher_json(P, CFG.teacher.model_dump(mode="json")),  # a function: "${...}" is no wildcard
+            reward=args.section(CFG.reward),
             gpu_check=gpu_check,
         resources:
             gpu=1,
         conda:
             GPU_ENV
         log:
-            log_path(f"story_eval_{suffix}", "{group}"),
+            P.log(f"story_eval_{suffix}", "{group}"),
         benchmark:
-            bench_path(f"story_eval_{suffix}", "{group}")
+            P.bench(f"story_eval_{suffix}", "{group}")
         shell:
             "python -m storyrl.cli eval stories {params.gpu_check} --models {params.models:q} --section {params.section:q}"
             " --rl {params.rl:q} --teacher {params.teacher:q} --reward {params.reward:q} > {log:q} 2>&1"
@@ -66,22 +64,22 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         name:
             f"zero_shot_{suffix}"
         input:
-            _group_inputs(kind),
-            data=[] if CFG.zero_shot.data_path else EVAL_DATA,
+            lambda w, kind=kind: P.group_inputs(kind, w.group),
+            data=[] if CFG.zero_shot.data_path else P.eval_data,
         output:
-            [str(layout.eval_path(RESULTS, f"{{group}}-{kind}-{label}")) for label in labels]
-            + [directory(f"{RESULTS}/eval/official/{{group}}-{kind}-{label}") for label in labels],
+            [P.path("eval_path", f"{{group}}-{kind}-{label}") for label in labels]
+            + [directory(P.path("zero_shot_dir", f"{{group}}-{kind}-{label}")) for label in labels],
         wildcard_constraints:
             group=one_of(groups),
         params:
-            models=_zero_shot_list(kind),
+            models=lambda w, kind=kind: args.zero_shot_list(P, kind, w.group),
             tasks=" ".join(CFG.zero_shot.tasks),
             fast_tasks=" ".join(["--fast-tasks", *CFG.zero_shot.fast_tasks]) if CFG.zero_shot.fast_tasks else "",
             # A function only for snakemake's lint, which reads a string param that prefixes an
             # input as a path prefix hard-coded: this is the data folder itself (an input only
             # when the demo sets are built here), and its path stays a param, so that a new
             # zero_shot.data_path reruns the evaluations.
-            data=lambda w: EVAL_DATA,
+            data=lambda w: P.eval_data,
             cfg=CFG.zero_shot,
             gpu_check=gpu_check,
         resources:
@@ -89,9 +87,9 @@ for (suffix, kind, labels), groups in EVAL_SHAPES.items():
         conda:
             GPU_ENV
         log:
-            log_path(f"zero_shot_{suffix}", "{group}"),
+            P.log(f"zero_shot_{suffix}", "{group}"),
         benchmark:
-            bench_path(f"zero_shot_{suffix}", "{group}")
+            P.bench(f"zero_shot_{suffix}", "{group}")
         shell:
             "python -m storyrl.cli eval zero-shot-suite {params.gpu_check} --models {params.models:q} --data-path {params.data:q}"
             " --tasks {params.tasks} {params.fast_tasks} --batch-size {params.cfg.batch_size}"

@@ -3,28 +3,27 @@
 # Its outputs stay in its own layout under results/official/ and are parsed into
 # results/eval/<model_id>.official.parquet (eval_scores, like the zero-shot files), which the
 # BabyLM table reads next to the zero-shot scores.
-include: "plan/official.smk"
 
 
 rule official_glue:
     input:
-        model_inputs,
+        lambda w: P.models[w.model_id].inputs,
     output:
-        directory(official_dir("{model_id}", "glue/{task}")),
+        directory(P.path("official_dir", "{model_id}", "glue/{task}")),
     wildcard_constraints:
-        model_id=one_of(GLUE_MODELS),
-        task=one_of(OFFICIAL.glue),
+        model_id=one_of(P.official.glue_models),
+        task=one_of(CFG.official.glue),
     params:
-        model=lambda w: MODELS[w.model_id].path,
-        section=official_section(*_GLUE),
+        model=lambda w: P.models[w.model_id].path,
+        section=args.official_section(P, *args.OFFICIAL_GLUE),
     resources:
         gpu=1,
     conda:
         CPU_ENV
     log:
-        log_path("official_glue", "{model_id}", "{task}"),
+        P.log("official_glue", "{model_id}", "{task}"),
     benchmark:
-        bench_path("official_glue", "{model_id}", "{task}")
+        P.bench("official_glue", "{model_id}", "{task}")
     shell:
         "python -m storyrl.cli eval official glue --section {params.section:q} --model {params.model:q}"
         " --task {wildcards.task} --output-dir {output:q} > {log:q} 2>&1"
@@ -32,22 +31,22 @@ rule official_glue:
 
 rule official_reading:
     input:
-        model_inputs,
+        lambda w: P.models[w.model_id].inputs,
     output:
-        directory(official_dir("{model_id}", "reading")),
+        directory(P.path("official_dir", "{model_id}", "reading")),
     wildcard_constraints:
-        model_id=one_of(READING_MODELS),
+        model_id=one_of(P.official.reading_models),
     params:
-        model=lambda w: MODELS[w.model_id].path,
-        section=official_section("reading"),
+        model=lambda w: P.models[w.model_id].path,
+        section=args.official_section(P, "reading"),
     resources:
         gpu=1,
     conda:
         CPU_ENV
     log:
-        log_path("official_reading", "{model_id}"),
+        P.log("official_reading", "{model_id}"),
     benchmark:
-        bench_path("official_reading", "{model_id}")
+        P.bench("official_reading", "{model_id}")
     shell:
         "python -m storyrl.cli eval official reading --section {params.section:q} --model {params.model:q}"
         " --output-dir {output:q} > {log:q} 2>&1"
@@ -55,26 +54,29 @@ rule official_reading:
 
 rule official_collect:
     input:
-        model_inputs,
-        glue=lambda w: [official_dir(w.model_id, f"glue/{t}") for t in OFFICIAL.glue]
-        if w.model_id in GLUE_MODELS else [],
-        reading=lambda w: official_dir(w.model_id, "reading") if w.model_id in READING_MODELS else [],
+        lambda w: P.models[w.model_id].inputs,
+        glue=lambda w: [P.path("official_dir", w.model_id, f"glue/{t}") for t in CFG.official.glue]
+        if w.model_id in P.official.glue_models else [],
+        reading=lambda w: P.path("official_dir", w.model_id, "reading")
+        if w.model_id in P.official.reading_models else [],
     output:
-        f"{RESULTS}/eval/{{model_id}}.official.parquet",
+        P.path("official_eval_path", "{model_id}"),
     wildcard_constraints:
-        model_id=one_of(OFFICIAL_MODELS),
+        model_id=one_of(P.official.models),
     params:
-        model=lambda w: MODELS[w.model_id].path,
-        section=official_section("glue", "reading"),
-        words=model_args,
-        glue=lambda w: f"--glue-dir {official_dir(w.model_id, 'glue')}" if w.model_id in GLUE_MODELS else "",
-        reading=lambda w, input: f"--reading-dir {input.reading}" if w.model_id in READING_MODELS else "",
+        model=lambda w: P.models[w.model_id].path,
+        section=args.official_section(P, "glue", "reading"),
+        words=lambda w: args.model_args(P, w.model_id),
+        glue=lambda w: f"--glue-dir {P.path('official_dir', w.model_id, 'glue')}"
+        if w.model_id in P.official.glue_models else "",
+        reading=lambda w, input: f"--reading-dir {input.reading}"
+        if w.model_id in P.official.reading_models else "",
     conda:
         CPU_ENV
     log:
-        log_path("official_collect", "{model_id}"),
+        P.log("official_collect", "{model_id}"),
     benchmark:
-        bench_path("official_collect", "{model_id}")
+        P.bench("official_collect", "{model_id}")
     shell:
         "python -m storyrl.cli eval official collect --section {params.section:q} --model {params.model:q}"
         " --model-id {wildcards.model_id} {params.words} {params.glue} {params.reading}"
@@ -83,26 +85,23 @@ rule official_collect:
 
 rule official_aoa:
     input:
-        aoa_checkpoints,
+        lambda w: [c for _, _, c in P.aoa_checkpoints(w.pretrain_run)],
     output:
-        parquet=f"{RESULTS}/eval/{{pretrain_run}}-aoa.official.parquet",
-        official=directory(f"{RESULTS}/official/{{pretrain_run}}-aoa"),
+        parquet=P.path("official_eval_path", "{pretrain_run}-aoa"),
+        official=directory(P.path("official_dir", "{pretrain_run}-aoa")),
     wildcard_constraints:
-        pretrain_run=one_of(AOA_RUNS),
+        pretrain_run=one_of(P.official.aoa_runs),
     params:
-        section=official_section("aoa", "aoa_track", "aoa_min_context"),
-        checkpoints=lambda w: " ".join(
-            f"--checkpoint {m} {pre_model_id(w.pretrain_run, m)} {ckpt_dir(w.pretrain_run, m)}"
-            for m in AOA_MILESTONES
-        ),
+        section=args.official_section(P, "aoa", "aoa_track", "aoa_min_context"),
+        checkpoints=lambda w: args.aoa_checkpoint_args(P.aoa_checkpoints(w.pretrain_run)),
     resources:
         gpu=1,
     conda:
         CPU_ENV
     log:
-        log_path("official_aoa", "{pretrain_run}"),
+        P.log("official_aoa", "{pretrain_run}"),
     benchmark:
-        bench_path("official_aoa", "{pretrain_run}")
+        P.bench("official_aoa", "{pretrain_run}")
     shell:
         "python -m storyrl.cli eval official aoa --section {params.section:q} --run-id {wildcards.pretrain_run}"
         " {params.checkpoints} --output-dir {output.official:q} --parquet {output.parquet:q} > {log:q} 2>&1"
@@ -110,27 +109,25 @@ rule official_aoa:
 
 rule official_aoa_rl:
     input:
-        lambda w: [c for _, _, c in aoa_rl_checkpoints(w.run_id)],
-        lambda w: MODELS[f"{w.run_id}-rl-final"].inputs,
+        lambda w: [c for _, _, c in P.aoa_rl_checkpoints(w.run_id)],
+        lambda w: P.models[f"{w.run_id}-rl-final"].inputs,
     output:
-        parquet=f"{RESULTS}/eval/{{run_id}}-rl-aoa.official.parquet",
-        official=directory(f"{RESULTS}/official/{{run_id}}-rl-aoa"),
+        parquet=P.path("official_eval_path", "{run_id}-rl-aoa"),
+        official=directory(P.path("official_dir", "{run_id}-rl-aoa")),
     wildcard_constraints:
-        run_id=one_of(AOA_RL_RUNS),
+        run_id=one_of(P.official.aoa_rl_runs),
     params:
-        section=official_section("aoa", "aoa_track", "aoa_min_context"),
-        checkpoints=lambda w: " ".join(
-            f"--checkpoint {m} {mid} {path}" for m, mid, path in aoa_rl_checkpoints(w.run_id)
-        ),
-        policy=lambda w: f"--policy {w.run_id}-rl-final {MODELS[f'{w.run_id}-rl-final'].path}",
+        section=args.official_section(P, "aoa", "aoa_track", "aoa_min_context"),
+        checkpoints=lambda w: args.aoa_checkpoint_args(P.aoa_rl_checkpoints(w.run_id)),
+        policy=lambda w: f"--policy {w.run_id}-rl-final {P.models[f'{w.run_id}-rl-final'].path}",
     resources:
         gpu=1,
     conda:
         CPU_ENV
     log:
-        log_path("official_aoa_rl", "{run_id}"),
+        P.log("official_aoa_rl", "{run_id}"),
     benchmark:
-        bench_path("official_aoa_rl", "{run_id}")
+        P.bench("official_aoa_rl", "{run_id}")
     shell:
         "python -m storyrl.cli eval official aoa --section {params.section:q} --run-id {wildcards.run_id}-rl"
         " {params.checkpoints} {params.policy} --output-dir {output.official:q}"

@@ -2,31 +2,39 @@
 # name `pretrain`. The run's resume state lives in work/, which is not an output, so a job killed
 # by a time limit resumes when rerun. A job given more than one GPU (resources gpu=N, e.g. from
 # the profile's set-resources) runs data-parallel: torchrun starts one process per GPU.
-include: "plan/pretrain.smk"
+from snakemake.logging import logger
+
+from storyrl.plan.checks import unreachable_milestones
+
+_errors, _warnings = unreachable_milestones(P)
+for _w in _warnings:
+    logger.warning(_w)
+if _errors:
+    raise WorkflowError("\n".join(_errors))
 
 
 rule pretrain:
     input:
-        unpack(pretrain_input),
+        unpack(lambda w: P.pretrain_inputs(w.run_id)),
     output:
-        ckpts=[directory(ckpt_dir("{run_id}", w)) for w in CFG.pretrain.milestones],
-        log=str(layout.pretrain_log_path(RESULTS, "{run_id}")),
+        ckpts=[directory(P.ckpt_dir("{run_id}", w)) for w in CFG.pretrain.milestones],
+        log=P.path("pretrain_log_path", "{run_id}"),
     wildcard_constraints:
         run_id=one_of(CFG.pretrain.runs),
     params:
-        section=lambda w: section(CFG.pretrain_job(w.run_id)),
-        work=f"{RESULTS}/pretrain/{{run_id}}/work",
-        ckpts=f"{RESULTS}/pretrain/{{run_id}}",
-        launch=pretrain_launcher,
+        section=lambda w: args.section(CFG.pretrain_job(w.run_id)),
+        work=P.path("pretrain_dir", "{run_id}") + "/work",
+        ckpts=P.path("pretrain_dir", "{run_id}"),
+        launch=lambda w, resources: args.pretrain_launcher(resources),
         gpu_check=gpu_check,
     resources:
         gpu=1,
     conda:
         GPU_ENV
     log:
-        log_path("pretrain", "{run_id}"),
+        P.log("pretrain", "{run_id}"),
     benchmark:
-        bench_path("pretrain", "{run_id}")
+        P.bench("pretrain", "{run_id}")
     # Everything the job says goes to its log; its progress lines also go to fd 3, opened on
     # snakemake's own stderr (`3>&2` before the redirections): the console shows the long jobs
     # moving (a line a minute, tracking.progress_every_s), the log keeps the detail.

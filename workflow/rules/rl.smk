@@ -6,28 +6,27 @@
 # With rl_sharing.runs_per_gpu > 1 the runs go in packs instead: one job per pack (rule
 # rl_pack_<n>, storyrl.rl.pack) trains its runs side by side on one GPU with one teacher server.
 # Every run keeps its folder, outputs and log, so the rules that read them do not change.
-include: "plan/rl.smk"
 
 
 rule rl:
     input:
-        unpack(rl_input),
+        unpack(lambda w: P.rl_inputs(w.run_id)),
     output:
-        summary=str(layout.summary_path(RESULTS, "{run_id}")),
-        steps=str(layout.steps_path(RESULTS, "{run_id}")),
-        rollouts=str(layout.rollouts_path(RESULTS, "{run_id}")),
-        final=directory(f"{RESULTS}/rl/{{run_id}}/final"),
+        summary=P.path("summary_path", "{run_id}"),
+        steps=P.path("steps_path", "{run_id}"),
+        rollouts=P.path("rollouts_path", "{run_id}"),
+        final=directory(P.path("rl_checkpoint_dir", "{run_id}", None)),
     wildcard_constraints:
-        run_id=one_of(set(PLAN) - PACKED),
+        run_id=one_of(set(P.rl_runs) - P.packed),
     params:
-        section=lambda w: section(PLAN[w.run_id].rl),
-        teacher=lambda w: teacher_json(PLAN[w.run_id].teacher),
-        reward=lambda w: json.dumps(PLAN[w.run_id].reward, sort_keys=True),
-        words=lambda w: PLAN[w.run_id].checkpoint,
-        out=lambda w: rl_dir(w.run_id),
+        section=lambda w: args.rl_params(P, w.run_id)["section"],
+        teacher=lambda w: args.rl_params(P, w.run_id)["teacher"],
+        reward=lambda w: args.rl_params(P, w.run_id)["reward"],
+        words=lambda w: P.rl_runs[w.run_id].checkpoint,
+        out=lambda w: P.rl_dir(w.run_id),
         # The run's own cache (no SQLite file is shared between jobs): a resumed run redraws
         # the stories of its unfinished step and finds their replies here.
-        cache=lambda w: f"{rl_dir(w.run_id)}/teacher_cache.sqlite",
+        cache=lambda w: f"{P.rl_dir(w.run_id)}/teacher_cache.sqlite",
         gpu_check=gpu_check,
     # RL runs are the long jobs: start them before the evaluations that could wait.
     priority: 10
@@ -36,9 +35,9 @@ rule rl:
     conda:
         GPU_ENV
     log:
-        log_path("rl", "{run_id}"),
+        P.log("rl", "{run_id}"),
     benchmark:
-        bench_path("rl", "{run_id}")
+        P.bench("rl", "{run_id}")
     # Progress lines also on snakemake's console through fd 3, as in rule pretrain.
     shell:
         "python -m storyrl.cli rl train {params.gpu_check} --section {params.section:q} --teacher {params.teacher:q}"
@@ -48,22 +47,21 @@ rule rl:
         " --corpus-stats {input.corpus_stats:q} --progress-fd 3 3>&2 > {log:q} 2>&1"
 
 
-for _n, _ids in enumerate(PACKS, 1):
+for _n, _ids in enumerate(P.packs, 1):
 
     rule:
         name:
             f"rl_pack_{_n}"
         input:
-            list(dict.fromkeys(f for run_id in _ids for f in run_inputs(run_id).values())),
+            P.pack_inputs(_ids),
         output:
-            [str(path(RESULTS, run_id)) for run_id in _ids
-             for path in (layout.summary_path, layout.steps_path, layout.rollouts_path)],
-            [directory(f"{rl_dir(run_id)}/final") for run_id in _ids],
+            [P.path(f, run_id) for run_id in _ids for f in ("summary_path", "steps_path", "rollouts_path")],
+            [directory(P.path("rl_checkpoint_dir", run_id, None)) for run_id in _ids],
         params:
             # Functions: a string param would be read as a pattern (its braces as wildcards).
-            sharing=lambda w: section(SHARING),
+            sharing=lambda w: args.section(CFG.rl_sharing),
             # Pre-quoted: one --run JSON per run; a change to any run's settings reruns the pack.
-            runs=lambda w, ids=_ids: " ".join(f"--run {shlex.quote(pack_run(r))}" for r in ids),
+            runs=lambda w, ids=_ids: args.pack_runs(P, ids),
             gpu_check=gpu_check,
         priority: 10
         resources:
@@ -71,11 +69,11 @@ for _n, _ids in enumerate(PACKS, 1):
         conda:
             GPU_ENV
         log:
-            log_path("rl_pack", str(_n)),
-            log_path("rl_pack", f"{_n}.server"),
-            [log_path("rl", run_id) for run_id in _ids],
+            P.log("rl_pack", str(_n)),
+            P.log("rl_pack", f"{_n}.server"),
+            [P.log("rl", run_id) for run_id in _ids],
         benchmark:
-            bench_path("rl_pack", str(_n))
+            P.bench("rl_pack", str(_n))
         shell:
             "python -m storyrl.cli rl pack {params.gpu_check} --sharing {params.sharing:q} --server-log {log[1]:q}"
             " {params.runs} --progress-fd 3 3>&2 > {log[0]:q} 2>&1"

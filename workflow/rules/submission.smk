@@ -7,27 +7,26 @@
 # piece (official.path set, all seven GLUE tasks on the model (official.glue_models), reading
 # and AoA on); asking for one that it
 # cannot make stops the planning with what is lacking.
-include: "plan/submission.smk"
 
 
 rule official_reading_fast:
     input:
-        model_inputs,
+        lambda w: P.models[w.model_id].inputs,
     output:
-        directory(official_dir("{model_id}", "reading_fast")),
+        directory(P.path("official_dir", "{model_id}", "reading_fast")),
     wildcard_constraints:
-        model_id=one_of(FAST_READING_MODELS),
+        model_id=one_of(P.fast_reading_models),
     params:
-        model=lambda w: MODELS[w.model_id].path,
-        section=official_section("reading"),
+        model=lambda w: P.models[w.model_id].path,
+        section=args.official_section(P, "reading"),
     resources:
         gpu=1,
     conda:
         CPU_ENV
     log:
-        log_path("official_reading_fast", "{model_id}"),
+        P.log("official_reading_fast", "{model_id}"),
     benchmark:
-        bench_path("official_reading_fast", "{model_id}")
+        P.bench("official_reading_fast", "{model_id}")
     shell:
         "python -m storyrl.cli eval official reading --variant fast --section {params.section:q}"
         " --model {params.model:q} --output-dir {output:q} > {log:q} 2>&1"
@@ -35,18 +34,18 @@ rule official_reading_fast:
 
 rule submission:
     input:
-        unpack(submission_inputs),
+        unpack(lambda w: targets.submission_inputs(P, w.model_id)),
     output:
-        f"{RESULTS}/submission/{{model_id}}.json",
+        P.path("submission_path", "{model_id}"),
     wildcard_constraints:
-        model_id=one_of(SUBMISSIONS),
+        model_id=one_of(P.submissions),
     params:
-        args=submission_args,
+        args=lambda w: args.submission_args(P, w.model_id),
     conda:
         CPU_ENV
     log:
-        log_path("submission", "{model_id}"),
+        P.log("submission", "{model_id}"),
     benchmark:
-        bench_path("submission", "{model_id}")
+        P.bench("submission", "{model_id}")
     shell:
         "python -m storyrl.cli submission {params.args} --output {output:q} > {log:q} 2>&1"

@@ -23,11 +23,26 @@ Outputs:
     tables/<name>.csv, .md, .tex       one table (names: `registry`)
     figures/<name>.pdf, .png           one figure (names: `registry`)
 
-The workflow's rules and `storyrl analysis all` both use these functions, so the paths agree.
+The workflow's other files (what the stages make for each other):
+
+    corpus/<corpus>/                   raw/ (demo), subset.parquet, stats.json, tokenizer/,
+                                       tokens.bin, tokens.json
+    pretrain/<run_id>/ckpt-<words>     a pretraining milestone (`units.checkpoint_name`)
+    rl/<run_id>/final, checkpoints/<words>   an RL run's policies
+    eval/official/<model_id>           the zero-shot pipeline's own outputs of one model
+    eval/<model_id>.official.parquet   GLUE, reading and AoA scores (official pipeline)
+    official/<model_id>/<part>         the official pipeline's own outputs
+    submission/<model_id>.json         a leaderboard submission
+    logs/<rule>/<job>.log, benchmarks/<rule>/<job>.tsv   each job's log and benchmark
+
+The workflow's plan (`storyrl.plan`), the stages and `storyrl analysis all` use these
+functions, so the paths agree.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from storyrl.units import checkpoint_name, words_label
 
 RL_DIR = "rl"
 PRETRAIN_DIR = "pretrain"
@@ -73,6 +88,59 @@ def agreement_path(results, teacher: str, run_id: str) -> Path:
 
 def config_path(results) -> Path:
     return Path(results) / CONFIG_FILE
+
+
+def corpus_dir(results, corpus: str) -> Path:
+    return Path(results) / "corpus" / corpus
+
+
+def pretrain_dir(results, run_id: str) -> Path:
+    return Path(results) / PRETRAIN_DIR / run_id
+
+
+def checkpoint_dir(results, run_id: str, words: int) -> Path:
+    """A pretraining milestone's folder."""
+    return pretrain_dir(results, run_id) / checkpoint_name(words)
+
+
+def rl_dir(results, run_id: str) -> Path:
+    return Path(results) / RL_DIR / run_id
+
+
+def rl_checkpoint_dir(results, run_id: str, words: int | None) -> Path:
+    """An RL run's checkpoint after `words` of interaction; None: its final policy."""
+    run = rl_dir(results, run_id)
+    return run / "final" if words is None else run / "checkpoints" / words_label(words)
+
+
+def zero_shot_dir(results, model_id: str) -> Path:
+    """The zero-shot pipeline's own outputs of one model (predictions, per-task reports)."""
+    return Path(results) / EVAL_DIR / "official" / model_id
+
+
+def official_eval_path(results, name: str) -> Path:
+    """GLUE/reading scores of a model, or `<run>-aoa` / `<run>-rl-aoa` AoA scores."""
+    return Path(results) / EVAL_DIR / f"{name}.official.parquet"
+
+
+def official_dir(results, name: str, part: str = "") -> Path:
+    return Path(results) / "official" / name / part if part else Path(results) / "official" / name
+
+
+def submission_path(results, model_id: str) -> Path:
+    return Path(results) / "submission" / f"{model_id}.json"
+
+
+def demo_eval_dir(results) -> Path:
+    return Path(results) / "eval_data" / "demo"
+
+
+def log_path(results, rule: str, *parts: str) -> Path:
+    return Path(results) / "logs" / rule / f"{'/'.join(parts) if parts else 'all'}.log"
+
+
+def bench_path(results, rule: str, *parts: str) -> Path:
+    return Path(results) / "benchmarks" / rule / f"{'/'.join(parts) if parts else 'all'}.tsv"
 
 
 def table_path(output, name: str, fmt: str = ".csv") -> Path:
