@@ -98,6 +98,11 @@ def pretrain_dir(results, run_id: str) -> Path:
     return Path(results) / PRETRAIN_DIR / run_id
 
 
+def pretrain_work_dir(results, run_id: str) -> Path:
+    """A pretraining run's resume state (not an output: a job killed by a time limit resumes)."""
+    return pretrain_dir(results, run_id) / "work"
+
+
 def checkpoint_dir(results, run_id: str, words: int) -> Path:
     """A pretraining milestone's folder."""
     return pretrain_dir(results, run_id) / checkpoint_name(words)

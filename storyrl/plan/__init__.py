@@ -101,8 +101,10 @@ class Plan:
     def bench(self, rule: str, *parts: str) -> str:
         return self.path("bench_path", rule, *parts)
 
-    def corpus_dir(self, corpus: str) -> str:
-        return self.path("corpus_dir", corpus)
+    def corpus_dir(self, corpus: str, name: str = "") -> str:
+        """A corpus slice's folder, or the file `name` in it."""
+        folder = self.path("corpus_dir", corpus)
+        return f"{folder}/{name}" if name else folder
 
     def ckpt_dir(self, run_id: str, words: int) -> str:
         return self.path("checkpoint_dir", run_id, words)
@@ -119,15 +121,15 @@ class Plan:
         again."""
         cfg = self.cfg.corpora[corpus]
         if cfg.format == "demo":
-            return f"{self.corpus_dir(corpus)}/raw"
+            return self.corpus_dir(corpus, "raw")
         return cfg.path if os.path.exists(cfg.path) else []
 
     def pretrain_inputs(self, run_id: str) -> dict[str, str]:
-        corpus = self.corpus_dir(self.cfg.pretrain.runs[run_id].corpus)
+        corpus = self.cfg.pretrain.runs[run_id].corpus
         return {
-            "tokens": f"{corpus}/tokens.bin",
-            "meta": f"{corpus}/tokens.json",
-            "tokenizer": f"{corpus}/tokenizer",
+            "tokens": self.corpus_dir(corpus, "tokens.bin"),
+            "meta": self.corpus_dir(corpus, "tokens.json"),
+            "tokenizer": self.corpus_dir(corpus, "tokenizer"),
         }
 
     def rl_inputs(self, run_id: str) -> dict[str, str]:
@@ -135,7 +137,7 @@ class Plan:
         corpus = self.cfg.pretrain.runs[run.pretrain_run].corpus
         return {
             "checkpoint": self.ckpt_dir(run.pretrain_run, run.checkpoint),
-            "corpus_stats": f"{self.corpus_dir(corpus)}/stats.json",
+            "corpus_stats": self.corpus_dir(corpus, "stats.json"),
         }
 
     def pack_inputs(self, ids: list[str]) -> list[str]:

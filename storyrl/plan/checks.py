@@ -17,7 +17,7 @@ def unreachable_milestones(plan: Plan) -> tuple[list[str], list[str]]:
     cfg: Config = plan.cfg
     errors, warnings = [], []
     for run_id, run in cfg.pretrain.runs.items():
-        meta = f"{plan.corpus_dir(run.corpus)}/tokens.json"
+        meta = plan.corpus_dir(run.corpus, "tokens.json")
         if not os.path.exists(meta):
             continue
         try:

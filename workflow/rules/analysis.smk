@@ -88,7 +88,7 @@ rule share:
         [f for files in ANALYSIS_FILES.values() for f in files],
         config=RUN_CONFIG,
     output:
-        directory(P.results + "/share"),
+        directory(f"{P.results}/share"),
     params:
         # The folder the share reads, as the zero-shot rules' data: a function only for the lint.
         results=lambda w: P.results,

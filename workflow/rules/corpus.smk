@@ -1,7 +1,7 @@
 # Corpus slices -> seeded subset -> byte-level BPE -> one flat token stream per slice.
 rule demo_corpus:
     output:
-        directory(P.corpus_dir("{corpus}") + "/raw"),
+        directory(P.corpus_dir("{corpus}", "raw")),
     params:
         words=lambda w: CFG.corpora[w.corpus].demo_words,
         seed=lambda w: CFG.corpora[w.corpus].demo_seed,
@@ -19,8 +19,8 @@ rule subset:
     input:
         lambda w: P.corpus_source(w.corpus),
     output:
-        subset=P.corpus_dir("{corpus}") + "/subset.parquet",
-        stats=P.corpus_dir("{corpus}") + "/stats.json",
+        subset=P.corpus_dir("{corpus}", "subset.parquet"),
+        stats=P.corpus_dir("{corpus}", "stats.json"),
     params:
         section=lambda w: args.section(CFG.corpora[w.corpus]),
         path=lambda w: P.corpus_source(w.corpus) or CFG.corpora[w.corpus].path,
@@ -39,7 +39,7 @@ rule tokenizer:
     input:
         rules.subset.output.subset,
     output:
-        directory(P.corpus_dir("{corpus}") + "/tokenizer"),
+        directory(P.corpus_dir("{corpus}", "tokenizer")),
     params:
         section=args.section(CFG.tokenizer),
     conda:
@@ -57,8 +57,8 @@ rule tokens:
         subset=rules.subset.output.subset,
         tokenizer=rules.tokenizer.output,
     output:
-        bin=P.corpus_dir("{corpus}") + "/tokens.bin",
-        meta=P.corpus_dir("{corpus}") + "/tokens.json",
+        bin=P.corpus_dir("{corpus}", "tokens.bin"),
+        meta=P.corpus_dir("{corpus}", "tokens.json"),
     params:
         section=lambda w: args.section(CFG.corpora[w.corpus]),
     conda:

@@ -23,7 +23,7 @@ rule pretrain:
         run_id=one_of(CFG.pretrain.runs),
     params:
         section=lambda w: args.section(CFG.pretrain_job(w.run_id)),
-        work=P.path("pretrain_dir", "{run_id}") + "/work",
+        work=P.path("pretrain_work_dir", "{run_id}"),
         ckpts=P.path("pretrain_dir", "{run_id}"),
         launch=lambda w, resources: args.pretrain_launcher(resources),
         gpu_check=gpu_check,
