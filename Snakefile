@@ -7,8 +7,9 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from storyrl.config import ConfigError, check_teacher_weights, validate
+from storyrl.config import ConfigError, validate
 from storyrl.config.data_paths import check_data_paths
+from storyrl.stories.checks import check_teacher_weights
 
 min_version("9.0")
 

@@ -71,7 +71,7 @@ def random_teacher(tok_dir: Path, shape: dict, device: str):
 
 def rubric_tokens(tok, text: str, prompt: str) -> int:
     """Tokens of the chat prompt around the story: the whole prompt minus the story's own."""
-    from storyrl.teacher.rubric import Rubric
+    from storyrl.stories.rubric import Rubric
 
     chat = tok.apply_chat_template(
         [{"role": "user", "content": Rubric("x", text, "").render(prompt, "")}],
@@ -126,7 +126,7 @@ def synthetic_stories(tok, tokens_bin: Path, meta: dict, prompt: str, n: int, lo
 
 
 def teacher_config(template: Path, batch: int, share: bool, packed: bool = False):
-    from storyrl.teacher import TeacherConfig
+    from storyrl.stories.teacher import TeacherConfig
 
     # The paper's sampling and failure policy: a reply without scores counts 0.5 and the run
     # goes on (a random teacher replies noise).
@@ -147,10 +147,10 @@ def make_scorer(
     """The teacher + reward scorer the RL loop and the story evaluation call. `packed` switches
     `lm`'s attention to the packed path's (SDPA still, for every mask but a block mask)."""
     from storyrl.config import RewardConfig
-    from storyrl.rl.scoring import TeacherScorer
-    from storyrl.teacher import Teacher
-    from storyrl.teacher.hf_backend import HFBackend
-    from storyrl.teacher.rubric import load_rubric
+    from storyrl.stories.rubric import load_rubric
+    from storyrl.stories.scoring import TeacherScorer
+    from storyrl.stories.teacher import Teacher
+    from storyrl.stories.teacher.hf_backend import HFBackend
 
     tcfg = teacher_config(template, batch, share, packed)
     backend = HFBackend(tcfg, load_rubric(str(template)), 42, model=lm, tokenizer=tok)
@@ -166,7 +166,7 @@ def teacher_ab(scorers: dict, prompts: list[str], conts: list[str], repeats: int
     import numpy as np
     from common import cuda_reset, peak_gb, timed
 
-    from storyrl.teacher.hf_backend import common_prefix_len
+    from storyrl.stories.teacher.hf_backend import common_prefix_len
 
     out, replies = {}, {}
     for name, scorer in scorers.items():

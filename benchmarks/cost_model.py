@@ -28,7 +28,7 @@ from common import MEASURED, REPO, newest_check
 def rl_steps(cfg, reply_words: int) -> int:
     """Steps a run takes before the budget ends, counted by the project's ledger."""
     from storyrl.rl.ledger import Ledger
-    from storyrl.rl.rollout import batch_prompts
+    from storyrl.stories.sampling import batch_prompts
 
     rl = cfg.rl
     prompts = batch_prompts(rl.prompts, rl.batch_size)

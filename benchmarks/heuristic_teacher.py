@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import timed, write_json
 
-from storyrl.teacher import TeacherConfig, make_teacher
-from storyrl.teacher.heuristic import judge
+from storyrl.stories.teacher import TeacherConfig, make_teacher
+from storyrl.stories.teacher.heuristic import judge
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 SENTENCES = [

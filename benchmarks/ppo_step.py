@@ -124,7 +124,7 @@ class OurPPO:
         from storyrl.checkpoints import load_checkpoint
         from storyrl.config import RLConfig
         from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
-        from storyrl.rl.rollout import batch_prompts
+        from storyrl.stories.sampling import batch_prompts
 
         self.cfg = RLConfig(batch_size=args.batch, sampling={"max_new_tokens": args.max_new_tokens})
         torch.manual_seed(args.seed)
@@ -138,7 +138,7 @@ class OurPPO:
     def step(self):
         import torch
 
-        from storyrl.rl.rollout import sample
+        from storyrl.stories.sampling import sample
 
         t0 = time.perf_counter()
         ro = sample(

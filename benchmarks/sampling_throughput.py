@@ -21,7 +21,7 @@ import torch
 
 from storyrl.config import ModelConfig, SamplingConfig
 from storyrl.pretrain import build_model
-from storyrl.rl.rollout import sample
+from storyrl.stories.sampling import sample
 
 MODELS = {
     "tiny": (ModelConfig(n_layer=2, n_head=4, n_embd=128, n_positions=128, dropout=0.1), 2000),

@@ -20,9 +20,9 @@ def main(hidden: int = 256, layers: int = 4, batch: int = 16) -> None:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from storyrl.teacher import TeacherConfig
-    from storyrl.teacher.hf_backend import HFBackend
-    from storyrl.teacher.rubric import load_rubric
+    from storyrl.stories.rubric import load_rubric
+    from storyrl.stories.teacher import TeacherConfig
+    from storyrl.stories.teacher.hf_backend import HFBackend
     from tiny_chat import build_tiny_chat_model
 
     torch.set_num_threads(1)

@@ -15,7 +15,7 @@ STAGES = (
     "storyrl.config.cli",  # check-config, schema
     "storyrl.pretrain_cli",  # demo-corpus, subset, tokenizer, tokens, pretrain
     "storyrl.analysis.targets",  # analysis
-    "storyrl.teacher.cli",  # teacher
+    "storyrl.stories.cli",  # teacher
     "storyrl.rl.cli",  # rl
     "storyrl.evaluate.cli",  # eval, submission, demo-eval
     "storyrl.analysis.share",  # share

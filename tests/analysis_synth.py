@@ -170,7 +170,7 @@ def write_agreement(root, run_id, rollouts, teacher="strict", n=60):
     import pandas as pd
 
     rng = np.random.default_rng(zlib.crc32(run_id.encode()))
-    from storyrl.teacher.agreement import draw_sample
+    from storyrl.stories.teacher.agreement import draw_sample
 
     sample = draw_sample(pd.DataFrame(rollouts), n, 0, run_id)
     orig = sample[["readability", "coherence", "creativity"]]

@@ -10,7 +10,7 @@ from storyrl import layout
 from storyrl.analysis.agreement import agreement_stats, headline_stats, load_agreement
 from storyrl.analysis.targets import build_all
 from storyrl.config import AgreementConfig, AgreementTeacher, AnalysisConfig
-from storyrl.teacher.agreement import draw_sample, rescore
+from storyrl.stories.teacher.agreement import draw_sample, rescore
 
 
 def crafted(orig: np.ndarray, other: np.ndarray, teacher="other") -> pd.DataFrame:
@@ -150,7 +150,8 @@ def test_the_paper_plan_rescores_on_a_gpu_once_the_second_judges_path_is_set(tmp
     import yaml
 
     from helpers import ROOT, paper_weights, snakemake
-    from storyrl.config import ConfigError, check_teacher_weights, load
+    from storyrl.config import ConfigError, load
+    from storyrl.stories.checks import check_teacher_weights
 
     paper = ROOT / "config" / "paper.yaml"
     base = ["-n", "--configfile", str(paper), str(paper_weights(tmp_path))]

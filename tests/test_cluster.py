@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
-from storyrl.config import ConfigError, check_teacher_weights, load
+from storyrl.config import ConfigError, load
+from storyrl.stories.checks import check_teacher_weights
 
 PAPER = ROOT / "config" / "paper.yaml"
 _spec = importlib.util.spec_from_file_location("slurm_plan", ROOT / "benchmarks" / "slurm_plan.py")

@@ -123,13 +123,10 @@ def test_planning_the_workflow_loads_no_stage_code(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = set(re.findall(r"\|\s+(storyrl[\w.]*)\s*$", out.stderr, re.M))
     assert "storyrl.config" in loaded  # the log is read right
-    stages = re.compile(
-        r"^storyrl\.(evaluate|rl|teacher|reward|pretrain|corpus|tokenizer|tokens)(\.|$)"
-    )
-    # The teacher's rubric loader checks every template when the workflow plans:
-    # plain Python (its package pulls in the score cache's sqlite3), no torch.
-    rubric = {"storyrl.teacher", "storyrl.teacher.rubric", "storyrl.teacher.cache"}
-    rubric.add("storyrl.teacher.core")
+    stages = re.compile(r"^storyrl\.(evaluate|rl|stories|pretrain|corpus|tokenizer|tokens)(\.|$)")
+    # The teachers' check (weights folders, rubric templates) runs when the workflow plans:
+    # plain Python, none of the teacher's code, no torch.
+    rubric = {"storyrl.stories", "storyrl.stories.checks", "storyrl.stories.rubric"}
     assert sorted(m for m in loaded if stages.match(m) and m not in rubric) == []
     every = set(re.findall(r"\|\s+([\w.]+)\s*$", out.stderr, re.M))
     assert not {"torch", "transformers", "vllm", "trl"} & every

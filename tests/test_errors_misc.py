@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from storyrl.cli import main
-from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
+from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chat_server import ChatServer  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storyrl.analysis.load import regex_sums
-from storyrl.teacher import TeacherConfig, make_teacher
+from storyrl.stories.teacher import TeacherConfig, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -73,9 +73,9 @@ class FlakyBackend:
 
 
 def flaky_scorer(fail, **teacher):
-    from storyrl.rl.scoring import TeacherScorer
-    from storyrl.teacher import RewardConfig, Teacher
-    from storyrl.teacher.rubric import load_rubric
+    from storyrl.stories.rubric import load_rubric
+    from storyrl.stories.scoring import TeacherScorer
+    from storyrl.stories.teacher import RewardConfig, Teacher
 
     cfg = TeacherConfig(**teacher)
     t = Teacher(FlakyBackend(fail), load_rubric(cfg.template), cfg)

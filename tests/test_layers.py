@@ -20,8 +20,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
     {
         # storyrl.commands: config sections as typed command-line arguments, for every stage.
-        # storyrl.rubric: the rubric template, which the plan checks like the config itself.
-        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands", "storyrl.rubric"),
+        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
         "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
         "device": ("storyrl.device",),
         "checkpoints": ("storyrl.checkpoints",),
@@ -29,31 +28,36 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
         # Every result path, so that the stages, the plan and the analysis agree on them.
         "layout": ("storyrl.layout",),
     },
-    # 2: data and the teacher.
+    # 2: data, and what the training stages report through and check.
     {
         "corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
         "tokenizer": ("storyrl.tokenizer",),
-        "teacher": ("storyrl.teacher", "storyrl.reward"),
         # Experiment tracking and progress lines, which the training stages report through.
         "tracking": ("storyrl.tracking", "storyrl.progress"),
         # What shapes a training run (run_config.json), which pretraining and RL both check, and
         # the lock that keeps one writer per run folder.
         "run_config": ("storyrl.run_config", "storyrl.run_lock"),
     },
-    # 3: the stages that train and evaluate models.
+    # 3: stories, what RL and the story evaluation share: the rubric and reply parsing, the
+    # teacher (backends, score cache), the reward, the scorer, sampling and story rows; and the
+    # plan-time check of the teachers, which the workflow runs.
+    {"stories": ("storyrl.stories",)},
+    # 4: the stages that train and evaluate models.
     {
         "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan", "storyrl.pretrain_cli"),
         "rl": ("storyrl.rl",),
         "evaluation": ("storyrl.evaluate",),
     },
-    # 4: tables and figures from the stages' Parquet files.
+    # 5: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 5: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
+    # 6: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
     {"plan": ("storyrl.plan",)},
-    # 6: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers.
+    # 7: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers;
+    # `storyrl check-config` checks the teachers as the workflow does.
     {
         "cli": (
             "storyrl.cli",
+            "storyrl.config.cli",
             "storyrl.docs_cli",
             "storyrl.docs_blocks",
             "storyrl.docs_generators",
@@ -68,10 +72,6 @@ SIBLINGS = {
         "corpus",
         "tokenizer",
     ): "the token stream records the tokenizer settings it was made with (TOKENIZER_INFO)",
-    (
-        "evaluation",
-        "rl",
-    ): "story evaluation samples and writes rows as RL does (rl.rollout, rl.rows)",
 }
 """Imports allowed between components of one layer, with the reason."""
 
@@ -192,16 +192,26 @@ def test_no_import_cycle_between_components():
 
 
 def test_the_contract_catches_what_it_should():
-    """The checks on a made-up graph: an upward import, an unlisted sibling and a cycle."""
+    """The checks on a made-up graph: an upward import, an unlisted sibling, an allowed one and a
+    cycle."""
     g = {
         "storyrl.config.top": {"storyrl.rl.train"},
         "storyrl.rl.train": {"storyrl.config.top"},
-        "storyrl.corpus": {"storyrl.teacher"},
-        "storyrl.teacher": set(),
+        "storyrl.stories.sampling": {"storyrl.rl.run"},
+        "storyrl.rl.run": set(),
+        "storyrl.evaluate.stories": {"storyrl.rl.run"},
+        "storyrl.corpus": {"storyrl.tokenizer"},
+        "storyrl.tokenizer": set(),
     }
     bad = layer_violations(g)
     assert any("storyrl.config.top (config, layer 1) imports storyrl.rl.train" in b for b in bad)
-    assert any("storyrl.corpus (corpus) imports storyrl.teacher (teacher)" in b for b in bad)
+    assert any(
+        "storyrl.stories.sampling (stories, layer 3) imports storyrl.rl.run" in b for b in bad
+    )
+    assert any(
+        "storyrl.evaluate.stories (evaluation) imports storyrl.rl.run (rl)" in b for b in bad
+    )
+    assert not any(b.startswith("storyrl.corpus") for b in bad)  # a sibling SIBLINGS allows
     assert set(cycle(g)) == {"storyrl.config.top", "storyrl.rl.train"}
 
 
@@ -216,8 +226,23 @@ def test_the_import_reader_sees_lazy_imports():
     assert (
         "storyrl.evaluate.scorer" in MODULES["storyrl.evaluate.zero_shot"]
     )  # inside run_zero_shot
-    assert "storyrl.teacher.heuristic" in MODULES["storyrl.teacher"]  # imported inside make_teacher
+    # imported inside make_teacher
+    assert "storyrl.stories.teacher.heuristic" in MODULES["storyrl.stories.teacher"]
     assert "storyrl.config" in workflow_imports()  # the Snakefile's
+
+
+def test_the_teacher_knows_nothing_of_the_reward():
+    """The reward reads the teacher's judgements; the scorer puts the two together. The teacher
+    (backends, cache) imports neither, and config imports no stories code."""
+    users = {
+        m
+        for m, deps in MODULES.items()
+        if (m.startswith("storyrl.stories.teacher") or m.startswith("storyrl.config"))
+        and deps & {"storyrl.stories.reward", "storyrl.stories.scoring"}
+    }
+    assert not users, sorted(users)
+    config = {m for m, deps in graph().items() if component(m)[1] == "config"}
+    assert not {d for m in config for d in graph()[m] if d.startswith("storyrl.stories")}
 
 
 def test_evaluation_does_not_import_the_rl_loop():

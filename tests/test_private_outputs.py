@@ -19,7 +19,7 @@ from storyrl.cli import main
 from storyrl.config import ConfigError
 from storyrl.redact import credentials_to_env, portable_path, redact
 from storyrl.schemas import make_metadata
-from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
+from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_synth import write_results  # noqa: E402

@@ -9,8 +9,8 @@ import pytest
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.config import RLConfig, load
 from storyrl.rl.ledger import Ledger
-from storyrl.rl.rollout import batch_prompts
 from storyrl.rl.train import train
+from storyrl.stories.sampling import batch_prompts
 
 
 def steps_until_stop(ledger: Ledger, prompts: list[str], replies: list[str]) -> int:

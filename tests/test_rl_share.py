@@ -21,7 +21,7 @@ from chat_server import seeded_reply
 from helpers import ROOT, paper_weights, snakemake
 from rl_toys import make_checkpoint
 from storyrl.config import RLSharingConfig, TeacherConfig, load, rl_packs
-from storyrl.teacher import make_teacher
+from storyrl.stories.teacher import make_teacher
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

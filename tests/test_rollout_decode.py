@@ -7,7 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, CompileConfig
 
 from rl_toys import make_checkpoint
 from storyrl.config import SamplingConfig
-from storyrl.rl.rollout import _generate, decode_options, sample
+from storyrl.stories.sampling import _generate, decode_options, sample
 
 # Prompts of different lengths: the batch is left-padded, so the static cache holds padding.
 PROMPTS = ["once upon a time", "let me tell you a long magical tale", "the king", "in a land"] * 3

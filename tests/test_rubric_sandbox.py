@@ -14,7 +14,7 @@ import yaml
 from helpers import AUTHORS_SHAPE, TEST_CONFIG
 from storyrl.cli import main
 from storyrl.config import ConfigError
-from storyrl.rubric import Rubric, load_rubric
+from storyrl.stories.rubric import Rubric, load_rubric
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -12,7 +12,7 @@ import pytest
 from storyrl.analysis import AnalysisError, load, tables
 from storyrl.config import AnalysisConfig
 from storyrl.schemas import make_metadata, write_table
-from storyrl.teacher.rubric import parse_reply, weighted_score
+from storyrl.stories.rubric import parse_reply, weighted_score
 
 # Two runs of 4 steps x 4 stories (batch 4); windows of 2 steps / groups.
 REPLIES = {

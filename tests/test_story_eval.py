@@ -14,9 +14,9 @@ from storyrl.checkpoints import CHECKPOINT_INFO, RL_INFO
 from storyrl.cli import main
 from storyrl.config import RLConfig, StoryEvalConfig, planned_checkpoints
 from storyrl.evaluate.stories import evaluate_stories
-from storyrl.rl.scoring import teacher_scorer
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata, read_table
+from storyrl.stories.scoring import teacher_scorer
 from storyrl.units import words_label
 
 PROMPTS = ["once upon a time", "let me tell you a tale"]

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from helpers import ROOT, paper_weights, pipeline_checkouts, snakemake
-from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
-from storyrl.teacher.cache import ScoreCache
+from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
+from storyrl.stories.teacher.cache import ScoreCache
 
 sys.path.insert(0, str(Path(__file__).parent))
 from teacher_examples import LONG_VARIED, PROMPT, SHORT_COHERENT  # noqa: E402
@@ -46,7 +46,7 @@ def test_unusable_cache_file_is_logged_and_scoring_goes_on_uncached(tmp_path, ca
     path = tmp_path / "run" / "teacher_cache.sqlite"
     path.parent.mkdir()
     path = spoil(path)
-    with caplog.at_level(logging.WARNING, logger="storyrl.teacher"):
+    with caplog.at_level(logging.WARNING, logger="storyrl.stories.teacher"):
         t = make_teacher(TeacherConfig(), seed=0, cache_path=str(path))
         got = t.score([PROMPT] * 40, CONTS)
         t.close()
@@ -77,7 +77,7 @@ def test_two_processes_on_one_results_tree_lose_nothing_and_fail_nothing(tmp_pat
     holder.start()
     try:
         assert locked.wait(60)
-        with caplog.at_level(logging.WARNING, logger="storyrl.teacher"):
+        with caplog.at_level(logging.WARNING, logger="storyrl.stories.teacher"):
             t = make_teacher(TeacherConfig(), seed=0, cache_path=str(path), cache_timeout_s=0.2)
             got = t.score([PROMPT] * 40, CONTS)
             t.close()
@@ -167,7 +167,7 @@ def test_another_server_is_another_teacher(server, tmp_path):
 
 
 def test_drop_one_teachers_entries(server, tmp_path):
-    from storyrl.teacher.cache import drop_entries
+    from storyrl.stories.teacher.cache import drop_entries
 
     a, b = server(reply_fn=lambda m: "1 1 1"), server(reply_fn=lambda m: "3 3 3")
     cache = tmp_path / "c.sqlite"

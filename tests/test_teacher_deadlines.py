@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
+from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
 PROMPT = "Once upon a time,"
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from storyrl.schemas import read_metadata, read_table
-from storyrl.teacher import TeacherConfig, make_teacher
-from storyrl.teacher.cache import ScoreCache
-from storyrl.teacher.heuristic import judge
+from storyrl.stories.teacher import TeacherConfig, make_teacher
+from storyrl.stories.teacher.cache import ScoreCache
+from storyrl.stories.teacher.heuristic import judge
 
 sys.path.insert(0, str(Path(__file__).parent))
 from teacher_examples import (  # noqa: E402

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from storyrl.teacher import TeacherConfig, make_teacher
-from storyrl.teacher.rubric import load_rubric
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.teacher import TeacherConfig, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_chat import build_tiny_chat_model  # noqa: E402

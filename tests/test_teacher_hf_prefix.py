@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from storyrl.teacher import TeacherConfig, make_teacher
-from storyrl.teacher.hf_backend import common_prefix_len
+from storyrl.stories.teacher import TeacherConfig, make_teacher
+from storyrl.stories.teacher.hf_backend import common_prefix_len
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_chat import build_tiny_chat_model  # noqa: E402

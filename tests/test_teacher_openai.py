@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from storyrl.config import ConfigError
-from storyrl.teacher import TeacherConfig, TeacherFailure, make_teacher
-from storyrl.teacher.rubric import load_rubric
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -158,7 +158,7 @@ def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path)
     import pandas as pd
 
     from storyrl.schemas import read_metadata, read_table
-    from storyrl.teacher.score_file import ScoreSection, score_file
+    from storyrl.stories.score_file import ScoreSection, score_file
 
     stories = tmp_path / "stories.parquet"
     pd.DataFrame({"prompt": [PROMPT] * 10, "continuation": CONTS}).to_parquet(stories)

@@ -12,11 +12,11 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from storyrl.config import RLConfig, load
-from storyrl.rl.scoring import teacher_scorer
 from storyrl.rl.train import train
 from storyrl.schemas import read_table
-from storyrl.teacher import TeacherFailure
-from storyrl.teacher.rubric import load_rubric
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.scoring import teacher_scorer
+from storyrl.stories.teacher import TeacherFailure
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rl_toys import make_checkpoint  # noqa: E402

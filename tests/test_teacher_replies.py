@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from storyrl.reward import compute_rewards
-from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
-from storyrl.teacher import RewardConfig, TeacherConfig, make_teacher
+from storyrl.stories.reward import compute_rewards
+from storyrl.stories.rows import ScoredBatch, rollout_rows, step_row
+from storyrl.stories.teacher import RewardConfig, TeacherConfig, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -81,7 +81,7 @@ def test_paper_parse_keeps_authors_reading_and_records_form(server):
 
 
 def test_well_formed():
-    from storyrl.teacher.rubric import well_formed
+    from storyrl.stories.rubric import well_formed
 
     for r in GOOD + ["2-3-1", " 1 2 3 "]:
         assert well_formed(r), r

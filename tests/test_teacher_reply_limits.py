@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storyrl.teacher import TeacherConfig, make_teacher
+from storyrl.stories.teacher import TeacherConfig, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -63,8 +63,8 @@ def test_an_rl_run_shortened_by_long_replies_warns_and_says_why_in_its_summary(
     and ends the run one step early: a warning and summary.json say so."""
     from rl_toys import make_checkpoint
     from storyrl.config import RLConfig
-    from storyrl.rl.scoring import teacher_scorer
     from storyrl.rl.train import train
+    from storyrl.stories.scoring import teacher_scorer
 
     lock, seen = threading.Lock(), []
 

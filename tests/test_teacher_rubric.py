@@ -8,15 +8,15 @@ import pytest
 
 from helpers import AUTHORS_SHAPE
 from storyrl.config import Config, ConfigError
-from storyrl.reward import compute_rewards
-from storyrl.teacher import Judgement, RewardConfig, TeacherConfig
-from storyrl.teacher.rubric import (
+from storyrl.stories.reward import compute_rewards
+from storyrl.stories.rubric import (
     DEFAULT_SCORE,
     load_rubric,
     parse_reply,
     student_story,
     weighted_score,
 )
+from storyrl.stories.teacher import Judgement, RewardConfig, TeacherConfig
 
 RUBRIC = Path(__file__).resolve().parents[1] / "config/prompts/teacher_rubric.txt"
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
@@ -226,9 +226,9 @@ def test_the_rubric_hash_travels_in_every_runs_metadata(tmp_path):
     from rl_toys import make_checkpoint
     from storyrl.config import RLConfig, StoryEvalConfig
     from storyrl.evaluate.stories import evaluate_stories
-    from storyrl.rl.scoring import teacher_scorer
     from storyrl.rl.train import train
     from storyrl.schemas import read_metadata
+    from storyrl.stories.scoring import teacher_scorer
 
     rubric = tmp_path / "teacher_prompt.md"
     rubric.write_bytes(AUTHORS_SHAPE.replace("\n", "\r\n").encode())
@@ -271,7 +271,7 @@ def test_the_paper_shows_opening_plus_continuation_as_the_authors_code_joined_th
     import jinja2
 
     from storyrl.config import load
-    from storyrl.teacher import make_teacher
+    from storyrl.stories.teacher import make_teacher
 
     path = tmp_path / "teacher_prompt.md"
     path.write_text(AUTHORS_SHAPE)
@@ -289,8 +289,8 @@ def test_the_paper_shows_opening_plus_continuation_as_the_authors_code_joined_th
 def test_a_rubric_with_another_sha256_than_the_config_expects_is_refused(tmp_path):
     """The authors' file changed over their history; the paper config pins the version of
     4bfd376 by its sha256, so a copy of another version is refused at plan and at load."""
-    from storyrl.config.top import _template_problem
-    from storyrl.teacher import make_teacher
+    from storyrl.stories.checks import _template_problem
+    from storyrl.stories.teacher import make_teacher
 
     path = tmp_path / "teacher_prompt.md"
     path.write_text(AUTHORS_SHAPE)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from storyrl.config import ConfigError
-from storyrl.teacher import TeacherConfig
-from storyrl.teacher.rubric import load_rubric
-from storyrl.teacher.vllm_backend import conversations, engine_kwargs, sampling_kwargs
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.teacher import TeacherConfig
+from storyrl.stories.teacher.vllm_backend import conversations, engine_kwargs, sampling_kwargs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_chat import build_tiny_chat_model  # noqa: E402
@@ -71,7 +71,7 @@ def test_importing_storyrl_does_not_need_vllm():
     import subprocess
 
     code = (
-        "import storyrl.teacher, storyrl.reward, storyrl.cli, sys; "
+        "import storyrl.stories.teacher, storyrl.stories.reward, storyrl.cli, sys; "
         "print('vllm' in sys.modules, 'torch' in sys.modules)"
     )
     out = subprocess.run(
@@ -147,7 +147,7 @@ def tiny_engine_folder(tmp_path_factory):
 
 
 def test_one_over_long_story_is_one_failed_reply_not_a_failed_batch(tiny_engine_folder):
-    from storyrl.teacher.vllm_backend import chat_each
+    from storyrl.stories.teacher.vllm_backend import chat_each
 
     rubric = load_rubric(TeacherConfig().template)
     conts = [f" a fox number {i} ran home." for i in range(12)]
@@ -170,7 +170,7 @@ def test_one_over_long_story_is_one_failed_reply_not_a_failed_batch(tiny_engine_
 
 
 def test_over_long_stories_are_not_sent_when_the_tokenizer_counts_them(tiny_engine_folder):
-    from storyrl.teacher.vllm_backend import serve
+    from storyrl.stories.teacher.vllm_backend import serve
 
     rubric = load_rubric(TeacherConfig().template)
     conts = [f" a fox number {i} ran home." for i in range(6)]
@@ -186,7 +186,7 @@ def test_over_long_stories_are_not_sent_when_the_tokenizer_counts_them(tiny_engi
 
 
 def test_a_prompt_of_exactly_max_model_len_tokens_is_not_sent(tiny_engine_folder):
-    from storyrl.teacher.vllm_backend import serve
+    from storyrl.stories.teacher.vllm_backend import serve
 
     rubric = load_rubric(TeacherConfig().template)
     convs = conversations(rubric, [PROMPT] * 3, [" a fox ran.", " it rained a lot.", " she sang."])
@@ -200,7 +200,7 @@ def test_a_prompt_of_exactly_max_model_len_tokens_is_not_sent(tiny_engine_folder
 
 
 def test_an_engine_failure_that_is_not_about_one_request_propagates():
-    from storyrl.teacher.vllm_backend import chat_each
+    from storyrl.stories.teacher.vllm_backend import chat_each
 
     def dead(convs):
         raise RuntimeError("EngineDeadError: the engine core died")
@@ -211,7 +211,7 @@ def test_an_engine_failure_that_is_not_about_one_request_propagates():
 
 # --------------------------------------------------------------------------- GPU memory in GiB
 def test_teacher_memory_in_gib_becomes_the_devices_share():
-    from storyrl.teacher.vllm_backend import memory_fraction
+    from storyrl.stories.teacher.vllm_backend import memory_fraction
 
     cfg = TeacherConfig(backend="vllm", vllm={"gpu_memory_gib": 24})
     assert memory_fraction(cfg.vllm, 80 * GIB) == pytest.approx(0.3)
@@ -228,7 +228,7 @@ def test_teacher_memory_in_gib_becomes_the_devices_share():
 
 
 def test_teacher_memory_that_does_not_fit_is_a_clear_error():
-    from storyrl.teacher.vllm_backend import memory_fraction
+    from storyrl.stories.teacher.vllm_backend import memory_fraction
 
     v = TeacherConfig(backend="vllm", vllm={"gpu_memory_gib": 24}).vllm
     with pytest.raises(ConfigError, match=r"gpu_memory_gib=24: L4 has 22.0 GiB in all"):
@@ -245,7 +245,7 @@ def test_teacher_memory_that_does_not_fit_is_a_clear_error():
 
 def test_paper_teacher_memory_fits_llama_8b_and_a_40gb_card():
     from storyrl.config import load
-    from storyrl.teacher.vllm_backend import memory_fraction
+    from storyrl.stories.teacher.vllm_backend import memory_fraction
 
     cfg = load(ROOT / "config" / "paper.yaml")
     v = cfg.teacher.vllm

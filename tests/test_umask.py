@@ -84,7 +84,7 @@ def test_published_milestones_tables_and_eval_data_take_the_umask(tmp_path, mode
 
 
 def test_the_teacher_cache_takes_the_umask(tmp_path, modes):
-    from storyrl.teacher.cache import ScoreCache
+    from storyrl.stories.teacher.cache import ScoreCache
 
     cache = ScoreCache(tmp_path / "rl" / "teacher_cache.sqlite")
     try:

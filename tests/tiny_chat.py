@@ -5,8 +5,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from storyrl.teacher import TeacherConfig
-from storyrl.teacher.rubric import load_rubric
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.teacher import TeacherConfig
 
 TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"

@@ -65,7 +65,7 @@ class Engine:
     def get(cls, work: Path):
         if cls.teacher is None:
             from storyrl.config import TeacherConfig
-            from storyrl.teacher import make_teacher
+            from storyrl.stories.teacher import make_teacher
 
             cfg = TeacherConfig.model_validate(teacher_section(work, max_failure_share=1.0))
             cls.teacher = make_teacher(cfg, seed=0)
@@ -75,7 +75,7 @@ class Engine:
 def sized(backend, n: int) -> str:
     """A continuation whose conversation is exactly `n` tokens in the engine's chat template
     and tokenizer (the count our backend makes before sending)."""
-    from storyrl.teacher.vllm_backend import conversations
+    from storyrl.stories.teacher.vllm_backend import conversations
 
     def count(k: int) -> int:
         return backend._n_tokens(conversations(backend.rubric, [PROMPT], [" a" * k])[0])
@@ -106,7 +106,7 @@ def offline_engine_scores_and_seeded_replies_repeat(work: Path):
 def refusal_bisects_to_the_one_story(work: Path):
     from vllm.exceptions import VLLMValidationError
 
-    from storyrl.teacher.vllm_backend import chat_each, conversations
+    from storyrl.stories.teacher.vllm_backend import chat_each, conversations
 
     b = Engine.get(work).backend
     conts = [*CONTS, " and then" * 600, " a cat slept."]
@@ -126,7 +126,7 @@ def refusal_bisects_to_the_one_story(work: Path):
 def exactly_max_model_len_is_refused_and_not_sent(work: Path):
     from vllm.exceptions import VLLMValidationError
 
-    from storyrl.teacher.vllm_backend import conversations
+    from storyrl.stories.teacher.vllm_backend import conversations
 
     b = Engine.get(work).backend
     at, below = sized(b, MAX_MODEL_LEN), sized(b, MAX_MODEL_LEN - 1)
@@ -151,7 +151,7 @@ def teacher_score_cli_jinja2_template_and_concat(work: Path):
     import pandas as pd
     from vllm import SamplingParams
 
-    from storyrl.teacher.rubric import load_rubric
+    from storyrl.stories.rubric import load_rubric
 
     rubric = work / "rubric.j2"
     rubric.write_text(JINJA)

@@ -60,7 +60,7 @@ def engine(max_model_len: int, calls: list):
 def refusal_is_caught():
     from vllm.exceptions import VLLMValidationError
 
-    from storyrl.teacher import vllm_backend
+    from storyrl.stories.teacher import vllm_backend
 
     assert not issubclass(VLLMValidationError, ValueError)  # why catching ValueError missed it
     convs = [[{"role": "user", "content": "w " * n}] for n in (5, 6, 50, 7, 8, 9, 10, 11)]
@@ -75,7 +75,7 @@ def refusal_is_caught():
 def exactly_max_model_len_is_not_sent():
     from vllm.exceptions import VLLMValidationError
 
-    from storyrl.teacher.vllm_backend import serve
+    from storyrl.stories.teacher.vllm_backend import serve
 
     validate = prompt_validator(20)
     validate(19)
@@ -95,7 +95,7 @@ def engine_args_take_ours():
     from vllm import EngineArgs
 
     from storyrl.config import TeacherConfig
-    from storyrl.teacher.vllm_backend import engine_kwargs
+    from storyrl.stories.teacher.vllm_backend import engine_kwargs
 
     cfg = TeacherConfig(backend="vllm", model="/models/teacher")
     args = EngineArgs(**engine_kwargs(cfg, 42))
@@ -116,7 +116,7 @@ def sampling_params_take_ours():
     from vllm import SamplingParams
 
     from storyrl.config import TeacherConfig
-    from storyrl.teacher.vllm_backend import sampling_kwargs
+    from storyrl.stories.teacher.vllm_backend import sampling_kwargs
 
     sp = SamplingParams(**sampling_kwargs(TeacherConfig(backend="vllm"), 42))
     assert (sp.temperature, sp.max_tokens, sp.seed, sp.top_p) == (0.2, 6, 42, 1.0), sp
@@ -168,7 +168,7 @@ def openai_request_is_a_vllm_chat_request():
 
     from chat_server import ChatServer
     from storyrl.config import TeacherConfig
-    from storyrl.teacher import make_teacher
+    from storyrl.stories.teacher import make_teacher
 
     srv = ChatServer()
     try:

@@ -1,5 +1,5 @@
 """Judge agreement: how far a further teacher agrees with the run's own teacher on the same
-stories (storyrl/teacher/agreement.py writes the `agreement` tables), and whether the paper's headline
+stories (storyrl/stories/teacher/agreement.py writes the `agreement` tables), and whether the paper's headline
 survives the change of judge.
 
 - `agreement_table`: per further teacher and criterion (and the 0-9 total), Spearman's rho,

@@ -116,7 +116,7 @@ def share(results, out, config: dict | None = None, baselines=None) -> dict:
         if name:
             rows[name] = rows.get(name, 0) + pq.read_metadata(tmp / rel).num_rows
     if config is not None:
-        from storyrl.config.cli import record_text
+        from storyrl.config import record_text
 
         layout.config_path(tmp).write_text(record_text(config), encoding="utf-8")
     (tmp / "README.md").write_text(card(tmp, files, rows, config), encoding="utf-8")

@@ -59,9 +59,9 @@ from storyrl.config.teacher import (
 from storyrl.config.top import (
     LOCAL_WEIGHT_BACKENDS,
     Config,
-    check_teacher_weights,
     load,
     read_yaml,
+    record_text,
     validate,
 )
 from storyrl.config.tracking import TrackingConfig
@@ -120,7 +120,6 @@ __all__ = [
     "VLLMConfig",
     "Words",
     "ZeroShotConfig",
-    "check_teacher_weights",
     "deep_merge",
     "error_lines",
     "expand_runs",
@@ -128,6 +127,7 @@ __all__ = [
     "max_batches",
     "planned_checkpoints",
     "read_yaml",
+    "record_text",
     "rl_packs",
     "schema_text",
     "state_due",

@@ -1,5 +1,5 @@
 """The agreement section: other teachers re-score a sample of every RL run's stories, so that
-the paper's result can be read under a second judge (storyrl/teacher/agreement.py, the
+the paper's result can be read under a second judge (storyrl/stories/teacher/agreement.py, the
 `teacher_agreement` rule and the `teacher_agreement*` tables and figure)."""
 
 from pydantic import Field

@@ -29,9 +29,10 @@ def add_parser(sub) -> None:
 
 
 def check_config(args) -> None:
-    from storyrl.config import check_teacher_weights, load
+    from storyrl.config import load
     from storyrl.config.data_paths import check_data_paths
     from storyrl.redact import redact_data
+    from storyrl.stories.checks import check_teacher_weights
 
     cfg = load(*args.files)
     # Weights, rubric templates and data paths, as `snakemake -n` checks them.
@@ -40,21 +41,9 @@ def check_config(args) -> None:
     print(json.dumps(redact_data(cfg.model_dump(mode="json")), indent=2, default=str))
 
 
-RECORD_HEADER = (
-    "# The validated config of the run that wrote this folder (every key, defaults included).\n"
-    "# `storyrl analysis` makes tables and figures with its `analysis` section.\n"
-)
-
-
-def record_text(config: dict) -> str:
-    import yaml
-
-    return RECORD_HEADER + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-
-
 def record_config(args) -> None:
     from storyrl.atomic import write_text
-    from storyrl.config import validate
+    from storyrl.config import record_text, validate
     from storyrl.redact import redact_data
 
     cfg = validate(json.loads(args.config_json), source="--config-json")

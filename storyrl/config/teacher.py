@@ -94,7 +94,7 @@ class HFConfig(Section):
 
 
 class HeuristicConfig(Section):
-    """The offline proxy teacher (storyrl/teacher/heuristic.py)."""
+    """The offline proxy teacher (storyrl/stories/teacher/heuristic.py)."""
 
     strictness: float = Field(1.0, gt=0, allow_inf_nan=False)
     """How hard it marks: the weight of the readability errors, and the divisor of the

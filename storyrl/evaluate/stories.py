@@ -44,11 +44,10 @@ def evaluate_stories(
     (prefixed by the run id for an RL checkpoint). Returns a summary: n, teacher_score_mean,
     parsed_share and the ids."""
     from storyrl.checkpoints import checkpoint_ids, load_checkpoint, resolve_device
-    from storyrl.rl.rollout import batch_prompts, sample
-    from storyrl.rl.rows import ScoredBatch, rollout_rows
-    from storyrl.rl.run import seed_all
-    from storyrl.rl.scoring import teacher_identity
     from storyrl.schemas import make_metadata, write_table
+    from storyrl.stories.rows import ScoredBatch, rollout_rows
+    from storyrl.stories.sampling import batch_prompts, sample, seed_all
+    from storyrl.stories.scoring import teacher_identity
 
     model_dir = Path(model_dir)
     found = checkpoint_ids(model_dir)
@@ -129,8 +128,8 @@ def cli_stories(args) -> None:
 
     from storyrl.config import ConfigError
     from storyrl.evaluate.manifest import StoryEntry, entries
-    from storyrl.rl.scoring import teacher_scorer
-    from storyrl.teacher import TeacherFailure
+    from storyrl.stories.scoring import teacher_scorer
+    from storyrl.stories.teacher import TeacherFailure
 
     cfg, rl = args.section, args.rl
     todo = entries(

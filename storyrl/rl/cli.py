@@ -69,10 +69,10 @@ def add_parser(sub) -> None:
 
 
 def train_command(args) -> None:
-    from storyrl.rl import scoring
     from storyrl.rl.run import Diverged
     from storyrl.rl.train import train
-    from storyrl.teacher import TeacherFailure
+    from storyrl.stories import scoring
+    from storyrl.stories.teacher import TeacherFailure
 
     cfg = args.section
     scorer = (

@@ -13,16 +13,15 @@ import torch
 from storyrl.checkpoints import load_checkpoint
 from storyrl.config import max_batches, state_due
 from storyrl.rl.ledger import Ledger
-from storyrl.rl.rollout import batch_prompts, sample
-from storyrl.rl.rows import ScoredBatch
 from storyrl.rl.run import (
     RunContext,
     Terminate,
     check_finite,
     rng_state,
-    seed_all,
     set_rng_state,
 )
+from storyrl.stories.rows import ScoredBatch
+from storyrl.stories.sampling import batch_prompts, sample, seed_all
 from storyrl.tracking import tracker
 
 log = logging.getLogger(__name__)

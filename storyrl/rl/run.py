@@ -32,9 +32,9 @@ from storyrl.config.rl import REPLY_WORDS
 from storyrl.progress import Progress
 from storyrl.redact import portable_ids
 from storyrl.rl.ledger import Ledger
-from storyrl.rl.rows import ScoredBatch, rollout_rows, step_row
-from storyrl.rl.scoring import Scorer
 from storyrl.schemas import SCHEMAS, make_metadata, write_table
+from storyrl.stories.rows import ScoredBatch, rollout_rows, step_row
+from storyrl.stories.scoring import Scorer
 from storyrl.units import count_words, words_label
 
 log = logging.getLogger(__name__)
@@ -362,12 +362,6 @@ class Terminate:
 def student_seed(cfg: RLConfig) -> int:
     """The seed of the student's RNG (`sampling_seed`, else the run's `seed`)."""
     return cfg.seed if cfg.sampling_seed is None else cfg.sampling_seed
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def rng_state() -> dict:

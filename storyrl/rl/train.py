@@ -1,6 +1,6 @@
 """The RL run loop: sample, score, update, log, checkpoint, until the word budget ends.
 
-The scorer (storyrl.rl.scoring) judges each batch of stories; the teacher's replies are charged to
+The scorer (storyrl.stories.scoring) judges each batch of stories; the teacher's replies are charged to
 the ledger by their whitespace words. The algorithm (storyrl.rl.algorithms: ppo, grpo, rloo)
 does the sampling and the updates; each step is recorded through the run's context
 (storyrl.rl.run).
@@ -44,10 +44,10 @@ from storyrl.progress import quiet_library_bars
 from storyrl.redact import portable_path
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
-from storyrl.rl.scoring import Scorer, teacher_identity
 from storyrl.run_config import check_run_config
 from storyrl.run_lock import holds_run_folder
 from storyrl.schemas import config_hash
+from storyrl.stories.scoring import Scorer, teacher_identity
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def run_settings(
 ) -> dict:
     """What shapes an RL run: a resume must find the same (storyrl.run_config). `threads`:
     `cpu_threads`."""
-    from storyrl.rl.scoring import TeacherScorer
+    from storyrl.stories.scoring import TeacherScorer
 
     if isinstance(scorer, TeacherScorer):
         # Not the server's address or the template's path: the same teacher can move.

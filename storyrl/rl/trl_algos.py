@@ -21,9 +21,9 @@ from storyrl.atomic import write_text
 from storyrl.checkpoints import load_checkpoint
 from storyrl.config import max_batches, state_due
 from storyrl.rl.ledger import Ledger
-from storyrl.rl.rollout import batch_prompts
-from storyrl.rl.rows import ScoredBatch
 from storyrl.rl.run import RunContext, Terminate, check_finite, student_seed
+from storyrl.stories.rows import ScoredBatch
+from storyrl.stories.sampling import batch_prompts
 from storyrl.tracking import backend_environment, hf_reporting, make_run_tags
 
 log = logging.getLogger(__name__)

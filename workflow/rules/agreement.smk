@@ -1,5 +1,5 @@
 # Judge agreement (config `agreement`): each further teacher re-scores the same seeded sample of
-# every RL run's stories (storyrl.teacher.agreement), one job per teacher so its model loads once. A
+# every RL run's stories (storyrl.stories.teacher.agreement), one job per teacher so its model loads once. A
 # teacher that loads weights here (vllm, hf) runs as `teacher_agreement_gpu` on a GPU node; the
 # others (heuristic, openai: a server elsewhere) as `teacher_agreement`.
 

@@ -9,9 +9,9 @@ only by the backend that needs them.
 """
 
 from storyrl.config import RewardConfig, TeacherConfig
-from storyrl.teacher.cache import ScoreCache
-from storyrl.teacher.core import Judgement, Teacher, TeacherFailure
-from storyrl.teacher.rubric import load_rubric
+from storyrl.stories.rubric import load_rubric
+from storyrl.stories.teacher.cache import ScoreCache
+from storyrl.stories.teacher.core import Judgement, Teacher, TeacherFailure
 
 __all__ = [
     "make_teacher",
@@ -36,19 +36,19 @@ def make_teacher(
     `cache_timeout_s` is given up (logged) and scoring goes on uncached."""
     rubric = load_rubric(cfg.template, cfg.join, cfg.template_sha256)
     if cfg.backend == "heuristic":
-        from storyrl.teacher.heuristic import HeuristicBackend
+        from storyrl.stories.teacher.heuristic import HeuristicBackend
 
         backend = HeuristicBackend(cfg.heuristic.strictness)
     elif cfg.backend == "openai":
-        from storyrl.teacher.openai_backend import OpenAIBackend
+        from storyrl.stories.teacher.openai_backend import OpenAIBackend
 
         backend = OpenAIBackend(cfg, rubric, seed)
     elif cfg.backend == "hf":
-        from storyrl.teacher.hf_backend import HFBackend
+        from storyrl.stories.teacher.hf_backend import HFBackend
 
         backend = HFBackend(cfg, rubric, seed)
     elif cfg.backend == "vllm":
-        from storyrl.teacher.vllm_backend import VLLMBackend
+        from storyrl.stories.teacher.vllm_backend import VLLMBackend
 
         backend = VLLMBackend(cfg, rubric, seed)
     else:  # pragma: no cover - the config's Literal rules this out

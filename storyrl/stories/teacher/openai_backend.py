@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from storyrl.config import ConfigError, TeacherConfig
 from storyrl.redact import credentials_from_env, redact, without_credentials
-from storyrl.teacher.core import TeacherFailure
-from storyrl.teacher.rubric import Rubric
+from storyrl.stories.rubric import Rubric
+from storyrl.stories.teacher.core import TeacherFailure
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from storyrl.config import ConfigError, TeacherConfig, VLLMConfig
-from storyrl.teacher.rubric import Rubric
+from storyrl.stories.rubric import Rubric
 
 log = logging.getLogger(__name__)
 GIB = 2**30

@@ -8,8 +8,8 @@ from typing import Protocol
 
 from storyrl.config import TeacherConfig
 from storyrl.redact import portable_path
-from storyrl.teacher.cache import ScoreCache, cache_key
-from storyrl.teacher.rubric import DEFAULT_SCORE, Rubric, read_reply, weighted_score
+from storyrl.stories.rubric import DEFAULT_SCORE, Rubric, read_reply, weighted_score
+from storyrl.stories.teacher.cache import ScoreCache, cache_key
 
 log = logging.getLogger(__name__)
 

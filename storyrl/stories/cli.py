@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 
 
 def agree(args) -> None:
-    from storyrl.teacher.agreement import rescore
+    from storyrl.stories.teacher.agreement import rescore
 
     sample = json.loads(args.sample)
     n, seed = sample["stories_per_run"], sample["seed"]
@@ -49,8 +49,8 @@ def score(args) -> None:
     from storyrl.commands import Stop
     from storyrl.config import ConfigError
     from storyrl.schemas import SchemaError
-    from storyrl.teacher import TeacherFailure
-    from storyrl.teacher.score_file import ScoreSection, score_file
+    from storyrl.stories.score_file import ScoreSection, score_file
+    from storyrl.stories.teacher import TeacherFailure
 
     try:
         section = ScoreSection.model_validate(json.loads(args.section))

@@ -4,6 +4,7 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
@@ -11,9 +12,8 @@ from tqdm import tqdm
 
 from storyrl.atomic import check_writable
 from storyrl.config import RewardConfig, Section, TeacherConfig
-from storyrl.reward import compute_rewards
 from storyrl.schemas import SchemaError, make_metadata, write_table
-from storyrl.teacher import make_teacher
+from storyrl.stories.scoring import teacher_scorer
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,19 @@ def score_file(
     cache, so a rerun does not pay for them again)."""
     prompts, conts = read_stories(stories)
     check_writable(output)  # before the first paid call, not after the last
-    teacher = make_teacher(section.teacher, section.seed, cache_path, section.reward.weights)
-    judgements = []
+    scorer = teacher_scorer(
+        section.teacher, section.reward, section.max_new_tokens, section.seed, cache_path
+    )
+    judgements, batches = [], []
     t0 = time.perf_counter()
-    try:
+    with scorer:
         bs = section.batch_size
-        for i in tqdm(range(0, len(prompts), bs), desc="teacher", unit="batch", disable=None):
-            judgements += teacher.score(prompts[i : i + bs], conts[i : i + bs])
-    finally:
-        teacher.close()
+        # An empty file is one empty batch, so that it gives an empty table.
+        starts = range(0, len(prompts), bs) or [0]
+        for i in tqdm(starts, desc="teacher", unit="batch", disable=None):
+            batch_judgements, batch_rewards = scorer(prompts[i : i + bs], conts[i : i + bs])
+            judgements += batch_judgements
+            batches.append(batch_rewards)
     secs = time.perf_counter() - t0
     log.info(
         "scored %d stories in %.1fs (%.0f stories/s)",
@@ -76,14 +80,14 @@ def score_file(
         secs,
         len(judgements) / max(secs, 1e-9),
     )
-    r = compute_rewards(judgements, conts, section.reward, section.max_new_tokens)
+    r = {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
     scores = [j.scores or (None, None, None) for j in judgements]
     counts = {
         "stories": len(judgements),
         "failed_calls": sum(j.failed_call for j in judgements),
         "unparsed": sum(not j.parsed and not j.failed_call for j in judgements),
         "malformed": sum(not j.well_formed and not j.failed_call for j in judgements),
-        "cache_hits": teacher.stats["cache_hits"],
+        "cache_hits": scorer.teacher.stats["cache_hits"],
     }
     data = {
         "row": list(range(len(judgements))),
@@ -104,7 +108,7 @@ def score_file(
     meta = make_metadata(
         "teacher_scores",
         section.model_dump(),
-        teacher=teacher.identity,
+        teacher=scorer.identity,
         seed=section.seed,
         max_new_tokens=section.max_new_tokens,
         stories_file=str(stories),

@@ -1,5 +1,5 @@
-"""Scorers for the run loop and the story evaluation: the teacher plus the reward, or any factory
-named `module:callable`.
+"""The scorer: the one place where the teacher and the reward are put together, for the RL run
+loop, the story evaluation and `storyrl teacher score`; or any factory named `module:callable`.
 
 A scorer is any callable `scorer(prompts, continuations) -> (judgements, rewards)`:
 `judgements` are objects with `.reply` (the teacher's raw text), `.scores` (a 3-tuple or None),
@@ -24,7 +24,7 @@ class TeacherScorer:
         self.teacher, self.reward_cfg, self.max_new_tokens = teacher, reward_cfg, max_new_tokens
 
     def __call__(self, prompts, continuations):
-        from storyrl.reward import compute_rewards
+        from storyrl.stories.reward import compute_rewards
 
         judgements = self.teacher.score(prompts, continuations)
         return judgements, compute_rewards(
@@ -51,15 +51,15 @@ def teacher_identity(scorer) -> dict | None:
 
 
 def teacher_scorer(
-    teacher_section: dict,
-    reward_section: dict,
+    teacher_section,
+    reward_section,
     max_new_tokens: int,
     seed: int,
     cache_path: str | None = None,
 ) -> TeacherScorer:
-    """The TeacherScorer of the teacher and reward sections (storyrl.teacher); the teacher's seed
-    is the RL seed, as in the paper."""
-    from storyrl.teacher import RewardConfig, TeacherConfig, make_teacher
+    """The TeacherScorer of the teacher and reward sections (dicts, or TeacherConfig and
+    RewardConfig); the teacher's seed is the RL seed, as in the paper."""
+    from storyrl.stories.teacher import RewardConfig, TeacherConfig, make_teacher
 
     reward_cfg = RewardConfig.model_validate(reward_section)
     teacher = make_teacher(

@@ -1,8 +1,11 @@
-"""The student writes stories: batched sampling with HF `generate`, cut after the first EOS."""
+"""The student writes stories: batched sampling with HF `generate`, cut after the first EOS;
+and the seeding that makes a run's or an evaluation's samples repeatable."""
 
 import logging
+import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from storyrl.config import SamplingConfig
@@ -151,3 +154,9 @@ def _generate(lm, cfg, options: dict, kw: dict):
         torch.cuda.set_rng_state_all(rng[1])
         with torch.no_grad():
             return lm.generate(**kw)
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

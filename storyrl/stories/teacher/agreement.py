@@ -56,7 +56,7 @@ def rescore(
 ) -> list[dict]:
     """Score each run's sample with `teacher` and write one `agreement` table per run (outputs
     in the order of `rollouts`). Returns a summary per run."""
-    from storyrl.teacher import make_teacher
+    from storyrl.stories.teacher import make_teacher
 
     if len(rollouts) != len(outputs):
         raise ValueError(f"{len(rollouts)} rollouts files but {len(outputs)} outputs")

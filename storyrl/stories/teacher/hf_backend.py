@@ -11,7 +11,7 @@ rows after the prefix run packed end to end instead, without the padding (hf_pac
 import logging
 
 from storyrl.config import TeacherConfig
-from storyrl.teacher.rubric import Rubric
+from storyrl.stories.rubric import Rubric
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class HFBackend:
         else:
             self.lm, self.device = self._load(cfg)
         if h.packed:
-            from storyrl.teacher.hf_packed import use_packed_attention
+            from storyrl.stories.teacher.hf_packed import use_packed_attention
 
             use_packed_attention(self.lm)
 
@@ -153,7 +153,7 @@ class HFBackend:
                 out = self.lm(input_ids=head, use_cache=True, logits_to_keep=1)
                 cache = output_cache(out)
             if self.cfg.hf.packed:
-                from storyrl.teacher.hf_packed import packed_prefill
+                from storyrl.stories.teacher.hf_packed import packed_prefill
 
                 scores, cache, mask, pos = packed_prefill(
                     self.lm, rows, n, cache, self.cfg.max_tokens
