@@ -77,4 +77,4 @@ localrules:
 rule all:
     default_target: True
     input:
-        targets.all_outputs(P),
+        targets.default_target(P),

@@ -77,7 +77,7 @@ def analysis_outputs(plan: Plan) -> list[str]:
 
 
 def all_outputs(plan: Plan) -> list[str]:
-    """The default target: everything the config asks for."""
+    """Everything the config asks for."""
     return [
         *pretrain_outputs(plan),
         *rl_outputs(plan),
@@ -106,3 +106,22 @@ def submission_inputs(plan: Plan, model_id: str) -> dict:
         aoa=s.aoa[0],
         data=[] if plan.cfg.zero_shot.data_path else plan.eval_data,
     )
+
+
+def default_target(plan: Plan) -> list[str]:
+    """The files of `all_outputs` that no other planned job reads. Requesting these makes the
+    same jobs as requesting everything (each file left out is an input of a job that makes one
+    of them), and keeps the `all` job's listing, in `snakemake -n`, to the results' ends."""
+    read = {
+        f
+        for kind in KINDS
+        for n in buildable_targets(plan, kind)
+        for files in analysis_inputs(plan, kind, n).values()
+        for f in files
+    }
+    if read:
+        read.add(str(layout.config_path(plan.results)))
+    # Every milestone and every RL run is read by its evaluation group's jobs, whose outputs
+    # (eval_outputs) are always part of the target.
+    read |= set(pretrain_outputs(plan)) | set(rl_outputs(plan))
+    return [f for f in all_outputs(plan) if f not in read]
