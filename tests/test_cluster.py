@@ -230,3 +230,29 @@ def test_jobs_are_given_the_rubric_they_were_planned_with(tmp_path):
     assert teachers, out.stdout[-2000:]
     want = hashlib.sha256(rubric.read_bytes()).hexdigest()
     assert {t["template_sha256"] for t in teachers} == {want}
+
+
+def test_the_rules_plan_the_jobs_of_storyrl_plan(paper_plan, tmp_path):
+    """The paper with the official pipeline: each rule has the jobs the plan gives it."""
+    from storyrl.config import load
+    from storyrl.plan import Plan, targets
+
+    p = Plan.from_config(load(*_paper_files(tmp_path)), repo=str(ROOT))
+    off = p.official
+    expected = {
+        "rl": len(p.rl_runs),
+        "story_eval_pre": 1,
+        "story_eval_rl": len(p.rl_runs),
+        "official_glue": len(off.glue_models) * len(p.cfg.official.glue),
+        "official_reading": len(off.reading_models),
+        "official_collect": len(off.models),
+        "official_aoa": len(off.aoa_runs),
+        "official_aoa_rl": len(off.aoa_rl_runs),
+        # Only for the submissions this config makes whole (the others are not requested).
+        "official_reading_fast": len(
+            {mid for s in p.submissions.values() if not s.lacking for _, mid in s.revisions}
+        ),
+        "submission": len(targets.submission_outputs(p)),
+    }
+    assert {rule: paper_plan[rule]["jobs"] for rule in expected} == expected
+    assert expected["official_glue"] == 2 * 7  # the paper's BabyLM table's two models

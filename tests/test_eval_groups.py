@@ -202,34 +202,3 @@ def test_one_job_per_group_and_one_file_asks_for_its_group(tmp_path):
     job = out[out.index("rule zero_shot_pre:") :]
     job = job[: job.index("Shell command")]
     assert all(f"results/eval/demo-pre-{w}.parquet" in job for w in ("10K", "30K", "60K")), job
-
-
-def test_rl_runs_of_another_shape_get_their_own_rule(tmp_path):
-    import yaml
-
-    cfg = yaml.safe_load(TEST_CONFIG.read_text())
-    cfg["rl_runs"].append(
-        {
-            "checkpoint": "60K",
-            "variant": "short",
-            # 152: the least budget that pays for one step (8 prompts x 16 words + 8 x 3)
-            "overrides": {"rl": {"budget": 152, "checkpoint_every": 50}},
-        }
-    )
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    from test_workflow import job_counts
-
-    counts = job_counts(tmp_path, path)
-    assert counts["story_eval_rl"] == 3 and counts["story_eval_rl2"] == 1, counts
-    assert counts["zero_shot_rl"] == 3 and counts["zero_shot_rl2"] == 1, counts
-    out = snakemake(
-        tmp_path,
-        "results/story_eval/60K-seed42-short-rl-final.parquet",
-        "-n",
-        "-p",
-        "--configfile",
-        str(path),
-    ).stdout
-    job = out[out.index("rule story_eval_rl2:") :]
-    assert "60K-seed42-short-rl-50.parquet" in job and "60K-seed42-short-rl-100.parquet" in job

@@ -355,11 +355,6 @@ def test_paper_plan_in_packs_of_four_is_two_gpu_jobs_placed_like_rl_jobs(tmp_pat
     assert [r for r, _ in one if r.startswith("rl")] == ["rl_pack_2"]
 
 
-def test_the_default_keeps_one_job_per_run(tmp_path):
-    jobs = [r for r, _ in dry_run_jobs(tmp_path, paper(tmp_path)) if r.startswith("rl")]
-    assert jobs == ["rl"] * 8
-
-
 def test_the_servers_batched_tokens_cover_a_large_pack():
     # vLLM's scheduler refuses max_num_batched_tokens < max_num_seqs (2048 by default on many
     # GPUs): four runs of 720 stories are 2,880 sequences.
