@@ -112,6 +112,12 @@ def rl_dir(results, run_id: str) -> Path:
     return Path(results) / RL_DIR / run_id
 
 
+def teacher_cache_path(results, run_id: str) -> Path:
+    """The run's own cache of teacher replies (no SQLite file is shared between jobs): a resumed
+    run redraws the stories of its unfinished step and finds their replies here."""
+    return rl_dir(results, run_id) / "teacher_cache.sqlite"
+
+
 def rl_checkpoint_dir(results, run_id: str, words: int | None) -> Path:
     """An RL run's checkpoint after `words` of interaction; None: its final policy."""
     run = rl_dir(results, run_id)

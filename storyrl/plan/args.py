@@ -96,7 +96,7 @@ def pack_run(plan: Plan, run_id: str) -> str:
             "pretrain_words": run.checkpoint,
             "output": out,
             "log": plan.log("rl", run_id),
-            "teacher_cache": f"{out}/teacher_cache.sqlite",
+            "teacher_cache": plan.path("teacher_cache_path", run_id),
         },
         sort_keys=True,
     )

@@ -24,9 +24,7 @@ rule rl:
         reward=lambda w: args.rl_params(P, w.run_id)["reward"],
         words=lambda w: P.rl_runs[w.run_id].checkpoint,
         out=lambda w: P.rl_dir(w.run_id),
-        # The run's own cache (no SQLite file is shared between jobs): a resumed run redraws
-        # the stories of its unfinished step and finds their replies here.
-        cache=lambda w: f"{P.rl_dir(w.run_id)}/teacher_cache.sqlite",
+        cache=lambda w: P.path("teacher_cache_path", w.run_id),
         gpu_check=gpu_check,
     # RL runs are the long jobs: start them before the evaluations that could wait.
     priority: 10
