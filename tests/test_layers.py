@@ -51,7 +51,8 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     },
     # 4: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 5: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers.
+    # 5: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers;
+    # the testing helpers.
     {
         "cli": (
             "storyrl.cli",
@@ -61,6 +62,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
             "storyrl.docs_numbers",
         ),
         "workflow": ("workflow",),
+        # Tiny models, tokenizers and command lines for the tests and the benchmarks: a leaf,
+        # imported by nothing in the package.
+        "testing": ("storyrl.testing",),
     },
 ]
 
@@ -272,3 +276,8 @@ def test_every_module_is_under_the_line_limit():
         if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_nothing_in_the_package_imports_the_testing_helpers():
+    users = {m for m, deps in MODULES.items() if "storyrl.testing" in deps}
+    assert not users, sorted(users)
