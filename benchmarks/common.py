@@ -27,23 +27,6 @@ def setup_paths() -> None:
             sys.path.insert(0, str(p))
 
 
-def save_fast_tokenizer(tok, folder: Path | str):
-    """A `tokenizers` Tokenizer saved as a transformers fast tokenizer with the project's special
-    tokens (BabyLM's: <s> <pad> </s> <unk> <mask>); returns the wrapper."""
-    from transformers import PreTrainedTokenizerFast
-
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
-    fast.save_pretrained(folder)
-    return fast
-
-
 def write_json(path: Path | str, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

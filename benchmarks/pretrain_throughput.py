@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import save_fast_tokenizer
-from tokenizers import Tokenizer, models
 from transformers import TrainerCallback, get_linear_schedule_with_warmup
 
 from storyrl.config import ModelConfig, TrainingConfig
 from storyrl.pretrain import Blocks, build_model, pretrain
+from storyrl.testing import numbered_tokenizer
 
 OLD = dict(compile=False, fused_gelu=False, fused_adamw=True, pad_batches=True)
 """The settings the first GPU check measured (188,770 tokens/s): eager, gelu_new, the
@@ -43,14 +42,6 @@ MODELS = {
     "tiny": (ModelConfig(n_layer=2, n_head=4, n_embd=128, n_positions=128), 2000, 32),
     "gpt2-small": (ModelConfig(n_layer=12, n_head=12, n_embd=768, n_positions=512), 16000, 2),
 }
-
-
-def make_tokenizer(vocab: int, out: Path) -> Path:
-    """A word-level tokenizer with `vocab` entries: only its size and special ids matter here."""
-    words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + [f"w{i}" for i in range(vocab - 5)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    save_fast_tokenizer(tok, out)
-    return out
 
 
 def batches(tokens, block, batch, n):
@@ -130,7 +121,8 @@ def loop(
 
 def make_stream(tmp: Path, vocab: int, n: int):
     """A random token stream of `n` tokens with its metadata and a tokenizer, in `tmp`."""
-    tok_dir = make_tokenizer(vocab, tmp / "tok")
+    tok_dir = tmp / "tok"
+    numbered_tokenizer(vocab, tok_dir)
     tokens = np.random.default_rng(0).integers(5, vocab, n).astype(np.uint16)
     tokens.tofile(tmp / "tokens.bin")
     meta = {"dtype": "uint16", "n_tokens": n, "n_words": n, "tokens_per_word": 1.0}
@@ -246,10 +238,8 @@ def main():
         warmup = 2
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            tok_dir = make_tokenizer(vocab, tmp / "tok")
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(tok_dir)
+            tok_dir = tmp / "tok"
+            tok = numbered_tokenizer(vocab, tok_dir)
             n = (steps + warmup + 2) * batch * model_cfg.n_positions
             tokens = np.random.default_rng(0).integers(5, vocab, n).astype(np.uint16)
             tokens.tofile(tmp / "tokens.bin")

@@ -12,8 +12,6 @@ static cache unless --compile true (compiling on a CPU takes a minute and rarely
 import argparse
 import json
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch
 from storyrl.config import ModelConfig, SamplingConfig
 from storyrl.pretrain import build_model
 from storyrl.stories.sampling import sample
+from storyrl.testing import numbered_tokenizer
 
 MODELS = {
     "tiny": (ModelConfig(n_layer=2, n_head=4, n_embd=128, n_positions=128, dropout=0.1), 2000),
@@ -50,14 +49,8 @@ def compare_sampling(
     `SamplingConfig(compile=compile)` (on a CPU with `auto`: the eager static cache), medians of
     `reps` interleaved calls after `warmup` calls each; `ratio` = dynamic / static. In eval mode
     also whether both drew the same tokens for one seed."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pretrain_throughput import make_tokenizer
-
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    with tempfile.TemporaryDirectory() as tmp:
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(make_tokenizer(vocab, Path(tmp) / "tok"))
+    tok = numbered_tokenizer(vocab)
     torch.manual_seed(0)
     lm = build_model(model_cfg, tok).to(dev)
     prompts = [" ".join(f"w{i}" for i in range(prompt_tokens))] * batch

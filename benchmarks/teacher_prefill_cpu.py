@@ -12,9 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
 
 def main(hidden: int = 256, layers: int = 4, batch: int = 16) -> None:
     import torch
@@ -23,7 +20,7 @@ def main(hidden: int = 256, layers: int = 4, batch: int = 16) -> None:
     from storyrl.stories.rubric import load_rubric
     from storyrl.stories.teacher import TeacherConfig
     from storyrl.stories.teacher.hf_backend import HFBackend
-    from tiny_chat import build_tiny_chat_model
+    from storyrl.testing import build_tiny_chat_model
 
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(build_tiny_chat_model(Path(tempfile.mkdtemp()), []))

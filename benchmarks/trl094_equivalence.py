@@ -32,30 +32,12 @@ def batch(torch):
 
 def part_a(out: Path):
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
     from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    torch.manual_seed(0)
-    GPT2LMHeadModel(
-        GPT2Config(
-            n_layer=2,
-            n_head=2,
-            n_embd=32,
-            n_positions=64,
-            vocab_size=len(vocab),
-            bos_token_id=0,
-            pad_token_id=1,
-            eos_token_id=2,
-        )
-    ).save_pretrained(out / "ckpt")
-    tok.save_pretrained(out / "ckpt")
+    from storyrl.testing import tiny_checkpoint, word_tokenizer
+
+    tok = word_tokenizer(WORDS, SPECIALS)
+    tiny_checkpoint(out / "ckpt", tok, seed=0)
     model = AutoModelForCausalLMWithValueHead.from_pretrained(str(out / "ckpt"))
     ref = AutoModelForCausalLMWithValueHead.from_pretrained(str(out / "ckpt"))
     torch.save(model.v_head.summary.state_dict(), out / "v_head.pt")

@@ -4,51 +4,30 @@ tokenizer trained on the demo corpus, and real BLiMP read from a folder or a git
 import json
 from pathlib import Path
 
-import torch
-
 
 def build_checkpoint(
     folder: Path, corpus: Path | None, layers: int, heads: int, dim: int, vocab: int, positions: int
 ):
     """A random GPT-2 of this shape in `folder`; the tokenizer is trained on `corpus` (the demo
     corpus folder) unless `folder` already holds one."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from storyrl.testing import tiny_gpt2
 
     if corpus is not None:
         _demo_tokenizer(folder, corpus, vocab)
-    torch.manual_seed(0)
     # The model keeps the full vocabulary size even if the small corpus gives fewer merges.
-    cfg = GPT2Config(
-        vocab_size=vocab,
-        n_positions=positions,
-        n_embd=dim,
-        n_layer=layers,
-        n_head=heads,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-    )
-    GPT2LMHeadModel(cfg).save_pretrained(folder)
+    shape = dict(n_positions=positions, n_embd=dim, n_layer=layers, n_head=heads)
+    tiny_gpt2(vocab, seed=0, **shape).save_pretrained(folder)
     return folder
 
 
 def _demo_tokenizer(folder: Path, corpus: Path, vocab: int):
-    from common import save_fast_tokenizer
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
+    from storyrl.testing import byte_bpe, fast_tokenizer
+
+    tok = byte_bpe(vocab, files=sorted(corpus.glob("*.train")))
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    tok.train(
-        [str(p) for p in sorted(corpus.glob("*.train"))],
-        trainers.BpeTrainer(
-            vocab_size=vocab,
-            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    save_fast_tokenizer(tok, folder)
+    fast_tokenizer(tok, folder)
 
 
 def read_blimp(src: Path) -> dict[str, list[str]]:

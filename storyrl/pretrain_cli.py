@@ -96,7 +96,8 @@ def tokens_command(args) -> None:
 def pretrain_command(args) -> None:
     from pathlib import Path
 
-    from storyrl.pretrain import pretrain, publish
+    from storyrl.pretrain import pretrain
+    from storyrl.pretrain_export import publish
     from storyrl.units import checkpoint_name
 
     job = args.section

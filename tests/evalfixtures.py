@@ -5,7 +5,8 @@ from pathlib import Path
 
 import torch
 
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+from storyrl.testing import byte_bpe, fast_tokenizer, tiny_gpt2
+
 TRAIN_TEXT = [
     "the cat sleeps . the cats sleep . a dog runs and the dogs run .",
     "Box 0 contains the apple , Box 1 contains the key . Move the apple to Box 1 .",
@@ -16,54 +17,22 @@ TRAIN_TEXT = [
 
 def build_tokenizer(folder: Path, bos: bool = False):
     """Byte-level BPE trained here; adds no special token unless `bos`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import processors
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(TRAIN_TEXT * 20, trainer)
+    tok = byte_bpe(320, TRAIN_TEXT * 20)
     if bos:
         tok.post_processor = processors.TemplateProcessing(
             single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
         )
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
-    fast.save_pretrained(folder)
-    return fast
+    return fast_tokenizer(tok, folder)
 
 
 def build_model(folder: Path, bos: bool = False, seed: int = 0):
     """A random 2-layer GPT-2 saved with its tokenizer (a checkpoint folder)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     tok = build_tokenizer(folder, bos=bos)
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=256,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        initializer_range=0.3,
-        bos_token_id=0,
-        eos_token_id=2,
-        pad_token_id=1,
-    )
-    model = GPT2LMHeadModel(cfg).eval()
+    model = tiny_gpt2(len(tok), seed=seed, n_positions=256, initializer_range=0.3).eval()
     model.save_pretrained(folder)
     return model, tok
 

@@ -1,5 +1,6 @@
-"""Tiny real components for the RL tests: a word-level tokenizer, a GPT-2 checkpoint folder, and a
-deterministic scorer whose reward is the share of one chosen word in the story."""
+"""Tiny real components for the RL tests: a GPT-2 checkpoint folder (storyrl.testing's), a
+foreign tokenizer for it, and a deterministic scorer whose reward is the share of one chosen word
+in the story."""
 
 import os
 import time
@@ -7,58 +8,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-WORDS = (
-    "once upon a time in land far away there lived king queen moon star tale magical "
-    "long let me tell you the and of"
-).split()
-
-
-def toy_tokenizer(words=WORDS) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer: the special tokens, then `words` in their order."""
-    vocab = {w: i for i, w in enumerate(SPECIALS + list(words))}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk,
-        bos_token="<s>",
-        pad_token="<pad>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        mask_token="<mask>",
-    )
+from storyrl.testing import WORDS, tiny_checkpoint, word_tokenizer
 
 
 def put_foreign_tokenizer(folder, extra: int = 0) -> None:
     """Overwrite the tokenizer of a checkpoint folder with one "from another corpus": the same
     words in another order (the same vocabulary size when `extra` is 0), plus `extra` new
     words."""
-    toy_tokenizer([*reversed(WORDS), *(f"new{i}" for i in range(extra))]).save_pretrained(folder)
+    word_tokenizer([*reversed(WORDS), *(f"new{i}" for i in range(extra))]).save_pretrained(folder)
 
 
 def make_checkpoint(path, seed: int = 0, n_positions: int = 64):
-    tok = toy_tokenizer()
-    vocab = tok.get_vocab()
-    import torch
-
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=n_positions,
-        vocab_size=len(vocab),
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-    )
-    model = GPT2LMHeadModel(cfg)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    """A tiny GPT-2 with the toy tokenizer (storyrl.testing.tiny_checkpoint)."""
+    return tiny_checkpoint(path, seed=seed, n_positions=n_positions)
 
 
 @dataclass(frozen=True)

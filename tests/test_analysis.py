@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis_synth import rollout_rows, write_results
-from storyrl import layout, load, tables
+from storyrl import layout
+from storyrl.analysis import equivalence, load, tables
 from storyrl.analysis.registry import names
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make
@@ -162,7 +163,7 @@ def test_equivalence_returns_the_known_answer(tmp_path):
     inp = layout.discover(tmp_path)
     cfg = AnalysisConfig(bootstrap=200, window_steps=6)
     steps, ro = load.load_steps(inp.steps), load.load_rollouts(inp.rollouts)
-    table, _ = tables.compute_equivalence(load.load_story_eval(inp.story_eval), steps, ro, cfg)
+    table, _ = equivalence.compute_equivalence(load.load_story_eval(inp.story_eval), steps, ro, cfg)
     curve = table[table.method == "curve"].set_index("run_id")
     a, b = curve.loc["10M-seed1-base"], curve.loc["100M-seed1-base"]
     assert a.after == pytest.approx(2.5) and a.after_source == "last_6_stories"
@@ -182,7 +183,7 @@ def test_equivalence_returns_the_known_answer(tmp_path):
         tmp_path, "10M-rl-half", [0] * 8, 10_000_000, rl_words=6_000, run_id="10M-seed1-base"
     )
     se = load.load_story_eval(layout.discover(tmp_path).story_eval)
-    table, _ = tables.compute_equivalence(se, steps, ro, cfg)
+    table, _ = equivalence.compute_equivalence(se, steps, ro, cfg)
     a = table[table.method == "curve"].set_index("run_id").loc["10M-seed1-base"]
     assert a.after_source == "story_eval" and a.equivalent_words == pytest.approx(1e8)
 
@@ -262,7 +263,7 @@ def test_tables_do_not_depend_on_the_order_of_the_input_files(tmp_path, synth):
 def test_equivalence_falls_back_to_before_rl_scores(synth):
     root, info = synth
     inp = layout.discover(root)
-    table, cb = tables.compute_equivalence(
+    table, cb = equivalence.compute_equivalence(
         load.load_story_eval([]), load.load_steps(inp.steps), None, CFG
     )
     assert set(table[table.method == "curve"].curve_source) == {"before_rl"}

@@ -15,6 +15,7 @@ from evalfixtures import build_model
 from helpers import ROOT
 from rl_toys import make_checkpoint
 from storyrl.cli import main
+from storyrl.testing import rl_train_args
 
 TASKS = ["blimp", "ewok"]
 
@@ -41,8 +42,8 @@ def test_rl_train_names_the_truncated_checkpoint(tmp_path, capsys):
     ckpt = truncate(make_checkpoint(tmp_path / "ckpt"))
     capsys.readouterr()
     section = {"prompts": ["once upon a time"], "batch_size": 4, "max_steps": 1, "threads": 1}
-    argv = ["rl", "train", "--section", json.dumps(section), "--checkpoint", str(ckpt)]
-    assert main([*argv, "--output", str(tmp_path / "run"), "--scorer", "rl_toys:ShareScorer"]) == 2
+    argv = rl_train_args(section, ckpt, tmp_path / "run", scorer="rl_toys:ShareScorer")
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"storyrl: {ckpt}: cannot load the model")

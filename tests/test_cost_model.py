@@ -8,13 +8,12 @@ from argparse import Namespace
 from collections import Counter
 from pathlib import Path
 
+import cost_model
 import pytest
 
 from storyrl.config import load
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import cost_model  # noqa: E402
 
 CHECK = {
     "pretrain": {"tokens_per_s_median": 100_000},

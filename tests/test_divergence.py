@@ -2,8 +2,6 @@
 written or saved, and zero-shot refuses non-finite scores (argmax of NaNs is candidate 0, the
 correct one: a NaN model would score 100%) and counts the items that were ties."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +15,7 @@ from storyrl.config import RLConfig, ZeroShotConfig
 from storyrl.rl.run import Diverged
 from storyrl.rl.train import train
 from storyrl.schemas import read_metadata
+from storyrl.testing import rl_train_args
 
 TOY = {
     "prompts": ["once upon a time"],
@@ -53,8 +52,7 @@ def test_a_diverging_ppo_run_stops_before_it_writes_the_step(ckpt, tmp_path):
 
 def test_the_cli_says_divergence_in_one_line(ckpt, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["rl", "train", "--section", json.dumps(TOY), "--checkpoint", str(ckpt)]
-    assert main([*argv, "--output", str(run), "--scorer", "rl_toys:ShareScorer"]) == 2
+    assert main(rl_train_args(TOY, ckpt, run, scorer="rl_toys:ShareScorer")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"storyrl rl train: {run}: step") and "\n" not in err
 

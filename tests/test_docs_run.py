@@ -10,7 +10,6 @@ Refresh docs/data/plans.json on purpose only (the plan changed): python tests/te
 """
 
 import difflib
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -67,7 +66,6 @@ def test_a_default_runs_numbers_are_the_committed_snapshot(default_run, tmp_path
 
 def dry_run_jobs(work: Path, *configfiles: Path) -> dict[str, int]:
     """Jobs per rule of `snakemake -n` on `configfiles` in the scratch folder `work`."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from slurm_plan import dry_run  # noqa: PLC0415  (the script the cluster docs quote)
 
     work.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from storyrl.cli import main
+from storyrl.testing import rl_train_args
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chat_server import ChatServer  # noqa: E402
@@ -202,20 +203,7 @@ def test_teacher_failure_in_rl_train_is_one_line_and_exit_2(tmp_path, capsys):
             "sampling": {"max_new_tokens": 4},
         }
         teacher = {"backend": "openai", "model": "t", "openai": {"base_url": srv.url, "retries": 0}}
-        rc = main(
-            [
-                "rl",
-                "train",
-                "--section",
-                json.dumps(section),
-                "--checkpoint",
-                str(ckpt),
-                "--output",
-                str(tmp_path / "run"),
-                "--teacher",
-                json.dumps(teacher),
-            ]
-        )
+        rc = main(rl_train_args(section, ckpt, tmp_path / "run", teacher=teacher))
     finally:
         srv.close()
     err = capsys.readouterr().err.strip().splitlines()[-1]

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl import layout, load, tables
+from storyrl import layout
+from storyrl.analysis import load
+from storyrl.analysis.equivalence import compute_equivalence
 from storyrl.analysis.figures_eval import fast_eval_rl
 from storyrl.analysis.figures_pretrain import pretrain_loss
 from storyrl.analysis.figures_rl import equivalence
@@ -116,7 +118,7 @@ def test_equivalence_draws_each_run_at_its_own_checkpoint(drawn, tmp_path):
                 seen += 1
     assert seen == 6  # each run in both panels
     # The claims speak of the 12K RL words each run had, not of 1M extrapolated from them.
-    table, _ = tables.compute_equivalence(se, steps, ro, cfg)
+    table, _ = compute_equivalence(se, steps, ro, cfg)
     claims = table.set_index(["run_id", "method"]).claim
     assert all(c.startswith(("12K words of RL", "no estimate")) for c in claims), list(claims)
     # 200K ends between its start (2.5) and 1.2M (6.5), far from both: no "≈ 1.2M".

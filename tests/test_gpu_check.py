@@ -68,7 +68,6 @@ def test_smoke_run_fills_every_phase(tmp_path):
 def test_phase_over_its_cap_is_cut_and_recorded(tmp_path):
     """A phase that outlives its cap is stopped, says so, and the next phase still runs; one
     that no longer fits in the budget is skipped."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import time
 
     from common import Report

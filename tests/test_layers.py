@@ -44,7 +44,12 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"stories": ("storyrl.stories",)},
     # 4: the stages that train and evaluate models.
     {
-        "pretraining": ("storyrl.pretrain", "storyrl.pretrain_plan", "storyrl.pretrain_cli"),
+        "pretraining": (
+            "storyrl.pretrain",
+            "storyrl.pretrain_export",
+            "storyrl.pretrain_plan",
+            "storyrl.pretrain_cli",
+        ),
         "rl": ("storyrl.rl",),
         "evaluation": ("storyrl.evaluate",),
     },
@@ -53,7 +58,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     # 6: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
     {"plan": ("storyrl.plan",)},
     # 7: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers;
-    # `storyrl check-config` checks the teachers as the workflow does.
+    # `storyrl check-config` checks the teachers as the workflow does; the testing helpers.
     {
         "cli": (
             "storyrl.cli",
@@ -64,6 +69,9 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
             "storyrl.docs_numbers",
         ),
         "workflow": ("workflow",),
+        # Tiny models, tokenizers and command lines for the tests and the benchmarks: a leaf,
+        # imported by nothing in the package.
+        "testing": ("storyrl.testing",),
     },
 ]
 
@@ -283,3 +291,21 @@ def test_checkpoint_metadata_names_live_in_one_module():
         )
     }
     assert code == {"storyrl.checkpoints"}, sorted(code)
+
+
+MAX_MODULE_LINES = 450
+
+
+def test_every_module_is_under_the_line_limit():
+    """A module past MAX_MODULE_LINES holds more than one thing: split it by what each part does."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted(PKG.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_nothing_in_the_package_imports_the_testing_helpers():
+    users = {m for m, deps in MODULES.items() if "storyrl.testing" in deps}
+    assert not users, sorted(users)

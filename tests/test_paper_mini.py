@@ -154,7 +154,7 @@ def paths(work: Path) -> dict:
     import datasets
 
     from storyrl import demo_corpus, demo_eval
-    from tiny_chat import build_tiny_chat_model
+    from storyrl.testing import build_tiny_chat_model
 
     text = work / "demo-text"
     demo_corpus.generate(text, words=75_000, seed=0, split="train")

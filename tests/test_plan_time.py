@@ -115,7 +115,7 @@ def test_a_stream_of_other_settings_only_warns(tmp_path):
 def test_publishing_an_identical_checkpoint_leaves_it_untouched(tmp_path):
     import os
 
-    from storyrl.pretrain import publish
+    from storyrl.pretrain_export import publish
 
     work = tmp_path / "work"
     ckpt = work / "milestones" / "ckpt-10K"

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
-from tokenizers import Tokenizer, models
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM
 
 from storyrl.config import ModelConfig, TrainingConfig
 from storyrl.pretrain import pretrain
+from storyrl.testing import numbered_tokenizer
 
 VOCAB, STEPS, BATCH = 200, 6, 8
 # No dropout: its masks are drawn per forward pass, so a micro-batch of 8 and four of 2 (and
@@ -29,11 +29,7 @@ FAST = dict(micro_batch_size=8, fused_adamw=True, fused_gelu=True, compile=False
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    words = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + [f"w{i}" for i in range(VOCAB - 5)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    ).save_pretrained(root / "tok")
+    numbered_tokenizer(VOCAB, root / "tok")
     n = STEPS * BATCH * MODEL.n_positions
     # A stream with structure (each token likely follows its predecessor + 1), so the loss moves.
     rng = np.random.default_rng(0)

@@ -11,6 +11,7 @@ from storyrl.config import RLConfig, load
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.train import train
 from storyrl.stories.sampling import batch_prompts
+from storyrl.testing import rl_train_args
 
 
 def steps_until_stop(ledger: Ledger, prompts: list[str], replies: list[str]) -> int:
@@ -88,22 +89,14 @@ def test_cli_rl_train(tmp_path):
         "sampling": {"max_new_tokens": 6},
     }
     rc = main(
-        [
-            "rl",
-            "train",
-            "--checkpoint",
-            str(ckpt),
-            "--output",
-            str(tmp_path / "run"),
-            "--section",
-            json.dumps(section),
-            "--scorer",
-            "rl_toys:ShareScorer",
-            "--pretrain-words",
-            "20M",
-            "--corpus-words",
-            "2M",
-        ]
+        rl_train_args(
+            section,
+            ckpt,
+            tmp_path / "run",
+            scorer="rl_toys:ShareScorer",
+            pretrain_words="20M",
+            corpus_words="2M",
+        )
     )
     assert rc == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -187,7 +180,6 @@ def test_run_table_variant_overrides_teacher_and_reward():
 
 
 def test_cli_rl_train_with_the_heuristic_teacher(tmp_path):
-    import json
 
     from storyrl.cli import main
 
@@ -200,20 +192,13 @@ def test_cli_rl_train_with_the_heuristic_teacher(tmp_path):
         "sampling": {"max_new_tokens": 12},
     }
     rc = main(
-        [
-            "rl",
-            "train",
-            "--checkpoint",
-            str(ckpt),
-            "--output",
-            str(tmp_path / "run"),
-            "--section",
-            json.dumps(section),
-            "--teacher",
-            json.dumps({"backend": "heuristic"}),
-            "--teacher-cache",
-            str(tmp_path / "cache.sqlite"),
-        ]
+        rl_train_args(
+            section,
+            ckpt,
+            tmp_path / "run",
+            teacher={"backend": "heuristic"},
+            teacher_cache=tmp_path / "cache.sqlite",
+        )
     )
     assert rc == 0
     rollouts = pd.read_parquet(tmp_path / "run" / "rollouts.parquet")

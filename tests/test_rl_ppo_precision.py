@@ -15,10 +15,10 @@ import copy
 import pytest
 import torch
 from pydantic import ValidationError
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from storyrl.config import PPOConfig, RLConfig
 from storyrl.rl.ppo import PolicyWithValue, PPOTrainer, autocast_dtype
+from storyrl.testing import tiny_gpt2
 
 VOCAB = 29
 UPDATE_REL_TOL = 0.15
@@ -27,18 +27,7 @@ ENTROPY_REL_TOL = 1e-3
 
 
 def tiny_policy(seed: int = 0) -> PolicyWithValue:
-    torch.manual_seed(seed)
-    cfg = GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=64,
-        vocab_size=VOCAB,
-        bos_token_id=0,
-        pad_token_id=1,
-        eos_token_id=2,
-    )
-    return PolicyWithValue(GPT2LMHeadModel(cfg))
+    return PolicyWithValue(tiny_gpt2(VOCAB, seed=seed))
 
 
 def toy_batch():

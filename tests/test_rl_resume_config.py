@@ -14,6 +14,7 @@ from storyrl.config import RLConfig
 from storyrl.rl.train import train
 from storyrl.run_config import RunConfigMismatch
 from storyrl.schemas import read_metadata
+from storyrl.testing import rl_train_args
 
 TOY = {
     "prompts": ["once upon a time"],
@@ -139,9 +140,7 @@ def test_move_starts_afresh_and_keeps_the_old_run(ckpt, tmp_path):
 def test_the_cli_refuses_in_one_line(ckpt, tmp_path, capsys):
     run = killed_run(ckpt, tmp_path / "run")
     cfg = {**TOY, "max_steps": 5, "ppo": {"lr": 5e-3}}
-    argv = ["rl", "train", "--section", json.dumps(cfg), "--checkpoint", str(ckpt)]
-    argv += ["--output", str(run), "--scorer", "rl_toys:ShareScorer"]
-    assert main(argv) == 2
+    assert main(rl_train_args(cfg, ckpt, run, scorer="rl_toys:ShareScorer")) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"storyrl: {run}: holds a run made with other settings")
     assert "ppo.lr" in err and "\n" not in err

@@ -14,7 +14,7 @@ from storyrl.config import load
 from storyrl.schemas import read_metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_chat import build_tiny_chat_model  # noqa: E402
+from storyrl.testing import build_tiny_chat_model
 
 CONFIG = Path(__file__).parents[1] / "config"
 

@@ -2,7 +2,6 @@
 `storyrl pretrain` on a folder in use stops at once naming the holder's PID, and a holder killed
 with SIGKILL leaves no lock behind."""
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from helpers import ROOT, pretrain_args
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.config import PretrainJob, RLConfig
 from storyrl.rl.train import train
+from storyrl.testing import rl_train_args
 from test_pretrain import MODEL, TRAINING
 
 TOY = {
@@ -36,9 +36,12 @@ def wait_for(path: Path, proc, timeout=240):
 
 
 def rl_train(ckpt, run, scorer):
-    return [sys.executable, "-m", "storyrl.cli", "rl", "train", "--section", json.dumps(TOY)] + [
-        "--checkpoint", str(ckpt), "--output", str(run), "--scorer", f"rl_toys:{scorer}",
-    ]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "storyrl.cli",
+        *rl_train_args(TOY, ckpt, run, scorer=f"rl_toys:{scorer}"),
+    ]
 
 
 def test_a_second_rl_writer_is_refused_and_a_killed_holder_leaves_no_lock(tmp_path):

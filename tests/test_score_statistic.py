@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from storyrl.analysis import AnalysisError, load, tables
+from storyrl.analysis import AnalysisError, equivalence, load, tables
 from storyrl.config import AnalysisConfig
 from storyrl.schemas import make_metadata, write_table
 from storyrl.stories.rubric import parse_reply, weighted_score
@@ -129,7 +129,7 @@ def test_before_after_table_uses_the_chosen_statistic(runs, statistic):
 def test_the_paper_equivalence_method_uses_the_chosen_statistic(runs, statistic):
     steps, rollouts = runs
     cfg = AnalysisConfig(window_steps=2, bootstrap=10, score_statistic=statistic)
-    table, _ = tables.compute_equivalence(steps.iloc[:0], steps, rollouts, cfg)
+    table, _ = equivalence.compute_equivalence(steps.iloc[:0], steps, rollouts, cfg)
     paper = table[table.method == "paper"].set_index("pretraining")
     want = WANT[statistic]
     assert table.attrs["paper_before"] == pytest.approx(

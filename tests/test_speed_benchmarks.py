@@ -1,15 +1,11 @@
 """The side-by-side benchmarks the GPU check calls run end to end on a tiny model (CPU)."""
 
-import sys
-
 import pytest
 import torch
+from pretrain_throughput import compare_pretrain
+from sampling_throughput import compare_sampling
 
 from storyrl.config import ModelConfig
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
-from pretrain_throughput import compare_pretrain  # noqa: E402
-from sampling_throughput import compare_sampling  # noqa: E402
 
 TINY = ModelConfig(n_layer=1, n_head=2, n_embd=16, n_positions=32, dropout=0.1)
 

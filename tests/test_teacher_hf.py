@@ -12,7 +12,7 @@ from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_chat import build_tiny_chat_model  # noqa: E402
+from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 CONTS = [
@@ -55,7 +55,7 @@ def test_exact_prompt_reaches_model(tiny_chat_model, share):
         seen = seen[1:]
     assert ids.shape[0] == 3
     for row, m, cont in zip(ids, mask, CONTS):
-        # Written out by hand from tiny_chat.TEMPLATE, not through apply_chat_template.
+        # Written out by hand from storyrl.testing.CHAT_TEMPLATE, not through apply_chat_template.
         expected = f"<s><|user|>\n{rubric.render(PROMPT, cont)}</s>\n<|assistant|>\n"
         real = row[m.bool()].tolist()
         assert backend.tok.decode(real, skip_special_tokens=False) == expected

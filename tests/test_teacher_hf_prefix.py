@@ -12,7 +12,7 @@ from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.hf_backend import common_prefix_len
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_chat import build_tiny_chat_model  # noqa: E402
+from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Once upon a time, in a faraway land,"
 CONTS = [

@@ -13,7 +13,7 @@ from storyrl.stories.teacher import TeacherConfig
 from storyrl.stories.teacher.vllm_backend import conversations, engine_kwargs, sampling_kwargs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_chat import build_tiny_chat_model  # noqa: E402
+from storyrl.testing import build_tiny_chat_model
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30

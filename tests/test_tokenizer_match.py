@@ -13,6 +13,7 @@ from storyrl.checkpoints import RL_INFO, CheckpointError, load_checkpoint
 from storyrl.cli import main
 from storyrl.config import RLConfig
 from storyrl.rl.train import train
+from storyrl.testing import rl_train_args
 
 TOY = {
     "prompts": ["once upon a time"],
@@ -72,8 +73,8 @@ def test_a_foreign_tokenizer_of_the_same_size_is_refused_by_every_stage(policy, 
 
 def test_the_cli_refuses_a_foreign_tokenizer_in_one_line(policy, tmp_path, capsys):
     folder = copy(policy, tmp_path, extra=0)
-    argv = ["rl", "train", "--section", json.dumps(TOY), "--checkpoint", str(folder)]
-    assert main([*argv, "--output", str(tmp_path / "rl"), "--scorer", "rl_toys:ShareScorer"]) == 2
+    argv = rl_train_args(TOY, folder, tmp_path / "rl", scorer="rl_toys:ShareScorer")
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"storyrl: {folder}: ") and "\n" not in err, err
 

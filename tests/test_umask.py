@@ -63,7 +63,7 @@ def test_a_saved_checkpoint_and_its_weights_take_the_umask(tmp_path, modes):
 
 def test_published_milestones_tables_and_eval_data_take_the_umask(tmp_path, modes):
     from storyrl.demo_eval import generate
-    from storyrl.pretrain import publish
+    from storyrl.pretrain_export import publish
     from storyrl.schemas import make_metadata, write_table
 
     # A milestone as the Trainer leaves it in the work folder: weights of mode 600.

@@ -25,7 +25,7 @@ import pytest
 from helpers import ROOT, vllm_python
 from rl_toys import make_checkpoint
 from storyrl.rl.pack import tail
-from tiny_chat import build_tiny_chat_model
+from storyrl.testing import build_tiny_chat_model
 
 PYTHON, _missing = vllm_python()
 pytestmark = pytest.mark.skipif(_missing is not None, reason=str(_missing))

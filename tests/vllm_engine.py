@@ -3,7 +3,7 @@ the vLLM venv (tests/test_vllm_engine.py starts it and reads its report):
 
     python tests/vllm_engine.py WORK
 
-WORK holds `teacher/` (a tiny Llama chat model: tests/tiny_chat.py), `student/` (a tiny GPT-2)
+WORK holds `teacher/` (a tiny Llama chat model: storyrl.testing.build_tiny_chat_model), `student/` (a tiny GPT-2)
 and, once WORK/pack.done says 0, `pack/<run>/rollouts.parquet` (the runs of the pack test).
 One engine serves the offline backend's checks; the commands `storyrl teacher score`, `storyrl eval stories` and
 `storyrl teacher agree` run through storyrl's own command line (storyrl.cli.main) in this

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis import AnalysisError, style
+from storyrl.analysis.equivalence import compute_equivalence
 from storyrl.analysis.load import CRITERIA, _overrides_for, _with_runs
 from storyrl.analysis.stats import interval, stream
-from storyrl.analysis.tables import before_after_table, compute_equivalence, write_table
+from storyrl.analysis.tables import before_after_table, write_table
 from storyrl.config import AnalysisConfig
 from storyrl.schemas import read_metadata, read_table
 

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis import style
+from storyrl.analysis.equivalence import compute_equivalence, rl_words_text
 from storyrl.analysis.load import CRITERIA, SCALE, AnalysisError, words_axis_label
 from storyrl.analysis.stats import interval
-from storyrl.analysis.tables import before_after_table, compute_equivalence, rl_words_text
+from storyrl.analysis.tables import before_after_table
 from storyrl.config import AnalysisConfig
 
 
@@ -240,7 +241,7 @@ def entropy(steps, output, cfg: AnalysisConfig = AnalysisConfig()):
 
 
 def equivalence(story_eval, steps, rollouts, output, cfg: AnalysisConfig = AnalysisConfig()):
-    """Both readings of 'N RL words ≈ M pretraining words', one panel each (tables.METHODS).
+    """Both readings of 'N RL words ≈ M pretraining words', one panel each (equivalence.METHODS).
     Left, the paper's: each checkpoint's first-batches score, and each run's last-batches
     score at its own starting checkpoint, joined to the nearest checkpoint's own point when
     the score lies among the checkpoints'. Right, ours: the monotone curve through the

@@ -1,15 +1,10 @@
-"""The tables as targets: each computes its table (`tables`) and writes its three files with the
+"""The tables as targets: each computes its table (`tables`, `equivalence`) and writes its three files with the
 columns the Markdown and LaTeX versions hide or show as word labels. Registered in `registry`;
 called as `build(*inputs, output, cfg)` with the loaded inputs the registry names."""
 
+from storyrl.analysis.equivalence import compute_equivalence
 from storyrl.analysis.stories import stories_table
-from storyrl.analysis.tables import (
-    babylm_table,
-    before_after_table,
-    compute_equivalence,
-    ledger_table,
-    write_table,
-)
+from storyrl.analysis.tables import babylm_table, before_after_table, ledger_table, write_table
 
 
 def before_after(steps, rollouts, output, cfg):
