@@ -20,12 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from analysis_synth import PAPER, PRE_CHECKPOINTS, RUNS, curve_score  # noqa: E402
-from storyrl import layout  # noqa: E402
 from storyrl.analysis.registry import REGISTRY  # noqa: E402
 from storyrl.analysis.targets import Data, make  # noqa: E402
 from storyrl.config import AnalysisConfig  # noqa: E402
-from storyrl.schemas import SCHEMAS, make_metadata, read_table, write_table  # noqa: E402
-from storyrl.units import words_label  # noqa: E402
+from storyrl.core import layout  # noqa: E402
+from storyrl.core.schemas import SCHEMAS, make_metadata, read_table, write_table  # noqa: E402
+from storyrl.core.units import words_label  # noqa: E402
 
 WORDS = [f"w{i}" for i in range(400)]  # varied words so text compresses like text, roughly
 

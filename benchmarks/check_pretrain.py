@@ -24,10 +24,10 @@ def build_corpus(work: Path, sz: dict) -> dict:
     from transformers import AutoTokenizer
 
     from storyrl.config import CorpusConfig, TokenizerConfig
-    from storyrl.corpus import build_subset
-    from storyrl.demo_corpus import generate
-    from storyrl.tokenizer import train_tokenizer
-    from storyrl.tokens import encode_corpus
+    from storyrl.data.corpus import build_subset
+    from storyrl.data.demo_corpus import generate
+    from storyrl.data.tokenizer import train_tokenizer
+    from storyrl.data.tokens import encode_corpus
 
     raw = work / "raw"
     generate(raw, sz["corpus_words"], seed=0)
@@ -103,7 +103,7 @@ def pretrain_phase(
     from transformers import AutoModelForCausalLM
 
     from storyrl.config import ModelConfig, TrainingConfig
-    from storyrl.pretrain import pretrain as _pretrain
+    from storyrl.pretrain.train import pretrain as _pretrain
 
     meta = json.loads((work / "tokens.json").read_text())
     block = sz["model"]["n_positions"]

@@ -203,7 +203,7 @@ def zero_shot_phase(work: Path, sz: dict, ckpt: str) -> dict:
     import pandas as pd
 
     from storyrl.config import ZeroShotConfig
-    from storyrl.demo_eval import generate
+    from storyrl.data.demo_eval import generate
     from storyrl.evaluate.zero_shot import run_zero_shot
 
     data = work / "eval_data"

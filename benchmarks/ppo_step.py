@@ -60,7 +60,7 @@ def build_checkpoint(model: str, out: Path, seed: int):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     from storyrl.config import TokenizerConfig
-    from storyrl.demo_corpus import generate
+    from storyrl.data.demo_corpus import generate
 
     tc = TokenizerConfig(vocab_size=2000)
     raw = out / "corpus"
@@ -121,8 +121,8 @@ class OurPPO:
     def __init__(self, ckpt, args):
         import torch
 
-        from storyrl.checkpoints import load_checkpoint
         from storyrl.config import RLConfig
+        from storyrl.core.checkpoints import load_checkpoint
         from storyrl.rl.ppo import PolicyWithValue, PPOTrainer
         from storyrl.stories.sampling import batch_prompts
 
@@ -171,8 +171,8 @@ def grpo_steps(ckpt, args, n_steps: int) -> list[dict]:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from storyrl.checkpoints import load_checkpoint
     from storyrl.config import PAPER_PROMPT
+    from storyrl.core.checkpoints import load_checkpoint
 
     tok, lm = load_checkpoint(ckpt)
     scorer = DummyScorer(args.max_new_tokens)

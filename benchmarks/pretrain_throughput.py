@@ -3,7 +3,7 @@
 For each model it times, interleaved `--reps` times:
   bare f+b      forward + backward only
   bare step     forward + backward + grad clipping + AdamW + LR schedule (the irreducible step)
-  storyrl loop  the real `storyrl.pretrain.pretrain` (Trainer, callbacks, logging, progress bar)
+  storyrl loop  the real `storyrl.pretrain.train.pretrain` (Trainer, callbacks, logging, progress bar)
 on the same token blocks and batch size, and reports tokens/s and the loop's overhead.
 
 `--compare` instead runs the storyrl loop twice side by side, interleaved: today's kernel
@@ -30,7 +30,7 @@ import torch
 from transformers import TrainerCallback, get_linear_schedule_with_warmup
 
 from storyrl.config import ModelConfig, TrainingConfig
-from storyrl.pretrain import Blocks, build_model, pretrain
+from storyrl.pretrain.train import Blocks, build_model, pretrain
 from storyrl.testing import numbered_tokenizer
 
 OLD = dict(compile=False, fused_gelu=False, fused_adamw=True, pad_batches=True)

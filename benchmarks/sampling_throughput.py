@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from storyrl.config import ModelConfig, SamplingConfig
-from storyrl.pretrain import build_model
+from storyrl.pretrain.train import build_model
 from storyrl.stories.sampling import sample
 from storyrl.testing import numbered_tokenizer
 

@@ -3,7 +3,7 @@ a time, side by side in one run.
 
 Model (random init, built here, nothing downloaded): GPT-2 small's shape (12 layers, 12 heads,
 768 dims, 512 positions, vocab 16,000; `--tiny` adds the default config's 2x128 model). Data:
-the demo evaluation sets (`storyrl.demo_eval`), BLiMP format: the first `--per-file` items of
+the demo evaluation sets (`storyrl.data.demo_eval`), BLiMP format: the first `--per-file` items of
 each of its 5 files, in file order (the official batches of 64 items stay within a file, as
 nearly all do on the real sets, and so have no padding: the least favourable case for length
 sorting). The demo sentences come from
@@ -19,7 +19,7 @@ Official-style batches stay within a file, so they hold `--per-file` items when 
 and 14.2 s, so a small `--per-file` does not handicap the baseline there (on 2 threads
 batches of 8 were 1.25-1.4x slower than 64: read 2-thread ratios with that in mind).
 Tokenizer: no GPT-2 tokenizer can be downloaded, so ours
-(`storyrl.tokenizer.train_tokenizer`, the paper's settings: byte-level BPE, vocabulary
+(`storyrl.data.tokenizer.train_tokenizer`, the paper's settings: byte-level BPE, vocabulary
 16,000, min frequency 2) is trained on all 134,000
 sentences of the 67 files, so that BLiMP's own words split as a tokenizer that has seen them
 splits them; its small vocabulary stops BPE at about 4,600 tokens (nearly every word one
@@ -67,9 +67,9 @@ import torch
 import torch.nn.functional as F
 from zero_shot_data import build_checkpoint, real_blimp
 
-from storyrl.checkpoints import load_model
-from storyrl.demo_corpus import generate as demo_corpus
-from storyrl.demo_eval import generate as demo_eval
+from storyrl.core.checkpoints import load_model
+from storyrl.data.demo_corpus import generate as demo_corpus
+from storyrl.data.demo_eval import generate as demo_eval
 from storyrl.evaluate.results import choose
 from storyrl.evaluate.scorer import Scorer
 from storyrl.evaluate.tasks import TASKS, read_items

@@ -65,13 +65,13 @@ def read_blimp(src: Path) -> dict[str, list[str]]:
 
 def real_blimp(src: Path, tmp: Path, per_file: int, vocab: int) -> tuple[Path, Path]:
     """The first `per_file` pairs of every paradigm file as an items folder, and a checkpoint
-    folder holding our BPE tokenizer (`storyrl.tokenizer`, vocabulary `vocab`) trained on all
+    folder holding our BPE tokenizer (`storyrl.data.tokenizer`, vocabulary `vocab`) trained on all
     sentences of all files."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from storyrl.config import TokenizerConfig
-    from storyrl.tokenizer import train_tokenizer
+    from storyrl.data.tokenizer import train_tokenizer
 
     files = read_blimp(src)
     data = tmp / "blimp"

@@ -9,17 +9,17 @@ import importlib
 import logging
 import sys
 
-from storyrl.commands import Stop
+from storyrl.config.commands import Stop
 
 STAGES = (
     "storyrl.config.cli",  # check-config, schema
-    "storyrl.pretrain_cli",  # demo-corpus, subset, tokenizer, tokens, pretrain
+    "storyrl.pretrain.cli",  # demo-corpus, subset, tokenizer, tokens, pretrain
     "storyrl.analysis.targets",  # analysis
     "storyrl.stories.cli",  # teacher
     "storyrl.rl.cli",  # rl
     "storyrl.evaluate.cli",  # eval, submission, demo-eval
     "storyrl.analysis.share",  # share
-    "storyrl.docs_cli",  # docs
+    "storyrl.docs.cli",  # docs
 )
 """The modules that add subcommands, in the order `storyrl --help` lists them. Only their parser
 code is imported here; each handler imports its stage when it runs."""
@@ -28,7 +28,7 @@ code is imported here; each handler imports its stage when it runs."""
 def build_parser():
     import argparse
 
-    from storyrl.redact import redact
+    from storyrl.core.redact import redact
 
     class Parser(argparse.ArgumentParser):
         def error(self, message):
@@ -51,23 +51,23 @@ def main(argv=None) -> int:
     # HTTP clients log one INFO line per request: 331K lines for one paper-size RL run.
     for name in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from storyrl.redact import RedactingFilter, redact
+    from storyrl.core.redact import RedactingFilter, redact
 
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     args = build_parser().parse_args(argv)
     from storyrl.analysis import AnalysisError
-    from storyrl.babylm_spec import TrackError
-    from storyrl.checkpoints import CheckpointError
     from storyrl.config import ConfigError
-    from storyrl.corpus import CorpusError
-    from storyrl.device import DeviceError, require_gpu
+    from storyrl.core.babylm_spec import TrackError
+    from storyrl.core.checkpoints import CheckpointError
+    from storyrl.core.device import DeviceError, require_gpu
+    from storyrl.core.schemas import SchemaError
+    from storyrl.data.corpus import CorpusError
     from storyrl.evaluate.official import OfficialError
-    from storyrl.schemas import SchemaError
 
     if getattr(args, "progress_fd", None) is not None:
-        from storyrl.progress import echo_to
+        from storyrl.training.progress import echo_to
 
         echo_to(args.progress_fd)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from storyrl import layout
-from storyrl.schemas import make_metadata, write_table
-from storyrl.units import words_label
+from storyrl.core import layout
+from storyrl.core.schemas import make_metadata, write_table
+from storyrl.core.units import words_label
 
 PAPER = {
     20_000_000: (0.03, 0.20),

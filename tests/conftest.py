@@ -63,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory) -> Path:
     """A small generated corpus in the official BabyLM layout."""
-    from storyrl.demo_corpus import generate
+    from storyrl.data.demo_corpus import generate
 
     out = tmp_path_factory.mktemp("demo")
     generate(out, 120_000, seed=0)
@@ -74,9 +74,9 @@ def demo_raw(tmp_path_factory) -> Path:
 def demo_prepared(tmp_path_factory, demo_raw):
     """Subset, tokenizer and token stream of the small corpus."""
     from storyrl.config import CorpusConfig, TokenizerConfig
-    from storyrl.corpus import build_subset
-    from storyrl.tokenizer import train_tokenizer
-    from storyrl.tokens import encode_corpus
+    from storyrl.data.corpus import build_subset
+    from storyrl.data.tokenizer import train_tokenizer
+    from storyrl.data.tokens import encode_corpus
 
     out = tmp_path_factory.mktemp("prepared")
     build_subset(CorpusConfig(format="demo"), demo_raw, out / "subset.parquet", out / "stats.json")

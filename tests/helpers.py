@@ -89,7 +89,7 @@ def paper_weights(workdir: Path) -> Path:
 
     import yaml
 
-    from storyrl.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
+    from storyrl.core.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
 
     folder = workdir / "weights" / "Llama-3.1-8B-Instruct"
     folder.mkdir(parents=True, exist_ok=True)

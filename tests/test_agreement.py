@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from analysis_synth import write_results
-from storyrl import layout
 from storyrl.analysis.agreement import agreement_stats, headline_stats, load_agreement
 from storyrl.analysis.targets import build_all
 from storyrl.config import AgreementConfig, AgreementTeacher, AnalysisConfig
+from storyrl.core import layout
 from storyrl.stories.teacher.agreement import draw_sample, rescore
 
 

@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis_synth import rollout_rows, write_results
-from storyrl import layout
 from storyrl.analysis import equivalence, load, tables
 from storyrl.analysis.registry import names
 from storyrl.analysis.stats import MonotoneCurve, bootstrap_means, interval
 from storyrl.analysis.targets import build_all, make
 from storyrl.cli import main
 from storyrl.config import AnalysisConfig
-from storyrl.schemas import SchemaError, make_metadata, write_table
+from storyrl.core import layout
+from storyrl.core.schemas import SchemaError, make_metadata, write_table
 
 CFG = AnalysisConfig(bootstrap=300)
 

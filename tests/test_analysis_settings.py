@@ -12,8 +12,8 @@ import yaml
 
 from analysis_synth import write_results
 from helpers import ROOT
-from storyrl import layout
 from storyrl.cli import main
+from storyrl.core import layout
 
 RECORDED = {"bootstrap": 40, "window_steps": 3, "smooth_steps": 2}
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from storyrl.config import ConfigError, load, validate
-from storyrl.units import parse_words, words_label
+from storyrl.core.units import parse_words, words_label
 
 ROOT = Path(__file__).resolve().parents[1]
 

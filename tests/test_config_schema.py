@@ -9,8 +9,8 @@ import jsonschema
 import yaml
 
 from helpers import ROOT, TEST_CONFIG
-from storyrl.babylm_spec import ZERO_SHOT_TASKS
 from storyrl.config import SCHEMA_PATH, Config, schema_text
+from storyrl.core.babylm_spec import ZERO_SHOT_TASKS
 
 SHIPPED = [ROOT / "config" / "config.yaml", ROOT / "config" / "paper.yaml", TEST_CONFIG]
 
@@ -79,7 +79,7 @@ def test_importing_config_loads_no_stage_code():
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     loaded = set(out.stdout.split())
-    allowed = {"storyrl", "storyrl.units", "storyrl.babylm_spec"}
+    allowed = {"storyrl", "storyrl.core", "storyrl.core.units", "storyrl.core.babylm_spec"}
     assert loaded, out.stderr
     assert {m for m in loaded if m not in allowed and not m.startswith("storyrl.config")} == set()
 
@@ -123,10 +123,11 @@ def test_planning_the_workflow_loads_no_stage_code(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = set(re.findall(r"\|\s+(storyrl[\w.]*)\s*$", out.stderr, re.M))
     assert "storyrl.config" in loaded  # the log is read right
-    stages = re.compile(r"^storyrl\.(evaluate|rl|stories|pretrain|corpus|tokenizer|tokens)(\.|$)")
-    # The teachers' check (weights folders, rubric templates) runs when the workflow plans:
-    # plain Python, none of the teacher's code, no torch.
-    rubric = {"storyrl.stories", "storyrl.stories.checks", "storyrl.stories.rubric"}
-    assert sorted(m for m in loaded if stages.match(m) and m not in rubric) == []
+    stages = re.compile(r"^storyrl\.(evaluate|rl|stories|pretrain|data)(\.|$)")
+    # The teachers' check (weights folders, rubric templates) and the milestones' check (a
+    # rerun's tokens.json) run when the workflow plans: plain Python, no torch.
+    checks = {"storyrl.stories", "storyrl.stories.checks", "storyrl.stories.rubric"}
+    checks |= {"storyrl.pretrain", "storyrl.pretrain.schedule"}
+    assert sorted(m for m in loaded if stages.match(m) and m not in checks) == []
     every = set(re.findall(r"\|\s+([\w.]+)\s*$", out.stderr, re.M))
     assert not {"torch", "transformers", "vllm", "trl"} & every

@@ -13,7 +13,7 @@ import yaml
 from helpers import TEST_CONFIG
 from storyrl.cli import main
 from storyrl.config import ConfigError, RLConfig, validate
-from storyrl.units import parse_words
+from storyrl.core.units import parse_words
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rl_toys import make_checkpoint  # noqa: E402

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storyrl.config import CorpusConfig
-from storyrl.corpus import CorpusError, build_subset, shuffled_indices
+from storyrl.data.corpus import CorpusError, build_subset, shuffled_indices
 
 
 def subset(tmp_path, fmt, path, **kw):

@@ -4,7 +4,7 @@ import json
 import re
 
 from storyrl.cli import main
-from storyrl.demo_corpus import NAMES
+from storyrl.data.demo_corpus import NAMES
 from storyrl.evaluate.tasks import TASKS, read_items
 from storyrl.evaluate.zero_shot import data_folder
 

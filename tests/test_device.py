@@ -148,7 +148,7 @@ def test_the_message_names_the_driver_when_nvidia_smi_knows_it(tmp_path):
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 535.104.05\n")
     smi.chmod(0o755)
-    code = "from storyrl.device import describe; print(describe())"
+    code = "from storyrl.core.device import describe; print(describe())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

@@ -9,12 +9,12 @@ import torch
 
 from evalfixtures import build_model, write_evaluation_data
 from rl_toys import ShareScorer, make_checkpoint
-from storyrl.checkpoints import CheckpointError
 from storyrl.cli import main
 from storyrl.config import RLConfig, ZeroShotConfig
+from storyrl.core.checkpoints import CheckpointError
+from storyrl.core.schemas import read_metadata
 from storyrl.rl.run import Diverged
 from storyrl.rl.train import train
-from storyrl.schemas import read_metadata
 from storyrl.testing import rl_train_args
 
 TOY = {

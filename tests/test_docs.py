@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT
-from storyrl.docs_cli import PAGES, page
-from storyrl.schema_docs import undocumented
+from storyrl.core.schema_docs import undocumented
+from storyrl.docs.cli import PAGES, page
 
 PAGES_MD = [
     ROOT / "README.md",
@@ -42,7 +42,7 @@ def test_every_column_of_every_table_is_described():
     missing = undocumented()
     assert missing == {}, (
         f"columns without a unit and meaning (or meanings of columns gone): {missing}; edit "
-        "COLUMNS in storyrl/schema_docs.py, then: storyrl docs results --output docs/results.md"
+        "COLUMNS in storyrl/core/schema_docs.py, then: storyrl docs results --output docs/results.md"
     )
 
 
@@ -240,19 +240,19 @@ def test_the_config_folders_readme_names_every_section():
 
 
 # Generated blocks: numbers the pages quote from a default run (docs/data/default_run.json) or
-# from a script or plan, filled by `storyrl docs fill` (storyrl/docs_blocks.py).
+# from a script or plan, filled by `storyrl docs fill` (storyrl/docs/blocks.py).
 
 
 def test_every_generated_block_is_what_its_generator_gives():
-    from storyrl.docs_blocks import stale
+    from storyrl.docs.blocks import stale
 
     old = sorted(str(p.relative_to(ROOT)) for p in stale(ROOT))
     assert old == [], f"stale generated blocks in {old}: storyrl docs fill"
 
 
 def test_the_pages_hold_the_generated_blocks_of_the_default_runs_numbers():
-    from storyrl.docs_blocks import blocks, pages
-    from storyrl.docs_generators import GENERATORS
+    from storyrl.docs.blocks import blocks, pages
+    from storyrl.docs.generators import GENERATORS
 
     used = {b.name for p in pages(ROOT) for b in blocks(p.read_text(encoding="utf-8"), p)}
     # Every generator is used somewhere, so a number cannot drift out of its block unseen.
@@ -260,7 +260,7 @@ def test_the_pages_hold_the_generated_blocks_of_the_default_runs_numbers():
 
 
 def test_a_block_is_filled_between_its_markers_inline_or_on_lines_of_its_own():
-    from storyrl.docs_blocks import fill_text
+    from storyrl.docs.blocks import fill_text
 
     text = (
         "a <!-- generated: x -->old<!-- end generated --> b\n"
@@ -275,8 +275,8 @@ def test_a_block_is_filled_between_its_markers_inline_or_on_lines_of_its_own():
 
 
 def test_a_block_without_its_end_or_with_an_unknown_name_is_named_with_file_and_line():
-    from storyrl.docs_blocks import DocsError, fill_text
-    from storyrl.docs_generators import Generator
+    from storyrl.docs.blocks import DocsError, fill_text
+    from storyrl.docs.generators import Generator
 
     generate = Generator(ROOT)
     cases = {
@@ -328,7 +328,7 @@ def test_the_snapshot_reads_a_results_folder_through_the_analysis_readers(tmp_pa
 
     from analysis_synth import write_results
     from storyrl.analysis import AnalysisError
-    from storyrl.docs_numbers import snapshot
+    from storyrl.docs.numbers import snapshot
 
     write_results(tmp_path, n_steps=20, batch=6, n_stories=8, runs=[(20_000_000, 42)])
     with pytest.raises(AnalysisError, match="config.yaml"):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, paper_weights, pipeline_checkouts, snakemake
-from storyrl import docs_numbers
+from storyrl.docs import numbers as docs_numbers
 
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 

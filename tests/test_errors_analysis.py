@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps
 from storyrl.analysis.tables import write_table
 from storyrl.cli import main
-from storyrl.schemas import make_metadata, read_table
-from storyrl.schemas import write_table as write_parquet
+from storyrl.core import layout
+from storyrl.core.schemas import make_metadata, read_table
+from storyrl.core.schemas import write_table as write_parquet
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_synth import write_results  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 
 from storyrl.cli import main
 from storyrl.config import CorpusConfig
-from storyrl.corpus import CorpusError, build_subset
+from storyrl.data.corpus import CorpusError, build_subset
 
 
 def run_subset(tmp_path, path, **kw):
@@ -67,8 +67,8 @@ def test_cr_only_line_ends_keep_the_documents_apart(tmp_path):
     import pyarrow.parquet as pq
 
     from storyrl.config import TokenizerConfig
-    from storyrl.tokenizer import train_tokenizer
-    from storyrl.tokens import encode_corpus
+    from storyrl.data.tokenizer import train_tokenizer
+    from storyrl.data.tokens import encode_corpus
 
     streams = {}
     for name, end in [("lf", "\n"), ("crlf", "\r\n"), ("cr", "\r")]:

@@ -103,7 +103,7 @@ def test_no_log_line_per_teacher_request(tmp_path):
 
 SLOW_SAVE = """
 import sys, time
-from storyrl.atomic import atomic_path
+from storyrl.core.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     open(tmp, "wb").write(b"half")
     print("saving", flush=True)
@@ -112,7 +112,7 @@ with atomic_path(sys.argv[1]) as tmp:
 
 
 def test_a_save_killed_midway_leaves_no_temporary_folder_after_the_next_save(tmp_path):
-    from storyrl.atomic import write_text
+    from storyrl.core.atomic import write_text
 
     target = tmp_path / "state.pt"
     proc = subprocess.Popen(
@@ -131,7 +131,7 @@ def test_a_save_killed_midway_leaves_no_temporary_folder_after_the_next_save(tmp
 
 
 def test_a_save_in_progress_elsewhere_is_left_alone(tmp_path):
-    from storyrl.atomic import write_text
+    from storyrl.core.atomic import write_text
 
     target = tmp_path / "state.pt"
     proc = subprocess.Popen(

@@ -237,7 +237,7 @@ def test_official_output_files(ckpt, tmp_path):
 
 
 def test_suite_one_load_all_tasks_official_layout_and_parquet(ckpt, scorer, data, tmp_path):
-    from storyrl.schemas import read_table
+    from storyrl.core.schemas import read_table
 
     folder = ckpt[0]
     for variant in ("full", "fast"):

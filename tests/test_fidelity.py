@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from storyrl.config import load
-from storyrl.units import parse_words
+from storyrl.core.units import parse_words
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "paper.md"

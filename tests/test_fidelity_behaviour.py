@@ -109,7 +109,7 @@ def rl_cfg(**kw):
 
 
 def tables(run):
-    from storyrl.schemas import read_table
+    from storyrl.core.schemas import read_table
 
     return (
         read_table(run / "rollouts.parquet", "rollouts").to_pandas(),

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storyrl import layout
 from storyrl.analysis import load
 from storyrl.analysis.equivalence import compute_equivalence
 from storyrl.analysis.figures_eval import fast_eval_rl
 from storyrl.analysis.figures_pretrain import pretrain_loss
 from storyrl.analysis.figures_rl import equivalence
 from storyrl.config import AnalysisConfig
+from storyrl.core import layout
 from test_analysis import _run, _story_eval
 
 MILESTONES = (20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 1_200_000)

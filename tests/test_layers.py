@@ -15,72 +15,37 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "storyrl"
 
 LAYERS: list[dict[str, tuple[str, ...]]] = [
-    # 0 and 1, the bottom: units and file helpers, then config and the helpers every stage
-    # shares. They read nothing of the stages.
-    {"package": ("storyrl",), "units": ("storyrl.units",), "atomic": ("storyrl.atomic",)},
-    {
-        # storyrl.commands: config sections as typed command-line arguments, for every stage.
-        "config": ("storyrl.config", "storyrl.babylm_spec", "storyrl.commands"),
-        "schemas": ("storyrl.schemas", "storyrl.schema_docs"),
-        "device": ("storyrl.device",),
-        "checkpoints": ("storyrl.checkpoints",),
-        "hf_compat": ("storyrl.hf_compat",),
-        # Every result path, so that the stages, the plan and the analysis agree on them.
-        "layout": ("storyrl.layout",),
-    },
-    # 2: data, and what the training stages report through and check.
-    {
-        "corpus": ("storyrl.corpus", "storyrl.demo_corpus", "storyrl.tokens", "storyrl.demo_eval"),
-        "tokenizer": ("storyrl.tokenizer",),
-        # Experiment tracking and progress lines, which the training stages report through.
-        "tracking": ("storyrl.tracking", "storyrl.progress"),
-        # What shapes a training run (run_config.json), which pretraining and RL both check, and
-        # the lock that keeps one writer per run folder.
-        "run_config": ("storyrl.run_config", "storyrl.run_lock"),
-    },
-    # 3: stories, what RL and the story evaluation share: the rubric and reply parsing, the
+    # 0: the package's version.
+    {"package": ("storyrl",)},
+    # 1: units, files, schemas, devices, the results' layout, the BabyLM spec: they read nothing
+    # of the config or the stages.
+    {"core": ("storyrl.core",)},
+    # 2: the config, its sections as typed command-line arguments (config.commands).
+    {"config": ("storyrl.config",)},
+    # 3: the corpus and tokenizer; what the training stages share (run record, lock, tracking).
+    {"data": ("storyrl.data",), "training": ("storyrl.training",)},
+    # 4: stories, what RL and the story evaluation share: the rubric and reply parsing, the
     # teacher (backends, score cache), the reward, the scorer, sampling and story rows; and the
     # plan-time check of the teachers, which the workflow runs.
     {"stories": ("storyrl.stories",)},
-    # 4: the stages that train and evaluate models.
-    {
-        "pretraining": (
-            "storyrl.pretrain",
-            "storyrl.pretrain_export",
-            "storyrl.pretrain_plan",
-            "storyrl.pretrain_cli",
-        ),
-        "rl": ("storyrl.rl",),
-        "evaluation": ("storyrl.evaluate",),
-    },
-    # 5: tables and figures from the stages' Parquet files.
+    # 5: the stages that train and evaluate models.
+    {"pretrain": ("storyrl.pretrain",), "rl": ("storyrl.rl",), "evaluate": ("storyrl.evaluate",)},
+    # 6: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 6: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
+    # 7: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
     {"plan": ("storyrl.plan",)},
-    # 7: entry points; `storyrl docs`' modules read the analysis' results for the docs' numbers;
-    # `storyrl check-config` checks the teachers as the workflow does; the testing helpers.
+    # 8: entry points: the CLI (`storyrl check-config` checks the teachers as the workflow does;
+    # `storyrl docs` reads the analysis' results for the docs' numbers) and the workflow; the
+    # testing helpers, tiny models, tokenizers and command lines for the tests and the
+    # benchmarks: a leaf, imported by nothing in the package.
     {
-        "cli": (
-            "storyrl.cli",
-            "storyrl.config.cli",
-            "storyrl.docs_cli",
-            "storyrl.docs_blocks",
-            "storyrl.docs_generators",
-            "storyrl.docs_numbers",
-        ),
+        "cli": ("storyrl.cli", "storyrl.config.cli", "storyrl.docs"),
         "workflow": ("workflow",),
-        # Tiny models, tokenizers and command lines for the tests and the benchmarks: a leaf,
-        # imported by nothing in the package.
         "testing": ("storyrl.testing",),
     },
 ]
 
-SIBLINGS = {
-    (
-        "corpus",
-        "tokenizer",
-    ): "the token stream records the tokenizer settings it was made with (TOKENIZER_INFO)",
-}
+SIBLINGS: dict[tuple[str, str], str] = {}
 """Imports allowed between components of one layer, with the reason."""
 
 
@@ -200,26 +165,24 @@ def test_no_import_cycle_between_components():
 
 
 def test_the_contract_catches_what_it_should():
-    """The checks on a made-up graph: an upward import, an unlisted sibling, an allowed one and a
-    cycle."""
+    """The checks on a made-up graph: an upward import, a sibling, an import inside one
+    component and a cycle."""
     g = {
         "storyrl.config.top": {"storyrl.rl.train"},
         "storyrl.rl.train": {"storyrl.config.top"},
         "storyrl.stories.sampling": {"storyrl.rl.run"},
         "storyrl.rl.run": set(),
         "storyrl.evaluate.stories": {"storyrl.rl.run"},
-        "storyrl.corpus": {"storyrl.tokenizer"},
-        "storyrl.tokenizer": set(),
+        "storyrl.data.corpus": {"storyrl.data.tokenizer"},
+        "storyrl.data.tokenizer": set(),
     }
     bad = layer_violations(g)
-    assert any("storyrl.config.top (config, layer 1) imports storyrl.rl.train" in b for b in bad)
+    assert any("storyrl.config.top (config, layer 2) imports storyrl.rl.train" in b for b in bad)
     assert any(
-        "storyrl.stories.sampling (stories, layer 3) imports storyrl.rl.run" in b for b in bad
+        "storyrl.stories.sampling (stories, layer 4) imports storyrl.rl.run" in b for b in bad
     )
-    assert any(
-        "storyrl.evaluate.stories (evaluation) imports storyrl.rl.run (rl)" in b for b in bad
-    )
-    assert not any(b.startswith("storyrl.corpus") for b in bad)  # a sibling SIBLINGS allows
+    assert any("storyrl.evaluate.stories (evaluate) imports storyrl.rl.run (rl)" in b for b in bad)
+    assert not any(b.startswith("storyrl.data.corpus") for b in bad)  # one component
     assert set(cycle(g)) == {"storyrl.config.top", "storyrl.rl.train"}
 
 
@@ -274,7 +237,7 @@ def test_nothing_below_the_rl_loop_imports_it():
 
 
 def test_checkpoint_metadata_names_live_in_one_module():
-    """storyrl_checkpoint.json and storyrl_rl.json are named in storyrl.checkpoints only; every
+    """storyrl_checkpoint.json and storyrl_rl.json are named in storyrl.core.checkpoints only; every
     other module reads and writes them through it."""
     named = {
         module_name(p)
@@ -290,7 +253,7 @@ def test_checkpoint_metadata_names_live_in_one_module():
             for n in ast.walk(ast.parse((PKG.parent / (m.replace(".", "/") + ".py")).read_text()))
         )
     }
-    assert code == {"storyrl.checkpoints"}, sorted(code)
+    assert code == {"storyrl.core.checkpoints"}, sorted(code)
 
 
 MAX_MODULE_LINES = 450
@@ -309,3 +272,40 @@ def test_every_module_is_under_the_line_limit():
 def test_nothing_in_the_package_imports_the_testing_helpers():
     users = {m for m, deps in MODULES.items() if "storyrl.testing" in deps}
     assert not users, sorted(users)
+
+
+def test_the_folders_are_the_components_and_the_contract_holds():
+    """Each folder of the package is one component of LAYERS (and the other way round). Prints
+    the report: folders and what each holds, import cycles, imports against the layer order,
+    and the allowed exceptions (`pytest -s tests/test_layers.py -k folders`)."""
+    import importlib
+
+    folders = sorted(p.name for p in PKG.iterdir() if (p / "__init__.py").exists())
+    components = {
+        p.removeprefix("storyrl.")
+        for comps in LAYERS
+        for prefixes in comps.values()
+        for p in prefixes
+        if p.count(".") == 1 and (PKG / p.removeprefix("storyrl.")).is_dir()
+    }
+    assert set(folders) == components, (folders, sorted(components))
+    g = graph()
+    violations, cycles = layer_violations(g), cycle(g)
+    flat = sorted(p.stem for p in PKG.glob("*.py") if p.stem != "__init__")
+    lines = ["layer  folder      what it holds"]
+    for layer, comps in enumerate(LAYERS):
+        for prefixes in comps.values():
+            for p in prefixes:
+                folder = p.removeprefix("storyrl.")
+                if p.count(".") == 1 and folder in folders:
+                    doc = (importlib.import_module(p).__doc__ or "").strip().splitlines()[0]
+                    lines.append(f"{layer:>5}  {folder:<10}  {doc}")
+    lines += [
+        f"top-level modules: {', '.join(flat)}",
+        f"import cycles: {0 if cycles is None else 1}",
+        f"imports against the layer order: {len(violations)}",
+        f"layering exceptions: {len(SIBLINGS)}",
+    ]
+    print("\n".join(lines))
+    assert cycles is None and not violations and not SIBLINGS
+    assert set(flat) <= {"cli", "testing"}, flat

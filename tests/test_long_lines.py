@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
-from storyrl import units
 from storyrl.config import TokenizerConfig
-from storyrl.tokenizer import train_tokenizer
-from storyrl.tokens import encode_corpus
+from storyrl.core import units
+from storyrl.data.tokenizer import train_tokenizer
+from storyrl.data.tokens import encode_corpus
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import yaml
 
 from evalfixtures import build_model
 from helpers import ROOT, TEST_CONFIG
-from storyrl.babylm_spec import GLUE_TASKS, aoa_steps
 from storyrl.config import ConfigError, OfficialConfig, load
+from storyrl.core.babylm_spec import GLUE_TASKS, aoa_steps
 from storyrl.evaluate.official import (
     OfficialError,
     aoa_command,
@@ -337,8 +337,8 @@ def test_config_names_the_bad_key(checkout, tmp_path):
 def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monkeypatch):
     """GLUE joins the accuracy tasks; the reading scores get their own panel (another unit)."""
     from storyrl.analysis import figures_eval, load, style, tables
+    from storyrl.core.schemas import make_metadata, write_table
     from storyrl.evaluate.official import glue_rows, reading_rows
-    from storyrl.schemas import make_metadata, write_table
 
     cfg = OfficialConfig(path=str(checkout), data_path=str(tmp_path))
     paths = []
@@ -372,7 +372,7 @@ def test_babylm_table_and_figure_take_the_official_rows(checkout, tmp_path, monk
 
 # --------------------------------------------------------------------------- the AoA score
 def test_the_rl_policy_takes_the_revision_after_its_checkpoint():
-    from storyrl.babylm_spec import TrackError, policy_steps
+    from storyrl.core.babylm_spec import TrackError, policy_steps
 
     before, slot = policy_steps("non-strict-small", 900 * 10**6, aoa_steps("non-strict-small"))
     assert len(before) == 27 and before[-1] == ("chck_900M", 900 * 10**6) and slot == "chck_1000M"
@@ -385,8 +385,8 @@ def test_the_rl_policy_takes_the_revision_after_its_checkpoint():
 
 def test_aoa_score_rows_give_the_babylm_table_its_rl_delta(tmp_path):
     from storyrl.analysis import load, tables
+    from storyrl.core.schemas import make_metadata, write_table
     from storyrl.evaluate.aoa_score import parse_score, score_rows
-    from storyrl.schemas import make_metadata, write_table
 
     out = 'log line\nSTORYRL_AOA {"curve_fitness": 0.25, "p_value": 0.01, "n_words": 300}\n'
     assert parse_score(out, "x") == {"curve_fitness": 0.25, "p_value": 0.01, "n_words": 300}
@@ -470,8 +470,8 @@ def test_the_aoa_score_before_rl_is_labelled_ours(tmp_path, monkeypatch):
     policy); a separate before-RL AoA score (the pretraining checkpoint's revisions alone) is
     ours, and the table and the figure say so where the AoA row is."""
     from storyrl.analysis import figures_eval, load, style, tables
+    from storyrl.core.schemas import make_metadata, write_table
     from storyrl.evaluate.aoa_score import score_rows
-    from storyrl.schemas import make_metadata, write_table
 
     rows = score_rows({"curve_fitness": 0.31, "n_words": 50}, "p-pre-900M", 900 * 10**6, 0)
     rows += score_rows(

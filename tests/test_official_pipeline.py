@@ -18,7 +18,7 @@ import torch
 
 from evalfixtures import build_model
 from helpers import ROOT
-from storyrl.babylm_spec import aoa_steps
+from storyrl.core.babylm_spec import aoa_steps
 
 PIPELINE = os.environ.get("STORYRL_BABYLM_PIPELINE")
 PYTHON = os.environ.get("STORYRL_BABYLM_PYTHON")

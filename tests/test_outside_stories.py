@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from storyrl.cli import main
-from storyrl.schemas import read_table
+from storyrl.core.schemas import read_table
 
 PROMPT = "Once upon a time,"
 

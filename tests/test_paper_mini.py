@@ -153,7 +153,7 @@ def paths(work: Path) -> dict:
     in the paper's plan and in the miniature."""
     import datasets
 
-    from storyrl import demo_corpus, demo_eval
+    from storyrl.data import demo_corpus, demo_eval
     from storyrl.testing import build_tiny_chat_model
 
     text = work / "demo-text"

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from helpers import ROOT, TEST_CONFIG, paper_weights, pipeline_checkouts, snakemake
-from storyrl import layout
 from storyrl.config import ConfigError, load
+from storyrl.core import layout
+from storyrl.core.units import checkpoint_name
 from storyrl.plan import Plan, args, targets
-from storyrl.units import checkpoint_name
 
 PAPER = ROOT / "config" / "paper.yaml"
 TABLE = {"paper-pre-900M", "900M-seed42-base-rl-final"}

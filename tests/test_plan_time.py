@@ -84,7 +84,7 @@ def tokens_meta(folder, made_with):
 
 
 def current(cfg):
-    from storyrl.schemas import config_hash
+    from storyrl.core.schemas import config_hash
 
     return {
         "corpus": config_hash(cfg.corpora["demo"].model_dump(mode="json")),
@@ -115,7 +115,7 @@ def test_a_stream_of_other_settings_only_warns(tmp_path):
 def test_publishing_an_identical_checkpoint_leaves_it_untouched(tmp_path):
     import os
 
-    from storyrl.pretrain_export import publish
+    from storyrl.pretrain.export import publish
 
     work = tmp_path / "work"
     ckpt = work / "milestones" / "ckpt-10K"

@@ -15,10 +15,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from helpers import ROOT, pretrain_args
-from storyrl.checkpoints import tokenizer_fingerprint
 from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
-from storyrl.pretrain import plan_run
-from storyrl.schemas import read_metadata
+from storyrl.core.checkpoints import tokenizer_fingerprint
+from storyrl.core.schemas import read_metadata
+from storyrl.pretrain.train import plan_run
 
 MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
 TRAINING = TrainingConfig(
@@ -145,7 +145,7 @@ def test_milestone_checkpoints_load_offline_and_record_words(reference):
         assert not (ckpt / "optimizer.pt").exists()
     model = AutoModelForCausalLM.from_pretrained(reference / "ckpt-40K", local_files_only=True)
     tok = AutoTokenizer.from_pretrained(reference / "ckpt-40K", local_files_only=True)
-    # Each milestone names its tokenizer, which every load checks (storyrl.checkpoints).
+    # Each milestone names its tokenizer, which every load checks (storyrl.core.checkpoints).
     assert info["tokenizer_sha256"] == tokenizer_fingerprint(tok)
     assert model.config.n_layer == 1 and model.config.eos_token_id == tok.eos_token_id
     assert tok("Once upon a time")["input_ids"][0] != tok.bos_token_id  # no BOS prepended
@@ -213,8 +213,8 @@ def test_plan_from_the_streams_metadata_counts_the_blocks_as_training_does(tmp_p
     import numpy as np
 
     from storyrl.config import TrainingConfig
-    from storyrl.pretrain import Blocks
-    from storyrl.pretrain_plan import count_blocks, plan_from_meta
+    from storyrl.pretrain.schedule import count_blocks, plan_from_meta
+    from storyrl.pretrain.train import Blocks
 
     groups = [700, 129, 128, 1000, 5]
     tokens = np.zeros(sum(groups), dtype=np.uint16)

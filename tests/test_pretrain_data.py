@@ -17,11 +17,11 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import AutoTokenizer, GPT2TokenizerFast
 
 from storyrl.config import CorpusConfig, TokenizerConfig, TrainingConfig
-from storyrl.corpus import build_subset
-from storyrl.pretrain import Blocks, plan_run
-from storyrl.tokenizer import train_tokenizer
-from storyrl.tokens import encode_corpus
-from storyrl.units import count_words
+from storyrl.core.units import count_words
+from storyrl.data.corpus import build_subset
+from storyrl.data.tokenizer import train_tokenizer
+from storyrl.data.tokens import encode_corpus
+from storyrl.pretrain.train import Blocks, plan_run
 
 BLOCK = 64
 AUTHORS = {

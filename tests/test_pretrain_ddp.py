@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from helpers import pretrain_args, snakemake
 from storyrl.config import ModelConfig, PretrainJob, TrainingConfig
-from storyrl.device import DeviceError
-from storyrl.pretrain import check_launch
+from storyrl.core.device import DeviceError
+from storyrl.pretrain.train import check_launch
 
 # No dropout: the two processes draw their dropout masks from other RNG streams than one process
 # would, so only a deterministic model can be compared weight for weight.

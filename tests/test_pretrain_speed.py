@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from storyrl.config import ModelConfig, TrainingConfig
-from storyrl.pretrain import pretrain
+from storyrl.pretrain.train import pretrain
 from storyrl.testing import numbered_tokenizer
 
 VOCAB, STEPS, BATCH = 200, 6, 8

@@ -17,8 +17,8 @@ import yaml
 from helpers import ROOT, TEST_CONFIG, snakemake
 from storyrl.cli import main
 from storyrl.config import ConfigError
-from storyrl.redact import credentials_to_env, portable_path, redact
-from storyrl.schemas import make_metadata
+from storyrl.core.redact import credentials_to_env, portable_path, redact
+from storyrl.core.schemas import make_metadata
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))

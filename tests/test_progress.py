@@ -15,9 +15,9 @@ import pandas as pd
 
 import tiny_jobs
 from rl_toys import make_checkpoint
-from storyrl.pretrain_plan import plan_from_meta
-from storyrl.progress import Progress, duration
+from storyrl.pretrain.schedule import plan_from_meta
 from storyrl.rl.ledger import Ledger
+from storyrl.training.progress import Progress, duration
 
 LINE = re.compile(
     r"(?P<name>pretrain \S+|rl \S+): step (?P<k>\d+)/(?P<n>\d+|\?)(?: \(\d+%\))?, "
@@ -84,7 +84,7 @@ class Clock:
 def test_lines_come_every_interval_and_at_the_last_step(caplog):
     clock, out = Clock(), io.StringIO()
     p = Progress("rl x", 20, every_s=10, start=0, stream=out, clock=clock)
-    with caplog.at_level(logging.INFO, logger="storyrl.progress"):
+    with caplog.at_level(logging.INFO, logger="storyrl.training.progress"):
         for k in range(1, 21):
             clock.t += 3  # 3 s a step: a line at step 1, then every 4th step (12 s), and step 20
             p.update(k, words=100 * k, score=0.5)

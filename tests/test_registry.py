@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from analysis_synth import write_results
-from storyrl import layout
 from storyrl.analysis.registry import REGISTRY, Target, buildable, names, register
 from storyrl.analysis.targets import build_all
 from storyrl.cli import main
+from storyrl.core import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"

@@ -11,10 +11,10 @@ import pytest
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.cli import main
 from storyrl.config import RLConfig
+from storyrl.core.schemas import read_metadata
 from storyrl.rl.train import train
-from storyrl.run_config import RunConfigMismatch
-from storyrl.schemas import read_metadata
 from storyrl.testing import rl_train_args
+from storyrl.training.run_config import RunConfigMismatch
 
 TOY = {
     "prompts": ["once upon a time"],
@@ -110,7 +110,7 @@ def test_a_run_recorded_without_its_thread_count_resumes_with_a_warning(ckpt, tm
     record = json.loads((run / "run_config.json").read_text())
     del record["rl"]["threads"]
     (run / "run_config.json").write_text(json.dumps(record))
-    with caplog.at_level("WARNING", logger="storyrl.run_config"):
+    with caplog.at_level("WARNING", logger="storyrl.training.run_config"):
         assert train(ckpt, run, RLConfig.model_validate(TOY), ShareScorer())["steps"] == 3
     assert f"{run}: its run was recorded without rl.threads" in caplog.text
     assert json.loads((run / "run_config.json").read_text())["rl"]["threads"] == 1

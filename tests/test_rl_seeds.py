@@ -11,7 +11,7 @@ import pytest
 from rl_toys import make_checkpoint
 from storyrl.cli import main
 from storyrl.config import load
-from storyrl.schemas import read_metadata
+from storyrl.core.schemas import read_metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from storyrl.testing import build_tiny_chat_model

@@ -18,8 +18,8 @@ from transformers import AutoModelForCausalLM
 
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.config import RLConfig, load, state_due
+from storyrl.core.schemas import read_metadata, read_table
 from storyrl.rl.train import train
-from storyrl.schemas import read_metadata, read_table
 
 TOY = {
     "prompts": ["once upon a time"],

@@ -94,7 +94,7 @@ def test_a_second_pretraining_writer_is_refused(demo_prepared, tmp_path):
 
 
 def test_the_lock_file_follows_the_umask_like_every_other_file_of_the_run(tmp_path):
-    from storyrl.run_lock import LOCK, run_lock
+    from storyrl.training.run_lock import LOCK, run_lock
 
     old = os.umask(0o002)
     try:

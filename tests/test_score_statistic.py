@@ -11,7 +11,7 @@ import pytest
 
 from storyrl.analysis import AnalysisError, equivalence, load, tables
 from storyrl.config import AnalysisConfig
-from storyrl.schemas import make_metadata, write_table
+from storyrl.core.schemas import make_metadata, write_table
 from storyrl.stories.rubric import parse_reply, weighted_score
 
 # Two runs of 4 steps x 4 stories (batch 4); windows of 2 steps / groups.
@@ -103,7 +103,7 @@ def write_runs(root):
 
 
 def tables_steps_columns():
-    from storyrl.schemas import SCHEMAS
+    from storyrl.core.schemas import SCHEMAS
 
     return SCHEMAS["steps"].names
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from evalfixtures import build_model, hand_logprob
+from storyrl.core.hf_compat import cache_kwarg, output_cache
 from storyrl.evaluate.results import choose
 from storyrl.evaluate.scorer import Scorer
-from storyrl.hf_compat import cache_kwarg, output_cache
 
 # (texts, completions): lengths from 1 to ~25 tokens; prefixes shared within items and across
 # them ("the cat"); a repeated candidate; a candidate that is a prefix of another; one token.

@@ -11,12 +11,12 @@ import yaml
 
 from analysis_synth import write_results
 from helpers import ROOT, assert_dataset_matches_parquet
-from storyrl import layout
 from storyrl.analysis.registry import names
 from storyrl.analysis.share import CONFIGS, MARK
 from storyrl.analysis.targets import make
 from storyrl.cli import main
 from storyrl.config import AnalysisConfig
+from storyrl.core import layout
 
 SECTION = {"bootstrap": 50, "share_bins": 8}
 

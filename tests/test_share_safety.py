@@ -12,12 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storyrl import layout
 from storyrl.analysis import BadResults
 from storyrl.analysis.load import load_eval
 from storyrl.analysis.share import MARK, share
 from storyrl.cli import main
-from storyrl.schemas import make_metadata, write_table
+from storyrl.core import layout
+from storyrl.core.schemas import make_metadata, write_table
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_synth import write_results  # noqa: E402

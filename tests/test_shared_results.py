@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps, load_story_eval, load_summaries
 from storyrl.analysis.tables import ledger_table
 from storyrl.cli import main
-from storyrl.schemas import META_KEY, SchemaError, read_metadata
+from storyrl.core import layout
+from storyrl.core.schemas import META_KEY, SchemaError, read_metadata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from analysis_synth import write_results  # noqa: E402

@@ -10,12 +10,12 @@ import pytest
 
 from analysis_synth import write_pretrain_log, write_results
 from helpers import snakemake
-from storyrl import layout
 from storyrl.analysis.load import load_pretrain_logs
 from storyrl.analysis.targets import make
 from storyrl.cli import main
 from storyrl.config import AnalysisConfig
-from storyrl.schemas import read_metadata
+from storyrl.core import layout
+from storyrl.core.schemas import read_metadata
 
 RUNS = [(20_000_000, 42), (900_000_000, 42), (900_000_000, 43)]
 N_STEPS, BATCH = 30, 8

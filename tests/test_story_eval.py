@@ -10,14 +10,14 @@ import pytest
 
 from rl_toys import ShareScorer, make_checkpoint
 from storyrl.analysis.load import load_story_eval
-from storyrl.checkpoints import CHECKPOINT_INFO, RL_INFO
 from storyrl.cli import main
 from storyrl.config import RLConfig, StoryEvalConfig, planned_checkpoints
+from storyrl.core.checkpoints import CHECKPOINT_INFO, RL_INFO
+from storyrl.core.schemas import read_metadata, read_table
+from storyrl.core.units import words_label
 from storyrl.evaluate.stories import evaluate_stories
 from storyrl.rl.train import train
-from storyrl.schemas import read_metadata, read_table
 from storyrl.stories.scoring import teacher_scorer
-from storyrl.units import words_label
 
 PROMPTS = ["once upon a time", "let me tell you a tale"]
 RL = RLConfig.model_validate(

@@ -647,7 +647,7 @@ OTHER = STRICT_SMALL[:-1] + [f"chck_{100 * i}M" for i in range(1, 11)]  # collat
 
 
 def test_revisions_are_the_tracks_checkpoints_up_to_the_final_model():
-    from storyrl.babylm_spec import revisions_for
+    from storyrl.core.babylm_spec import revisions_for
 
     def names(revs):
         return [n for n, _ in revs]

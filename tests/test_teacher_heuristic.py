@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storyrl.schemas import read_metadata, read_table
+from storyrl.core.schemas import read_metadata, read_table
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.cache import ScoreCache
 from storyrl.stories.teacher.heuristic import judge

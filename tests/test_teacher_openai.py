@@ -157,7 +157,7 @@ def test_failed_calls_are_not_cached(server, tmp_path):
 def test_score_file_stops_on_failure_and_keeps_what_was_scored(server, tmp_path):
     import pandas as pd
 
-    from storyrl.schemas import read_metadata, read_table
+    from storyrl.core.schemas import read_metadata, read_table
     from storyrl.stories.score_file import ScoreSection, score_file
 
     stories = tmp_path / "stories.parquet"

@@ -12,8 +12,8 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from storyrl.config import RLConfig, load
+from storyrl.core.schemas import read_table
 from storyrl.rl.train import train
-from storyrl.schemas import read_table
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.scoring import teacher_scorer
 from storyrl.stories.teacher import TeacherFailure

@@ -92,7 +92,7 @@ def test_well_formed():
 def test_tables_written_before_the_form_columns_still_read(tmp_path):
     import pyarrow.parquet as pq
 
-    from storyrl.schemas import SCHEMAS, read_table, to_table
+    from storyrl.core.schemas import SCHEMAS, read_table, to_table
 
     row = {n: None for n in SCHEMAS["rollouts"].names} | {"run_id": "r", "step": 1}
     old = to_table("rollouts", [row], {}).drop_columns(["well_formed"])
@@ -104,8 +104,8 @@ def test_tables_written_before_the_form_columns_still_read(tmp_path):
 def test_a_run_resumed_across_the_new_columns_consolidates(tmp_path):
     import pyarrow.parquet as pq
 
+    from storyrl.core.schemas import SCHEMAS, read_table
     from storyrl.rl.run import RunFiles
-    from storyrl.schemas import SCHEMAS, read_table
 
     files = RunFiles(tmp_path, {"run_id": "r"})
     for table in ("rollouts", "steps"):

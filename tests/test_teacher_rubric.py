@@ -225,9 +225,9 @@ def test_the_rubric_hash_travels_in_every_runs_metadata(tmp_path):
 
     from rl_toys import make_checkpoint
     from storyrl.config import RLConfig, StoryEvalConfig
+    from storyrl.core.schemas import read_metadata
     from storyrl.evaluate.stories import evaluate_stories
     from storyrl.rl.train import train
-    from storyrl.schemas import read_metadata
     from storyrl.stories.scoring import teacher_scorer
 
     rubric = tmp_path / "teacher_prompt.md"

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from rl_toys import ShareScorer, make_checkpoint, put_foreign_tokenizer
-from storyrl.checkpoints import RL_INFO, CheckpointError, load_checkpoint
 from storyrl.cli import main
 from storyrl.config import RLConfig
+from storyrl.core.checkpoints import RL_INFO, CheckpointError, load_checkpoint
 from storyrl.rl.train import train
 from storyrl.testing import rl_train_args
 
@@ -97,7 +97,7 @@ def test_a_larger_vocabulary_is_refused_without_a_recorded_fingerprint(policy, t
 
 def test_a_checkpoint_without_a_recorded_fingerprint_loads_with_a_warning(policy, tmp_path, caplog):
     folder = copy(policy, tmp_path, record=False)
-    with caplog.at_level(logging.WARNING, logger="storyrl.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="storyrl.core.checkpoints"):
         tok, _ = load_checkpoint(folder)
     assert tok.eos_token == "</s>"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -107,7 +107,7 @@ def test_a_checkpoint_without_a_recorded_fingerprint_loads_with_a_warning(policy
 def test_the_policy_records_the_fingerprint_of_its_tokenizer(policy, tmp_path):
     from transformers import AutoTokenizer
 
-    from storyrl.checkpoints import tokenizer_fingerprint
+    from storyrl.core.checkpoints import tokenizer_fingerprint
 
     recorded = json.loads((policy / RL_INFO).read_text())["tokenizer_sha256"]
     assert recorded == tokenizer_fingerprint(AutoTokenizer.from_pretrained(policy))

@@ -18,8 +18,8 @@ import tiny_jobs
 from helpers import TEST_CONFIG, snakemake
 from rl_toys import make_checkpoint
 from storyrl.config import ConfigError, TrackingConfig
-from storyrl.schemas import read_metadata
-from storyrl.tracking import from_env, require
+from storyrl.core.schemas import read_metadata
+from storyrl.training.tracking import from_env, require
 
 
 @pytest.fixture(scope="module")

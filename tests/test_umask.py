@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storyrl.atomic import atomic_path, write_text
+from storyrl.core.atomic import atomic_path, write_text
 
 # umask -> (file mode, folder mode)
 MODES = {0o022: (0o644, 0o755), 0o002: (0o664, 0o775)}
@@ -53,7 +53,7 @@ def test_atomic_files_and_folders_take_the_umask_whatever_made_them(tmp_path, mo
 
 def test_a_saved_checkpoint_and_its_weights_take_the_umask(tmp_path, modes):
     from rl_toys import make_checkpoint
-    from storyrl.checkpoints import load_checkpoint, save_checkpoint
+    from storyrl.core.checkpoints import load_checkpoint, save_checkpoint
 
     tok, lm = load_checkpoint(make_checkpoint(tmp_path / "src"))
     save_checkpoint(tmp_path / "ckpt", lm, tok, info={"run_id": "r", "rl_words": 1})
@@ -62,9 +62,9 @@ def test_a_saved_checkpoint_and_its_weights_take_the_umask(tmp_path, modes):
 
 
 def test_published_milestones_tables_and_eval_data_take_the_umask(tmp_path, modes):
-    from storyrl.demo_eval import generate
-    from storyrl.pretrain_export import publish
-    from storyrl.schemas import make_metadata, write_table
+    from storyrl.core.schemas import make_metadata, write_table
+    from storyrl.data.demo_eval import generate
+    from storyrl.pretrain.export import publish
 
     # A milestone as the Trainer leaves it in the work folder: weights of mode 600.
     milestone = tmp_path / "work" / "milestones" / "ckpt-10K"

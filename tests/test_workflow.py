@@ -23,7 +23,7 @@ from helpers import (
     snakemake,
 )
 from storyrl.analysis.registry import REGISTRY, names
-from storyrl.schemas import read_metadata
+from storyrl.core.schemas import read_metadata
 
 TABLES, FIGURES = names("table"), names("figure")
 
@@ -103,7 +103,7 @@ def test_the_console_shows_the_long_jobs_progress(finished):
     for run_id in yaml_runs():
         assert re.search(rf"^\[[\d:]+\] rl {run_id}: step \d+/\d+", console, re.M), run_id
     # Only the progress lines: the jobs' other output stays in their logs.
-    assert "storyrl.pretrain" not in console and "milestone" not in console
+    assert "storyrl.pretrain.train" not in console and "milestone" not in console
 
 
 def yaml_runs() -> list[str]:

@@ -199,7 +199,7 @@ def eval_stories_cli_scores_with_the_engine(work: Path):
 def agreement_judge_on_vllm_rescores_the_pack_runs(work: Path):
     import pandas as pd
 
-    from storyrl.schemas import read_metadata
+    from storyrl.core.schemas import read_metadata
 
     done, deadline = work / "pack.done", time.monotonic() + 1200
     while not done.exists() and time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from storyrl.analysis.load import CRITERIA, _overrides_for, _with_runs
 from storyrl.analysis.stats import interval, stream
 from storyrl.analysis.tables import before_after_table, write_table
 from storyrl.config import AnalysisConfig
-from storyrl.schemas import read_metadata, read_table
+from storyrl.core.schemas import read_metadata, read_table
 
 ORIGINAL = "original"
 """The teacher column's value for the run's own teacher in `headline_table`."""

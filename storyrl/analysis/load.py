@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from storyrl.analysis import AnalysisError, checks
-from storyrl.schemas import read_metadata, read_table
-from storyrl.units import parse_words
+from storyrl.core.schemas import read_metadata, read_table
+from storyrl.core.units import parse_words
 
 SCALE = 9
 """Teacher scores are stored in [0, 1] (sum of three 0-3 scores / 9); reports use 0-9."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from storyrl import layout
+from storyrl.core import layout
 
 KINDS = ("table", "figure")
 INPUTS = tuple(f.name for f in fields(layout.Inputs))

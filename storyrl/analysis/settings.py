@@ -10,9 +10,9 @@ import json
 import logging
 from pathlib import Path
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError
 from storyrl.config import AnalysisConfig
+from storyrl.core import layout
 
 log = logging.getLogger(__name__)
 

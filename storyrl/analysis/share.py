@@ -7,7 +7,7 @@ reads the RL stories, and `storyrl analysis all --results <folder>` rebuilds eve
 figure with the run's settings (its config, `config.yaml` in the folder). The card declares what
 the Hub expects (license, language, task and size categories, each config's files and features)
 and holds the provenance: the storyrl version and commit, package versions and each file's
-SHA-256; and what each column means (storyrl.schema_docs).
+SHA-256; and what each column means (storyrl.core.schema_docs).
 
     storyrl share --results results --out results/share
     hf upload <user>/<repo> results/share . --repo-type dataset
@@ -22,12 +22,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from storyrl import __version__, layout
+from storyrl import __version__
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.share_files import MARK, copy_file, install, owned, sha256
-from storyrl.redact import portable_config
-from storyrl.schema_docs import TABLE_DOCS, column_table
-from storyrl.schemas import SCHEMAS, git_commit, read_metadata, read_table
+from storyrl.core import layout
+from storyrl.core.redact import portable_config
+from storyrl.core.schema_docs import TABLE_DOCS, column_table
+from storyrl.core.schemas import SCHEMAS, git_commit, read_metadata, read_table
 
 CONFIGS = {
     "rollouts": ("rollouts", "rollouts", "every story of every RL run, with the teacher's reply"),
@@ -289,7 +290,7 @@ def add_parser(sub) -> None:
     s = sub.add_parser(
         "share", help="a results folder as a Hugging Face dataset (Parquet files and a card)"
     )
-    s.add_argument("--results", required=True, help="folder in the layout of storyrl.layout")
+    s.add_argument("--results", required=True, help="folder in the layout of storyrl.core.layout")
     s.add_argument(
         "--out",
         required=True,

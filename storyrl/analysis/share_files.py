@@ -19,9 +19,9 @@ import re
 import shutil
 from pathlib import Path
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError, BadResults
-from storyrl.atomic import write_text
+from storyrl.core import layout
+from storyrl.core.atomic import write_text
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from storyrl.analysis.load import SCALE, words_axis_label  # noqa: E402
-from storyrl.atomic import atomic_path  # noqa: E402
-from storyrl.layout import FIGURE_FORMATS  # noqa: E402
+from storyrl.core.atomic import atomic_path  # noqa: E402
+from storyrl.core.layout import FIGURE_FORMATS  # noqa: E402
 
 SCORE_LABEL = f"teacher score (0–{SCALE})"
 LENGTH_LABEL = "story length (words)"

@@ -17,9 +17,9 @@ from storyrl.analysis.checks import SUMMARY_INT_KEYS
 from storyrl.analysis.load import SCALE, TASK_LABELS, AnalysisError, words_axis_label
 from storyrl.analysis.regex_score import regex_units
 from storyrl.analysis.stats import bootstrap_means, interval, stream
-from storyrl.atomic import write_text
 from storyrl.config import AnalysisConfig
-from storyrl.layout import TABLE_FORMATS
+from storyrl.core.atomic import write_text
+from storyrl.core.layout import TABLE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def ledger_table(summaries, steps=None) -> pd.DataFrame:
     """One row per RL run from its `summary.json`; a run with only a steps.parquet gets the
     totals of its last step (budget and generated words, stories, steps)."""
     from storyrl.analysis.load import RUN_ID
-    from storyrl.units import parse_words
+    from storyrl.core.units import parse_words
 
     rows = []
     for run_id, data in summaries:

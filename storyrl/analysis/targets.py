@@ -12,10 +12,10 @@ import logging
 from functools import cached_property
 from pathlib import Path
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError, BadResults, settings
 from storyrl.analysis.registry import INPUTS, KINDS, REGISTRY, names
 from storyrl.config import AnalysisConfig
+from storyrl.core import layout
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,13 @@ def build_all(
 
 # ------------------------------------------------------------------------------ CLI
 def add_parser(sub) -> None:
-    from storyrl.commands import section as section_type
+    from storyrl.config.commands import section as section_type
 
     p = sub.add_parser("analysis", help="tables and figures from Parquet results")
     asub = p.add_subparsers(dest="analysis_command", required=True)
 
     a = asub.add_parser("all", help="rebuild every table and figure from a results folder")
-    a.add_argument("--results", required=True, help="folder in the layout of storyrl.layout")
+    a.add_argument("--results", required=True, help="folder in the layout of storyrl.core.layout")
     a.add_argument("--output", required=True, help="writes tables/ and figures/ here")
     add_settings_options(a, section_type)
     a.add_argument("--strict", action="store_true", help="fail instead of skipping a target")

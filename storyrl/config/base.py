@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from storyrl.units import parse_words
+from storyrl.core.units import parse_words
 
 # The schema shows what a YAML file may hold: a word count is also a label such as `20M`.
 Words = Annotated[int, BeforeValidator(parse_words, json_schema_input_type=int | str)]

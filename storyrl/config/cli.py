@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 def check_config(args) -> None:
     from storyrl.config import load
     from storyrl.config.data_paths import check_data_paths
-    from storyrl.redact import redact_data
+    from storyrl.core.redact import redact_data
     from storyrl.stories.checks import check_teacher_weights
 
     cfg = load(*args.files)
@@ -42,9 +42,9 @@ def check_config(args) -> None:
 
 
 def record_config(args) -> None:
-    from storyrl.atomic import write_text
     from storyrl.config import record_text, validate
-    from storyrl.redact import redact_data
+    from storyrl.core.atomic import write_text
+    from storyrl.core.redact import redact_data
 
     cfg = validate(json.loads(args.config_json), source="--config-json")
     # A record others may read (share copies it): no URL credentials.
@@ -52,8 +52,8 @@ def record_config(args) -> None:
 
 
 def schema(args) -> None:
-    from storyrl.atomic import atomic_path
     from storyrl.config import schema_text
+    from storyrl.core.atomic import atomic_path
 
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,9 @@ a job, perhaps hours later in a queue. Only the files' names and small JSON head
 import json
 from pathlib import Path
 
-from storyrl.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
 from storyrl.config.base import ConfigError
 from storyrl.config.corpus import CorpusConfig
+from storyrl.core.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
 
 HF_HINT = (
     "a Hugging Face dataset saved with `save_to_disk` (e.g. `datasets.load_dataset("

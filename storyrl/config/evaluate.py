@@ -1,14 +1,14 @@
 """Config sections of evaluation: teacher-scored stories, BabyLM zero-shot, and the hand-off to
 the official BabyLM pipeline (GLUE, reading, AoA). The code that runs them is in
-storyrl/evaluate/; the BabyLM facts they check against are in storyrl/babylm_spec.py."""
+storyrl/evaluate/; the BabyLM facts they check against are in storyrl/core/babylm_spec.py."""
 
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS
 from storyrl.config.base import Section
+from storyrl.core.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS
 
 
 class StoryEvalConfig(Section):
@@ -34,7 +34,7 @@ class ZeroShotConfig(Section):
 
     data_path: str | None = None
     """The official `evaluation_data/` folder (holding `full_eval/` and `fast_eval/`); None: the
-    demo evaluation sets that `storyrl.demo_eval` writes."""
+    demo evaluation sets that `storyrl.data.demo_eval` writes."""
     variant: Literal["full", "fast"] = "fast"
     """Which sets to score (paper: full on 900M-pre and the final policies, fast on every
     checkpoint)."""

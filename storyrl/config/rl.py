@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 from pydantic import Field, ValidationError, model_validator
 
 from storyrl.config.base import Name, Section, Words, deep_merge, error_lines
-from storyrl.units import count_words, words_label
+from storyrl.core.units import count_words, words_label
 
 PAPER_PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError, model_validator
 
-from storyrl.babylm_spec import aoa_steps
 from storyrl.config.agreement import AgreementConfig
 from storyrl.config.analysis import AnalysisConfig, ShareConfig
 from storyrl.config.base import ConfigError, Name, Section, deep_merge, error_lines
@@ -18,6 +17,7 @@ from storyrl.config.rl import RLConfig, RLRun, RunSpec, budget_problem, expand_r
 from storyrl.config.sharing import RLSharingConfig, rl_packs
 from storyrl.config.teacher import RewardConfig, TeacherConfig
 from storyrl.config.tracking import TrackingConfig
+from storyrl.core.babylm_spec import aoa_steps
 
 
 class Config(Section):

@@ -23,7 +23,8 @@ import logging
 import subprocess
 from pathlib import Path
 
-from storyrl.babylm_spec import aoa_steps, policy_steps
+from storyrl.core.babylm_spec import aoa_steps, policy_steps
+from storyrl.core.units import words_label
 from storyrl.evaluate.official import (
     OfficialError,
     _write,
@@ -34,7 +35,6 @@ from storyrl.evaluate.official import (
     revision_store,
     run_pipeline,
 )
-from storyrl.units import words_label
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def cli_aoa(args):
     run_pipeline(cfg, aoa_command(cfg, repo_id, args.output_dir), env)
     entries = parse_aoa(aoa_result_path(args.output_dir, repo_id), list(revisions))
     if slot:
-        from storyrl.checkpoints import rl_words as checkpoint_rl_words
+        from storyrl.core.checkpoints import rl_words as checkpoint_rl_words
 
         start = max(by_words)
         folder = aoa_result_path(args.output_dir, repo_id).parent

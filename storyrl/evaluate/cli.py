@@ -4,8 +4,8 @@ module's `cli_*` function, imported only when it runs."""
 
 import json
 
-from storyrl.commands import gpu_flag, lazy, positive_int, section
-from storyrl.units import parse_words
+from storyrl.config.commands import gpu_flag, lazy, positive_int, section
+from storyrl.core.units import parse_words
 
 
 def add_parser(sub) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def demo_eval_command(args) -> None:
-    from storyrl.demo_eval import generate
+    from storyrl.data.demo_eval import generate
 
     counts = generate(args.out, seed=args.seed, n_full=args.n_full, n_fast=args.n_fast)
     for (task, variant), n in counts.items():
@@ -57,7 +57,7 @@ def _add_eval(sub):
     common(q)
     q.set_defaults(func=lazy("storyrl.evaluate.zero_shot", "cli_one"))
 
-    from storyrl.babylm_spec import ZERO_SHOT_TASKS as TASKS
+    from storyrl.core.babylm_spec import ZERO_SHOT_TASKS as TASKS
 
     q = esub.add_parser(
         "zero-shot-suite", help="several zero-shot tasks, one model load, tidy Parquet rows"
@@ -135,8 +135,8 @@ def _add_eval(sub):
     gpu_flag(q)
     q.set_defaults(func=lazy("storyrl.evaluate.stories", "cli_stories"))
 
-    from storyrl.babylm_spec import GLUE_TASKS
     from storyrl.config import OfficialConfig
+    from storyrl.core.babylm_spec import GLUE_TASKS
 
     o = esub.add_parser(
         "official",

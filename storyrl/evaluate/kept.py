@@ -16,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from storyrl.atomic import atomic_path, write_text
-from storyrl.checkpoints import content_identity
+from storyrl.core.atomic import atomic_path, write_text
+from storyrl.core.checkpoints import content_identity
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def folder_identity(folder) -> dict:
 
 
 def record(checkpoint, settings: dict) -> dict:
-    from storyrl.schemas import make_metadata
+    from storyrl.core.schemas import make_metadata
 
     meta = make_metadata("kept")
     return {
@@ -105,7 +105,7 @@ def keep(outputs: list, rec: dict) -> None:
 
 def fail_on(broken: list[str], total: int) -> None:
     """After a group job scored what it could: one line naming the broken checkpoints."""
-    from storyrl.checkpoints import CheckpointError
+    from storyrl.core.checkpoints import CheckpointError
 
     if broken:
         raise CheckpointError(

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from storyrl.config import ConfigError
-from storyrl.units import parse_words
+from storyrl.core.units import parse_words
 
 
 class _Entry(BaseModel):

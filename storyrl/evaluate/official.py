@@ -22,8 +22,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from storyrl.babylm_spec import GLUE_TASKS
 from storyrl.config import OfficialConfig
+from storyrl.core.babylm_spec import GLUE_TASKS
 from storyrl.evaluate.zero_shot import model_results_dir
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,7 @@ def revision_store(hub_cache, repo_id: str, checkpoints: dict[str, str]) -> Path
 
 # --------------------------------------------------------------------------- CLI
 def _write(parquet, rows, cfg: OfficialConfig, **ids) -> None:
-    from storyrl.schemas import make_metadata, write_table
+    from storyrl.core.schemas import make_metadata, write_table
 
     write_table(
         parquet,
@@ -380,7 +380,7 @@ def cli_reading(args):
 
 def cli_collect(args):
     """`storyrl eval official collect`: one model's GLUE and reading outputs -> eval_scores."""
-    from storyrl.checkpoints import rl_words as checkpoint_rl_words
+    from storyrl.core.checkpoints import rl_words as checkpoint_rl_words
 
     cfg = args.section
     rl_words = args.rl_words if args.rl_words is not None else checkpoint_rl_words(args.model)

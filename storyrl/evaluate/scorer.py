@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from storyrl.hf_compat import cache_kwarg, fuse_gelu, output_cache
+from storyrl.core.hf_compat import cache_kwarg, fuse_gelu, output_cache
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Scorer:
         pack_len: int = 256,
         fused_gelu: bool = True,
     ):
-        from storyrl.checkpoints import load_model, load_tokenizer, resolve_device
+        from storyrl.core.checkpoints import load_model, load_tokenizer, resolve_device
 
         self.model_dir = model_dir
         self.device = resolve_device(device)

@@ -40,11 +40,11 @@ def evaluate_stories(
     """Sample cfg.n_stories stories from the checkpoint at `model_dir`, score them with
     `scorer(prompts, texts) -> (judgements, rewards)` and write them to `output` (Parquet,
     table `rollouts`: step 0, sample = story index, budget_words 0). Ids not given come from the
-    folder (storyrl.checkpoints.checkpoint_ids); model_id defaults to the folder's name
+    folder (storyrl.core.checkpoints.checkpoint_ids); model_id defaults to the folder's name
     (prefixed by the run id for an RL checkpoint). Returns a summary: n, teacher_score_mean,
     parsed_share and the ids."""
-    from storyrl.checkpoints import checkpoint_ids, load_checkpoint, resolve_device
-    from storyrl.schemas import make_metadata, write_table
+    from storyrl.core.checkpoints import checkpoint_ids, load_checkpoint, resolve_device
+    from storyrl.core.schemas import make_metadata, write_table
     from storyrl.stories.rows import ScoredBatch, rollout_rows
     from storyrl.stories.sampling import batch_prompts, sample, seed_all
     from storyrl.stories.scoring import teacher_identity
@@ -152,7 +152,7 @@ def cli_stories(args) -> None:
         )
     except ValidationError as err:
         raise ConfigError(f"--teacher/--reward: {err}") from None
-    from storyrl.checkpoints import CheckpointError
+    from storyrl.core.checkpoints import CheckpointError
     from storyrl.evaluate import kept
 
     group = args.models is not None

@@ -23,8 +23,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from storyrl.atomic import write_text
-from storyrl.babylm_spec import GLUE_TASKS, track_revisions
+from storyrl.core.atomic import write_text
+from storyrl.core.babylm_spec import GLUE_TASKS, track_revisions
 from storyrl.evaluate.official import OfficialError
 from storyrl.evaluate.tasks import TASKS, read_items
 

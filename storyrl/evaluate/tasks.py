@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyrl.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
+from storyrl.core.babylm_spec import ZERO_SHOT_DIRS, ZERO_SHOT_VARIANTS
 
 
 @dataclass

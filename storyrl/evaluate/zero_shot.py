@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from storyrl.atomic import write_text
-from storyrl.checkpoints import CheckpointError
 from storyrl.config import ZeroShotConfig
+from storyrl.core.atomic import write_text
+from storyrl.core.checkpoints import CheckpointError
 from storyrl.evaluate.results import TaskResult, aggregate, predictions_json, report_text, tidy_rows
 from storyrl.evaluate.tasks import TASKS, VARIANTS, Task, read_items, task_for_official
 
@@ -165,7 +165,7 @@ def run_zero_shot(
         rows += tidy_rows(result, label, model_id, pretrain_words, rl_words)
         ties[label] = result.ties
     if parquet is not None:
-        from storyrl.schemas import make_metadata, write_table
+        from storyrl.core.schemas import make_metadata, write_table
 
         meta = make_metadata(
             "eval_scores",
@@ -244,9 +244,9 @@ def cli_suite(args):
 
 def suite_one(e, args) -> list[dict]:
     """One checkpoint of the suite (`e`: a manifest.ZeroShotEntry; `args`: the shared flags)."""
-    from storyrl.checkpoints import rl_words
+    from storyrl.core.checkpoints import rl_words
+    from storyrl.core.schemas import make_metadata, write_table
     from storyrl.evaluate.scorer import Scorer
-    from storyrl.schemas import make_metadata, write_table
 
     words = [e.pretrain_words, e.rl_words]
     if words[1] is None:

@@ -1,7 +1,8 @@
-"""The workflow's plan as plain Python: every job the config asks for, with its paths and the
-config sections it gets. `Plan.from_config(cfg)` reads only the config (and, for the teacher's
-rubric, the file it names), so the plan is tested as unit tests; the rules in workflow/rules/
-are thin declarations over it.
+"""The workflow's plan as plain Python: the jobs a config asks for, their paths and sections.
+
+`Plan.from_config(cfg)` reads only the config (and, for the teacher's rubric, the file it
+names), so the plan is tested as unit tests; the rules in workflow/rules/ are thin declarations
+over it.
 
 What a plan holds:
 - `rl_runs`: the RL run table expanded (run id -> RLRun), and `packs` of runs sharing a GPU;
@@ -17,8 +18,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from storyrl import layout
 from storyrl.config import LOCAL_WEIGHT_BACKENDS, Config, RLRun, rl_packs
+from storyrl.core import layout
 from storyrl.plan.models import Model, eval_shapes, full_set_models, models, pre_model_id
 from storyrl.plan.official import Official, Submission, official, submissions
 
@@ -92,7 +93,7 @@ class Plan:
         return os.path.join(self.repo, path)
 
     def path(self, name: str, *args) -> str:
-        """A result path of `storyrl.layout` under this plan's results folder, as a string."""
+        """A result path of `storyrl.core.layout` under this plan's results folder, as a string."""
         return str(getattr(layout, name)(self.results, *args))
 
     def log(self, rule: str, *parts: str) -> str:

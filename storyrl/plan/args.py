@@ -6,10 +6,10 @@ import hashlib
 import json
 import shlex
 
-from storyrl import layout
-from storyrl.babylm_spec import GLUE_TASKS
+from storyrl.core import layout
+from storyrl.core.babylm_spec import GLUE_TASKS
+from storyrl.core.redact import credentials_to_env, redact_data
 from storyrl.plan import Plan
-from storyrl.redact import credentials_to_env, redact_data
 
 OFFICIAL_WHERE = ("path", "python", "data_path")
 OFFICIAL_GLUE = (
@@ -211,7 +211,7 @@ def run_config_json(plan: Plan) -> str:
 
 def tracking_env(plan: Plan) -> dict[str, str]:
     """Tracking is a side channel that changes no result: the training jobs read it from the
-    environment (storyrl/tracking.py), not from a rule's params, so choosing a backend or a
+    environment (storyrl/training/tracking.py), not from a rule's params, so choosing a backend or a
     progress interval reruns no job."""
     return {"STORYRL_TRACKING": section(plan.cfg.tracking)}
 

@@ -5,7 +5,7 @@ import os
 
 from storyrl.config import Config, ConfigError
 from storyrl.plan import Plan
-from storyrl.pretrain_plan import plan_from_meta, stream_is_current
+from storyrl.pretrain.schedule import plan_from_meta, stream_is_current
 
 
 def unreachable_milestones(plan: Plan) -> tuple[list[str], list[str]]:

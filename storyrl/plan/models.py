@@ -3,9 +3,9 @@ policy, and the evaluation groups they are scored in."""
 
 from typing import NamedTuple
 
-from storyrl import layout
 from storyrl.config import Config, RLRun, planned_checkpoints
-from storyrl.units import words_label
+from storyrl.core import layout
+from storyrl.core.units import words_label
 
 
 class Model(NamedTuple):

@@ -3,9 +3,15 @@ what each leaderboard submission needs."""
 
 from typing import NamedTuple
 
-from storyrl import layout
-from storyrl.babylm_spec import GLUE_TASKS, ZERO_SHOT_TASKS, TrackError, aoa_steps, revisions_for
 from storyrl.config import Config, ConfigError, RLRun
+from storyrl.core import layout
+from storyrl.core.babylm_spec import (
+    GLUE_TASKS,
+    ZERO_SHOT_TASKS,
+    TrackError,
+    aoa_steps,
+    revisions_for,
+)
 from storyrl.plan.models import Model, largest_start, pre_model_id
 
 

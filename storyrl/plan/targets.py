@@ -1,10 +1,10 @@
 """The files a plan makes: each stage's outputs, the default target (`all`), the inputs of every
 table and figure, and what a leaderboard submission reads."""
 
-from storyrl import layout
 from storyrl.analysis.registry import KINDS, REGISTRY, buildable
-from storyrl.babylm_spec import GLUE_TASKS
 from storyrl.config import ConfigError
+from storyrl.core import layout
+from storyrl.core.babylm_spec import GLUE_TASKS
 from storyrl.plan import Plan
 
 

@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from storyrl import config as C
-from storyrl.commands import Stop, gpu_flag, progress_flag, section
-from storyrl.units import parse_words
+from storyrl.config.commands import Stop, gpu_flag, progress_flag, section
+from storyrl.core.units import parse_words
 
 
 def add_parser(sub) -> None:

@@ -10,7 +10,7 @@ before the update, so no step ever passes the budget): paper 5,760 + 920 x 1,080
 
 from dataclasses import asdict, dataclass
 
-from storyrl.units import count_words
+from storyrl.core.units import count_words
 
 # BabyLM 2025 interaction track (strict): input words incl. teacher text, generated words, epochs.
 LIMIT_INPUT_WORDS = 100_000_000

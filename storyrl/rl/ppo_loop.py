@@ -10,8 +10,8 @@ import time
 import numpy as np
 import torch
 
-from storyrl.checkpoints import load_checkpoint
 from storyrl.config import max_batches, state_due
+from storyrl.core.checkpoints import load_checkpoint
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.run import (
     RunContext,
@@ -22,7 +22,7 @@ from storyrl.rl.run import (
 )
 from storyrl.stories.rows import ScoredBatch
 from storyrl.stories.sampling import batch_prompts, sample, seed_all
-from storyrl.tracking import tracker
+from storyrl.training.tracking import tracker
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 output folder, the policy saves, SIGTERM handling and the RNG state.
 
 The folder's layout is described in storyrl.rl.train; each policy folder's RL_INFO record in
-storyrl.checkpoints.
+storyrl.core.checkpoints.
 """
 
 import json
@@ -19,8 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from storyrl.atomic import atomic_path, write_text
-from storyrl.checkpoints import save_checkpoint
 from storyrl.config import (
     ConfigError,
     RLConfig,
@@ -29,13 +27,15 @@ from storyrl.config import (
     planned_checkpoints,
 )
 from storyrl.config.rl import REPLY_WORDS
-from storyrl.progress import Progress
-from storyrl.redact import portable_ids
+from storyrl.core.atomic import atomic_path, write_text
+from storyrl.core.checkpoints import save_checkpoint
+from storyrl.core.redact import portable_ids
+from storyrl.core.schemas import SCHEMAS, make_metadata, write_table
+from storyrl.core.units import count_words, words_label
 from storyrl.rl.ledger import Ledger
-from storyrl.schemas import SCHEMAS, make_metadata, write_table
 from storyrl.stories.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.stories.scoring import Scorer
-from storyrl.units import count_words, words_label
+from storyrl.training.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,11 @@ class RunContext:
     """For the summary: the words the checkpoint saw in pretraining, as the caller gave them."""
     corpus_words: int | None = None
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    """Where metrics go and how often progress is logged (storyrl.tracking)."""
+    """Where metrics go and how often progress is logged (storyrl.training.tracking)."""
     ledger: Ledger = field(init=False)
     """Fresh at the start; an algorithm that resumes replaces it with the saved one."""
     tracker: object = None
-    """The open storyrl.tracking.Tracker that gets every steps row (the PPO loop's; TRL's
+    """The open storyrl.training.tracking.Tracker that gets every steps row (the PPO loop's; TRL's
     trainers report through their own `report_to`)."""
     progress: Progress | None = field(init=False, default=None)
     stopped: dict | None = field(init=False, default=None)
@@ -156,7 +156,7 @@ class RunContext:
         )
 
     def report_progress(self, step: int, row: dict) -> None:
-        """Step k of the steps planned from the ledger (storyrl.progress)."""
+        """Step k of the steps planned from the ledger (storyrl.training.progress)."""
         if self.progress is None:
             self.start_progress()
         self.progress.update(

@@ -12,10 +12,10 @@ Output folder of a run:
     run_config.json                   what shapes the run (`run_settings`): a start under other
                                       settings is refused, or with `on_change="move"` (the
                                       workflow) the old run goes to stale-<time>/ and it starts afresh
-    .storyrl.lock                     locked while a process writes the run (storyrl.run_lock)
+    .storyrl.lock                     locked while a process writes the run (storyrl.training.run_lock)
     checkpoints/<words>/              HF causal-LM folder each `checkpoint_every` budget words
     final/                            the final policy (HF folder); summary.json
-Every policy folder holds RL_INFO (storyrl.checkpoints): run id, step, budget words used at the save
+Every policy folder holds RL_INFO (storyrl.core.checkpoints): run id, step, budget words used at the save
 (`rl_words`), the multiple it stands for (`label_words`, null for final/), the pretraining
 checkpoint and its pretraining words when known, and the tokenizer's fingerprint. Every planned
 checkpoint (`planned_checkpoints`) exists once a run has finished: one the run stopped short of
@@ -36,24 +36,24 @@ import json
 import logging
 from pathlib import Path
 
-from storyrl import tracking as tr
-from storyrl.checkpoints import content_identity, pretrain_words, resolve_device
 from storyrl.config import ConfigError, RLConfig, TrackingConfig
 from storyrl.config.rl import budget_problem
-from storyrl.progress import quiet_library_bars
-from storyrl.redact import portable_path
+from storyrl.core.checkpoints import content_identity, pretrain_words, resolve_device
+from storyrl.core.redact import portable_path
+from storyrl.core.schemas import config_hash
 from storyrl.rl.algorithms import algorithm
 from storyrl.rl.run import RunContext, RunFiles, student_seed
-from storyrl.run_config import check_run_config
-from storyrl.run_lock import holds_run_folder
-from storyrl.schemas import config_hash
 from storyrl.stories.scoring import Scorer, teacher_identity
+from storyrl.training import tracking as tr
+from storyrl.training.progress import quiet_library_bars
+from storyrl.training.run_config import check_run_config
+from storyrl.training.run_lock import holds_run_folder
 
 log = logging.getLogger(__name__)
 
 OPERATIONAL = {"device", "state_every", "state_every_s"}
 """RL fields that change how a run is carried out, not what it computes: a resume may change
-them. Every other field shapes the run (storyrl.run_config), `threads` as the count the run
+them. Every other field shapes the run (storyrl.training.run_config), `threads` as the count the run
 computes with (`cpu_threads`)."""
 
 KEEP = ("teacher_cache.sqlite", "teacher_cache.sqlite-wal", "teacher_cache.sqlite-shm")
@@ -62,7 +62,7 @@ teacher's score cache is keyed by the teacher's identity and the story, so it st
 
 
 ADDED = {"rl.threads": "the CPU threads it computes with, which change its results"}
-"""Settings that records of older runs lack (storyrl.run_config: taken as now, with a warning)."""
+"""Settings that records of older runs lack (storyrl.training.run_config: taken as now, with a warning)."""
 
 
 def cpu_threads(cfg: RLConfig, device) -> int | None:
@@ -78,7 +78,7 @@ def cpu_threads(cfg: RLConfig, device) -> int | None:
 def run_settings(
     cfg: RLConfig, checkpoint, scorer: Scorer, run_id: str, threads: int | None = None
 ) -> dict:
-    """What shapes an RL run: a resume must find the same (storyrl.run_config). `threads`:
+    """What shapes an RL run: a resume must find the same (storyrl.training.run_config). `threads`:
     `cpu_threads`."""
     from storyrl.stories.scoring import TeacherScorer
 
@@ -128,8 +128,8 @@ def train(
     Returns the summary (also written to summary.json). `tracking`: where metrics go and how
     often progress is logged (default: the STORYRL_TRACKING environment variable).
     `on_change`: what to do with a folder that holds a run made with other settings, `refuse`
-    or `move` it aside (storyrl.run_config). A second process on the same folder is refused
-    (storyrl.run_lock)."""
+    or `move` it aside (storyrl.training.run_config). A second process on the same folder is refused
+    (storyrl.training.run_lock)."""
     output = Path(output)
     if problem := budget_problem(cfg):
         raise ConfigError(f"{output}: {problem}")

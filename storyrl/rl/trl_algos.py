@@ -17,14 +17,14 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from storyrl.atomic import write_text
-from storyrl.checkpoints import load_checkpoint
 from storyrl.config import max_batches, state_due
+from storyrl.core.atomic import write_text
+from storyrl.core.checkpoints import load_checkpoint
 from storyrl.rl.ledger import Ledger
 from storyrl.rl.run import RunContext, Terminate, check_finite, student_seed
 from storyrl.stories.rows import ScoredBatch
 from storyrl.stories.sampling import batch_prompts
-from storyrl.tracking import backend_environment, hf_reporting, make_run_tags
+from storyrl.training.tracking import backend_environment, hf_reporting, make_run_tags
 
 log = logging.getLogger(__name__)
 

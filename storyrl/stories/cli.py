@@ -3,8 +3,8 @@
 
 import json
 
-from storyrl.commands import gpu_flag, section
 from storyrl.config import AgreementTeacher
+from storyrl.config.commands import gpu_flag, section
 
 
 def add_parser(sub) -> None:
@@ -46,9 +46,9 @@ def agree(args) -> None:
 def score(args) -> None:
     from pydantic import ValidationError
 
-    from storyrl.commands import Stop
     from storyrl.config import ConfigError
-    from storyrl.schemas import SchemaError
+    from storyrl.config.commands import Stop
+    from storyrl.core.schemas import SchemaError
     from storyrl.stories.score_file import ScoreSection, score_file
     from storyrl.stories.teacher import TeacherFailure
 

@@ -9,9 +9,9 @@ continuation only (not the prompt). With c = 0 the reward is the teacher score a
 import numpy as np
 
 from storyrl.config import RewardConfig
+from storyrl.core.units import count_words
 from storyrl.stories.rubric import weighted_score
 from storyrl.stories.teacher.core import Judgement
-from storyrl.units import count_words
 
 
 def compute_rewards(

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storyrl.schemas import SCHEMAS
-from storyrl.units import count_words
+from storyrl.core.schemas import SCHEMAS
+from storyrl.core.units import count_words
 
 
 @dataclass

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from tqdm import tqdm
 
-from storyrl.atomic import check_writable
 from storyrl.config import RewardConfig, Section, TeacherConfig
-from storyrl.schemas import SchemaError, make_metadata, write_table
+from storyrl.core.atomic import check_writable
+from storyrl.core.schemas import SchemaError, make_metadata, write_table
 from storyrl.stories.scoring import teacher_scorer
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 # The run's resume state lives in its folder (state/, parts/), which is not an output, so a job
 # killed at its time limit continues from its last step when it runs again. A job rerun because
 # its settings changed finds a state of other settings there: `--on-change move` moves that run
-# into <run>/stale-<time>/ and starts afresh (storyrl.run_config), instead of resuming it.
+# into <run>/stale-<time>/ and starts afresh (storyrl.training.run_config), instead of resuming it.
 # With rl_sharing.runs_per_gpu > 1 the runs go in packs instead: one job per pack (rule
 # rl_pack_<n>, storyrl.rl.pack) trains its runs side by side on one GPU with one teacher server.
 # Every run keeps its folder, outputs and log, so the rules that read them do not change.

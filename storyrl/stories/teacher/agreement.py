@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from storyrl.config import AgreementTeacher
-from storyrl.schemas import make_metadata, read_metadata, read_table, write_table
+from storyrl.core.schemas import make_metadata, read_metadata, read_table, write_table
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from storyrl.atomic import honour_umask
+from storyrl.core.atomic import honour_umask
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from storyrl.config import TeacherConfig
-from storyrl.redact import portable_path
+from storyrl.core.redact import portable_path
 from storyrl.stories.rubric import DEFAULT_SCORE, Rubric, read_reply, weighted_score
 from storyrl.stories.teacher.cache import ScoreCache, cache_key
 

@@ -64,7 +64,7 @@ class HFBackend:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from storyrl.checkpoints import resolve_device
+        from storyrl.core.checkpoints import resolve_device
 
         h = cfg.hf
         device = str(resolve_device(h.device))
@@ -139,7 +139,7 @@ class HFBackend:
         tokens (rows x steps) and, with `keep_logits`, the fp32 logits of every step."""
         import torch
 
-        from storyrl.hf_compat import cache_kwarg, output_cache
+        from storyrl.core.hf_compat import cache_kwarg, output_cache
 
         arg = cache_kwarg(self.lm)
         dev = self.device
@@ -196,7 +196,7 @@ class HFBackend:
         Returns the last tokens' logits, the cache, the 2D mask and the next positions."""
         import torch
 
-        from storyrl.hf_compat import cache_kwarg, output_cache
+        from storyrl.core.hf_compat import cache_kwarg, output_cache
 
         dev, b = self.device, len(rows)
         if cache is not None:

@@ -85,7 +85,7 @@ def packed_prefill(lm, rows: list[list[int]], n: int, cache, max_new: int):
     `max_new` more tokens, its 2D mask over the whole cache, and each row's next position."""
     from transformers import StaticCache
 
-    from storyrl.hf_compat import cache_kwarg, output_cache
+    from storyrl.core.hf_compat import cache_kwarg, output_cache
 
     dev = next(lm.parameters()).device
     tails = [r[n:] for r in rows]

@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from storyrl.config import ConfigError, TeacherConfig
-from storyrl.redact import credentials_from_env, redact, without_credentials
+from storyrl.core.redact import credentials_from_env, redact, without_credentials
 from storyrl.stories.rubric import Rubric
 from storyrl.stories.teacher.core import TeacherFailure
 

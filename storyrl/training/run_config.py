@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from storyrl.atomic import write_text
 from storyrl.config import ConfigError
-from storyrl.run_lock import LOCK
+from storyrl.core.atomic import write_text
+from storyrl.training.run_lock import LOCK
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def check_run_config(
     Moving: without `keep` the old run becomes a sibling `<name>.stale-<time>`; with `keep`
     (names that stay, such as a score cache that is keyed by what it caches) the other entries
     go into `<folder>/stale-<time>/`, so that nothing that scans the folder's parent mistakes the
-    old run for another one. The folder's lock (storyrl.run_lock) always stays, and the record
+    old run for another one. The folder's lock (storyrl.training.run_lock) always stays, and the record
     moves last: a move cut short leaves a folder that is still seen as the other run's.
 
     `added`: settings (dotted path -> why) that records written before they were recorded lack;

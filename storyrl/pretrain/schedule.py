@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyrl.config import ConfigError, TrainingConfig
-from storyrl.units import words_label
+from storyrl.core.units import words_label
 
 
 def count_blocks(n_tokens: int, block: int, group_tokens: list[int] | None = None) -> int:
@@ -75,7 +75,7 @@ def stream_is_current(meta_path, corpus_cfg, tokenizer_cfg) -> bool:
     """Whether the token stream at `meta_path` was made with these corpus and tokenizer
     sections (its `made_with`), so that the workflow will not rebuild it for a changed section.
     False for a stream that records nothing (made before this was recorded)."""
-    from storyrl.schemas import config_hash
+    from storyrl.core.schemas import config_hash
 
     try:
         made = json.loads(Path(meta_path).read_text()).get("made_with") or {}

@@ -17,10 +17,10 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
-from storyrl import units
-from storyrl.atomic import atomic_path, write_text
-from storyrl.corpus import shuffled_indices
-from storyrl.units import count_words, long_row_message, pieces
+from storyrl.core import units
+from storyrl.core.atomic import atomic_path, write_text
+from storyrl.core.units import count_words, long_row_message, pieces
+from storyrl.data.corpus import shuffled_indices
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _encode(tok, texts: list[str], path, first_row: int, dtype) -> list:
 
 
 def _tokenizer_hash(tokenizer_dir) -> str | None:
-    from storyrl.tokenizer import TOKENIZER_INFO
+    from storyrl.data.tokenizer import TOKENIZER_INFO
 
     f = Path(tokenizer_dir) / TOKENIZER_INFO
     return json.loads(f.read_text()).get("config_hash") if f.exists() else None
@@ -72,7 +72,7 @@ def encode_corpus(
     shuffled with this seed (`ratio_sample: reshuffled`), None: the subset's first rows.
     `corpus_hash` (the corpus section's config hash) and the tokenizer folder's own record go
     into the metadata as `made_with`, so that planning can tell a current stream from a stale
-    one (storyrl.pretrain_plan.stream_is_current)."""
+    one (storyrl.pretrain.schedule.stream_is_current)."""
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     dtype = np.uint16 if len(tok) <= np.iinfo(np.uint16).max + 1 else np.uint32
     eos = tok.eos_token_id

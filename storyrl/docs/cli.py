@@ -6,9 +6,9 @@ from pathlib import Path
 
 PAGES = {
     "config": ("docs/configuration.md", "every config key, from the typed config sections"),
-    "results": ("docs/results.md", "every file the workflow writes, from storyrl/schemas.py"),
+    "results": ("docs/results.md", "every file the workflow writes, from storyrl/core/schemas.py"),
 }
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 """The checkout whose pages `fill` rewrites (an editable install: the repository)."""
 
 
@@ -17,7 +17,7 @@ def page(name: str) -> str:
         from storyrl.config.reference import reference_text
 
         return reference_text()
-    from storyrl.schema_docs import results_page
+    from storyrl.core.schema_docs import results_page
 
     return results_page()
 
@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
 
 
 def docs_command(args) -> None:
-    from storyrl.atomic import atomic_path
+    from storyrl.core.atomic import atomic_path
 
     text = page(args.page)
     if args.output:
@@ -74,15 +74,15 @@ def docs_command(args) -> None:
 
 
 def run_command(args) -> None:
-    from storyrl.docs_numbers import write
+    from storyrl.docs.numbers import write
 
     for path in write(args.results, args.output, figures_root=args.figures_root):
         print(f"wrote {path}")
 
 
 def fill_command(args) -> None:
-    from storyrl.commands import Stop
-    from storyrl.docs_blocks import fill, stale
+    from storyrl.config.commands import Stop
+    from storyrl.docs.blocks import fill, stale
 
     root = args.root or ROOT
     if args.check:

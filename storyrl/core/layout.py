@@ -42,7 +42,7 @@ functions, so the paths agree.
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyrl.units import checkpoint_name, words_label
+from storyrl.core.units import checkpoint_name, words_label
 
 RL_DIR = "rl"
 PRETRAIN_DIR = "pretrain"

@@ -3,7 +3,7 @@
 `storyrl docs run --results results --output docs/data/default_run.json` reads them from a
 finished run's results through the analysis readers (the same functions that make the tables),
 and copies the figures the docs show. The generated blocks of the Markdown
-(`storyrl.docs_blocks`) are filled from the committed snapshot, so every quoted number has one
+(`storyrl.docs.blocks`) are filled from the committed snapshot, so every quoted number has one
 source; a slow test makes a default run and compares its snapshot with the committed one.
 
 Numbers are rounded to a digit more than the docs print: the snapshot records what the docs
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from storyrl import layout
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import (
     CRITERIA,
@@ -26,6 +25,7 @@ from storyrl.analysis.load import (
     load_steps,
     words_axis_label,
 )
+from storyrl.core import layout
 
 SNAPSHOT = Path("docs/data/default_run.json")
 """The committed snapshot, relative to the repository root."""
@@ -142,7 +142,7 @@ def text(data: dict) -> str:
 def write(results, output, figures_root=None) -> list[Path]:
     """Write the snapshot of `results` to `output`, and copy the figures the docs show under
     `figures_root` (the repository root the FIGURES paths are relative to; None: none)."""
-    from storyrl.atomic import atomic_path, write_text
+    from storyrl.core.atomic import atomic_path, write_text
 
     written = []
     output = Path(output)

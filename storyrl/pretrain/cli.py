@@ -4,8 +4,8 @@ stream and the pretraining run itself."""
 import json
 
 from storyrl import config as C
-from storyrl.commands import gpu_flag, progress_flag, section
-from storyrl.units import parse_words
+from storyrl.config.commands import gpu_flag, progress_flag, section
+from storyrl.core.units import parse_words
 
 
 def add_parser(sub) -> None:
@@ -57,27 +57,27 @@ def add_parser(sub) -> None:
 
 
 def demo_corpus_command(args) -> None:
-    from storyrl.demo_corpus import generate
+    from storyrl.data.demo_corpus import generate
 
     counts = generate(args.output, args.words, args.seed)
     print(json.dumps(counts))
 
 
 def subset_command(args) -> None:
-    from storyrl.corpus import build_subset
+    from storyrl.data.corpus import build_subset
 
     build_subset(args.section, args.path, args.output, args.stats)
 
 
 def tokenizer_command(args) -> None:
-    from storyrl.tokenizer import train_tokenizer
+    from storyrl.data.tokenizer import train_tokenizer
 
     train_tokenizer(args.section, args.subset, args.output)
 
 
 def tokens_command(args) -> None:
-    from storyrl.schemas import config_hash
-    from storyrl.tokens import encode_corpus
+    from storyrl.core.schemas import config_hash
+    from storyrl.data.tokens import encode_corpus
 
     cfg = args.section
     encode_corpus(
@@ -96,9 +96,9 @@ def tokens_command(args) -> None:
 def pretrain_command(args) -> None:
     from pathlib import Path
 
-    from storyrl.pretrain import pretrain
-    from storyrl.pretrain_export import publish
-    from storyrl.units import checkpoint_name
+    from storyrl.core.units import checkpoint_name
+    from storyrl.pretrain.export import publish
+    from storyrl.pretrain.train import pretrain
 
     job = args.section
     pretrain(

@@ -2,7 +2,7 @@
 
 With no download, the default config still evaluates every checkpoint: `generate` writes an
 `evaluation_data/` folder (`full_eval/` and `fast_eval/`, the official folder and field names)
-whose items use the vocabulary and constructions of `storyrl.demo_corpus`, so a model trained on
+whose items use the vocabulary and constructions of `storyrl.data.demo_corpus`, so a model trained on
 that corpus can learn what they test:
 
 - BLiMP format: subject-verb agreement (present tense, `was`/`were`, `is`/`are`), determiner-noun
@@ -23,8 +23,8 @@ import json
 import random
 from pathlib import Path
 
-from storyrl.atomic import atomic_path
-from storyrl.demo_corpus import (
+from storyrl.core.atomic import atomic_path
+from storyrl.data.demo_corpus import (
     CREATURES,
     FEELINGS,
     NAMES,

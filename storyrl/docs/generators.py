@@ -1,4 +1,4 @@
-"""The generators of the pages' generated blocks (`storyrl.docs_blocks`), registered by name.
+"""The generators of the pages' generated blocks (`storyrl.docs.blocks`), registered by name.
 
 Each takes the `Generator` (the repository root and its committed snapshots) and returns the
 block's Markdown. Numbers of the default run come from docs/data/default_run.json, job counts of
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from storyrl import docs_numbers
 from storyrl.analysis.load import words_axis_label
+from storyrl.docs import numbers as docs_numbers
 
 GENERATORS: dict = {}
 

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
-from storyrl import units
-from storyrl.atomic import atomic_path
 from storyrl.config import ConfigError, TokenizerConfig
-from storyrl.schemas import config_hash
+from storyrl.core import units
+from storyrl.core.atomic import atomic_path
+from storyrl.core.schemas import config_hash
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def train_tokenizer(cfg: TokenizerConfig, subset: str | Path, out_dir: str | Pat
     )
     with atomic_path(out_dir, is_dir=True) as tmp:
         tok.save_pretrained(tmp)
-        # What the token stream records (storyrl.pretrain_plan.stream_settings).
+        # What the token stream records (storyrl.pretrain.schedule.stream_settings).
         (Path(tmp) / TOKENIZER_INFO).write_text(
             json.dumps({"config_hash": config_hash(cfg.model_dump(mode="json"))}) + "\n"
         )

@@ -1,7 +1,7 @@
 """What a pretraining run gives out: a Hugging Face folder per word milestone, exported by the
 Trainer callback `Milestones` when the step is reached (work_dir/milestones/ckpt-<W>/), the
 pretraining log (work_dir/log.parquet), and `publish`, which links both to the rule's outputs.
-The training loop that drives them is `storyrl.pretrain`'s."""
+The training loop that drives them is `storyrl.pretrain.train`'s."""
 
 import logging
 import os
@@ -13,11 +13,11 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from storyrl.atomic import atomic_path, honour_umask
-from storyrl.checkpoints import CHECKPOINT_INFO, TOKENIZER_KEY, write_info
-from storyrl.pretrain_plan import Plan
-from storyrl.schemas import make_metadata, write_table
-from storyrl.units import checkpoint_name, words_label
+from storyrl.core.atomic import atomic_path, honour_umask
+from storyrl.core.checkpoints import CHECKPOINT_INFO, TOKENIZER_KEY, write_info
+from storyrl.core.schemas import make_metadata, write_table
+from storyrl.core.units import checkpoint_name, words_label
+from storyrl.pretrain.schedule import Plan
 
 log = logging.getLogger(__name__)
 

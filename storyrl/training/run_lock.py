@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 LOCK = ".storyrl.lock"
 """The lock file in a run folder; it stays where it is when a run is moved aside
-(storyrl.run_config)."""
+(storyrl.training.run_config)."""
 
 
 class RunFolderBusy(ConfigError):

@@ -3,11 +3,11 @@ milestone, resumable from its last saved state.
 
 Layout of a run folder (`work_dir`, not a Snakemake output, so it survives a failed job):
     work_dir/run_config.json         the settings the state belongs to
-    work_dir/.storyrl.lock           locked while a process writes the run (storyrl.run_lock)
+    work_dir/.storyrl.lock           locked while a process writes the run (storyrl.training.run_lock)
     work_dir/checkpoint-<step>/      Trainer resume states (newest `keep_states` kept)
     work_dir/milestones/ckpt-<W>/    a Hugging Face folder per milestone, exported when reached
     work_dir/log.parquet             the pretraining log so far
-The milestone folders and the log are `storyrl.pretrain_export`'s, and its `publish` then links
+The milestone folders and the log are `storyrl.pretrain.export`'s, and its `publish` then links
 them to the rule's outputs.
 
 Data-parallel runs are started by torchrun, one process per GPU (the `pretrain` rule does this
@@ -39,19 +39,19 @@ from transformers import (
     default_data_collator,
 )
 
-from storyrl import tracking as tr
-from storyrl.checkpoints import tokenizer_fingerprint
 from storyrl.config import ConfigError, ModelConfig, TrackingConfig, TrainingConfig
-from storyrl.device import DeviceError
-from storyrl.hf_compat import fuse_gelu
-from storyrl.pretrain_export import Milestones, write_log
-from storyrl.pretrain_plan import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
-from storyrl.progress import Progress, quiet_library_bars
-from storyrl.run_config import check_run_config
-from storyrl.run_lock import holds_run_folder
-from storyrl.schemas import make_metadata
-from storyrl.tokens import load_tokens
-from storyrl.units import checkpoint_name, words_label
+from storyrl.core.checkpoints import tokenizer_fingerprint
+from storyrl.core.device import DeviceError
+from storyrl.core.hf_compat import fuse_gelu
+from storyrl.core.schemas import make_metadata
+from storyrl.core.units import checkpoint_name, words_label
+from storyrl.data.tokens import load_tokens
+from storyrl.pretrain.export import Milestones, write_log
+from storyrl.pretrain.schedule import Plan, count_blocks, plan_run  # noqa: F401  (re-exported)
+from storyrl.training import tracking as tr
+from storyrl.training.progress import Progress, quiet_library_bars
+from storyrl.training.run_config import check_run_config
+from storyrl.training.run_lock import holds_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def build_model(cfg: ModelConfig, tokenizer) -> GPT2LMHeadModel:
 
 class _Progress(TrainerCallback):
     """Step k of the planned steps, words seen, the latest loss, tokens/s, s/step and ETA
-    (storyrl.progress: a bar in a terminal, a line every `every_s` seconds in a log file)."""
+    (storyrl.training.progress: a bar in a terminal, a line every `every_s` seconds in a log file)."""
 
     def __init__(self, plan: Plan, run_id: str, every_s: float):
         self.plan, self.run_id, self.every_s = plan, run_id, every_s
@@ -209,11 +209,11 @@ def pretrain(
 ) -> Path:
     """Train (or resume) the run in `work_dir`; return the folder of milestone checkpoints.
     `tracking`: where the Trainer reports, and how often progress is logged (default: the
-    STORYRL_TRACKING environment variable, storyrl.tracking).
+    STORYRL_TRACKING environment variable, storyrl.training.tracking).
 
     SIGTERM (a SLURM time limit) is caught from the start, also while the data and a resume state
     load: training then stops after its next step, saved, and the process exits 143. A second
-    process on the same `work_dir` is refused (storyrl.run_lock)."""
+    process on the same `work_dir` is refused (storyrl.training.run_lock)."""
     sigterm = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: sigterm.set())
     try:

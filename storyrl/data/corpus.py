@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from storyrl.atomic import atomic_path, write_text
 from storyrl.config import CorpusConfig
-from storyrl.units import count_words
+from storyrl.core.atomic import atomic_path, write_text
+from storyrl.core.units import count_words
 
 log = logging.getLogger(__name__)
 

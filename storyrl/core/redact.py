@@ -8,7 +8,7 @@
 - `portable_path(path)`: a path as results record it: relative to the workflow's folder (the
   working directory) when inside it, else only its name (home folders and cluster scratch are
   nobody else's business); the caller records the file's sha256 beside it, which identifies it.
-  `portable_ids` applies it to a table's metadata (storyrl.schemas.make_metadata),
+  `portable_ids` applies it to a table's metadata (storyrl.core.schemas.make_metadata),
   `portable_config` to a config shown in a share card.
 - `credentials_to_env(url)` / `credentials_from_env(url)`: the workflow hands a job its teacher's
   URL with `user:password@` moved into an environment variable, because snakemake prints a job's

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storyrl import __version__
-from storyrl.atomic import atomic_path
-from storyrl.redact import portable_ids
+from storyrl.core.atomic import atomic_path
+from storyrl.core.redact import portable_ids
 
 META_KEY = b"storyrl"
 

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyrl.units import count_words
+from storyrl.core.units import count_words
 
 SOURCES = ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki", "switchboard")
 # Share of the words per source; the fairy tales dominate on purpose.

@@ -11,8 +11,8 @@ A block is marked in the page itself, inline or over lines of its own:
 
 `storyrl docs fill` rewrites what lies between the markers with its generator's text (a block
 whose start marker ends its line gets the text on lines of its own); the markers stay, so the
-page can be filled again. Generators are registered by name in `storyrl.docs_generators`; they
-read the committed snapshots (`storyrl.docs_numbers`) and the project's own scripts, never a
+page can be filled again. Generators are registered by name in `storyrl.docs.generators`; they
+read the committed snapshots (`storyrl.docs.numbers`) and the project's own scripts, never a
 results folder, so the pages are the same on every checkout.
 """
 
@@ -86,7 +86,7 @@ def fill_text(text: str, path, generate) -> str:
         try:
             content = generate(b.name)
         except KeyError:
-            from storyrl.docs_generators import GENERATORS
+            from storyrl.docs.generators import GENERATORS
 
             raise DocsError(
                 f"{path}:{b.line}: unknown generated block '{b.name}' (known: "
@@ -106,7 +106,7 @@ def pages(root) -> list[Path]:
 def stale(root, generate=None) -> dict[Path, str]:
     """{page: its filled text} for every page whose generated blocks are not what their
     generators give now."""
-    from storyrl.docs_generators import Generator
+    from storyrl.docs.generators import Generator
 
     generate = generate or Generator(root)
     out = {}
@@ -120,7 +120,7 @@ def stale(root, generate=None) -> dict[Path, str]:
 
 def fill(root) -> list[Path]:
     """Rewrite the stale pages under `root`; the pages rewritten."""
-    from storyrl.atomic import write_text
+    from storyrl.core.atomic import write_text
 
     changed = stale(root)
     for page, text in changed.items():

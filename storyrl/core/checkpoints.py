@@ -19,7 +19,7 @@ import logging
 from contextlib import contextmanager
 from pathlib import Path
 
-from storyrl.atomic import atomic_path
+from storyrl.core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

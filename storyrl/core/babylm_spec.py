@@ -7,7 +7,7 @@ Bottom layer (tests/test_layers.py): config validates against these, evaluation 
 
 from typing import Literal, NamedTuple
 
-from storyrl.units import words_label
+from storyrl.core.units import words_label
 
 ZERO_SHOT_TASKS = (
     "blimp",

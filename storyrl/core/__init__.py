@@ -1,0 +1,1 @@
+"""Bottom helpers: units, files, schemas, checkpoints, devices, the results' layout, BabyLM."""

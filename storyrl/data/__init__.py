@@ -1,0 +1,1 @@
+"""The corpus: slices, the demo corpus and evaluation sets, the tokenizer and the token stream."""
