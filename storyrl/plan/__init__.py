@@ -9,9 +9,11 @@ What a plan holds:
 - `models`: every model the evaluations score (`storyrl.plan.models`), in evaluation groups of
   `eval_shapes`, and the `full_set` models scored on the full zero-shot sets;
 - `official` and `submissions`: the official pipeline's jobs and leaderboard submissions;
-- `agreement`: the further judges; `analysis_files`: the inputs of the tables and figures;
-- `storyrl.plan.args`: each job's command-line arguments; `storyrl.plan.targets`: the files
-  of the default target and the analysis' inputs.
+- `agreement`: the further judges.
+
+Beside it, `storyrl.plan.args` gives each job's command-line arguments and
+`storyrl.plan.targets` each stage's files, the tables' and figures' inputs and the default
+target.
 """
 
 import os
