@@ -12,7 +12,7 @@ import sys
 from storyrl.config.commands import Stop
 
 STAGES = (
-    "storyrl.config.cli",  # check-config, schema
+    "storyrl.plan.cli",  # check-config, record-config, schema
     "storyrl.pretrain.cli",  # demo-corpus, subset, tokenizer, tokens, pretrain
     "storyrl.analysis.targets",  # analysis
     "storyrl.stories.cli",  # teacher

@@ -32,14 +32,15 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"pretrain": ("storyrl.pretrain",), "rl": ("storyrl.rl",), "evaluate": ("storyrl.evaluate",)},
     # 6: tables and figures from the stages' Parquet files.
     {"analysis": ("storyrl.analysis",)},
-    # 7: the workflow's plan: every job, its paths and sections (it names the analysis' targets).
+    # 7: the workflow's plan: every job, its paths and sections (it names the analysis' targets);
+    # `storyrl check-config` checks a config, its teachers included, as planning does.
     {"plan": ("storyrl.plan",)},
-    # 8: entry points: the CLI (`storyrl check-config` checks the teachers as the workflow does;
-    # `storyrl docs` reads the analysis' results for the docs' numbers) and the workflow; the
+    # 8: entry points: the CLI (`storyrl docs` reads the analysis' results for the docs'
+    # numbers) and the workflow; the
     # testing helpers, tiny models, tokenizers and command lines for the tests and the
     # benchmarks: a leaf, imported by nothing in the package.
     {
-        "cli": ("storyrl.cli", "storyrl.config.cli", "storyrl.docs"),
+        "cli": ("storyrl.cli", "storyrl.docs"),
         "workflow": ("workflow",),
         "testing": ("storyrl.testing",),
     },

@@ -1,4 +1,5 @@
-"""`storyrl check-config` and `storyrl schema`: the config's own subcommands."""
+"""`storyrl check-config`, `record-config` and `schema`: a config checked as the workflow plans it
+(its sections and teachers), recorded beside the results, and its JSON schema."""
 
 import json
 import sys
