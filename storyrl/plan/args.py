@@ -81,20 +81,16 @@ def rl_params(plan: Plan, run_id: str) -> dict[str, str]:
 
 
 def pack_run(plan: Plan, run_id: str) -> str:
-    """One run of a pack, as `storyrl rl pack --run` takes it: the arguments of its rule `rl`."""
-    run = plan.rl_runs[run_id]
-    inputs = plan.rl_inputs(run_id)
-    out = plan.rl_dir(run_id)
+    """One run of a pack, as `storyrl rl pack --run` takes it: the arguments of its rule `rl`
+    (the same params and inputs), as one JSON object."""
+    sections = {k: json.loads(v) for k, v in rl_params(plan, run_id).items()}
     return json.dumps(
         {
             "run_id": run_id,
-            "section": run.rl.model_dump(mode="json"),
-            "teacher": json.loads(teacher_json(plan, run.teacher)),
-            "reward": run.reward,
-            "checkpoint": inputs["checkpoint"],
-            "corpus_stats": inputs["corpus_stats"],
-            "pretrain_words": run.checkpoint,
-            "output": out,
+            **sections,
+            **plan.rl_inputs(run_id),
+            "pretrain_words": plan.rl_runs[run_id].checkpoint,
+            "output": plan.rl_dir(run_id),
             "log": plan.log("rl", run_id),
             "teacher_cache": plan.path("teacher_cache_path", run_id),
         },
