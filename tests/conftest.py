@@ -1,6 +1,9 @@
 """Fixtures, and the fast lane's selection; shared helpers are in tests/helpers.py."""
 
 import fcntl
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,13 +40,55 @@ LONGEST_FIRST = (
 SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
 
 
+def run_folder(tmp_path_factory) -> Path:
+    """A folder shared by every worker of this pytest run (pytest-xdist), and by no other run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """`build(folder)` once per pytest run, whichever worker asks first; the others wait for it
+    and get the same folder. A build that failed is tried again by the next to ask."""
+    root = run_folder(tmp_path_factory)
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def test_config_run(tmp_path_factory) -> Path:
+    """The repo's workflow run to the end on tests/config/test.yaml (`snakemake --cores 2`), once
+    per pytest run: a folder to read, or to copy before changing anything in it.
+
+    Run under a group-sharing umask (002): every file must come out group-writable, which
+    neither private temporary files (600) nor a hard-coded 644 would give. console.txt holds what
+    snakemake printed.
+    """
+    from helpers import snakemake
+
+    def build(work: Path) -> None:
+        old = os.umask(0o002)
+        try:
+            out = snakemake(work, "--cores", "2")
+        finally:
+            os.umask(old)
+        (work / "console.txt").write_text(out.stdout + out.stderr)
+
+    return built_once(tmp_path_factory, "test_config_run", build)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_slurm_module_at_a_time(request, tmp_path_factory):
     if request.node.nodeid not in SLURM_MODULES:
         yield
         return
-    # The base folder's parent is shared by every worker of one pytest run.
-    with open(tmp_path_factory.getbasetemp().parent / "slurm.lock", "w") as lock:
+    with open(run_folder(tmp_path_factory) / "slurm.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 

@@ -1,8 +1,8 @@
 """The workflow itself: an end-to-end run on the test config, rerun decisions, the paper DAG."""
 
 import json
-import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -29,16 +29,11 @@ TABLES, FIGURES = names("table"), names("figure")
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    # Under a group-sharing umask (002): every file must come out group-writable, which neither
-    # private temporary files (600) nor a hard-coded 644 would give.
-    work = tmp_path_factory.mktemp("wf")
-    old = os.umask(0o002)
-    try:
-        out = snakemake(work, "--cores", "2")
-    finally:
-        os.umask(old)
-    (work / "console.txt").write_text(out.stdout + out.stderr)  # what the user saw
+def finished(test_config_run, tmp_path_factory) -> Path:
+    """A copy of the test config's finished run (times and modes kept): these tests rebuild a
+    figure, share and report in it."""
+    work = tmp_path_factory.mktemp("wf") / "run"
+    shutil.copytree(test_config_run, work, symlinks=True)
     return work
 
 
