@@ -91,6 +91,14 @@ def plans(tmp: Path) -> dict:
 
 
 def test_the_plans_job_counts_are_the_committed_ones(tmp_path):
+    # The paper with the official pipeline: 108 models, evaluated in one job per group (the
+    # pretraining run's 28 checkpoints, and each of the 8 RL runs' 9 checkpoints and final
+    # policy); GLUE (7 tasks) on the BabyLM table's models (900M-pre, 900M-RL seed 42) and reading
+    # on the full-set models (900M-pre and the 8 final policies); AoA surprisal over the
+    # pretraining run's 1-1000M milestones and the AoA score of 900M-pre and each policy from it
+    # (3 seeds); a leaderboard submission of the models with GLUE, with the fast reading set on
+    # their revisions (chck_1M-900M, the policy in chck_1000M). The judge-agreement targets wait
+    # for the paper config's second judge (off until set).
     compare(
         (ROOT / docs_numbers.PLANS).read_text(encoding="utf-8"),
         docs_numbers.text(plans(tmp_path)),

@@ -83,6 +83,12 @@ def test_the_paper_plan(tmp_path):
     # Full sets on the largest RL start and every final policy.
     assert p.full_set == {"paper-pre-900M"} | {f"{r}-rl-final" for r in p.rl_runs}
     assert not p.official.models  # no official pipeline in the paper config itself
+    # One pretraining run (the default config's demo run is replaced, not merged) and its 28
+    # milestone checkpoints, 1M to 1000M words.
+    ckpts = [p.ckpt_dir(run, w) for run in p.cfg.pretrain.runs for w in p.cfg.pretrain.milestones]
+    assert len(ckpts) == 28
+    assert ckpts[0] == "results/pretrain/paper/ckpt-1M"
+    assert ckpts[-1] == "results/pretrain/paper/ckpt-1000M"
 
 
 def test_runs_share_a_gpu_in_packs_of_the_plans_order(tmp_path):
