@@ -18,7 +18,7 @@ from storyrl.core import layout
 from storyrl.core.schemas import make_metadata, read_table
 from storyrl.core.schemas import write_table as write_parquet
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from analysis_synth import write_results  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from storyrl.analysis.targets import build_all
 from storyrl.cli import main
 from storyrl.core import layout
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEST_CONFIG = ROOT / "tests" / "config" / "test.yaml"
 
 # A test-only table: the run ids of the steps it is given, written by the project's writer.

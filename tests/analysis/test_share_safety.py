@@ -19,7 +19,7 @@ from storyrl.cli import main
 from storyrl.core import layout
 from storyrl.core.schemas import make_metadata, write_table
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from analysis_synth import write_results  # noqa: E402
 
 RUN = "90M-seed42-base"

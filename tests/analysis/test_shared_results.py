@@ -21,7 +21,7 @@ from storyrl.cli import main
 from storyrl.core import layout
 from storyrl.core.schemas import META_KEY, SchemaError, read_metadata
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from analysis_synth import write_results  # noqa: E402
 
 RUN = "90M-seed42-base"

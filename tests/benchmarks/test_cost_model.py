@@ -13,7 +13,7 @@ import pytest
 
 from storyrl.config import load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CHECK = {
     "pretrain": {"tokens_per_s_median": 100_000},

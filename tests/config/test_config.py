@@ -5,7 +5,7 @@ import pytest
 from storyrl.config import ConfigError, load, validate
 from storyrl.core.units import parse_words, words_label
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_configs_validate():

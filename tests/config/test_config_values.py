@@ -15,7 +15,7 @@ from storyrl.cli import main
 from storyrl.config import ConfigError, RLConfig, validate
 from storyrl.core.units import parse_words
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from rl_toys import make_checkpoint  # noqa: E402
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())

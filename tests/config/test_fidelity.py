@@ -11,7 +11,7 @@ import yaml
 from storyrl.config import load
 from storyrl.core.units import parse_words
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "paper.md"
 
 

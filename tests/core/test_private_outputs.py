@@ -21,7 +21,7 @@ from storyrl.core.redact import credentials_to_env, portable_path, redact
 from storyrl.core.schemas import make_metadata
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from analysis_synth import write_results  # noqa: E402
 
 SECRET = "s3cret-pw"

@@ -5,8 +5,8 @@ reading and AoA files in the official pipeline's documented formats (written her
 itself is not installed), collated through the CLI; every field of the JSON is checked against
 the format of the official `collate_preds.py` and against numbers computed another way. With a
 checkout of the official pipeline and its interpreter (STORYRL_BABYLM_PIPELINE and
-STORYRL_BABYLM_PYTHON, as tests/test_official_pipeline.py), its own collate_preds.py runs on the
-same files and must give the same JSON.
+STORYRL_BABYLM_PYTHON, as tests/evaluate/test_official_pipeline.py), its own collate_preds.py runs
+on the same files and must give the same JSON.
 """
 
 import csv

@@ -2,7 +2,8 @@
 its help, and each argument's flags, type, choices, default, nargs and help. Moving a stage's
 subcommands into the stage's own module must leave what a user (or a rule) types unchanged.
 
-Regenerate the snapshot on purpose only (a flag added or changed): python tests/test_cli_tree.py
+Regenerate the snapshot on purpose only (a flag added or changed):
+python tests/project/test_cli_tree.py
 """
 
 import argparse
@@ -11,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-SNAPSHOT = Path(__file__).parent / "data" / "cli_tree.json"
+SNAPSHOT = Path(__file__).parents[1] / "data" / "cli_tree.json"
 WIDTH = "100"  # argparse wraps help to $COLUMNS: fixed so the snapshot is the same everywhere
 
 

@@ -27,7 +27,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LOCKS = {
     "cpu": (REPO / "requirements" / "lock-cpu.txt", ["dev"]),
     "gpu": (REPO / "requirements" / "lock-gpu.txt", ["gpu"]),

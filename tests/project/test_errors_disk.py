@@ -19,11 +19,11 @@ import pytest
 from storyrl.cli import main
 from storyrl.testing import rl_train_args
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from chat_server import ChatServer  # noqa: E402
 from rl_toys import make_checkpoint  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _can_mount() -> bool:

@@ -23,7 +23,7 @@ def steps_until_stop(ledger: Ledger, prompts: list[str], replies: list[str]) -> 
 def test_paper_budget_is_920_steps():
     # FACTS "Word budget": the first batch's 360 prompts x 16 words once (5,760), then 1,080 words
     # of teacher replies a step: 5,760 + 920 x 1,080 = 999,360 <= 1M, and a 921st step would pass.
-    cfg = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    cfg = load(Path(__file__).parents[2] / "config" / "paper.yaml").rl
     prompts = batch_prompts(cfg.prompts, cfg.batch_size)
     ledger = Ledger(cfg.budget)
     assert ledger.cost(prompts, ["2 3 1"] * 360) == 5_760 + 1_080
@@ -111,7 +111,7 @@ def test_cli_rl_train(tmp_path):
 def test_run_table_expands_seeds_and_variants():
     from storyrl.config import RunSpec, expand_runs
 
-    base = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    base = load(Path(__file__).parents[2] / "config" / "paper.yaml").rl
     # The paper's values are the defaults, except the fields that say otherwise: the decoding
     # the teacher is shown (the paper keeps `</s>`), TRL 0.9.4's shared sampling seed, and the
     # authors' prompt set and skipping of failed steps.

@@ -13,10 +13,10 @@ from storyrl.cli import main
 from storyrl.config import load
 from storyrl.core.schemas import read_metadata
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
-CONFIG = Path(__file__).parents[1] / "config"
+CONFIG = Path(__file__).parents[2] / "config"
 
 
 @pytest.fixture(scope="module")

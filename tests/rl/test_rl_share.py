@@ -23,7 +23,7 @@ from rl_toys import make_checkpoint
 from storyrl.config import RLSharingConfig, TeacherConfig, load, rl_packs
 from storyrl.stories.teacher import make_teacher
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 # A few steps of a tiny GPT-2; budget and checkpoints out of the way.
@@ -340,7 +340,7 @@ def dry_run_jobs(tmp_path: Path, files: list[Path], *args: str) -> list[tuple[st
 
 
 def test_paper_plan_in_packs_of_four_is_two_gpu_jobs_placed_like_rl_jobs(tmp_path, monkeypatch):
-    # Through the SLURM profile (planned without conda, as tests/test_profiles.py does).
+    # Through the SLURM profile (planned without conda, as tests/slurm/test_profiles.py does).
     monkeypatch.setenv("STORYRL_SLURM_SDM", "none")
     files = paper(tmp_path, runs_per_gpu=4)
     jobs = dry_run_jobs(tmp_path, files, "--profile", str(ROOT / "profiles" / "slurm"))

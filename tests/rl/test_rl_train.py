@@ -103,7 +103,7 @@ RESUME = {
     "checkpoint_every": 150,
     "ppo": {"lr": 3e-3, "init_kl_coef": 0.05},
 }
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
 
 
 def interrupt(script: Path, run: Path, after_parts: int, sig) -> int:
@@ -144,7 +144,9 @@ def straight(ckpt, tmp_path_factory):
 def write_runner(tmp_path, ckpt, cfg: RLConfig) -> Path:
     script = tmp_path / f"run_{cfg.algorithm}.py"
     script.write_text(
-        RUNNER.format(tests=str(Path(__file__).parent), cfg=cfg.model_dump_json(), ckpt=str(ckpt))
+        RUNNER.format(
+            tests=str(Path(__file__).parents[1]), cfg=cfg.model_dump_json(), ckpt=str(ckpt)
+        )
     )
     return script
 
@@ -195,7 +197,7 @@ def test_sigterm_saves_the_state_of_the_last_step_and_resumes(ckpt, straight, tm
 def test_paper_state_policy_bounds_the_states_written():
     """At paper scale a state is ~1.2 GB: a run of 920 steps at the measured ~6.5 s a step writes
     about ten, not one per step, and loses at most ~10 minutes to a kill."""
-    cfg = load(Path(__file__).parents[1] / "config" / "paper.yaml").rl
+    cfg = load(Path(__file__).parents[2] / "config" / "paper.yaml").rl
     saved, last, gaps = 0, 0, []
     for step in range(1, 921):
         if state_due(cfg, step - last, (step - last) * 6.5):

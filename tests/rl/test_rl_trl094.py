@@ -13,7 +13,7 @@ PAPER_PYTHON = os.environ.get("STORYRL_TRL094_PYTHON")
 
 @pytest.mark.skipif(not PAPER_PYTHON, reason="STORYRL_TRL094_PYTHON not set (a trl 0.9.4 venv)")
 def test_ppo_step_matches_trl_094():
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     out = subprocess.run(
         [
             sys.executable,

@@ -12,7 +12,7 @@ paper's `hf` format), GPT-2 (one layer), the milestones, RL steps and stories, a
 shape. The test checks that the miniature plans the paper's rules with the paper's edges, that
 every job went through sbatch and finished, and that every table and figure is built.
 
-Run:  STORYRL_VLLM_PYTHON=.venv-vllm/bin/python pytest tests/test_paper_mini.py --basetemp=DIR
+Run:  STORYRL_VLLM_PYTHON=.venv-vllm/bin/python pytest tests/slurm/test_paper_mini.py --basetemp=DIR
 (DIR keeps the config, the results and snakemake's log). Skipped, saying why, without SLURM or
 the vLLM venv, except under STORYRL_REQUIRE_SLURM=1 / STORYRL_REQUIRE_VLLM=1 (.ci/run).
 """
@@ -40,7 +40,7 @@ from test_slurm import (
     slurm_unavailable,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "config" / "paper.yaml"
 VLLM_PYTHON = Path(os.environ.get("STORYRL_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
 RUN_TIMEOUT_S = 1800

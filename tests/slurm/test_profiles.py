@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 
 from helpers import paper_weights
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _profile(name: str) -> dict:
@@ -100,7 +100,7 @@ def _snakemake(tmp_path, *args) -> str:
             str(paper_weights(tmp_path)),
             *args,
         ],
-        # Planned without conda deployment: no conda here (tests/test_cluster.py checks it).
+        # Planned without conda deployment: no conda here (tests/slurm/test_cluster.py checks it).
         env=dict(os.environ, STORYRL_SLURM_SDM="none"),
         cwd=tmp_path,
         capture_output=True,

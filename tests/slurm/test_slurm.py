@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import yte
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "slurm"
 TEST_CONFIG = REPO / "tests" / "config" / "test.yaml"
 # Parquet columns that measure wall-clock speed differ between any two runs.

@@ -12,9 +12,9 @@ import pytest
 from storyrl.analysis.load import regex_sums
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "Once upon a time,"
 
 # reply -> the teacher score the authors' parse gives it (their teacher.py: `\b\d+\b`, clamped

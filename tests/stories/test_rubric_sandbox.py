@@ -16,7 +16,7 @@ from storyrl.cli import main
 from storyrl.config import ConfigError
 from storyrl.stories.rubric import Rubric, load_rubric
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time,"
 

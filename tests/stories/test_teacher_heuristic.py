@@ -16,7 +16,7 @@ from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.cache import ScoreCache
 from storyrl.stories.teacher.heuristic import judge
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from teacher_examples import (  # noqa: E402
     EMPTY_OR_PARTIAL,
     LONG_VARIED,
@@ -27,7 +27,7 @@ from teacher_examples import (  # noqa: E402
     WORD_SALAD,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def total(cont):

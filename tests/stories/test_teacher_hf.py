@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"

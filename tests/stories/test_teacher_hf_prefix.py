@@ -11,7 +11,7 @@ import torch
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.hf_backend import common_prefix_len
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Once upon a time, in a faraway land,"

@@ -13,7 +13,7 @@ from storyrl.config import ConfigError
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 CONTS = [f" there lived a fox number {i}. He was happy." for i in range(10)]

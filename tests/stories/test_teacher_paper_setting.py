@@ -18,10 +18,10 @@ from storyrl.stories.rubric import load_rubric
 from storyrl.stories.scoring import teacher_scorer
 from storyrl.stories.teacher import TeacherFailure
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from rl_toys import make_checkpoint  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "once upon a time in a land far away"
 MAX_NEW = 6
 

@@ -11,7 +11,7 @@ from storyrl.stories.reward import compute_rewards
 from storyrl.stories.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.stories.teacher import RewardConfig, TeacherConfig, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time,"
 # reply -> what the authors' parse (all integers, clamp to 0..3, first three) reads

@@ -13,7 +13,7 @@ import pytest
 
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time"
 CONTS = [f" there lived a fox number {i}." for i in range(8)]

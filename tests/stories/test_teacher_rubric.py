@@ -18,7 +18,7 @@ from storyrl.stories.rubric import (
 )
 from storyrl.stories.teacher import Judgement, RewardConfig, TeacherConfig
 
-RUBRIC = Path(__file__).resolve().parents[1] / "config/prompts/teacher_rubric.txt"
+RUBRIC = Path(__file__).resolve().parents[2] / "config/prompts/teacher_rubric.txt"
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 
 

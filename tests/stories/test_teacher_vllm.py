@@ -1,6 +1,6 @@
 """The `vllm` backend without vLLM: request assembly, the GPU memory share, and the handling of
-refused requests with a stand-in engine. tests/test_vllm_engine.py runs the backend on the real
-engine (vLLM's CPU build, in the venv of `make vllm-venv`)."""
+refused requests with a stand-in engine. tests/stories/test_vllm_engine.py runs the backend on the
+real engine (vLLM's CPU build, in the venv of `make vllm-venv`)."""
 
 import sys
 from pathlib import Path
@@ -12,10 +12,10 @@ from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig
 from storyrl.stories.teacher.vllm_backend import conversations, engine_kwargs, sampling_kwargs
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
@@ -78,7 +78,7 @@ def test_importing_storyrl_does_not_need_vllm():
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).parents[1],
+        cwd=Path(__file__).parents[2],
         check=True,
     )
     assert out.stdout.split() == ["False", "False"]
@@ -90,8 +90,8 @@ class LengthCheckedEngine:
     every conversation of a call goes through the model's chat template and tokenizer, and one
     prompt of `max_model_len` tokens or more (no room for an output token) refuses the whole call
     with vLLM's message. vLLM 0.30 raises its VLLMValidationError, older releases a ValueError:
-    this stand-in raises the latter (tests/test_vllm_real.py raises the former, from vLLM's own
-    check); otherwise the tiny model answers each conversation greedily."""
+    this stand-in raises the latter (tests/stories/test_vllm_real.py raises the former, from vLLM's
+    own check); otherwise the tiny model answers each conversation greedily."""
 
     def __init__(self, folder, max_model_len):
         from transformers import AutoModelForCausalLM, AutoTokenizer

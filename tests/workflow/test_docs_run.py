@@ -6,7 +6,8 @@ second plans the paper config three ways. The default run is deterministic (a re
 same steps), so any difference is a change of the workflow's output, and the docs need
 refreshing: the failure says how.
 
-Refresh docs/data/plans.json on purpose only (the plan changed): python tests/test_docs_run.py
+Refresh docs/data/plans.json on purpose only (the plan changed):
+python tests/workflow/test_docs_run.py
 """
 
 import difflib
@@ -82,7 +83,7 @@ def plans(tmp: Path) -> dict:
     paper = ROOT / "config" / "paper.yaml"
     return {
         "about": "jobs per rule of dry runs, quoted by README.md and docs/; refresh: "
-        "python tests/test_docs_run.py (placeholder weights and data paths, as the tests "
+        "python tests/workflow/test_docs_run.py (placeholder weights and data paths, as the tests "
         "plan the paper)",
         "default": dry_run_jobs(tmp / "default", DEFAULT_CONFIG),
         "paper": dry_run_jobs(tmp / "paper", paper, weights),
@@ -95,7 +96,7 @@ def test_the_plans_job_counts_are_the_committed_ones(tmp_path):
         (ROOT / docs_numbers.PLANS).read_text(encoding="utf-8"),
         docs_numbers.text(plans(tmp_path)),
         str(docs_numbers.PLANS),
-        "python tests/test_docs_run.py && storyrl docs fill",
+        "python tests/workflow/test_docs_run.py && storyrl docs fill",
     )
 
 
