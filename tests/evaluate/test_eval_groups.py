@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evalfixtures import build_model
-from helpers import ROOT, TEST_CONFIG, snakemake
+from helpers import ROOT, TEST_CONFIG, job_counts, snakemake
 from storyrl.cli import main
 
 RL = json.dumps(
@@ -183,8 +183,6 @@ def test_a_bad_list_names_the_entry_and_field(models, tmp_path, capsys):
 
 
 def test_one_job_per_group_and_one_file_asks_for_its_group(tmp_path):
-    from test_workflow import job_counts
-
     counts = job_counts(tmp_path, TEST_CONFIG)
     # test config: one pretraining run (3 milestones), 3 RL runs (a checkpoint and the final)
     assert {k: v for k, v in counts.items() if "eval" in k or "zero_shot" in k} == {

@@ -15,22 +15,12 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from helpers import ROOT, pretrain_args
-from storyrl.config import ConfigError, ModelConfig, PretrainJob, TrainingConfig, load
+from storyrl.config import ConfigError, PretrainJob, TrainingConfig, load
 from storyrl.core.checkpoints import tokenizer_fingerprint
 from storyrl.core.schemas import read_metadata
 from storyrl.pretrain.train import plan_run
+from tiny_jobs import MODEL, TRAINING
 
-MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
-TRAINING = TrainingConfig(
-    lr=3e-3,
-    batch_size=8,
-    micro_batch_size=4,
-    epochs=1,
-    log_every=5,
-    save_every=15,
-    keep_states=2,
-    threads=1,
-)
 MILESTONES = [5_000, 20_000, 40_000]
 
 
@@ -239,7 +229,7 @@ def test_dry_run_warns_of_a_milestone_past_the_tokenized_corpus(tmp_path):
 
     import yaml
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     cfg = yaml.safe_load((root / "tests" / "config" / "test.yaml").read_text())
     corpus = next(iter(cfg["corpora"]))
     folder = tmp_path / "results" / "corpus" / corpus

@@ -13,7 +13,7 @@ from rl_toys import ShareScorer, make_checkpoint
 from storyrl.config import PretrainJob, RLConfig
 from storyrl.rl.train import train
 from storyrl.testing import rl_train_args
-from test_pretrain import MODEL, TRAINING
+from tiny_jobs import MODEL, TRAINING
 
 TOY = {
     "prompts": ["once upon a time"],

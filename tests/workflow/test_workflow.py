@@ -18,6 +18,7 @@ from helpers import (
     ROOT,
     TEST_CONFIG,
     assert_dataset_matches_parquet,
+    job_counts,
     paper_weights,
     pipeline_checkouts,
     snakemake,
@@ -40,19 +41,6 @@ def finished(tmp_path_factory) -> Path:
         os.umask(old)
     (work / "console.txt").write_text(out.stdout + out.stderr)  # what the user saw
     return work
-
-
-def job_counts(work: Path, *configfiles: Path, targets=()) -> dict[str, int]:
-    """Jobs per rule that a dry run would run ({} if nothing is to be done)."""
-    args = [*targets, "-n", "--quiet", "rules"]
-    if configfiles:
-        args += ["--configfile", *map(str, configfiles)]
-    lines = snakemake(work, *args).stdout.splitlines()
-    if not any(l.split() == ["job", "count"] for l in lines):
-        return {}  # "Nothing to be done"
-    start = next(i for i, l in enumerate(lines) if l.split() == ["job", "count"]) + 2
-    end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
-    return {l.split()[0]: int(l.split()[1]) for l in lines[start:end]}
 
 
 def jobs_of_dry_run(work: Path, *configfiles: Path, targets=(), count: str | None = None):
