@@ -11,7 +11,7 @@ import graphlib
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PKG = ROOT / "storyrl"
 
 LAYERS: list[dict[str, tuple[str, ...]]] = [
@@ -278,7 +278,7 @@ def test_nothing_in_the_package_imports_the_testing_helpers():
 def test_the_folders_are_the_components_and_the_contract_holds():
     """Each folder of the package is one component of LAYERS (and the other way round). Prints
     the report: folders and what each holds, import cycles, imports against the layer order,
-    and the allowed exceptions (`pytest -s tests/test_layers.py -k folders`)."""
+    and the allowed exceptions (`pytest -s tests/project/test_layers.py -k folders`)."""
     import importlib
 
     folders = sorted(p.name for p in PKG.iterdir() if (p / "__init__.py").exists())
@@ -310,3 +310,22 @@ def test_the_folders_are_the_components_and_the_contract_holds():
     print("\n".join(lines))
     assert cycles is None and not violations and not SIBLINGS
     assert set(flat) <= {"cli", "testing"}, flat
+
+
+TEST_LANES = {"benchmarks", "project", "slurm", "workflow"}
+"""The folders of tests/ that are not components: the tests of benchmarks/, the repo-level
+checks, the SLURM lane and the end-to-end workflow lane."""
+
+
+def test_the_tests_folders_mirror_the_components():
+    """A test module sits in the folder of the component it tests, or in a lane; the modules the
+    tests share sit at the top of tests/. Without __init__.py files pytest imports a test module
+    by its file name, so no two may share one."""
+    tests = ROOT / "tests"
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name[0] not in "._"}
+    components = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    assert folders - components == TEST_LANES, sorted(folders - components)
+    assert components <= folders, sorted(components - folders)
+    assert not sorted(tests.glob("test_*.py")), "a test module at the top of tests/"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
