@@ -77,7 +77,7 @@ CPU_ENGINE_DROP_PREFIXES = ("nvidia-", "cuda-")
 HEADER = """\
 # Exact versions for `pip install -c {path} -e '.[{extras}]'` (Python 3.11, Linux x86_64).
 # Made by pip's resolver from pyproject.toml's ranges: python requirements/lock.py [--upgrade]
-# (`make lock`); tests/test_envs.py checks it against pyproject and envs/*.yaml.
+# (`make lock`); tests/project/test_envs.py checks it against pyproject and envs/*.yaml.
 """
 
 

@@ -12,7 +12,7 @@ past its context (HTTP 400, `context_length_body`). `GET /v1/models` answers as 
 
 Run as a script (`python tests/chat_server.py --port N [--log FILE]`) it serves `seeded_reply`,
 which depends on nothing but the request, as an RL pack's teacher server command
-(tests/test_rl_share.py); `--log` appends each request's JSON body as one line.
+(tests/rl/test_rl_share.py); `--log` appends each request's JSON body as one line.
 """
 
 import argparse
@@ -35,7 +35,7 @@ def seeded_reply(body: dict) -> str:
 def context_length_body(n_tokens: int, max_model_len: int, max_tokens: int) -> bytes:
     """vLLM 0.30's answer to a chat request whose prompt leaves no room for `max_tokens`:
     the VLLMValidationError of its renderer (renderers/params.py, `_token_len_check`) as its
-    ErrorResponse (entrypoints/serve/exception_handling); tests/test_vllm_real.py builds it
+    ErrorResponse (entrypoints/serve/exception_handling); tests/stories/test_vllm_real.py builds it
     with vLLM's own code and compares."""
     message = (
         f"This model's maximum context length is {max_model_len} tokens. However, you "

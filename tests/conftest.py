@@ -12,7 +12,7 @@ SLOW_LIST = Path(__file__).with_name("slow.txt")
 
 
 def slow_entries() -> set[str]:
-    """tests/slow.txt's lines: `tests/test_x.py` or `tests/test_x.py::test_name`."""
+    """tests/slow.txt's lines: `tests/<dir>/test_x.py` or `tests/<dir>/test_x.py::test_name`."""
     lines = (line.split("#", 1)[0].strip() for line in SLOW_LIST.read_text().splitlines())
     return {line for line in lines if line}
 
@@ -23,21 +23,21 @@ def slow_entries() -> set[str]:
 # module-scoped fixtures are built once, and modules are handed out in this order). Each worker
 # starts with two modules: the 1st and 3rd, the 2nd and 4th.
 LONGEST_FIRST = (
-    "tests/test_docs_run.py",
-    "tests/test_paper_mini.py",
-    "tests/test_workflow.py",
-    "tests/test_slurm.py",
-    "tests/test_vllm_engine.py",
-    "tests/test_pretrain_ddp.py",
-    "tests/test_rl_train.py",
-    "tests/test_pretrain.py",
-    "tests/test_tracking.py",
+    "tests/workflow/test_docs_run.py",
+    "tests/slurm/test_paper_mini.py",
+    "tests/workflow/test_workflow.py",
+    "tests/slurm/test_slurm.py",
+    "tests/stories/test_vllm_engine.py",
+    "tests/pretrain/test_pretrain_ddp.py",
+    "tests/rl/test_rl_train.py",
+    "tests/pretrain/test_pretrain.py",
+    "tests/training/test_tracking.py",
 )
 
 # Modules whose tests submit jobs to the one-node SLURM cluster: one at a time (the order above
 # puts them on one worker; the lock holds if it does not), so no test's jobs wait in the queue
 # behind another's past their timeouts.
-SLURM_MODULES = {"tests/test_slurm.py", "tests/test_paper_mini.py"}
+SLURM_MODULES = {"tests/slurm/test_slurm.py", "tests/slurm/test_paper_mini.py"}
 
 
 def run_folder(tmp_path_factory) -> Path:

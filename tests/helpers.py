@@ -1,5 +1,5 @@
 """Helpers the tests share (conftest.py holds fixtures only): the repo's paths, a Snakemake
-runner, and the paper config's local-weights override."""
+runner and a dry run's jobs per rule, and the paper config's local-weights override."""
 
 import os
 import subprocess
@@ -64,6 +64,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
             f"snakemake failed ({out.returncode}):\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
         )
     return out
+
+
+def job_counts(work: Path, *configfiles: Path, targets=()) -> dict[str, int]:
+    """Jobs per rule that a dry run would run ({} if nothing is to be done)."""
+    args = [*targets, "-n", "--quiet", "rules"]
+    if configfiles:
+        args += ["--configfile", *map(str, configfiles)]
+    lines = snakemake(work, *args).stdout.splitlines()
+    if not any(l.split() == ["job", "count"] for l in lines):
+        return {}  # "Nothing to be done"
+    start = next(i for i, l in enumerate(lines) if l.split() == ["job", "count"]) + 2
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("total"))
+    return {l.split()[0]: int(l.split()[1]) for l in lines[start:end]}
 
 
 # The shape of the authors' rubric (prompts/teacher_prompt.md at 4bfd376), in our own words: the

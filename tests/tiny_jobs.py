@@ -1,6 +1,8 @@
 """A tiny pretraining and a tiny PPO run started as the workflow starts them: the CLI in a
 subprocess, the tracking section in STORYRL_TRACKING, stdout and stderr into one log file (a
-rule's `> log 2>&1`). Shared by tests/test_tracking.py and tests/test_progress.py."""
+rule's `> log 2>&1`). Shared by tests/training/test_tracking.py and test_progress.py. Also the
+pretraining tests' tiny model and schedule (MODEL, TRAINING), which tests/pretrain/test_pretrain.py
+and tests/training/test_run_lock.py share."""
 
 import json
 import os
@@ -10,6 +12,18 @@ from pathlib import Path
 
 from helpers import ROOT, pretrain_args
 from storyrl.config import ModelConfig, PretrainJob, RLConfig, TrainingConfig
+
+MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.1)
+TRAINING = TrainingConfig(
+    lr=3e-3,
+    batch_size=8,
+    micro_batch_size=4,
+    epochs=1,
+    log_every=5,
+    save_every=15,
+    keep_states=2,
+    threads=1,
+)
 
 # About 40 optimizer steps on the demo corpus (conftest's demo_prepared): a few seconds.
 PRETRAIN = PretrainJob(

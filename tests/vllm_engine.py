@@ -1,5 +1,5 @@
 """Our `vllm` teacher on the real vLLM 0.30 engine (PyPI's CPU build), run by the interpreter of
-the vLLM venv (tests/test_vllm_engine.py starts it and reads its report):
+the vLLM venv (tests/stories/test_vllm_engine.py starts it and reads its report):
 
     python tests/vllm_engine.py WORK
 

@@ -1,5 +1,5 @@
 """Our vLLM code against the real vllm 0.30.0 package, run by the interpreter of a venv that
-has it (`make vllm-venv`; tests/test_vllm_real.py starts this script and reads its report).
+has it (`make vllm-venv`; tests/stories/test_vllm_real.py starts this script and reads its report).
 Imports vLLM with VLLM_TARGET_DEVICE=cpu: no GPU, no engine, no model weights; every check
 calls vLLM's own classes and validation code. Prints one JSON object: check name -> "ok" or
 the error."""

@@ -6,7 +6,7 @@ stage reads only its own section, so a rule's params (and so Snakemake's rerun d
 depend on that section alone. Every field is documented once, by its docstring, which is also
 its description in workflow/schemas/config.schema.json (`storyrl schema` writes it).
 
-The package imports no stage code (tests/test_layers.py checks it), so importing it loads
+The package imports no stage code (tests/project/test_layers.py checks it), so importing it loads
 pydantic and PyYAML only.
 """
 

@@ -1,7 +1,7 @@
 """The pieces every config section is built from: the `Section` base model, word counts, safe
 names, `ConfigError`, and the helpers that merge YAML files and phrase validation errors.
 
-This package is the bottom layer (tests/test_layers.py): it imports no stage code, so every
+This package is the bottom layer (tests/project/test_layers.py): it imports no stage code, so every
 stage, the CLI and the Snakefile can import it without loading each other.
 """
 

@@ -2,7 +2,7 @@
 config and the evaluation code need: the zero-shot task names, the GLUE tasks with their
 fine-tuning settings, and the AoA revisions of each track.
 
-Bottom layer (tests/test_layers.py): config validates against these, evaluation runs them.
+Bottom layer (tests/project/test_layers.py): config validates against these, evaluation runs them.
 """
 
 from typing import Literal, NamedTuple

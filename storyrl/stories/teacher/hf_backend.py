@@ -4,8 +4,9 @@ With `teacher.hf.share_prefix` (the default) the tokens every prompt of a batch 
 rubric, wrapped by the chat template) go through the model once; each row then reads only its
 own story and the answer line, attending to that one prefix cache. A row is laid out as
 prefix, padding, story: the attention mask is zero on the padding and positions count real
-tokens only, so the model sees what it sees for the full prompt (tests/test_teacher_hf_prefix.py
-checks the logits and the greedy replies against the full prompt). With `teacher.hf.packed` the
+tokens only, so the model sees what it sees for the full prompt
+(tests/stories/test_teacher_hf_prefix.py checks the logits and the greedy replies against the full
+prompt). With `teacher.hf.packed` the
 rows after the prefix run packed end to end instead, without the padding (hf_packed.py)."""
 
 import logging

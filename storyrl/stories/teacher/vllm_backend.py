@@ -4,7 +4,7 @@ vLLM is an optional extra (`pip install -c requirements/lock-gpu.txt -e '.[gpu]'
 CPU host, vLLM's CPU build: `make vllm-venv`); it is imported when this backend is built, never
 when storyrl is imported. The request assembly (engine arguments, sampling parameters, chat
 messages), the GPU memory share and the handling of requests the engine refuses are plain Python,
-so they are checked without vLLM; tests/test_vllm_engine.py runs them on the real engine.
+so they are checked without vLLM; tests/stories/test_vllm_engine.py runs them on the real engine.
 """
 
 import logging
