@@ -3,13 +3,12 @@ steps.parquet is an error naming the file, a missing value is a marked cell, a r
 that does not exist (or gives nothing to build) is an error."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis_synth import write_results  # noqa: E402
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps
 from storyrl.analysis.tables import write_table
@@ -17,9 +16,6 @@ from storyrl.cli import main
 from storyrl.core import layout
 from storyrl.core.schemas import make_metadata, read_table
 from storyrl.core.schemas import write_table as write_parquet
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from analysis_synth import write_results  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,22 +5,19 @@ that differs from its recorded sha256 (naming it), a clone of the dataset reposi
 
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analysis_synth import write_results  # noqa: E402
 from storyrl.analysis import BadResults
 from storyrl.analysis.load import load_eval
 from storyrl.analysis.share import MARK, share
 from storyrl.cli import main
 from storyrl.core import layout
 from storyrl.core.schemas import make_metadata, write_table
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from analysis_synth import write_results  # noqa: E402
 
 RUN = "90M-seed42-base"
 

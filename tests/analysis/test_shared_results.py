@@ -6,23 +6,19 @@ wrote back (large_string columns, other integer widths) is read."""
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analysis_synth import write_results  # noqa: E402
 from storyrl.analysis import AnalysisError
 from storyrl.analysis.load import load_steps, load_story_eval, load_summaries
 from storyrl.analysis.tables import ledger_table
 from storyrl.cli import main
 from storyrl.core import layout
 from storyrl.core.schemas import META_KEY, SchemaError, read_metadata
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from analysis_synth import write_results  # noqa: E402
 
 RUN = "90M-seed42-base"
 

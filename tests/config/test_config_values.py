@@ -4,19 +4,15 @@ non-finite floats, a budget below one step, the hf teacher check of check-config
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from helpers import TEST_CONFIG
+from rl_toys import make_checkpoint  # noqa: E402
 from storyrl.cli import main
 from storyrl.config import ConfigError, RLConfig, validate
 from storyrl.core.units import parse_words
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from rl_toys import make_checkpoint  # noqa: E402
 
 BASE = yaml.safe_load(TEST_CONFIG.read_text())
 

@@ -7,22 +7,18 @@ import base64
 import json
 import logging
 import shutil
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from analysis_synth import write_results  # noqa: E402
 from helpers import ROOT, TEST_CONFIG, snakemake
 from storyrl.cli import main
 from storyrl.config import ConfigError
 from storyrl.core.redact import credentials_to_env, portable_path, redact
 from storyrl.core.schemas import make_metadata
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from analysis_synth import write_results  # noqa: E402
 
 SECRET = "s3cret-pw"
 TEMPLATE = ROOT / "config" / "prompts" / "teacher_rubric.txt"

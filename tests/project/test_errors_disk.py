@@ -16,12 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storyrl.cli import main
-from storyrl.testing import rl_train_args
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from chat_server import ChatServer  # noqa: E402
 from rl_toys import make_checkpoint  # noqa: E402
+from storyrl.cli import main
+from storyrl.testing import rl_train_args
 
 ROOT = Path(__file__).resolve().parents[2]
 

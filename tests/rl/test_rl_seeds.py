@@ -2,7 +2,6 @@
 `PPOTrainer.__init__`) while the run's seed reached the teacher; ours samples per seed."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +11,6 @@ from rl_toys import make_checkpoint
 from storyrl.cli import main
 from storyrl.config import load
 from storyrl.core.schemas import read_metadata
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 CONFIG = Path(__file__).parents[2] / "config"

@@ -13,11 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chat_server import ChatServer  # noqa: E402
 from storyrl.cli import main
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from chat_server import ChatServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-proj-5ecretKEY0123456789abcdef"

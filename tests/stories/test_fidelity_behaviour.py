@@ -4,15 +4,12 @@ replies as their CSV held them, their failure handling, the prompt set's cap, fp
 fast task list without COMPS and the mirrored smoothing of the score-against-length panel. Each
 test runs the real component; docs/paper.md's fidelity table lists the settings."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from storyrl.analysis.load import regex_sums
 from storyrl.stories.teacher import TeacherConfig, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "Once upon a time,"

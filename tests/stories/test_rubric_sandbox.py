@@ -4,7 +4,6 @@ loaded (check-config, planning, `storyrl teacher score`), and rendering runs in 
 sandbox, so that even a template that got past the check cannot run code."""
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +14,6 @@ from helpers import AUTHORS_SHAPE, TEST_CONFIG
 from storyrl.cli import main
 from storyrl.config import ConfigError
 from storyrl.stories.rubric import Rubric, load_rubric
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time,"
 

@@ -5,7 +5,6 @@ import logging
 import multiprocessing as mp
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,6 @@ import yaml
 from helpers import ROOT, paper_weights, pipeline_checkouts, snakemake
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
 from storyrl.stories.teacher.cache import ScoreCache
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from teacher_examples import LONG_VARIED, PROMPT, SHORT_COHERENT  # noqa: E402
 
 CONTS = [f"{(SHORT_COHERENT + LONG_VARIED)[i % 4]} Tale {i}." for i in range(40)]

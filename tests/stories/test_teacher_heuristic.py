@@ -15,8 +15,6 @@ from storyrl.core.schemas import read_metadata, read_table
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.cache import ScoreCache
 from storyrl.stories.teacher.heuristic import judge
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from teacher_examples import (  # noqa: E402
     EMPTY_OR_PARTIAL,
     LONG_VARIED,

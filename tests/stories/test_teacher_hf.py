@@ -1,17 +1,12 @@
 """The `hf` backend with a tiny randomly initialised chat model built here (no download): the
 exact text that reaches the model is the rubric message inside the model's chat template."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"

@@ -2,16 +2,11 @@
 then each story. Against the full prompt run alone, without padding or cache tricks: the same
 reply logits within fp32 rounding and the same greedy replies."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from storyrl.stories.teacher import TeacherConfig, make_teacher
 from storyrl.stories.teacher.hf_backend import common_prefix_len
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 PROMPT = "Once upon a time, in a faraway land,"

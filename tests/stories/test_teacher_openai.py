@@ -3,17 +3,13 @@ request format, the API key's path, retries, failure counting, the threshold err
 
 import json
 import logging
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from storyrl.config import ConfigError
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig, TeacherFailure, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Let me tell you a long, magical tale. Once upon a time, in a faraway land,"
 CONTS = [f" there lived a fox number {i}. He was happy." for i in range(10)]

@@ -3,7 +3,6 @@ with its special tokens (`</s>` when EOS was sampled), the length bonus counts t
 text (an EOS-only story is one word), and a failed or unparseable reply scores 0.5 while training
 goes on, counted in steps.parquet. Our defaults (drop special tokens, stop on failures) stay."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,13 @@ import pytest
 import torch
 from transformers import GPT2LMHeadModel
 
+from rl_toys import make_checkpoint  # noqa: E402
 from storyrl.config import RLConfig, load
 from storyrl.core.schemas import read_table
 from storyrl.rl.train import train
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.scoring import teacher_scorer
 from storyrl.stories.teacher import TeacherFailure
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from rl_toys import make_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "once upon a time in a land far away"

@@ -2,16 +2,11 @@
 against a real chat-completions server: unparsed by default; the paper setting keeps the authors'
 parse but records the form per row and counts it per step."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from storyrl.stories.reward import compute_rewards
 from storyrl.stories.rows import ScoredBatch, rollout_rows, step_row
 from storyrl.stories.teacher import RewardConfig, TeacherConfig, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time,"
 # reply -> what the authors' parse (all integers, clamp to 0..3, first three) reads

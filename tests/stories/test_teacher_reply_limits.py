@@ -5,15 +5,11 @@ says so in a warning and in its summary.json."""
 
 import json
 import logging
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
 from storyrl.stories.teacher import TeacherConfig, make_teacher
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 
 PROMPT = "Once upon a time"
 CONTS = [f" there lived a fox number {i}." for i in range(8)]

@@ -11,8 +11,6 @@ from storyrl.config import ConfigError
 from storyrl.stories.rubric import load_rubric
 from storyrl.stories.teacher import TeacherConfig
 from storyrl.stories.teacher.vllm_backend import conversations, engine_kwargs, sampling_kwargs
-
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from storyrl.testing import build_tiny_chat_model
 
 ROOT = Path(__file__).resolve().parents[2]
