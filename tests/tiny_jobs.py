@@ -30,16 +30,9 @@ PRETRAIN = PretrainJob(
     run_id="tiny",
     seed=7,
     milestones=[3_000],
-    model=ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.0),
-    training=TrainingConfig(
-        lr=3e-3,
-        batch_size=8,
-        micro_batch_size=8,
-        epochs=0.05,
-        log_every=5,
-        save_every=1000,
-        keep_states=1,
-        threads=1,
+    model=MODEL.model_copy(update={"dropout": 0.0}),
+    training=TRAINING.model_copy(
+        update={"micro_batch_size": 8, "epochs": 0.05, "save_every": 1000, "keep_states": 1}
     ),
 )
 

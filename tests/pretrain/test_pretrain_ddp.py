@@ -14,29 +14,22 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import pretrain_args, snakemake
-from storyrl.config import ModelConfig, PretrainJob, TrainingConfig
+from storyrl.config import PretrainJob
 from storyrl.core.device import DeviceError
 from storyrl.pretrain.train import check_launch
+from tiny_jobs import MODEL as TINY_MODEL
+from tiny_jobs import TRAINING
 
 # No dropout: the two processes draw their dropout masks from other RNG streams than one process
 # would, so only a deterministic model can be compared weight for weight.
-MODEL = ModelConfig(n_layer=1, n_head=2, n_embd=32, n_positions=32, dropout=0.0)
+MODEL = TINY_MODEL.model_copy(update={"dropout": 0.0})
 MILESTONES = [2_000, 5_000, 8_000, 20_000]
 LABELS = ("2K", "5K", "8K", "20K")
 
 
 def _cmd(prepared: Path, root: Path, processes: int) -> list[str]:
     # Global batch 8 either way: one process accumulates 2 micro-batches of 4, two take one each.
-    training = TrainingConfig(
-        lr=3e-3,
-        batch_size=8,
-        micro_batch_size=4,
-        epochs=0.2,
-        log_every=5,
-        save_every=30,
-        keep_states=2,
-        threads=1,
-    )
+    training = TRAINING.model_copy(update={"epochs": 0.2, "save_every": 30})
     job = PretrainJob(run_id="t", model=MODEL, training=training, milestones=MILESTONES, seed=7)
     launch = [sys.executable]
     if processes > 1:  # as the `pretrain` rule launches it for resources gpu=2
