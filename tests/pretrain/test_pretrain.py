@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from helpers import ROOT, pretrain_args
+from helpers import ROOT, TEST_CONFIG, pretrain_args
 from storyrl.config import ConfigError, PretrainJob, TrainingConfig, load
 from storyrl.core.checkpoints import tokenizer_fingerprint
 from storyrl.core.schemas import read_metadata
@@ -229,8 +229,7 @@ def test_dry_run_warns_of_a_milestone_past_the_tokenized_corpus(tmp_path):
 
     import yaml
 
-    root = Path(__file__).resolve().parents[2]
-    cfg = yaml.safe_load((root / "tests" / "config" / "test.yaml").read_text())
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
     corpus = next(iter(cfg["corpora"]))
     folder = tmp_path / "results" / "corpus" / corpus
     folder.mkdir(parents=True)
@@ -246,11 +245,11 @@ def test_dry_run_warns_of_a_milestone_past_the_tokenized_corpus(tmp_path):
             "--cores",
             "1",
             "--snakefile",
-            str(root / "Snakefile"),
+            str(ROOT / "Snakefile"),
             "--directory",
             str(tmp_path),
             "--configfile",
-            str(root / "tests" / "config" / "test.yaml"),
+            str(TEST_CONFIG),
         ],
         capture_output=True,
         text=True,

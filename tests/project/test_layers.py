@@ -75,6 +75,8 @@ def imports(path: Path) -> set[str]:
 
 
 MODULES = {module_name(p): imports(p) for p in PKG.rglob("*.py")}
+FOLDERS = sorted(p.name for p in PKG.iterdir() if (p / "__init__.py").exists())
+"""The package's folders (its subpackages)."""
 
 # The workflow's Python (Snakefile, rules) is not valid Python for ast: its import lines are read
 # with a pattern; every one is a module-level import of the `workflow` component.
@@ -281,7 +283,7 @@ def test_the_folders_are_the_components_and_the_contract_holds():
     and the allowed exceptions (`pytest -s tests/project/test_layers.py -k folders`)."""
     import importlib
 
-    folders = sorted(p.name for p in PKG.iterdir() if (p / "__init__.py").exists())
+    folders = FOLDERS
     components = {
         p.removeprefix("storyrl.")
         for comps in LAYERS
@@ -323,7 +325,7 @@ def test_the_tests_folders_mirror_the_components():
     by its file name, so no two may share one."""
     tests = ROOT / "tests"
     folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name[0] not in "._"}
-    components = {p.name for p in PKG.iterdir() if (p / "__init__.py").exists()}
+    components = set(FOLDERS)
     assert folders - components == TEST_LANES, sorted(folders - components)
     assert components <= folders, sorted(components - folders)
     assert not sorted(tests.glob("test_*.py")), "a test module at the top of tests/"
