@@ -6,8 +6,8 @@ own story and the answer line, attending to that one prefix cache. A row is laid
 prefix, padding, story: the attention mask is zero on the padding and positions count real
 tokens only, so the model sees what it sees for the full prompt
 (tests/stories/test_teacher_hf_prefix.py checks the logits and the greedy replies against the full
-prompt). With `teacher.hf.packed` the
-rows after the prefix run packed end to end instead, without the padding (hf_packed.py)."""
+prompt). With `teacher.hf.packed` the rows after the prefix run packed end to end instead, without
+the padding (hf_packed.py)."""
 
 import logging
 
